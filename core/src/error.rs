@@ -1,0 +1,44 @@
+use std::fmt;
+
+/// The one error type of `windlass-core`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{entity} {id} not found")]
+    NotFound { entity: &'static str, id: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+}
+
+impl Error {
+    pub fn not_found(entity: &'static str, id: impl fmt::Display) -> Self {
+        Self::NotFound {
+            entity,
+            id: id.to_string(),
+        }
+    }
+
+    /// Whether trying the same call again later can succeed (a dropped connection, a busy
+    /// database), as opposed to a request that is wrong and will stay wrong.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Database(e) => matches!(
+                e,
+                sqlx::Error::Io(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::WorkerCrashed
+            ) || e
+                .as_database_error()
+                .is_some_and(|d| d.message().contains("database is locked")),
+            _ => false,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

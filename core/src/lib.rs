@@ -1,0 +1,14 @@
+//! Domain types, the store and the security primitives every Windlass crate shares.
+//!
+//! Nothing here talks to Temporal or a cloud: this crate is the vocabulary and the
+//! persistence of the read model (organisations, cloud accounts, workflow runs, steps).
+
+pub mod clock;
+pub mod cloud_accounts;
+pub mod error;
+pub mod organizations;
+pub mod runs;
+pub mod store;
+
+pub use error::{Error, Result};
+pub use store::{Backend, Store};

@@ -1,0 +1,52 @@
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use uuid::Uuid;
+
+use super::{Store, is_unique_violation, parse_uuid};
+use crate::clock;
+use crate::organizations::Organization;
+use crate::{Error, Result};
+
+impl Store {
+    pub async fn create_organization(&self, name: &str) -> Result<Organization> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 100 {
+            return Err(Error::InvalidInput(
+                "organization name must be 1 to 100 characters".into(),
+            ));
+        }
+        let id = Uuid::new_v4();
+        let now = clock::now_db();
+        sqlx::query("INSERT INTO organizations (id, name, created_at) VALUES ($1, $2, $3)")
+            .bind(id.to_string())
+            .bind(name)
+            .bind(&now)
+            .execute(self.pool())
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    Error::Conflict(format!("an organization named {name:?} already exists"))
+                } else {
+                    e.into()
+                }
+            })?;
+        self.organization(id).await
+    }
+
+    pub async fn organization(&self, id: Uuid) -> Result<Organization> {
+        let row = sqlx::query("SELECT id, name, created_at FROM organizations WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or_else(|| Error::not_found("organization", id))?;
+        organization_from_row(&row)
+    }
+}
+
+fn organization_from_row(row: &AnyRow) -> Result<Organization> {
+    Ok(Organization {
+        id: parse_uuid(&row.try_get::<String, _>("id")?, "organizations.id")?,
+        name: row.try_get("name")?,
+        created_at: clock::from_db(&row.try_get::<String, _>("created_at")?),
+    })
+}

@@ -1,0 +1,250 @@
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use uuid::Uuid;
+
+use super::{Store, is_unique_violation, parse_uuid};
+use crate::clock;
+use crate::runs::{InsertedRun, NewRun, Run, RunFilter, RunStatus, WorkflowKind};
+use crate::{Error, Result};
+
+const COLUMNS: &str = "id, organization_id, kind, target, workflow_id, temporal_run_id, status, \
+     idempotency_key, request_fingerprint, input, output, error, created_at, updated_at, finished_at";
+
+const DEFAULT_PAGE: u32 = 50;
+const MAX_PAGE: u32 = 500;
+
+impl Store {
+    /// Records a run before it is handed to Temporal.
+    ///
+    /// A repeated idempotency key with the same request returns the first run; with a
+    /// different request it is refused. A target with an unfinished run is refused too, so
+    /// a setup and a teardown of one account never overlap.
+    pub async fn insert_run(&self, new: NewRun) -> Result<InsertedRun> {
+        if let Some(existing) = self.run_for_idempotency_key(&new).await? {
+            return same_request(existing, &new).map(InsertedRun::Existing);
+        }
+        if let Some(active) = self.unfinished_run_for_target(&new.target).await? {
+            return Err(target_busy(&active));
+        }
+        let id = Uuid::new_v4();
+        let now = clock::now_db();
+        let inserted = sqlx::query(
+            "INSERT INTO workflow_runs (id, organization_id, kind, target, workflow_id, \
+             temporal_run_id, status, idempotency_key, request_fingerprint, input, output, error, \
+             created_at, updated_at, finished_at) \
+             VALUES ($1, $2, $3, $4, $5, NULL, 'pending', $6, $7, $8, NULL, NULL, $9, $9, NULL)",
+        )
+        .bind(id.to_string())
+        .bind(new.organization_id.to_string())
+        .bind(new.kind.as_str())
+        .bind(&new.target)
+        .bind(Run::workflow_id_for(id))
+        .bind(new.idempotency_key.clone())
+        .bind(&new.request_fingerprint)
+        .bind(new.input.to_string())
+        .bind(&now)
+        .execute(self.pool())
+        .await;
+        match inserted {
+            Ok(_) => Ok(InsertedRun::Created(self.run(new.organization_id, id).await?)),
+            // Lost a race with a concurrent insert: answer as if we had come second.
+            Err(e) if is_unique_violation(&e) => {
+                if let Some(existing) = self.run_for_idempotency_key(&new).await? {
+                    return same_request(existing, &new).map(InsertedRun::Existing);
+                }
+                match self.unfinished_run_for_target(&new.target).await? {
+                    Some(active) => Err(target_busy(&active)),
+                    None => Err(e.into()),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn run_for_idempotency_key(&self, new: &NewRun) -> Result<Option<Run>> {
+        let Some(key) = &new.idempotency_key else {
+            return Ok(None);
+        };
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM workflow_runs WHERE organization_id = $1 AND idempotency_key = $2"
+        ))
+        .bind(new.organization_id.to_string())
+        .bind(key)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(run_from_row).transpose()
+    }
+
+    pub async fn unfinished_run_for_target(&self, target: &str) -> Result<Option<Run>> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM workflow_runs WHERE target = $1 AND finished_at IS NULL"
+        ))
+        .bind(target)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(run_from_row).transpose()
+    }
+
+    /// Temporal accepted the run.
+    pub async fn mark_run_started(&self, run_id: Uuid, temporal_run_id: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE workflow_runs SET temporal_run_id = $2, updated_at = $3, \
+             status = CASE WHEN status = 'pending' THEN 'running' ELSE status END \
+             WHERE id = $1",
+        )
+        .bind(run_id.to_string())
+        .bind(temporal_run_id)
+        .bind(clock::now_db())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Records how a run ended. The first recorded end wins: a late duplicate (a retried
+    /// activity, the API repairing from Temporal) changes nothing.
+    pub async fn finish_run(
+        &self,
+        run_id: Uuid,
+        status: RunStatus,
+        output: Option<&serde_json::Value>,
+        error: Option<&str>,
+    ) -> Result<bool> {
+        if !status.is_finished() {
+            return Err(Error::InvalidInput(format!(
+                "{} is not a final status",
+                status.as_str()
+            )));
+        }
+        let now = clock::now_db();
+        let mut tx = self.pool().begin().await?;
+        let updated = sqlx::query(
+            "UPDATE workflow_runs SET status = $2, output = $3, error = $4, finished_at = $5, \
+             updated_at = $5 WHERE id = $1 AND finished_at IS NULL",
+        )
+        .bind(run_id.to_string())
+        .bind(status.as_str())
+        .bind(output.map(|o| o.to_string()))
+        .bind(error)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated > 0 && status != RunStatus::Succeeded {
+            // Steps caught mid-flight will never report again.
+            let step_status = if status == RunStatus::Failed {
+                "failed"
+            } else {
+                "cancelled"
+            };
+            sqlx::query(
+                "UPDATE run_steps SET status = $2, finished_at = $3 \
+                 WHERE run_id = $1 AND status IN ('running', 'retrying')",
+            )
+            .bind(run_id.to_string())
+            .bind(step_status)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(updated > 0)
+    }
+
+    /// A run of one organisation: another organisation's run reads as not found.
+    pub async fn run(&self, organization_id: Uuid, run_id: Uuid) -> Result<Run> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM workflow_runs WHERE id = $1 AND organization_id = $2"
+        ))
+        .bind(run_id.to_string())
+        .bind(organization_id.to_string())
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or_else(|| Error::not_found("run", run_id))?;
+        run_from_row(&row)
+    }
+
+    /// For workers, which know a run only by its workflow id.
+    pub async fn run_by_id(&self, run_id: Uuid) -> Result<Option<Run>> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM workflow_runs WHERE id = $1"))
+            .bind(run_id.to_string())
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(run_from_row).transpose()
+    }
+
+    /// Newest first.
+    pub async fn runs(&self, organization_id: Uuid, filter: &RunFilter) -> Result<Vec<Run>> {
+        let limit = filter.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM workflow_runs WHERE organization_id = $1 \
+             AND ($2 = '' OR status = $2) AND ($3 = '' OR kind = $3) \
+             ORDER BY created_at DESC, id DESC LIMIT $4"
+        ))
+        .bind(organization_id.to_string())
+        .bind(filter.status.map(RunStatus::as_str).unwrap_or_default())
+        .bind(filter.kind.map(WorkflowKind::as_str).unwrap_or_default())
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(run_from_row).collect()
+    }
+}
+
+fn same_request(existing: Run, new: &NewRun) -> Result<Run> {
+    if existing.request_fingerprint == new.request_fingerprint {
+        Ok(existing)
+    } else {
+        Err(Error::Conflict(format!(
+            "Idempotency-Key {:?} was already used for a different request (run {})",
+            new.idempotency_key.as_deref().unwrap_or_default(),
+            existing.id
+        )))
+    }
+}
+
+fn target_busy(active: &Run) -> Error {
+    Error::Conflict(format!(
+        "run {} ({}) is still {} on {}; wait for it to finish or cancel it",
+        active.id,
+        active.kind.as_str(),
+        active.status.as_str(),
+        active.target
+    ))
+}
+
+fn run_from_row(row: &AnyRow) -> Result<Run> {
+    let kind: String = row.try_get("kind")?;
+    let status: String = row.try_get("status")?;
+    let json = |column: &str| -> Result<Option<serde_json::Value>> {
+        row.try_get::<Option<String>, _>(column)?
+            .map(|text| {
+                serde_json::from_str(&text)
+                    .map_err(|e| Error::InvalidInput(format!("corrupt workflow_runs.{column}: {e}")))
+            })
+            .transpose()
+    };
+    Ok(Run {
+        id: parse_uuid(&row.try_get::<String, _>("id")?, "workflow_runs.id")?,
+        organization_id: parse_uuid(
+            &row.try_get::<String, _>("organization_id")?,
+            "workflow_runs.organization_id",
+        )?,
+        kind: WorkflowKind::parse(&kind)
+            .ok_or_else(|| Error::InvalidInput(format!("corrupt workflow_runs.kind {kind:?}")))?,
+        target: row.try_get("target")?,
+        workflow_id: row.try_get("workflow_id")?,
+        temporal_run_id: row.try_get("temporal_run_id")?,
+        status: RunStatus::parse(&status)
+            .ok_or_else(|| Error::InvalidInput(format!("corrupt workflow_runs.status {status:?}")))?,
+        idempotency_key: row.try_get("idempotency_key")?,
+        request_fingerprint: row.try_get("request_fingerprint")?,
+        input: json("input")?.unwrap_or_default(),
+        output: json("output")?,
+        error: row.try_get("error")?,
+        created_at: clock::from_db(&row.try_get::<String, _>("created_at")?),
+        updated_at: clock::from_db(&row.try_get::<String, _>("updated_at")?),
+        finished_at: row
+            .try_get::<Option<String>, _>("finished_at")?
+            .map(|t| clock::from_db(&t)),
+    })
+}

@@ -1,0 +1,117 @@
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use uuid::Uuid;
+
+use super::Store;
+use crate::clock;
+use crate::runs::{Step, StepOutcome, StepStatus};
+use crate::{Error, Result};
+
+impl Store {
+    /// An activity attempt began. Attempts only move forward: a stale report from a worker
+    /// that lost its task cannot lower the count.
+    pub async fn record_step_started(
+        &self,
+        run_id: Uuid,
+        step_key: &str,
+        activity_type: &str,
+        attempt: u32,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let at = clock::to_db(at);
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO run_steps (run_id, step_key, activity_type, status, attempts, \
+             first_started_at, last_started_at, finished_at, last_error) \
+             SELECT $1, $2, $3, 'running', $4, $5, $5, NULL, NULL \
+             WHERE EXISTS (SELECT 1 FROM workflow_runs WHERE id = $1 AND finished_at IS NULL) \
+             ON CONFLICT (run_id, step_key) DO UPDATE SET status = 'running', \
+             attempts = CASE WHEN excluded.attempts > run_steps.attempts \
+                 THEN excluded.attempts ELSE run_steps.attempts END, \
+             last_started_at = excluded.last_started_at, finished_at = NULL",
+        )
+        .bind(run_id.to_string())
+        .bind(step_key)
+        .bind(activity_type)
+        .bind(i64::from(attempt))
+        .bind(&at)
+        .execute(&mut *tx)
+        .await?;
+        // The API may have died between Temporal accepting the run and recording it.
+        sqlx::query(
+            "UPDATE workflow_runs SET status = 'running', updated_at = $2 \
+             WHERE id = $1 AND status = 'pending'",
+        )
+        .bind(run_id.to_string())
+        .bind(&at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn record_step_finished(
+        &self,
+        run_id: Uuid,
+        step_key: &str,
+        outcome: &StepOutcome,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let (status, error, finished) = match outcome {
+            StepOutcome::Succeeded => (StepStatus::Succeeded, None, true),
+            StepOutcome::Failed {
+                error,
+                will_retry: true,
+            } => (StepStatus::Retrying, Some(error.as_str()), false),
+            StepOutcome::Failed {
+                error,
+                will_retry: false,
+            } => (StepStatus::Failed, Some(error.as_str()), true),
+            StepOutcome::Cancelled => (StepStatus::Cancelled, None, true),
+        };
+        let at = clock::to_db(at);
+        sqlx::query(
+            "UPDATE run_steps SET status = $3, last_error = COALESCE($4, last_error), \
+             finished_at = $5 WHERE run_id = $1 AND step_key = $2",
+        )
+        .bind(run_id.to_string())
+        .bind(step_key)
+        .bind(status.as_str())
+        .bind(error)
+        .bind(finished.then_some(at))
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// In the order they first started.
+    pub async fn steps(&self, run_id: Uuid) -> Result<Vec<Step>> {
+        let rows = sqlx::query(
+            "SELECT step_key, activity_type, status, attempts, first_started_at, last_started_at, \
+             finished_at, last_error FROM run_steps WHERE run_id = $1 \
+             ORDER BY first_started_at, step_key",
+        )
+        .bind(run_id.to_string())
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(step_from_row).collect()
+    }
+}
+
+fn step_from_row(row: &AnyRow) -> Result<Step> {
+    let status: String = row.try_get("status")?;
+    Ok(Step {
+        key: row.try_get("step_key")?,
+        activity_type: row.try_get("activity_type")?,
+        status: StepStatus::parse(&status)
+            .ok_or_else(|| Error::InvalidInput(format!("corrupt run_steps.status {status:?}")))?,
+        attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
+        first_started_at: clock::from_db(&row.try_get::<String, _>("first_started_at")?),
+        last_started_at: clock::from_db(&row.try_get::<String, _>("last_started_at")?),
+        finished_at: row
+            .try_get::<Option<String>, _>("finished_at")?
+            .map(|t| clock::from_db(&t)),
+        last_error: row.try_get("last_error")?,
+    })
+}

@@ -1,0 +1,458 @@
+//! One store suite, run against SQLite and PostgreSQL.
+//!
+//! PostgreSQL comes from `WINDLASS_TEST_POSTGRES_URL` (default: the local server with trust
+//! auth); each test gets a database of its own, dropped afterwards.
+
+use chrono::Utc;
+use serde_json::json;
+use uuid::Uuid;
+use windlass_core::cloud_accounts::{CloudProvider, NewCloudAccount};
+use windlass_core::runs::{
+    InsertedRun, NewRun, RunFilter, RunStatus, StepOutcome, StepStatus, WorkflowKind,
+};
+use windlass_core::{Error, Store};
+
+mod support {
+    use sqlx::Connection;
+    use windlass_core::Store;
+
+    pub struct TestStore {
+        pub store: Store,
+        _dir: Option<tempfile::TempDir>,
+        drop_database: Option<(String, String)>,
+    }
+
+    impl TestStore {
+        pub async fn sqlite() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}", dir.path().join("windlass.db").display());
+            let store = Store::connect(&url).await.unwrap();
+            store.migrate().await.unwrap();
+            Self {
+                store,
+                _dir: Some(dir),
+                drop_database: None,
+            }
+        }
+
+        pub async fn postgres() -> Self {
+            let server = std::env::var("WINDLASS_TEST_POSTGRES_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+            let name = format!("windlass_test_{}", uuid::Uuid::new_v4().simple());
+            let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres"))
+                .await
+                .expect("PostgreSQL must be reachable for the store suite");
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+            let store = Store::connect(&format!("{server}/{name}")).await.unwrap();
+            store.migrate().await.unwrap();
+            Self {
+                store,
+                _dir: None,
+                drop_database: Some((server, name)),
+            }
+        }
+
+        pub async fn close(self) {
+            if let Some((server, name)) = &self.drop_database {
+                drop(self.store);
+                let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres"))
+                    .await
+                    .unwrap();
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut admin)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}
+
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let db = super::support::TestStore::sqlite().await;
+                    super::$name(&db.store).await;
+                    db.close().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let db = super::support::TestStore::postgres().await;
+                    super::$name(&db.store).await;
+                    db.close().await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_databases!(
+    organizations_have_unique_names,
+    cloud_accounts_belong_to_one_organization,
+    a_repeated_idempotency_key_returns_the_first_run,
+    a_reused_idempotency_key_with_another_request_is_refused,
+    one_unfinished_run_per_target,
+    the_first_recorded_end_of_a_run_wins,
+    runs_are_listed_newest_first_and_filtered,
+    steps_record_attempts_timings_and_last_error,
+    steps_left_running_are_closed_when_the_run_is_cancelled,
+    steps_of_unknown_runs_are_ignored,
+);
+
+async fn organization(store: &Store) -> Uuid {
+    store
+        .create_organization(&format!("acme-{}", Uuid::new_v4()))
+        .await
+        .unwrap()
+        .id
+}
+
+fn setup_request(org: Uuid, target: &str, key: Option<&str>, fingerprint: &str) -> NewRun {
+    NewRun {
+        organization_id: org,
+        kind: WorkflowKind::AzureAccessSetup,
+        target: target.into(),
+        idempotency_key: key.map(Into::into),
+        request_fingerprint: fingerprint.into(),
+        input: json!({"cloud_account_id": target}),
+    }
+}
+
+fn created(inserted: InsertedRun) -> windlass_core::runs::Run {
+    match inserted {
+        InsertedRun::Created(run) => run,
+        InsertedRun::Existing(run) => panic!("expected a new run, got existing {}", run.id),
+    }
+}
+
+async fn organizations_have_unique_names(store: &Store) {
+    let org = store.create_organization("acme").await.unwrap();
+    assert_eq!(store.organization(org.id).await.unwrap().name, "acme");
+    let again = store.create_organization("acme").await.unwrap_err();
+    assert!(matches!(again, Error::Conflict(_)), "{again}");
+    assert!(matches!(
+        store.create_organization("  ").await.unwrap_err(),
+        Error::InvalidInput(_)
+    ));
+    assert!(matches!(
+        store.organization(Uuid::new_v4()).await.unwrap_err(),
+        Error::NotFound { .. }
+    ));
+}
+
+async fn cloud_accounts_belong_to_one_organization(store: &Store) {
+    let acme = organization(store).await;
+    let globex = organization(store).await;
+    let account = store
+        .create_cloud_account(NewCloudAccount {
+            organization_id: acme,
+            provider: CloudProvider::Azure,
+            tenant_id: "tenant-1".into(),
+            external_id: "sub-1".into(),
+            display_name: "production".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.cloud_account(acme, account.id).await.unwrap(),
+        account
+    );
+    assert!(matches!(
+        store.cloud_account(globex, account.id).await.unwrap_err(),
+        Error::NotFound { .. }
+    ));
+    let duplicate = store
+        .create_cloud_account(NewCloudAccount {
+            organization_id: acme,
+            provider: CloudProvider::Azure,
+            tenant_id: "tenant-1".into(),
+            external_id: "sub-1".into(),
+            display_name: "again".into(),
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(duplicate, Error::Conflict(_)), "{duplicate}");
+    assert_eq!(store.cloud_accounts(acme).await.unwrap().len(), 1);
+    assert!(store.cloud_accounts(globex).await.unwrap().is_empty());
+}
+
+async fn a_repeated_idempotency_key_returns_the_first_run(store: &Store) {
+    let org = organization(store).await;
+    let first = created(
+        store
+            .insert_run(setup_request(org, "account-a", Some("key-1"), "f1"))
+            .await
+            .unwrap(),
+    );
+    match store
+        .insert_run(setup_request(org, "account-a", Some("key-1"), "f1"))
+        .await
+        .unwrap()
+    {
+        InsertedRun::Existing(run) => assert_eq!(run.id, first.id),
+        InsertedRun::Created(run) => panic!("a second run {} was created", run.id),
+    }
+    // The same key in another organisation is another request.
+    let other_org = organization(store).await;
+    created(
+        store
+            .insert_run(setup_request(other_org, "account-b", Some("key-1"), "f1"))
+            .await
+            .unwrap(),
+    );
+}
+
+async fn a_reused_idempotency_key_with_another_request_is_refused(store: &Store) {
+    let org = organization(store).await;
+    created(
+        store
+            .insert_run(setup_request(org, "account-a", Some("key-1"), "f1"))
+            .await
+            .unwrap(),
+    );
+    let refused = store
+        .insert_run(setup_request(org, "account-b", Some("key-1"), "f2"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, Error::Conflict(m) if m.contains("different request")),
+        "{refused}"
+    );
+}
+
+async fn one_unfinished_run_per_target(store: &Store) {
+    let org = organization(store).await;
+    let first = created(
+        store
+            .insert_run(setup_request(org, "account-a", None, "f1"))
+            .await
+            .unwrap(),
+    );
+    let busy = store
+        .insert_run(setup_request(org, "account-a", None, "f2"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&busy, Error::Conflict(m) if m.contains(&first.id.to_string())),
+        "{busy}"
+    );
+    store
+        .finish_run(first.id, RunStatus::Succeeded, Some(&json!({"ok": true})), None)
+        .await
+        .unwrap();
+    created(
+        store
+            .insert_run(setup_request(org, "account-a", None, "f2"))
+            .await
+            .unwrap(),
+    );
+}
+
+async fn the_first_recorded_end_of_a_run_wins(store: &Store) {
+    let org = organization(store).await;
+    let run = created(
+        store
+            .insert_run(setup_request(org, "account-a", None, "f1"))
+            .await
+            .unwrap(),
+    );
+    store.mark_run_started(run.id, "temporal-run-1").await.unwrap();
+    let started = store.run(org, run.id).await.unwrap();
+    assert_eq!(started.status, RunStatus::Running);
+    assert_eq!(started.temporal_run_id.as_deref(), Some("temporal-run-1"));
+    assert!(
+        store
+            .finish_run(run.id, RunStatus::Cancelled, None, Some("cancelled by user"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .finish_run(run.id, RunStatus::Succeeded, Some(&json!({})), None)
+            .await
+            .unwrap()
+    );
+    let finished = store.run(org, run.id).await.unwrap();
+    assert_eq!(finished.status, RunStatus::Cancelled);
+    assert_eq!(finished.error.as_deref(), Some("cancelled by user"));
+    assert!(finished.finished_at.is_some());
+    assert!(matches!(
+        store
+            .finish_run(run.id, RunStatus::Running, None, None)
+            .await
+            .unwrap_err(),
+        Error::InvalidInput(_)
+    ));
+}
+
+async fn runs_are_listed_newest_first_and_filtered(store: &Store) {
+    let org = organization(store).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let run = created(
+            store
+                .insert_run(setup_request(org, &format!("account-{i}"), None, "f"))
+                .await
+                .unwrap(),
+        );
+        ids.push(run.id);
+    }
+    store
+        .finish_run(ids[0], RunStatus::Succeeded, None, None)
+        .await
+        .unwrap();
+    let all = store.runs(org, &RunFilter::default()).await.unwrap();
+    assert_eq!(
+        all.iter().map(|r| r.id).collect::<Vec<_>>(),
+        ids.iter().rev().copied().collect::<Vec<_>>()
+    );
+    let succeeded = store
+        .runs(
+            org,
+            &RunFilter {
+                status: Some(RunStatus::Succeeded),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(succeeded.len(), 1);
+    assert_eq!(succeeded[0].id, ids[0]);
+    let limited = store
+        .runs(
+            org,
+            &RunFilter {
+                limit: Some(2),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(limited.len(), 2);
+    let teardowns = store
+        .runs(
+            org,
+            &RunFilter {
+                kind: Some(WorkflowKind::AzureAccessTeardown),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(teardowns.is_empty());
+    let other = organization(store).await;
+    assert!(store.runs(other, &RunFilter::default()).await.unwrap().is_empty());
+}
+
+async fn steps_record_attempts_timings_and_last_error(store: &Store) {
+    let org = organization(store).await;
+    let run = created(
+        store
+            .insert_run(setup_request(org, "account-a", None, "f"))
+            .await
+            .unwrap(),
+    );
+    let t0 = Utc::now();
+    store
+        .record_step_started(run.id, "assign-role", "azure.assign_role", 1, t0)
+        .await
+        .unwrap();
+    // The run was still pending: a started step proves it is running.
+    assert_eq!(store.run(org, run.id).await.unwrap().status, RunStatus::Running);
+    store
+        .record_step_finished(
+            run.id,
+            "assign-role",
+            &StepOutcome::Failed {
+                error: "PrincipalNotFound: replication delay".into(),
+                will_retry: true,
+            },
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    let retrying = &store.steps(run.id).await.unwrap()[0];
+    assert_eq!(retrying.status, StepStatus::Retrying);
+    assert_eq!(retrying.attempts, 1);
+    assert!(retrying.finished_at.is_none());
+
+    let t1 = Utc::now();
+    store
+        .record_step_started(run.id, "assign-role", "azure.assign_role", 2, t1)
+        .await
+        .unwrap();
+    // A late report of attempt 1 must not lower the count.
+    store
+        .record_step_started(run.id, "assign-role", "azure.assign_role", 1, t1)
+        .await
+        .unwrap();
+    store
+        .record_step_finished(run.id, "assign-role", &StepOutcome::Succeeded, Utc::now())
+        .await
+        .unwrap();
+    let steps = store.steps(run.id).await.unwrap();
+    assert_eq!(steps.len(), 1);
+    let step = &steps[0];
+    assert_eq!(step.key, "assign-role");
+    assert_eq!(step.activity_type, "azure.assign_role");
+    assert_eq!(step.status, StepStatus::Succeeded);
+    assert_eq!(step.attempts, 2);
+    assert_eq!(
+        step.last_error.as_deref(),
+        Some("PrincipalNotFound: replication delay")
+    );
+    assert!(step.first_started_at <= step.last_started_at);
+    assert!(step.finished_at.unwrap() >= step.last_started_at);
+    assert_eq!(
+        step.first_started_at.timestamp_micros(),
+        t0.timestamp_micros()
+    );
+}
+
+async fn steps_left_running_are_closed_when_the_run_is_cancelled(store: &Store) {
+    let org = organization(store).await;
+    let run = created(
+        store
+            .insert_run(setup_request(org, "account-a", None, "f"))
+            .await
+            .unwrap(),
+    );
+    store
+        .record_step_started(run.id, "ensure-role", "azure.ensure_custom_role", 1, Utc::now())
+        .await
+        .unwrap();
+    store
+        .record_step_finished(run.id, "ensure-role", &StepOutcome::Succeeded, Utc::now())
+        .await
+        .unwrap();
+    store
+        .record_step_started(run.id, "assign-role", "azure.assign_role", 3, Utc::now())
+        .await
+        .unwrap();
+    store
+        .finish_run(run.id, RunStatus::Cancelled, None, Some("cancelled"))
+        .await
+        .unwrap();
+    let steps = store.steps(run.id).await.unwrap();
+    let status_of = |key: &str| steps.iter().find(|s| s.key == key).unwrap().status;
+    assert_eq!(status_of("ensure-role"), StepStatus::Succeeded);
+    assert_eq!(status_of("assign-role"), StepStatus::Cancelled);
+}
+
+async fn steps_of_unknown_runs_are_ignored(store: &Store) {
+    let stray = Uuid::new_v4();
+    store
+        .record_step_started(stray, "x", "y", 1, Utc::now())
+        .await
+        .unwrap();
+    assert!(store.steps(stray).await.unwrap().is_empty());
+}
