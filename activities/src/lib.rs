@@ -1,1 +1,12 @@
-//! placeholder
+//! Side effects, grouped by what they touch. Every activity is idempotent: Temporal may run
+//! it again after a crash, a timeout or a retryable error, and the second run converges on
+//! the same state instead of duplicating it. Whether an error is retryable is decided from
+//! each client's typed errors (see [`error`]).
+
+mod activity_set;
+pub mod azure;
+pub mod azure_access;
+pub mod error;
+pub mod runs;
+
+pub use activity_set::ActivitySet;

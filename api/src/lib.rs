@@ -1,1 +1,68 @@
-//! placeholder
+//! The HTTP API: starts workflows and reads their state.
+//!
+//! Every error is `application/problem+json` (RFC 9457) with a message a person can act on;
+//! malformed input is a precise 4xx, never a 500.
+
+mod cloud_accounts;
+mod extract;
+mod health;
+mod openapi;
+mod organizations;
+mod problem;
+mod runs;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+use windlass_core::Store;
+use windlass_workflows::engine::Engine;
+
+pub use openapi::openapi_document;
+pub use problem::Problem;
+
+/// Requests are small JSON documents; anything bigger is a mistake or an attack.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Application (client) id of Windlass's multi-tenant Entra application, whose service
+    /// principal the Azure access setup creates in customer tenants.
+    pub azure_application_id: String,
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub engine: Engine,
+    pub config: Arc<ApiConfig>,
+}
+
+pub fn router(state: AppState) -> Router {
+    let (router, api) = api_routes().split_for_parts();
+    let api = Arc::new(api);
+    router
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let api = api.clone();
+                async move { axum::Json(api.as_ref().clone()) }
+            }),
+        )
+        .fallback(problem::unknown_route)
+        .method_not_allowed_fallback(problem::method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Every documented route; `/openapi.json` is generated from exactly this list.
+pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::base())
+        .merge(health::routes())
+        .merge(organizations::routes())
+        .merge(cloud_accounts::routes())
+        .merge(runs::routes())
+}

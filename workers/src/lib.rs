@@ -1,1 +1,10 @@
-//! placeholder
+//! The worker process and what a fleet operator needs of it.
+//!
+//! The SDK's `Worker::run` future is not `Send`, so each worker runs on a thread of its own
+//! with its own Tokio runtime; the rest of the process talks to it through [`WorkerHandle`].
+
+mod step_journal;
+mod worker;
+
+pub use step_journal::StepJournal;
+pub use worker::{WorkerConfig, WorkerHandle, spawn_worker};

@@ -1,1 +1,16 @@
-//! placeholder
+//! Deterministic workflow code, the contracts between workflows and activities, and the thin
+//! layer over the Temporal SDK that the rest of Windlass uses instead of touching it.
+//!
+//! Workflow code here must stay deterministic: no clocks, no I/O, no randomness except the
+//! workflow context's. Every side effect is an activity declared in [`contracts`] and
+//! implemented in `windlass-activities`.
+
+pub mod azure_access_setup;
+pub mod azure_access_teardown;
+pub mod contracts;
+pub mod engine;
+mod outcome;
+pub mod task_queues;
+
+pub use azure_access_setup::AzureAccessSetup;
+pub use azure_access_teardown::AzureAccessTeardown;

@@ -1,0 +1,22 @@
+//! The activity implementations a worker registers, built once with their clients.
+
+use temporalio_sdk::WorkerOptionsBuilder;
+use temporalio_sdk::worker_options_builder::State;
+
+use crate::azure_access::AzureAccess;
+
+/// Everything a worker can run besides the run bookkeeping (which needs only the store).
+/// A worker without Azure clients configured does not poll for Azure activities.
+#[derive(Default)]
+pub struct ActivitySet {
+    pub azure: Option<AzureAccess>,
+}
+
+impl ActivitySet {
+    pub fn register<S: State>(self, options: WorkerOptionsBuilder<S>) -> WorkerOptionsBuilder<S> {
+        match self.azure {
+            Some(azure) => options.register_activities(azure),
+            None => options,
+        }
+    }
+}

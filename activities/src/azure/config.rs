@@ -1,0 +1,128 @@
+//! Where the clients talk to and how they authenticate.
+//!
+//! Authentication is federated only: an Entra ID client assertion (for
+//! example a projected Kubernetes service-account token or an OIDC token from
+//! the control plane) exchanged through `ClientAssertionCredential`. There is
+//! deliberately no way to configure a client secret.
+
+use std::{fmt, path::PathBuf, sync::Arc, time::Duration};
+
+use futures::future::BoxFuture;
+use url::Url;
+
+use super::error::AzureError;
+
+/// Base URLs and token scopes. Scopes are audience identifiers, so they
+/// stay the real Azure ones even when the URLs point at a stand-in.
+#[derive(Debug, Clone)]
+pub struct AzureEndpoints {
+    pub arm: Url,
+    pub graph: Url,
+    pub authority_host: Url,
+    pub arm_scope: String,
+    pub graph_scope: String,
+}
+
+impl AzureEndpoints {
+    pub fn public_cloud() -> Self {
+        Self {
+            arm: Url::parse("https://management.azure.com").expect("static URL"),
+            graph: Url::parse("https://graph.microsoft.com").expect("static URL"),
+            authority_host: Url::parse("https://login.microsoftonline.com").expect("static URL"),
+            arm_scope: "https://management.azure.com/.default".into(),
+            graph_scope: "https://graph.microsoft.com/.default".into(),
+        }
+    }
+
+    /// All three services served from one origin, as the Windlass stand-in does.
+    pub fn single_origin(base_url: &str) -> Result<Self, AzureError> {
+        let url = Url::parse(base_url)
+            .map_err(|e| AzureError::Config(format!("base URL {base_url:?}: {e}")))?;
+        Ok(Self {
+            arm: url.clone(),
+            graph: url.clone(),
+            authority_host: url,
+            ..Self::public_cloud()
+        })
+    }
+}
+
+type AssertionCallback = dyn Fn() -> BoxFuture<'static, Result<String, String>> + Send + Sync;
+
+/// Where client assertions come from. Read on every token request because
+/// projected tokens rotate.
+#[derive(Clone)]
+pub enum ClientAssertionSource {
+    /// A file holding a JWT, like `AZURE_FEDERATED_TOKEN_FILE`.
+    File(PathBuf),
+    /// Any async producer of a JWT. The error string must not contain the
+    /// assertion.
+    Callback(Arc<AssertionCallback>),
+}
+
+impl ClientAssertionSource {
+    pub fn callback<F, Fut>(f: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<String, String>> + Send + 'static,
+    {
+        Self::Callback(Arc::new(move || Box::pin(f())))
+    }
+}
+
+impl fmt::Debug for ClientAssertionSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::File(p) => f.debug_tuple("File").field(p).finish(),
+            Self::Callback(_) => f.write_str("Callback(..)"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AzureClientConfig {
+    pub endpoints: AzureEndpoints,
+    pub tenant_id: String,
+    pub client_id: String,
+    pub assertion: ClientAssertionSource,
+    /// Extra CA (PEM) to trust, for a loopback stand-in's throwaway CA.
+    pub extra_root_ca_pem: Option<String>,
+    /// LRO poll interval when the service sends no `Retry-After` (the ARM
+    /// guidance suggests 60 s).
+    pub lro_default_poll_interval: Duration,
+    /// Upper bound on waiting for one long-running operation.
+    pub lro_timeout: Duration,
+    /// In-client retries of 429/5xx before the error is surfaced.
+    pub max_in_client_retries: usize,
+    /// A `Retry-After` longer than this is surfaced at once instead of slept
+    /// through, leaving the wait to the durable (Temporal) retry.
+    pub max_in_client_wait: Duration,
+    /// Provider registration polling: first interval, cap and overall limit.
+    pub provider_poll_initial: Duration,
+    pub provider_poll_max: Duration,
+    pub provider_timeout: Duration,
+}
+
+impl AzureClientConfig {
+    pub fn new(
+        endpoints: AzureEndpoints,
+        tenant_id: impl Into<String>,
+        client_id: impl Into<String>,
+        assertion: ClientAssertionSource,
+    ) -> Self {
+        Self {
+            endpoints,
+            tenant_id: tenant_id.into(),
+            client_id: client_id.into(),
+            assertion,
+            extra_root_ca_pem: None,
+            lro_default_poll_interval: Duration::from_secs(60),
+            lro_timeout: Duration::from_secs(60 * 60),
+            max_in_client_retries: 2,
+            max_in_client_wait: Duration::from_secs(30),
+            provider_poll_initial: Duration::from_secs(2),
+            provider_poll_max: Duration::from_secs(30),
+            provider_timeout: Duration::from_secs(10 * 60),
+        }
+    }
+}

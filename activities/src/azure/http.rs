@@ -1,0 +1,250 @@
+//! One request/response round trip on an azure_core pipeline with a bearer
+//! token, plus a small bounded retry for throttling and server errors.
+//!
+//! Retries here are deliberately few: long waits belong to the durable
+//! (Temporal) retry policy, which sees the typed [`AzureError`].
+
+use std::{sync::Arc, time::Duration};
+
+use azure_core::{
+    credentials::TokenCredential,
+    error::ErrorKind,
+    http::{
+        Context, Method, Pipeline, PipelineSendOptions, Request, RetryOptions,
+        headers::{HeaderName, Headers},
+        policies::{Policy, auth::BearerTokenAuthorizationPolicy},
+    },
+};
+use backon::{ExponentialBuilder, Retryable};
+use serde_json::Value;
+use url::Url;
+
+use super::{
+    config::AzureClientConfig,
+    credential::{client_options, transport},
+    error::AzureError,
+};
+
+pub(crate) struct Reply {
+    pub status: u16,
+    pub headers: Headers,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn header(&self, name: &'static str) -> Option<&str> {
+        self.headers
+            .get_optional_str(&HeaderName::from_static(name))
+    }
+
+    /// `Retry-After` in delta-seconds, the form ARM and Graph use.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.header("retry-after")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs)
+    }
+
+    pub fn json(&self) -> Result<Value, AzureError> {
+        serde_json::from_slice(&self.body).map_err(|e| AzureError::InvalidResponse {
+            message: format!("status {} with a body that is not JSON: {e}", self.status),
+        })
+    }
+
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// `(code, message)` from an ARM/Graph error body.
+    pub fn error_detail(&self) -> (String, String) {
+        let v: Value = serde_json::from_slice(&self.body).unwrap_or(Value::Null);
+        let err = &v["error"];
+        let code = err["code"].as_str().unwrap_or("Unknown").to_string();
+        let message = err["message"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| {
+                String::from_utf8_lossy(&self.body)
+                    .chars()
+                    .take(300)
+                    .collect()
+            });
+        (code, message)
+    }
+}
+
+pub(crate) struct Http {
+    pipeline: Pipeline,
+    max_retries: usize,
+    max_wait: Duration,
+}
+
+impl Http {
+    pub fn new(
+        config: &AzureClientConfig,
+        credential: Arc<dyn TokenCredential>,
+        scope: &str,
+    ) -> Result<Self, AzureError> {
+        let mut options = client_options(config, transport(config)?);
+        // Retry policy lives in `send` so 429 handling stays bounded and typed.
+        options.retry = RetryOptions::none();
+        let auth: Arc<dyn Policy> = Arc::new(BearerTokenAuthorizationPolicy::new(
+            credential,
+            [scope.to_string()],
+        ));
+        let pipeline = Pipeline::new(
+            Some(env!("CARGO_PKG_NAME")),
+            Some(env!("CARGO_PKG_VERSION")),
+            options,
+            Vec::new(),
+            vec![auth],
+            None,
+        );
+        Ok(Self {
+            pipeline,
+            max_retries: config.max_in_client_retries,
+            max_wait: config.max_in_client_wait,
+        })
+    }
+
+    /// Sends with bounded retries on 429/5xx/transport errors. Other HTTP
+    /// statuses come back as a [`Reply`] for the caller to interpret.
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &Url,
+        body: Option<&Value>,
+    ) -> Result<Reply, AzureError> {
+        let max_wait = self.max_wait;
+        let attempt = || async {
+            let reply = self.send_once(method, url, body).await?;
+            match reply.status {
+                429 => {
+                    let (code, _) = reply.error_detail();
+                    Err(AzureError::Throttled {
+                        retry_after: reply.retry_after().unwrap_or(Duration::from_secs(1)),
+                        code,
+                    })
+                }
+                500..=599 => Err(error_from(method, url, &reply)),
+                _ => Ok(reply),
+            }
+        };
+        attempt
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(200))
+                    .with_max_delay(max_wait)
+                    .with_max_times(self.max_retries)
+                    .with_jitter(),
+            )
+            .when(move |e| match e.retry() {
+                super::error::Retry::After(d) => d <= max_wait,
+                super::error::Retry::Never => false,
+            })
+            .adjust(|e, next| {
+                let hinted = match e {
+                    AzureError::Throttled { retry_after, .. } => Some(*retry_after),
+                    AzureError::Api { retry_after, .. } => *retry_after,
+                    _ => None,
+                };
+                next.map(|d| hinted.unwrap_or(d))
+            })
+            .notify(|e, d| tracing::warn!(error = %e, wait = ?d, "Azure call will be retried"))
+            .await
+    }
+
+    async fn send_once(
+        &self,
+        method: Method,
+        url: &Url,
+        body: Option<&Value>,
+    ) -> Result<Reply, AzureError> {
+        let mut req = Request::new(url.clone(), method);
+        req.insert_header("accept", "application/json");
+        if let Some(body) = body {
+            req.insert_header("content-type", "application/json");
+            let bytes = serde_json::to_vec(body).map_err(|e| AzureError::InvalidResponse {
+                message: format!("serialising request body: {e}"),
+            })?;
+            req.set_body(bytes);
+        }
+        let ctx = Context::new();
+        let options = PipelineSendOptions {
+            skip_checks: true,
+            ..Default::default()
+        };
+        let resp = self
+            .pipeline
+            .send(&ctx, &mut req, Some(options))
+            .await
+            .map_err(map_core_error)?;
+        let (status, headers, body) = resp.deconstruct();
+        tracing::debug!(%method, path = url.path(), status = u16::from(status), "Azure call");
+        Ok(Reply {
+            status: status.into(),
+            headers,
+            body: body.to_vec(),
+        })
+    }
+}
+
+/// Interprets a non-success reply. The path (no query string) identifies
+/// the call; no header is ever copied into the error.
+pub(crate) fn error_from(method: Method, url: &Url, reply: &Reply) -> AzureError {
+    let (code, message) = reply.error_detail();
+    match (reply.status, code.as_str()) {
+        (429, _) => AzureError::Throttled {
+            retry_after: reply.retry_after().unwrap_or(Duration::from_secs(1)),
+            code,
+        },
+        (401 | 403, _) => AzureError::Unauthorized {
+            status: reply.status,
+            code,
+            message,
+        },
+        (_, "RoleDefinitionDoesNotExist") => AzureError::RoleDefinitionDoesNotExist { message },
+        (status, _) => AzureError::Api {
+            method: method.to_string(),
+            path: url.path().to_string(),
+            status,
+            code,
+            message,
+            retry_after: reply.retry_after(),
+        },
+    }
+}
+
+fn map_core_error(err: azure_core::Error) -> AzureError {
+    match err.kind() {
+        ErrorKind::Credential => AzureError::Credential {
+            transient: credential_error_is_transient(&err),
+            message: err.to_string(),
+        },
+        ErrorKind::Connection | ErrorKind::Io => AzureError::Transport {
+            message: err.to_string(),
+        },
+        _ => AzureError::Transport {
+            message: err.to_string(),
+        },
+    }
+}
+
+/// The token endpoint failing with 429/5xx or a network error is worth
+/// retrying; a rejected assertion is not.
+fn credential_error_is_transient(err: &azure_core::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if let Some(core) = e.downcast_ref::<azure_core::Error>() {
+            match core.kind() {
+                ErrorKind::HttpResponse { status, .. } => {
+                    let s = u16::from(*status);
+                    return s == 429 || s >= 500;
+                }
+                ErrorKind::Connection | ErrorKind::Io => return true,
+                _ => {}
+            }
+        }
+        source = e.source();
+    }
+    false
+}

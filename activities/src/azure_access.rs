@@ -1,0 +1,395 @@
+//! The Azure access activities declared in `windlass_workflows::contracts`.
+//!
+//! Each one derives the ids it writes (role definition, role assignment) from the target,
+//! so running it twice, or after a crash halfway, converges on one set of resources.
+
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use temporalio_macros::activities;
+use temporalio_sdk::activities::{ActivityContext, ActivityError};
+use uuid::Uuid;
+use windlass_workflows::contracts::{
+    AZURE_RESOURCE_PROVIDERS, ApplicationAccess, AssignRole, AzureTarget, CustomRole,
+    ProviderRegistered, RegisterProvider, Removal, RoleAssigned, ServicePrincipal, VerifyAccess,
+    activity_names,
+};
+
+use crate::azure::{
+    ArmClient, AzureClientConfig, AzureError, GraphClient, Retry, role_assignment_id,
+    role_definition_id, role_definition_resource_id, windlass_custom_role,
+};
+use crate::error::{retryable, terminal};
+
+/// Builds Azure clients per customer tenant. Tokens are cached inside each credential
+/// until shortly before they expire; clients are kept per (tenant, setup identity).
+pub struct AzureConnector {
+    /// Endpoints, assertion source and tuning; tenant and client id are filled per target.
+    template: AzureClientConfig,
+    clients: Mutex<HashMap<(String, String), Arc<TenantClients>>>,
+}
+
+struct TenantClients {
+    arm: ArmClient,
+    graph: GraphClient,
+}
+
+impl AzureConnector {
+    pub fn new(template: AzureClientConfig) -> Self {
+        Self {
+            template,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn clients(&self, target: &AzureTarget) -> Result<Arc<TenantClients>, ActivityError> {
+        let key = (
+            target.tenant_id.clone(),
+            target.setup_identity_client_id.clone(),
+        );
+        let mut cache = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(clients) = cache.get(&key) {
+            return Ok(clients.clone());
+        }
+        let mut config = self.template.clone();
+        config.tenant_id = target.tenant_id.clone();
+        config.client_id = target.setup_identity_client_id.clone();
+        let clients = Arc::new(TenantClients {
+            arm: ArmClient::new(&config).map_err(azure_failure)?,
+            graph: GraphClient::new(&config).map_err(azure_failure)?,
+        });
+        cache.insert(key, clients.clone());
+        Ok(clients)
+    }
+}
+
+pub struct AzureAccess {
+    connector: AzureConnector,
+}
+
+impl AzureAccess {
+    pub fn new(connector: AzureConnector) -> Self {
+        Self { connector }
+    }
+}
+
+fn subscription_scope(target: &AzureTarget) -> String {
+    format!("/subscriptions/{}", target.subscription_id)
+}
+
+fn custom_role_id(target: &AzureTarget) -> Uuid {
+    role_definition_id(target.organization_id, &target.subscription_id)
+}
+
+/// ARM keys an assignment by (scope, role, principal). The principal is named here by the
+/// application id, which identifies the service principal in a tenant and, unlike its
+/// object id, is known to a teardown even after the principal is gone.
+fn assignment_id(target: &AzureTarget, application_id: &str) -> Uuid {
+    role_assignment_id(
+        &subscription_scope(target),
+        custom_role_id(target),
+        application_id,
+    )
+}
+
+#[activities]
+impl AzureAccess {
+    #[activity(name = activity_names::REGISTER_PROVIDER)]
+    pub async fn register_provider(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: RegisterProvider,
+    ) -> Result<ProviderRegistered, ActivityError> {
+        if !AZURE_RESOURCE_PROVIDERS.contains(&input.namespace.as_str()) {
+            return Err(terminal(
+                invalid(format!(
+                    "{} is not a resource provider Windlass registers",
+                    input.namespace
+                )),
+                "InvalidInput",
+            ));
+        }
+        let clients = self.connector.clients(&input.target)?;
+        heartbeating(
+            &ctx,
+            clients
+                .arm
+                .register_provider(&input.target.subscription_id, &input.namespace),
+        )
+        .await?
+        .map_err(azure_failure)?;
+        tracing::info!(namespace = %input.namespace, subscription = %input.target.subscription_id, "provider registered");
+        Ok(ProviderRegistered {
+            namespace: input.namespace,
+        })
+    }
+
+    #[activity(name = activity_names::ENSURE_CUSTOM_ROLE)]
+    pub async fn ensure_custom_role(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        target: AzureTarget,
+    ) -> Result<CustomRole, ActivityError> {
+        let clients = self.connector.clients(&target)?;
+        let id = custom_role_id(&target);
+        let role = windlass_custom_role(&target.subscription_id);
+        // PUT with a fixed id is an upsert: a second run finds and rewrites the same role.
+        let created = heartbeating(
+            &ctx,
+            clients
+                .arm
+                .put_role_definition(&target.subscription_id, id, &role),
+        )
+        .await?
+        .map_err(azure_failure)?;
+        Ok(CustomRole { id: created.id })
+    }
+
+    #[activity(name = activity_names::ENSURE_SERVICE_PRINCIPAL)]
+    pub async fn ensure_service_principal(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: ApplicationAccess,
+    ) -> Result<ServicePrincipal, ActivityError> {
+        let clients = self.connector.clients(&input.target)?;
+        let principal = heartbeating(
+            &ctx,
+            clients
+                .graph
+                .ensure_service_principal(&input.application_id),
+        )
+        .await?
+        .map_err(azure_failure)?;
+        Ok(ServicePrincipal {
+            object_id: principal.id,
+        })
+    }
+
+    #[activity(name = activity_names::ASSIGN_ROLE)]
+    pub async fn assign_role(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: AssignRole,
+    ) -> Result<RoleAssigned, ActivityError> {
+        let target = &input.target;
+        let expected_role =
+            role_definition_resource_id(&target.subscription_id, custom_role_id(target));
+        if !input
+            .role_definition_id
+            .eq_ignore_ascii_case(&expected_role)
+        {
+            return Err(terminal(
+                invalid(format!(
+                    "role {} is not the Windlass role of this subscription",
+                    input.role_definition_id
+                )),
+                "InvalidInput",
+            ));
+        }
+        let clients = self.connector.clients(target)?;
+        let scope = subscription_scope(target);
+        let id = assignment_id(target, &input.application_id);
+        let assigned = heartbeating(
+            &ctx,
+            clients.arm.put_role_assignment(
+                &scope,
+                id,
+                &input.role_definition_id,
+                &input.principal_object_id,
+            ),
+        )
+        .await?;
+        match assigned {
+            Ok(assignment) => Ok(RoleAssigned { id: assignment.id }),
+            // Someone already granted exactly this role to this principal under another id:
+            // access is in place, and a teardown must not remove an assignment it did not make.
+            Err(error) if error.code() == Some("RoleAssignmentExists") => {
+                tracing::info!(%scope, "role already assigned under another id");
+                Ok(RoleAssigned {
+                    id: format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{id}"),
+                })
+            }
+            Err(error) => Err(azure_failure(error)),
+        }
+    }
+
+    #[activity(name = activity_names::VERIFY_ACCESS)]
+    pub async fn verify_access(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: VerifyAccess,
+    ) -> Result<(), ActivityError> {
+        let target = &input.target;
+        let clients = self.connector.clients(target)?;
+        let verify = async {
+            let mut problems = Vec::new();
+            for namespace in AZURE_RESOURCE_PROVIDERS {
+                let state = clients
+                    .arm
+                    .provider_state(&target.subscription_id, namespace)
+                    .await?;
+                if state != "Registered" {
+                    problems.push(format!("{namespace} is {state}"));
+                }
+            }
+            match clients
+                .arm
+                .get_role_definition(&target.subscription_id, custom_role_id(target))
+                .await?
+            {
+                None => problems.push("the custom role does not exist".to_owned()),
+                Some(found) => {
+                    let wanted = windlass_custom_role(&target.subscription_id);
+                    let actions = |r: &crate::azure::RoleDefinition| {
+                        r.permissions
+                            .iter()
+                            .flat_map(|p| p.actions.iter().cloned())
+                            .collect::<BTreeSet<_>>()
+                    };
+                    let data_actions = |r: &crate::azure::RoleDefinition| {
+                        r.permissions
+                            .iter()
+                            .flat_map(|p| p.data_actions.iter().cloned())
+                            .collect::<BTreeSet<_>>()
+                    };
+                    if actions(&found.properties) != actions(&wanted)
+                        || data_actions(&found.properties) != data_actions(&wanted)
+                    {
+                        problems.push(
+                            "the custom role's permissions differ from the Windlass role"
+                                .to_owned(),
+                        );
+                    }
+                    if found.properties.assignable_scopes != wanted.assignable_scopes {
+                        problems.push(format!(
+                            "the custom role is assignable at {:?}, not only the subscription",
+                            found.properties.assignable_scopes
+                        ));
+                    }
+                }
+            }
+            Ok::<_, AzureError>(problems)
+        };
+        let problems = heartbeating(&ctx, verify).await?.map_err(azure_failure)?;
+        if !problems.is_empty() {
+            return Err(terminal(
+                invalid(format!("access is not as set up: {}", problems.join("; "))),
+                "VerificationFailed",
+            ));
+        }
+        let _ = &input.principal_object_id;
+        Ok(())
+    }
+
+    #[activity(name = activity_names::REMOVE_ROLE_ASSIGNMENT)]
+    pub async fn remove_role_assignment(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: ApplicationAccess,
+    ) -> Result<Removal, ActivityError> {
+        let clients = self.connector.clients(&input.target)?;
+        let scope = subscription_scope(&input.target);
+        let id = assignment_id(&input.target, &input.application_id);
+        let existed = heartbeating(&ctx, clients.arm.delete_role_assignment(&scope, id))
+            .await?
+            .map_err(azure_failure)?;
+        Ok(Removal {
+            removed: existed
+                .then(|| format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{id}")),
+        })
+    }
+
+    #[activity(name = activity_names::REMOVE_CUSTOM_ROLE)]
+    pub async fn remove_custom_role(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        target: AzureTarget,
+    ) -> Result<Removal, ActivityError> {
+        let clients = self.connector.clients(&target)?;
+        let id = custom_role_id(&target);
+        let deleted = heartbeating(
+            &ctx,
+            clients
+                .arm
+                .delete_role_definition(&target.subscription_id, id),
+        )
+        .await?;
+        match deleted {
+            Ok(existed) => Ok(Removal {
+                removed: existed.then(|| role_definition_resource_id(&target.subscription_id, id)),
+            }),
+            // Right after the assignment is deleted ARM may still count it; someone else's
+            // assignment of our role blocks for good, and the step's budget bounds the wait.
+            Err(error) if error.code() == Some("RoleDefinitionHasAssignments") => Err(retryable(
+                error,
+                "RoleDefinitionHasAssignments",
+                Some(Duration::from_secs(5)),
+            )),
+            Err(error) => Err(azure_failure(error)),
+        }
+    }
+
+    #[activity(name = activity_names::REMOVE_SERVICE_PRINCIPAL)]
+    pub async fn remove_service_principal(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: ApplicationAccess,
+    ) -> Result<Removal, ActivityError> {
+        let clients = self.connector.clients(&input.target)?;
+        let remove = async {
+            match clients
+                .graph
+                .get_service_principal_by_app_id(&input.application_id)
+                .await?
+            {
+                None => Ok(None),
+                Some(principal) => {
+                    let existed = clients
+                        .graph
+                        .delete_service_principal(&principal.id)
+                        .await?;
+                    Ok::<_, AzureError>(existed.then_some(principal.id))
+                }
+            }
+        };
+        let removed = heartbeating(&ctx, remove).await?.map_err(azure_failure)?;
+        Ok(Removal {
+            removed: removed.map(|id| format!("servicePrincipals/{id}")),
+        })
+    }
+}
+
+/// Runs `work` while heartbeating, so Temporal notices a dead worker within the heartbeat
+/// timeout and delivers cancellation, which ends the work at its next await point.
+async fn heartbeating<F: Future>(
+    ctx: &ActivityContext,
+    work: F,
+) -> Result<F::Output, ActivityError> {
+    let mut beat = tokio::time::interval(Duration::from_secs(2));
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            output = &mut work => return Ok(output),
+            _ = ctx.cancelled() => return Err(ActivityError::cancelled()),
+            _ = beat.tick() => ctx.record_heartbeat(()).await.map_err(ActivityError::from)?,
+        }
+    }
+}
+
+fn azure_failure(error: AzureError) -> ActivityError {
+    let kind = error.code().unwrap_or("AzureError").to_owned();
+    match error.retry() {
+        // Throttling says when to come back; other transient errors use Temporal's backoff.
+        Retry::After(delay) if matches!(error, AzureError::Throttled { .. }) => {
+            retryable(error, &kind, Some(delay))
+        }
+        Retry::After(_) => retryable(error, &kind, None),
+        Retry::Never => terminal(error, &kind),
+    }
+}
+
+fn invalid(message: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidInput, message)
+}

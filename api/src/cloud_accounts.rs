@@ -1,0 +1,99 @@
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+use windlass_core::cloud_accounts::{CloudAccount, CloudProvider, NewCloudAccount};
+
+use crate::AppState;
+use crate::extract::{Json, Path};
+use crate::problem::Problem;
+
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create_cloud_account, list_cloud_accounts))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCloudAccount {
+    provider: CloudProvider,
+    /// Azure tenant (directory) id. Required for Azure, absent for AWS.
+    #[serde(default)]
+    tenant_id: Option<String>,
+    /// Azure subscription id or 12-digit AWS account id.
+    external_id: String,
+    display_name: String,
+}
+
+fn validate(request: &CreateCloudAccount) -> Result<(), Problem> {
+    let is_uuid = |s: &str| s.parse::<Uuid>().is_ok();
+    match request.provider {
+        CloudProvider::Azure => {
+            if !request.tenant_id.as_deref().is_some_and(is_uuid) {
+                return Err(Problem::unprocessable(
+                    "tenant_id: an Azure tenant id (a UUID) is required",
+                ));
+            }
+            if !is_uuid(&request.external_id) {
+                return Err(Problem::unprocessable(
+                    "external_id: an Azure subscription id is a UUID",
+                ));
+            }
+        }
+        CloudProvider::Aws => {
+            if request.tenant_id.is_some() {
+                return Err(Problem::unprocessable("tenant_id: not used for AWS"));
+            }
+            if request.external_id.len() != 12
+                || !request.external_id.bytes().all(|b| b.is_ascii_digit())
+            {
+                return Err(Problem::unprocessable(
+                    "external_id: an AWS account id is 12 digits",
+                ));
+            }
+        }
+    }
+    let name = request.display_name.trim();
+    if name.is_empty() || name.len() > 100 {
+        return Err(Problem::unprocessable(
+            "display_name: 1 to 100 characters",
+        ));
+    }
+    Ok(())
+}
+
+#[utoipa::path(post, path = "/v1/organizations/{organization_id}/cloud-accounts",
+    tag = "cloud accounts", params(("organization_id" = Uuid, Path)),
+    request_body = CreateCloudAccount,
+    responses((status = CREATED, body = CloudAccount), (status = NOT_FOUND, body = Problem),
+        (status = CONFLICT, body = Problem), (status = UNPROCESSABLE_ENTITY, body = Problem)))]
+async fn create_cloud_account(
+    State(state): State<AppState>,
+    Path(organization_id): Path<Uuid>,
+    Json(request): Json<CreateCloudAccount>,
+) -> Result<(StatusCode, axum::Json<CloudAccount>), Problem> {
+    validate(&request)?;
+    let account = state
+        .store
+        .create_cloud_account(NewCloudAccount {
+            organization_id,
+            provider: request.provider,
+            tenant_id: request.tenant_id.unwrap_or_default(),
+            external_id: request.external_id.to_lowercase(),
+            display_name: request.display_name.trim().to_owned(),
+        })
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(account)))
+}
+
+#[utoipa::path(get, path = "/v1/organizations/{organization_id}/cloud-accounts",
+    tag = "cloud accounts", params(("organization_id" = Uuid, Path)),
+    responses((status = OK, body = Vec<CloudAccount>), (status = NOT_FOUND, body = Problem)))]
+async fn list_cloud_accounts(
+    State(state): State<AppState>,
+    Path(organization_id): Path<Uuid>,
+) -> Result<axum::Json<Vec<CloudAccount>>, Problem> {
+    state.store.organization(organization_id).await?;
+    Ok(axum::Json(state.store.cloud_accounts(organization_id).await?))
+}

@@ -1,0 +1,46 @@
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+use windlass_core::organizations::Organization;
+
+use crate::AppState;
+use crate::extract::{Json, Path};
+use crate::problem::Problem;
+
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_organization))
+        .routes(routes!(get_organization))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrganization {
+    /// 1 to 100 characters, unique.
+    name: String,
+}
+
+#[utoipa::path(post, path = "/v1/organizations", tag = "organizations",
+    request_body = CreateOrganization,
+    responses((status = CREATED, body = Organization), (status = CONFLICT, body = Problem),
+        (status = UNPROCESSABLE_ENTITY, body = Problem)))]
+async fn create_organization(
+    State(state): State<AppState>,
+    Json(request): Json<CreateOrganization>,
+) -> Result<(StatusCode, axum::Json<Organization>), Problem> {
+    let organization = state.store.create_organization(&request.name).await?;
+    Ok((StatusCode::CREATED, axum::Json(organization)))
+}
+
+#[utoipa::path(get, path = "/v1/organizations/{organization_id}", tag = "organizations",
+    params(("organization_id" = Uuid, Path)),
+    responses((status = OK, body = Organization), (status = NOT_FOUND, body = Problem)))]
+async fn get_organization(
+    State(state): State<AppState>,
+    Path(organization_id): Path<Uuid>,
+) -> Result<axum::Json<Organization>, Problem> {
+    Ok(axum::Json(state.store.organization(organization_id).await?))
+}

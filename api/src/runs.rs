@@ -1,0 +1,377 @@
+//! Starting, listing, reading and cancelling workflow runs.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+use windlass_core::cloud_accounts::{CloudAccount, CloudProvider};
+use windlass_core::runs::{
+    InsertedRun, NewRun, Run, RunFilter, RunStatus, Step, StepStatus, WorkflowKind,
+};
+use windlass_workflows::contracts::{AzureAccessSetupInput, AzureAccessTeardownInput, AzureTarget};
+use windlass_workflows::engine::EngineError;
+
+use crate::AppState;
+use crate::extract::{Json, Path, Query};
+use crate::problem::Problem;
+
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(start_run, list_runs))
+        .routes(routes!(get_run))
+        .routes(routes!(cancel_run))
+}
+
+/// Which workflow to run, and on what.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "workflow", rename_all = "snake_case", deny_unknown_fields)]
+pub enum StartRun {
+    /// Give Windlass access to an Azure subscription: resource providers, custom role,
+    /// service principal, role assignment.
+    AzureAccessSetup {
+        cloud_account_id: Uuid,
+        /// Client id of the customer's setup identity (federated, no secret).
+        setup_identity_client_id: Uuid,
+    },
+    /// Revoke what the setup granted.
+    AzureAccessTeardown {
+        cloud_account_id: Uuid,
+        setup_identity_client_id: Uuid,
+        /// Also delete the service principal (default true).
+        #[serde(default)]
+        keep_service_principal: bool,
+    },
+}
+
+impl StartRun {
+    fn kind(&self) -> WorkflowKind {
+        match self {
+            Self::AzureAccessSetup { .. } => WorkflowKind::AzureAccessSetup,
+            Self::AzureAccessTeardown { .. } => WorkflowKind::AzureAccessTeardown,
+        }
+    }
+
+    fn cloud_account_id(&self) -> Uuid {
+        match self {
+            Self::AzureAccessSetup {
+                cloud_account_id, ..
+            }
+            | Self::AzureAccessTeardown {
+                cloud_account_id, ..
+            } => *cloud_account_id,
+        }
+    }
+
+    fn fingerprint(&self) -> String {
+        let canonical = serde_json::to_vec(self).unwrap_or_default();
+        format!("{:x}", Sha256::digest(canonical))
+    }
+
+    fn workflow_input(
+        &self,
+        account: &CloudAccount,
+        application_id: &str,
+    ) -> Result<serde_json::Value, Problem> {
+        if account.provider != CloudProvider::Azure {
+            return Err(Problem::unprocessable(format!(
+                "{} needs an Azure cloud account; {} is {}",
+                self.kind().as_str(),
+                account.id,
+                account.provider.as_str()
+            )));
+        }
+        let target = |client_id: &Uuid| AzureTarget {
+            organization_id: account.organization_id,
+            cloud_account_id: account.id,
+            tenant_id: account.tenant_id.clone(),
+            subscription_id: account.external_id.clone(),
+            setup_identity_client_id: client_id.to_string(),
+        };
+        let input = match self {
+            Self::AzureAccessSetup {
+                setup_identity_client_id,
+                ..
+            } => serde_json::to_value(AzureAccessSetupInput {
+                target: target(setup_identity_client_id),
+                application_id: application_id.to_owned(),
+            }),
+            Self::AzureAccessTeardown {
+                setup_identity_client_id,
+                keep_service_principal,
+                ..
+            } => serde_json::to_value(AzureAccessTeardownInput {
+                target: target(setup_identity_client_id),
+                application_id: application_id.to_owned(),
+                delete_service_principal: !keep_service_principal,
+            }),
+        };
+        input.map_err(|e| {
+            tracing::error!(error = %e, "serialising workflow input");
+            Problem::internal()
+        })
+    }
+}
+
+/// A run with its steps, as a person following it wants to see it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RunDetail {
+    #[serde(flatten)]
+    pub run: Run,
+    /// Key of the step in progress (running or waiting to retry), if any.
+    pub current_step: Option<String>,
+    pub steps: Vec<Step>,
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| {
+            Problem::bad_request("Idempotency-Key must be 1 to 255 visible ASCII characters")
+        })?;
+    Ok(Some(key.to_owned()))
+}
+
+/// Start a workflow run. With an `Idempotency-Key`, repeating the request returns the run
+/// it started the first time (200) instead of starting another (202).
+#[utoipa::path(post, path = "/v1/organizations/{organization_id}/runs", tag = "runs",
+    params(("organization_id" = Uuid, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "repeat-safe request key")),
+    request_body = StartRun,
+    responses(
+        (status = ACCEPTED, body = Run, description = "started"),
+        (status = OK, body = Run, description = "the run this Idempotency-Key already started"),
+        (status = NOT_FOUND, body = Problem), (status = CONFLICT, body = Problem),
+        (status = UNPROCESSABLE_ENTITY, body = Problem),
+        (status = SERVICE_UNAVAILABLE, body = Problem)))]
+async fn start_run(
+    State(state): State<AppState>,
+    Path(organization_id): Path<Uuid>,
+    headers: HeaderMap,
+    Json(request): Json<StartRun>,
+) -> Result<Response, Problem> {
+    let key = idempotency_key(&headers)?;
+    state.store.organization(organization_id).await?;
+    let account = state
+        .store
+        .cloud_account(organization_id, request.cloud_account_id())
+        .await?;
+    let input = request.workflow_input(&account, &state.config.azure_application_id)?;
+    let inserted = state
+        .store
+        .insert_run(NewRun {
+            organization_id,
+            kind: request.kind(),
+            target: format!("cloud_account:{}", account.id),
+            idempotency_key: key,
+            request_fingerprint: request.fingerprint(),
+            input: input.clone(),
+        })
+        .await?;
+    let (run, status) = match inserted {
+        InsertedRun::Existing(run) if run.status != RunStatus::Pending => {
+            return Ok(run_response(StatusCode::OK, run));
+        }
+        // A first attempt that died before Temporal answered: finish starting it.
+        InsertedRun::Existing(run) => (run, StatusCode::OK),
+        InsertedRun::Created(run) => (run, StatusCode::ACCEPTED),
+    };
+    match state.engine.start(run.kind, &run.workflow_id, input).await {
+        Ok(temporal_run_id) => {
+            state.store.mark_run_started(run.id, &temporal_run_id).await?;
+        }
+        Err(error) => {
+            // If Temporal did start it and only the answer was lost, the run is real.
+            if let Ok(existing) = state.engine.describe(&run.workflow_id).await {
+                tracing::warn!(run_id = %run.id, %error, "start answer lost; workflow exists");
+                let _ = existing;
+                state.store.mark_run_started(run.id, "").await?;
+            } else {
+                state
+                    .store
+                    .finish_run(
+                        run.id,
+                        RunStatus::Failed,
+                        None,
+                        Some(&format!("could not start: {error}")),
+                    )
+                    .await?;
+                return Err(error.into());
+            }
+        }
+    }
+    tracing::info!(run_id = %run.id, kind = run.kind.as_str(), %organization_id, "run started");
+    let run = state.store.run(organization_id, run.id).await?;
+    Ok(run_response(status, run))
+}
+
+fn run_response(status: StatusCode, run: Run) -> Response {
+    let location = format!("/v1/organizations/{}/runs/{}", run.organization_id, run.id);
+    let mut response = (status, axum::Json(run)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListRuns {
+    status: Option<RunStatus>,
+    workflow: Option<WorkflowKind>,
+    /// 1 to 500, default 50.
+    limit: Option<u32>,
+}
+
+/// Runs of an organisation, newest first.
+#[utoipa::path(get, path = "/v1/organizations/{organization_id}/runs", tag = "runs",
+    params(("organization_id" = Uuid, Path), ListRuns),
+    responses((status = OK, body = Vec<Run>), (status = NOT_FOUND, body = Problem),
+        (status = BAD_REQUEST, body = Problem)))]
+async fn list_runs(
+    State(state): State<AppState>,
+    Path(organization_id): Path<Uuid>,
+    Query(query): Query<ListRuns>,
+) -> Result<axum::Json<Vec<Run>>, Problem> {
+    if query.limit.is_some_and(|l| !(1..=500).contains(&l)) {
+        return Err(Problem::bad_request("limit must be between 1 and 500"));
+    }
+    state.store.organization(organization_id).await?;
+    let runs = state
+        .store
+        .runs(
+            organization_id,
+            &RunFilter {
+                status: query.status,
+                kind: query.workflow,
+                limit: query.limit,
+            },
+        )
+        .await?;
+    Ok(axum::Json(runs))
+}
+
+/// One run: status, current step, and every step with attempts, timings and last error.
+#[utoipa::path(get, path = "/v1/organizations/{organization_id}/runs/{run_id}", tag = "runs",
+    params(("organization_id" = Uuid, Path), ("run_id" = Uuid, Path)),
+    responses((status = OK, body = RunDetail), (status = NOT_FOUND, body = Problem)))]
+async fn get_run(
+    State(state): State<AppState>,
+    Path((organization_id, run_id)): Path<(Uuid, Uuid)>,
+) -> Result<axum::Json<RunDetail>, Problem> {
+    let mut run = state.store.run(organization_id, run_id).await?;
+    if !run.status.is_finished() {
+        run = repair_from_engine(&state, run).await?;
+    }
+    let steps = state.store.steps(run_id).await?;
+    let current_step = steps
+        .iter()
+        .filter(|s| matches!(s.status, StepStatus::Running | StepStatus::Retrying))
+        .max_by_key(|s| s.last_started_at)
+        .map(|s| s.key.clone());
+    Ok(axum::Json(RunDetail {
+        run,
+        current_step,
+        steps,
+    }))
+}
+
+/// A run the workflow could not record the end of (terminated, timed out, or its worker
+/// lost its database) still shows how it ended.
+async fn repair_from_engine(state: &AppState, run: Run) -> Result<Run, Problem> {
+    match state.engine.describe(&run.workflow_id).await {
+        Ok(workflow) if workflow.status.is_finished() => {
+            let error = (workflow.status != RunStatus::Succeeded)
+                .then(|| format!("workflow {}", workflow.status.as_str()));
+            state
+                .store
+                .finish_run(run.id, workflow.status, None, error.as_deref())
+                .await?;
+            Ok(state.store.run(run.organization_id, run.id).await?)
+        }
+        Ok(_) | Err(EngineError::NotFound(_)) => Ok(run),
+        Err(error) => {
+            tracing::debug!(run_id = %run.id, %error, "could not check the run with Temporal");
+            Ok(run)
+        }
+    }
+}
+
+/// Ask a run to stop. Its activities are cancelled and awaited, then it ends as cancelled;
+/// what it had created stays until a teardown removes it.
+#[utoipa::path(post, path = "/v1/organizations/{organization_id}/runs/{run_id}/cancel",
+    tag = "runs", params(("organization_id" = Uuid, Path), ("run_id" = Uuid, Path)),
+    responses((status = ACCEPTED, body = Run), (status = NOT_FOUND, body = Problem),
+        (status = CONFLICT, body = Problem)))]
+async fn cancel_run(
+    State(state): State<AppState>,
+    Path((organization_id, run_id)): Path<(Uuid, Uuid)>,
+) -> Result<(StatusCode, axum::Json<Run>), Problem> {
+    let run = state.store.run(organization_id, run_id).await?;
+    if run.status.is_finished() {
+        return Err(Problem::conflict(format!(
+            "run {run_id} already ended as {}",
+            run.status.as_str()
+        )));
+    }
+    match state.engine.cancel(&run.workflow_id, "cancelled through the API").await {
+        Ok(()) => {}
+        // Never reached Temporal: nothing runs, so it is cancelled now.
+        Err(EngineError::NotFound(_)) => {
+            state
+                .store
+                .finish_run(run_id, RunStatus::Cancelled, None, Some("cancelled before it started"))
+                .await?;
+        }
+        Err(error) => return Err(error.into()),
+    }
+    tracing::info!(%run_id, %organization_id, "run cancellation requested");
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(state.store.run(organization_id, run_id).await?),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_start_request_names_its_workflow_and_nothing_else() {
+        let ok: StartRun = serde_json::from_str(
+            r#"{"workflow":"azure_access_setup","cloud_account_id":"8d3c4a4e-64a4-4d5e-9e36-1c2b3a4d5e6f","setup_identity_client_id":"1d3c4a4e-64a4-4d5e-9e36-1c2b3a4d5e6f"}"#,
+        )
+        .unwrap();
+        assert_eq!(ok.kind(), WorkflowKind::AzureAccessSetup);
+        let unknown_field = serde_json::from_str::<StartRun>(
+            r#"{"workflow":"azure_access_setup","cloud_account_id":"8d3c4a4e-64a4-4d5e-9e36-1c2b3a4d5e6f","setup_identity_client_id":"1d3c4a4e-64a4-4d5e-9e36-1c2b3a4d5e6f","colour":"blue"}"#,
+        )
+        .unwrap_err();
+        assert!(unknown_field.to_string().contains("colour"), "{unknown_field}");
+        let unknown_workflow =
+            serde_json::from_str::<StartRun>(r#"{"workflow":"mine_bitcoin"}"#).unwrap_err();
+        assert!(unknown_workflow.to_string().contains("mine_bitcoin"));
+    }
+
+    #[test]
+    fn the_fingerprint_changes_with_the_request() {
+        let a = StartRun::AzureAccessSetup {
+            cloud_account_id: Uuid::nil(),
+            setup_identity_client_id: Uuid::nil(),
+        };
+        let b = StartRun::AzureAccessSetup {
+            cloud_account_id: Uuid::max(),
+            setup_identity_client_id: Uuid::nil(),
+        };
+        assert_eq!(a.fingerprint(), a.clone().fingerprint());
+        assert_ne!(a.fingerprint(), b.fingerprint());
+    }
+}

@@ -1,0 +1,131 @@
+//! Microsoft Graph v1.0 stand-in: service principals only.
+
+use axum::{
+    http::{Method, StatusCode},
+    response::{IntoResponse, Response},
+};
+use chrono::Utc;
+use serde_json::{Value, json};
+
+use super::{
+    Shared,
+    reply::{graph_error, json},
+    state::ServicePrincipal,
+};
+
+pub(crate) fn handle(shared: &Shared, method: &Method, path: &str, body: &[u8]) -> Response {
+    let rest = path.trim_start_matches("/v1.0/");
+    let by_app_id = rest
+        .strip_prefix("servicePrincipals(appId='")
+        .and_then(|r| r.strip_suffix("')"));
+    match (method, rest, by_app_id) {
+        (&Method::POST, "servicePrincipals", _) => create(shared, body),
+        (&Method::GET, _, Some(app_id)) => match shared.with_state(|s| find_by_app_id(s, app_id)) {
+            Some(sp) => json(StatusCode::OK, sp_json(&sp)),
+            None => not_found(app_id),
+        },
+        (_, _, None) if rest.starts_with("servicePrincipals/") => {
+            let id = rest.trim_start_matches("servicePrincipals/");
+            by_object_id(shared, method, id)
+        }
+        _ => graph_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            format!("Resource not found for the segment '{rest}' (Windlass Graph stand-in)."),
+        ),
+    }
+}
+
+fn find_by_app_id(s: &super::state::State, app_id: &str) -> Option<ServicePrincipal> {
+    s.service_principals
+        .values()
+        .find(|sp| sp.app_id.eq_ignore_ascii_case(app_id))
+        .cloned()
+}
+
+fn sp_json(sp: &ServicePrincipal) -> Value {
+    json!({
+        "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#servicePrincipals/$entity",
+        "id": sp.id,
+        "appId": sp.app_id,
+        "displayName": sp.display_name,
+        "accountEnabled": true,
+        "servicePrincipalType": "Application",
+        "servicePrincipalNames": [sp.app_id],
+    })
+}
+
+fn not_found(what: &str) -> Response {
+    graph_error(
+        StatusCode::NOT_FOUND,
+        "Request_ResourceNotFound",
+        format!(
+            "Resource '{what}' does not exist or one of its queried reference-property objects are not present."
+        ),
+    )
+}
+
+fn create(shared: &Shared, body: &[u8]) -> Response {
+    let body: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(_) => {
+            return graph_error(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                "Unable to read JSON request payload.",
+            );
+        }
+    };
+    let Some(app_id) = body["appId"]
+        .as_str()
+        .filter(|a| uuid::Uuid::parse_str(a).is_ok())
+    else {
+        return graph_error(
+            StatusCode::BAD_REQUEST,
+            "Request_BadRequest",
+            "Invalid value specified for property 'appId' of resource 'ServicePrincipal'.",
+        );
+    };
+    let display_name = body["displayName"].as_str().unwrap_or(app_id).to_string();
+    shared.mutate(|s| {
+        // Real Graph: the appId is a service principal name, unique per tenant.
+        if find_by_app_id(s, app_id).is_some() {
+            return graph_error(
+                StatusCode::CONFLICT,
+                "Request_MultipleObjectsWithSameKeyValue",
+                format!("The service principal cannot be created, updated, or restored because the service principal name {app_id} is already in use."),
+            );
+        }
+        let sp = ServicePrincipal {
+            id: uuid::Uuid::new_v4().to_string(),
+            app_id: app_id.to_ascii_lowercase(),
+            display_name,
+            created_at: Utc::now(),
+        };
+        let key = format!("/serviceprincipals/{}", sp.id);
+        s.service_principals.insert(sp.id.clone(), sp.clone());
+        s.record_creation(&key);
+        json(StatusCode::CREATED, sp_json(&sp))
+    })
+}
+
+fn by_object_id(shared: &Shared, method: &Method, id: &str) -> Response {
+    match *method {
+        Method::GET => match shared.with_state(|s| s.service_principals.get(id).cloned()) {
+            Some(sp) => json(StatusCode::OK, sp_json(&sp)),
+            None => not_found(id),
+        },
+        Method::DELETE => shared.mutate(|s| match s.service_principals.remove(id) {
+            Some(_) => {
+                s.record_deletion(&format!("/serviceprincipals/{id}"));
+                StatusCode::NO_CONTENT.into_response()
+            }
+            None => not_found(id),
+        }),
+        _ => graph_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Request_BadRequest",
+            "Method not supported by the Windlass Graph stand-in.",
+        ),
+    }
+}

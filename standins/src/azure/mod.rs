@@ -1,0 +1,341 @@
+//! A local **stand-in** for Azure Resource Manager, Microsoft Graph and the
+//! Entra ID token endpoint. It is not Azure: it keeps state in memory,
+//! follows the documented wire protocol for the few operations Windlass
+//! uses, and can inject the failures real Azure produces (throttling,
+//! directory replication lag, slow or failing long-running operations).
+//!
+//! Everything (token endpoint, ARM, Graph, control API) is served from one
+//! HTTPS origin on loopback; see [`AzureStandIn`].
+
+mod arm;
+mod auth;
+mod control;
+mod graph;
+mod reply;
+pub mod state;
+mod tls;
+pub mod token;
+
+use std::{
+    net::{Ipv4Addr, SocketAddr},
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::{
+    Router,
+    body::Bytes,
+    extract::{OriginalUri, State as AxState},
+    http::{HeaderMap, Method, StatusCode},
+    response::Response,
+    routing::post,
+};
+
+pub use state::{
+    Faults, FaultsPatch, LroMode, Operation, Provider, RequestRecord, ServicePrincipal, State,
+    TokenRequestRecord, WriteCounts,
+};
+
+/// Shared server context.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    state: Arc<Mutex<State>>,
+    base_url: String,
+    persist_path: Option<Arc<PathBuf>>,
+}
+
+impl Shared {
+    /// Reads or tweaks state without persisting (bookkeeping only).
+    pub(crate) fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard)
+    }
+
+    /// Changes state and, when configured, writes it to disk.
+    pub(crate) fn mutate<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let out = f(&mut guard);
+        if let Some(path) = &self.persist_path {
+            persist(path, &guard);
+        }
+        out
+    }
+
+    pub(crate) fn snapshot(&self) -> State {
+        self.with_state(|s| s.clone())
+    }
+}
+
+fn persist(path: &PathBuf, state: &State) {
+    let tmp = path.with_extension("tmp");
+    let result = serde_json::to_vec_pretty(state)
+        .map_err(std::io::Error::other)
+        .and_then(|bytes| std::fs::write(&tmp, bytes))
+        .and_then(|_| std::fs::rename(&tmp, path));
+    if let Err(e) = result {
+        tracing::warn!(path = %path.display(), error = %e, "stand-in could not persist its state");
+    }
+}
+
+/// How to start the stand-in.
+#[derive(Debug, Clone)]
+pub struct StandInOptions {
+    /// Must be a loopback address; port 0 picks a free one.
+    pub addr: SocketAddr,
+    /// Optional JSON file the state is loaded from and saved to.
+    pub persist_path: Option<PathBuf>,
+    pub faults: Faults,
+}
+
+impl Default for StandInOptions {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            persist_path: None,
+            faults: Faults::default(),
+        }
+    }
+}
+
+/// Handle to a running stand-in. Dropping it stops the server.
+pub struct AzureStandIn {
+    /// `https://127.0.0.1:PORT` — use it as ARM base URL, Graph base URL and
+    /// authority host alike.
+    pub base_url: String,
+    pub addr: SocketAddr,
+    /// PEM of the throwaway CA that signed the stand-in's TLS certificate;
+    /// clients must trust it explicitly.
+    pub ca_cert_pem: String,
+    shared: Shared,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for AzureStandIn {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl AzureStandIn {
+    /// Starts on `127.0.0.1:0` on the current tokio runtime.
+    ///
+    /// # Panics
+    /// If no loopback port can be bound or TLS material cannot be generated;
+    /// tests cannot proceed without either.
+    pub async fn start() -> AzureStandIn {
+        Self::start_with(StandInOptions::default())
+            .await
+            .expect("start the Azure stand-in on loopback")
+    }
+
+    pub async fn start_with(options: StandInOptions) -> std::io::Result<AzureStandIn> {
+        if !options.addr.ip().is_loopback() {
+            return Err(std::io::Error::other(
+                "the Azure stand-in only listens on loopback addresses",
+            ));
+        }
+        let tcp = tokio::net::TcpListener::bind(options.addr).await?;
+        let addr = tcp.local_addr()?;
+        let base_url = format!("https://{addr}");
+        let tls = tls::generate()?;
+
+        let mut initial = match &options.persist_path {
+            Some(p) if p.exists() => serde_json::from_slice(&std::fs::read(p)?).map_err(|e| {
+                std::io::Error::other(format!("stand-in state file {}: {e}", p.display()))
+            })?,
+            _ => State::default(),
+        };
+        if options.persist_path.as_ref().is_none_or(|p| !p.exists()) {
+            initial.faults = options.faults.clone();
+        }
+        let shared = Shared {
+            state: Arc::new(Mutex::new(initial)),
+            base_url: base_url.clone(),
+            persist_path: options.persist_path.map(Arc::new),
+        };
+        let app = router(shared.clone());
+        let listener = tls::TlsListener::new(tcp, tls.config)?;
+        let server = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "Azure stand-in stopped");
+            }
+        });
+        tracing::info!(%base_url, "Azure stand-in (not Azure) listening");
+        Ok(AzureStandIn {
+            base_url,
+            addr,
+            ca_cert_pem: tls.ca_pem,
+            shared,
+            server,
+        })
+    }
+
+    /// A copy of the whole state.
+    pub fn state(&self) -> State {
+        self.shared.snapshot()
+    }
+
+    pub fn faults(&self) -> Faults {
+        self.shared.with_state(|s| s.faults.clone())
+    }
+
+    pub fn set_faults(&self, patch: FaultsPatch) {
+        self.shared.mutate(|s| s.faults.apply(patch));
+    }
+
+    /// A service principal younger than `delay` is unknown to ARM
+    /// (`400 PrincipalNotFound`).
+    pub fn set_replication_delay(&self, delay: Duration) {
+        self.shared
+            .mutate(|s| s.faults.replication_delay_ms = delay.as_millis() as u64);
+    }
+
+    /// How long a provider stays `Registering` after `register`.
+    pub fn set_provider_registration_delay(&self, delay: Duration) {
+        self.shared
+            .mutate(|s| s.faults.provider_registration_ms = delay.as_millis() as u64);
+    }
+
+    /// The next `n` ARM/Graph requests are answered `429` with
+    /// `Retry-After: retry_after_secs`.
+    pub fn throttle_next(&self, n: u32, retry_after_secs: u64) {
+        self.throttle_after(0, n, retry_after_secs);
+    }
+
+    /// Lets `skip` requests through, then throttles `n`.
+    pub fn throttle_after(&self, skip: u32, n: u32, retry_after_secs: u64) {
+        self.shared.mutate(|s| {
+            s.faults.throttle_skip = skip;
+            s.faults.throttle_count = n;
+            s.faults.throttle_retry_after_secs = retry_after_secs;
+        });
+    }
+
+    /// Long-running operation behaviour for resource groups: `polls` status
+    /// reads answer "in progress", then `outcome` (Succeeded, Failed or
+    /// Canceled). `retry_after_secs: None` omits `Retry-After`.
+    pub fn set_lro(&self, mode: LroMode, polls: u32, outcome: &str, retry_after_secs: Option<u64>) {
+        self.shared.mutate(|s| {
+            s.faults.lro_mode = mode;
+            s.faults.lro_polls = polls;
+            s.faults.lro_outcome = outcome.to_string();
+            s.faults.lro_retry_after_secs = retry_after_secs;
+        });
+    }
+
+    /// Applied writes for a resource id (ARM id, or `/servicePrincipals/{id}`).
+    pub fn writes_of(&self, resource_id: &str) -> WriteCounts {
+        let key = resource_id.to_ascii_lowercase();
+        self.shared
+            .with_state(|s| s.writes.get(&key).copied().unwrap_or_default())
+    }
+
+    /// Times the resource was created.
+    pub fn creations_of(&self, resource_id: &str) -> u32 {
+        self.writes_of(resource_id).creations
+    }
+
+    /// ARM/Graph requests seen so far (method, path, status, time).
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.shared.with_state(|s| s.requests.clone())
+    }
+
+    pub fn token_requests(&self) -> Vec<TokenRequestRecord> {
+        self.shared.with_state(|s| s.token_requests.clone())
+    }
+
+    /// Adds a service principal directly, as if created long ago (no
+    /// replication delay applies). Returns its object id.
+    pub fn seed_service_principal(&self, app_id: &str) -> String {
+        let id = uuid::Uuid::new_v4().to_string();
+        let sp = ServicePrincipal {
+            id: id.clone(),
+            app_id: app_id.to_ascii_lowercase(),
+            display_name: app_id.to_string(),
+            created_at: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
+        };
+        self.shared
+            .mutate(|s| s.service_principals.insert(id.clone(), sp));
+        id
+    }
+}
+
+/// Runs the stand-in in the foreground until the process ends (for
+/// `windlass dev`). The CA certificate is written next to the temp dir so
+/// local clients can trust it.
+pub async fn serve(addr: SocketAddr) -> std::io::Result<()> {
+    let standin = AzureStandIn::start_with(StandInOptions {
+        addr,
+        ..StandInOptions::default()
+    })
+    .await?;
+    let ca_path = std::env::temp_dir().join("windlass-azure-standin-ca.pem");
+    std::fs::write(&ca_path, &standin.ca_cert_pem)?;
+    tracing::info!(
+        base_url = %standin.base_url,
+        ca_cert = %ca_path.display(),
+        "Azure stand-in (not Azure) serving; trust the CA file to talk to it"
+    );
+    std::future::pending::<()>().await;
+    Ok(())
+}
+
+fn router(shared: Shared) -> Router {
+    Router::new()
+        .route("/{tenant}/oauth2/v2.0/token", post(token::token))
+        .nest("/_standin", control::routes())
+        .fallback(dispatch)
+        .with_state(shared)
+}
+
+/// ARM and Graph share one origin here; the path prefix picks the API.
+async fn dispatch(
+    AxState(shared): AxState<Shared>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_string();
+    let api = if path.starts_with("/v1.0/") {
+        Some(auth::Api::Graph)
+    } else if path.to_ascii_lowercase().starts_with("/subscriptions/") {
+        Some(auth::Api::Arm)
+    } else {
+        None
+    };
+    let response = match api {
+        None => reply::arm_error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("The Windlass Azure stand-in has nothing at {path}."),
+        ),
+        Some(api) => match auth::gate(&shared, api, &method, &headers) {
+            Err(resp) => resp,
+            Ok(()) => match api {
+                auth::Api::Graph => graph::handle(&shared, &method, &path, &body),
+                auth::Api::Arm => {
+                    let api_version = uri.query().and_then(|q| {
+                        q.split('&')
+                            .filter_map(|kv| kv.split_once('='))
+                            .find(|(k, _)| *k == "api-version")
+                            .map(|(_, v)| v.to_string())
+                    });
+                    arm::handle(&shared, &method, &path, api_version.as_deref(), &body)
+                }
+            },
+        },
+    };
+    let status = response.status().as_u16();
+    tracing::debug!(%method, %path, status, "stand-in request");
+    shared.with_state(|s| {
+        s.requests.push(RequestRecord {
+            at: chrono::Utc::now(),
+            method: method.to_string(),
+            path: uri.to_string(),
+            status,
+        })
+    });
+    response
+}

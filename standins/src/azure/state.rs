@@ -1,0 +1,209 @@
+//! In-memory state of the stand-in, serialisable so tests can inspect it
+//! and so it can optionally survive a restart through a JSON file.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Everything the stand-in knows. Keys of resource maps are lower-cased
+/// resource ids because ARM ids are case-insensitive.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct State {
+    pub providers: BTreeMap<String, Provider>,
+    pub role_definitions: BTreeMap<String, Value>,
+    pub role_assignments: BTreeMap<String, Value>,
+    pub service_principals: BTreeMap<String, ServicePrincipal>,
+    pub resource_groups: BTreeMap<String, Value>,
+    pub operations: BTreeMap<String, Operation>,
+    /// Applied writes per resource id (lower-cased): what a test asserts to
+    /// prove no step was applied twice.
+    pub writes: BTreeMap<String, WriteCounts>,
+    pub requests: Vec<RequestRecord>,
+    pub token_requests: Vec<TokenRequestRecord>,
+    pub faults: Faults,
+    /// SHA-256 of each issued access token → audience. Only hashes are kept
+    /// so dumping the state never reveals a usable token.
+    pub issued_token_hashes: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteCounts {
+    /// Times the resource came into existence.
+    pub creations: u32,
+    /// Writes that changed an existing resource (identical re-PUTs excluded).
+    pub changes: u32,
+    pub deletions: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Provider {
+    pub subscription_id: String,
+    pub namespace: String,
+    /// "NotRegistered" | "Registering" | "Registered" | "Unregistering"
+    pub registration_state: String,
+    /// When a pending transition completes; read lazily.
+    pub settles_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServicePrincipal {
+    pub id: String,
+    pub app_id: String,
+    pub display_name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Operation {
+    pub id: String,
+    pub subscription_id: String,
+    /// "PUT" or "DELETE"
+    pub method: String,
+    pub resource_key: String,
+    pub polls_remaining: u32,
+    /// Terminal status once polls run out: Succeeded | Failed | Canceled.
+    pub outcome: String,
+    pub status: String,
+    pub started_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RequestRecord {
+    pub at: DateTime<Utc>,
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+}
+
+/// What reached the token endpoint. The assertion itself is never stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenRequestRecord {
+    pub at: DateTime<Utc>,
+    pub tenant: String,
+    pub client_id: String,
+    pub scope: String,
+    pub grant_type: String,
+    pub client_assertion_type: String,
+    pub had_client_assertion: bool,
+    pub granted: bool,
+}
+
+/// How LROs answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LroMode {
+    /// Resource-group PUT is synchronous (201/200); DELETE answers 202 with
+    /// `Location` only — what ARM does for resource groups.
+    #[default]
+    Location,
+    /// PUT answers 201 and DELETE 202, both with `Azure-AsyncOperation`
+    /// (DELETE also carries `Location`, which clients must ignore).
+    AzureAsyncOperation,
+}
+
+/// Injected behaviour. All durations are milliseconds so JSON stays simple.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Faults {
+    /// Requests to let through before throttling starts.
+    pub throttle_skip: u32,
+    /// Number of ARM/Graph requests answered 429 after the skip.
+    pub throttle_count: u32,
+    pub throttle_retry_after_secs: u64,
+    /// A service principal younger than this is unknown to ARM.
+    pub replication_delay_ms: u64,
+    /// Time a provider stays "Registering".
+    pub provider_registration_ms: u64,
+    pub lro_mode: LroMode,
+    /// Status polls answered "in progress" before the terminal state.
+    pub lro_polls: u32,
+    /// Succeeded | Failed | Canceled
+    pub lro_outcome: String,
+    /// `Retry-After` on LRO responses; `None` omits the header.
+    pub lro_retry_after_secs: Option<u64>,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Self {
+            throttle_skip: 0,
+            throttle_count: 0,
+            throttle_retry_after_secs: 1,
+            replication_delay_ms: 0,
+            provider_registration_ms: 0,
+            lro_mode: LroMode::Location,
+            lro_polls: 2,
+            lro_outcome: "Succeeded".to_string(),
+            lro_retry_after_secs: Some(0),
+        }
+    }
+}
+
+/// Partial update of [`Faults`] for `POST /_standin/faults`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FaultsPatch {
+    pub throttle_skip: Option<u32>,
+    pub throttle_count: Option<u32>,
+    pub throttle_retry_after_secs: Option<u64>,
+    pub replication_delay_ms: Option<u64>,
+    pub provider_registration_ms: Option<u64>,
+    pub lro_mode: Option<LroMode>,
+    pub lro_polls: Option<u32>,
+    pub lro_outcome: Option<String>,
+    /// `Some(None)` cannot be expressed in JSON; use `omit_lro_retry_after`.
+    pub lro_retry_after_secs: Option<u64>,
+    pub omit_lro_retry_after: Option<bool>,
+}
+
+impl Faults {
+    pub fn apply(&mut self, p: FaultsPatch) {
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = p.$f { self.$f = v; } )* };
+        }
+        set!(
+            throttle_skip,
+            throttle_count,
+            throttle_retry_after_secs,
+            replication_delay_ms,
+            provider_registration_ms,
+            lro_mode,
+            lro_polls,
+            lro_outcome
+        );
+        if let Some(v) = p.lro_retry_after_secs {
+            self.lro_retry_after_secs = Some(v);
+        }
+        if p.omit_lro_retry_after == Some(true) {
+            self.lro_retry_after_secs = None;
+        }
+    }
+}
+
+impl State {
+    pub fn record_creation(&mut self, key: &str) {
+        self.writes.entry(key.to_string()).or_default().creations += 1;
+    }
+    pub fn record_change(&mut self, key: &str) {
+        self.writes.entry(key.to_string()).or_default().changes += 1;
+    }
+    pub fn record_deletion(&mut self, key: &str) {
+        self.writes.entry(key.to_string()).or_default().deletions += 1;
+    }
+
+    /// Consumes one unit of the throttle budget; `Some(retry_after)` means
+    /// this request must be answered 429.
+    pub fn take_throttle(&mut self) -> Option<u64> {
+        if self.faults.throttle_skip > 0 {
+            self.faults.throttle_skip -= 1;
+            return None;
+        }
+        if self.faults.throttle_count > 0 {
+            self.faults.throttle_count -= 1;
+            return Some(self.faults.throttle_retry_after_secs);
+        }
+        None
+    }
+}

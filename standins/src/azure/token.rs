@@ -1,0 +1,127 @@
+//! Entra ID token endpoint stand-in (`/{tenant}/oauth2/v2.0/token`).
+//!
+//! Only the client-credentials grant with a federated client assertion is
+//! accepted: Windlass never holds client secrets, and the stand-in rejects
+//! them so a regression that starts sending one fails loudly.
+
+use std::collections::HashMap;
+
+use axum::{
+    Form,
+    extract::{Path, State},
+    http::StatusCode,
+    response::Response,
+};
+use serde_json::json;
+
+use super::{
+    Shared,
+    reply::{json, oauth_error},
+    state::TokenRequestRecord,
+};
+
+/// RFC 7523 client assertion type, as sent by azure_identity and MSAL.
+pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+pub(crate) async fn token(
+    State(shared): State<Shared>,
+    Path(tenant): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let get = |k: &str| form.get(k).cloned().unwrap_or_default();
+    let grant_type = get("grant_type");
+    let scope = get("scope");
+    let assertion_type = get("client_assertion_type");
+    let assertion = get("client_assertion");
+    let mut record = TokenRequestRecord {
+        at: chrono::Utc::now(),
+        tenant: tenant.clone(),
+        client_id: get("client_id"),
+        scope: scope.clone(),
+        grant_type: grant_type.clone(),
+        client_assertion_type: assertion_type.clone(),
+        had_client_assertion: !assertion.is_empty(),
+        granted: false,
+    };
+
+    let verdict = check(&form, &grant_type, &scope, &assertion_type, &assertion);
+    let response = match verdict {
+        Err(resp) => resp,
+        Ok(audience) => {
+            let token = format!("standin.{}", uuid::Uuid::new_v4().simple());
+            shared.with_state(|s| {
+                s.issued_token_hashes
+                    .insert(super::auth::token_hash(&token), audience);
+            });
+            record.granted = true;
+            json(
+                StatusCode::OK,
+                json!({
+                    "token_type": "Bearer",
+                    "expires_in": 3599,
+                    "ext_expires_in": 3599,
+                    "access_token": token,
+                }),
+            )
+        }
+    };
+    tracing::debug!(tenant = %tenant, client_id = %record.client_id, granted = record.granted, "stand-in token request");
+    shared.with_state(|s| s.token_requests.push(record));
+    response
+}
+
+/// Returns the audience the token is for, or the OAuth error to send.
+fn check(
+    form: &HashMap<String, String>,
+    grant_type: &str,
+    scope: &str,
+    assertion_type: &str,
+    assertion: &str,
+) -> Result<String, Response> {
+    if form.contains_key("client_secret") {
+        return Err(oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client_secret is not accepted; Windlass authenticates with federated client assertions only",
+        ));
+    }
+    if grant_type != "client_credentials" {
+        return Err(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "only grant_type=client_credentials is supported",
+        ));
+    }
+    if form.get("client_id").is_none_or(|c| c.is_empty()) {
+        return Err(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "client_id is required",
+        ));
+    }
+    if assertion_type != CLIENT_ASSERTION_TYPE {
+        return Err(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        ));
+    }
+    // Shape only: the stand-in cannot verify a signature it has no issuer for.
+    let segments: Vec<&str> = assertion.split('.').collect();
+    if segments.len() != 3 || segments.iter().any(|s| s.is_empty()) {
+        return Err(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_client",
+            "client_assertion is not a compact JWT",
+        ));
+    }
+    // Client credentials only allow a single `{resource}/.default` scope.
+    let Some(resource) = scope.strip_suffix("/.default") else {
+        return Err(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            "client credential flows must use a single scope ending in /.default",
+        ));
+    };
+    Ok(resource.trim_end_matches('/').to_string())
+}

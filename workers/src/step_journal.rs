@@ -1,0 +1,78 @@
+//! Writes every activity attempt into the read model: the API's step list (attempts,
+//! timings, last error) comes from here, without each activity having to report itself.
+
+use chrono::Utc;
+use temporalio_sdk::activities::ActivityError;
+use temporalio_sdk::interceptors::{
+    ActivityInboundInterceptor, ExecuteActivityInput, ExecuteActivityOutput, Next,
+};
+use windlass_core::Store;
+use windlass_core::runs::{Run, StepOutcome};
+use windlass_workflows::contracts::activity_names;
+
+pub struct StepJournal {
+    store: Store,
+}
+
+impl StepJournal {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+}
+
+impl ActivityInboundInterceptor for StepJournal {
+    fn execute_activity<'a>(
+        &'a self,
+        input: ExecuteActivityInput,
+        next: Next<'a, ExecuteActivityInput, ExecuteActivityOutput<'a>>,
+    ) -> ExecuteActivityOutput<'a> {
+        let info = input.activity_info();
+        let run_id = info
+            .workflow_id
+            .as_deref()
+            .and_then(Run::id_from_workflow_id)
+            // Recording the outcome is bookkeeping, not a step of the user's run.
+            .filter(|_| info.activity_type != activity_names::RECORD_OUTCOME);
+        let step_key = info.activity_id.clone();
+        let activity_type = info.activity_type.clone();
+        let attempt = info.attempt;
+        let max_attempts = info
+            .retry_policy
+            .as_ref()
+            .map(|p| p.maximum_attempts())
+            .unwrap_or(0);
+        Box::pin(async move {
+            let Some(run_id) = run_id else {
+                return next.run(input).await;
+            };
+            if let Err(error) = self
+                .store
+                .record_step_started(run_id, &step_key, &activity_type, attempt, Utc::now())
+                .await
+            {
+                // The journal is a projection: losing a line must not fail the cloud work.
+                tracing::warn!(%run_id, step = %step_key, %error, "could not journal step start");
+            }
+            let result = next.run(input).await;
+            let outcome = match &result {
+                Ok(_) => Some(StepOutcome::Succeeded),
+                Err(ActivityError::Cancelled { .. }) => Some(StepOutcome::Cancelled),
+                Err(ActivityError::Application(failure)) => Some(StepOutcome::Failed {
+                    error: failure.source_error().to_string(),
+                    will_retry: !failure.is_non_retryable()
+                        && (max_attempts == 0 || attempt < max_attempts),
+                }),
+                Err(_) => None,
+            };
+            if let Some(outcome) = outcome
+                && let Err(error) = self
+                    .store
+                    .record_step_finished(run_id, &step_key, &outcome, Utc::now())
+                    .await
+            {
+                tracing::warn!(%run_id, step = %step_key, %error, "could not journal step end");
+            }
+            result
+        })
+    }
+}

@@ -1,0 +1,159 @@
+use std::thread;
+use std::time::Duration;
+
+use anyhow::Context;
+use temporalio_sdk::runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder};
+use temporalio_sdk::{Runtime, Worker, WorkerOptions};
+use tokio::sync::oneshot;
+use windlass_activities::ActivitySet;
+use windlass_activities::runs::RunRecorder;
+use windlass_core::Store;
+use windlass_workflows::engine::{Engine, EngineConfig};
+use windlass_workflows::{AzureAccessSetup, AzureAccessTeardown};
+
+use crate::StepJournal;
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub engine: EngineConfig,
+    pub task_queue: String,
+    /// Activities this worker runs at once; the rest wait on the queue for other workers.
+    pub max_concurrent_activities: usize,
+    pub max_concurrent_workflow_tasks: usize,
+    /// On shutdown, in-flight activities get this long to finish before they are cancelled
+    /// (and handed back to Temporal for another worker to retry).
+    pub graceful_shutdown: Duration,
+}
+
+/// A running worker thread.
+pub struct WorkerHandle {
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<thread::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl WorkerHandle {
+    /// Stops polling, lets in-flight work finish (within the graceful period), then returns.
+    pub fn shutdown(mut self) -> anyhow::Result<()> {
+        self.stop_and_join()
+    }
+
+    fn stop_and_join(&mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.thread.take() {
+            Some(thread) => thread
+                .join()
+                .map_err(|_| anyhow::anyhow!("worker thread panicked"))?,
+            None => Ok(()),
+        }
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(|t| t.is_finished())
+    }
+}
+
+impl Drop for WorkerHandle {
+    fn drop(&mut self) {
+        if let Err(error) = self.stop_and_join() {
+            tracing::error!(%error, "worker stopped with an error");
+        }
+    }
+}
+
+/// Starts a worker on its own thread and waits until it is connected and polling, so a
+/// caller that gets `Ok` knows tasks on `config.task_queue` will be picked up.
+pub fn spawn_worker(
+    config: WorkerConfig,
+    store: Store,
+    activities: ActivitySet,
+) -> anyhow::Result<WorkerHandle> {
+    let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<()>>();
+    let thread = thread::Builder::new()
+        .name(format!("worker-{}", config.task_queue))
+        .spawn(move || -> anyhow::Result<()> {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("worker-rt")
+                .enable_all()
+                .build()
+                .context("building the worker's tokio runtime")?;
+            let started = runtime.block_on(run_worker(
+                config,
+                store,
+                activities,
+                shutdown_rx,
+                ready_tx.clone(),
+            ));
+            if let Err(error) = &started {
+                let _ = ready_tx.send(Err(anyhow::anyhow!("{error:#}")));
+            }
+            started
+        })
+        .context("spawning the worker thread")?;
+    match ready_rx.recv() {
+        Ok(Ok(())) => Ok(WorkerHandle {
+            shutdown: Some(shutdown_tx),
+            thread: Some(thread),
+        }),
+        Ok(Err(error)) => {
+            let _ = thread.join();
+            Err(error)
+        }
+        Err(_) => match thread.join() {
+            Ok(Err(error)) => Err(error),
+            _ => Err(anyhow::anyhow!("worker thread ended before it was ready")),
+        },
+    }
+}
+
+async fn run_worker(
+    config: WorkerConfig,
+    store: Store,
+    activities: ActivitySet,
+    shutdown: oneshot::Receiver<()>,
+    ready: std::sync::mpsc::Sender<anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    let runtime = Runtime::from_current_tokio(Default::default())?;
+    let engine = Engine::connect(&config.engine).await?;
+    let tuner = TunerHolder::builder()
+        .workflow_task_slot_supplier(FixedSizeSlotSupplier::new(
+            config.max_concurrent_workflow_tasks,
+        ))
+        .activity_task_slot_supplier(FixedSizeSlotSupplier::new(
+            config.max_concurrent_activities,
+        ))
+        .local_activity_task_slot_supplier(FixedSizeSlotSupplier::new(
+            config.max_concurrent_activities,
+        ))
+        .nexus_task_slot_supplier(FixedSizeSlotSupplier::new(1))
+        .build();
+    let options = WorkerOptions::new(config.task_queue.clone())
+        .register_workflow::<AzureAccessSetup>()?
+        .register_workflow::<AzureAccessTeardown>()?
+        .register_activities(RunRecorder::new(store.clone()))
+        .activity_inbound_interceptor(StepJournal::new(store));
+    let options = activities
+        .register(options)
+        .tuner(tuner)
+        .graceful_shutdown_period(config.graceful_shutdown)
+        .build();
+    let mut worker = Worker::new(&runtime, engine.client().clone(), options)?;
+    let stop = worker.shutdown_handle();
+    tracing::info!(task_queue = %config.task_queue, "worker polling");
+    let _ = ready.send(Ok(()));
+    let run = worker.run();
+    tokio::pin!(run);
+    tokio::select! {
+        finished = &mut run => return finished.context("worker stopped"),
+        _ = shutdown => {
+            tracing::info!(task_queue = %config.task_queue, "worker draining");
+            stop();
+        }
+    }
+    run.await.context("worker stopped while draining")?;
+    tracing::info!(task_queue = %config.task_queue, "worker stopped");
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! The thin layer over the Temporal client. Everything outside `windlass-workflows` and
+//! `windlass-workers` starts, cancels and reads workflows through [`Engine`], never through
+//! the SDK, so an SDK upgrade touches this module and the worker only.
+
+mod error;
+
+use std::str::FromStr;
+use std::time::SystemTime;
+
+use chrono::{DateTime, Utc};
+use temporalio_client::{
+    Client, ClientOptions, Connection, ConnectionOptions, UntypedWorkflow, Url,
+    WorkflowCancelOptions, WorkflowDescribeOptions, WorkflowExecutionStatus,
+    WorkflowIdConflictPolicy, WorkflowStartOptions,
+};
+use windlass_core::runs::{RunStatus, WorkflowKind};
+
+pub use error::EngineError;
+
+use crate::contracts::{AzureAccessSetupInput, AzureAccessTeardownInput};
+use crate::{AzureAccessSetup, AzureAccessTeardown, task_queues};
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// gRPC address of the Temporal frontend, e.g. `http://127.0.0.1:7233`.
+    pub address: String,
+    pub namespace: String,
+}
+
+/// A connected Temporal client.
+#[derive(Clone)]
+pub struct Engine {
+    client: Client,
+}
+
+/// What Temporal says about a workflow right now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkflowState {
+    pub status: RunStatus,
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+impl Engine {
+    pub async fn connect(config: &EngineConfig) -> Result<Self, EngineError> {
+        let url = Url::from_str(&config.address).map_err(|e| {
+            EngineError::Configuration(format!(
+                "Temporal address {:?} is not a URL: {e}",
+                config.address
+            ))
+        })?;
+        let connection = Connection::connect(ConnectionOptions::new(url).build())
+            .await
+            .map_err(|e| {
+                EngineError::Unavailable(format!(
+                    "cannot reach Temporal at {}: {e}",
+                    config.address
+                ))
+            })?;
+        let client = Client::new(
+            connection,
+            ClientOptions::new(config.namespace.clone()).build(),
+        )
+        .map_err(|e| EngineError::Configuration(e.to_string()))?;
+        Ok(Self { client })
+    }
+
+    /// The raw client, for the worker process only.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Starts a run's workflow. Starting the same workflow id again returns the run already
+    /// going, so a caller that crashed between starting and recording can simply retry.
+    pub async fn start(
+        &self,
+        kind: WorkflowKind,
+        workflow_id: &str,
+        input: serde_json::Value,
+    ) -> Result<String, EngineError> {
+        let options = || {
+            WorkflowStartOptions::new(task_queues::INFRASTRUCTURE, workflow_id)
+                .id_conflict_policy(WorkflowIdConflictPolicy::UseExisting)
+                .build()
+        };
+        let invalid =
+            |e: serde_json::Error| EngineError::InvalidInput(format!("{}: {e}", kind.as_str()));
+        let handle_run_id = match kind {
+            WorkflowKind::AzureAccessSetup => {
+                let input: AzureAccessSetupInput = serde_json::from_value(input).map_err(invalid)?;
+                let handle = self
+                    .client
+                    .start_workflow(AzureAccessSetup::run, input, options())
+                    .await?;
+                handle.run_id().map(str::to_owned)
+            }
+            WorkflowKind::AzureAccessTeardown => {
+                let input: AzureAccessTeardownInput =
+                    serde_json::from_value(input).map_err(invalid)?;
+                let handle = self
+                    .client
+                    .start_workflow(AzureAccessTeardown::run, input, options())
+                    .await?;
+                handle.run_id().map(str::to_owned)
+            }
+        };
+        Ok(handle_run_id.unwrap_or_default())
+    }
+
+    /// Asks the workflow to stop; it cancels its activities, waits for them, records the
+    /// outcome and ends as cancelled.
+    pub async fn cancel(&self, workflow_id: &str, reason: &str) -> Result<(), EngineError> {
+        self.client
+            .get_workflow_handle::<UntypedWorkflow>(workflow_id)
+            .cancel(WorkflowCancelOptions::builder().reason(reason.to_owned()).build())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn describe(&self, workflow_id: &str) -> Result<WorkflowState, EngineError> {
+        let description = self
+            .client
+            .get_workflow_handle::<UntypedWorkflow>(workflow_id)
+            .describe(WorkflowDescribeOptions::default())
+            .await?;
+        let status = match description.status() {
+            WorkflowExecutionStatus::Completed => RunStatus::Succeeded,
+            WorkflowExecutionStatus::Failed => RunStatus::Failed,
+            WorkflowExecutionStatus::Canceled => RunStatus::Cancelled,
+            WorkflowExecutionStatus::Terminated => RunStatus::Terminated,
+            WorkflowExecutionStatus::TimedOut => RunStatus::TimedOut,
+            _ => RunStatus::Running,
+        };
+        Ok(WorkflowState {
+            status,
+            closed_at: description.close_time().map(to_utc),
+        })
+    }
+}
+
+fn to_utc(at: SystemTime) -> DateTime<Utc> {
+    at.into()
+}

@@ -1,0 +1,88 @@
+//! What every workflow does around its steps: the options its activities run with, how a
+//! failed or cancelled step ends the run, and recording that end into the read model.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use temporalio_sdk::{
+    ActivityCancellationType, ActivityCloseTimeouts, ActivityExecutionError, ActivityOptions,
+    WorkflowCancellationToken, WorkflowContext, WorkflowResult, WorkflowTermination,
+};
+use temporalio_workflow::RetryPolicy;
+
+use crate::contracts::{OutcomeStatus, RunActivities, RunOutcome};
+
+/// Options for one step of a run. `key` becomes the activity id, which names the step in
+/// the read model. `budget` bounds the step including all its retries.
+pub(crate) fn step(key: impl Into<String>, budget: Duration) -> ActivityOptions {
+    ActivityOptions::with_close_timeouts(ActivityCloseTimeouts::ScheduleAndStartToClose {
+        schedule_to_close: budget,
+        start_to_close: Duration::from_secs(300),
+    })
+    .activity_id(key.into())
+    // Long cloud waits heartbeat; a worker that dies is noticed within this.
+    .heartbeat_timeout(Duration::from_secs(30))
+    // A cancelled run is reported cancelled only once its activities have stopped, so
+    // nothing is still writing to the cloud when the user sees "cancelled".
+    .cancellation_type(ActivityCancellationType::WaitCancellationCompleted)
+    .retry_policy(
+        RetryPolicy::builder()
+            .initial_interval(Duration::from_millis(500))
+            .backoff_coefficient(2.0)
+            .maximum_interval(Duration::from_secs(30))
+            .build(),
+    )
+    .build()
+}
+
+/// Turns a failed step into the run's end: cancelled if the run was asked to stop,
+/// failed otherwise.
+pub(crate) fn ended<W, T>(
+    ctx: &WorkflowContext<W>,
+    result: Result<T, ActivityExecutionError>,
+) -> WorkflowResult<T> {
+    match result {
+        Ok(value) => Ok(value),
+        Err(_) if ctx.cancellation_token().is_cancelled() => Err(WorkflowTermination::cancelled()),
+        Err(ActivityExecutionError::Cancelled(_)) => Err(WorkflowTermination::cancelled()),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Records how the run ended, even when it was cancelled, then returns the result as is.
+pub(crate) async fn record<W, T: Serialize>(
+    ctx: &WorkflowContext<W>,
+    result: WorkflowResult<T>,
+) -> WorkflowResult<T> {
+    let (status, output, error) = match &result {
+        Ok(value) => (
+            OutcomeStatus::Succeeded,
+            serde_json::to_value(value).ok(),
+            None,
+        ),
+        Err(WorkflowTermination::Cancelled { .. }) => (
+            OutcomeStatus::Cancelled,
+            None,
+            Some("cancelled on request".to_owned()),
+        ),
+        Err(WorkflowTermination::Failed(error)) => {
+            (OutcomeStatus::Failed, None, Some(error.to_string()))
+        }
+        // Eviction and continue-as-new are not ends of the run.
+        Err(_) => return result,
+    };
+    let options = ActivityOptions::with_schedule_to_close_timeout(Duration::from_secs(3600))
+        .activity_id("record-outcome".to_owned())
+        // Detached from the run's cancellation: recording a cancellation must not be cancelled.
+        .cancellation_token(WorkflowCancellationToken::new())
+        .build();
+    let outcome = RunOutcome {
+        workflow_id: ctx.workflow_id().to_owned(),
+        status,
+        output,
+        error,
+    };
+    ctx.execute_activity(RunActivities::record_outcome, outcome, options)
+        .await?;
+    result
+}
