@@ -1,1 +1,53 @@
-fn main() {}
+//! `windlass`: one binary, four jobs. `dev` runs everything on one machine; `serve`, `worker`
+//! and `migrate` are the production pieces, configured by flags or environment.
+
+mod config;
+mod dev;
+mod logging;
+mod serve;
+mod worker;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "windlass", version, about = "Durable orchestration of cloud access, clusters and deployments")]
+struct Cli {
+    #[arg(long, env = "WINDLASS_LOG_FORMAT", default_value = "text", global = true)]
+    log_format: logging::LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run everything on this machine: Temporal's dev server, SQLite, the Azure stand-in,
+    /// a worker and the API.
+    Dev(dev::DevArgs),
+    /// Run the HTTP API.
+    Serve(serve::ServeArgs),
+    /// Run a worker that polls one task queue.
+    Worker(worker::WorkerArgs),
+    /// Apply database migrations and exit.
+    Migrate(config::StoreArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    logging::init(cli.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        match cli.command {
+            Command::Dev(args) => dev::run(args).await,
+            Command::Serve(args) => serve::run(args).await,
+            Command::Worker(args) => worker::run(args).await,
+            Command::Migrate(args) => {
+                let store = args.connect().await?;
+                store.migrate().await?;
+                tracing::info!(backend = ?store.backend(), "migrations applied");
+                Ok(())
+            }
+        }
+    })
+}

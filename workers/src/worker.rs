@@ -15,8 +15,8 @@ use crate::StepJournal;
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
+    /// Also names the task queue this worker polls.
     pub engine: EngineConfig,
-    pub task_queue: String,
     /// Activities this worker runs at once; the rest wait on the queue for other workers.
     pub max_concurrent_activities: usize,
     pub max_concurrent_workflow_tasks: usize,
@@ -63,7 +63,7 @@ impl Drop for WorkerHandle {
 }
 
 /// Starts a worker on its own thread and waits until it is connected and polling, so a
-/// caller that gets `Ok` knows tasks on `config.task_queue` will be picked up.
+/// caller that gets `Ok` knows tasks on `config.engine.task_queue` will be picked up.
 pub fn spawn_worker(
     config: WorkerConfig,
     store: Store,
@@ -72,7 +72,7 @@ pub fn spawn_worker(
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<()>>();
     let thread = thread::Builder::new()
-        .name(format!("worker-{}", config.task_queue))
+        .name(format!("worker-{}", config.engine.task_queue))
         .spawn(move || -> anyhow::Result<()> {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -130,7 +130,7 @@ async fn run_worker(
         ))
         .nexus_task_slot_supplier(FixedSizeSlotSupplier::new(1))
         .build();
-    let options = WorkerOptions::new(config.task_queue.clone())
+    let options = WorkerOptions::new(config.engine.task_queue.clone())
         .register_workflow::<AzureAccessSetup>()?
         .register_workflow::<AzureAccessTeardown>()?
         .register_activities(RunRecorder::new(store.clone()))
@@ -142,18 +142,18 @@ async fn run_worker(
         .build();
     let mut worker = Worker::new(&runtime, engine.client().clone(), options)?;
     let stop = worker.shutdown_handle();
-    tracing::info!(task_queue = %config.task_queue, "worker polling");
+    tracing::info!(task_queue = %config.engine.task_queue, "worker polling");
     let _ = ready.send(Ok(()));
     let run = worker.run();
     tokio::pin!(run);
     tokio::select! {
         finished = &mut run => return finished.context("worker stopped"),
         _ = shutdown => {
-            tracing::info!(task_queue = %config.task_queue, "worker draining");
+            tracing::info!(task_queue = %config.engine.task_queue, "worker draining");
             stop();
         }
     }
     run.await.context("worker stopped while draining")?;
-    tracing::info!(task_queue = %config.task_queue, "worker stopped");
+    tracing::info!(task_queue = %config.engine.task_queue, "worker stopped");
     Ok(())
 }

@@ -21,7 +21,7 @@ pub(crate) fn step(key: impl Into<String>, budget: Duration) -> ActivityOptions 
     })
     .activity_id(key.into())
     // Long cloud waits heartbeat; a worker that dies is noticed within this.
-    .heartbeat_timeout(Duration::from_secs(30))
+    .heartbeat_timeout(Duration::from_secs(10))
     // A cancelled run is reported cancelled only once its activities have stopped, so
     // nothing is still writing to the cloud when the user sees "cancelled".
     .cancellation_type(ActivityCancellationType::WaitCancellationCompleted)

@@ -50,3 +50,13 @@ fn organization_from_row(row: &AnyRow) -> Result<Organization> {
         created_at: clock::from_db(&row.try_get::<String, _>("created_at")?),
     })
 }
+
+impl Store {
+    pub async fn organization_by_name(&self, name: &str) -> Result<Option<Organization>> {
+        let row = sqlx::query("SELECT id, name, created_at FROM organizations WHERE name = $1")
+            .bind(name.trim())
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(organization_from_row).transpose()
+    }
+}

@@ -2,6 +2,7 @@
 //! `windlass-workers` starts, cancels and reads workflows through [`Engine`], never through
 //! the SDK, so an SDK upgrade touches this module and the worker only.
 
+pub mod dev_server;
 mod error;
 
 use std::str::FromStr;
@@ -25,12 +26,25 @@ pub struct EngineConfig {
     /// gRPC address of the Temporal frontend, e.g. `http://127.0.0.1:7233`.
     pub address: String,
     pub namespace: String,
+    /// Where new runs are queued; workers for it must be polling.
+    pub task_queue: String,
+}
+
+impl EngineConfig {
+    pub fn new(address: impl Into<String>) -> Self {
+        Self {
+            address: address.into(),
+            namespace: "default".to_owned(),
+            task_queue: task_queues::INFRASTRUCTURE.to_owned(),
+        }
+    }
 }
 
 /// A connected Temporal client.
 #[derive(Clone)]
 pub struct Engine {
     client: Client,
+    task_queue: String,
 }
 
 /// What Temporal says about a workflow right now.
@@ -61,7 +75,10 @@ impl Engine {
             ClientOptions::new(config.namespace.clone()).build(),
         )
         .map_err(|e| EngineError::Configuration(e.to_string()))?;
-        Ok(Self { client })
+        Ok(Self {
+            client,
+            task_queue: config.task_queue.clone(),
+        })
     }
 
     /// The raw client, for the worker process only.
@@ -78,7 +95,7 @@ impl Engine {
         input: serde_json::Value,
     ) -> Result<String, EngineError> {
         let options = || {
-            WorkflowStartOptions::new(task_queues::INFRASTRUCTURE, workflow_id)
+            WorkflowStartOptions::new(self.task_queue.clone(), workflow_id)
                 .id_conflict_policy(WorkflowIdConflictPolicy::UseExisting)
                 .build()
         };
@@ -114,6 +131,19 @@ impl Engine {
             .cancel(WorkflowCancelOptions::builder().reason(reason.to_owned()).build())
             .await?;
         Ok(())
+    }
+
+    /// Whether the namespace answers: true once a fresh server is ready for work.
+    pub async fn ping(&self) -> Result<(), EngineError> {
+        use futures::StreamExt;
+        let mut listing = std::pin::pin!(self.client.list_workflows(
+            "",
+            temporalio_client::WorkflowListOptions::builder().limit(1).build(),
+        ));
+        match listing.next().await {
+            None | Some(Ok(_)) => Ok(()),
+            Some(Err(e)) => Err(EngineError::Unavailable(e.to_string())),
+        }
     }
 
     pub async fn describe(&self, workflow_id: &str) -> Result<WorkflowState, EngineError> {

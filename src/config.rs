@@ -1,0 +1,115 @@
+//! Flags shared by the subcommands. Every flag has an environment variable, so the same
+//! binary is configured by a compose file, a Kubernetes manifest or a shell.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use windlass_activities::azure::{
+    AzureClientConfig, AzureEndpoints, ClientAssertionSource,
+};
+use windlass_activities::azure_access::{AzureAccess, AzureConnector};
+use windlass_core::Store;
+use windlass_workflows::engine::EngineConfig;
+use windlass_workflows::task_queues;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct StoreArgs {
+    /// `sqlite://path` (embedded default) or `postgres://...` (production).
+    #[arg(long, env = "WINDLASS_DATABASE_URL", default_value = "sqlite://.windlass/windlass.db")]
+    pub database_url: String,
+}
+
+impl StoreArgs {
+    pub async fn connect(&self) -> anyhow::Result<Store> {
+        if let Some(path) = self.database_url.strip_prefix("sqlite://")
+            && let Some(dir) = std::path::Path::new(path.split('?').next().unwrap_or(path)).parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating database directory {}", dir.display()))?;
+        }
+        Store::connect(&self.database_url)
+            .await
+            .context("connecting to the database")
+    }
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct EngineArgs {
+    /// gRPC address of the Temporal frontend.
+    #[arg(long, env = "WINDLASS_TEMPORAL_ADDRESS", default_value = "http://127.0.0.1:7233")]
+    pub temporal_address: String,
+    #[arg(long, env = "WINDLASS_TEMPORAL_NAMESPACE", default_value = "default")]
+    pub temporal_namespace: String,
+    /// Task queue runs are started on (API) or polled from (worker).
+    #[arg(long, env = "WINDLASS_TASK_QUEUE", default_value = task_queues::INFRASTRUCTURE)]
+    pub task_queue: String,
+}
+
+impl EngineArgs {
+    pub fn config(&self) -> EngineConfig {
+        EngineConfig {
+            address: self.temporal_address.clone(),
+            namespace: self.temporal_namespace.clone(),
+            task_queue: self.task_queue.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct AzureArgs {
+    #[arg(long, env = "WINDLASS_AZURE_ARM_ENDPOINT", default_value = "https://management.azure.com")]
+    pub azure_arm_endpoint: String,
+    #[arg(long, env = "WINDLASS_AZURE_GRAPH_ENDPOINT", default_value = "https://graph.microsoft.com")]
+    pub azure_graph_endpoint: String,
+    #[arg(long, env = "WINDLASS_AZURE_AUTHORITY_HOST", default_value = "https://login.microsoftonline.com")]
+    pub azure_authority_host: String,
+    /// File holding the workload identity token Windlass presents to Entra ID (projected
+    /// service-account token or similar). Re-read on every token request.
+    #[arg(long, env = "AZURE_FEDERATED_TOKEN_FILE")]
+    pub azure_federated_token_file: Option<PathBuf>,
+    /// Extra CA certificate (PEM) to trust, e.g. the local stand-in's throwaway CA.
+    #[arg(long, env = "WINDLASS_AZURE_EXTRA_CA_FILE")]
+    pub azure_extra_ca_file: Option<PathBuf>,
+    /// Poll interval for long-running operations that send no Retry-After.
+    #[arg(long, env = "WINDLASS_AZURE_DEFAULT_POLL_SECONDS", default_value_t = 60)]
+    pub azure_default_poll_seconds: u64,
+    /// First poll interval while a resource provider registers.
+    #[arg(long, env = "WINDLASS_AZURE_PROVIDER_POLL_SECONDS", default_value_t = 2)]
+    pub azure_provider_poll_seconds: u64,
+}
+
+impl AzureArgs {
+    /// Azure activities, or none when no federated token is configured (such a worker
+    /// does not take Azure work).
+    pub fn activities(&self) -> anyhow::Result<Option<AzureAccess>> {
+        let Some(token_file) = &self.azure_federated_token_file else {
+            tracing::warn!("no AZURE_FEDERATED_TOKEN_FILE: this worker runs no Azure activities");
+            return Ok(None);
+        };
+        let url = |s: &str| url::Url::parse(s).with_context(|| format!("Azure endpoint {s:?}"));
+        let endpoints = AzureEndpoints {
+            arm: url(&self.azure_arm_endpoint)?,
+            graph: url(&self.azure_graph_endpoint)?,
+            authority_host: url(&self.azure_authority_host)?,
+            ..AzureEndpoints::public_cloud()
+        };
+        // Tenant and client id are per customer: the connector fills them in per run.
+        let mut template = AzureClientConfig::new(
+            endpoints,
+            String::new(),
+            String::new(),
+            ClientAssertionSource::File(token_file.clone()),
+        );
+        if let Some(ca) = &self.azure_extra_ca_file {
+            template.extra_root_ca_pem = Some(
+                std::fs::read_to_string(ca)
+                    .with_context(|| format!("reading {}", ca.display()))?,
+            );
+        }
+        template.lro_default_poll_interval = Duration::from_secs(self.azure_default_poll_seconds);
+        template.provider_poll_initial = Duration::from_secs(self.azure_provider_poll_seconds);
+        Ok(Some(AzureAccess::new(AzureConnector::new(template))))
+    }
+}

