@@ -1,0 +1,216 @@
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use windlass_activities::azure::{ROLE_ACTIONS, ROLE_DATA_ACTIONS};
+use windlass_workflows::contracts::AZURE_RESOURCE_PROVIDERS;
+
+use crate::support::{APPLICATION_ID, Stack, setup_request, step, teardown_request};
+
+fn run_id(run: &Value) -> String {
+    run["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn an_azure_setup_started_through_the_api_completes_with_its_steps_readable() {
+    let stack = Stack::start().await;
+    // A freshly created principal is unknown to ARM for a while, as in real Azure.
+    stack.azure.set_replication_delay(Duration::from_millis(1500));
+    let (org, account) = stack.organization_with_azure_account().await;
+
+    let (status, started) = stack.start_run(org, setup_request(account), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    assert_eq!(started["status"], "running");
+    let run = stack.wait_until_finished(org, &run_id(&started)).await;
+
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    assert!(run["current_step"].is_null());
+    let steps = run["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 14 + 4, "{run:#}");
+    for namespace in AZURE_RESOURCE_PROVIDERS {
+        assert_eq!(
+            step(&run, &format!("register-provider/{namespace}"))["status"],
+            "succeeded"
+        );
+    }
+    let assign = step(&run, "assign-role");
+    assert_eq!(assign["status"], "succeeded");
+    assert!(
+        assign["attempts"].as_u64().unwrap() >= 2,
+        "the replication delay should have cost at least one retry: {assign:#}"
+    );
+    assert!(
+        assign["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("PrincipalNotFound")
+            || assign["last_error"].as_str().unwrap().contains("not visible"),
+        "{assign:#}"
+    );
+    for key in ["ensure-custom-role", "ensure-service-principal", "verify-access"] {
+        let s = step(&run, key);
+        assert_eq!(s["status"], "succeeded", "{s:#}");
+        assert!(s["finished_at"].as_str().unwrap() >= s["first_started_at"].as_str().unwrap());
+    }
+
+    // What the customer's tenant now holds, read from the stand-in.
+    let azure = stack.azure.state();
+    let role_id = run["output"]["role_definition_id"].as_str().unwrap();
+    let role = azure
+        .role_definitions
+        .values()
+        .find(|r| r["id"].as_str().unwrap().eq_ignore_ascii_case(role_id))
+        .expect("custom role created");
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let permissions = &role["properties"]["permissions"][0];
+    assert_eq!(strings(&permissions["actions"]), ROLE_ACTIONS.map(String::from));
+    assert_eq!(
+        strings(&permissions["dataActions"]),
+        ROLE_DATA_ACTIONS.map(String::from)
+    );
+    let account_subscription = role["properties"]["assignableScopes"][0].as_str().unwrap();
+    assert_eq!(role["properties"]["assignableScopes"].as_array().unwrap().len(), 1);
+    assert!(account_subscription.starts_with("/subscriptions/"));
+    let assignment = azure
+        .role_assignments
+        .values()
+        .find(|a| {
+            a["properties"]["roleDefinitionId"]
+                .as_str()
+                .unwrap()
+                .eq_ignore_ascii_case(role_id)
+        })
+        .expect("role assigned");
+    assert_eq!(
+        assignment["properties"]["principalId"],
+        run["output"]["service_principal_object_id"]
+    );
+    assert!(
+        azure
+            .service_principals
+            .values()
+            .any(|sp| sp.app_id == APPLICATION_ID),
+        "service principal of the multi-tenant application created"
+    );
+    assert_eq!(azure.providers.len(), 14, "every provider of the seed, and no other");
+}
+
+#[tokio::test]
+async fn a_repeated_idempotency_key_returns_the_same_run_and_a_rerun_changes_nothing() {
+    let stack = Stack::start().await;
+    let (org, account) = stack.organization_with_azure_account().await;
+
+    let (first_status, first) = stack
+        .start_run(org, setup_request(account), Some("setup-1"))
+        .await;
+    let (second_status, second) = stack
+        .start_run(org, setup_request(account), Some("setup-1"))
+        .await;
+    assert_eq!(first_status, StatusCode::ACCEPTED);
+    assert_eq!(second_status, StatusCode::OK, "{second}");
+    assert_eq!(first["id"], second["id"]);
+
+    // The same key for a different request is refused, and the first run is untouched.
+    let (reused_status, reused) = stack
+        .start_run(org, teardown_request(account), Some("setup-1"))
+        .await;
+    assert_eq!(reused_status, StatusCode::CONFLICT, "{reused}");
+    assert!(reused["detail"].as_str().unwrap().contains("different request"));
+
+    let run = stack.wait_until_finished(org, &run_id(&first)).await;
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    let (_, runs) = stack
+        .api
+        .get(&format!("/v1/organizations/{org}/runs"))
+        .await;
+    assert_eq!(runs.as_array().unwrap().len(), 1, "{runs:#}");
+
+    // A second setup of the same account converges on the same resources.
+    let role_id = run["output"]["role_definition_id"].as_str().unwrap().to_owned();
+    let assignment_id = run["output"]["role_assignment_id"].as_str().unwrap().to_owned();
+    let (_, again) = stack.start_run(org, setup_request(account), None).await;
+    let again = stack.wait_until_finished(org, &run_id(&again)).await;
+    assert_eq!(again["status"], "succeeded", "{again:#}");
+    assert_eq!(again["output"]["role_definition_id"], role_id.as_str());
+    assert_eq!(stack.azure.creations_of(&role_id), 1);
+    assert_eq!(stack.azure.creations_of(&assignment_id), 1);
+    assert_eq!(stack.azure.state().role_assignments.len(), 1);
+}
+
+#[tokio::test]
+async fn cancelling_a_setup_leaves_nothing_the_teardown_cannot_clean() {
+    let stack = Stack::start().await;
+    // The principal never becomes visible while we watch: the run waits in assign-role.
+    stack.azure.set_replication_delay(Duration::from_secs(3600));
+    let (org, account) = stack.organization_with_azure_account().await;
+    let (_, started) = stack.start_run(org, setup_request(account), None).await;
+    let id = run_id(&started);
+    let waiting = stack
+        .wait_for_run(org, &id, Duration::from_secs(60), |run| {
+            run["current_step"] == "assign-role"
+        })
+        .await;
+    assert_eq!(waiting["status"], "running");
+
+    // While it runs, a teardown of the same account is refused: they would race.
+    let (busy, refused) = stack.start_run(org, teardown_request(account), None).await;
+    assert_eq!(busy, StatusCode::CONFLICT, "{refused}");
+
+    let (status, _, cancelled) = stack
+        .api
+        .post(&format!("/v1/organizations/{org}/runs/{id}/cancel"), Value::Null, &[])
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{cancelled}");
+    let run = stack.wait_until_finished(org, &id).await;
+    assert_eq!(run["status"], "cancelled", "{run:#}");
+    assert_ne!(step(&run, "assign-role")["status"], "running");
+    let half_applied = stack.azure.state();
+    assert_eq!(half_applied.role_definitions.len(), 1);
+    assert_eq!(half_applied.service_principals.len(), 1);
+
+    let (status, teardown) = stack.start_run(org, teardown_request(account), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{teardown}");
+    let teardown = stack.wait_until_finished(org, &run_id(&teardown)).await;
+    assert_eq!(teardown["status"], "succeeded", "{teardown:#}");
+    let clean = stack.azure.state();
+    assert!(clean.role_definitions.is_empty(), "{:?}", clean.role_definitions);
+    assert!(clean.role_assignments.is_empty());
+    assert!(clean.service_principals.is_empty());
+    assert_eq!(
+        teardown["output"]["removed"].as_array().unwrap().len(),
+        2,
+        "role and principal removed, no assignment existed: {teardown:#}"
+    );
+}
+
+#[tokio::test]
+async fn throttled_calls_wait_for_retry_after_and_the_run_still_completes() {
+    let stack = Stack::start().await;
+    let (org, account) = stack.organization_with_azure_account().await;
+    // More 429s than the client retries in place (three tries per call): the provider
+    // registrations must go back to Temporal, which waits out Retry-After.
+    stack.azure.throttle_next(40, 1);
+    let (_, started) = stack.start_run(org, setup_request(account), None).await;
+    let run = stack.wait_until_finished(org, &run_id(&started)).await;
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    let throttled = stack
+        .azure
+        .requests()
+        .iter()
+        .filter(|r| r.status == 429)
+        .count();
+    assert_eq!(throttled, 40);
+    let retried = run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["attempts"].as_u64().unwrap() > 1)
+        .count();
+    assert!(retried >= 1, "some step retried through Temporal: {run:#}");
+}

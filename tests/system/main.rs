@@ -1,0 +1,7 @@
+//! System tests: Windlass assembled from real parts (Temporal's dev server, SQLite, the
+//! API, workers) with the Azure stand-in in place of Azure. See `support` for the stack.
+
+mod api_contract;
+mod azure_access;
+pub mod support;
+mod worker_crash;

