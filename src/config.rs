@@ -5,9 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use windlass_activities::azure::{
-    AzureClientConfig, AzureEndpoints, ClientAssertionSource,
-};
+use windlass_activities::azure::{AzureClientConfig, AzureEndpoints, ClientAssertionSource};
 use windlass_activities::azure_access::{AzureAccess, AzureConnector};
 use windlass_core::Store;
 use windlass_workflows::engine::EngineConfig;
@@ -16,7 +14,11 @@ use windlass_workflows::task_queues;
 #[derive(Debug, Clone, clap::Args)]
 pub struct StoreArgs {
     /// `sqlite://path` (embedded default) or `postgres://...` (production).
-    #[arg(long, env = "WINDLASS_DATABASE_URL", default_value = "sqlite://.windlass/windlass.db")]
+    #[arg(
+        long,
+        env = "WINDLASS_DATABASE_URL",
+        default_value = "sqlite://.windlass/windlass.db"
+    )]
     pub database_url: String,
 }
 
@@ -38,7 +40,11 @@ impl StoreArgs {
 #[derive(Debug, Clone, clap::Args)]
 pub struct EngineArgs {
     /// gRPC address of the Temporal frontend.
-    #[arg(long, env = "WINDLASS_TEMPORAL_ADDRESS", default_value = "http://127.0.0.1:7233")]
+    #[arg(
+        long,
+        env = "WINDLASS_TEMPORAL_ADDRESS",
+        default_value = "http://127.0.0.1:7233"
+    )]
     pub temporal_address: String,
     #[arg(long, env = "WINDLASS_TEMPORAL_NAMESPACE", default_value = "default")]
     pub temporal_namespace: String,
@@ -59,11 +65,23 @@ impl EngineArgs {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct AzureArgs {
-    #[arg(long, env = "WINDLASS_AZURE_ARM_ENDPOINT", default_value = "https://management.azure.com")]
+    #[arg(
+        long,
+        env = "WINDLASS_AZURE_ARM_ENDPOINT",
+        default_value = "https://management.azure.com"
+    )]
     pub azure_arm_endpoint: String,
-    #[arg(long, env = "WINDLASS_AZURE_GRAPH_ENDPOINT", default_value = "https://graph.microsoft.com")]
+    #[arg(
+        long,
+        env = "WINDLASS_AZURE_GRAPH_ENDPOINT",
+        default_value = "https://graph.microsoft.com"
+    )]
     pub azure_graph_endpoint: String,
-    #[arg(long, env = "WINDLASS_AZURE_AUTHORITY_HOST", default_value = "https://login.microsoftonline.com")]
+    #[arg(
+        long,
+        env = "WINDLASS_AZURE_AUTHORITY_HOST",
+        default_value = "https://login.microsoftonline.com"
+    )]
     pub azure_authority_host: String,
     /// File holding the workload identity token Windlass presents to Entra ID (projected
     /// service-account token or similar). Re-read on every token request.
@@ -73,10 +91,18 @@ pub struct AzureArgs {
     #[arg(long, env = "WINDLASS_AZURE_EXTRA_CA_FILE")]
     pub azure_extra_ca_file: Option<PathBuf>,
     /// Poll interval for long-running operations that send no Retry-After.
-    #[arg(long, env = "WINDLASS_AZURE_DEFAULT_POLL_SECONDS", default_value_t = 60)]
+    #[arg(
+        long,
+        env = "WINDLASS_AZURE_DEFAULT_POLL_SECONDS",
+        default_value_t = 60
+    )]
     pub azure_default_poll_seconds: u64,
     /// First poll interval while a resource provider registers.
-    #[arg(long, env = "WINDLASS_AZURE_PROVIDER_POLL_SECONDS", default_value_t = 2)]
+    #[arg(
+        long,
+        env = "WINDLASS_AZURE_PROVIDER_POLL_SECONDS",
+        default_value_t = 2
+    )]
     pub azure_provider_poll_seconds: u64,
 }
 
@@ -104,8 +130,7 @@ impl AzureArgs {
         );
         if let Some(ca) = &self.azure_extra_ca_file {
             template.extra_root_ca_pem = Some(
-                std::fs::read_to_string(ca)
-                    .with_context(|| format!("reading {}", ca.display()))?,
+                std::fs::read_to_string(ca).with_context(|| format!("reading {}", ca.display()))?,
             );
         }
         template.lro_default_poll_interval = Duration::from_secs(self.azure_default_poll_seconds);

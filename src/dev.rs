@@ -98,10 +98,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         graceful_shutdown: Duration::from_secs(10),
     };
     let worker_store = store.clone();
-    let worker = tokio::task::spawn_blocking(move || {
-        spawn_worker(worker_config, worker_store, activities)
-    })
-    .await??;
+    let worker =
+        tokio::task::spawn_blocking(move || spawn_worker(worker_config, worker_store, activities))
+            .await??;
 
     let (organization_id, account) = demo_account(&store).await?;
     let engine = Engine::connect(&engine_config).await?;

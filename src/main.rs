@@ -10,9 +10,18 @@ mod worker;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "windlass", version, about = "Durable orchestration of cloud access, clusters and deployments")]
+#[command(
+    name = "windlass",
+    version,
+    about = "Durable orchestration of cloud access, clusters and deployments"
+)]
 struct Cli {
-    #[arg(long, env = "WINDLASS_LOG_FORMAT", default_value = "text", global = true)]
+    #[arg(
+        long,
+        env = "WINDLASS_LOG_FORMAT",
+        default_value = "text",
+        global = true
+    )]
     log_format: logging::LogFormat,
     #[command(subcommand)]
     command: Command,

@@ -34,7 +34,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     tracing::info!(listen = %args.listen, "API serving");
-    serve(listener, store, engine, args.azure_application_id, shutdown_signal()).await
+    serve(
+        listener,
+        store,
+        engine,
+        args.azure_application_id,
+        shutdown_signal(),
+    )
+    .await
 }
 
 pub async fn serve(

@@ -15,7 +15,11 @@ pub struct WorkerArgs {
     pub azure: AzureArgs,
     #[arg(long, env = "WINDLASS_MAX_CONCURRENT_ACTIVITIES", default_value_t = 20)]
     pub max_concurrent_activities: usize,
-    #[arg(long, env = "WINDLASS_MAX_CONCURRENT_WORKFLOW_TASKS", default_value_t = 10)]
+    #[arg(
+        long,
+        env = "WINDLASS_MAX_CONCURRENT_WORKFLOW_TASKS",
+        default_value_t = 10
+    )]
     pub max_concurrent_workflow_tasks: usize,
     /// On SIGTERM, how long in-flight activities may finish before they are cancelled and
     /// handed back to Temporal.
@@ -40,8 +44,8 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
         azure: args.azure.activities()?,
     };
     let config = args.worker_config();
-    let worker = tokio::task::spawn_blocking(move || spawn_worker(config, store, activities))
-        .await??;
+    let worker =
+        tokio::task::spawn_blocking(move || spawn_worker(config, store, activities)).await??;
     tokio::select! {
         _ = crate::serve::shutdown_signal() => {}
         _ = async {

@@ -56,9 +56,7 @@ fn validate(request: &CreateCloudAccount) -> Result<(), Problem> {
     }
     let name = request.display_name.trim();
     if name.is_empty() || name.len() > 100 {
-        return Err(Problem::unprocessable(
-            "display_name: 1 to 100 characters",
-        ));
+        return Err(Problem::unprocessable("display_name: 1 to 100 characters"));
     }
     Ok(())
 }
@@ -95,5 +93,7 @@ async fn list_cloud_accounts(
     Path(organization_id): Path<Uuid>,
 ) -> Result<axum::Json<Vec<CloudAccount>>, Problem> {
     state.store.organization(organization_id).await?;
-    Ok(axum::Json(state.store.cloud_accounts(organization_id).await?))
+    Ok(axum::Json(
+        state.store.cloud_accounts(organization_id).await?,
+    ))
 }

@@ -45,11 +45,7 @@ fn json_problem(rejection: JsonRejection) -> Problem {
                 crate::MAX_BODY_BYTES
             ),
         ),
-        _ => Problem::new(
-            rejection.status(),
-            "bad-request",
-            rejection.body_text(),
-        ),
+        _ => Problem::new(rejection.status(), "bad-request", rejection.body_text()),
     }
 }
 

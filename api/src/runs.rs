@@ -186,7 +186,10 @@ async fn start_run(
     };
     match state.engine.start(run.kind, &run.workflow_id, input).await {
         Ok(temporal_run_id) => {
-            state.store.mark_run_started(run.id, &temporal_run_id).await?;
+            state
+                .store
+                .mark_run_started(run.id, &temporal_run_id)
+                .await?;
         }
         Err(error) => {
             // If Temporal did start it and only the answer was lost, the run is real.
@@ -322,13 +325,22 @@ async fn cancel_run(
             run.status.as_str()
         )));
     }
-    match state.engine.cancel(&run.workflow_id, "cancelled through the API").await {
+    match state
+        .engine
+        .cancel(&run.workflow_id, "cancelled through the API")
+        .await
+    {
         Ok(()) => {}
         // Never reached Temporal: nothing runs, so it is cancelled now.
         Err(EngineError::NotFound(_)) => {
             state
                 .store
-                .finish_run(run_id, RunStatus::Cancelled, None, Some("cancelled before it started"))
+                .finish_run(
+                    run_id,
+                    RunStatus::Cancelled,
+                    None,
+                    Some("cancelled before it started"),
+                )
                 .await?;
         }
         Err(error) => return Err(error.into()),
@@ -355,7 +367,10 @@ mod tests {
             r#"{"workflow":"azure_access_setup","cloud_account_id":"8d3c4a4e-64a4-4d5e-9e36-1c2b3a4d5e6f","setup_identity_client_id":"1d3c4a4e-64a4-4d5e-9e36-1c2b3a4d5e6f","colour":"blue"}"#,
         )
         .unwrap_err();
-        assert!(unknown_field.to_string().contains("colour"), "{unknown_field}");
+        assert!(
+            unknown_field.to_string().contains("colour"),
+            "{unknown_field}"
+        );
         let unknown_workflow =
             serde_json::from_str::<StartRun>(r#"{"workflow":"mine_bitcoin"}"#).unwrap_err();
         assert!(unknown_workflow.to_string().contains("mine_bitcoin"));

@@ -27,15 +27,17 @@ impl Error {
     /// database), as opposed to a request that is wrong and will stay wrong.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Database(e) => matches!(
-                e,
-                sqlx::Error::Io(_)
-                    | sqlx::Error::PoolTimedOut
-                    | sqlx::Error::PoolClosed
-                    | sqlx::Error::WorkerCrashed
-            ) || e
-                .as_database_error()
-                .is_some_and(|d| d.message().contains("database is locked")),
+            Self::Database(e) => {
+                matches!(
+                    e,
+                    sqlx::Error::Io(_)
+                        | sqlx::Error::PoolTimedOut
+                        | sqlx::Error::PoolClosed
+                        | sqlx::Error::WorkerCrashed
+                ) || e
+                    .as_database_error()
+                    .is_some_and(|d| d.message().contains("database is locked"))
+            }
             _ => false,
         }
     }

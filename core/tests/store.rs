@@ -246,7 +246,12 @@ async fn one_unfinished_run_per_target(store: &Store) {
         "{busy}"
     );
     store
-        .finish_run(first.id, RunStatus::Succeeded, Some(&json!({"ok": true})), None)
+        .finish_run(
+            first.id,
+            RunStatus::Succeeded,
+            Some(&json!({"ok": true})),
+            None,
+        )
         .await
         .unwrap();
     created(
@@ -265,13 +270,21 @@ async fn the_first_recorded_end_of_a_run_wins(store: &Store) {
             .await
             .unwrap(),
     );
-    store.mark_run_started(run.id, "temporal-run-1").await.unwrap();
+    store
+        .mark_run_started(run.id, "temporal-run-1")
+        .await
+        .unwrap();
     let started = store.run(org, run.id).await.unwrap();
     assert_eq!(started.status, RunStatus::Running);
     assert_eq!(started.temporal_run_id.as_deref(), Some("temporal-run-1"));
     assert!(
         store
-            .finish_run(run.id, RunStatus::Cancelled, None, Some("cancelled by user"))
+            .finish_run(
+                run.id,
+                RunStatus::Cancelled,
+                None,
+                Some("cancelled by user")
+            )
             .await
             .unwrap()
     );
@@ -350,7 +363,13 @@ async fn runs_are_listed_newest_first_and_filtered(store: &Store) {
         .unwrap();
     assert!(teardowns.is_empty());
     let other = organization(store).await;
-    assert!(store.runs(other, &RunFilter::default()).await.unwrap().is_empty());
+    assert!(
+        store
+            .runs(other, &RunFilter::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn steps_record_attempts_timings_and_last_error(store: &Store) {
@@ -367,7 +386,10 @@ async fn steps_record_attempts_timings_and_last_error(store: &Store) {
         .await
         .unwrap();
     // The run was still pending: a started step proves it is running.
-    assert_eq!(store.run(org, run.id).await.unwrap().status, RunStatus::Running);
+    assert_eq!(
+        store.run(org, run.id).await.unwrap().status,
+        RunStatus::Running
+    );
     store
         .record_step_finished(
             run.id,
@@ -427,7 +449,13 @@ async fn steps_left_running_are_closed_when_the_run_is_cancelled(store: &Store) 
             .unwrap(),
     );
     store
-        .record_step_started(run.id, "ensure-role", "azure.ensure_custom_role", 1, Utc::now())
+        .record_step_started(
+            run.id,
+            "ensure-role",
+            "azure.ensure_custom_role",
+            1,
+            Utc::now(),
+        )
         .await
         .unwrap();
     store

@@ -7,7 +7,12 @@ use uuid::Uuid;
 
 use crate::support::{Stack, repo_root, setup_request};
 
-fn assert_problem(status: StatusCode, headers: &reqwest::header::HeaderMap, body: &Value, expected: StatusCode) {
+fn assert_problem(
+    status: StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    body: &Value,
+    expected: StatusCode,
+) {
     assert_eq!(status, expected, "{body:#}");
     assert_eq!(
         headers.get("content-type").unwrap(),
@@ -28,32 +33,55 @@ async fn bad_input_gets_a_precise_client_error_and_changes_nothing() {
     let runs = format!("/v1/organizations/{org}/runs");
     let json_type = Some("application/json");
 
-    let (s, h, b) = stack.api.raw(Method::POST, &runs, json_type, b"{\"workflow\": ".to_vec()).await;
+    let (s, h, b) = stack
+        .api
+        .raw(Method::POST, &runs, json_type, b"{\"workflow\": ".to_vec())
+        .await;
     assert_problem(s, &h, &b, StatusCode::BAD_REQUEST);
-    assert!(b["detail"].as_str().unwrap().contains("malformed JSON"), "{b:#}");
+    assert!(
+        b["detail"].as_str().unwrap().contains("malformed JSON"),
+        "{b:#}"
+    );
 
     let mut unknown_field = setup_request(account);
     unknown_field["region"] = json!("westeurope");
     let (s, h, b) = stack
         .api
-        .raw(Method::POST, &runs, json_type, unknown_field.to_string().into_bytes())
+        .raw(
+            Method::POST,
+            &runs,
+            json_type,
+            unknown_field.to_string().into_bytes(),
+        )
         .await;
     assert_problem(s, &h, &b, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(b["detail"].as_str().unwrap().contains("region"), "{b:#}");
 
     let (s, h, b) = stack
         .api
-        .raw(Method::POST, &runs, json_type, json!({"workflow": "mine_bitcoin"}).to_string().into_bytes())
+        .raw(
+            Method::POST,
+            &runs,
+            json_type,
+            json!({"workflow": "mine_bitcoin"}).to_string().into_bytes(),
+        )
         .await;
     assert_problem(s, &h, &b, StatusCode::UNPROCESSABLE_ENTITY);
 
     let (s, h, b) = stack
         .api
-        .raw(Method::POST, &runs, Some("text/plain"), setup_request(account).to_string().into_bytes())
+        .raw(
+            Method::POST,
+            &runs,
+            Some("text/plain"),
+            setup_request(account).to_string().into_bytes(),
+        )
         .await;
     assert_problem(s, &h, &b, StatusCode::UNSUPPORTED_MEDIA_TYPE);
 
-    let oversized = json!({"name": "x".repeat(200_000)}).to_string().into_bytes();
+    let oversized = json!({"name": "x".repeat(200_000)})
+        .to_string()
+        .into_bytes();
     let (s, h, b) = stack
         .api
         .raw(Method::POST, "/v1/organizations", json_type, oversized)
@@ -62,7 +90,12 @@ async fn bad_input_gets_a_precise_client_error_and_changes_nothing() {
 
     let (s, h, b) = stack
         .api
-        .raw(Method::GET, &format!("{runs}/{}", Uuid::new_v4()), None, vec![])
+        .raw(
+            Method::GET,
+            &format!("{runs}/{}", Uuid::new_v4()),
+            None,
+            vec![],
+        )
         .await;
     assert_problem(s, &h, &b, StatusCode::NOT_FOUND);
 
@@ -74,7 +107,12 @@ async fn bad_input_gets_a_precise_client_error_and_changes_nothing() {
 
     let (s, h, b) = stack
         .api
-        .raw(Method::GET, &format!("/v1/organizations/{}/runs", Uuid::new_v4()), None, vec![])
+        .raw(
+            Method::GET,
+            &format!("/v1/organizations/{}/runs", Uuid::new_v4()),
+            None,
+            vec![],
+        )
         .await;
     assert_problem(s, &h, &b, StatusCode::NOT_FOUND);
 
@@ -86,14 +124,22 @@ async fn bad_input_gets_a_precise_client_error_and_changes_nothing() {
 
     let (s, h, b) = stack
         .api
-        .raw(Method::GET, &format!("{runs}?status=exploded"), None, vec![])
+        .raw(
+            Method::GET,
+            &format!("{runs}?status=exploded"),
+            None,
+            vec![],
+        )
         .await;
     assert_problem(s, &h, &b, StatusCode::BAD_REQUEST);
 
     let (s, h, b) = stack.api.raw(Method::DELETE, &runs, None, vec![]).await;
     assert_problem(s, &h, &b, StatusCode::METHOD_NOT_ALLOWED);
 
-    let (s, h, b) = stack.api.raw(Method::GET, "/v2/anything", None, vec![]).await;
+    let (s, h, b) = stack
+        .api
+        .raw(Method::GET, "/v2/anything", None, vec![])
+        .await;
     assert_problem(s, &h, &b, StatusCode::NOT_FOUND);
 
     let (s, h, b) = stack
@@ -106,7 +152,11 @@ async fn bad_input_gets_a_precise_client_error_and_changes_nothing() {
     let (other_org, _) = stack.organization_with_azure_account().await;
     let (s, h, b) = stack
         .api
-        .post(&format!("/v1/organizations/{other_org}/runs"), setup_request(account), &[])
+        .post(
+            &format!("/v1/organizations/{other_org}/runs"),
+            setup_request(account),
+            &[],
+        )
         .await;
     assert_problem(s, &h, &b, StatusCode::NOT_FOUND);
 
@@ -124,7 +174,10 @@ async fn bad_input_gets_a_precise_client_error_and_changes_nothing() {
     let (status, listed) = stack.api.get(&runs).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(listed, json!([]));
-    let (_, accounts) = stack.api.get(&format!("/v1/organizations/{org}/cloud-accounts")).await;
+    let (_, accounts) = stack
+        .api
+        .get(&format!("/v1/organizations/{org}/cloud-accounts"))
+        .await;
     assert_eq!(accounts.as_array().unwrap().len(), 1);
 }
 
@@ -147,7 +200,10 @@ async fn the_openapi_document_describes_every_served_route_and_is_checked_in() {
         ("/v1/organizations/{organization_id}/runs", "post"),
         ("/v1/organizations/{organization_id}/runs", "get"),
         ("/v1/organizations/{organization_id}/runs/{run_id}", "get"),
-        ("/v1/organizations/{organization_id}/runs/{run_id}/cancel", "post"),
+        (
+            "/v1/organizations/{organization_id}/runs/{run_id}/cancel",
+            "post",
+        ),
     ] {
         assert!(
             paths.get(path).and_then(|p| p.get(method)).is_some(),

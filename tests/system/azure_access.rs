@@ -15,7 +15,9 @@ fn run_id(run: &Value) -> String {
 async fn an_azure_setup_started_through_the_api_completes_with_its_steps_readable() {
     let stack = Stack::start().await;
     // A freshly created principal is unknown to ARM for a while, as in real Azure.
-    stack.azure.set_replication_delay(Duration::from_millis(1500));
+    stack
+        .azure
+        .set_replication_delay(Duration::from_millis(1500));
     let (org, account) = stack.organization_with_azure_account().await;
 
     let (status, started) = stack.start_run(org, setup_request(account), None).await;
@@ -44,10 +46,17 @@ async fn an_azure_setup_started_through_the_api_completes_with_its_steps_readabl
             .as_str()
             .unwrap()
             .contains("PrincipalNotFound")
-            || assign["last_error"].as_str().unwrap().contains("not visible"),
+            || assign["last_error"]
+                .as_str()
+                .unwrap()
+                .contains("not visible"),
         "{assign:#}"
     );
-    for key in ["ensure-custom-role", "ensure-service-principal", "verify-access"] {
+    for key in [
+        "ensure-custom-role",
+        "ensure-service-principal",
+        "verify-access",
+    ] {
         let s = step(&run, key);
         assert_eq!(s["status"], "succeeded", "{s:#}");
         assert!(s["finished_at"].as_str().unwrap() >= s["first_started_at"].as_str().unwrap());
@@ -69,13 +78,22 @@ async fn an_azure_setup_started_through_the_api_completes_with_its_steps_readabl
             .collect()
     };
     let permissions = &role["properties"]["permissions"][0];
-    assert_eq!(strings(&permissions["actions"]), ROLE_ACTIONS.map(String::from));
+    assert_eq!(
+        strings(&permissions["actions"]),
+        ROLE_ACTIONS.map(String::from)
+    );
     assert_eq!(
         strings(&permissions["dataActions"]),
         ROLE_DATA_ACTIONS.map(String::from)
     );
     let account_subscription = role["properties"]["assignableScopes"][0].as_str().unwrap();
-    assert_eq!(role["properties"]["assignableScopes"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        role["properties"]["assignableScopes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     assert!(account_subscription.starts_with("/subscriptions/"));
     let assignment = azure
         .role_assignments
@@ -98,7 +116,11 @@ async fn an_azure_setup_started_through_the_api_completes_with_its_steps_readabl
             .any(|sp| sp.app_id == APPLICATION_ID),
         "service principal of the multi-tenant application created"
     );
-    assert_eq!(azure.providers.len(), 14, "every provider of the seed, and no other");
+    assert_eq!(
+        azure.providers.len(),
+        14,
+        "every provider of the seed, and no other"
+    );
 }
 
 #[tokio::test]
@@ -121,7 +143,12 @@ async fn a_repeated_idempotency_key_returns_the_same_run_and_a_rerun_changes_not
         .start_run(org, teardown_request(account), Some("setup-1"))
         .await;
     assert_eq!(reused_status, StatusCode::CONFLICT, "{reused}");
-    assert!(reused["detail"].as_str().unwrap().contains("different request"));
+    assert!(
+        reused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("different request")
+    );
 
     let run = stack.wait_until_finished(org, &run_id(&first)).await;
     assert_eq!(run["status"], "succeeded", "{run:#}");
@@ -132,8 +159,14 @@ async fn a_repeated_idempotency_key_returns_the_same_run_and_a_rerun_changes_not
     assert_eq!(runs.as_array().unwrap().len(), 1, "{runs:#}");
 
     // A second setup of the same account converges on the same resources.
-    let role_id = run["output"]["role_definition_id"].as_str().unwrap().to_owned();
-    let assignment_id = run["output"]["role_assignment_id"].as_str().unwrap().to_owned();
+    let role_id = run["output"]["role_definition_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let assignment_id = run["output"]["role_assignment_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let (_, again) = stack.start_run(org, setup_request(account), None).await;
     let again = stack.wait_until_finished(org, &run_id(&again)).await;
     assert_eq!(again["status"], "succeeded", "{again:#}");
@@ -164,7 +197,11 @@ async fn cancelling_a_setup_leaves_nothing_the_teardown_cannot_clean() {
 
     let (status, _, cancelled) = stack
         .api
-        .post(&format!("/v1/organizations/{org}/runs/{id}/cancel"), Value::Null, &[])
+        .post(
+            &format!("/v1/organizations/{org}/runs/{id}/cancel"),
+            Value::Null,
+            &[],
+        )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{cancelled}");
     let run = stack.wait_until_finished(org, &id).await;
@@ -179,7 +216,11 @@ async fn cancelling_a_setup_leaves_nothing_the_teardown_cannot_clean() {
     let teardown = stack.wait_until_finished(org, &run_id(&teardown)).await;
     assert_eq!(teardown["status"], "succeeded", "{teardown:#}");
     let clean = stack.azure.state();
-    assert!(clean.role_definitions.is_empty(), "{:?}", clean.role_definitions);
+    assert!(
+        clean.role_definitions.is_empty(),
+        "{:?}",
+        clean.role_definitions
+    );
     assert!(clean.role_assignments.is_empty());
     assert!(clean.service_principals.is_empty());
     assert_eq!(

@@ -3,5 +3,6 @@
 
 mod api_contract;
 mod azure_access;
+mod dev_command;
 pub mod support;
 mod worker_crash;

@@ -13,9 +13,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use uuid::Uuid;
 use windlass_activities::ActivitySet;
-use windlass_activities::azure::{
-    AzureClientConfig, AzureEndpoints, ClientAssertionSource,
-};
+use windlass_activities::azure::{AzureClientConfig, AzureEndpoints, ClientAssertionSource};
 use windlass_activities::azure_access::{AzureAccess, AzureConnector};
 use windlass_api::{ApiConfig, AppState};
 use windlass_core::Store;
@@ -131,11 +129,10 @@ impl Stack {
             ))),
         };
         let (config, store) = (self.worker_config(), self.store.clone());
-        let handle =
-            tokio::task::spawn_blocking(move || spawn_worker(config, store, activities))
-                .await
-                .unwrap()
-                .expect("worker starts");
+        let handle = tokio::task::spawn_blocking(move || spawn_worker(config, store, activities))
+            .await
+            .unwrap()
+            .expect("worker starts");
         self.worker = Some(handle);
     }
 
@@ -148,8 +145,14 @@ impl Stack {
             .env("WINDLASS_AZURE_ARM_ENDPOINT", &self.azure.base_url)
             .env("WINDLASS_AZURE_GRAPH_ENDPOINT", &self.azure.base_url)
             .env("WINDLASS_AZURE_AUTHORITY_HOST", &self.azure.base_url)
-            .env("AZURE_FEDERATED_TOKEN_FILE", self.dir.path().join("federated-token"))
-            .env("WINDLASS_AZURE_EXTRA_CA_FILE", self.dir.path().join("azure-ca.pem"))
+            .env(
+                "AZURE_FEDERATED_TOKEN_FILE",
+                self.dir.path().join("federated-token"),
+            )
+            .env(
+                "WINDLASS_AZURE_EXTRA_CA_FILE",
+                self.dir.path().join("azure-ca.pem"),
+            )
             .env("WINDLASS_AZURE_DEFAULT_POLL_SECONDS", "1")
             .env("WINDLASS_AZURE_PROVIDER_POLL_SECONDS", "1")
             .env("WINDLASS_LOG", "warn")
@@ -196,7 +199,12 @@ impl Stack {
         (org_id, account["id"].as_str().unwrap().parse().unwrap())
     }
 
-    pub async fn start_run(&self, org: Uuid, body: Value, key: Option<&str>) -> (StatusCode, Value) {
+    pub async fn start_run(
+        &self,
+        org: Uuid,
+        body: Value,
+        key: Option<&str>,
+    ) -> (StatusCode, Value) {
         let headers: Vec<(&str, &str)> = key.map(|k| ("idempotency-key", k)).into_iter().collect();
         let (status, _, run) = self
             .api
@@ -299,7 +307,10 @@ impl Api {
             .send()
             .await
             .unwrap();
-        (response.status(), response.json().await.unwrap_or(Value::Null))
+        (
+            response.status(),
+            response.json().await.unwrap_or(Value::Null),
+        )
     }
 
     /// A request as a client might botch it: any method, raw body, any content type.
@@ -320,6 +331,10 @@ impl Api {
         let response = request.send().await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();
-        (status, headers, response.json().await.unwrap_or(Value::Null))
+        (
+            status,
+            headers,
+            response.json().await.unwrap_or(Value::Null),
+        )
     }
 }

@@ -31,7 +31,10 @@ async fn a_worker_killed_mid_activity_is_replaced_and_nothing_is_applied_twice()
     first.kill().expect("SIGKILL the worker");
     first.wait().unwrap();
     let registers_before = register_calls(&stack);
-    assert!(registers_before >= 1, "the provider registrations were in flight");
+    assert!(
+        registers_before >= 1,
+        "the provider registrations were in flight"
+    );
 
     let mut second = stack.spawn_worker_process();
     let run = stack
@@ -56,7 +59,11 @@ async fn a_worker_killed_mid_activity_is_replaced_and_nothing_is_applied_twice()
     // Each resource came into existence exactly once.
     let azure = stack.azure.state();
     for (id, writes) in &azure.writes {
-        assert!(writes.creations <= 1, "{id} created {} times", writes.creations);
+        assert!(
+            writes.creations <= 1,
+            "{id} created {} times",
+            writes.creations
+        );
     }
     let role_id = run["output"]["role_definition_id"].as_str().unwrap();
     let assignment_id = run["output"]["role_assignment_id"].as_str().unwrap();

@@ -122,9 +122,7 @@ async fn run_worker(
         .workflow_task_slot_supplier(FixedSizeSlotSupplier::new(
             config.max_concurrent_workflow_tasks,
         ))
-        .activity_task_slot_supplier(FixedSizeSlotSupplier::new(
-            config.max_concurrent_activities,
-        ))
+        .activity_task_slot_supplier(FixedSizeSlotSupplier::new(config.max_concurrent_activities))
         .local_activity_task_slot_supplier(FixedSizeSlotSupplier::new(
             config.max_concurrent_activities,
         ))

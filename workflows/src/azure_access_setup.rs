@@ -13,8 +13,8 @@ use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{WorkflowContext, WorkflowResult};
 
 use crate::contracts::{
-    AZURE_RESOURCE_PROVIDERS, AssignRole, AzureAccessActivities, AzureAccessSetupInput,
-    AzureAccessSetupOutput, ApplicationAccess, RegisterProvider, VerifyAccess,
+    AZURE_RESOURCE_PROVIDERS, ApplicationAccess, AssignRole, AzureAccessActivities,
+    AzureAccessSetupInput, AzureAccessSetupOutput, RegisterProvider, VerifyAccess,
 };
 use crate::outcome::{ended, record, step};
 

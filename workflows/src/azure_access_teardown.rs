@@ -13,8 +13,7 @@ use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{WorkflowContext, WorkflowResult};
 
 use crate::contracts::{
-    AzureAccessActivities, AzureAccessTeardownInput, AzureAccessTeardownOutput,
-    ApplicationAccess,
+    ApplicationAccess, AzureAccessActivities, AzureAccessTeardownInput, AzureAccessTeardownOutput,
 };
 use crate::outcome::{ended, record, step};
 

@@ -46,7 +46,9 @@ impl Store {
         .execute(self.pool())
         .await;
         match inserted {
-            Ok(_) => Ok(InsertedRun::Created(self.run(new.organization_id, id).await?)),
+            Ok(_) => Ok(InsertedRun::Created(
+                self.run(new.organization_id, id).await?,
+            )),
             // Lost a race with a concurrent insert: answer as if we had come second.
             Err(e) if is_unique_violation(&e) => {
                 if let Some(existing) = self.run_for_idempotency_key(&new).await? {
@@ -165,10 +167,12 @@ impl Store {
 
     /// For workers, which know a run only by its workflow id.
     pub async fn run_by_id(&self, run_id: Uuid) -> Result<Option<Run>> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM workflow_runs WHERE id = $1"))
-            .bind(run_id.to_string())
-            .fetch_optional(self.pool())
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM workflow_runs WHERE id = $1"
+        ))
+        .bind(run_id.to_string())
+        .fetch_optional(self.pool())
+        .await?;
         row.as_ref().map(run_from_row).transpose()
     }
 
@@ -218,8 +222,9 @@ fn run_from_row(row: &AnyRow) -> Result<Run> {
     let json = |column: &str| -> Result<Option<serde_json::Value>> {
         row.try_get::<Option<String>, _>(column)?
             .map(|text| {
-                serde_json::from_str(&text)
-                    .map_err(|e| Error::InvalidInput(format!("corrupt workflow_runs.{column}: {e}")))
+                serde_json::from_str(&text).map_err(|e| {
+                    Error::InvalidInput(format!("corrupt workflow_runs.{column}: {e}"))
+                })
             })
             .transpose()
     };
@@ -234,8 +239,9 @@ fn run_from_row(row: &AnyRow) -> Result<Run> {
         target: row.try_get("target")?,
         workflow_id: row.try_get("workflow_id")?,
         temporal_run_id: row.try_get("temporal_run_id")?,
-        status: RunStatus::parse(&status)
-            .ok_or_else(|| Error::InvalidInput(format!("corrupt workflow_runs.status {status:?}")))?,
+        status: RunStatus::parse(&status).ok_or_else(|| {
+            Error::InvalidInput(format!("corrupt workflow_runs.status {status:?}"))
+        })?,
         idempotency_key: row.try_get("idempotency_key")?,
         request_fingerprint: row.try_get("request_fingerprint")?,
         input: json("input")?.unwrap_or_default(),

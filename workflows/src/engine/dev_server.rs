@@ -10,7 +10,7 @@ use tokio::process::{Child, Command};
 
 use super::{Engine, EngineConfig, EngineError};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct DevServerOptions {
     /// gRPC port; 0 picks a free one.
     pub port: u16,
@@ -18,16 +18,6 @@ pub struct DevServerOptions {
     pub ui_port: Option<u16>,
     /// SQLite file for history; `None` keeps everything in memory.
     pub db_file: Option<PathBuf>,
-}
-
-impl Default for DevServerOptions {
-    fn default() -> Self {
-        Self {
-            port: 0,
-            ui_port: None,
-            db_file: None,
-        }
-    }
 }
 
 /// A running dev server. Dropping it stops the server.
@@ -55,9 +45,11 @@ pub fn find_temporal_cli(repo_root: &Path) -> Option<PathBuf> {
 }
 
 fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?
-        .local_addr()?
-        .port())
+    Ok(
+        TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?
+            .local_addr()?
+            .port(),
+    )
 }
 
 impl DevServer {
@@ -69,7 +61,14 @@ impl DevServer {
         };
         let mut command = Command::new(cli);
         command
-            .args(["server", "start-dev", "--ip", "127.0.0.1", "--log-level", "error"])
+            .args([
+                "server",
+                "start-dev",
+                "--ip",
+                "127.0.0.1",
+                "--log-level",
+                "error",
+            ])
             .args(["--port", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())

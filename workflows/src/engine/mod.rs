@@ -103,7 +103,8 @@ impl Engine {
             |e: serde_json::Error| EngineError::InvalidInput(format!("{}: {e}", kind.as_str()));
         let handle_run_id = match kind {
             WorkflowKind::AzureAccessSetup => {
-                let input: AzureAccessSetupInput = serde_json::from_value(input).map_err(invalid)?;
+                let input: AzureAccessSetupInput =
+                    serde_json::from_value(input).map_err(invalid)?;
                 let handle = self
                     .client
                     .start_workflow(AzureAccessSetup::run, input, options())
@@ -128,7 +129,11 @@ impl Engine {
     pub async fn cancel(&self, workflow_id: &str, reason: &str) -> Result<(), EngineError> {
         self.client
             .get_workflow_handle::<UntypedWorkflow>(workflow_id)
-            .cancel(WorkflowCancelOptions::builder().reason(reason.to_owned()).build())
+            .cancel(
+                WorkflowCancelOptions::builder()
+                    .reason(reason.to_owned())
+                    .build(),
+            )
             .await?;
         Ok(())
     }
@@ -136,10 +141,14 @@ impl Engine {
     /// Whether the namespace answers: true once a fresh server is ready for work.
     pub async fn ping(&self) -> Result<(), EngineError> {
         use futures::StreamExt;
-        let mut listing = std::pin::pin!(self.client.list_workflows(
-            "",
-            temporalio_client::WorkflowListOptions::builder().limit(1).build(),
-        ));
+        let mut listing = std::pin::pin!(
+            self.client.list_workflows(
+                "",
+                temporalio_client::WorkflowListOptions::builder()
+                    .limit(1)
+                    .build(),
+            )
+        );
         match listing.next().await {
             None | Some(Ok(_)) => Ok(()),
             Some(Err(e)) => Err(EngineError::Unavailable(e.to_string())),
