@@ -9,6 +9,11 @@ pub enum Error {
     Conflict(String),
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// The caller is known but not allowed this: a run reading a secret it was not granted.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Crypto(#[from] crate::crypto::CryptoError),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]

@@ -3,11 +3,15 @@
 //! Nothing here talks to Temporal or a cloud: this crate is the vocabulary and the
 //! persistence of the read model (organisations, cloud accounts, workflow runs, steps).
 
+pub mod audit;
 pub mod clock;
 pub mod cloud_accounts;
+pub mod crypto;
 pub mod error;
+pub mod keys;
 pub mod organizations;
 pub mod runs;
+pub mod secrets;
 pub mod store;
 
 pub use error::{Error, Result};

@@ -46,7 +46,10 @@ async fn dev_starts_everything_and_ctrl_c_stops_everything() {
         {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "API never came up");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "API never came up"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(port_open(temporal), "Temporal gRPC is up");
@@ -56,15 +59,24 @@ async fn dev_starts_everything_and_ctrl_c_stops_everything() {
         .unwrap();
     assert!(openapi.status().is_success());
 
-    Command::new("kill").args(["-INT", &pid.to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
     let output = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
         .unwrap()
         .unwrap();
     assert!(output.status.success(), "exit status {:?}", output.status);
     let banner = String::from_utf8_lossy(&output.stdout);
-    assert!(banner.contains(&format!("http://127.0.0.1:{api}")), "{banner}");
-    assert!(banner.contains(&format!("http://127.0.0.1:{ui}")), "{banner}");
+    assert!(
+        banner.contains(&format!("http://127.0.0.1:{api}")),
+        "{banner}"
+    );
+    assert!(
+        banner.contains(&format!("http://127.0.0.1:{ui}")),
+        "{banner}"
+    );
     assert!(banner.contains("stand-in, not Azure"), "{banner}");
     for port in [api, temporal, azure] {
         assert!(!port_open(port), "port {port} still open after Ctrl-C");

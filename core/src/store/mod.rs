@@ -3,9 +3,12 @@
 //! Queries go through sqlx's `Any` driver with `$n` placeholders, which both databases
 //! accept, so the same SQL runs on both; the two migration folders keep the schemas in step.
 
+mod audit;
 mod cloud_accounts;
+mod keys;
 mod organizations;
 mod runs;
+mod secrets;
 mod steps;
 
 use std::str::FromStr;
@@ -13,6 +16,9 @@ use std::str::FromStr;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor};
+
+pub use keys::WrappedKeyRow;
+pub use secrets::SealedSecret;
 
 use crate::{Error, Result};
 
@@ -99,6 +105,11 @@ impl Store {
     }
 
     pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    #[doc(hidden)]
+    pub fn pool_for_tests(&self) -> &AnyPool {
         &self.pool
     }
 

@@ -1,0 +1,90 @@
+//! Scoped secrets. A value is sealed under its organisation's data key with the
+//! organisation id and secret name as associated data. A run reads a secret only if it was
+//! granted that secret when it started, and only for its own organisation; workflows carry
+//! [`SecretRef`]s, and activities resolve them inside the worker at the last moment.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use crate::crypto::{from_hex, to_hex};
+use crate::keys::KeyRing;
+use crate::store::SealedSecret;
+use crate::{Error, Result, Store};
+
+/// A reference to a secret: safe to put in workflow history.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRef {
+    pub organization_id: Uuid,
+    pub name: String,
+}
+
+pub fn validate_name(name: &str) -> Result<()> {
+    let ok = (1..=128).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput(
+            "a secret name is 1 to 128 characters of letters, digits, - _ . /".into(),
+        ))
+    }
+}
+
+fn associated_data(organization_id: Uuid, name: &str) -> Vec<u8> {
+    format!("windlass-secret:{organization_id}:{name}").into_bytes()
+}
+
+pub async fn put_secret(
+    store: &Store,
+    keys: &KeyRing,
+    organization_id: Uuid,
+    name: &str,
+    value: &str,
+) -> Result<()> {
+    validate_name(name)?;
+    let (version, key) = keys.organization_key(organization_id).await?;
+    let sealed = key.seal(value.as_bytes(), &associated_data(organization_id, name))?;
+    store
+        .upsert_sealed_secret(&SealedSecret {
+            organization_id,
+            name: name.to_owned(),
+            key_version: version,
+            ciphertext: to_hex(&sealed),
+        })
+        .await
+}
+
+/// The value of `secret` for the run `run_id`, if the run was granted it.
+pub async fn resolve_for_run(
+    store: &Store,
+    keys: &KeyRing,
+    run_id: Uuid,
+    secret: &SecretRef,
+) -> Result<Zeroizing<String>> {
+    if !store
+        .run_may_read_secret(run_id, secret.organization_id, &secret.name)
+        .await?
+    {
+        return Err(Error::Forbidden(format!(
+            "run {run_id} was not granted secret {:?} of organization {}",
+            secret.name, secret.organization_id
+        )));
+    }
+    let sealed = store
+        .sealed_secret(secret.organization_id, &secret.name)
+        .await?;
+    let key = keys
+        .organization_key_version(secret.organization_id, sealed.key_version)
+        .await?;
+    let plaintext = Zeroizing::new(key.open(
+        &from_hex(&sealed.ciphertext)?,
+        &associated_data(secret.organization_id, &secret.name),
+    )?);
+    String::from_utf8(plaintext.to_vec())
+        .map(Zeroizing::new)
+        .map_err(|_| Error::InvalidInput(format!("secret {:?} is not UTF-8", secret.name)))
+}

@@ -1,0 +1,303 @@
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+use uuid::Uuid;
+
+use super::{Backend, Store, parse_uuid};
+use crate::audit::{
+    ActorKind, AuditEntry, AuditFilter, AuditResult, ChainBreak, ChainBreakReason,
+    ChainVerification, Environment, GENESIS_HASH, NewAuditEntry, chain_hash,
+};
+use crate::clock;
+use crate::{Error, Result};
+
+const COLUMNS: &str = "seq, id, organization_id, occurred_at, actor, actor_kind, action, \
+     resource, cluster_id, project_id, environment, service, client, ip, result, details, \
+     prev_hash, hash";
+
+const DEFAULT_PAGE: u32 = 100;
+const MAX_PAGE: u32 = 1000;
+
+/// Rows read per query while verifying, so a long chain is walked in bounded memory.
+const VERIFY_BATCH: i64 = 1000;
+
+/// An entry exactly as stored. The hash is computed from this text form, both when
+/// appending and when verifying, so verification never depends on re-serialising values.
+struct StoredEntry {
+    seq: i64,
+    id: String,
+    organization_id: Option<String>,
+    occurred_at: String,
+    actor: String,
+    actor_kind: String,
+    action: String,
+    resource: String,
+    cluster_id: Option<String>,
+    project_id: Option<String>,
+    environment: Option<String>,
+    service: Option<String>,
+    client: Option<String>,
+    ip: Option<String>,
+    result: String,
+    details: String,
+    prev_hash: String,
+    hash: String,
+}
+
+impl StoredEntry {
+    fn compute_hash(&self) -> String {
+        let seq = self.seq.to_string();
+        chain_hash(
+            &self.prev_hash,
+            &[
+                Some(&seq),
+                Some(&self.id),
+                self.organization_id.as_deref(),
+                Some(&self.occurred_at),
+                Some(&self.actor),
+                Some(&self.actor_kind),
+                Some(&self.action),
+                Some(&self.resource),
+                self.cluster_id.as_deref(),
+                self.project_id.as_deref(),
+                self.environment.as_deref(),
+                self.service.as_deref(),
+                self.client.as_deref(),
+                self.ip.as_deref(),
+                Some(&self.result),
+                Some(&self.details),
+            ],
+        )
+    }
+
+    fn from_row(row: &AnyRow) -> Result<Self> {
+        Ok(Self {
+            seq: row.try_get("seq")?,
+            id: row.try_get("id")?,
+            organization_id: row.try_get("organization_id")?,
+            occurred_at: row.try_get("occurred_at")?,
+            actor: row.try_get("actor")?,
+            actor_kind: row.try_get("actor_kind")?,
+            action: row.try_get("action")?,
+            resource: row.try_get("resource")?,
+            cluster_id: row.try_get("cluster_id")?,
+            project_id: row.try_get("project_id")?,
+            environment: row.try_get("environment")?,
+            service: row.try_get("service")?,
+            client: row.try_get("client")?,
+            ip: row.try_get("ip")?,
+            result: row.try_get("result")?,
+            details: row.try_get("details")?,
+            prev_hash: row.try_get("prev_hash")?,
+            hash: row.try_get("hash")?,
+        })
+    }
+
+    fn into_entry(self) -> Result<AuditEntry> {
+        let corrupt = |column: &str, value: &str| {
+            Error::InvalidInput(format!("corrupt audit_log.{column} {value:?}"))
+        };
+        let uuid = |text: Option<String>, column: &str| {
+            text.map(|t| parse_uuid(&t, &format!("audit_log.{column}")))
+                .transpose()
+        };
+        Ok(AuditEntry {
+            seq: self.seq,
+            id: parse_uuid(&self.id, "audit_log.id")?,
+            organization_id: uuid(self.organization_id, "organization_id")?,
+            occurred_at: clock::from_db(&self.occurred_at),
+            actor_kind: ActorKind::parse(&self.actor_kind)
+                .ok_or_else(|| corrupt("actor_kind", &self.actor_kind))?,
+            actor: self.actor,
+            action: self.action,
+            resource: self.resource,
+            cluster_id: uuid(self.cluster_id, "cluster_id")?,
+            project_id: uuid(self.project_id, "project_id")?,
+            environment: self
+                .environment
+                .map(|e| Environment::parse(&e).ok_or_else(|| corrupt("environment", &e)))
+                .transpose()?,
+            service: self.service,
+            client: self.client,
+            ip: self.ip,
+            result: AuditResult::parse(&self.result)
+                .ok_or_else(|| corrupt("result", &self.result))?,
+            details: serde_json::from_str(&self.details)
+                .map_err(|e| Error::InvalidInput(format!("corrupt audit_log.details: {e}")))?,
+            prev_hash: self.prev_hash,
+            hash: self.hash,
+        })
+    }
+}
+
+impl Store {
+    /// Appends one entry to the chain.
+    ///
+    /// Appends are serialised (SQLite: the write lock taken up front; PostgreSQL: a table
+    /// lock that conflicts with itself but not with readers), so two concurrent appends can
+    /// never pick the same predecessor and fork the chain.
+    pub async fn append_audit(&self, new: NewAuditEntry) -> Result<AuditEntry> {
+        new.validate()?;
+        let mut tx = self.begin_audit_append().await?;
+        let head = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *tx)
+            .await?;
+        let (prev_seq, prev_hash) = match head {
+            Some(row) => (row.try_get::<i64, _>("seq")?, row.try_get("hash")?),
+            None => (0, GENESIS_HASH.to_owned()),
+        };
+        let mut stored = StoredEntry {
+            seq: prev_seq + 1,
+            id: Uuid::new_v4().to_string(),
+            organization_id: new.organization_id.map(|id| id.to_string()),
+            // Stamped inside the lock, so time never goes backwards along seq.
+            occurred_at: clock::now_db(),
+            actor: new.actor,
+            actor_kind: new.actor_kind.as_str().to_owned(),
+            action: new.action,
+            resource: new.resource,
+            cluster_id: new.cluster_id.map(|id| id.to_string()),
+            project_id: new.project_id.map(|id| id.to_string()),
+            environment: new.environment.map(|e| e.as_str().to_owned()),
+            service: new.service,
+            client: new.client,
+            ip: new.ip,
+            result: new.result.as_str().to_owned(),
+            details: new.details.to_string(),
+            prev_hash,
+            hash: String::new(),
+        };
+        stored.hash = stored.compute_hash();
+        sqlx::query(&format!(
+            "INSERT INTO audit_log ({COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+             $17, $18)"
+        ))
+        .bind(stored.seq)
+        .bind(&stored.id)
+        .bind(stored.organization_id.clone())
+        .bind(&stored.occurred_at)
+        .bind(&stored.actor)
+        .bind(&stored.actor_kind)
+        .bind(&stored.action)
+        .bind(&stored.resource)
+        .bind(stored.cluster_id.clone())
+        .bind(stored.project_id.clone())
+        .bind(stored.environment.clone())
+        .bind(stored.service.clone())
+        .bind(stored.client.clone())
+        .bind(stored.ip.clone())
+        .bind(&stored.result)
+        .bind(&stored.details)
+        .bind(&stored.prev_hash)
+        .bind(&stored.hash)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        stored.into_entry()
+    }
+
+    async fn begin_audit_append(&self) -> Result<Transaction<'static, Any>> {
+        Ok(match self.backend() {
+            // A deferred transaction would read the head under a shared lock and then fail to
+            // upgrade it; IMMEDIATE takes the write lock first, waiting out busy_timeout.
+            Backend::Sqlite => self.pool().begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => {
+                let mut tx = self.pool().begin().await?;
+                sqlx::query("LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE")
+                    .execute(&mut *tx)
+                    .await?;
+                tx
+            }
+        })
+    }
+
+    /// One organisation's entries, oldest first. Platform-wide entries (no organisation) are
+    /// never listed here.
+    pub async fn audit_entries(
+        &self,
+        organization_id: Uuid,
+        filter: &AuditFilter,
+    ) -> Result<Vec<AuditEntry>> {
+        let limit = filter.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+        let text = |id: Option<Uuid>| id.map(|id| id.to_string()).unwrap_or_default();
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM audit_log WHERE organization_id = $1 AND seq > $2 \
+             AND ($3 = '' OR cluster_id = $3) AND ($4 = '' OR project_id = $4) \
+             AND ($5 = '' OR environment = $5) AND ($6 = '' OR service = $6) \
+             AND ($7 = '' OR action = $7) \
+             ORDER BY seq LIMIT $8"
+        ))
+        .bind(organization_id.to_string())
+        .bind(filter.after_seq.unwrap_or(0))
+        .bind(text(filter.cluster_id))
+        .bind(text(filter.project_id))
+        .bind(
+            filter
+                .environment
+                .map(Environment::as_str)
+                .unwrap_or_default(),
+        )
+        .bind(filter.service.clone().unwrap_or_default())
+        .bind(filter.action.clone().unwrap_or_default())
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| StoredEntry::from_row(row)?.into_entry())
+            .collect()
+    }
+
+    /// Walks the whole chain from genesis and reports the first entry that does not verify.
+    ///
+    /// Reads the stored text, not parsed values, so a row edited outside Windlass is judged
+    /// on exactly what is in the database.
+    pub async fn verify_audit_chain(&self) -> Result<ChainVerification> {
+        let mut report = ChainVerification {
+            entries_checked: 0,
+            head_seq: None,
+            head_hash: None,
+            first_break: None,
+        };
+        let mut expected_seq = 1;
+        let mut expected_prev = GENESIS_HASH.to_owned();
+        loop {
+            let rows = sqlx::query(&format!(
+                "SELECT {COLUMNS} FROM audit_log WHERE seq >= $1 ORDER BY seq LIMIT $2"
+            ))
+            .bind(expected_seq)
+            .bind(VERIFY_BATCH)
+            .fetch_all(self.pool())
+            .await?;
+            if rows.is_empty() {
+                return Ok(report);
+            }
+            for row in &rows {
+                let stored = StoredEntry::from_row(row)?;
+                let reason = if stored.seq != expected_seq {
+                    Some(ChainBreakReason::MissingEntries { expected_seq })
+                } else if stored.prev_hash != expected_prev {
+                    Some(ChainBreakReason::PrevHashMismatch)
+                } else if stored.compute_hash() != stored.hash {
+                    Some(ChainBreakReason::HashMismatch)
+                } else {
+                    None
+                };
+                if let Some(reason) = reason
+                    && report.first_break.is_none()
+                {
+                    report.first_break = Some(ChainBreak {
+                        seq: stored.seq,
+                        reason,
+                    });
+                }
+                report.entries_checked += 1;
+                // Past a break, keep checking each link against what is stored, so the
+                // count covers the whole log and later entries are still walked.
+                expected_seq = stored.seq + 1;
+                expected_prev = stored.hash.clone();
+                report.head_seq = Some(stored.seq);
+                report.head_hash = Some(stored.hash);
+            }
+        }
+    }
+}

@@ -1,0 +1,99 @@
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::Store;
+use crate::clock;
+use crate::{Error, Result};
+
+/// A sealed secret as stored: the value never leaves the store in clear.
+#[derive(Debug, Clone)]
+pub struct SealedSecret {
+    pub organization_id: Uuid,
+    pub name: String,
+    pub key_version: u32,
+    pub ciphertext: String,
+}
+
+impl Store {
+    pub async fn upsert_sealed_secret(&self, secret: &SealedSecret) -> Result<()> {
+        self.organization(secret.organization_id).await?;
+        let now = clock::now_db();
+        sqlx::query(
+            "INSERT INTO secrets (organization_id, name, key_version, ciphertext, created_at, \
+             updated_at) VALUES ($1, $2, $3, $4, $5, $5) \
+             ON CONFLICT (organization_id, name) DO UPDATE SET key_version = excluded.key_version, \
+             ciphertext = excluded.ciphertext, updated_at = excluded.updated_at",
+        )
+        .bind(secret.organization_id.to_string())
+        .bind(&secret.name)
+        .bind(i64::from(secret.key_version))
+        .bind(&secret.ciphertext)
+        .bind(&now)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn sealed_secret(&self, organization_id: Uuid, name: &str) -> Result<SealedSecret> {
+        let row = sqlx::query(
+            "SELECT key_version, ciphertext FROM secrets WHERE organization_id = $1 AND name = $2",
+        )
+        .bind(organization_id.to_string())
+        .bind(name)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or_else(|| Error::not_found("secret", name))?;
+        Ok(SealedSecret {
+            organization_id,
+            name: name.to_owned(),
+            key_version: u32::try_from(row.try_get::<i64, _>("key_version")?).unwrap_or(0),
+            ciphertext: row.try_get("ciphertext")?,
+        })
+    }
+
+    /// Names only: listing secrets never returns values.
+    pub async fn secret_names(&self, organization_id: Uuid) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT name FROM secrets WHERE organization_id = $1 ORDER BY name")
+            .bind(organization_id.to_string())
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| r.try_get("name").map_err(Error::from))
+            .collect()
+    }
+
+    pub async fn grant_secrets(&self, run_id: Uuid, names: &[String]) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        for name in names {
+            sqlx::query(
+                "INSERT INTO run_secret_grants (run_id, secret_name) VALUES ($1, $2) \
+                 ON CONFLICT (run_id, secret_name) DO NOTHING",
+            )
+            .bind(run_id.to_string())
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Whether `run_id` was granted `name` and belongs to `organization_id`.
+    pub async fn run_may_read_secret(
+        &self,
+        run_id: Uuid,
+        organization_id: Uuid,
+        name: &str,
+    ) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT 1 AS granted FROM run_secret_grants g JOIN workflow_runs r ON r.id = g.run_id \
+             WHERE g.run_id = $1 AND r.organization_id = $2 AND g.secret_name = $3",
+        )
+        .bind(run_id.to_string())
+        .bind(organization_id.to_string())
+        .bind(name)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.is_some())
+    }
+}
