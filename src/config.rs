@@ -2,13 +2,17 @@
 //! binary is configured by a compose file, a Kubernetes manifest or a shell.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use windlass_activities::azure::{AzureClientConfig, AzureEndpoints, ClientAssertionSource};
 use windlass_activities::azure_access::{AzureAccess, AzureConnector};
 use windlass_core::Store;
+use windlass_core::crypto::LocalKeyFile;
+use windlass_core::keys::KeyRing;
 use windlass_workflows::engine::EngineConfig;
+use windlass_workflows::engine::codec::PayloadKeys;
 use windlass_workflows::task_queues;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -54,12 +58,44 @@ pub struct EngineArgs {
 }
 
 impl EngineArgs {
-    pub fn config(&self) -> EngineConfig {
-        EngineConfig {
+    /// With the payload codec's keys, so nothing reaches Temporal in clear.
+    pub async fn config(&self, keys: &KeyRing) -> anyhow::Result<EngineConfig> {
+        Ok(EngineConfig {
             address: self.temporal_address.clone(),
             namespace: self.temporal_namespace.clone(),
             task_queue: self.task_queue.clone(),
+            payload_keys: Some(payload_keys(keys).await?),
+        })
+    }
+}
+
+pub async fn payload_keys(keys: &KeyRing) -> anyhow::Result<PayloadKeys> {
+    let versions = keys
+        .all_versions(windlass_core::keys::TEMPORAL_PAYLOADS, "")
+        .await
+        .context("loading the payload codec keys")?;
+    PayloadKeys::new(versions).context("no payload key")
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct KeyArgs {
+    /// The key-encryption key (embedded default): a 32-byte key file, created mode 0600 on
+    /// first use. It wraps every data key; keep it as safe as the database backups.
+    #[arg(long, env = "WINDLASS_KEK_FILE", default_value = ".windlass/kek")]
+    pub kek_file: PathBuf,
+    /// During a KEK rotation: the old key file, still used to unwrap (never to wrap).
+    #[arg(long, env = "WINDLASS_PREVIOUS_KEK_FILE")]
+    pub previous_kek_file: Option<PathBuf>,
+}
+
+impl KeyArgs {
+    pub fn key_ring(&self, store: &Store) -> anyhow::Result<KeyRing> {
+        let current = LocalKeyFile::load_or_create(&self.kek_file)?;
+        let mut ring = KeyRing::new(store.clone(), Arc::new(current));
+        if let Some(previous) = &self.previous_kek_file {
+            ring = ring.with_previous(Arc::new(LocalKeyFile::load_or_create(previous)?));
         }
+        Ok(ring)
     }
 }
 

@@ -78,7 +78,15 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let token_file = data_dir.join("federated-token");
     std::fs::write(&token_file, DEV_FEDERATED_TOKEN)?;
 
-    let engine_config = EngineConfig::new(temporal.address.clone());
+    let keys = crate::config::KeyArgs {
+        kek_file: data_dir.join("kek"),
+        previous_kek_file: None,
+    }
+    .key_ring(&store)?;
+    let engine_config = EngineConfig {
+        payload_keys: Some(crate::config::payload_keys(&keys).await?),
+        ..EngineConfig::new(temporal.address.clone())
+    };
     let azure = AzureArgs {
         azure_arm_endpoint: standin.base_url.clone(),
         azure_graph_endpoint: standin.base_url.clone(),

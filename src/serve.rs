@@ -6,7 +6,7 @@ use windlass_api::{ApiConfig, AppState};
 use windlass_core::Store;
 use windlass_workflows::engine::Engine;
 
-use crate::config::{EngineArgs, StoreArgs};
+use crate::config::{EngineArgs, KeyArgs, StoreArgs};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
@@ -14,6 +14,8 @@ pub struct ServeArgs {
     pub store: StoreArgs,
     #[command(flatten)]
     pub engine: EngineArgs,
+    #[command(flatten)]
+    pub keys: KeyArgs,
     #[arg(long, env = "WINDLASS_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// Application (client) id of Windlass's multi-tenant Entra application.
@@ -29,7 +31,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if args.migrate {
         store.migrate().await?;
     }
-    let engine = Engine::connect(&args.engine.config()).await?;
+    let keys = args.keys.key_ring(&store)?;
+    let engine = Engine::connect(&args.engine.config(&keys).await?).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;

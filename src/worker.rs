@@ -3,7 +3,7 @@ use std::time::Duration;
 use windlass_activities::ActivitySet;
 use windlass_workers::{WorkerConfig, spawn_worker};
 
-use crate::config::{AzureArgs, EngineArgs, StoreArgs};
+use crate::config::{AzureArgs, EngineArgs, KeyArgs, StoreArgs};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct WorkerArgs {
@@ -13,6 +13,8 @@ pub struct WorkerArgs {
     pub engine: EngineArgs,
     #[command(flatten)]
     pub azure: AzureArgs,
+    #[command(flatten)]
+    pub keys: KeyArgs,
     #[arg(long, env = "WINDLASS_MAX_CONCURRENT_ACTIVITIES", default_value_t = 20)]
     pub max_concurrent_activities: usize,
     #[arg(
@@ -28,9 +30,9 @@ pub struct WorkerArgs {
 }
 
 impl WorkerArgs {
-    pub fn worker_config(&self) -> WorkerConfig {
+    pub fn worker_config(&self, engine: windlass_workflows::engine::EngineConfig) -> WorkerConfig {
         WorkerConfig {
-            engine: self.engine.config(),
+            engine,
             max_concurrent_activities: self.max_concurrent_activities,
             max_concurrent_workflow_tasks: self.max_concurrent_workflow_tasks,
             graceful_shutdown: Duration::from_secs(self.graceful_shutdown_seconds),
@@ -43,7 +45,8 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let activities = ActivitySet {
         azure: args.azure.activities()?,
     };
-    let config = args.worker_config();
+    let keys = args.keys.key_ring(&store)?;
+    let config = args.worker_config(args.engine.config(&keys).await?);
     let worker =
         tokio::task::spawn_blocking(move || spawn_worker(config, store, activities)).await??;
     tokio::select! {

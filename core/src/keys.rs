@@ -170,3 +170,23 @@ impl KeyRing {
         Ok(rewrapped)
     }
 }
+
+impl KeyRing {
+    /// Every version of a purpose's key, newest first, creating version 1 if none exists:
+    /// what a codec needs to write with the newest and read anything older.
+    pub async fn all_versions(
+        &self,
+        purpose: &str,
+        organization_id: &str,
+    ) -> Result<Vec<(u32, DataKey)>> {
+        self.current(purpose, organization_id).await?;
+        let mut keys = Vec::new();
+        for row in self.store.all_data_keys().await? {
+            if row.purpose == purpose && row.organization_id == organization_id {
+                keys.push((row.version, self.unwrap_row(&row).await?));
+            }
+        }
+        keys.sort_by(|a, b| b.0.cmp(&a.0));
+        Ok(keys)
+    }
+}

@@ -4,5 +4,6 @@
 mod api_contract;
 mod azure_access;
 mod dev_command;
+mod plaintext_scan;
 pub mod support;
 mod worker_crash;

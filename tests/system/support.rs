@@ -17,11 +17,15 @@ use windlass_activities::azure::{AzureClientConfig, AzureEndpoints, ClientAssert
 use windlass_activities::azure_access::{AzureAccess, AzureConnector};
 use windlass_api::{ApiConfig, AppState};
 use windlass_core::Store;
+use windlass_core::crypto::LocalKeyFile;
+use windlass_core::keys::KeyRing;
 use windlass_standins::AzureStandIn;
 use windlass_workers::{WorkerConfig, WorkerHandle, spawn_worker};
+use windlass_workflows::engine::codec::PayloadKeys;
 use windlass_workflows::engine::dev_server::{DevServer, DevServerOptions, find_temporal_cli};
 use windlass_workflows::engine::{Engine, EngineConfig};
 
+pub const FEDERATED_TOKEN: &str = TOKEN;
 pub const APPLICATION_ID: &str = "5c2a7e1d-8b3f-4d6a-9e0c-1f2a3b4c5d6e";
 pub const SETUP_IDENTITY: &str = "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a";
 const TOKEN: &str = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ0ZXN0In0.unsigned";
@@ -67,7 +71,17 @@ impl Stack {
         let database_url = format!("sqlite://{}", dir.path().join("windlass.db").display());
         let store = Store::connect(&database_url).await.unwrap();
         store.migrate().await.unwrap();
-        let engine_config = EngineConfig::new(temporal.address.clone());
+        let kek = LocalKeyFile::load_or_create(&dir.path().join("kek")).unwrap();
+        let keys = KeyRing::new(store.clone(), Arc::new(kek));
+        let payload_keys = PayloadKeys::new(
+            keys.all_versions(windlass_core::keys::TEMPORAL_PAYLOADS, "")
+                .await
+                .unwrap(),
+        );
+        let engine_config = EngineConfig {
+            payload_keys,
+            ..EngineConfig::new(temporal.address.clone())
+        };
         let engine = Engine::connect(&engine_config).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -138,7 +152,14 @@ impl Stack {
 
     /// `windlass worker` as a separate process, configured as an operator would.
     pub fn spawn_worker_process(&self) -> std::process::Child {
-        std::process::Command::new(env!("CARGO_BIN_EXE_windlass"))
+        self.worker_process_command()
+            .spawn()
+            .expect("spawn windlass worker")
+    }
+
+    pub fn worker_process_command(&self) -> std::process::Command {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_windlass"));
+        command
             .arg("worker")
             .env("WINDLASS_DATABASE_URL", &self.database_url)
             .env("WINDLASS_TEMPORAL_ADDRESS", &self.temporal.address)
@@ -155,10 +176,10 @@ impl Stack {
             )
             .env("WINDLASS_AZURE_DEFAULT_POLL_SECONDS", "1")
             .env("WINDLASS_AZURE_PROVIDER_POLL_SECONDS", "1")
+            .env("WINDLASS_KEK_FILE", self.dir.path().join("kek"))
             .env("WINDLASS_LOG", "warn")
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("spawn windlass worker")
+            .stdin(Stdio::null());
+        command
     }
 
     pub async fn stop_in_process_worker(&mut self) {

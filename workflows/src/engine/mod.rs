@@ -2,6 +2,7 @@
 //! `windlass-workers` starts, cancels and reads workflows through [`Engine`], never through
 //! the SDK, so an SDK upgrade touches this module and the worker only.
 
+pub mod codec;
 pub mod dev_server;
 mod error;
 
@@ -13,6 +14,9 @@ use temporalio_client::{
     Client, ClientOptions, Connection, ConnectionOptions, UntypedWorkflow, Url,
     WorkflowCancelOptions, WorkflowDescribeOptions, WorkflowExecutionStatus,
     WorkflowIdConflictPolicy, WorkflowStartOptions,
+};
+use temporalio_common::data_converters::{
+    DataConverter, DefaultFailureConverter, PayloadConverter,
 };
 use windlass_core::runs::{RunStatus, WorkflowKind};
 
@@ -28,6 +32,9 @@ pub struct EngineConfig {
     pub namespace: String,
     /// Where new runs are queued; workers for it must be polling.
     pub task_queue: String,
+    /// Keys of the encrypting payload codec. Without them payloads go to Temporal in clear,
+    /// which only tests of the codec itself should allow.
+    pub payload_keys: Option<codec::PayloadKeys>,
 }
 
 impl EngineConfig {
@@ -36,6 +43,7 @@ impl EngineConfig {
             address: address.into(),
             namespace: "default".to_owned(),
             task_queue: task_queues::INFRASTRUCTURE.to_owned(),
+            payload_keys: None,
         }
     }
 }
@@ -70,11 +78,16 @@ impl Engine {
                     config.address
                 ))
             })?;
-        let client = Client::new(
-            connection,
-            ClientOptions::new(config.namespace.clone()).build(),
-        )
-        .map_err(|e| EngineError::Configuration(e.to_string()))?;
+        let mut options = ClientOptions::new(config.namespace.clone()).build();
+        if let Some(keys) = &config.payload_keys {
+            options.data_converter = DataConverter::new(
+                PayloadConverter::default(),
+                DefaultFailureConverter::default(),
+                codec::EncryptingCodec::new(keys.clone()),
+            );
+        }
+        let client = Client::new(connection, options)
+            .map_err(|e| EngineError::Configuration(e.to_string()))?;
         Ok(Self {
             client,
             task_queue: config.task_queue.clone(),
