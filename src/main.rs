@@ -1,6 +1,7 @@
 //! `windlass`: one binary, four jobs. `dev` runs everything on one machine; `serve`, `worker`
 //! and `migrate` are the production pieces, configured by flags or environment.
 
+mod admin;
 mod config;
 mod dev;
 mod logging;
@@ -38,6 +39,12 @@ enum Command {
     Worker(worker::WorkerArgs),
     /// Apply database migrations and exit.
     Migrate(config::StoreArgs),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(admin::AuditCommand),
+    /// Data keys and the key-encryption key.
+    #[command(subcommand)]
+    Keys(admin::KeysCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -51,6 +58,8 @@ fn main() -> anyhow::Result<()> {
             Command::Dev(args) => dev::run(args).await,
             Command::Serve(args) => serve::run(args).await,
             Command::Worker(args) => worker::run(args).await,
+            Command::Audit(command) => admin::audit(command).await,
+            Command::Keys(command) => admin::keys(command).await,
             Command::Migrate(args) => {
                 let store = args.connect().await?;
                 store.migrate().await?;

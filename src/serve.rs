@@ -61,10 +61,14 @@ pub async fn serve(
             azure_application_id,
         }),
     });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("API server")
+    // Connect info gives the audit log the caller's address.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("API server")
 }
 
 /// SIGINT (Ctrl-C) or SIGTERM (what orchestrators send).

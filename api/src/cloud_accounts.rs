@@ -7,6 +7,7 @@ use uuid::Uuid;
 use windlass_core::cloud_accounts::{CloudAccount, CloudProvider, NewCloudAccount};
 
 use crate::AppState;
+use crate::audit::Caller;
 use crate::extract::{Json, Path};
 use crate::problem::Problem;
 
@@ -69,8 +70,34 @@ fn validate(request: &CreateCloudAccount) -> Result<(), Problem> {
 async fn create_cloud_account(
     State(state): State<AppState>,
     Path(organization_id): Path<Uuid>,
+    caller: Caller,
     Json(request): Json<CreateCloudAccount>,
 ) -> Result<(StatusCode, axum::Json<CloudAccount>), Problem> {
+    state.store.organization(organization_id).await?;
+    let provider = request.provider.as_str();
+    let created = register(&state, organization_id, request).await;
+    let resource = match &created {
+        Ok(account) => format!("cloud_account:{}", account.id),
+        Err(_) => "cloud_account".to_owned(),
+    };
+    caller
+        .record(
+            &state,
+            Some(organization_id),
+            "cloud_accounts.create",
+            resource,
+            &created,
+            serde_json::json!({"provider": provider}),
+        )
+        .await;
+    Ok((StatusCode::CREATED, axum::Json(created?)))
+}
+
+async fn register(
+    state: &AppState,
+    organization_id: Uuid,
+    request: CreateCloudAccount,
+) -> Result<CloudAccount, Problem> {
     validate(&request)?;
     let account = state
         .store
@@ -82,7 +109,7 @@ async fn create_cloud_account(
             display_name: request.display_name.trim().to_owned(),
         })
         .await?;
-    Ok((StatusCode::CREATED, axum::Json(account)))
+    Ok(account)
 }
 
 #[utoipa::path(get, path = "/v1/organizations/{organization_id}/cloud-accounts",

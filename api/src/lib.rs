@@ -3,6 +3,7 @@
 //! Every error is `application/problem+json` (RFC 9457) with a message a person can act on;
 //! malformed input is a precise 4xx, never a 500.
 
+mod audit;
 mod cloud_accounts;
 mod extract;
 mod health;
@@ -65,4 +66,5 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
         .merge(organizations::routes())
         .merge(cloud_accounts::routes())
         .merge(runs::routes())
+        .merge(audit::routes())
 }

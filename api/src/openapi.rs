@@ -10,6 +10,7 @@ use utoipa::OpenApi;
         (name = "runs", description = "Workflow runs and their steps"),
         (name = "organizations"),
         (name = "cloud accounts"),
+        (name = "audit", description = "The append-only, hash-chained audit trail"),
         (name = "health")
     )
 )]

@@ -7,6 +7,7 @@ use uuid::Uuid;
 use windlass_core::organizations::Organization;
 
 use crate::AppState;
+use crate::audit::Caller;
 use crate::extract::{Json, Path};
 use crate::problem::Problem;
 
@@ -29,10 +30,29 @@ pub struct CreateOrganization {
         (status = UNPROCESSABLE_ENTITY, body = Problem)))]
 async fn create_organization(
     State(state): State<AppState>,
+    caller: Caller,
     Json(request): Json<CreateOrganization>,
 ) -> Result<(StatusCode, axum::Json<Organization>), Problem> {
-    let organization = state.store.create_organization(&request.name).await?;
-    Ok((StatusCode::CREATED, axum::Json(organization)))
+    let created = state
+        .store
+        .create_organization(&request.name)
+        .await
+        .map_err(Problem::from);
+    let (org_id, resource) = match &created {
+        Ok(org) => (Some(org.id), format!("organization:{}", org.id)),
+        Err(_) => (None, "organization".to_owned()),
+    };
+    caller
+        .record(
+            &state,
+            org_id,
+            "organizations.create",
+            resource,
+            &created,
+            serde_json::json!({}),
+        )
+        .await;
+    Ok((StatusCode::CREATED, axum::Json(created?)))
 }
 
 #[utoipa::path(get, path = "/v1/organizations/{organization_id}", tag = "organizations",

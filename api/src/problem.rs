@@ -90,6 +90,7 @@ impl From<windlass_core::Error> for Problem {
             Error::NotFound { .. } => Problem::not_found(error.to_string()),
             Error::Conflict(detail) => Problem::conflict(detail),
             Error::InvalidInput(detail) => Problem::unprocessable(detail),
+            Error::Forbidden(detail) => Problem::new(StatusCode::FORBIDDEN, "forbidden", detail),
             ref e if e.is_retryable() => {
                 tracing::warn!(error = %e, "store unavailable");
                 Problem::unavailable("the database is unavailable; retry shortly", 2)

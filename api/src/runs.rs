@@ -16,6 +16,7 @@ use windlass_workflows::contracts::{AzureAccessSetupInput, AzureAccessTeardownIn
 use windlass_workflows::engine::EngineError;
 
 use crate::AppState;
+use crate::audit::Caller;
 use crate::extract::{Json, Path, Query};
 use crate::problem::Problem;
 
@@ -155,11 +156,44 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
 async fn start_run(
     State(state): State<AppState>,
     Path(organization_id): Path<Uuid>,
+    caller: Caller,
     headers: HeaderMap,
     Json(request): Json<StartRun>,
 ) -> Result<Response, Problem> {
-    let key = idempotency_key(&headers)?;
     state.store.organization(organization_id).await?;
+    let kind = request.kind();
+    let account_id = request.cloud_account_id();
+    let started = start(&state, organization_id, &headers, request).await;
+    let resource = match &started {
+        Ok((_, run)) => format!("run:{}", run.id),
+        Err(_) => format!("cloud_account:{account_id}"),
+    };
+    let details = serde_json::json!({
+        "workflow": kind.as_str(),
+        "cloud_account_id": account_id,
+        "repeat": matches!(&started, Ok((StatusCode::OK, _))),
+    });
+    caller
+        .record(
+            &state,
+            Some(organization_id),
+            "runs.start",
+            resource,
+            &started,
+            details,
+        )
+        .await;
+    let (status, run) = started?;
+    Ok(run_response(status, run))
+}
+
+async fn start(
+    state: &AppState,
+    organization_id: Uuid,
+    headers: &HeaderMap,
+    request: StartRun,
+) -> Result<(StatusCode, Run), Problem> {
+    let key = idempotency_key(headers)?;
     let account = state
         .store
         .cloud_account(organization_id, request.cloud_account_id())
@@ -178,7 +212,7 @@ async fn start_run(
         .await?;
     let (run, status) = match inserted {
         InsertedRun::Existing(run) if run.status != RunStatus::Pending => {
-            return Ok(run_response(StatusCode::OK, run));
+            return Ok((StatusCode::OK, run));
         }
         // A first attempt that died before Temporal answered: finish starting it.
         InsertedRun::Existing(run) => (run, StatusCode::OK),
@@ -193,9 +227,8 @@ async fn start_run(
         }
         Err(error) => {
             // If Temporal did start it and only the answer was lost, the run is real.
-            if let Ok(existing) = state.engine.describe(&run.workflow_id).await {
+            if state.engine.describe(&run.workflow_id).await.is_ok() {
                 tracing::warn!(run_id = %run.id, %error, "start answer lost; workflow exists");
-                let _ = existing;
                 state.store.mark_run_started(run.id, "").await?;
             } else {
                 state
@@ -213,7 +246,7 @@ async fn start_run(
     }
     tracing::info!(run_id = %run.id, kind = run.kind.as_str(), %organization_id, "run started");
     let run = state.store.run(organization_id, run.id).await?;
-    Ok(run_response(status, run))
+    Ok((status, run))
 }
 
 fn run_response(status: StatusCode, run: Run) -> Response {
@@ -317,7 +350,24 @@ async fn repair_from_engine(state: &AppState, run: Run) -> Result<Run, Problem> 
 async fn cancel_run(
     State(state): State<AppState>,
     Path((organization_id, run_id)): Path<(Uuid, Uuid)>,
+    caller: Caller,
 ) -> Result<(StatusCode, axum::Json<Run>), Problem> {
+    state.store.organization(organization_id).await?;
+    let cancelled = cancel(&state, organization_id, run_id).await;
+    caller
+        .record(
+            &state,
+            Some(organization_id),
+            "runs.cancel",
+            format!("run:{run_id}"),
+            &cancelled,
+            serde_json::json!({}),
+        )
+        .await;
+    Ok((StatusCode::ACCEPTED, axum::Json(cancelled?)))
+}
+
+async fn cancel(state: &AppState, organization_id: Uuid, run_id: Uuid) -> Result<Run, Problem> {
     let run = state.store.run(organization_id, run_id).await?;
     if run.status.is_finished() {
         return Err(Problem::conflict(format!(
@@ -346,10 +396,7 @@ async fn cancel_run(
         Err(error) => return Err(error.into()),
     }
     tracing::info!(%run_id, %organization_id, "run cancellation requested");
-    Ok((
-        StatusCode::ACCEPTED,
-        axum::Json(state.store.run(organization_id, run_id).await?),
-    ))
+    Ok(state.store.run(organization_id, run_id).await?)
 }
 
 #[cfg(test)]

@@ -186,7 +186,7 @@ impl KeyRing {
                 keys.push((row.version, self.unwrap_row(&row).await?));
             }
         }
-        keys.sort_by(|a, b| b.0.cmp(&a.0));
+        keys.sort_by_key(|k| std::cmp::Reverse(k.0));
         Ok(keys)
     }
 }

@@ -2,6 +2,7 @@
 //! API, workers) with the Azure stand-in in place of Azure. See `support` for the stack.
 
 mod api_contract;
+mod audit_trail;
 mod azure_access;
 mod dev_command;
 mod plaintext_scan;

@@ -93,7 +93,12 @@ impl Stack {
             }),
         });
         let server = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await
+            .unwrap();
         });
         std::fs::write(dir.path().join("federated-token"), TOKEN).unwrap();
         std::fs::write(dir.path().join("azure-ca.pem"), &azure.ca_cert_pem).unwrap();
@@ -103,7 +108,10 @@ impl Stack {
             store,
             api: Api {
                 base,
-                http: reqwest::Client::new(),
+                http: reqwest::Client::builder()
+                    .user_agent("windlass-system-tests")
+                    .build()
+                    .unwrap(),
             },
             engine_config,
             database_url,

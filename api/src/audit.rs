@@ -1,0 +1,149 @@
+//! Who called, from where, and the audit trail of every state-changing call.
+//!
+//! Until federated sign-in lands, callers are recorded as `anonymous`: the trail still says
+//! what happened, when, from which client and address, and with what result.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::request::Parts;
+use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+use windlass_core::audit::{
+    ActorKind, AuditEntry, AuditFilter, AuditResult, Environment, NewAuditEntry,
+};
+
+use crate::AppState;
+use crate::extract::{Path, Query};
+use crate::problem::Problem;
+
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_audit_entries))
+}
+
+/// The caller of a request, as the audit log records it.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub actor: String,
+    pub actor_kind: ActorKind,
+    pub client: Option<String>,
+    pub ip: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let client = parts
+            .headers
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().take(200).collect());
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string());
+        Ok(Self {
+            actor: "anonymous".to_owned(),
+            actor_kind: ActorKind::User,
+            client,
+            ip,
+        })
+    }
+}
+
+impl Caller {
+    /// Appends what this caller did. The change has already happened, so a failure to
+    /// record is logged loudly rather than turned into an error the caller would retry.
+    pub async fn record<T>(
+        &self,
+        state: &AppState,
+        organization_id: Option<Uuid>,
+        action: &str,
+        resource: String,
+        outcome: &Result<T, Problem>,
+        details: serde_json::Value,
+    ) {
+        let (result, details) = match outcome {
+            Ok(_) => (AuditResult::Success, details),
+            Err(problem) => {
+                let mut details = details;
+                if let Some(map) = details.as_object_mut() {
+                    map.insert("status".into(), problem.status.into());
+                }
+                let result = if problem.status == 403 {
+                    AuditResult::Denied
+                } else {
+                    AuditResult::Failed
+                };
+                (result, details)
+            }
+        };
+        let entry = NewAuditEntry {
+            organization_id,
+            actor: self.actor.clone(),
+            actor_kind: self.actor_kind,
+            action: action.to_owned(),
+            resource,
+            cluster_id: None,
+            project_id: None,
+            environment: None,
+            service: None,
+            client: self.client.clone(),
+            ip: self.ip.clone(),
+            result,
+            details,
+        };
+        if let Err(error) = state.store.append_audit(entry).await {
+            tracing::error!(%error, action, "could not append to the audit log");
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    cluster_id: Option<Uuid>,
+    project_id: Option<Uuid>,
+    environment: Option<Environment>,
+    service: Option<String>,
+    action: Option<String>,
+    /// Entries after this sequence number (for paging).
+    after_seq: Option<i64>,
+    /// 1 to 1000, default 100.
+    limit: Option<u32>,
+}
+
+/// The organisation's audit trail, oldest first.
+#[utoipa::path(get, path = "/v1/organizations/{organization_id}/audit", tag = "audit",
+    params(("organization_id" = Uuid, Path), AuditQuery),
+    responses((status = OK, body = Vec<AuditEntry>), (status = NOT_FOUND, body = Problem),
+        (status = BAD_REQUEST, body = Problem)))]
+async fn list_audit_entries(
+    State(state): State<AppState>,
+    Path(organization_id): Path<Uuid>,
+    Query(query): Query<AuditQuery>,
+) -> Result<axum::Json<Vec<AuditEntry>>, Problem> {
+    if query.limit.is_some_and(|l| !(1..=1000).contains(&l)) {
+        return Err(Problem::bad_request("limit must be between 1 and 1000"));
+    }
+    state.store.organization(organization_id).await?;
+    let entries = state
+        .store
+        .audit_entries(
+            organization_id,
+            &AuditFilter {
+                cluster_id: query.cluster_id,
+                project_id: query.project_id,
+                environment: query.environment,
+                service: query.service,
+                action: query.action,
+                after_seq: query.after_seq,
+                limit: query.limit,
+            },
+        )
+        .await?;
+    Ok(axum::Json(entries))
+}
