@@ -7,6 +7,7 @@ mod audit;
 mod cloud_accounts;
 mod extract;
 mod health;
+pub mod oidc;
 mod openapi;
 mod organizations;
 mod problem;
