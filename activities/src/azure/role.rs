@@ -5,23 +5,9 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// Resource providers registered before anything is provisioned.
-pub const RESOURCE_PROVIDERS: [&str; 14] = [
-    "Microsoft.ContainerService",
-    "Microsoft.ContainerRegistry",
-    "Microsoft.Storage",
-    "Microsoft.Network",
-    "Microsoft.ContainerInstance",
-    "Microsoft.Compute",
-    "Microsoft.Authorization",
-    "Microsoft.Insights",
-    "Microsoft.KeyVault",
-    "Microsoft.AppConfiguration",
-    "Microsoft.EventGrid",
-    "Microsoft.ServiceBus",
-    "Microsoft.ManagedIdentity",
-    "Microsoft.Features",
-];
+/// Resource providers registered before anything is provisioned; the workflow contract
+/// owns the list, since the setup workflow fans out over it.
+pub use windlass_workflows::contracts::AZURE_RESOURCE_PROVIDERS as RESOURCE_PROVIDERS;
 
 /// Control-plane actions of the custom role, fully qualified.
 pub const ROLE_ACTIONS: [&str; 68] = [

@@ -1,4 +1,5 @@
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
 use super::{Store, is_unique_violation};
 use crate::Result;
@@ -31,16 +32,7 @@ impl Store {
         .bind(version.map(i64::from).unwrap_or(-1))
         .fetch_optional(self.pool())
         .await?;
-        row.map(|row| -> Result<WrappedKeyRow> {
-            Ok(WrappedKeyRow {
-                purpose: row.try_get("purpose")?,
-                organization_id: row.try_get("organization_id")?,
-                version: u32::try_from(row.try_get::<i64, _>("version")?).unwrap_or(0),
-                kek_id: row.try_get("kek_id")?,
-                wrapped_key: row.try_get("wrapped_key")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(key_from_row).transpose()
     }
 
     /// Inserts a new key version; `false` if that version already exists (another process
@@ -72,17 +64,7 @@ impl Store {
         )
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(WrappedKeyRow {
-                    purpose: row.try_get("purpose")?,
-                    organization_id: row.try_get("organization_id")?,
-                    version: u32::try_from(row.try_get::<i64, _>("version")?).unwrap_or(0),
-                    kek_id: row.try_get("kek_id")?,
-                    wrapped_key: row.try_get("wrapped_key")?,
-                })
-            })
-            .collect()
+        rows.iter().map(key_from_row).collect()
     }
 
     /// Replaces a key's wrapping (KEK rotation). Only the wrapping changes: the data key,
@@ -106,4 +88,14 @@ impl Store {
         .await?;
         Ok(())
     }
+}
+
+fn key_from_row(row: &AnyRow) -> Result<WrappedKeyRow> {
+    Ok(WrappedKeyRow {
+        purpose: row.try_get("purpose")?,
+        organization_id: row.try_get("organization_id")?,
+        version: u32::try_from(row.try_get::<i64, _>("version")?).unwrap_or(0),
+        kek_id: row.try_get("kek_id")?,
+        wrapped_key: row.try_get("wrapped_key")?,
+    })
 }
