@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod error;
 pub mod keys;
 pub mod organizations;
+pub mod rbac;
 pub mod runs;
 pub mod secrets;
 pub mod store;
