@@ -51,7 +51,7 @@ pub async fn keys(command: KeysCommand) -> anyhow::Result<()> {
     match command {
         KeysCommand::Rewrap { store, keys } => {
             let store = store.connect().await?;
-            let ring = keys.key_ring(&store)?;
+            let ring = keys.key_ring(&store).await?;
             let count = ring.rewrap_all().await?;
             println!(
                 "re-wrapped {count} data keys under {}",

@@ -9,7 +9,7 @@ use anyhow::Context;
 use windlass_activities::azure::{AzureClientConfig, AzureEndpoints, ClientAssertionSource};
 use windlass_activities::azure_access::{AzureAccess, AzureConnector};
 use windlass_core::Store;
-use windlass_core::crypto::LocalKeyFile;
+use windlass_core::crypto::{AwsKmsKek, KeyEncryptionKey, LocalKeyFile};
 use windlass_core::keys::KeyRing;
 use windlass_workflows::engine::EngineConfig;
 use windlass_workflows::engine::codec::PayloadKeys;
@@ -86,12 +86,24 @@ pub struct KeyArgs {
     /// During a KEK rotation: the old key file, still used to unwrap (never to wrap).
     #[arg(long, env = "WINDLASS_PREVIOUS_KEK_FILE")]
     pub previous_kek_file: Option<PathBuf>,
+    /// Production: an AWS KMS key (ARN) as the KEK instead of the key file. Credentials
+    /// and region come from the standard AWS chain (short-lived, e.g. IRSA).
+    #[arg(long, env = "WINDLASS_KMS_KEY_ID")]
+    pub kms_key_id: Option<String>,
+    /// KMS endpoint override (a local KMS-compatible endpoint in tests).
+    #[arg(long, env = "WINDLASS_KMS_ENDPOINT_URL")]
+    pub kms_endpoint_url: Option<String>,
 }
 
 impl KeyArgs {
-    pub fn key_ring(&self, store: &Store) -> anyhow::Result<KeyRing> {
-        let current = LocalKeyFile::load_or_create(&self.kek_file)?;
-        let mut ring = KeyRing::new(store.clone(), Arc::new(current));
+    pub async fn key_ring(&self, store: &Store) -> anyhow::Result<KeyRing> {
+        let current: Arc<dyn KeyEncryptionKey> = match &self.kms_key_id {
+            Some(key_id) => {
+                Arc::new(AwsKmsKek::new(key_id.clone(), self.kms_endpoint_url.clone()).await?)
+            }
+            None => Arc::new(LocalKeyFile::load_or_create(&self.kek_file)?),
+        };
+        let mut ring = KeyRing::new(store.clone(), current);
         if let Some(previous) = &self.previous_kek_file {
             ring = ring.with_previous(Arc::new(LocalKeyFile::load_or_create(previous)?));
         }

@@ -81,8 +81,11 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let keys = crate::config::KeyArgs {
         kek_file: data_dir.join("kek"),
         previous_kek_file: None,
+        kms_key_id: None,
+        kms_endpoint_url: None,
     }
-    .key_ring(&store)?;
+    .key_ring(&store)
+    .await?;
     let engine_config = EngineConfig {
         payload_keys: Some(crate::config::payload_keys(&keys).await?),
         ..EngineConfig::new(temporal.address.clone())

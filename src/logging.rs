@@ -8,7 +8,20 @@ pub enum LogFormat {
 
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_env("WINDLASS_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,temporalio_sdk_core=warn,h2=warn,hyper=warn"));
+        .unwrap_or_else(|_| EnvFilter::new("info,temporalio_sdk_core=warn,h2=warn,hyper=warn"))
+        // The AWS SDK logs raw request and response bodies at trace, and KMS Encrypt and
+        // Decrypt bodies hold data keys: capped whatever WINDLASS_LOG says.
+        .add_directive("aws_smithy_runtime=info".parse().expect("static directive"))
+        .add_directive(
+            "aws_smithy_runtime_api=info"
+                .parse()
+                .expect("static directive"),
+        )
+        .add_directive(
+            "aws_smithy_http_client=info"
+                .parse()
+                .expect("static directive"),
+        );
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -31,7 +31,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if args.migrate {
         store.migrate().await?;
     }
-    let keys = args.keys.key_ring(&store)?;
+    let keys = args.keys.key_ring(&store).await?;
     let engine = Engine::connect(&args.engine.config(&keys).await?).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -45,7 +45,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let activities = ActivitySet {
         azure: args.azure.activities()?,
     };
-    let keys = args.keys.key_ring(&store)?;
+    let keys = args.keys.key_ring(&store).await?;
     let config = args.worker_config(args.engine.config(&keys).await?);
     let worker =
         tokio::task::spawn_blocking(move || spawn_worker(config, store, activities)).await??;

@@ -5,9 +5,11 @@
 //! does not decrypt.
 
 mod data_key;
+mod kms_kek;
 mod local_kek;
 
 pub use data_key::DataKey;
+pub use kms_kek::AwsKmsKek;
 pub use local_kek::LocalKeyFile;
 
 use std::future::Future;
