@@ -3,6 +3,7 @@
 //! Nothing here talks to Temporal or a cloud: this crate is the vocabulary and the
 //! persistence of the read model (organisations, cloud accounts, workflow runs, steps).
 
+pub mod api_tokens;
 pub mod audit;
 pub mod clock;
 pub mod cloud_accounts;
