@@ -127,6 +127,22 @@ async fn bench() {
     }
     let accounts = Arc::new(accounts);
 
+    // Callers authenticate as in production: an OIDC token verified against the issuer's
+    // JWKS (here a local issuer stand-in), roles looked up, every start audited.
+    let idp = windlass_standins::OidcIssuerStandIn::start(0, "windlass-bench")
+        .await
+        .unwrap();
+    store
+        .bind_role(
+            org.id,
+            &windlass_api::oidc::pseudonymous_subject(&idp.issuer, "bench"),
+            &windlass_core::rbac::Role::BuiltIn {
+                role: windlass_core::rbac::BuiltInRole::DevOps,
+            },
+        )
+        .await
+        .unwrap();
+    let token = idp.token("bench", &[], 3600);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let app = windlass_api::router(AppState {
@@ -134,6 +150,15 @@ async fn bench() {
         engine: engine.clone(),
         config: Arc::new(ApiConfig {
             azure_application_id: Uuid::new_v4().to_string(),
+        }),
+        auth: Arc::new(windlass_api::Authentication {
+            oidc: Some(windlass_api::oidc::OidcVerifier::new(vec![
+                windlass_api::oidc::TrustedIssuer {
+                    issuer: idp.issuer.clone(),
+                    audience: idp.audience.clone(),
+                    jwks_uri: idp.jwks_uri.clone(),
+                },
+            ])),
         }),
     });
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -190,6 +215,7 @@ async fn bench() {
 
     let api = timed("API (POST /runs)", runs, concurrency, |i| {
         let http = http.clone();
+        let token = token.clone();
         let url = format!("{base}/v1/organizations/{}/runs", org.id);
         let body = json!({
             "workflow": "azure_access_setup",
@@ -200,6 +226,7 @@ async fn bench() {
             let response = http
                 .post(url)
                 .header("idempotency-key", format!("bench-{i}"))
+                .bearer_auth(token)
                 .json(&body)
                 .send()
                 .await

@@ -7,9 +7,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use windlass_activities::ActivitySet;
+use windlass_api::Authentication;
+use windlass_api::oidc::{OidcVerifier, TrustedIssuer, pseudonymous_subject};
 use windlass_core::Store;
 use windlass_core::cloud_accounts::{CloudAccount, CloudProvider, NewCloudAccount};
-use windlass_standins::{AzureStandIn, StandInOptions};
+use windlass_core::rbac::{BuiltInRole, Role};
+use windlass_standins::{AzureStandIn, OidcIssuerStandIn, StandInOptions};
 use windlass_workers::{WorkerConfig, spawn_worker};
 use windlass_workflows::engine::dev_server::{DevServer, DevServerOptions, find_temporal_cli};
 use windlass_workflows::engine::{Engine, EngineConfig};
@@ -37,6 +40,8 @@ pub struct DevArgs {
     temporal_ui_port: u16,
     #[arg(long, default_value_t = 8443)]
     azure_standin_port: u16,
+    #[arg(long, default_value_t = 8444)]
+    oidc_standin_port: u16,
     #[arg(long, env = "WINDLASS_AZURE_APPLICATION_ID", default_value = DEV_APPLICATION_ID)]
     azure_application_id: String,
 }
@@ -114,6 +119,30 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             .await??;
 
     let (organization_id, account) = demo_account(&store).await?;
+    // People sign in through an IdP; here a local stand-in plays it, and the developer is
+    // the demo organisation's admin.
+    let idp = OidcIssuerStandIn::start(args.oidc_standin_port, "windlass-dev")
+        .await
+        .context("starting the OIDC issuer stand-in")?;
+    let developer = "developer";
+    store
+        .bind_role(
+            organization_id,
+            &pseudonymous_subject(&idp.issuer, developer),
+            &Role::BuiltIn {
+                role: BuiltInRole::Admin,
+            },
+        )
+        .await?;
+    let token = idp.token(developer, &[], 12 * 3600);
+    let auth = Authentication {
+        oidc: Some(OidcVerifier::new(vec![TrustedIssuer {
+            issuer: idp.issuer.clone(),
+            audience: idp.audience.clone(),
+            jwks_uri: idp.jwks_uri.clone(),
+        }])),
+    };
+    std::fs::write(data_dir.join("developer-token"), &token)?;
     let engine = Engine::connect(&engine_config).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -125,17 +154,23 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
          \n  Temporal UI    {}\
          \n  Temporal gRPC  {}\
          \n  Azure          {} — a local stand-in, not Azure\
+         \n  Sign-in        {} — a local OIDC stand-in; your token (12 h) is in {}\
          \n  Data           {}\
          \n\nTry the Azure access setup on the demo account:\n\
+         \n  export TOKEN=$(cat {})\
          \n  curl -s -X POST {api}/v1/organizations/{organization_id}/runs \\\
+         \n    -H \"Authorization: Bearer $TOKEN\" \\\
          \n    -H 'content-type: application/json' -H 'Idempotency-Key: demo-1' \\\
          \n    -d '{{\"workflow\":\"azure_access_setup\",\"cloud_account_id\":\"{}\",\"setup_identity_client_id\":\"{DEMO_SETUP_IDENTITY}\"}}'\
-         \n  curl -s {api}/v1/organizations/{organization_id}/runs\n\
+         \n  curl -s -H \"Authorization: Bearer $TOKEN\" {api}/v1/organizations/{organization_id}/runs\n\
          \nCtrl-C stops everything.\n",
         temporal.ui_url.clone().unwrap_or_default(),
         temporal.address,
         standin.base_url,
+        idp.issuer,
+        data_dir.join("developer-token").display(),
         data_dir.display(),
+        data_dir.join("developer-token").display(),
         account.id,
     );
 
@@ -144,6 +179,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         store,
         engine,
         args.azure_application_id,
+        auth,
         crate::serve::shutdown_signal(),
     )
     .await?;

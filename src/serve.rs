@@ -2,7 +2,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use windlass_api::{ApiConfig, AppState};
+use windlass_api::oidc::{OidcVerifier, TrustedIssuer};
+use windlass_api::{ApiConfig, AppState, Authentication};
 use windlass_core::Store;
 use windlass_workflows::engine::Engine;
 
@@ -21,6 +22,14 @@ pub struct ServeArgs {
     /// Application (client) id of Windlass's multi-tenant Entra application.
     #[arg(long, env = "WINDLASS_AZURE_APPLICATION_ID")]
     pub azure_application_id: String,
+    /// Issuer (`iss`) of the OIDC provider people sign in with.
+    #[arg(long, env = "WINDLASS_OIDC_ISSUER", requires_all = ["oidc_audience", "oidc_jwks_uri"])]
+    pub oidc_issuer: Option<String>,
+    /// The audience Windlass is registered as at the provider.
+    #[arg(long, env = "WINDLASS_OIDC_AUDIENCE")]
+    pub oidc_audience: Option<String>,
+    #[arg(long, env = "WINDLASS_OIDC_JWKS_URI")]
+    pub oidc_jwks_uri: Option<String>,
     /// Apply database migrations before serving (the embedded default does).
     #[arg(long, env = "WINDLASS_MIGRATE_ON_START", default_value_t = false)]
     pub migrate: bool,
@@ -37,11 +46,26 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     tracing::info!(listen = %args.listen, "API serving");
+    if args.oidc_issuer.is_none() {
+        tracing::warn!(
+            "no OIDC issuer: only API tokens can call the API, and nobody can create organisations"
+        );
+    }
+    let auth = Authentication {
+        oidc: args.oidc_issuer.map(|issuer| {
+            OidcVerifier::new(vec![TrustedIssuer {
+                issuer,
+                audience: args.oidc_audience.unwrap_or_default(),
+                jwks_uri: args.oidc_jwks_uri.unwrap_or_default(),
+            }])
+        }),
+    };
     serve(
         listener,
         store,
         engine,
         args.azure_application_id,
+        auth,
         shutdown_signal(),
     )
     .await
@@ -52,6 +76,7 @@ pub async fn serve(
     store: Store,
     engine: Engine,
     azure_application_id: String,
+    auth: Authentication,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let app = windlass_api::router(AppState {
@@ -60,6 +85,7 @@ pub async fn serve(
         config: Arc::new(ApiConfig {
             azure_application_id,
         }),
+        auth: Arc::new(auth),
     });
     // Connect info gives the audit log the caller's address.
     axum::serve(

@@ -4,6 +4,7 @@
 //! each client's typed errors (see [`error`]).
 
 mod activity_set;
+pub mod aws;
 pub mod azure;
 pub mod azure_access;
 pub mod error;

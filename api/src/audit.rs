@@ -1,12 +1,7 @@
 //! Who called, from where, and the audit trail of every state-changing call.
 //!
-//! Until federated sign-in lands, callers are recorded as `anonymous`: the trail still says
-//! what happened, when, from which client and address, and with what result.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, FromRequestParts, State};
-use axum::http::request::Parts;
+use axum::extract::State;
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -15,7 +10,10 @@ use windlass_core::audit::{
     ActorKind, AuditEntry, AuditFilter, AuditResult, Environment, NewAuditEntry,
 };
 
+use windlass_core::rbac::Permission;
+
 use crate::AppState;
+use crate::authz::Authenticated;
 use crate::extract::{Path, Query};
 use crate::problem::Problem;
 
@@ -23,35 +21,13 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_audit_entries))
 }
 
-/// The caller of a request, as the audit log records it.
+/// The caller of a request, authenticated and authorised (see `authz`).
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub actor: String,
     pub actor_kind: ActorKind,
     pub client: Option<String>,
     pub ip: Option<String>,
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for Caller {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let client = parts
-            .headers
-            .get(axum::http::header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|ua| ua.chars().take(200).collect());
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string());
-        Ok(Self {
-            actor: "anonymous".to_owned(),
-            actor_kind: ActorKind::User,
-            client,
-            ip,
-        })
-    }
 }
 
 impl Caller {
@@ -124,8 +100,12 @@ pub struct AuditQuery {
 async fn list_audit_entries(
     State(state): State<AppState>,
     Path(organization_id): Path<Uuid>,
+    request: Authenticated,
     Query(query): Query<AuditQuery>,
 ) -> Result<axum::Json<Vec<AuditEntry>>, Problem> {
+    request
+        .authorize(&state, organization_id, Permission::AuditRead)
+        .await?;
     if query.limit.is_some_and(|l| !(1..=1000).contains(&l)) {
         return Err(Problem::bad_request("limit must be between 1 and 1000"));
     }

@@ -7,7 +7,9 @@ use uuid::Uuid;
 use windlass_core::cloud_accounts::{CloudAccount, CloudProvider, NewCloudAccount};
 
 use crate::AppState;
-use crate::audit::Caller;
+use windlass_core::rbac::Permission;
+
+use crate::authz::Authenticated;
 use crate::extract::{Json, Path};
 use crate::problem::Problem;
 
@@ -70,9 +72,12 @@ fn validate(request: &CreateCloudAccount) -> Result<(), Problem> {
 async fn create_cloud_account(
     State(state): State<AppState>,
     Path(organization_id): Path<Uuid>,
-    caller: Caller,
+    authn: Authenticated,
     Json(request): Json<CreateCloudAccount>,
 ) -> Result<(StatusCode, axum::Json<CloudAccount>), Problem> {
+    let caller = authn
+        .authorize(&state, organization_id, Permission::CloudAccountsWrite)
+        .await?;
     state.store.organization(organization_id).await?;
     let provider = request.provider.as_str();
     let created = register(&state, organization_id, request).await;
@@ -118,7 +123,11 @@ async fn register(
 async fn list_cloud_accounts(
     State(state): State<AppState>,
     Path(organization_id): Path<Uuid>,
+    authn: Authenticated,
 ) -> Result<axum::Json<Vec<CloudAccount>>, Problem> {
+    authn
+        .authorize(&state, organization_id, Permission::CloudAccountsRead)
+        .await?;
     state.store.organization(organization_id).await?;
     Ok(axum::Json(
         state.store.cloud_accounts(organization_id).await?,

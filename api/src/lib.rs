@@ -4,6 +4,7 @@
 //! malformed input is a precise 4xx, never a 500.
 
 mod audit;
+mod authz;
 mod cloud_accounts;
 mod extract;
 mod health;
@@ -35,11 +36,19 @@ pub struct ApiConfig {
     pub azure_application_id: String,
 }
 
+/// How callers prove who they are. API tokens need no configuration; people sign in with
+/// an OIDC provider, if one is configured.
+#[derive(Default)]
+pub struct Authentication {
+    pub oidc: Option<oidc::OidcVerifier>,
+}
+
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
     pub engine: Engine,
     pub config: Arc<ApiConfig>,
+    pub auth: Arc<Authentication>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -55,6 +64,10 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(problem::unknown_route)
         .method_not_allowed_fallback(problem::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authz::authenticate,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

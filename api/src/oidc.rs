@@ -144,9 +144,8 @@ impl OidcVerifier {
             .sub
             .filter(|s| !s.is_empty())
             .ok_or(TokenError::Claims)?;
-        let digest = Sha256::digest(format!("{}\n{subject}", data.claims.iss));
         Ok(Identity {
-            subject: format!("user:{}", &format!("{digest:x}")[..32]),
+            subject: pseudonymous_subject(&data.claims.iss, &subject),
             issuer: data.claims.iss,
             groups: data.claims.groups,
         })
@@ -194,4 +193,11 @@ impl OidcVerifier {
             .await
             .map_err(unavailable)
     }
+}
+
+/// `user:` + a hash of (issuer, subject): stable per person, meaningless outside Windlass,
+/// and never the name or email an IdP may use as `sub`.
+pub fn pseudonymous_subject(issuer: &str, subject: &str) -> String {
+    let digest = Sha256::digest(format!("{issuer}\n{subject}"));
+    format!("user:{}", &format!("{digest:x}")[..32])
 }

@@ -7,7 +7,9 @@ use uuid::Uuid;
 use windlass_core::organizations::Organization;
 
 use crate::AppState;
-use crate::audit::Caller;
+use windlass_core::rbac::{BuiltInRole, Permission, Role};
+
+use crate::authz::Authenticated;
 use crate::extract::{Json, Path};
 use crate::problem::Problem;
 
@@ -30,14 +32,11 @@ pub struct CreateOrganization {
         (status = UNPROCESSABLE_ENTITY, body = Problem)))]
 async fn create_organization(
     State(state): State<AppState>,
-    caller: Caller,
-    Json(request): Json<CreateOrganization>,
+    request: Authenticated,
+    Json(body): Json<CreateOrganization>,
 ) -> Result<(StatusCode, axum::Json<Organization>), Problem> {
-    let created = state
-        .store
-        .create_organization(&request.name)
-        .await
-        .map_err(Problem::from);
+    let (caller, identity) = request.user()?;
+    let created = create_as_admin(&state, &body.name, &identity.subject).await;
     let (org_id, resource) = match &created {
         Ok(org) => (Some(org.id), format!("organization:{}", org.id)),
         Err(_) => (None, "organization".to_owned()),
@@ -61,6 +60,30 @@ async fn create_organization(
 async fn get_organization(
     State(state): State<AppState>,
     Path(organization_id): Path<Uuid>,
+    request: Authenticated,
 ) -> Result<axum::Json<Organization>, Problem> {
+    request
+        .authorize(&state, organization_id, Permission::OrganizationRead)
+        .await?;
     Ok(axum::Json(state.store.organization(organization_id).await?))
+}
+
+/// Whoever creates an organisation administers it.
+async fn create_as_admin(
+    state: &AppState,
+    name: &str,
+    subject: &str,
+) -> Result<Organization, Problem> {
+    let organization = state.store.create_organization(name).await?;
+    state
+        .store
+        .bind_role(
+            organization.id,
+            subject,
+            &Role::BuiltIn {
+                role: BuiltInRole::Admin,
+            },
+        )
+        .await?;
+    Ok(organization)
 }

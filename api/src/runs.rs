@@ -16,7 +16,9 @@ use windlass_workflows::contracts::{AzureAccessSetupInput, AzureAccessTeardownIn
 use windlass_workflows::engine::EngineError;
 
 use crate::AppState;
-use crate::audit::Caller;
+use windlass_core::rbac::Permission;
+
+use crate::authz::Authenticated;
 use crate::extract::{Json, Path, Query};
 use crate::problem::Problem;
 
@@ -156,10 +158,13 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
 async fn start_run(
     State(state): State<AppState>,
     Path(organization_id): Path<Uuid>,
-    caller: Caller,
+    authn: Authenticated,
     headers: HeaderMap,
     Json(request): Json<StartRun>,
 ) -> Result<Response, Problem> {
+    let caller = authn
+        .authorize(&state, organization_id, Permission::RunsStart)
+        .await?;
     state.store.organization(organization_id).await?;
     let kind = request.kind();
     let account_id = request.cloud_account_id();
@@ -275,8 +280,12 @@ pub struct ListRuns {
 async fn list_runs(
     State(state): State<AppState>,
     Path(organization_id): Path<Uuid>,
+    authn: Authenticated,
     Query(query): Query<ListRuns>,
 ) -> Result<axum::Json<Vec<Run>>, Problem> {
+    authn
+        .authorize(&state, organization_id, Permission::RunsRead)
+        .await?;
     if query.limit.is_some_and(|l| !(1..=500).contains(&l)) {
         return Err(Problem::bad_request("limit must be between 1 and 500"));
     }
@@ -302,7 +311,11 @@ async fn list_runs(
 async fn get_run(
     State(state): State<AppState>,
     Path((organization_id, run_id)): Path<(Uuid, Uuid)>,
+    authn: Authenticated,
 ) -> Result<axum::Json<RunDetail>, Problem> {
+    authn
+        .authorize(&state, organization_id, Permission::RunsRead)
+        .await?;
     let mut run = state.store.run(organization_id, run_id).await?;
     if !run.status.is_finished() {
         run = repair_from_engine(&state, run).await?;
@@ -350,8 +363,11 @@ async fn repair_from_engine(state: &AppState, run: Run) -> Result<Run, Problem> 
 async fn cancel_run(
     State(state): State<AppState>,
     Path((organization_id, run_id)): Path<(Uuid, Uuid)>,
-    caller: Caller,
+    authn: Authenticated,
 ) -> Result<(StatusCode, axum::Json<Run>), Problem> {
+    let caller = authn
+        .authorize(&state, organization_id, Permission::RunsCancel)
+        .await?;
     state.store.organization(organization_id).await?;
     let cancelled = cancel(&state, organization_id, run_id).await;
     caller

@@ -9,5 +9,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod azure;
+pub mod oidc;
 
 pub use azure::{AzureStandIn, StandInOptions, serve};
+pub use oidc::OidcIssuerStandIn;

@@ -114,7 +114,8 @@ async fn bad_input_gets_a_precise_client_error_and_changes_nothing() {
             vec![],
         )
         .await;
-    assert_problem(s, &h, &b, StatusCode::NOT_FOUND);
+    // An organisation the caller has no role in, existing or not, is forbidden alike.
+    assert_problem(s, &h, &b, StatusCode::FORBIDDEN);
 
     let (s, h, b) = stack
         .api

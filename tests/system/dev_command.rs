@@ -22,7 +22,13 @@ fn port_open(port: u16) -> bool {
 #[tokio::test]
 async fn dev_starts_everything_and_ctrl_c_stops_everything() {
     let data = tempfile::tempdir().unwrap();
-    let (api, temporal, ui, azure) = (free_port(), free_port(), free_port(), free_port());
+    let (api, temporal, ui, azure, idp) = (
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    );
     let child = Command::new(env!("CARGO_BIN_EXE_windlass"))
         .current_dir(repo_root())
         .args(["dev", "--data-dir"])
@@ -31,6 +37,7 @@ async fn dev_starts_everything_and_ctrl_c_stops_everything() {
         .args(["--temporal-port", &temporal.to_string()])
         .args(["--temporal-ui-port", &ui.to_string()])
         .args(["--azure-standin-port", &azure.to_string()])
+        .args(["--oidc-standin-port", &idp.to_string()])
         .env("WINDLASS_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -78,6 +85,8 @@ async fn dev_starts_everything_and_ctrl_c_stops_everything() {
         "{banner}"
     );
     assert!(banner.contains("stand-in, not Azure"), "{banner}");
+    assert!(banner.contains("Authorization: Bearer"), "{banner}");
+    assert!(data.path().join("developer-token").exists());
     for port in [api, temporal, azure] {
         assert!(!port_open(port), "port {port} still open after Ctrl-C");
     }

@@ -1,6 +1,7 @@
 //! System tests: Windlass assembled from real parts (Temporal's dev server, SQLite, the
 //! API, workers) with the Azure stand-in in place of Azure. See `support` for the stack.
 
+mod access_control;
 mod api_contract;
 mod audit_trail;
 mod azure_access;

@@ -15,11 +15,12 @@ use uuid::Uuid;
 use windlass_activities::ActivitySet;
 use windlass_activities::azure::{AzureClientConfig, AzureEndpoints, ClientAssertionSource};
 use windlass_activities::azure_access::{AzureAccess, AzureConnector};
-use windlass_api::{ApiConfig, AppState};
+use windlass_api::oidc::{OidcVerifier, TrustedIssuer};
+use windlass_api::{ApiConfig, AppState, Authentication};
 use windlass_core::Store;
 use windlass_core::crypto::LocalKeyFile;
 use windlass_core::keys::KeyRing;
-use windlass_standins::AzureStandIn;
+use windlass_standins::{AzureStandIn, OidcIssuerStandIn};
 use windlass_workers::{WorkerConfig, WorkerHandle, spawn_worker};
 use windlass_workflows::engine::codec::PayloadKeys;
 use windlass_workflows::engine::dev_server::{DevServer, DevServerOptions, find_temporal_cli};
@@ -32,6 +33,7 @@ const TOKEN: &str = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ0ZXN0In0.unsigned";
 
 pub struct Stack {
     pub temporal: DevServer,
+    pub idp: OidcIssuerStandIn,
     pub azure: AzureStandIn,
     pub store: Store,
     pub api: Api,
@@ -83,6 +85,7 @@ impl Stack {
             ..EngineConfig::new(temporal.address.clone())
         };
         let engine = Engine::connect(&engine_config).await.unwrap();
+        let idp = OidcIssuerStandIn::start(0, "windlass-tests").await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let app = windlass_api::router(AppState {
@@ -90,6 +93,13 @@ impl Stack {
             engine,
             config: Arc::new(ApiConfig {
                 azure_application_id: APPLICATION_ID.into(),
+            }),
+            auth: Arc::new(Authentication {
+                oidc: Some(OidcVerifier::new(vec![TrustedIssuer {
+                    issuer: idp.issuer.clone(),
+                    audience: idp.audience.clone(),
+                    jwks_uri: idp.jwks_uri.clone(),
+                }])),
             }),
         });
         let server = tokio::spawn(async move {
@@ -112,7 +122,10 @@ impl Stack {
                     .user_agent("windlass-system-tests")
                     .build()
                     .unwrap(),
+                // The person running the tests: admin of every organisation they create.
+                token: Some(idp.token("tester", &[], 3600)),
             },
+            idp,
             engine_config,
             database_url,
             worker: None,
@@ -309,16 +322,36 @@ pub fn step<'a>(run: &'a Value, key: &str) -> &'a Value {
 pub struct Api {
     pub base: String,
     pub http: reqwest::Client,
+    /// Sent as `Authorization: Bearer`; `None` calls anonymously.
+    pub token: Option<String>,
 }
 
 impl Api {
+    /// The same API, called with another token (or none).
+    pub fn with_token(&self, token: Option<String>) -> Api {
+        Api {
+            base: self.base.clone(),
+            http: self.http.clone(),
+            token,
+        }
+    }
+
+    fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
     pub async fn post(
         &self,
         path: &str,
         body: Value,
         headers: &[(&str, &str)],
     ) -> (StatusCode, HeaderMap, Value) {
-        let mut request = self.http.post(format!("{}{path}", self.base)).json(&body);
+        let mut request = self
+            .authorized(self.http.post(format!("{}{path}", self.base)))
+            .json(&body);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
@@ -331,8 +364,7 @@ impl Api {
 
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
         let response = self
-            .http
-            .get(format!("{}{path}", self.base))
+            .authorized(self.http.get(format!("{}{path}", self.base)))
             .send()
             .await
             .unwrap();
@@ -351,8 +383,7 @@ impl Api {
         body: Vec<u8>,
     ) -> (StatusCode, HeaderMap, Value) {
         let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base))
+            .authorized(self.http.request(method, format!("{}{path}", self.base)))
             .body(body);
         if let Some(ct) = content_type {
             request = request.header("content-type", ct);

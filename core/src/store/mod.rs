@@ -7,6 +7,7 @@ mod audit;
 mod cloud_accounts;
 mod keys;
 mod organizations;
+mod role_bindings;
 mod runs;
 mod secrets;
 mod steps;

@@ -1,0 +1,10 @@
+//! AWS access for activities. Workers never hold long-lived keys for a customer's account:
+//! each call runs on short-lived credentials from STS AssumeRole, scoped to one
+//! organisation by its ExternalId (see [`assume_role`]).
+
+pub mod assume_role;
+
+pub use assume_role::{
+    AssumedCredentials, AssumedRoleProvider, AwsError, DEFAULT_DURATION, DEFAULT_REFRESH_MARGIN,
+    external_id, validate_role_arn,
+};

@@ -1,0 +1,270 @@
+//! STS AssumeRole against a real moto server (installed into .venv by scripts/setup.sh).
+//! Each test starts its own server so no state leaks between tests.
+//!
+//! moto does not evaluate trust policies or the `sts:ExternalId` condition: these tests
+//! show that the ExternalId is sent and the credentials are handled and cached correctly,
+//! not that AWS would refuse a wrong ExternalId.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Once};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use uuid::Uuid;
+use windlass_activities::aws::{AssumedRoleProvider, AwsError, external_id};
+
+/// A moto server on a free loopback port, killed when dropped.
+struct Moto {
+    child: Child,
+    endpoint: String,
+}
+
+impl Moto {
+    fn start() -> Self {
+        let binary = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server");
+        assert!(
+            binary.exists(),
+            "{} is missing: run scripts/setup.sh to install moto (the STS tests need it)",
+            binary.display()
+        );
+        let port = free_port();
+        let child = Command::new(&binary)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
+        let mut moto = Self {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        let address = SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
+            if let Some(status) = moto.child.try_wait().unwrap() {
+                panic!("moto_server exited before answering ({status})");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not answer on {address} within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        moto
+    }
+
+    /// Creates a role whose trust policy requires `organization_id`'s ExternalId, through
+    /// moto's IAM query API; returns its ARN.
+    async fn create_role(&self, organization_id: Uuid) -> String {
+        let name = format!("windlass-test-{}", Uuid::new_v4().simple());
+        let trust_policy = serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Principal": { "AWS": "arn:aws:iam::123456789012:root" },
+                "Action": "sts:AssumeRole",
+                "Condition": {
+                    "StringEquals": { "sts:ExternalId": external_id(organization_id) }
+                }
+            }]
+        })
+        .to_string();
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("Action", "CreateRole")
+            .append_pair("Version", "2010-05-08")
+            .append_pair("RoleName", &name)
+            .append_pair("AssumeRolePolicyDocument", &trust_policy)
+            .finish();
+        let response = reqwest::Client::new()
+            .post(format!("{}/", self.endpoint))
+            .header("content-type", "application/x-www-form-urlencoded")
+            // moto picks the service from the credential scope and ignores the signature.
+            .header(
+                "authorization",
+                "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/iam/aws4_request, \
+                 SignedHeaders=host, Signature=0",
+            )
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert!(status.is_success(), "CreateRole: {status}: {text}");
+        let arn = text
+            .split_once("<Arn>")
+            .and_then(|(_, rest)| rest.split_once("</Arn>"))
+            .map(|(arn, _)| arn.to_owned())
+            .unwrap_or_else(|| panic!("no <Arn> in CreateRole response: {text}"));
+        assert_eq!(arn, format!("arn:aws:iam::123456789012:role/{name}"));
+        arn
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Dummy credentials for this test process, and nothing from the developer's own AWS
+/// setup (profiles, region, instance metadata), so the provider's default chain is what
+/// runs.
+fn aws_test_environment() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: every test in this binary calls this before anything else, and `Once`
+        // holds the others back until it returns, so no other thread reads the
+        // environment while it changes.
+        unsafe {
+            std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
+            std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
+            std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+            std::env::set_var("AWS_CONFIG_FILE", "/nonexistent/windlass-test/config");
+            std::env::set_var(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "/nonexistent/windlass-test/credentials",
+            );
+            for name in [
+                "AWS_SESSION_TOKEN",
+                "AWS_PROFILE",
+                "AWS_REGION",
+                "AWS_DEFAULT_REGION",
+                "AWS_ENDPOINT_URL",
+                "AWS_ENDPOINT_URL_STS",
+                "AWS_ROLE_ARN",
+                "AWS_WEB_IDENTITY_TOKEN_FILE",
+            ] {
+                std::env::remove_var(name);
+            }
+        }
+    });
+}
+
+#[tokio::test]
+async fn credentials_are_short_lived_cached_and_never_printed() {
+    aws_test_environment();
+    let moto = Moto::start();
+    let org = Uuid::new_v4();
+    let role = moto.create_role(org).await;
+    let provider = AssumedRoleProvider::new(Some(moto.endpoint.clone())).await;
+
+    let first = provider.credentials(org, &role).await.unwrap();
+    assert!(!first.access_key_id.is_empty());
+    assert!(!first.secret_access_key.is_empty());
+    assert!(!first.session_token.is_empty());
+    let remaining = first.expires_at - Utc::now();
+    assert!(
+        remaining > chrono::Duration::minutes(14) && remaining <= chrono::Duration::minutes(15),
+        "expected ~15 minutes left, got {remaining}"
+    );
+
+    // Within the margin: the cached set, not a second AssumeRole (moto issues a new
+    // access key id per call).
+    let second = provider.credentials(org, &role).await.unwrap();
+    assert_eq!(second.access_key_id, first.access_key_id);
+    assert_eq!(*second.session_token, *first.session_token);
+    assert_eq!(second.expires_at, first.expires_at);
+
+    // Another organisation on the same role gets its own session.
+    let other = provider.credentials(Uuid::new_v4(), &role).await.unwrap();
+    assert_ne!(other.access_key_id, first.access_key_id);
+
+    for text in [format!("{first:?}"), format!("{provider:?}")] {
+        assert!(!text.contains(first.secret_access_key.as_str()), "{text}");
+        assert!(!text.contains(first.session_token.as_str()), "{text}");
+    }
+    assert!(format!("{first:?}").contains(&first.access_key_id));
+}
+
+#[tokio::test]
+async fn concurrent_callers_share_one_assume_role() {
+    aws_test_environment();
+    let moto = Moto::start();
+    let org = Uuid::new_v4();
+    let role = moto.create_role(org).await;
+    let provider = Arc::new(AssumedRoleProvider::new(Some(moto.endpoint.clone())).await);
+
+    let calls = (0..8).map(|_| {
+        let provider = provider.clone();
+        let role = role.clone();
+        tokio::spawn(async move { provider.credentials(org, &role).await.unwrap() })
+    });
+    let results = futures::future::join_all(calls).await;
+    let first = results[0].as_ref().unwrap().access_key_id.clone();
+    for result in results {
+        assert_eq!(result.unwrap().access_key_id, first);
+    }
+}
+
+#[tokio::test]
+async fn a_margin_longer_than_the_session_refreshes_on_every_call() {
+    aws_test_environment();
+    let moto = Moto::start();
+    let org = Uuid::new_v4();
+    let role = moto.create_role(org).await;
+    let provider = AssumedRoleProvider::new(Some(moto.endpoint.clone()))
+        .await
+        .with_refresh_margin(Duration::from_secs(16 * 60));
+
+    let first = provider.credentials(org, &role).await.unwrap();
+    let second = provider.credentials(org, &role).await.unwrap();
+    assert_ne!(second.access_key_id, first.access_key_id);
+}
+
+#[tokio::test]
+async fn a_longer_duration_is_requested_when_configured() {
+    aws_test_environment();
+    let moto = Moto::start();
+    let org = Uuid::new_v4();
+    let role = moto.create_role(org).await;
+    let provider = AssumedRoleProvider::new(Some(moto.endpoint.clone()))
+        .await
+        .with_duration(Duration::from_secs(3600));
+    let credentials = provider.credentials(org, &role).await.unwrap();
+    let remaining = credentials.expires_at - Utc::now();
+    assert!(
+        remaining > chrono::Duration::minutes(59) && remaining <= chrono::Duration::minutes(60),
+        "{remaining}"
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_role_arn_is_refused_without_calling_sts() {
+    aws_test_environment();
+    // Nothing listens here: had STS been called, the error would be a transport error.
+    let endpoint = format!("http://127.0.0.1:{}", free_port());
+    let provider = AssumedRoleProvider::new(Some(endpoint)).await;
+    for arn in [
+        "arn:aws:iam::1234:role/windlass",
+        "arn:aws:iam::123456789012:user/windlass",
+        "not-an-arn",
+    ] {
+        let error = provider.credentials(Uuid::new_v4(), arn).await.unwrap_err();
+        assert!(
+            matches!(&error, AwsError::InvalidRoleArn { role_arn } if role_arn == arn),
+            "{error:?}"
+        );
+        assert!(!error.is_retryable());
+    }
+
+    // The same provider with a valid ARN does try to reach STS, and that failure retries.
+    let error = provider
+        .credentials(Uuid::new_v4(), "arn:aws:iam::123456789012:role/windlass")
+        .await
+        .unwrap_err();
+    assert!(matches!(error, AwsError::Transport { .. }), "{error:?}");
+    assert!(error.is_retryable());
+}

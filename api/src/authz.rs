@@ -1,0 +1,202 @@
+//! Every route but the health checks and the OpenAPI document needs a caller: a person with
+//! an OIDC bearer token from a trusted issuer, or a machine with an organisation's API
+//! token. Each route names the permission it needs; a caller without it gets 403, and the
+//! refusal is audited. There are no passwords anywhere.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use uuid::Uuid;
+use windlass_core::api_tokens::ApiToken;
+use windlass_core::audit::{ActorKind, AuditResult, NewAuditEntry};
+use windlass_core::rbac::{self, Permission, Role, Target};
+
+use crate::AppState;
+use crate::audit::Caller;
+use crate::oidc::Identity;
+use crate::problem::Problem;
+
+/// Who is calling, established by [`authenticate`] before any body is read.
+#[derive(Clone)]
+enum Principal {
+    User(Identity),
+    ApiToken(ApiToken),
+}
+
+/// Routes anyone may call.
+const PUBLIC: [&str; 3] = ["/healthz", "/readyz", "/openapi.json"];
+
+/// Middleware: every request but the public ones must carry a valid bearer token, checked
+/// before the body is parsed, so a caller without one learns nothing about the route.
+pub async fn authenticate(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if PUBLIC.contains(&request.uri().path()) {
+        return next.run(request).await;
+    }
+    let bearer = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_owned());
+    let Some(token) = bearer else {
+        return unauthenticated("send `Authorization: Bearer <token>`").into_response();
+    };
+    let principal = if token.starts_with("wlt_") {
+        match state.store.authenticate_api_token(&token).await {
+            Ok(api_token) => Principal::ApiToken(api_token),
+            Err(_) => return unauthenticated("the API token is not valid").into_response(),
+        }
+    } else {
+        let Some(oidc) = &state.auth.oidc else {
+            return unauthenticated("no identity provider is configured; use an API token")
+                .into_response();
+        };
+        match oidc.verify(&token).await {
+            Ok(identity) => Principal::User(identity),
+            Err(error) => {
+                tracing::info!(%error, "bearer token refused");
+                return unauthenticated("the bearer token is not valid").into_response();
+            }
+        }
+    };
+    request.extensions_mut().insert(principal);
+    next.run(request).await
+}
+
+/// An authenticated request whose permission is not checked yet.
+pub struct Authenticated {
+    principal: Principal,
+    client: Option<String>,
+    ip: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let principal = parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .ok_or_else(|| unauthenticated("send `Authorization: Bearer <token>`"))?;
+        let client = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().take(200).collect());
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string());
+        Ok(Self {
+            principal,
+            client,
+            ip,
+        })
+    }
+}
+
+fn unauthenticated(detail: &str) -> Problem {
+    Problem::new(StatusCode::UNAUTHORIZED, "unauthenticated", detail)
+}
+
+impl Authenticated {
+    fn caller(&self, actor: String, actor_kind: ActorKind) -> Caller {
+        Caller {
+            actor,
+            actor_kind,
+            client: self.client.clone(),
+            ip: self.ip.clone(),
+        }
+    }
+
+    /// A person signed in with the IdP (needed to create an organisation).
+    pub fn user(&self) -> Result<(Caller, Identity), Problem> {
+        match &self.principal {
+            Principal::User(identity) => Ok((
+                self.caller(identity.subject.clone(), ActorKind::User),
+                identity.clone(),
+            )),
+            Principal::ApiToken(_) => Err(unauthenticated(
+                "this needs a person signed in with the identity provider, not an API token",
+            )),
+        }
+    }
+
+    /// The caller, if it holds `permission` in `organization_id`.
+    pub async fn authorize(
+        &self,
+        state: &AppState,
+        organization_id: Uuid,
+        permission: Permission,
+    ) -> Result<Caller, Problem> {
+        let (caller, roles) = match &self.principal {
+            Principal::ApiToken(api_token) => {
+                let caller = self.caller(format!("token:{}", api_token.id), ActorKind::ApiToken);
+                // A token acts only in the organisation that issued it.
+                let roles = if api_token.organization_id == organization_id {
+                    vec![api_token.role.clone()]
+                } else {
+                    Vec::new()
+                };
+                (caller, roles)
+            }
+            Principal::User(identity) => {
+                let roles = state
+                    .store
+                    .roles_of(organization_id, &identity.subject, &identity.groups)
+                    .await?;
+                (
+                    self.caller(identity.subject.clone(), ActorKind::User),
+                    roles,
+                )
+            }
+        };
+        if rbac::allows(&roles, permission, &Target::default()) {
+            return Ok(caller);
+        }
+        deny(state, &caller, organization_id, permission, &roles).await
+    }
+}
+
+async fn deny(
+    state: &AppState,
+    caller: &Caller,
+    organization_id: Uuid,
+    permission: Permission,
+    roles: &[Role],
+) -> Result<Caller, Problem> {
+    let permission_name = serde_json::to_value(permission).unwrap_or_default();
+    let entry = NewAuditEntry {
+        // Only an organisation the caller belongs to gets the entry in its trail.
+        organization_id: (!roles.is_empty()).then_some(organization_id),
+        actor: caller.actor.clone(),
+        actor_kind: caller.actor_kind,
+        action: "authz.denied".to_owned(),
+        resource: format!("organization:{organization_id}"),
+        cluster_id: None,
+        project_id: None,
+        environment: None,
+        service: None,
+        client: caller.client.clone(),
+        ip: caller.ip.clone(),
+        result: AuditResult::Denied,
+        details: serde_json::json!({"permission": permission_name}),
+    };
+    if let Err(error) = state.store.append_audit(entry).await {
+        tracing::error!(%error, "could not audit a denied call");
+    }
+    Err(Problem::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        format!("this needs the {permission_name} permission in organization {organization_id}"),
+    ))
+}

@@ -1,0 +1,74 @@
+//! A local **stand-in** for an OIDC identity provider: an ES256 signing key made at start,
+//! its JWKS served on loopback, and tokens issued for any subject and groups. It is what
+//! an IdP looks like to Windlass's token verifier, not an IdP.
+
+use std::net::SocketAddr;
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+use base64::Engine as _;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::json;
+
+pub struct OidcIssuerStandIn {
+    /// The `iss` of its tokens.
+    pub issuer: String,
+    pub jwks_uri: String,
+    pub audience: String,
+    pkcs8: Vec<u8>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for OidcIssuerStandIn {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl OidcIssuerStandIn {
+    /// Starts on 127.0.0.1 (port 0 picks one) on the current tokio runtime.
+    pub async fn start(port: u16, audience: &str) -> std::io::Result<Self> {
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+                .map_err(|_| std::io::Error::other("generating the issuer's key"))?
+                .as_ref()
+                .to_vec();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8)
+            .map_err(|_| std::io::Error::other("loading the issuer's key"))?;
+        let point = pair.public_key().as_ref().to_vec();
+        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let jwks = json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "standin-1",
+            "alg": "ES256", "use": "sig", "x": b64(&point[1..33]), "y": b64(&point[33..65])}]});
+        let listener =
+            tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let app = axum::Router::new().route(
+            "/jwks",
+            axum::routing::get(move || {
+                let jwks = jwks.clone();
+                async move { axum::Json(jwks) }
+            }),
+        );
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self {
+            issuer: base.clone(),
+            jwks_uri: format!("{base}/jwks"),
+            audience: audience.to_owned(),
+            pkcs8,
+            server,
+        })
+    }
+
+    /// A token for `subject` in `groups`, valid for `lifetime_secs`.
+    pub fn token(&self, subject: &str, groups: &[&str], lifetime_secs: u64) -> String {
+        let now = jsonwebtoken::get_current_timestamp();
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some("standin-1".into());
+        let claims = json!({"iss": self.issuer, "aud": self.audience, "sub": subject,
+            "iat": now, "exp": now + lifetime_secs, "groups": groups});
+        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ec_der(&self.pkcs8))
+            .expect("ES256 signing with a freshly generated key")
+    }
+}
