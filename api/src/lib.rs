@@ -3,6 +3,7 @@
 //! Every error is `application/problem+json` (RFC 9457) with a message a person can act on;
 //! malformed input is a precise 4xx, never a 500.
 
+mod access;
 mod audit;
 mod authz;
 mod cloud_accounts;
@@ -81,4 +82,5 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
         .merge(cloud_accounts::routes())
         .merge(runs::routes())
         .merge(audit::routes())
+        .merge(access::routes())
 }

@@ -11,6 +11,7 @@ use utoipa::OpenApi;
         (name = "organizations"),
         (name = "cloud accounts"),
         (name = "audit", description = "The append-only, hash-chained audit trail"),
+        (name = "access", description = "Role bindings, IdP group mappings, API tokens"),
         (name = "health")
     )
 )]

@@ -115,6 +115,33 @@ fn routes(org: Uuid, account: Uuid) -> Vec<(Method, String, Option<Value>, Permi
             None,
             Permission::AuditRead,
         ),
+        (
+            Method::POST,
+            format!("{base}/role-bindings"),
+            Some(
+                json!({"subject": "user:0123456789abcdef", "role": {"type": "built_in", "role": "viewer"}}),
+            ),
+            Permission::MembersManage,
+        ),
+        (
+            Method::POST,
+            format!("{base}/group-mappings"),
+            Some(json!({"idp_group": "readers", "role": {"type": "built_in", "role": "viewer"}})),
+            Permission::MembersManage,
+        ),
+        (
+            Method::POST,
+            format!("{base}/api-tokens"),
+            Some(json!({"name": format!("ci-{}", Uuid::new_v4()),
+                        "role": {"type": "built_in", "role": "viewer"}, "expires_in_days": 30})),
+            Permission::MembersManage,
+        ),
+        (
+            Method::POST,
+            format!("{base}/api-tokens/{}/revoke", Uuid::new_v4()),
+            None,
+            Permission::MembersManage,
+        ),
     ]
 }
 
@@ -238,6 +265,51 @@ async fn each_role_gets_exactly_its_permissions_on_every_route() {
             .0,
         StatusCode::FORBIDDEN
     );
+}
+
+#[tokio::test]
+async fn an_admin_issues_and_revokes_tokens_through_the_api() {
+    let stack = Stack::without_worker().await;
+    let (org, _) = stack.organization_with_azure_account().await;
+    let (status, _, issued) = stack
+        .api
+        .post(
+            &format!("/v1/organizations/{org}/api-tokens"),
+            json!({"name": "pipeline", "role": {"type": "built_in", "role": "dev_ops"}, "expires_in_days": 7}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{issued:#}");
+    let secret = issued["secret"].as_str().unwrap().to_owned();
+    let pipeline = stack.api.with_token(Some(secret.clone()));
+    assert_eq!(
+        pipeline
+            .get(&format!("/v1/organizations/{org}/runs"))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let revoke = format!(
+        "/v1/organizations/{org}/api-tokens/{}/revoke",
+        issued["id"].as_str().unwrap()
+    );
+    let (status, _, _) = stack.api.post(&revoke, Value::Null, &[]).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        pipeline
+            .get(&format!("/v1/organizations/{org}/runs"))
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED,
+        "a revoked token stops working at once"
+    );
+    let (_, trail) = stack
+        .api
+        .get(&format!("/v1/organizations/{org}/audit"))
+        .await;
+    let text = trail.to_string();
+    assert!(text.contains("access.issue_api_token") && text.contains("access.revoke_api_token"));
+    assert!(!text.contains(&secret), "the secret is never audited");
 }
 
 #[tokio::test]
