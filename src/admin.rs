@@ -25,6 +25,14 @@ pub async fn audit(command: AuditCommand) -> anyhow::Result<()> {
         AuditCommand::Verify(store) => {
             let store = store.connect().await?;
             let report = store.verify_audit_chain().await?;
+            // Checking the log is itself on the record, after the check.
+            let outcome = serde_json::json!({
+                "entries_checked": report.entries_checked,
+                "intact": report.first_break.is_none(),
+            });
+            store
+                .append_audit(operator_action("audit.verify", "audit_log", outcome))
+                .await?;
             match &report.first_break {
                 None => {
                     println!(
@@ -53,11 +61,48 @@ pub async fn keys(command: KeysCommand) -> anyhow::Result<()> {
             let store = store.connect().await?;
             let ring = keys.key_ring(&store).await?;
             let count = ring.rewrap_all().await?;
+            store
+                .append_audit(operator_action(
+                    "keys.rewrap",
+                    "data_keys",
+                    serde_json::json!({"rewrapped": count}),
+                ))
+                .await?;
             println!(
                 "re-wrapped {count} data keys under {}",
                 keys.kek_file.display()
             );
             Ok(())
         }
+    }
+}
+
+/// Operator actions are audited like any other: the actor is the operating-system account
+/// that ran the command, as a support actor.
+fn operator_action(
+    action: &str,
+    resource: &str,
+    details: serde_json::Value,
+) -> windlass_core::audit::NewAuditEntry {
+    let account: String = std::env::var("USER")
+        .unwrap_or_else(|_| "unknown".into())
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .take(64)
+        .collect();
+    windlass_core::audit::NewAuditEntry {
+        organization_id: None,
+        actor: format!("operator:{account}"),
+        actor_kind: windlass_core::audit::ActorKind::Support,
+        action: action.to_owned(),
+        resource: resource.to_owned(),
+        cluster_id: None,
+        project_id: None,
+        environment: None,
+        service: None,
+        client: Some("windlass-cli".to_owned()),
+        ip: None,
+        result: windlass_core::audit::AuditResult::Success,
+        details,
     }
 }
