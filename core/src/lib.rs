@@ -10,6 +10,7 @@ pub mod cloud_accounts;
 pub mod crypto;
 pub mod error;
 pub mod keys;
+pub mod maintenance;
 pub mod organizations;
 pub mod rbac;
 pub mod runs;
