@@ -91,18 +91,15 @@ fn operator_action(
         .take(64)
         .collect();
     windlass_core::audit::NewAuditEntry {
-        organization_id: None,
-        actor: format!("operator:{account}"),
-        actor_kind: windlass_core::audit::ActorKind::Support,
-        action: action.to_owned(),
-        resource: resource.to_owned(),
-        cluster_id: None,
-        project_id: None,
-        environment: None,
-        service: None,
         client: Some("windlass-cli".to_owned()),
-        ip: None,
-        result: windlass_core::audit::AuditResult::Success,
-        details,
+        ..windlass_core::audit::NewAuditEntry::new(
+            None,
+            format!("operator:{account}"),
+            windlass_core::audit::ActorKind::Support,
+            action,
+            resource,
+            windlass_core::audit::AuditResult::Success,
+            details,
+        )
     }
 }

@@ -279,7 +279,6 @@ impl AzureAccess {
                 "VerificationFailed",
             ));
         }
-        let _ = &input.principal_object_id;
         Ok(())
     }
 

@@ -49,30 +49,29 @@ impl RunRecorder {
             )
             .await
             .map_err(|e| retryable_unless(!e.is_retryable(), e))?;
-        let run = self.store.run_by_id(run_id).await.ok().flatten();
-        let entry = NewAuditEntry {
-            organization_id: run.as_ref().map(|r| r.organization_id),
-            actor: "system:worker".to_owned(),
-            actor_kind: ActorKind::System,
-            action: "workflow.finished".to_owned(),
-            resource: format!("run:{run_id}"),
-            cluster_id: None,
-            project_id: None,
-            environment: None,
-            service: None,
-            client: Some("windlass-worker".to_owned()),
-            ip: None,
-            result: match status {
-                RunStatus::Succeeded => AuditResult::Success,
-                _ => AuditResult::Failed,
-            },
-            details: serde_json::json!({
-                "status": status.as_str(),
-                "workflow": run.as_ref().map(|r| r.kind.as_str()),
-            }),
-        };
-        // A retried activity appends again only if the first append failed.
+        // Only the call that recorded the end appends it, so a duplicate delivery of this
+        // activity adds no second entry. (If that append fails, the retry finds the run
+        // already finished and the entry is lost: see the issue notes.)
         if recorded {
+            let run = self.store.run_by_id(run_id).await.ok().flatten();
+            let entry = NewAuditEntry {
+                client: Some("windlass-worker".to_owned()),
+                ..NewAuditEntry::new(
+                    run.as_ref().map(|r| r.organization_id),
+                    "system:worker",
+                    ActorKind::System,
+                    "workflow.finished",
+                    format!("run:{run_id}"),
+                    match status {
+                        RunStatus::Succeeded => AuditResult::Success,
+                        _ => AuditResult::Failed,
+                    },
+                    serde_json::json!({
+                        "status": status.as_str(),
+                        "workflow": run.as_ref().map(|r| r.kind.as_str()),
+                    }),
+                )
+            };
             self.store
                 .append_audit(entry)
                 .await

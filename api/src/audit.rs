@@ -31,6 +31,30 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// An audit entry of something this caller did.
+    pub fn entry(
+        &self,
+        organization_id: Option<Uuid>,
+        action: &str,
+        resource: String,
+        result: AuditResult,
+        details: serde_json::Value,
+    ) -> NewAuditEntry {
+        NewAuditEntry {
+            client: self.client.clone(),
+            ip: self.ip.clone(),
+            ..NewAuditEntry::new(
+                organization_id,
+                self.actor.clone(),
+                self.actor_kind,
+                action,
+                resource,
+                result,
+                details,
+            )
+        }
+    }
+
     /// Appends what this caller did. The change has already happened, so a failure to
     /// record is logged loudly rather than turned into an error the caller would retry.
     pub async fn record<T>(
@@ -57,21 +81,7 @@ impl Caller {
                 (result, details)
             }
         };
-        let entry = NewAuditEntry {
-            organization_id,
-            actor: self.actor.clone(),
-            actor_kind: self.actor_kind,
-            action: action.to_owned(),
-            resource,
-            cluster_id: None,
-            project_id: None,
-            environment: None,
-            service: None,
-            client: self.client.clone(),
-            ip: self.ip.clone(),
-            result,
-            details,
-        };
+        let entry = self.entry(organization_id, action, resource, result, details);
         if let Err(error) = state.store.append_audit(entry).await {
             tracing::error!(%error, action, "could not append to the audit log");
         }
@@ -109,7 +119,6 @@ async fn list_audit_entries(
     if query.limit.is_some_and(|l| !(1..=1000).contains(&l)) {
         return Err(Problem::bad_request("limit must be between 1 and 1000"));
     }
-    state.store.organization(organization_id).await?;
     let entries = state
         .store
         .audit_entries(

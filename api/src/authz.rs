@@ -12,7 +12,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use uuid::Uuid;
 use windlass_core::api_tokens::ApiToken;
-use windlass_core::audit::{ActorKind, AuditResult, NewAuditEntry};
+use windlass_core::audit::{ActorKind, AuditResult};
 use windlass_core::rbac::{self, Permission, Role, Target};
 
 use crate::AppState;
@@ -131,7 +131,9 @@ impl Authenticated {
         }
     }
 
-    /// The caller, if it holds `permission` in `organization_id`.
+    /// The caller, if it holds `permission` in `organization_id`. Passing also proves the
+    /// organisation exists: role bindings, group mappings and API tokens all reference it,
+    /// so handlers need not look it up again.
     pub async fn authorize(
         &self,
         state: &AppState,
@@ -175,22 +177,14 @@ async fn deny(
     roles: &[Role],
 ) -> Result<Caller, Problem> {
     let permission_name = serde_json::to_value(permission).unwrap_or_default();
-    let entry = NewAuditEntry {
+    let entry = caller.entry(
         // Only an organisation the caller belongs to gets the entry in its trail.
-        organization_id: (!roles.is_empty()).then_some(organization_id),
-        actor: caller.actor.clone(),
-        actor_kind: caller.actor_kind,
-        action: "authz.denied".to_owned(),
-        resource: format!("organization:{organization_id}"),
-        cluster_id: None,
-        project_id: None,
-        environment: None,
-        service: None,
-        client: caller.client.clone(),
-        ip: caller.ip.clone(),
-        result: AuditResult::Denied,
-        details: serde_json::json!({"permission": permission_name}),
-    };
+        (!roles.is_empty()).then_some(organization_id),
+        "authz.denied",
+        format!("organization:{organization_id}"),
+        AuditResult::Denied,
+        serde_json::json!({"permission": permission_name}),
+    );
     if let Err(error) = state.store.append_audit(entry).await {
         tracing::error!(%error, "could not audit a denied call");
     }

@@ -78,7 +78,6 @@ async fn create_cloud_account(
     let caller = authn
         .authorize(&state, organization_id, Permission::CloudAccountsWrite)
         .await?;
-    state.store.organization(organization_id).await?;
     let provider = request.provider.as_str();
     let created = register(&state, organization_id, request).await;
     let resource = match &created {
@@ -128,7 +127,6 @@ async fn list_cloud_accounts(
     authn
         .authorize(&state, organization_id, Permission::CloudAccountsRead)
         .await?;
-    state.store.organization(organization_id).await?;
     Ok(axum::Json(
         state.store.cloud_accounts(organization_id).await?,
     ))

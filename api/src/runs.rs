@@ -165,7 +165,6 @@ async fn start_run(
     let caller = authn
         .authorize(&state, organization_id, Permission::RunsStart)
         .await?;
-    state.store.organization(organization_id).await?;
     let kind = request.kind();
     let account_id = request.cloud_account_id();
     let started = start(&state, organization_id, &headers, request).await;
@@ -289,7 +288,6 @@ async fn list_runs(
     if query.limit.is_some_and(|l| !(1..=500).contains(&l)) {
         return Err(Problem::bad_request("limit must be between 1 and 500"));
     }
-    state.store.organization(organization_id).await?;
     let runs = state
         .store
         .runs(
@@ -368,7 +366,6 @@ async fn cancel_run(
     let caller = authn
         .authorize(&state, organization_id, Permission::RunsCancel)
         .await?;
-    state.store.organization(organization_id).await?;
     let cancelled = cancel(&state, organization_id, run_id).await;
     caller
         .record(

@@ -170,6 +170,34 @@ pub struct NewAuditEntry {
 }
 
 impl NewAuditEntry {
+    /// An event not tied to a cluster, project, environment or service, with no client or
+    /// address: set those on the result where they apply.
+    pub fn new(
+        organization_id: Option<Uuid>,
+        actor: impl Into<String>,
+        actor_kind: ActorKind,
+        action: &str,
+        resource: impl Into<String>,
+        result: AuditResult,
+        details: serde_json::Value,
+    ) -> Self {
+        Self {
+            organization_id,
+            actor: actor.into(),
+            actor_kind,
+            action: action.to_owned(),
+            resource: resource.into(),
+            cluster_id: None,
+            project_id: None,
+            environment: None,
+            service: None,
+            client: None,
+            ip: None,
+            result,
+            details,
+        }
+    }
+
     /// Refuses what must never be written to a log nobody can clean up: names or emails as
     /// actors, credentials in details, and malformed values that would defeat filtering.
     pub fn validate(&self) -> Result<()> {
