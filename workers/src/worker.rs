@@ -62,8 +62,9 @@ impl Drop for WorkerHandle {
     }
 }
 
-/// Starts a worker on its own thread and waits until it is connected and polling, so a
-/// caller that gets `Ok` knows tasks on `config.engine.task_queue` will be picked up.
+/// Starts a worker on its own thread and waits until it has connected to Temporal and
+/// been created with its workflows and activities, so a caller that gets `Ok` knows the
+/// configuration is good; polling of `config.engine.task_queue` starts right after.
 pub fn spawn_worker(
     config: WorkerConfig,
     store: Store,
