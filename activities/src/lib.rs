@@ -9,5 +9,6 @@ pub mod azure;
 pub mod azure_access;
 pub mod error;
 pub mod runs;
+pub mod terraform;
 
 pub use activity_set::ActivitySet;

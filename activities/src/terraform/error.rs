@@ -1,0 +1,78 @@
+use super::messages::{Diagnostic, LockInfo};
+use super::plan::ResourceChange;
+
+/// What went wrong running terraform. Whether a retry can help is part of the type.
+#[derive(Debug, thiserror::Error)]
+pub enum TerraformError {
+    /// Another run holds the state lock: wait for it, or recover it if its holder is dead.
+    #[error("terraform state is locked by {} since {} (lock {})", .0.who, .0.created, .0.id)]
+    Locked(LockInfo),
+    /// The plan would replace or destroy something the request did not allow to go.
+    #[error("refusing a plan that would {}", describe_refusal(.0))]
+    Refused(Vec<ResourceChange>),
+    /// terraform itself reported errors (configuration, provider, API).
+    #[error("terraform {command} failed (exit {code}): {}", summarise(.diagnostics))]
+    Failed {
+        command: String,
+        code: i32,
+        diagnostics: Vec<Diagnostic>,
+    },
+    #[error("terraform {0} was cancelled")]
+    Cancelled(String),
+    #[error("terraform could not be started: {0}")]
+    Spawn(#[source] std::io::Error),
+    #[error("terraform output could not be read: {0}")]
+    Output(String),
+}
+
+impl TerraformError {
+    /// Locks clear and provider or API errors are often transient; a refused plan, a
+    /// cancellation or a configuration error will not get better by running again.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Locked(_) => true,
+            Self::Failed { diagnostics, .. } => !diagnostics.iter().any(is_configuration_error),
+            Self::Spawn(_) | Self::Output(_) => true,
+            Self::Refused(_) | Self::Cancelled(_) => false,
+        }
+    }
+}
+
+/// Errors in the configuration itself: the same files fail the same way every time.
+fn is_configuration_error(diagnostic: &Diagnostic) -> bool {
+    const PERMANENT: &[&str] = &[
+        "Unsupported argument",
+        "Missing required argument",
+        "Reference to undeclared",
+        "Invalid reference",
+        "Unsupported block type",
+        "Argument or block definition required",
+        "Invalid expression",
+        "Duplicate resource",
+        "Invalid value for input variable",
+        "No value for required variable",
+        "Unsupported attribute",
+    ];
+    PERMANENT.iter().any(|p| diagnostic.summary.contains(p))
+}
+
+fn summarise(diagnostics: &[Diagnostic]) -> String {
+    let errors: Vec<&str> = diagnostics
+        .iter()
+        .filter(|d| d.severity == "error")
+        .map(|d| d.summary.as_str())
+        .collect();
+    if errors.is_empty() {
+        "no diagnostics".into()
+    } else {
+        errors.join("; ")
+    }
+}
+
+fn describe_refusal(changes: &[ResourceChange]) -> String {
+    changes
+        .iter()
+        .map(|c| format!("{} {}", c.action(), c.address))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,13 @@
+//! The terraform runner: real terraform, driven through its CLI and its `-json` output.
+
+mod cli;
+mod error;
+mod locks;
+mod messages;
+mod plan;
+
+pub use cli::{PLAN_FILE, Plan, Terraform};
+pub use error::TerraformError;
+pub use locks::{StaleLockPolicy, is_stale};
+pub use messages::{ChangeSummary, Diagnostic, LockInfo, TerraformMessage};
+pub use plan::{PlanGuard, PlanReport, ResourceChange};
