@@ -43,7 +43,9 @@ fn protect_cluster() -> PlanGuard {
 }
 
 async fn init(tf: &Terraform, dir: &Path) {
-    tf.init(dir, &mut |_| {}, std::future::pending()).await.unwrap();
+    tf.init(dir, &mut |_| {}, std::future::pending())
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -55,14 +57,22 @@ async fn apply_creates_then_a_second_plan_has_nothing_to_do() {
     let mut lines = Vec::new();
     let mut log = |m: &TerraformMessage| lines.push(m.message.clone());
     let plan = tf
-        .plan_and_apply(ws.path(), false, &protect_cluster(), &mut log, std::future::pending())
+        .plan_and_apply(
+            ws.path(),
+            false,
+            &protect_cluster(),
+            &mut log,
+            std::future::pending(),
+        )
         .await
         .unwrap();
     assert!(plan.has_changes);
     assert_eq!(plan.summary.add, 2);
     assert_eq!(plan.report.count("create"), 2);
     assert!(
-        lines.iter().any(|l| l.contains("terraform_data.cluster: Creation complete")),
+        lines
+            .iter()
+            .any(|l| l.contains("terraform_data.cluster: Creation complete")),
         "the apply's progress reaches the log: {lines:?}"
     );
 
@@ -83,14 +93,26 @@ async fn a_plan_replacing_the_cluster_is_refused_and_changes_nothing() {
     let tf = terraform();
     let ws = workspace(NETWORK);
     init(&tf, ws.path()).await;
-    tf.plan_and_apply(ws.path(), false, &protect_cluster(), &mut |_| {}, std::future::pending())
-        .await
-        .unwrap();
+    tf.plan_and_apply(
+        ws.path(),
+        false,
+        &protect_cluster(),
+        &mut |_| {},
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
     let before = tf.outputs(ws.path()).await.unwrap()["cluster_id"].clone();
 
     let tf_new_cidr = terraform().with_env("TF_VAR_cidr", "10.1.0.0/16");
     let refused = tf_new_cidr
-        .plan_and_apply(ws.path(), false, &protect_cluster(), &mut |_| {}, std::future::pending())
+        .plan_and_apply(
+            ws.path(),
+            false,
+            &protect_cluster(),
+            &mut |_| {},
+            std::future::pending(),
+        )
         .await
         .unwrap_err();
     match &refused {
@@ -109,7 +131,13 @@ async fn a_plan_replacing_the_cluster_is_refused_and_changes_nothing() {
         ..protect_cluster()
     };
     tf_new_cidr
-        .plan_and_apply(ws.path(), false, &allowed, &mut |_| {}, std::future::pending())
+        .plan_and_apply(
+            ws.path(),
+            false,
+            &allowed,
+            &mut |_| {},
+            std::future::pending(),
+        )
         .await
         .unwrap();
     assert_ne!(tf.outputs(ws.path()).await.unwrap()["cluster_id"], before);
@@ -121,9 +149,15 @@ async fn destroy_removes_everything() {
     let ws = workspace(NETWORK);
     init(&tf, ws.path()).await;
     let guard = protect_cluster();
-    tf.plan_and_apply(ws.path(), false, &guard, &mut |_| {}, std::future::pending())
-        .await
-        .unwrap();
+    tf.plan_and_apply(
+        ws.path(),
+        false,
+        &guard,
+        &mut |_| {},
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
     let refused = tf
         .plan_and_apply(ws.path(), true, &guard, &mut |_| {}, std::future::pending())
         .await;
@@ -134,7 +168,13 @@ async fn destroy_removes_everything() {
         ..guard
     };
     let plan = tf
-        .plan_and_apply(ws.path(), true, &deleting, &mut |_| {}, std::future::pending())
+        .plan_and_apply(
+            ws.path(),
+            true,
+            &deleting,
+            &mut |_| {},
+            std::future::pending(),
+        )
         .await
         .unwrap();
     assert_eq!(plan.report.count("destroy"), 2);
@@ -199,7 +239,10 @@ async fn a_held_lock_is_reported_with_its_holder_and_cancellation_releases_it() 
         .plan(ws.path(), false, &mut |_| {}, std::future::pending())
         .await
         .expect("the interrupted apply released its lock");
-    assert!(after.has_changes, "the interrupted resource is still to be made");
+    assert!(
+        after.has_changes,
+        "the interrupted resource is still to be made"
+    );
 }
 
 #[tokio::test]

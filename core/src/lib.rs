@@ -7,6 +7,7 @@ pub mod api_tokens;
 pub mod audit;
 pub mod clock;
 pub mod cloud_accounts;
+pub mod clusters;
 pub mod crypto;
 pub mod error;
 pub mod keys;

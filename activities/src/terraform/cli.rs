@@ -95,7 +95,13 @@ impl Terraform {
         cancel: impl Future<Output = ()>,
     ) -> Result<(), TerraformError> {
         let done = self
-            .run(dir, &["init", "-input=false", "-json"], Output::Stream, log, cancel)
+            .run(
+                dir,
+                &["init", "-input=false", "-json"],
+                Output::Stream,
+                log,
+                cancel,
+            )
             .await?;
         expect_success("init", done).map(|_| ())
     }
@@ -177,7 +183,13 @@ impl Terraform {
             let done = self
                 .run(
                     dir,
-                    &["apply", "-input=false", "-json", "-lock-timeout=0s", PLAN_FILE],
+                    &[
+                        "apply",
+                        "-input=false",
+                        "-json",
+                        "-lock-timeout=0s",
+                        PLAN_FILE,
+                    ],
                     Output::Stream,
                     log,
                     cancel,
@@ -204,8 +216,8 @@ impl Terraform {
             )
             .await?;
         let done = expect_success("output", done)?;
-        let all: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(&done.stdout).map_err(|e| TerraformError::Output(e.to_string()))?;
+        let all: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&done.stdout)
+            .map_err(|e| TerraformError::Output(e.to_string()))?;
         Ok(all
             .into_iter()
             .map(|(name, o)| (name, o.get("value").cloned().unwrap_or_default()))
@@ -329,7 +341,11 @@ impl Terraform {
         if !stderr.trim().is_empty() && diagnostics.is_empty() && !status.success() {
             diagnostics.push(Diagnostic {
                 severity: "error".into(),
-                summary: stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("").into(),
+                summary: stderr
+                    .lines()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("")
+                    .into(),
                 detail: stderr.clone(),
             });
         }

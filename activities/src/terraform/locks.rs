@@ -36,8 +36,7 @@ pub fn is_stale(
         return false;
     };
     let created = SystemTime::from(created);
-    created < attempt_scheduled
-        && now.duration_since(created).unwrap_or_default() >= policy.grace
+    created < attempt_scheduled && now.duration_since(created).unwrap_or_default() >= policy.grace
 }
 
 /// Terraform prints Go's default time format: `2026-11-24 20:00:00.123456789 +0000 UTC`.
@@ -72,8 +71,20 @@ mod tests {
     fn a_lock_from_before_a_retry_is_stale_once_the_grace_is_over() {
         let lock = lock("2026-11-24 20:00:00.5 +0000 UTC");
         let scheduled = at("2026-11-24 20:00:20 +0000 UTC");
-        assert!(!is_stale(&lock, 2, scheduled, at("2026-11-24 20:00:21 +0000 UTC"), GRACE));
-        assert!(is_stale(&lock, 2, scheduled, at("2026-11-24 20:00:31 +0000 UTC"), GRACE));
+        assert!(!is_stale(
+            &lock,
+            2,
+            scheduled,
+            at("2026-11-24 20:00:21 +0000 UTC"),
+            GRACE
+        ));
+        assert!(is_stale(
+            &lock,
+            2,
+            scheduled,
+            at("2026-11-24 20:00:31 +0000 UTC"),
+            GRACE
+        ));
     }
 
     #[test]
@@ -87,7 +98,13 @@ mod tests {
     fn a_lock_taken_after_the_retry_was_scheduled_is_live() {
         let lock = lock("2026-11-24 20:00:30 +0000 UTC");
         let scheduled = at("2026-11-24 20:00:20 +0000 UTC");
-        assert!(!is_stale(&lock, 3, scheduled, at("2026-11-24 21:00:00 +0000 UTC"), GRACE));
+        assert!(!is_stale(
+            &lock,
+            3,
+            scheduled,
+            at("2026-11-24 21:00:00 +0000 UTC"),
+            GRACE
+        ));
     }
 
     #[test]

@@ -69,7 +69,9 @@ impl TerraformMessage {
     }
 
     pub fn is_error(&self) -> bool {
-        self.diagnostic.as_ref().is_some_and(|d| d.severity == "error")
+        self.diagnostic
+            .as_ref()
+            .is_some_and(|d| d.severity == "error")
     }
 }
 

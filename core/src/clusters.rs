@@ -1,0 +1,250 @@
+//! Kubernetes clusters Windlass provisions in a customer's cloud account.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::cloud_accounts::CloudProvider;
+use crate::maintenance::MaintenanceWindow;
+use crate::{Error, Result};
+
+/// What a cluster should look like. Everything the blueprint renders comes from here and
+/// from the cloud account it lives in; nothing in it is secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ClusterSpec {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub cloud_account_id: Uuid,
+    pub provider: CloudProvider,
+    /// A DNS-label name, unique within the organisation.
+    pub name: String,
+    /// Azure location (`westeurope`) or AWS region (`eu-west-3`).
+    pub region: String,
+    /// `major.minor` (`1.33`): the cloud picks the patch release.
+    pub kubernetes_version: String,
+    pub network: NetworkSpec,
+    pub node_pools: Vec<NodePoolSpec>,
+    pub maintenance_window: MaintenanceWindow,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct NetworkSpec {
+    /// The VNet (Azure) or VPC (AWS) range; one /20 subnet per zone is carved from it.
+    pub cidr: String,
+    /// Availability zones, one subnet, NAT gateway and public IP each.
+    pub zones: Vec<String>,
+}
+
+impl Default for NetworkSpec {
+    fn default() -> Self {
+        Self {
+            cidr: "10.0.0.0/16".into(),
+            zones: vec!["1".into(), "2".into(), "3".into()],
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct NodePoolSpec {
+    pub name: String,
+    /// Azure VM size (`Standard_D4s_v5`) or EC2 instance type (`m6i.xlarge`).
+    pub instance_type: String,
+    pub min_count: u32,
+    pub max_count: u32,
+}
+
+impl NodePoolSpec {
+    pub fn default_system_pool(provider: CloudProvider) -> Self {
+        Self {
+            name: "system".into(),
+            instance_type: match provider {
+                CloudProvider::Azure => "Standard_D4s_v5".into(),
+                CloudProvider::Aws => "m6i.xlarge".into(),
+            },
+            min_count: 3,
+            max_count: 6,
+        }
+    }
+}
+
+impl ClusterSpec {
+    /// Checks what the cloud would otherwise reject halfway through a provisioning run.
+    pub fn validate(&self) -> Result<()> {
+        let invalid = |m: String| Err(Error::InvalidInput(m));
+        let name_ok = !self.name.is_empty()
+            && self.name.len() <= 40
+            && self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !self.name.starts_with('-')
+            && !self.name.ends_with('-');
+        if !name_ok {
+            return invalid(format!(
+                "cluster name {:?} must be 1-40 lowercase letters, digits or inner hyphens",
+                self.name
+            ));
+        }
+        if self.region.is_empty()
+            || !self
+                .region
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return invalid(format!("region {:?} is not a region name", self.region));
+        }
+        if parse_minor_version(&self.kubernetes_version).is_none() {
+            return invalid(format!(
+                "kubernetes_version {:?} must be major.minor, like 1.33",
+                self.kubernetes_version
+            ));
+        }
+        let prefix = cidr_prefix(&self.network.cidr).ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "network.cidr {:?} is not an IPv4 CIDR",
+                self.network.cidr
+            ))
+        })?;
+        if !(8..=18).contains(&prefix) {
+            return invalid(format!(
+                "network.cidr {} must be between /8 and /18 to hold one /20 per zone",
+                self.network.cidr
+            ));
+        }
+        let zones = self.network.zones.len();
+        if zones == 0 || zones > 16 || (1usize << (20 - prefix)) < zones {
+            return invalid(format!(
+                "network.cidr {} cannot hold {zones} /20 subnets",
+                self.network.cidr
+            ));
+        }
+        if self.node_pools.is_empty() {
+            return invalid("at least one node pool is needed".into());
+        }
+        for pool in &self.node_pools {
+            if pool.name.is_empty()
+                || pool.name.len() > 12
+                || !pool
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            {
+                return invalid(format!(
+                    "node pool name {:?} must be 1-12 lowercase letters or digits",
+                    pool.name
+                ));
+            }
+            if pool.min_count > pool.max_count || pool.max_count == 0 {
+                return invalid(format!(
+                    "node pool {}: min_count {} and max_count {} are not a range",
+                    pool.name, pool.min_count, pool.max_count
+                ));
+            }
+        }
+        self.maintenance_window.validate()
+    }
+
+    /// The first 12 hex digits of the id: short enough for Azure's name limits, unique
+    /// enough within a subscription.
+    pub fn short_id(&self) -> String {
+        self.id.simple().to_string()[..12].to_owned()
+    }
+
+    /// The zone subnets: consecutive /20s from the start of the network range.
+    pub fn zone_subnets(&self) -> Vec<String> {
+        let (base, _) = parse_cidr(&self.network.cidr).expect("validated");
+        (0..self.network.zones.len() as u32)
+            .map(|i| {
+                let address = base + (i << 12);
+                format!("{}/20", std::net::Ipv4Addr::from(address))
+            })
+            .collect()
+    }
+}
+
+/// `1.33` -> (1, 33).
+pub fn parse_minor_version(version: &str) -> Option<(u32, u32)> {
+    let (major, minor) = version.split_once('.')?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
+fn parse_cidr(cidr: &str) -> Option<(u32, u32)> {
+    let (address, prefix) = cidr.split_once('/')?;
+    let address: std::net::Ipv4Addr = address.parse().ok()?;
+    let prefix: u32 = prefix.parse().ok()?;
+    (prefix <= 32).then_some((u32::from(address), prefix))
+}
+
+fn cidr_prefix(cidr: &str) -> Option<u32> {
+    parse_cidr(cidr).map(|(_, p)| p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn aks() -> ClusterSpec {
+        ClusterSpec {
+            id: Uuid::parse_str("5f0c6a8e-1d2b-4c3d-9e8f-0a1b2c3d4e5f").unwrap(),
+            organization_id: Uuid::nil(),
+            cloud_account_id: Uuid::nil(),
+            provider: CloudProvider::Azure,
+            name: "prod-eu".into(),
+            region: "westeurope".into(),
+            kubernetes_version: "1.33".into(),
+            network: NetworkSpec::default(),
+            node_pools: vec![NodePoolSpec::default_system_pool(CloudProvider::Azure)],
+            maintenance_window: MaintenanceWindow::default(),
+            created_at: DateTime::parse_from_rfc3339("2026-11-24T20:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
+        }
+    }
+
+    #[test]
+    fn the_default_network_holds_three_zonal_slash_20s() {
+        let spec = aks();
+        spec.validate().unwrap();
+        assert_eq!(
+            spec.zone_subnets(),
+            ["10.0.0.0/20", "10.0.16.0/20", "10.0.32.0/20"]
+        );
+    }
+
+    #[test]
+    fn bad_specs_are_refused_with_the_field_named() {
+        let mut spec = aks();
+        spec.network.cidr = "10.0.0.0/24".into();
+        assert!(
+            spec.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("network.cidr")
+        );
+        let mut spec = aks();
+        spec.kubernetes_version = "latest".into();
+        assert!(
+            spec.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("kubernetes_version")
+        );
+        let mut spec = aks();
+        spec.node_pools[0].min_count = 9;
+        assert!(
+            spec.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("not a range")
+        );
+        let mut spec = aks();
+        spec.name = "Prod_EU".into();
+        assert!(
+            spec.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("cluster name")
+        );
+    }
+}
