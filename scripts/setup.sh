@@ -40,8 +40,11 @@ fi
 .venv/bin/temporal --version >/dev/null
 
 mkdir -p .tools/bin
+# The embedded Go runtime reads the environment when the library loads, so the CLI
+# configuration default is set here: no ~/.terraformrc is expected on these machines.
 cat > .tools/bin/terraform <<TF
 #!/bin/sh
+export TF_CLI_CONFIG_FILE="\${TF_CLI_CONFIG_FILE:-/dev/null}"
 exec "$PWD/.venv/bin/python" "$PWD/scripts/tools/terraform" "\$@"
 TF
 chmod +x .tools/bin/terraform

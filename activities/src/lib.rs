@@ -8,6 +8,7 @@ pub mod aws;
 pub mod azure;
 pub mod azure_access;
 pub mod error;
+pub mod helm;
 pub mod runs;
 pub mod terraform;
 

@@ -201,10 +201,10 @@ async fn a_held_lock_is_reported_with_its_holder_and_cancellation_releases_it() 
         let tf = terraform();
         let mut started = Some(started_tx);
         let mut log = |m: &TerraformMessage| {
-            if m.message.contains("Provisioning with 'local-exec'") {
-                if let Some(tx) = started.take() {
-                    let _ = tx.send(());
-                }
+            if m.message.contains("Provisioning with 'local-exec'")
+                && let Some(tx) = started.take()
+            {
+                let _ = tx.send(());
             }
         };
         let cancel = async {

@@ -5,6 +5,7 @@
 
 pub mod api_tokens;
 pub mod audit;
+pub mod blueprint;
 pub mod clock;
 pub mod cloud_accounts;
 pub mod clusters;

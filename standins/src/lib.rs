@@ -9,7 +9,10 @@
 #![allow(clippy::result_large_err)]
 
 pub mod azure;
+pub mod azurite;
+pub mod kube;
 pub mod oidc;
 
 pub use azure::{AzureStandIn, StandInOptions, serve};
+pub use kube::{KubeStandIn, KubeStandInConfig};
 pub use oidc::OidcIssuerStandIn;

@@ -62,9 +62,9 @@ pub struct ResourceGroup {
 }
 
 pub struct ArmClient {
-    http: Http,
-    base: Url,
-    lro: LroSettings,
+    pub(super) http: Http,
+    pub(super) base: Url,
+    pub(super) lro: LroSettings,
     provider_poll_initial: Duration,
     provider_poll_max: Duration,
     provider_timeout: Duration,
@@ -92,7 +92,7 @@ impl ArmClient {
         })
     }
 
-    fn url(&self, path: &str, api_version: &str) -> Result<Url, AzureError> {
+    pub(super) fn url(&self, path: &str, api_version: &str) -> Result<Url, AzureError> {
         if !path.starts_with('/') || path.contains("..") || path.contains('?') {
             return Err(AzureError::Config(format!(
                 "not an ARM resource path: {path:?}"
@@ -105,7 +105,7 @@ impl ArmClient {
         Url::parse(&raw).map_err(|e| AzureError::Config(format!("ARM URL for {path}: {e}")))
     }
 
-    async fn call(
+    pub(super) async fn call(
         &self,
         method: Method,
         url: &Url,
@@ -357,7 +357,7 @@ impl ArmClient {
 
     // -------------------------------------------------------------- helpers
 
-    async fn get_optional<T: serde::de::DeserializeOwned>(
+    pub(super) async fn get_optional<T: serde::de::DeserializeOwned>(
         &self,
         url: &Url,
     ) -> Result<Option<T>, AzureError> {
@@ -381,7 +381,7 @@ impl ArmClient {
     }
 }
 
-fn parse<T: serde::de::DeserializeOwned>(reply: &Reply) -> Result<T, AzureError> {
+pub(super) fn parse<T: serde::de::DeserializeOwned>(reply: &Reply) -> Result<T, AzureError> {
     serde_json::from_slice(&reply.body).map_err(|e| AzureError::InvalidResponse {
         message: format!("unexpected body (status {}): {e}", reply.status),
     })

@@ -5,6 +5,7 @@
 //! stand-in (`windlass-standins`); see [`AzureEndpoints::single_origin`].
 
 mod arm;
+mod blobs;
 mod config;
 mod credential;
 mod error;
@@ -12,10 +13,12 @@ mod graph;
 mod http;
 mod lro;
 mod role;
+mod storage_accounts;
 
 pub use arm::{
     ArmClient, ResourceGroup, RoleAssignment, RoleAssignmentProperties, RoleDefinitionResource,
 };
+pub use blobs::{BlobContainer, VersionedBlob};
 pub use config::{AzureClientConfig, AzureEndpoints, ClientAssertionSource};
 pub use credential::federated_credential;
 pub use error::{AzureError, LroOutcome, Retry};
@@ -25,3 +28,4 @@ pub use role::{
     WINDLASS_ID_NAMESPACE, role_assignment_id, role_definition_id, role_definition_resource_id,
     windlass_custom_role,
 };
+pub use storage_accounts::StorageAccount;

@@ -23,6 +23,8 @@ pub enum TerraformError {
     Spawn(#[source] std::io::Error),
     #[error("terraform output could not be read: {0}")]
     Output(String),
+    #[error("terraform working directory: {0}")]
+    Workspace(#[source] std::io::Error),
 }
 
 impl TerraformError {
@@ -32,7 +34,7 @@ impl TerraformError {
         match self {
             Self::Locked(_) => true,
             Self::Failed { diagnostics, .. } => !diagnostics.iter().any(is_configuration_error),
-            Self::Spawn(_) | Self::Output(_) => true,
+            Self::Spawn(_) | Self::Output(_) | Self::Workspace(_) => true,
             Self::Refused(_) | Self::Cancelled(_) => false,
         }
     }

@@ -5,9 +5,11 @@ mod error;
 mod locks;
 mod messages;
 mod plan;
+mod remote_state;
 
 pub use cli::{PLAN_FILE, Plan, Terraform};
 pub use error::TerraformError;
 pub use locks::{StaleLockPolicy, is_stale};
 pub use messages::{ChangeSummary, Diagnostic, LockInfo, TerraformMessage};
 pub use plan::{PlanGuard, PlanReport, ResourceChange};
+pub use remote_state::{BACKEND_OVERRIDE_FILE, RemoteState, StateLease};

@@ -88,6 +88,22 @@ pub(crate) fn handle(
                 register_provider(shared, segs[1], segs[3], register)
             })
         }
+        (
+            _,
+            [
+                "subscriptions",
+                _,
+                "resourcegroups",
+                _,
+                "providers",
+                "microsoft.storage",
+                "storageaccounts",
+                _,
+                ..,
+            ],
+        ) => versioned(api_version, &["2023-05-01", "2024-01-01"], || {
+            super::storage::handle(shared, method, &segs, body)
+        }),
         (_, ["subscriptions", _, "resourcegroups", _]) => {
             versioned(api_version, &["2021-04-01"], || {
                 resource_group(shared, method, segs[1], segs[3], body)
@@ -116,7 +132,7 @@ fn versioned(api_version: &str, supported: &[&str], f: impl FnOnce() -> Response
     }
 }
 
-fn parse_body(body: &[u8]) -> Result<Value, Response> {
+pub(super) fn parse_body(body: &[u8]) -> Result<Value, Response> {
     serde_json::from_slice(body).map_err(|e| {
         arm_error(
             StatusCode::BAD_REQUEST,
@@ -503,7 +519,7 @@ fn role_definition_exists(s: &State, role_def: &str) -> bool {
 
 // ---------------------------------------------------------- resource groups
 
-fn rg_key(sub: &str, name: &str) -> String {
+pub(super) fn rg_key(sub: &str, name: &str) -> String {
     format!("/subscriptions/{sub}/resourcegroups/{name}").to_ascii_lowercase()
 }
 
@@ -618,7 +634,12 @@ fn delete_resource_group(shared: &Shared, sub: &str, name: &str) -> Response {
 
 // --------------------------------------------------------------- operations
 
-fn new_operation(s: &mut State, sub: &str, method: &str, resource_key: &str) -> Operation {
+pub(super) fn new_operation(
+    s: &mut State,
+    sub: &str,
+    method: &str,
+    resource_key: &str,
+) -> Operation {
     let op = Operation {
         id: uuid::Uuid::new_v4().to_string(),
         subscription_id: sub.to_string(),
@@ -640,7 +661,7 @@ fn async_url(base: &str, op: &Operation) -> String {
     )
 }
 
-fn location_url(base: &str, op: &Operation) -> String {
+pub(super) fn location_url(base: &str, op: &Operation) -> String {
     format!(
         "{base}/subscriptions/{}/operationresults/{}?api-version=2021-04-01",
         op.subscription_id, op.id
@@ -671,6 +692,7 @@ fn finish(s: &mut State, op: &Operation) {
     match (op.method.as_str(), succeeded) {
         ("DELETE", true) => {
             s.resource_groups.remove(&op.resource_key);
+            s.resources.remove(&op.resource_key);
             s.record_deletion(&op.resource_key);
         }
         ("DELETE", false) => {
@@ -679,8 +701,12 @@ fn finish(s: &mut State, op: &Operation) {
             }
         }
         (_, _) => {
-            if let Some(rg) = s.resource_groups.get_mut(&op.resource_key) {
-                rg["properties"]["provisioningState"] = json!(op.status);
+            let doc = s
+                .resource_groups
+                .get_mut(&op.resource_key)
+                .or_else(|| s.resources.get_mut(&op.resource_key));
+            if let Some(doc) = doc {
+                doc["properties"]["provisioningState"] = json!(op.status);
             }
         }
     }
@@ -737,8 +763,12 @@ fn location_status(shared: &Shared, sub: &str, op_id: &str) -> Response {
                 }
                 with_headers(StatusCode::ACCEPTED.into_response(), &headers)
             }
-            "Succeeded" => match s.resource_groups.get(&op.resource_key) {
-                Some(rg) if op.method == "PUT" => json(StatusCode::OK, rg.clone()),
+            "Succeeded" => match s
+                .resource_groups
+                .get(&op.resource_key)
+                .or_else(|| s.resources.get(&op.resource_key))
+            {
+                Some(doc) if op.method == "PUT" => json(StatusCode::OK, doc.clone()),
                 _ => StatusCode::OK.into_response(),
             },
             // A Location monitor has no status field: failure is an error
@@ -759,7 +789,7 @@ fn terminal_error(op: &Operation) -> Value {
     }
 }
 
-fn method_not_allowed() -> Response {
+pub(super) fn method_not_allowed() -> Response {
     arm_error(
         StatusCode::METHOD_NOT_ALLOWED,
         "MethodNotAllowed",

@@ -13,6 +13,7 @@ mod control;
 mod graph;
 mod reply;
 pub mod state;
+mod storage;
 mod tls;
 pub mod token;
 
@@ -36,6 +37,7 @@ pub use state::{
     Faults, FaultsPatch, LroMode, Operation, Provider, RequestRecord, ServicePrincipal, State,
     TokenRequestRecord, WriteCounts,
 };
+pub use storage::BlobBackend;
 
 /// Shared server context.
 #[derive(Clone)]
@@ -43,6 +45,8 @@ pub(crate) struct Shared {
     state: Arc<Mutex<State>>,
     base_url: String,
     persist_path: Option<Arc<PathBuf>>,
+    /// What storage accounts' blob endpoints point at (Azurite), if anything.
+    blob: Option<Arc<BlobBackend>>,
 }
 
 impl Shared {
@@ -86,6 +90,8 @@ pub struct StandInOptions {
     /// Optional JSON file the state is loaded from and saved to.
     pub persist_path: Option<PathBuf>,
     pub faults: Faults,
+    /// Blob storage behind the storage accounts this stand-in creates.
+    pub blob: Option<BlobBackend>,
 }
 
 impl Default for StandInOptions {
@@ -94,6 +100,7 @@ impl Default for StandInOptions {
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             persist_path: None,
             faults: Faults::default(),
+            blob: None,
         }
     }
 }
@@ -153,6 +160,7 @@ impl AzureStandIn {
             state: Arc::new(Mutex::new(initial)),
             base_url: base_url.clone(),
             persist_path: options.persist_path.map(Arc::new),
+            blob: options.blob.map(Arc::new),
         };
         let app = router(shared.clone());
         let listener = tls::TlsListener::new(tcp, tls.config)?;

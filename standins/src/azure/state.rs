@@ -17,6 +17,8 @@ pub struct State {
     pub role_assignments: BTreeMap<String, Value>,
     pub service_principals: BTreeMap<String, ServicePrincipal>,
     pub resource_groups: BTreeMap<String, Value>,
+    /// Resources inside resource groups (storage accounts), by lower-cased id.
+    pub resources: BTreeMap<String, Value>,
     pub operations: BTreeMap<String, Operation>,
     /// Applied writes per resource id (lower-cased): what a test asserts to
     /// prove no step was applied twice.

@@ -1,0 +1,260 @@
+//! What a release is made of (name, namespace, chart, timeout) and what helm
+//! reports about it (`status -o json`, `history -o json`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::HelmError;
+
+/// Where a chart comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Chart {
+    /// A chart directory or packaged `.tgz` on the worker.
+    Local(PathBuf),
+    /// `name` from the HTTP chart repository at `url`, pinned to `version`.
+    Repository {
+        url: String,
+        name: String,
+        version: String,
+    },
+    /// `oci://registry/path/chart`, pinned to `version`.
+    Oci { reference: String, version: String },
+}
+
+impl Chart {
+    /// The chart arguments of `upgrade`, `template` and `lint`.
+    pub(crate) fn args(&self) -> Vec<String> {
+        match self {
+            Self::Local(path) => vec![path.display().to_string()],
+            Self::Repository { url, name, version } => vec![
+                name.clone(),
+                "--repo".into(),
+                url.clone(),
+                "--version".into(),
+                version.clone(),
+            ],
+            Self::Oci { reference, version } => {
+                vec![reference.clone(), "--version".into(), version.clone()]
+            }
+        }
+    }
+}
+
+/// A release to install or upgrade.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Release {
+    pub name: String,
+    pub namespace: String,
+    pub chart: Chart,
+    /// How long helm waits for the release's resources to become ready.
+    pub timeout: Duration,
+}
+
+/// `info.status` of a release revision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReleaseStatus {
+    Unknown,
+    Deployed,
+    Uninstalled,
+    Superseded,
+    Failed,
+    Uninstalling,
+    PendingInstall,
+    PendingUpgrade,
+    PendingRollback,
+    #[serde(untagged)]
+    Other(String),
+}
+
+impl ReleaseStatus {
+    /// A helm operation started on this revision and has not finished: it is
+    /// running now, or the helm that ran it died.
+    pub fn is_pending(&self) -> bool {
+        matches!(
+            self,
+            Self::PendingInstall | Self::PendingUpgrade | Self::PendingRollback
+        )
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Unknown => "unknown",
+            Self::Deployed => "deployed",
+            Self::Uninstalled => "uninstalled",
+            Self::Superseded => "superseded",
+            Self::Failed => "failed",
+            Self::Uninstalling => "uninstalling",
+            Self::PendingInstall => "pending-install",
+            Self::PendingUpgrade => "pending-upgrade",
+            Self::PendingRollback => "pending-rollback",
+            Self::Other(s) => s,
+        }
+    }
+}
+
+impl std::fmt::Display for ReleaseStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The current revision of a release (`helm status -o json`). The rendered
+/// manifest and values are not kept: they may hold secrets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseInfo {
+    pub name: String,
+    pub namespace: String,
+    pub revision: u32,
+    pub status: ReleaseStatus,
+    pub description: String,
+    pub first_deployed: Option<DateTime<Utc>>,
+    pub last_deployed: Option<DateTime<Utc>>,
+}
+
+impl ReleaseInfo {
+    pub fn from_status_json(text: &str) -> Result<Self, HelmError> {
+        #[derive(Deserialize)]
+        struct Raw {
+            name: String,
+            #[serde(default)]
+            namespace: String,
+            version: u32,
+            info: RawInfo,
+        }
+        #[derive(Deserialize)]
+        struct RawInfo {
+            status: ReleaseStatus,
+            #[serde(default)]
+            description: String,
+            first_deployed: Option<DateTime<Utc>>,
+            last_deployed: Option<DateTime<Utc>>,
+        }
+        let raw: Raw = serde_json::from_str(text)
+            .map_err(|e| HelmError::Output(format!("helm status -o json: {e}")))?;
+        Ok(Self {
+            name: raw.name,
+            namespace: raw.namespace,
+            revision: raw.version,
+            status: raw.info.status,
+            description: raw.info.description,
+            first_deployed: raw.info.first_deployed,
+            last_deployed: raw.info.last_deployed,
+        })
+    }
+}
+
+/// One entry of `helm history -o json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revision {
+    pub revision: u32,
+    pub updated: Option<DateTime<Utc>>,
+    pub status: ReleaseStatus,
+    /// `name-version` of the chart.
+    pub chart: String,
+    #[serde(default)]
+    pub app_version: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+impl Revision {
+    /// Oldest first, as helm prints them.
+    pub fn list_from_json(text: &str) -> Result<Vec<Self>, HelmError> {
+        let mut revisions: Vec<Self> = serde_json::from_str(text)
+            .map_err(|e| HelmError::Output(format!("helm history -o json: {e}")))?;
+        revisions.sort_by_key(|r| r.revision);
+        Ok(revisions)
+    }
+}
+
+/// What `upgrade_install` did to a release left mid-operation by a dead helm
+/// before upgrading it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "action")]
+pub enum Recovery {
+    /// Rolled back to the last `deployed` revision.
+    RolledBack {
+        stuck_revision: u32,
+        stuck_status: ReleaseStatus,
+        to_revision: u32,
+    },
+    /// Nothing had ever been deployed: the release was uninstalled.
+    Uninstalled {
+        stuck_revision: u32,
+        stuck_status: ReleaseStatus,
+    },
+}
+
+/// The result of `upgrade_install`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Installed {
+    pub release: ReleaseInfo,
+    pub recovered: Option<Recovery>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_json_keeps_the_revision_and_status_but_not_the_manifest() {
+        // Trimmed from helm v4.1 `status -o json`.
+        let text = r#"{"name":"agent","info":{"first_deployed":"2026-11-24T20:23:54.228749913Z",
+            "last_deployed":"2026-11-24T20:24:34.456337283Z","description":"Rollback to 1","status":"deployed",
+            "resources":{}},"manifest":"---\nkind: Secret\n","version":3,"namespace":"windlass","apply_method":"ssa"}"#;
+        let info = ReleaseInfo::from_status_json(text).unwrap();
+        assert_eq!(info.revision, 3);
+        assert_eq!(info.status, ReleaseStatus::Deployed);
+        assert_eq!(info.namespace, "windlass");
+        assert_eq!(info.description, "Rollback to 1");
+        assert!(info.last_deployed > info.first_deployed);
+        assert!(!serde_json::to_string(&info).unwrap().contains("Secret"));
+    }
+
+    #[test]
+    fn history_json_parses_every_status_helm_writes() {
+        let text = r#"[
+            {"revision":2,"updated":"2026-11-24T20:23:54.5Z","status":"pending-upgrade","chart":"windlass-agent-0.1.0","app_version":"0.1.0","description":"Preparing upgrade"},
+            {"revision":1,"updated":"2026-11-24T20:23:54.2Z","status":"deployed","chart":"windlass-agent-0.1.0","app_version":"0.1.0","description":"Install complete"},
+            {"revision":3,"updated":"2026-11-24T20:23:55Z","status":"something-new","chart":"c-1","description":""}
+        ]"#;
+        let history = Revision::list_from_json(text).unwrap();
+        assert_eq!(
+            history.iter().map(|r| r.revision).collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
+        assert_eq!(history[1].status, ReleaseStatus::PendingUpgrade);
+        assert!(history[1].status.is_pending());
+        assert!(!history[0].status.is_pending());
+        assert_eq!(
+            history[2].status,
+            ReleaseStatus::Other("something-new".into())
+        );
+        assert!(Revision::list_from_json("not json").is_err());
+    }
+
+    #[test]
+    fn chart_arguments_pin_remote_versions() {
+        let repo = Chart::Repository {
+            url: "https://charts.jetstack.io".into(),
+            name: "cert-manager".into(),
+            version: "v1.19.1".into(),
+        };
+        assert_eq!(
+            repo.args(),
+            [
+                "cert-manager",
+                "--repo",
+                "https://charts.jetstack.io",
+                "--version",
+                "v1.19.1"
+            ]
+        );
+        assert_eq!(Chart::Local("charts/loki".into()).args(), ["charts/loki"]);
+    }
+}

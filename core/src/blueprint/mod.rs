@@ -1,0 +1,154 @@
+//! Blueprints: the terraform and helm values that provision a cluster, rendered from its
+//! spec. "We deploy, you run": a blueprint is self-contained, so a customer can export it
+//! and run it without Windlass (its README says how).
+//!
+//! Rendering is a pure function of the spec and the cloud account: no I/O, no clock, no
+//! randomness, so the same spec renders the same files, which is what lets a workflow
+//! activity re-render a blueprint on retry and find nothing changed. Templates are files
+//! under `core/templates/`, embedded at build time.
+
+mod aks;
+pub mod helm;
+mod inventory;
+mod maintenance;
+mod names;
+mod templates;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+pub use helm::{ClusterChartValues, output_reference, render_values};
+pub use inventory::{Inventory, InventoryItem, Origin, ResourceKind};
+pub use names::{WORKLOAD_IDENTITIES, WorkloadIdentity};
+
+use crate::cloud_accounts::{CloudAccount, CloudProvider};
+use crate::clusters::ClusterSpec;
+use crate::{Error, Result};
+
+/// Which terraform to render.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rendering {
+    /// What runs against the real cloud and what users export: the azurerm (AKS) provider.
+    Cloud,
+    /// Provider-less terraform that runs here (no provider can be downloaded): each cloud
+    /// resource becomes a `terraform_data` carrying the same attributes, so the real
+    /// terraform runner, state, locks and plans are exercised against it.
+    StandIn(StandInOptions),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StandInOptions {
+    /// The Kubernetes stand-in the `kube_config_raw` output points at.
+    pub kube_api_url: String,
+    /// Simulated creation time per resource; the AKS cluster takes three times as long,
+    /// a node pool twice.
+    pub create_seconds: u32,
+    /// When set, each resource's create-time provisioner appends `<address>\n` here, so a
+    /// test can prove that no resource was created twice.
+    pub journal_path: Option<String>,
+}
+
+/// A rendered blueprint: file path (relative to the blueprint's root) to content, and the
+/// resources it creates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Blueprint {
+    /// `terraform/*.tf`, `terraform/terraform.tfvars.json`, `helm/<chart>.values.json`,
+    /// `README.md`.
+    pub files: BTreeMap<String, String>,
+    pub inventory: Inventory,
+}
+
+/// Renders the blueprint of `spec` in `account`.
+pub fn render(
+    spec: &ClusterSpec,
+    account: &CloudAccount,
+    rendering: &Rendering,
+) -> Result<Blueprint> {
+    spec.validate()?;
+    if spec.cloud_account_id != account.id || spec.provider != account.provider {
+        return Err(Error::InvalidInput(format!(
+            "cluster {} belongs to cloud account {} ({}), not {} ({})",
+            spec.id,
+            spec.cloud_account_id,
+            spec.provider.as_str(),
+            account.id,
+            account.provider.as_str()
+        )));
+    }
+    match spec.provider {
+        CloudProvider::Azure => {
+            let mut blueprint =
+                aks::render(spec, account, rendering, &templates::Templates::new())?;
+            blueprint
+                .files
+                .extend(render_values(spec, account)?.files());
+            Ok(blueprint)
+        }
+        CloudProvider::Aws => Err(Error::InvalidInput(
+            "EKS blueprints are not yet rendered: only Azure (AKS) clusters can be provisioned"
+                .into(),
+        )),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use chrono::{DateTime, Utc};
+    use uuid::Uuid;
+
+    use crate::clusters::{NetworkSpec, NodePoolSpec};
+    use crate::maintenance::MaintenanceWindow;
+
+    use super::*;
+
+    pub(crate) fn aks_spec() -> ClusterSpec {
+        ClusterSpec {
+            id: Uuid::parse_str("5f0c6a8e-1d2b-4c3d-9e8f-0a1b2c3d4e5f").unwrap(),
+            organization_id: Uuid::nil(),
+            cloud_account_id: Uuid::nil(),
+            provider: CloudProvider::Azure,
+            name: "prod-eu".into(),
+            region: "westeurope".into(),
+            kubernetes_version: "1.33".into(),
+            network: NetworkSpec::default(),
+            node_pools: vec![NodePoolSpec::default_system_pool(CloudProvider::Azure)],
+            maintenance_window: MaintenanceWindow::default(),
+            created_at: DateTime::parse_from_rfc3339("2026-11-24T20:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
+        }
+    }
+
+    pub(crate) fn azure_account() -> CloudAccount {
+        CloudAccount {
+            id: Uuid::nil(),
+            organization_id: Uuid::nil(),
+            provider: CloudProvider::Azure,
+            tenant_id: "11111111-2222-3333-4444-555555555555".into(),
+            external_id: "66666666-7777-8888-9999-000000000000".into(),
+            display_name: "prod".into(),
+            created_at: DateTime::parse_from_rfc3339("2026-11-01T00:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
+        }
+    }
+
+    #[test]
+    fn rendering_is_deterministic() {
+        let a = render(&aks_spec(), &azure_account(), &Rendering::Cloud).unwrap();
+        let b = render(&aks_spec(), &azure_account(), &Rendering::Cloud).unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn a_spec_of_another_account_is_refused() {
+        let mut account = azure_account();
+        account.id = Uuid::from_u128(7);
+        let err = render(&aks_spec(), &account, &Rendering::Cloud).unwrap_err();
+        assert!(
+            err.to_string().contains("belongs to cloud account"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,651 @@
+//! Blueprint rendering: the AKS inventory against the requirements seed, the rendered HCL
+//! against the inventory, no secrets in any file, and the stand-in rendering run through
+//! the real terraform.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use chrono::{DateTime, NaiveTime, Utc, Weekday};
+use uuid::Uuid;
+use windlass_core::Error;
+use windlass_core::blueprint::{
+    Blueprint, Origin, Rendering, ResourceKind as K, StandInOptions, render,
+};
+use windlass_core::cloud_accounts::{CloudAccount, CloudProvider};
+use windlass_core::clusters::{ClusterSpec, NetworkSpec, NodePoolSpec};
+use windlass_core::maintenance::MaintenanceWindow;
+
+fn spec() -> ClusterSpec {
+    ClusterSpec {
+        id: Uuid::parse_str("5f0c6a8e-1d2b-4c3d-9e8f-0a1b2c3d4e5f").unwrap(),
+        organization_id: Uuid::parse_str("0b9d6c1e-3f4a-4b5c-8d7e-9f0a1b2c3d4e").unwrap(),
+        cloud_account_id: account().id,
+        provider: CloudProvider::Azure,
+        name: "prod-eu".into(),
+        region: "westeurope".into(),
+        kubernetes_version: "1.33".into(),
+        network: NetworkSpec::default(),
+        node_pools: vec![NodePoolSpec::default_system_pool(CloudProvider::Azure)],
+        maintenance_window: MaintenanceWindow::default(),
+        created_at: at("2026-11-24T20:00:00Z"),
+    }
+}
+
+fn account() -> CloudAccount {
+    CloudAccount {
+        id: Uuid::parse_str("7a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d").unwrap(),
+        organization_id: Uuid::parse_str("0b9d6c1e-3f4a-4b5c-8d7e-9f0a1b2c3d4e").unwrap(),
+        provider: CloudProvider::Azure,
+        tenant_id: "11111111-2222-3333-4444-555555555555".into(),
+        external_id: "66666666-7777-8888-9999-000000000000".into(),
+        display_name: "prod".into(),
+        created_at: at("2026-11-01T00:00:00Z"),
+    }
+}
+
+fn at(text: &str) -> DateTime<Utc> {
+    text.parse().unwrap()
+}
+
+fn stand_in(journal: Option<&Path>) -> Rendering {
+    Rendering::StandIn(StandInOptions {
+        kube_api_url: "https://127.0.0.1:6443".into(),
+        create_seconds: 0,
+        journal_path: journal.map(|p| p.display().to_string()),
+    })
+}
+
+fn tfvars(blueprint: &Blueprint) -> serde_json::Value {
+    serde_json::from_str(&blueprint.files["terraform/terraform.tfvars.json"]).unwrap()
+}
+
+#[test]
+fn the_aks_inventory_is_the_seeds_table() {
+    let blueprint = render(&spec(), &account(), &Rendering::Cloud).unwrap();
+    let inv = &blueprint.inventory;
+    // The seed's "What Qovery creates in your account", row by row.
+    for (kind, count) in [
+        (K::ResourceGroup, 1),
+        (K::KubernetesCluster, 1),
+        (K::VirtualNetwork, 1),
+        (K::Subnet, 3),
+        (K::NatGateway, 3),
+        (K::PublicIp, 3),
+        (K::StorageAccount, 1),
+        (K::BlobContainer, 3),
+        (K::ContainerRegistry, 1),
+        (K::ManagedIdentity, 3),
+        (K::LoadBalancer, 1),
+    ] {
+        assert_eq!(inv.count(kind), count, "{kind:?}");
+    }
+    // Beyond the table: terraform's state container, and what wires the table together.
+    assert_eq!(inv.count(K::StateContainer), 1);
+    assert_eq!(inv.count(K::FederatedCredential), 3);
+    assert_eq!(inv.count(K::NatGatewayPublicIpAssociation), 3);
+    assert_eq!(inv.count(K::SubnetNatGatewayAssociation), 3);
+    assert_eq!(inv.count(K::RoleAssignment), 6);
+    assert_eq!(inv.count(K::NodePool), 0);
+
+    let names: BTreeSet<&str> = inv.resources.iter().map(|r| r.name.as_str()).collect();
+    for name in [
+        "windlass-prod-eu-5f0c6a8e1d2b",
+        "wl5f0c6a8e1d2bsa",
+        "wl5f0c6a8e1d2bacr",
+        "windlass-kubeconfigs-5f0c6a8e1d2b",
+        "windlass-logs-5f0c6a8e1d2b",
+        "windlass-metrics-5f0c6a8e1d2b",
+        "windlass-prod-eu-5f0c6a8e1d2b-karpenter",
+    ] {
+        assert!(names.contains(name), "{name} missing from {names:?}");
+    }
+    let lb = inv
+        .resources
+        .iter()
+        .find(|r| r.kind == K::LoadBalancer)
+        .unwrap();
+    assert_eq!(lb.origin, Origin::CloudManaged);
+    assert_eq!(lb.terraform_address, "azurerm_kubernetes_cluster.this");
+    // The backend exists before terraform: made by the bootstrap step, adopted by import.
+    let imports = &blueprint.files["terraform/imports.tf"];
+    for item in inv
+        .resources
+        .iter()
+        .filter(|r| r.origin == Origin::Bootstrap)
+    {
+        assert!(
+            imports.contains(&format!("to = {}\n", item.terraform_address)),
+            "{} is not imported",
+            item.terraform_address
+        );
+    }
+    assert_eq!(imports.matches("import {").count(), 3);
+}
+
+/// `resource "type" "name"` blocks of the rendered terraform, expanded by their `for_each`
+/// (always over a variable, whose value is in terraform.tfvars.json) into addresses.
+fn resource_addresses(blueprint: &Blueprint) -> BTreeSet<String> {
+    let vars = tfvars(blueprint);
+    let mut addresses = BTreeSet::new();
+    for (path, text) in &blueprint.files {
+        if !path.ends_with(".tf") {
+            continue;
+        }
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let Some(rest) = line.strip_prefix("resource \"") else {
+                continue;
+            };
+            let mut parts = rest.trim_end_matches(" {").split("\" \"");
+            let ty = parts.next().unwrap();
+            let name = parts.next().unwrap().trim_end_matches('"');
+            let base = format!("{ty}.{name}");
+            assert!(
+                !lines[i + 1].trim_start().starts_with("count"),
+                "{base}: count is not used"
+            );
+            match lines[i + 1].trim().strip_prefix("for_each = var.") {
+                Some(var) => {
+                    let keys = vars[var]
+                        .as_object()
+                        .unwrap_or_else(|| panic!("{var} is a map"));
+                    for key in keys.keys() {
+                        addresses.insert(format!("{base}[\"{key}\"]"));
+                    }
+                }
+                None => {
+                    assert!(!lines[i + 1].contains("for_each"), "{base}");
+                    addresses.insert(base);
+                }
+            }
+        }
+    }
+    addresses
+}
+
+#[test]
+fn the_rendered_resource_blocks_are_the_inventory() {
+    for rendering in [Rendering::Cloud, stand_in(None)] {
+        let mut spec = spec();
+        spec.node_pools.push(NodePoolSpec {
+            name: "batch".into(),
+            instance_type: "Standard_E8s_v5".into(),
+            min_count: 0,
+            max_count: 10,
+        });
+        let blueprint = render(&spec, &account(), &rendering).unwrap();
+        let inventory: BTreeSet<String> = blueprint
+            .inventory
+            .terraform_managed()
+            .map(|r| r.terraform_address.clone())
+            .collect();
+        assert_eq!(resource_addresses(&blueprint), inventory, "{rendering:?}");
+        assert_eq!(blueprint.inventory.count(K::NodePool), 1);
+    }
+    // Every kind in the cloud rendering is its azurerm type.
+    let blueprint = render(&spec(), &account(), &Rendering::Cloud).unwrap();
+    let hcl: String = blueprint.files.values().cloned().collect();
+    let by_type: BTreeMap<&str, usize> = [
+        ("azurerm_resource_group", 1),
+        ("azurerm_kubernetes_cluster", 1),
+        ("azurerm_virtual_network", 1),
+        ("azurerm_subnet", 1),
+        ("azurerm_nat_gateway", 1),
+        ("azurerm_public_ip", 1),
+        ("azurerm_storage_account", 1),
+        ("azurerm_storage_container", 4),
+        ("azurerm_container_registry", 1),
+        ("azurerm_user_assigned_identity", 1),
+        ("azurerm_federated_identity_credential", 1),
+        ("azurerm_role_assignment", 6),
+    ]
+    .into_iter()
+    .collect();
+    for (ty, blocks) in by_type {
+        assert_eq!(
+            hcl.matches(&format!("resource \"{ty}\" ")).count(),
+            blocks,
+            "{ty}"
+        );
+    }
+}
+
+#[test]
+fn the_cloud_rendering_has_the_seeds_aks_settings() {
+    let blueprint = render(&spec(), &account(), &Rendering::Cloud).unwrap();
+    let aks = &blueprint.files["terraform/aks.tf"];
+    for setting in [
+        r#"network_plugin      = "azure""#,
+        r#"network_plugin_mode = "overlay""#,
+        r#"network_data_plane  = "cilium""#,
+        r#"network_policy      = "cilium""#,
+        r#"load_balancer_sku   = "standard""#,
+        "oidc_issuer_enabled       = true",
+        "workload_identity_enabled = true",
+        r#"type = "SystemAssigned""#,
+        "zones                = keys(var.zone_subnets)",
+        "auto_scaling_enabled = true",
+        "min_count            = var.system_node_pool.min_count",
+        "kubernetes_version  = var.kubernetes_version",
+        "maintenance_window {",
+        "maintenance_window_auto_upgrade {",
+    ] {
+        assert!(aks.contains(setting), "aks.tf lacks {setting}");
+    }
+    let vars = tfvars(&blueprint);
+    assert_eq!(
+        vars["zone_subnets"],
+        serde_json::json!({"1": "10.0.0.0/20", "2": "10.0.16.0/20", "3": "10.0.32.0/20"})
+    );
+    assert_eq!(vars["system_node_pool"]["min_count"], 3);
+    assert_eq!(vars["system_node_pool"]["max_count"], 6);
+    assert_eq!(vars["kubernetes_version"], "1.33");
+
+    let backend = &blueprint.files["terraform/backend.tf"];
+    for setting in [
+        r#"backend "azurerm" {"#,
+        r#"storage_account_name = "wl5f0c6a8e1d2bsa""#,
+        r#"container_name       = "tfstate""#,
+        r#"key                  = "cluster.tfstate""#,
+        "use_azuread_auth     = true",
+    ] {
+        assert!(backend.contains(setting), "backend.tf lacks {setting}");
+    }
+    let storage = &blueprint.files["terraform/storage.tf"];
+    assert!(storage.contains(r#"account_replication_type        = "ZRS""#));
+    assert!(storage.contains(r#"account_kind                    = "StorageV2""#));
+    let identity = &blueprint.files["terraform/identity.tf"];
+    for role in [
+        "Virtual Machine Contributor",
+        "Network Contributor",
+        "Storage Blob Data Contributor",
+        "AcrPull",
+    ] {
+        assert!(identity.contains(&format!("\"{role}\"")), "{role}");
+    }
+    assert_eq!(
+        vars["workload_identities"]["metrics"],
+        serde_json::json!({"namespace": "monitoring", "service_account": "thanos"})
+    );
+    let outputs = &blueprint.files["terraform/outputs.tf"];
+    for output in [
+        "cluster_id",
+        "oidc_issuer_url",
+        "kube_config_raw",
+        "registry_login_server",
+        "karpenter_client_id",
+        "storage_client_id",
+        "metrics_client_id",
+        "storage_account_name",
+        "kubeconfigs_container",
+        "logs_container",
+        "metrics_container",
+    ] {
+        assert!(
+            outputs.contains(&format!("output \"{output}\" {{")),
+            "{output}"
+        );
+    }
+}
+
+#[test]
+fn resources_carry_the_seeds_tags() {
+    let blueprint = render(&spec(), &account(), &Rendering::Cloud).unwrap();
+    let locals = &blueprint.files["terraform/locals.tf"];
+    for tag in [
+        r#"cluster_id      = "5f0c6a8e-1d2b-4c3d-9e8f-0a1b2c3d4e5f""#,
+        r#"organization_id = "0b9d6c1e-3f4a-4b5c-8d7e-9f0a1b2c3d4e""#,
+        r#"region          = "westeurope""#,
+        r#"creation_date   = "2026-11-24""#,
+    ] {
+        assert!(locals.contains(tag), "locals.tf lacks {tag}");
+    }
+    let network = &blueprint.files["terraform/network.tf"];
+    let group = network.split("\n}\n").next().unwrap();
+    assert!(group.contains("resource \"azurerm_resource_group\" \"this\""));
+    assert!(group.contains("tags     = local.tags"));
+}
+
+#[test]
+fn the_maintenance_window_is_the_specs() {
+    let blueprint = render(&spec(), &account(), &Rendering::Cloud).unwrap();
+    assert_eq!(
+        tfvars(&blueprint)["maintenance_window"],
+        serde_json::json!({
+            "allowed": [{"day": "Tuesday", "hours": [21, 22]}],
+            "day_of_week": "Tuesday",
+            "start_time": "21:00",
+            "duration_hours": 4,
+        })
+    );
+    let mut spec = spec();
+    spec.maintenance_window = MaintenanceWindow {
+        weekday: Weekday::Sat,
+        start: NaiveTime::from_hms_opt(3, 0, 0).unwrap(),
+        duration_minutes: 6 * 60,
+    };
+    let blueprint = render(&spec, &account(), &Rendering::Cloud).unwrap();
+    let window = &tfvars(&blueprint)["maintenance_window"];
+    assert_eq!(window["allowed"][0]["day"], "Saturday");
+    assert_eq!(
+        window["allowed"][0]["hours"],
+        serde_json::json!([3, 4, 5, 6, 7, 8])
+    );
+    assert_eq!(window["duration_hours"], 6);
+}
+
+#[test]
+fn a_custom_network_changes_the_zonal_resources() {
+    let mut spec = spec();
+    spec.network = NetworkSpec {
+        cidr: "172.20.0.0/16".into(),
+        zones: vec!["1".into(), "2".into()],
+    };
+    let blueprint = render(&spec, &account(), &Rendering::Cloud).unwrap();
+    let vars = tfvars(&blueprint);
+    assert_eq!(vars["network_cidr"], "172.20.0.0/16");
+    assert_eq!(
+        vars["zone_subnets"],
+        serde_json::json!({"1": "172.20.0.0/20", "2": "172.20.16.0/20"})
+    );
+    for kind in [K::Subnet, K::NatGateway, K::PublicIp] {
+        assert_eq!(blueprint.inventory.count(kind), 2, "{kind:?}");
+    }
+    let addresses = resource_addresses(&blueprint);
+    assert!(addresses.contains(r#"azurerm_subnet.zone["2"]"#));
+    assert!(!addresses.contains(r#"azurerm_subnet.zone["3"]"#));
+
+    // The overlay's pod and service ranges must stay outside the VNet.
+    spec.network.cidr = "100.64.0.0/12".into();
+    let err = render(&spec, &account(), &Rendering::Cloud).unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)));
+    assert!(err.to_string().contains("overlaps"), "{err}");
+}
+
+/// Values or shapes that are credentials, wherever they appear.
+const SECRET_SHAPES: &[&str] = &[
+    "-----BEGIN",
+    "AccountKey=",
+    "SharedAccessSignature",
+    "sig=",
+    "client_secret",
+    "client_certificate",
+    "primary_access_key",
+    "secondary_access_key",
+    "sas_token",
+    "admin_password",
+    "eyJ", // a JWT
+];
+
+/// Attributes whose value would be a secret if set; the backend's `key` is a blob name.
+const SECRET_ATTRIBUTES: &[&str] = &[
+    "password",
+    "secret",
+    "token",
+    "sas",
+    "access_key",
+    "api_key",
+];
+
+fn assert_no_secrets(blueprint: &Blueprint) {
+    for (path, text) in &blueprint.files {
+        for shape in SECRET_SHAPES {
+            assert!(!text.contains(shape), "{path} contains {shape:?}");
+        }
+        for line in text.lines() {
+            let Some((name, value)) = line.split_once(" = ").or_else(|| line.split_once("\": "))
+            else {
+                continue;
+            };
+            let name = name.trim().trim_matches('"').to_ascii_lowercase();
+            let value = value.trim().trim_end_matches(',');
+            let harmless = matches!(value, "true" | "false") || value.starts_with("sha256(");
+            if SECRET_ATTRIBUTES.iter().any(|s| name.contains(s)) && !harmless {
+                panic!("{path}: {line:?} looks like a secret");
+            }
+            if name == "key" {
+                assert_eq!(value, "\"cluster.tfstate\"", "{path}: {line}");
+            }
+        }
+    }
+    // What must stay secret is declared sensitive.
+    let outputs = &blueprint.files["terraform/outputs.tf"];
+    let kubeconfig = outputs
+        .split("output \"")
+        .find(|block| block.starts_with("kube_config_raw\""))
+        .expect("kube_config_raw output");
+    assert!(kubeconfig.contains("sensitive = true"));
+    for block in outputs.split("output \"").skip(1) {
+        if block.contains("kube_config") || block.contains("sha256(") {
+            assert!(block.contains("sensitive = true"), "{block}");
+        }
+    }
+}
+
+#[test]
+fn no_file_holds_a_secret() {
+    for rendering in [Rendering::Cloud, stand_in(Some(Path::new("/tmp/j")))] {
+        let blueprint = render(&spec(), &account(), &rendering).unwrap();
+        assert_no_secrets(&blueprint);
+    }
+    let cloud = render(&spec(), &account(), &Rendering::Cloud).unwrap();
+    let all: String = cloud.files.values().cloned().collect();
+    // No key or password paths are even enabled.
+    assert!(all.contains("shared_access_key_enabled       = false"));
+    assert!(all.contains("admin_enabled       = false"));
+    assert!(all.contains("use_azuread_auth     = true"));
+    assert!(all.contains("storage_use_azuread = true"));
+}
+
+#[test]
+fn helm_values_refer_to_terraform_outputs() {
+    let blueprint = render(&spec(), &account(), &Rendering::Cloud).unwrap();
+    let charts: Vec<&str> = blueprint
+        .files
+        .keys()
+        .filter_map(|p| p.strip_prefix("helm/"))
+        .collect();
+    assert_eq!(
+        charts,
+        [
+            "cert-manager.values.json",
+            "external-dns.values.json",
+            "ingress-nginx.values.json",
+            "karpenter.values.json",
+            "loki.values.json",
+            "thanos.values.json",
+            "windlass-agent.values.json",
+        ]
+    );
+    let outputs = &blueprint.files["terraform/outputs.tf"];
+    for (chart, output) in [
+        ("karpenter", "karpenter_client_id"),
+        ("loki", "storage_client_id"),
+        ("thanos", "metrics_client_id"),
+    ] {
+        let values = &blueprint.files[&format!("helm/{chart}.values.json")];
+        serde_json::from_str::<serde_json::Value>(values).unwrap();
+        assert!(values.contains(&format!("${{{output}}}")), "{chart}");
+        assert!(outputs.contains(&format!("output \"{output}\"")));
+    }
+    let loki: serde_json::Value =
+        serde_json::from_str(&blueprint.files["helm/loki.values.json"]).unwrap();
+    assert_eq!(
+        loki["loki"]["storage"]["azure"]["accountName"],
+        "wl5f0c6a8e1d2bsa"
+    );
+    assert!(blueprint.files["README.md"].contains("envsubst"));
+}
+
+#[test]
+fn eks_blueprints_are_refused_clearly() {
+    let mut spec = spec();
+    let mut account = account();
+    spec.provider = CloudProvider::Aws;
+    spec.region = "eu-west-3".into();
+    account.provider = CloudProvider::Aws;
+    let err = render(&spec, &account, &Rendering::Cloud).unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)));
+    assert!(
+        err.to_string()
+            .contains("EKS blueprints are not yet rendered")
+    );
+}
+
+// ---- the real terraform ----
+
+/// `$WINDLASS_TERRAFORM`, else `.tools/bin/terraform` here or in a parent directory, as
+/// the activities' `Terraform::locate` finds it.
+fn terraform() -> PathBuf {
+    if let Ok(path) = std::env::var("WINDLASS_TERRAFORM") {
+        return path.into();
+    }
+    let mut dir = Some(std::env::current_dir().unwrap());
+    while let Some(d) = dir {
+        let candidate = d.join(".tools/bin/terraform");
+        if candidate.is_file() {
+            return candidate;
+        }
+        dir = d.parent().map(Path::to_path_buf);
+    }
+    panic!("no terraform: run scripts/setup.sh or set WINDLASS_TERRAFORM");
+}
+
+fn write(blueprint: &Blueprint, root: &Path) {
+    for (path, text) in &blueprint.files {
+        let path = root.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+}
+
+fn tf(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(terraform())
+        .args(args)
+        .current_dir(dir)
+        .env("TF_IN_AUTOMATION", "1")
+        .env("CHECKPOINT_DISABLE", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "terraform {args:?}: {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn both_renderings_are_formatted_as_terraform_fmt_would() {
+    for rendering in [
+        Rendering::Cloud,
+        stand_in(None),
+        stand_in(Some(Path::new("/tmp/journal"))),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            &render(&spec(), &account(), &rendering).unwrap(),
+            dir.path(),
+        );
+        tf(dir.path(), &["fmt", "-check", "-diff", "-recursive"]);
+    }
+}
+
+#[test]
+fn the_stand_in_plans_and_applies_with_real_terraform() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal");
+    let mut spec = spec();
+    spec.node_pools.push(NodePoolSpec {
+        name: "batch".into(),
+        instance_type: "Standard_E8s_v5".into(),
+        min_count: 0,
+        max_count: 10,
+    });
+    let blueprint = render(&spec, &account(), &stand_in(Some(&journal))).unwrap();
+    write(&blueprint, dir.path());
+    let tfdir = dir.path().join("terraform");
+
+    tf(&tfdir, &["init", "-input=false", "-backend=false"]);
+    tf(&tfdir, &["validate"]);
+
+    // A local backend in place of the runner's http one.
+    std::fs::write(
+        tfdir.join("override.tf"),
+        "terraform {\n  backend \"local\" {}\n}\n",
+    )
+    .unwrap();
+    tf(&tfdir, &["init", "-input=false", "-reconfigure"]);
+    tf(&tfdir, &["plan", "-input=false", "-out=stand-in.tfplan"]);
+    let plan: serde_json::Value =
+        serde_json::from_str(&tf(&tfdir, &["show", "-json", "stand-in.tfplan"])).unwrap();
+    let planned: BTreeMap<String, serde_json::Value> = plan["resource_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            assert_eq!(c["change"]["actions"], serde_json::json!(["create"]));
+            (
+                c["address"].as_str().unwrap().to_owned(),
+                c["change"]["after"]["input"].clone(),
+            )
+        })
+        .collect();
+    let managed: Vec<_> = blueprint.inventory.terraform_managed().collect();
+    assert_eq!(planned.len(), managed.len());
+    for item in &managed {
+        let input = &planned[&item.terraform_address];
+        // Where the stand-in carries a name, it is the inventory's.
+        if let Some(name) = input["name"].as_str() {
+            assert_eq!(name, item.name, "{}", item.terraform_address);
+        }
+    }
+    assert_eq!(
+        planned["terraform_data.subnet_zone[\"2\"]"]["address_prefixes"],
+        serde_json::json!(["10.0.16.0/20"])
+    );
+    assert_eq!(
+        planned["terraform_data.resource_group"]["tags"]["cluster_id"],
+        spec.id.to_string()
+    );
+
+    tf(&tfdir, &["apply", "-input=false", "stand-in.tfplan"]);
+    let mut journalled: Vec<String> = std::fs::read_to_string(&journal)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    journalled.sort();
+    let mut expected: Vec<String> = managed
+        .iter()
+        .map(|r| r.terraform_address.clone())
+        .collect();
+    expected.sort();
+    assert_eq!(journalled, expected, "each resource created exactly once");
+
+    // The kubeconfig points at the stand-in with a per-cluster token from state.
+    let kubeconfig = tf(&tfdir, &["output", "-raw", "kube_config_raw"]);
+    // yamlencode quotes every key.
+    assert!(
+        kubeconfig.contains(r#""server": "https://127.0.0.1:6443""#),
+        "{kubeconfig}"
+    );
+    let token = kubeconfig
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(r#""token": "#))
+        .unwrap()
+        .trim_matches('"');
+    assert_eq!(token.len(), 64);
+    assert!(token.chars().all(|c| c.is_ascii_hexdigit()));
+
+    // A second plan has nothing to do: nothing would be created again.
+    let again = Command::new(terraform())
+        .args(["plan", "-input=false", "-detailed-exitcode"])
+        .current_dir(&tfdir)
+        .status()
+        .unwrap();
+    assert_eq!(again.code(), Some(0));
+}
