@@ -53,6 +53,7 @@ fn stand_in(journal: Option<&Path>) -> Rendering {
         kube_api_url: "https://127.0.0.1:6443".into(),
         create_seconds: 0,
         journal_path: journal.map(|p| p.display().to_string()),
+        kube_ca_pem: Some("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into()),
     })
 }
 
@@ -246,7 +247,7 @@ fn the_cloud_rendering_has_the_seeds_aks_settings() {
     for setting in [
         r#"backend "azurerm" {"#,
         r#"storage_account_name = "wl5f0c6a8e1d2bsa""#,
-        r#"container_name       = "tfstate""#,
+        r#"container_name       = "windlass-tfstate-5f0c6a8e1d2b""#,
         r#"key                  = "cluster.tfstate""#,
         "use_azuread_auth     = true",
     ] {
@@ -365,7 +366,7 @@ fn a_custom_network_changes_the_zonal_resources() {
 
 /// Values or shapes that are credentials, wherever they appear.
 const SECRET_SHAPES: &[&str] = &[
-    "-----BEGIN",
+    "PRIVATE KEY-----",
     "AccountKey=",
     "SharedAccessSignature",
     "sig=",
@@ -512,6 +513,8 @@ fn terraform() -> PathBuf {
     panic!("no terraform: run scripts/setup.sh or set WINDLASS_TERRAFORM");
 }
 
+const STANDIN_TOKEN: &str = "stand-in-credential-7f3a";
+
 fn write(blueprint: &Blueprint, root: &Path) {
     for (path, text) in &blueprint.files {
         let path = root.join(path);
@@ -526,6 +529,8 @@ fn tf(dir: &Path, args: &[&str]) -> String {
         .current_dir(dir)
         .env("TF_IN_AUTOMATION", "1")
         .env("CHECKPOINT_DISABLE", "1")
+        // What the worker passes at run time: the stand-in's credential, never in files.
+        .env("TF_VAR_standin_kube_token", STANDIN_TOKEN)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -626,7 +631,8 @@ fn the_stand_in_plans_and_applies_with_real_terraform() {
     expected.sort();
     assert_eq!(journalled, expected, "each resource created exactly once");
 
-    // The kubeconfig points at the stand-in with a per-cluster token from state.
+    // The kubeconfig points at the stand-in, trusts its CA and carries the credential the
+    // worker gave terraform.
     let kubeconfig = tf(&tfdir, &["output", "-raw", "kube_config_raw"]);
     // yamlencode quotes every key.
     assert!(
@@ -638,13 +644,14 @@ fn the_stand_in_plans_and_applies_with_real_terraform() {
         .find_map(|l| l.trim().strip_prefix(r#""token": "#))
         .unwrap()
         .trim_matches('"');
-    assert_eq!(token.len(), 64);
-    assert!(token.chars().all(|c| c.is_ascii_hexdigit()));
+    assert_eq!(token, STANDIN_TOKEN);
+    assert!(kubeconfig.contains(r#""certificate-authority-data": "LS0tLS1CRUdJTi"#));
 
     // A second plan has nothing to do: nothing would be created again.
     let again = Command::new(terraform())
         .args(["plan", "-input=false", "-detailed-exitcode"])
         .current_dir(&tfdir)
+        .env("TF_VAR_standin_kube_token", STANDIN_TOKEN)
         .status()
         .unwrap();
     assert_eq!(again.code(), Some(0));

@@ -66,6 +66,7 @@ struct StandInContext<'a> {
     cluster_seconds: u32,
     node_pool_seconds: u32,
     journal_path: Option<&'a str>,
+    kube_ca_pem: Option<&'a str>,
 }
 
 pub(crate) fn render(
@@ -140,6 +141,7 @@ fn standin_context(options: &StandInOptions) -> StandInContext<'_> {
         cluster_seconds: options.create_seconds.saturating_mul(3),
         node_pool_seconds: options.create_seconds.saturating_mul(2),
         journal_path: options.journal_path.as_deref(),
+        kube_ca_pem: options.kube_ca_pem.as_deref(),
     }
 }
 

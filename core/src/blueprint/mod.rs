@@ -47,6 +47,8 @@ pub struct StandInOptions {
     /// When set, each resource's create-time provisioner appends `<address>\n` here, so a
     /// test can prove that no resource was created twice.
     pub journal_path: Option<String>,
+    /// PEM of the CA that signed the Kubernetes stand-in's certificate.
+    pub kube_ca_pem: Option<String>,
 }
 
 /// A rendered blueprint: file path (relative to the blueprint's root) to content, and the

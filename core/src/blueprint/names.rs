@@ -84,7 +84,8 @@ impl AzureNames {
             kubeconfigs_container: format!("windlass-kubeconfigs-{short}"),
             logs_container: format!("windlass-logs-{short}"),
             metrics_container: format!("windlass-metrics-{short}"),
-            state_container: "tfstate".into(),
+            // Named per cluster like the others: one storage emulator may hold many clusters.
+            state_container: format!("windlass-tfstate-{short}"),
             prefix,
         }
     }
