@@ -4,7 +4,6 @@
 //! so running it twice, or after a crash halfway, converges on one set of resources.
 
 use std::collections::{BTreeSet, HashMap};
-use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,6 +21,7 @@ use crate::azure::{
     role_definition_id, role_definition_resource_id, windlass_custom_role,
 };
 use crate::error::{retryable, terminal};
+use crate::heartbeat::heartbeating;
 
 /// Builds Azure clients per customer tenant. Tokens are cached inside each credential
 /// until shortly before they expire; clients are kept per (tenant, setup identity).
@@ -31,9 +31,9 @@ pub struct AzureConnector {
     clients: Mutex<HashMap<(String, String), Arc<TenantClients>>>,
 }
 
-struct TenantClients {
-    arm: ArmClient,
-    graph: GraphClient,
+pub(crate) struct TenantClients {
+    pub(crate) arm: ArmClient,
+    pub(crate) graph: GraphClient,
 }
 
 impl AzureConnector {
@@ -44,7 +44,7 @@ impl AzureConnector {
         }
     }
 
-    fn clients(&self, target: &AzureTarget) -> Result<Arc<TenantClients>, ActivityError> {
+    pub(crate) fn clients(&self, target: &AzureTarget) -> Result<Arc<TenantClients>, ActivityError> {
         let key = (
             target.tenant_id.clone(),
             target.setup_identity_client_id.clone(),
@@ -360,24 +360,7 @@ impl AzureAccess {
     }
 }
 
-/// Runs `work` while heartbeating, so Temporal notices a dead worker within the heartbeat
-/// timeout and delivers cancellation, which ends the work at its next await point.
-async fn heartbeating<F: Future>(
-    ctx: &ActivityContext,
-    work: F,
-) -> Result<F::Output, ActivityError> {
-    let mut beat = tokio::time::interval(Duration::from_secs(2));
-    tokio::pin!(work);
-    loop {
-        tokio::select! {
-            output = &mut work => return Ok(output),
-            _ = ctx.cancelled() => return Err(ActivityError::cancelled()),
-            _ = beat.tick() => ctx.record_heartbeat(()).await.map_err(ActivityError::from)?,
-        }
-    }
-}
-
-fn azure_failure(error: AzureError) -> ActivityError {
+pub(crate) fn azure_failure(error: AzureError) -> ActivityError {
     let kind = error.code().unwrap_or("AzureError").to_owned();
     match error.retry() {
         // Throttling says when to come back; other transient errors use Temporal's backoff.

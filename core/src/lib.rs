@@ -8,6 +8,7 @@ pub mod audit;
 pub mod blueprint;
 pub mod clock;
 pub mod cloud_accounts;
+pub mod cluster_charts;
 pub mod clusters;
 pub mod crypto;
 pub mod error;

@@ -7,10 +7,14 @@
 
 pub mod azure_access_setup;
 pub mod azure_access_teardown;
+pub mod chart_graph;
+pub mod cluster_contracts;
 pub mod contracts;
 pub mod engine;
 mod outcome;
+pub mod provision_cluster;
 pub mod task_queues;
 
 pub use azure_access_setup::AzureAccessSetup;
 pub use azure_access_teardown::AzureAccessTeardown;
+pub use provision_cluster::ProvisionCluster;

@@ -35,6 +35,17 @@ pub(crate) fn step(key: impl Into<String>, budget: Duration) -> ActivityOptions 
     .build()
 }
 
+/// Options for a step that runs one long command (terraform, helm): its single attempt may
+/// take as long as the whole budget, and it heartbeats while it runs.
+pub(crate) fn long_step(key: impl Into<String>, budget: Duration) -> ActivityOptions {
+    let mut options = step(key, budget);
+    options.close_timeouts = ActivityCloseTimeouts::ScheduleAndStartToClose {
+        schedule_to_close: budget,
+        start_to_close: budget,
+    };
+    options
+}
+
 /// Turns a failed step into the run's end: cancelled if the run was asked to stop,
 /// failed otherwise.
 pub(crate) fn ended<W, T>(

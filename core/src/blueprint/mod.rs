@@ -20,7 +20,7 @@ use serde::Serialize;
 
 pub use helm::{ClusterChartValues, output_reference, render_values};
 pub use inventory::{Inventory, InventoryItem, Origin, ResourceKind};
-pub use names::{WORKLOAD_IDENTITIES, WorkloadIdentity};
+pub use names::{AzureNames, WORKLOAD_IDENTITIES, WorkloadIdentity};
 
 use crate::cloud_accounts::{CloudAccount, CloudProvider};
 use crate::clusters::ClusterSpec;

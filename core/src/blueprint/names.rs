@@ -47,7 +47,7 @@ impl WorkloadIdentity {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct AzureNames {
+pub struct AzureNames {
     /// `windlass-{name}-{short_id}`: at most 62 characters (a 40-character cluster name),
     /// which fits every Azure name limit it prefixes.
     pub prefix: String,
@@ -70,7 +70,7 @@ pub(crate) struct AzureNames {
 }
 
 impl AzureNames {
-    pub(crate) fn new(spec: &ClusterSpec) -> Self {
+    pub fn new(spec: &ClusterSpec) -> Self {
         let short = spec.short_id();
         let prefix = format!("windlass-{}-{short}", spec.name);
         Self {

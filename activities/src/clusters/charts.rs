@@ -1,0 +1,116 @@
+//! One cluster chart, installed or upgraded with helm. The kubeconfig is read from the
+//! cluster's storage account here, at the last moment, and never leaves this function.
+
+use std::time::Duration;
+
+use temporalio_sdk::activities::{ActivityContext, ActivityError};
+use windlass_core::blueprint::render_values;
+use windlass_workflows::cluster_contracts::{ChartRelease, InstallChart};
+
+use super::ClusterWork;
+use super::rendering::account_of;
+use super::storage::container;
+use crate::azure_access::azure_failure;
+use crate::error::{retryable, terminal};
+use crate::heartbeat::{heartbeating, supervised};
+use crate::helm::{Chart, HelmError, Kubeconfig, Release};
+
+pub(super) async fn install(
+    work: &ClusterWork,
+    ctx: &ActivityContext,
+    request: &InstallChart,
+) -> Result<ChartRelease, ActivityError> {
+    let values = render_values(&request.cluster, &account_of(&request.cluster, &request.target))
+        .map_err(|e| terminal(e, "InvalidInput"))?;
+    let values = chart_values(&values, &request.chart.name)?;
+
+    let kubeconfigs = container(
+        work,
+        &request.target,
+        &request.storage,
+        &request.kubeconfig.container,
+    )
+    .await?;
+    let blob = heartbeating(ctx, kubeconfigs.get(&request.kubeconfig.blob))
+        .await?
+        .map_err(azure_failure)?
+        .ok_or_else(|| {
+            retryable(
+                std::io::Error::new(std::io::ErrorKind::NotFound, "kubeconfig not published yet"),
+                "NoKubeconfig",
+                None,
+            )
+        })?;
+    let kubeconfig = Kubeconfig::new(String::from_utf8_lossy(&blob.content).into_owned());
+
+    let release = Release {
+        name: request.chart.name.clone(),
+        namespace: request.chart.namespace.clone(),
+        chart: Chart::Local(work.charts_dir.join(&request.chart.name)),
+        timeout: work.chart_timeout,
+    };
+    let cluster = request.cluster.id;
+    let chart = request.chart.name.clone();
+    let mut log = |line: &str| {
+        tracing::info!(target: "windlass::helm", %cluster, chart = %chart, "{line}");
+    };
+    let installed = supervised(
+        ctx,
+        work.helm
+            .upgrade_install(&kubeconfig, &release, &values, &mut log, ctx.cancelled()),
+    )
+    .await
+    .map_err(helm_failure)?;
+    if let Some(recovery) = &installed.recovered {
+        tracing::warn!(%cluster, chart = %request.chart.name, ?recovery, "recovered a release left pending by a dead helm");
+    }
+    let status = serde_json::to_value(&installed.release.status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    Ok(ChartRelease {
+        name: installed.release.name,
+        namespace: installed.release.namespace,
+        revision: installed.release.revision,
+        status,
+    })
+}
+
+/// The typed values of one cluster chart, as JSON for helm's `-f`.
+fn chart_values(
+    values: &windlass_core::blueprint::ClusterChartValues,
+    chart: &str,
+) -> Result<serde_json::Value, ActivityError> {
+    let value = match chart {
+        "cert-manager" => json(&values.cert_manager),
+        "external-dns" => json(&values.external_dns),
+        "ingress-nginx" => json(&values.ingress_nginx),
+        "loki" => json(&values.loki),
+        // The metrics chart ships metrics to long-term storage the Thanos way.
+        "prometheus" => json(&values.thanos),
+        "karpenter" => json(&values.karpenter),
+        "windlass-agent" => json(&values.windlass_agent),
+        other => {
+            return Err(terminal(
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("{other} is not a cluster chart"),
+                ),
+                "InvalidInput",
+            ));
+        }
+    };
+    Ok(value)
+}
+
+fn json(values: &impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(values).expect("chart values serialise")
+}
+
+fn helm_failure(error: HelmError) -> ActivityError {
+    match error {
+        HelmError::Cancelled(_) => ActivityError::cancelled(),
+        ref e if e.is_retryable() => retryable(error, "HelmFailed", Some(Duration::from_secs(5))),
+        _ => terminal(error, "HelmFailed"),
+    }
+}

@@ -1,0 +1,104 @@
+//! The cluster activities declared in `windlass_workflows::cluster_contracts`.
+//!
+//! Secrets stay inside these functions: the SAS for the cluster's storage comes from ARM
+//! when a step needs it, the kubeconfig goes from terraform's state straight to the
+//! cluster's blob container and from there into helm's private temp file.
+
+mod charts;
+mod rendering;
+mod storage;
+mod terraform_steps;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use temporalio_macros::activities;
+use temporalio_sdk::activities::{ActivityContext, ActivityError};
+use windlass_workflows::cluster_contracts::{
+    ChartRelease, ClusterRequest, ClusterStorage, InstallChart, KubeconfigRef, PublishKubeconfig,
+    TerraformRun, TerraformSummary, cluster_activity_names,
+};
+
+pub use rendering::ClusterRendering;
+
+use crate::azure_access::AzureConnector;
+use crate::helm::Helm;
+use crate::terraform::Terraform;
+
+/// What a worker needs to run cluster work.
+pub struct ClusterWork {
+    pub azure: AzureConnector,
+    pub terraform: Terraform,
+    pub helm: Helm,
+    pub rendering: ClusterRendering,
+    /// Terraform working directories, one per cluster (a cache: the state is remote).
+    pub workdir: PathBuf,
+    /// Where the cluster charts are (`charts/` in the repository).
+    pub charts_dir: PathBuf,
+    /// How long a terraform interrupted by a lost heartbeat may take to release its lock
+    /// before a retry breaks it.
+    pub stale_lock_grace: Duration,
+    /// How long helm waits for a chart's workloads to become ready.
+    pub chart_timeout: Duration,
+    /// Names this worker in state locks.
+    pub worker_name: String,
+}
+
+pub struct ClusterActivities {
+    work: ClusterWork,
+}
+
+impl ClusterActivities {
+    pub fn new(work: ClusterWork) -> Self {
+        Self { work }
+    }
+}
+
+#[activities]
+impl ClusterActivities {
+    #[activity(name = cluster_activity_names::BOOTSTRAP_STORAGE)]
+    pub async fn bootstrap_storage(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        request: ClusterRequest,
+    ) -> Result<ClusterStorage, ActivityError> {
+        storage::bootstrap(&self.work, &ctx, &request).await
+    }
+
+    #[activity(name = cluster_activity_names::TERRAFORM_PLAN)]
+    pub async fn terraform_plan(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        request: ClusterRequest,
+    ) -> Result<TerraformSummary, ActivityError> {
+        terraform_steps::plan_only(&self.work, &ctx, &request).await
+    }
+
+    #[activity(name = cluster_activity_names::TERRAFORM_APPLY)]
+    pub async fn terraform_apply(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        run: TerraformRun,
+    ) -> Result<TerraformSummary, ActivityError> {
+        terraform_steps::apply(&self.work, &ctx, &run).await
+    }
+
+    #[activity(name = cluster_activity_names::PUBLISH_KUBECONFIG)]
+    pub async fn publish_kubeconfig(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        request: PublishKubeconfig,
+    ) -> Result<KubeconfigRef, ActivityError> {
+        storage::publish_kubeconfig(&self.work, &ctx, &request).await
+    }
+
+    #[activity(name = cluster_activity_names::INSTALL_CHART)]
+    pub async fn install_chart(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        request: InstallChart,
+    ) -> Result<ChartRelease, ActivityError> {
+        charts::install(&self.work, &ctx, &request).await
+    }
+}

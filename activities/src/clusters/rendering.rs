@@ -1,0 +1,69 @@
+//! Which blueprint rendering a worker applies: the cloud providers' (production), or the
+//! provider-less stand-in rendering that runs on machines where no provider can be
+//! downloaded, against the Kubernetes stand-in.
+
+use windlass_core::blueprint::{Blueprint, Rendering, StandInOptions, render};
+use windlass_core::cloud_accounts::{CloudAccount, CloudProvider};
+use windlass_workflows::contracts::AzureTarget;
+use windlass_core::clusters::ClusterSpec;
+use zeroize::Zeroizing;
+
+#[derive(Clone)]
+pub enum ClusterRendering {
+    Cloud,
+    StandIn {
+        options: StandInOptions,
+        /// The credential the Kubernetes stand-in accepts, handed to terraform at run time.
+        kube_token: Zeroizing<String>,
+    },
+}
+
+impl std::fmt::Debug for ClusterRendering {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Cloud => f.write_str("Cloud"),
+            Self::StandIn { options, .. } => f
+                .debug_struct("StandIn")
+                .field("kube_api_url", &options.kube_api_url)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+impl ClusterRendering {
+    pub(crate) fn render(
+        &self,
+        cluster: &ClusterSpec,
+        target: &AzureTarget,
+    ) -> windlass_core::Result<Blueprint> {
+        let rendering = match self {
+            Self::Cloud => Rendering::Cloud,
+            Self::StandIn { options, .. } => Rendering::StandIn(options.clone()),
+        };
+        render(cluster, &account_of(cluster, target), &rendering)
+    }
+
+    /// Terraform variables that must not be written to the working directory.
+    pub(crate) fn secret_env(&self) -> Vec<(String, String)> {
+        match self {
+            Self::Cloud => Vec::new(),
+            Self::StandIn { kube_token, .. } => vec![(
+                "TF_VAR_standin_kube_token".to_owned(),
+                kube_token.to_string(),
+            )],
+        }
+    }
+}
+
+/// The cloud account as the blueprint needs it; ids only.
+pub(crate) fn account_of(cluster: &ClusterSpec, target: &AzureTarget) -> CloudAccount {
+    CloudAccount {
+        id: target.cloud_account_id,
+        organization_id: target.organization_id,
+        provider: CloudProvider::Azure,
+        tenant_id: target.tenant_id.clone(),
+        external_id: target.subscription_id.clone(),
+        display_name: String::new(),
+        created_at: cluster.created_at,
+    }
+}

@@ -1,0 +1,246 @@
+//! Terraform for a cluster: the blueprint rendered into the cluster's working directory,
+//! its state checked out of the cluster's storage account under the state lock, applied,
+//! and synced back as terraform writes it.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use temporalio_sdk::activities::{ActivityContext, ActivityError};
+use windlass_core::blueprint::{Blueprint, ResourceKind};
+use windlass_core::clusters::ClusterSpec;
+use windlass_workflows::cluster_contracts::{
+    ClusterRequest, PlannedChange, TerraformAction, TerraformRun, TerraformSummary,
+};
+
+use super::ClusterWork;
+use super::storage::remote_state;
+use crate::error::{retryable, terminal};
+use crate::heartbeat::supervised;
+use crate::terraform::{
+    Plan, PlanGuard, RemoteState, StaleLockPolicy, StateLease, Terraform, TerraformError,
+    TerraformMessage, is_stale,
+};
+
+pub(super) async fn apply(
+    work: &ClusterWork,
+    ctx: &ActivityContext,
+    run: &TerraformRun,
+) -> Result<TerraformSummary, ActivityError> {
+    let blueprint = render(work, &run.cluster, &run.target)?;
+    let dir = working_directory(work, &run.cluster)?;
+    write_blueprint(&blueprint, &dir)?;
+    let terraform_dir = dir.join("terraform");
+
+    let remote = remote_state(work, &run.target, &run.storage).await?;
+    let operation = match run.action {
+        TerraformAction::Apply => "OperationTypeApply",
+        TerraformAction::Destroy => "OperationTypeDestroy",
+    };
+    let lease = take_lock(work, ctx, &remote, operation).await?;
+    let guard = PlanGuard {
+        protected: cluster_addresses(&blueprint),
+        allow_removal: run.allow_cluster_removal || run.action == TerraformAction::Destroy,
+    };
+    let terraform = with_env(&work.terraform, work);
+    let cluster_id = run.cluster.id;
+    let mut log = |m: &TerraformMessage| log_line(cluster_id, m);
+    let outcome = supervised(ctx, async {
+        lease.check_out(&terraform_dir).await?;
+        lease
+            .synced(&terraform_dir, async {
+                terraform.init(&terraform_dir, &mut log, ctx.cancelled()).await?;
+                terraform
+                    .plan_and_apply(
+                        &terraform_dir,
+                        run.action == TerraformAction::Destroy,
+                        &guard,
+                        &mut log,
+                        ctx.cancelled(),
+                    )
+                    .await
+            })
+            .await
+    })
+    .await;
+    // Released whatever happened: a failed or cancelled apply has stopped writing.
+    if let Err(e) = lease.release(&terraform_dir).await {
+        tracing::warn!(cluster = %cluster_id, error = %e, "state lock not released; a retry will find it stale");
+    }
+    let plan = outcome.map_err(terraform_failure)?;
+    tracing::info!(cluster = %cluster_id, add = plan.summary.add, change = plan.summary.change, remove = plan.summary.remove, "terraform applied");
+    Ok(summary(&plan))
+}
+
+/// A plan against an empty state in a throwaway directory: what provisioning would create.
+/// It takes no lock and writes no state, so it touches nothing of the cluster's.
+pub(super) async fn plan_only(
+    work: &ClusterWork,
+    ctx: &ActivityContext,
+    request: &ClusterRequest,
+) -> Result<TerraformSummary, ActivityError> {
+    let blueprint = render(work, &request.cluster, &request.target)?;
+    let scratch = tempfile_dir(work)?;
+    write_blueprint(&blueprint, &scratch)?;
+    let terraform_dir = scratch.join("terraform");
+    std::fs::write(
+        terraform_dir.join(crate::terraform::BACKEND_OVERRIDE_FILE),
+        "terraform {\n  backend \"local\" {}\n}\n",
+    )
+    .map_err(|e| retryable(e, "Workspace", None))?;
+    let terraform = with_env(&work.terraform, work);
+    let cluster_id = request.cluster.id;
+    let mut log = |m: &TerraformMessage| log_line(cluster_id, m);
+    let outcome = supervised(ctx, async {
+        terraform.init(&terraform_dir, &mut log, ctx.cancelled()).await?;
+        terraform
+            .plan(&terraform_dir, false, &mut log, ctx.cancelled())
+            .await
+    })
+    .await;
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(summary(&outcome.map_err(terraform_failure)?))
+}
+
+fn render(
+    work: &ClusterWork,
+    cluster: &ClusterSpec,
+    target: &windlass_workflows::contracts::AzureTarget,
+) -> Result<Blueprint, ActivityError> {
+    work.rendering
+        .render(cluster, target)
+        .map_err(|e| terminal(e, "InvalidInput"))
+}
+
+fn with_env(terraform: &Terraform, work: &ClusterWork) -> Terraform {
+    work.rendering
+        .secret_env()
+        .into_iter()
+        .fold(terraform.clone(), |tf, (k, v)| tf.with_env(k, v))
+}
+
+/// Takes the state lock, breaking it first if an earlier attempt of this step left it
+/// behind when its worker died.
+async fn take_lock(
+    work: &ClusterWork,
+    ctx: &ActivityContext,
+    remote: &RemoteState,
+    operation: &str,
+) -> Result<StateLease, ActivityError> {
+    let info = ctx.info();
+    let holder = format!(
+        "{} {}/{} attempt {}",
+        work.worker_name,
+        info.workflow_id.as_deref().unwrap_or("-"),
+        info.activity_id,
+        info.attempt
+    );
+    match remote.lock(operation, &holder).await {
+        Ok(lease) => Ok(lease),
+        Err(TerraformError::Locked(lock)) => {
+            let scheduled = info
+                .current_attempt_scheduled_time
+                .unwrap_or_else(SystemTime::now);
+            let policy = StaleLockPolicy {
+                grace: work.stale_lock_grace,
+            };
+            if !is_stale(&lock, info.attempt, scheduled, SystemTime::now(), policy) {
+                return Err(terraform_failure(TerraformError::Locked(lock)));
+            }
+            tracing::warn!(lock = %lock.id, holder = %lock.who, created = %lock.created, "breaking a state lock left by a dead attempt");
+            remote.break_lock(&lock.id).await.map_err(terraform_failure)?;
+            remote
+                .lock(operation, &holder)
+                .await
+                .map_err(terraform_failure)
+        }
+        Err(other) => Err(terraform_failure(other)),
+    }
+}
+
+/// The addresses of the cluster resource itself, which a plan may not remove by accident.
+fn cluster_addresses(blueprint: &Blueprint) -> Vec<String> {
+    blueprint
+        .inventory
+        .resources
+        .iter()
+        .filter(|r| r.kind == ResourceKind::KubernetesCluster)
+        .map(|r| r.terraform_address.clone())
+        .collect()
+}
+
+fn working_directory(work: &ClusterWork, cluster: &ClusterSpec) -> Result<PathBuf, ActivityError> {
+    let dir = work.workdir.join(cluster.id.to_string());
+    std::fs::create_dir_all(&dir).map_err(|e| retryable(e, "Workspace", None))?;
+    Ok(dir)
+}
+
+fn tempfile_dir(work: &ClusterWork) -> Result<PathBuf, ActivityError> {
+    let dir = work
+        .workdir
+        .join("plans")
+        .join(uuid::Uuid::new_v4().to_string());
+    std::fs::create_dir_all(&dir).map_err(|e| retryable(e, "Workspace", None))?;
+    Ok(dir)
+}
+
+/// Writes the rendered files, replacing what a previous render left (but not terraform's
+/// `.terraform/` cache or the local state file, which `check_out` replaces).
+fn write_blueprint(blueprint: &Blueprint, root: &Path) -> Result<(), ActivityError> {
+    let io = |e: std::io::Error| retryable(e, "Workspace", None);
+    let terraform_dir = root.join("terraform");
+    if terraform_dir.exists() {
+        for entry in std::fs::read_dir(&terraform_dir).map_err(io)? {
+            let path = entry.map_err(io)?.path();
+            if path.extension().is_some_and(|e| e == "tf" || e == "json") && path.is_file() {
+                std::fs::remove_file(&path).map_err(io)?;
+            }
+        }
+    }
+    for (relative, content) in &blueprint.files {
+        let path = root.join(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io)?;
+        }
+        std::fs::write(&path, content).map_err(io)?;
+    }
+    Ok(())
+}
+
+fn log_line(cluster: uuid::Uuid, message: &TerraformMessage) {
+    if message.message.is_empty() {
+        return;
+    }
+    if message.is_error() {
+        tracing::warn!(target: "windlass::terraform", %cluster, kind = %message.kind, "{}", message.message);
+    } else {
+        tracing::info!(target: "windlass::terraform", %cluster, kind = %message.kind, "{}", message.message);
+    }
+}
+
+fn summary(plan: &Plan) -> TerraformSummary {
+    TerraformSummary {
+        add: plan.summary.add,
+        change: plan.summary.change,
+        remove: plan.summary.remove,
+        changes: plan
+            .report
+            .changes
+            .iter()
+            .map(|c| PlannedChange {
+                address: c.address.clone(),
+                action: c.action().to_owned(),
+            })
+            .collect(),
+    }
+}
+
+fn terraform_failure(error: TerraformError) -> ActivityError {
+    match error {
+        TerraformError::Cancelled(_) => ActivityError::cancelled(),
+        // Locks clear when their holder ends; come back soon rather than with backoff.
+        TerraformError::Locked(_) => retryable(error, "StateLocked", Some(Duration::from_secs(5))),
+        TerraformError::Refused(_) => terminal(error, "PlanRefused"),
+        ref e if e.is_retryable() => retryable(error, "TerraformFailed", None),
+        _ => terminal(error, "TerraformFailed"),
+    }
+}

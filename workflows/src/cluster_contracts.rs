@@ -1,0 +1,161 @@
+//! Inputs, outputs and activity declarations of the cluster workflows. As in
+//! [`crate::contracts`], nothing here may hold a secret: the kubeconfig travels as a blob
+//! reference, the state as a storage location, credentials not at all.
+
+#![allow(unreachable_pub)]
+
+use serde::{Deserialize, Serialize};
+use temporalio_macros::activity_definitions;
+use temporalio_sdk::activities::ActivityError;
+use windlass_core::cluster_charts::ClusterChart;
+use windlass_core::clusters::ClusterSpec;
+
+use crate::contracts::AzureTarget;
+
+/// Provision (or converge) a cluster: storage bootstrap, terraform, kubeconfig, charts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProvisionClusterInput {
+    pub cluster: ClusterSpec,
+    /// The subscription, acting as Windlass's application in the customer's tenant.
+    pub target: AzureTarget,
+    /// Plan only: nothing is created, the run's output is what would be.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Let terraform replace or destroy the cluster itself if the plan says so.
+    #[serde(default)]
+    pub allow_cluster_replacement: bool,
+    /// Install charts one after another instead of along the dependency graph (for
+    /// comparison; the graph is never slower).
+    #[serde(default)]
+    pub sequential_charts: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ProvisionClusterOutput {
+    pub terraform: TerraformSummary,
+    /// Empty for a dry run.
+    pub charts: Vec<ChartRelease>,
+    pub kubeconfig: Option<KubeconfigRef>,
+}
+
+/// Where a cluster's state and files live in its own storage account. No credential: the
+/// activity asks ARM for a short-lived SAS when it needs one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ClusterStorage {
+    pub resource_group: String,
+    pub storage_account: String,
+    pub blob_endpoint: String,
+    pub state_container: String,
+    pub kubeconfigs_container: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TerraformAction {
+    Apply,
+    Destroy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterRequest {
+    pub cluster: ClusterSpec,
+    pub target: AzureTarget,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TerraformRun {
+    pub cluster: ClusterSpec,
+    pub target: AzureTarget,
+    pub storage: ClusterStorage,
+    pub action: TerraformAction,
+    /// Whether the plan may replace or destroy the cluster resource.
+    pub allow_cluster_removal: bool,
+}
+
+/// What a terraform plan did (or, for a dry run, would do).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TerraformSummary {
+    pub add: u32,
+    pub change: u32,
+    pub remove: u32,
+    pub changes: Vec<PlannedChange>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PlannedChange {
+    pub address: String,
+    /// create, update, replace, destroy
+    pub action: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishKubeconfig {
+    pub cluster: ClusterSpec,
+    pub target: AzureTarget,
+    pub storage: ClusterStorage,
+}
+
+/// A kubeconfig in the cluster's storage account: the only way one travels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct KubeconfigRef {
+    pub container: String,
+    pub blob: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallChart {
+    pub cluster: ClusterSpec,
+    pub target: AzureTarget,
+    pub storage: ClusterStorage,
+    pub kubeconfig: KubeconfigRef,
+    pub chart: ClusterChart,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ChartRelease {
+    pub name: String,
+    pub namespace: String,
+    pub revision: u32,
+    pub status: String,
+}
+
+pub mod cluster_activity_names {
+    pub const BOOTSTRAP_STORAGE: &str = "cluster.bootstrap_storage";
+    pub const TERRAFORM_PLAN: &str = "terraform.plan";
+    pub const TERRAFORM_APPLY: &str = "terraform.apply";
+    pub const PUBLISH_KUBECONFIG: &str = "cluster.publish_kubeconfig";
+    pub const INSTALL_CHART: &str = "helm.install_chart";
+}
+
+pub struct ClusterActivities;
+
+#[activity_definitions]
+impl ClusterActivities {
+    /// Resource group, storage account and its containers, through ARM and Blob storage.
+    #[activity(name = cluster_activity_names::BOOTSTRAP_STORAGE)]
+    pub fn bootstrap_storage(_: ClusterRequest) -> Result<ClusterStorage, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Plans against an empty state without touching the cloud (dry run).
+    #[activity(name = cluster_activity_names::TERRAFORM_PLAN)]
+    pub fn terraform_plan(_: ClusterRequest) -> Result<TerraformSummary, ActivityError> {
+        unimplemented!()
+    }
+
+    #[activity(name = cluster_activity_names::TERRAFORM_APPLY)]
+    pub fn terraform_apply(_: TerraformRun) -> Result<TerraformSummary, ActivityError> {
+        unimplemented!()
+    }
+
+    #[activity(name = cluster_activity_names::PUBLISH_KUBECONFIG)]
+    pub fn publish_kubeconfig(_: PublishKubeconfig) -> Result<KubeconfigRef, ActivityError> {
+        unimplemented!()
+    }
+
+    #[activity(name = cluster_activity_names::INSTALL_CHART)]
+    pub fn install_chart(_: InstallChart) -> Result<ChartRelease, ActivityError> {
+        unimplemented!()
+    }
+}
