@@ -158,6 +158,14 @@ impl AzureArgs {
     /// Azure activities, or none when no federated token is configured (such a worker
     /// does not take Azure work).
     pub fn activities(&self) -> anyhow::Result<Option<AzureAccess>> {
+        Ok(self
+            .client_template()?
+            .map(|template| AzureAccess::new(AzureConnector::new(template))))
+    }
+
+    /// Endpoints, credential source and tuning shared by every Azure client of this worker;
+    /// `None` when no federated token is configured.
+    pub fn client_template(&self) -> anyhow::Result<Option<AzureClientConfig>> {
         let Some(token_file) = &self.azure_federated_token_file else {
             tracing::warn!("no AZURE_FEDERATED_TOKEN_FILE: this worker runs no Azure activities");
             return Ok(None);
@@ -183,6 +191,6 @@ impl AzureArgs {
         }
         template.lro_default_poll_interval = Duration::from_secs(self.azure_default_poll_seconds);
         template.provider_poll_initial = Duration::from_secs(self.azure_provider_poll_seconds);
-        Ok(Some(AzureAccess::new(AzureConnector::new(template))))
+        Ok(Some(template))
     }
 }

@@ -12,11 +12,14 @@ use windlass_api::oidc::{OidcVerifier, TrustedIssuer, pseudonymous_subject};
 use windlass_core::Store;
 use windlass_core::cloud_accounts::{CloudAccount, CloudProvider, NewCloudAccount};
 use windlass_core::rbac::{BuiltInRole, Role};
+use windlass_standins::azurite::Azurite;
+use windlass_standins::kube::{KubeStandIn, KubeStandInConfig};
 use windlass_standins::{AzureStandIn, OidcIssuerStandIn, StandInOptions};
 use windlass_workers::{WorkerConfig, spawn_worker};
 use windlass_workflows::engine::dev_server::{DevServer, DevServerOptions, find_temporal_cli};
 use windlass_workflows::engine::{Engine, EngineConfig};
 
+use crate::cluster_config::{ClusterArgs, RenderingKind};
 use crate::config::{AzureArgs, StoreArgs};
 
 /// Placeholder id of Windlass's multi-tenant application in the embedded default.
@@ -42,6 +45,10 @@ pub struct DevArgs {
     azure_standin_port: u16,
     #[arg(long, default_value_t = 8444)]
     oidc_standin_port: u16,
+    #[arg(long, default_value_t = 8445)]
+    kube_standin_port: u16,
+    #[arg(long, default_value_t = 10000)]
+    azurite_port: u16,
     #[arg(long, env = "WINDLASS_AZURE_APPLICATION_ID", default_value = DEV_APPLICATION_ID)]
     azure_application_id: String,
 }
@@ -71,9 +78,28 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     .await?;
     store.migrate().await?;
 
+    // Clusters' storage accounts are backed by Azurite (the Blob emulator); their
+    // Kubernetes API by the Kubernetes stand-in.
+    let azurite_dir = data_dir.join("azurite");
+    std::fs::create_dir_all(&azurite_dir)?;
+    let azurite = Azurite::start_in(&azurite_dir, args.azurite_port)
+        .await
+        .context("starting Azurite (scripts/setup.sh installs it)")?;
+    let kube = KubeStandIn::start(KubeStandInConfig {
+        addr: SocketAddr::from((Ipv4Addr::LOCALHOST, args.kube_standin_port)),
+        ..KubeStandInConfig::default()
+    })
+    .await
+    .context("starting the Kubernetes stand-in")?;
+    let kube_ca_file = data_dir.join("kube-standin-ca.pem");
+    std::fs::write(&kube_ca_file, kube.ca_cert_pem())?;
+    let kube_token_file = data_dir.join("kube-standin-token");
+    write_private(&kube_token_file, kube.token())?;
+
     let standin = AzureStandIn::start_with(StandInOptions {
         addr: SocketAddr::from((Ipv4Addr::LOCALHOST, args.azure_standin_port)),
         persist_path: Some(data_dir.join("azure-standin.json")),
+        blob: Some(azurite.backend()),
         ..StandInOptions::default()
     })
     .await
@@ -104,8 +130,24 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         azure_default_poll_seconds: 1,
         azure_provider_poll_seconds: 1,
     };
+    let clusters = ClusterArgs {
+        cluster_workdir: data_dir.join("clusters"),
+        charts_dir: std::env::current_dir()?.join("charts"),
+        terraform_rendering: RenderingKind::StandIn,
+        kube_standin_url: Some(kube.url().to_owned()),
+        kube_standin_ca_file: Some(kube_ca_file),
+        kube_standin_token_file: Some(kube_token_file),
+        standin_create_seconds: 1,
+        standin_journal: None,
+        stale_lock_grace_seconds: 30,
+        chart_timeout_seconds: 300,
+    };
     let activities = ActivitySet {
         azure: azure.activities()?,
+        clusters: azure
+            .client_template()?
+            .map(|t| clusters.activities(t))
+            .transpose()?,
     };
     let worker_config = WorkerConfig {
         engine: engine_config.clone(),
@@ -153,7 +195,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
          \n  API            {api}   (OpenAPI: {api}/openapi.json)\
          \n  Temporal UI    {}\
          \n  Temporal gRPC  {}\
-         \n  Azure          {} — a local stand-in, not Azure\
+         \n  Azure          {} — a local stand-in, not Azure (storage: Azurite)\
+         \n  Kubernetes     {} — a local stand-in, not a cluster\
          \n  Sign-in        {} — a local OIDC stand-in; your token (12 h) is in {}\
          \n  Data           {}\
          \n\nTry the Azure access setup on the demo account:\n\
@@ -167,6 +210,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         temporal.ui_url.clone().unwrap_or_default(),
         temporal.address,
         standin.base_url,
+        kube.url(),
         idp.issuer,
         data_dir.join("developer-token").display(),
         data_dir.display(),
@@ -186,6 +230,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     println!("stopping: worker (finishing in-flight work), then Temporal");
     tokio::task::spawn_blocking(move || worker.shutdown()).await??;
     drop(standin);
+    kube.shutdown().await;
+    azurite.stop().await;
     temporal.stop().await;
     Ok(())
 }
@@ -215,4 +261,19 @@ async fn demo_account(store: &Store) -> anyhow::Result<(uuid::Uuid, CloudAccount
         }
     };
     Ok((organization.id, account))
+}
+
+/// Writes a credential readable by this user only.
+fn write_private(path: &std::path::Path, content: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(content.as_bytes())?;
+    Ok(())
 }

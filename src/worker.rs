@@ -3,6 +3,7 @@ use std::time::Duration;
 use windlass_activities::ActivitySet;
 use windlass_workers::{WorkerConfig, spawn_worker};
 
+use crate::cluster_config::ClusterArgs;
 use crate::config::{AzureArgs, EngineArgs, KeyArgs, StoreArgs};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -15,6 +16,8 @@ pub struct WorkerArgs {
     pub azure: AzureArgs,
     #[command(flatten)]
     pub keys: KeyArgs,
+    #[command(flatten)]
+    pub clusters: ClusterArgs,
     #[arg(long, env = "WINDLASS_MAX_CONCURRENT_ACTIVITIES", default_value_t = 20)]
     pub max_concurrent_activities: usize,
     #[arg(
@@ -30,6 +33,16 @@ pub struct WorkerArgs {
 }
 
 impl WorkerArgs {
+    /// The activities this worker can run: Azure and cluster work only when it has a
+    /// federated identity to act with.
+    pub fn activity_set(&self) -> anyhow::Result<ActivitySet> {
+        let template = self.azure.client_template()?;
+        Ok(ActivitySet {
+            azure: self.azure.activities()?,
+            clusters: template.map(|t| self.clusters.activities(t)).transpose()?,
+        })
+    }
+
     pub fn worker_config(&self, engine: windlass_workflows::engine::EngineConfig) -> WorkerConfig {
         WorkerConfig {
             engine,
@@ -42,9 +55,7 @@ impl WorkerArgs {
 
 pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let store = args.store.connect().await?;
-    let activities = ActivitySet {
-        azure: args.azure.activities()?,
-    };
+    let activities = args.activity_set()?;
     let keys = args.keys.key_ring(&store).await?;
     let config = args.worker_config(args.engine.config(&keys).await?);
     let worker =

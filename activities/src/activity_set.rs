@@ -4,18 +4,24 @@ use temporalio_sdk::WorkerOptionsBuilder;
 use temporalio_sdk::worker_options_builder::State;
 
 use crate::azure_access::AzureAccess;
+use crate::clusters::ClusterActivities;
 
 /// Everything a worker can run besides the run bookkeeping (which needs only the store).
 /// A worker without Azure clients configured does not poll for Azure activities.
 #[derive(Default)]
 pub struct ActivitySet {
     pub azure: Option<AzureAccess>,
+    pub clusters: Option<ClusterActivities>,
 }
 
 impl ActivitySet {
     pub fn register<S: State>(self, options: WorkerOptionsBuilder<S>) -> WorkerOptionsBuilder<S> {
-        match self.azure {
+        let options = match self.azure {
             Some(azure) => options.register_activities(azure),
+            None => options,
+        };
+        match self.clusters {
+            Some(clusters) => options.register_activities(clusters),
             None => options,
         }
     }

@@ -44,7 +44,10 @@ impl AzureConnector {
         }
     }
 
-    pub(crate) fn clients(&self, target: &AzureTarget) -> Result<Arc<TenantClients>, ActivityError> {
+    pub(crate) fn clients(
+        &self,
+        target: &AzureTarget,
+    ) -> Result<Arc<TenantClients>, ActivityError> {
         let key = (
             target.tenant_id.clone(),
             target.setup_identity_client_id.clone(),

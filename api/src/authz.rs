@@ -140,6 +140,19 @@ impl Authenticated {
         organization_id: Uuid,
         permission: Permission,
     ) -> Result<Caller, Problem> {
+        self.authorize_on(state, organization_id, permission, Target::default())
+            .await
+    }
+
+    /// Like [`Self::authorize`], for a request that touches one cluster, project or
+    /// environment type: scoped grants count only where they cover it.
+    pub async fn authorize_on(
+        &self,
+        state: &AppState,
+        organization_id: Uuid,
+        permission: Permission,
+        target: Target,
+    ) -> Result<Caller, Problem> {
         let (caller, roles) = match &self.principal {
             Principal::ApiToken(api_token) => {
                 let caller = self.caller(format!("token:{}", api_token.id), ActorKind::ApiToken);
@@ -162,7 +175,7 @@ impl Authenticated {
                 )
             }
         };
-        if rbac::allows(&roles, permission, &Target::default()) {
+        if rbac::allows(&roles, permission, &target) {
             return Ok(caller);
         }
         deny(state, &caller, organization_id, permission, &roles).await

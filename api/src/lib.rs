@@ -7,6 +7,7 @@ mod access;
 mod audit;
 mod authz;
 mod cloud_accounts;
+mod clusters;
 mod extract;
 mod health;
 pub mod oidc;
@@ -80,6 +81,7 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
         .merge(health::routes())
         .merge(organizations::routes())
         .merge(cloud_accounts::routes())
+        .merge(clusters::routes())
         .merge(runs::routes())
         .merge(audit::routes())
         .merge(access::routes())

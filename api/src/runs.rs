@@ -129,7 +129,7 @@ pub struct RunDetail {
     pub steps: Vec<Step>,
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };
@@ -203,17 +203,27 @@ async fn start(
         .cloud_account(organization_id, request.cloud_account_id())
         .await?;
     let input = request.workflow_input(&account, &state.config.azure_application_id)?;
-    let inserted = state
-        .store
-        .insert_run(NewRun {
+    launch(
+        state,
+        NewRun {
             organization_id,
             kind: request.kind(),
             target: format!("cloud_account:{}", account.id),
             idempotency_key: key,
             request_fingerprint: request.fingerprint(),
-            input: input.clone(),
-        })
-        .await?;
+            input,
+        },
+    )
+    .await
+}
+
+/// Records a run and starts its workflow; with an idempotency key already used for the
+/// same request, returns that run instead (200). A run whose start was interrupted is
+/// started now.
+pub(crate) async fn launch(state: &AppState, new: NewRun) -> Result<(StatusCode, Run), Problem> {
+    let organization_id = new.organization_id;
+    let input = new.input.clone();
+    let inserted = state.store.insert_run(new).await?;
     let (run, status) = match inserted {
         InsertedRun::Existing(run) if run.status != RunStatus::Pending => {
             return Ok((StatusCode::OK, run));

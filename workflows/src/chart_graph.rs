@@ -18,7 +18,9 @@ pub enum ChartOutcome<T> {
     Installed(T),
     Failed(String),
     /// Not attempted: a chart it depends on did not install.
-    Skipped { failed_dependency: String },
+    Skipped {
+        failed_dependency: String,
+    },
 }
 
 type Pending<'a, T> = Shared<LocalBoxFuture<'a, ChartOutcome<T>>>;
@@ -104,7 +106,10 @@ mod tests {
         )));
         assert_eq!(outcomes[0], ChartOutcome::Installed("certs".to_string()));
         assert_eq!(outcomes[1], ChartOutcome::Installed("logs".to_string()));
-        assert_eq!(outcomes[2], ChartOutcome::Failed("rollout timed out".into()));
+        assert_eq!(
+            outcomes[2],
+            ChartOutcome::Failed("rollout timed out".into())
+        );
         assert_eq!(
             outcomes[3],
             ChartOutcome::Skipped {

@@ -20,8 +20,11 @@ pub(super) async fn install(
     ctx: &ActivityContext,
     request: &InstallChart,
 ) -> Result<ChartRelease, ActivityError> {
-    let values = render_values(&request.cluster, &account_of(&request.cluster, &request.target))
-        .map_err(|e| terminal(e, "InvalidInput"))?;
+    let values = render_values(
+        &request.cluster,
+        &account_of(&request.cluster, &request.target),
+    )
+    .map_err(|e| terminal(e, "InvalidInput"))?;
     let values = chart_values(&values, &request.chart.name)?;
 
     let kubeconfigs = container(

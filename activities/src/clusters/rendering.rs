@@ -4,8 +4,8 @@
 
 use windlass_core::blueprint::{Blueprint, Rendering, StandInOptions, render};
 use windlass_core::cloud_accounts::{CloudAccount, CloudProvider};
-use windlass_workflows::contracts::AzureTarget;
 use windlass_core::clusters::ClusterSpec;
+use windlass_workflows::contracts::AzureTarget;
 use zeroize::Zeroizing;
 
 #[derive(Clone)]

@@ -27,7 +27,10 @@ const KUBECONFIG_BLOB: &str = "kubeconfig";
 pub(crate) fn cluster_tags(cluster: &ClusterSpec) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("cluster_id".to_owned(), cluster.id.to_string()),
-        ("organization_id".to_owned(), cluster.organization_id.to_string()),
+        (
+            "organization_id".to_owned(),
+            cluster.organization_id.to_string(),
+        ),
         ("region".to_owned(), cluster.region.clone()),
         (
             "creation_date".to_owned(),
@@ -121,8 +124,8 @@ pub(super) async fn publish_kubeconfig(
         .await?
         .map_err(|e| retryable(e, "StateUnreadable", None))?
         .ok_or_else(|| terminal(missing("the cluster has no terraform state yet"), "NoState"))?;
-    let state: serde_json::Value = serde_json::from_slice(&state)
-        .map_err(|e| terminal(e, "StateUnreadable"))?;
+    let state: serde_json::Value =
+        serde_json::from_slice(&state).map_err(|e| terminal(e, "StateUnreadable"))?;
     let kubeconfig = state["outputs"]["kube_config_raw"]["value"]
         .as_str()
         .ok_or_else(|| {

@@ -48,7 +48,9 @@ pub(super) async fn apply(
         lease.check_out(&terraform_dir).await?;
         lease
             .synced(&terraform_dir, async {
-                terraform.init(&terraform_dir, &mut log, ctx.cancelled()).await?;
+                terraform
+                    .init(&terraform_dir, &mut log, ctx.cancelled())
+                    .await?;
                 terraform
                     .plan_and_apply(
                         &terraform_dir,
@@ -91,7 +93,9 @@ pub(super) async fn plan_only(
     let cluster_id = request.cluster.id;
     let mut log = |m: &TerraformMessage| log_line(cluster_id, m);
     let outcome = supervised(ctx, async {
-        terraform.init(&terraform_dir, &mut log, ctx.cancelled()).await?;
+        terraform
+            .init(&terraform_dir, &mut log, ctx.cancelled())
+            .await?;
         terraform
             .plan(&terraform_dir, false, &mut log, ctx.cancelled())
             .await
@@ -147,7 +151,10 @@ async fn take_lock(
                 return Err(terraform_failure(TerraformError::Locked(lock)));
             }
             tracing::warn!(lock = %lock.id, holder = %lock.who, created = %lock.created, "breaking a state lock left by a dead attempt");
-            remote.break_lock(&lock.id).await.map_err(terraform_failure)?;
+            remote
+                .break_lock(&lock.id)
+                .await
+                .map_err(terraform_failure)?;
             remote
                 .lock(operation, &holder)
                 .await

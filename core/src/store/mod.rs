@@ -5,6 +5,7 @@
 
 mod audit;
 mod cloud_accounts;
+mod clusters;
 mod keys;
 mod organizations;
 mod role_bindings;

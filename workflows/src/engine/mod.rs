@@ -22,8 +22,9 @@ use windlass_core::runs::{RunStatus, WorkflowKind};
 
 pub use error::EngineError;
 
+use crate::cluster_contracts::ProvisionClusterInput;
 use crate::contracts::{AzureAccessSetupInput, AzureAccessTeardownInput};
-use crate::{AzureAccessSetup, AzureAccessTeardown, task_queues};
+use crate::{AzureAccessSetup, AzureAccessTeardown, ProvisionCluster, task_queues};
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -130,6 +131,15 @@ impl Engine {
                 let handle = self
                     .client
                     .start_workflow(AzureAccessTeardown::run, input, options())
+                    .await?;
+                handle.run_id().map(str::to_owned)
+            }
+            WorkflowKind::ProvisionCluster => {
+                let input: ProvisionClusterInput =
+                    serde_json::from_value(input).map_err(invalid)?;
+                let handle = self
+                    .client
+                    .start_workflow(ProvisionCluster::run, input, options())
                     .await?;
                 handle.run_id().map(str::to_owned)
             }

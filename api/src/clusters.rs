@@ -1,0 +1,318 @@
+//! Clusters: create (which provisions), plan without creating, read, and export the
+//! blueprint that reproduces a cluster without Windlass.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+use windlass_core::blueprint::{Blueprint, Inventory, Rendering, render, render_values};
+use windlass_core::cloud_accounts::{CloudAccount, CloudProvider};
+use windlass_core::clusters::{ClusterSpec, NetworkSpec, NodePoolSpec};
+use windlass_core::maintenance::MaintenanceWindow;
+use windlass_core::rbac::{Permission, Target};
+use windlass_core::runs::{NewRun, Run, RunFilter, WorkflowKind};
+use windlass_workflows::cluster_contracts::ProvisionClusterInput;
+use windlass_workflows::contracts::AzureTarget;
+
+use crate::AppState;
+use crate::authz::Authenticated;
+use crate::extract::{Json, Path};
+use crate::problem::Problem;
+use crate::runs::{idempotency_key, launch};
+
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_cluster, list_clusters))
+        .routes(routes!(get_cluster))
+        .routes(routes!(get_blueprint))
+}
+
+/// A cluster to provision. Everything but the name, account, region and version has the
+/// seed's defaults: a 10.0.0.0/16 network over zones 1-3, an autoscaling system pool, and
+/// the Tuesday 21:00-23:00 UTC maintenance window.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCluster {
+    pub name: String,
+    pub cloud_account_id: Uuid,
+    pub region: String,
+    /// `major.minor`, e.g. `1.33`.
+    pub kubernetes_version: String,
+    pub network: Option<NetworkSpec>,
+    pub node_pools: Option<Vec<NodePoolSpec>>,
+    pub maintenance_window: Option<MaintenanceWindow>,
+    /// Plan only: nothing is created or recorded as a cluster; the run's output is the
+    /// plan, and the response carries the inventory it would create.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ClusterStarted {
+    pub cluster: ClusterSpec,
+    /// The provisioning (or planning) run.
+    pub run: Run,
+    /// What the run creates, resource by resource.
+    pub inventory: Inventory,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ClusterDetail {
+    #[serde(flatten)]
+    pub spec: ClusterSpec,
+    /// The latest run acting on the cluster.
+    pub last_run: Option<Run>,
+}
+
+/// Create a cluster and provision it (or, with `dry_run`, plan it). With an
+/// `Idempotency-Key`, repeating the request returns the first answer (200).
+#[utoipa::path(post, path = "/v1/organizations/{organization_id}/clusters", tag = "clusters",
+    params(("organization_id" = Uuid, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "repeat-safe request key")),
+    request_body = CreateCluster,
+    responses(
+        (status = ACCEPTED, body = ClusterStarted, description = "provisioning (or planning) started"),
+        (status = OK, body = ClusterStarted, description = "what this Idempotency-Key already started"),
+        (status = NOT_FOUND, body = Problem), (status = CONFLICT, body = Problem),
+        (status = UNPROCESSABLE_ENTITY, body = Problem)))]
+async fn create_cluster(
+    State(state): State<AppState>,
+    Path(organization_id): Path<Uuid>,
+    authn: Authenticated,
+    headers: HeaderMap,
+    Json(request): Json<CreateCluster>,
+) -> Result<Response, Problem> {
+    let caller = authn
+        .authorize(&state, organization_id, Permission::ClustersWrite)
+        .await?;
+    let started = create(&state, organization_id, &headers, &request).await;
+    let resource = match &started {
+        Ok((_, s)) => format!("cluster:{}", s.cluster.id),
+        Err(_) => format!("cloud_account:{}", request.cloud_account_id),
+    };
+    let details = serde_json::json!({
+        "name": request.name,
+        "region": request.region,
+        "kubernetes_version": request.kubernetes_version,
+        "dry_run": request.dry_run,
+    });
+    let action = if request.dry_run {
+        "clusters.plan"
+    } else {
+        "clusters.create"
+    };
+    caller
+        .record(
+            &state,
+            Some(organization_id),
+            action,
+            resource,
+            &started,
+            details,
+        )
+        .await;
+    let (status, started) = started?;
+    Ok((status, axum::Json(started)).into_response())
+}
+
+async fn create(
+    state: &AppState,
+    organization_id: Uuid,
+    headers: &HeaderMap,
+    request: &CreateCluster,
+) -> Result<(StatusCode, ClusterStarted), Problem> {
+    let key = idempotency_key(headers)?;
+    let account = state
+        .store
+        .cloud_account(organization_id, request.cloud_account_id)
+        .await?;
+    if account.provider != CloudProvider::Azure {
+        return Err(Problem::unprocessable(format!(
+            "cloud account {} is {}: only Azure (AKS) clusters are provisioned so far",
+            account.id,
+            account.provider.as_str()
+        )));
+    }
+    let fingerprint = {
+        let canonical = serde_json::to_vec(request).unwrap_or_default();
+        format!("{:x}", Sha256::digest(canonical))
+    };
+    // A repeated request names the same cluster, so it cannot create a second one.
+    let id = match &key {
+        Some(k) => Uuid::new_v5(&organization_id, format!("clusters:{k}").as_bytes()),
+        None => Uuid::new_v4(),
+    };
+    let existing = match state.store.cluster(organization_id, id).await {
+        Ok(spec) => Some(spec),
+        Err(windlass_core::Error::NotFound { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let spec = match existing {
+        Some(spec) => spec,
+        None => {
+            let provider = account.provider;
+            let spec = ClusterSpec {
+                id,
+                organization_id,
+                cloud_account_id: account.id,
+                provider,
+                name: request.name.clone(),
+                region: request.region.clone(),
+                kubernetes_version: request.kubernetes_version.clone(),
+                network: request.network.clone().unwrap_or_default(),
+                node_pools: request
+                    .node_pools
+                    .clone()
+                    .unwrap_or_else(|| vec![NodePoolSpec::default_system_pool(provider)]),
+                maintenance_window: request.maintenance_window.unwrap_or_default(),
+                created_at: Utc::now(),
+            };
+            spec.validate()?;
+            if !request.dry_run {
+                state.store.create_cluster(&spec).await?;
+            }
+            spec
+        }
+    };
+    let blueprint = cloud_blueprint(&spec, &account)?;
+    let input = ProvisionClusterInput {
+        cluster: spec.clone(),
+        target: acting_target(&account, &state.config.azure_application_id),
+        dry_run: request.dry_run,
+        allow_cluster_replacement: false,
+        sequential_charts: false,
+    };
+    let (status, run) = launch(
+        state,
+        NewRun {
+            organization_id,
+            kind: WorkflowKind::ProvisionCluster,
+            target: format!("cluster:{}", spec.id),
+            idempotency_key: key,
+            request_fingerprint: fingerprint,
+            input: serde_json::to_value(&input).map_err(|e| {
+                tracing::error!(error = %e, "serialising workflow input");
+                Problem::internal()
+            })?,
+        },
+    )
+    .await?;
+    Ok((
+        status,
+        ClusterStarted {
+            cluster: spec,
+            run,
+            inventory: blueprint.inventory,
+        },
+    ))
+}
+
+/// Cluster operations act as Windlass's multi-tenant application in the customer's tenant
+/// (the principal the access setup created and granted the custom role).
+fn acting_target(account: &CloudAccount, application_id: &str) -> AzureTarget {
+    AzureTarget {
+        organization_id: account.organization_id,
+        cloud_account_id: account.id,
+        tenant_id: account.tenant_id.clone(),
+        subscription_id: account.external_id.clone(),
+        setup_identity_client_id: application_id.to_owned(),
+    }
+}
+
+/// The terraform (azurerm) and helm values that reproduce the cluster.
+fn cloud_blueprint(spec: &ClusterSpec, account: &CloudAccount) -> Result<Blueprint, Problem> {
+    let mut blueprint = render(spec, account, &Rendering::Cloud)?;
+    blueprint
+        .files
+        .extend(render_values(spec, account)?.files());
+    Ok(blueprint)
+}
+
+/// Clusters of an organisation.
+#[utoipa::path(get, path = "/v1/organizations/{organization_id}/clusters", tag = "clusters",
+    params(("organization_id" = Uuid, Path)),
+    responses((status = OK, body = Vec<ClusterSpec>), (status = NOT_FOUND, body = Problem)))]
+async fn list_clusters(
+    State(state): State<AppState>,
+    Path(organization_id): Path<Uuid>,
+    authn: Authenticated,
+) -> Result<axum::Json<Vec<ClusterSpec>>, Problem> {
+    authn
+        .authorize(&state, organization_id, Permission::ClustersRead)
+        .await?;
+    Ok(axum::Json(state.store.clusters(organization_id).await?))
+}
+
+/// One cluster: its spec and the latest run acting on it.
+#[utoipa::path(get, path = "/v1/organizations/{organization_id}/clusters/{cluster_id}", tag = "clusters",
+    params(("organization_id" = Uuid, Path), ("cluster_id" = Uuid, Path)),
+    responses((status = OK, body = ClusterDetail), (status = NOT_FOUND, body = Problem)))]
+async fn get_cluster(
+    State(state): State<AppState>,
+    Path((organization_id, cluster_id)): Path<(Uuid, Uuid)>,
+    authn: Authenticated,
+) -> Result<axum::Json<ClusterDetail>, Problem> {
+    authn
+        .authorize_on(
+            &state,
+            organization_id,
+            Permission::ClustersRead,
+            on_cluster(cluster_id),
+        )
+        .await?;
+    let spec = state.store.cluster(organization_id, cluster_id).await?;
+    let target = format!("cluster:{cluster_id}");
+    let last_run = state
+        .store
+        .runs(
+            organization_id,
+            &RunFilter {
+                status: None,
+                kind: Some(WorkflowKind::ProvisionCluster),
+                limit: Some(500),
+            },
+        )
+        .await?
+        .into_iter()
+        .find(|r| r.target == target);
+    Ok(axum::Json(ClusterDetail { spec, last_run }))
+}
+
+/// The blueprint that reproduces the cluster without Windlass: terraform for the
+/// azurerm provider (state in the cluster's own storage account), helm values for its
+/// charts, and a README. It holds no secret.
+#[utoipa::path(get, path = "/v1/organizations/{organization_id}/clusters/{cluster_id}/blueprint", tag = "clusters",
+    params(("organization_id" = Uuid, Path), ("cluster_id" = Uuid, Path)),
+    responses((status = OK, body = Blueprint), (status = NOT_FOUND, body = Problem)))]
+async fn get_blueprint(
+    State(state): State<AppState>,
+    Path((organization_id, cluster_id)): Path<(Uuid, Uuid)>,
+    authn: Authenticated,
+) -> Result<axum::Json<Blueprint>, Problem> {
+    authn
+        .authorize_on(
+            &state,
+            organization_id,
+            Permission::ClustersRead,
+            on_cluster(cluster_id),
+        )
+        .await?;
+    let spec = state.store.cluster(organization_id, cluster_id).await?;
+    let account = state
+        .store
+        .cloud_account(organization_id, spec.cloud_account_id)
+        .await?;
+    Ok(axum::Json(cloud_blueprint(&spec, &account)?))
+}
+
+fn on_cluster(cluster_id: Uuid) -> Target {
+    Target {
+        cluster_id: Some(cluster_id),
+        ..Target::default()
+    }
+}

@@ -1,0 +1,365 @@
+//! AKS provisioning end to end: the API starts it, terraform (real, stand-in rendering)
+//! builds the seed's inventory with its state in the cluster's own storage account (ARM
+//! stand-in backed by Azurite), the kubeconfig goes to the cluster's blob container, and the
+//! cluster charts install with the real helm against the Kubernetes stand-in.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use uuid::Uuid;
+use windlass_activities::azure::{ArmClient, BlobContainer};
+use windlass_core::blueprint::AzureNames;
+use windlass_core::cluster_charts::ChartGraph;
+use windlass_core::clusters::ClusterSpec;
+
+use crate::support::{Stack, step};
+
+fn cluster_request(account: Uuid, name: &str) -> Value {
+    json!({
+        "name": name,
+        "cloud_account_id": account,
+        "region": "westeurope",
+        "kubernetes_version": "1.33",
+    })
+}
+
+async fn create_cluster(stack: &Stack, org: Uuid, body: Value, key: &str) -> (StatusCode, Value) {
+    let (status, _, started) = stack
+        .api
+        .post(
+            &format!("/v1/organizations/{org}/clusters"),
+            body,
+            &[("idempotency-key", key)],
+        )
+        .await;
+    (status, started)
+}
+
+/// The cluster's state container, reached as Windlass reaches it: a SAS from ARM.
+async fn state_container(stack: &Stack, spec: &ClusterSpec, subscription: &str) -> BlobContainer {
+    let mut config = stack.azure_client_config();
+    config.tenant_id = Uuid::new_v4().to_string();
+    config.client_id = Uuid::new_v4().to_string();
+    let arm = ArmClient::new(&config).unwrap();
+    let names = AzureNames::new(spec);
+    let account = arm
+        .get_storage_account(subscription, &names.resource_group, &names.storage_account)
+        .await
+        .unwrap()
+        .expect("the storage account exists");
+    let sas = arm
+        .blob_account_sas(
+            subscription,
+            &names.resource_group,
+            &names.storage_account,
+            chrono::Utc::now() + chrono::Duration::hours(1),
+        )
+        .await
+        .unwrap();
+    BlobContainer::with_sas(&account.blob_endpoint, &names.state_container, &sas).unwrap()
+}
+
+/// Resource address -> terraform_data id, from a state document.
+fn resource_ids(state: &[u8]) -> BTreeMap<String, String> {
+    let state: Value = serde_json::from_slice(state).unwrap();
+    let mut ids = BTreeMap::new();
+    for resource in state["resources"].as_array().into_iter().flatten() {
+        let address = format!(
+            "{}.{}",
+            resource["type"].as_str().unwrap(),
+            resource["name"].as_str().unwrap()
+        );
+        for instance in resource["instances"].as_array().into_iter().flatten() {
+            let key = match &instance["index_key"] {
+                Value::String(k) => format!("{address}[\"{k}\"]"),
+                Value::Number(n) => format!("{address}[{n}]"),
+                _ => address.clone(),
+            };
+            ids.insert(
+                key,
+                instance["attributes"]["id"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
+            );
+        }
+    }
+    ids
+}
+
+fn journal_counts(stack: &Stack) -> BTreeMap<String, usize> {
+    let journal = &stack.clusters.as_ref().unwrap().journal;
+    let mut counts = BTreeMap::new();
+    for line in std::fs::read_to_string(journal).unwrap_or_default().lines() {
+        *counts.entry(line.trim().to_owned()).or_insert(0) += 1;
+    }
+    counts
+}
+
+fn assert_charts_deployed(stack: &Stack, run: &Value) {
+    let kube = &stack.clusters.as_ref().unwrap().kube;
+    for chart in ChartGraph::standard().charts() {
+        let step = step(run, &format!("install-chart/{}", chart.name));
+        assert_eq!(step["status"], "succeeded", "{step:#}");
+        let releases = kube.helm_releases(&chart.namespace);
+        let release = releases
+            .iter()
+            .find(|r| r.name == chart.name)
+            .unwrap_or_else(|| panic!("no release {} in the stand-in: {releases:?}", chart.name));
+        assert_eq!(release.status, "deployed", "{release:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_aks_cluster_is_provisioned_and_its_blueprint_reproduces_it() {
+    let stack = Stack::with_clusters().await;
+    let (org, account) = stack.organization_with_azure_account().await;
+
+    let (status, started) = create_cluster(
+        &stack,
+        org,
+        cluster_request(account, "prod-eu"),
+        "create-prod-eu",
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let cluster_id = started["cluster"]["id"].as_str().unwrap().to_owned();
+    let run_id = started["run"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(started["cluster"]["maintenance_window"]["weekday"], "Tue");
+
+    let run = stack
+        .wait_for_run(org, &run_id, Duration::from_secs(300), |r| {
+            r["finished_at"].is_string()
+        })
+        .await;
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    for key in ["bootstrap-storage", "terraform-apply", "publish-kubeconfig"] {
+        assert_eq!(step(&run, key)["status"], "succeeded", "{key}: {run:#}");
+    }
+    assert_charts_deployed(&stack, &run);
+
+    // Every stand-in resource was created once, and terraform reported each of them.
+    let journal = journal_counts(&stack);
+    assert!(journal.values().all(|n| *n == 1), "{journal:?}");
+    let added = run["output"]["terraform"]["add"].as_u64().unwrap() as usize;
+    assert_eq!(added, journal.len());
+
+    // The resource group carries the seed's tags.
+    let subscription = stack
+        .store
+        .cloud_account(org, account)
+        .await
+        .unwrap()
+        .external_id;
+    let spec: ClusterSpec = serde_json::from_value(started["cluster"].clone()).unwrap();
+    let names = AzureNames::new(&spec);
+    let groups = stack.azure.state().resource_groups;
+    let group = groups
+        .get(
+            &format!(
+                "/subscriptions/{subscription}/resourcegroups/{}",
+                names.resource_group
+            )
+            .to_ascii_lowercase(),
+        )
+        .expect("resource group");
+    for tag in ["cluster_id", "organization_id", "region", "creation_date"] {
+        assert!(group["tags"][tag].is_string(), "tag {tag}: {group}");
+    }
+    assert_eq!(group["tags"]["cluster_id"], cluster_id.as_str());
+
+    // The kubeconfig is in the cluster's own storage, not in the run's output.
+    let kube_token = stack.clusters.as_ref().unwrap().kube.token().to_owned();
+    assert!(!run.to_string().contains(&kube_token));
+    assert_eq!(
+        run["output"]["kubeconfig"]["container"],
+        names.kubeconfigs_container.as_str()
+    );
+
+    // The cluster reads back with its run, and its blueprint reproduces the seed's inventory.
+    let (status, detail) = stack
+        .api
+        .get(&format!("/v1/organizations/{org}/clusters/{cluster_id}"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{detail}");
+    assert_eq!(detail["last_run"]["id"], run_id.as_str());
+    let (status, blueprint) = stack
+        .api
+        .get(&format!(
+            "/v1/organizations/{org}/clusters/{cluster_id}/blueprint"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{blueprint}");
+    let count = |kind: &str| {
+        blueprint["inventory"]["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["kind"] == kind)
+            .count()
+    };
+    for (kind, expected) in [
+        ("resource_group", 1),
+        ("kubernetes_cluster", 1),
+        ("virtual_network", 1),
+        ("subnet", 3),
+        ("nat_gateway", 3),
+        ("public_ip", 3),
+        ("storage_account", 1),
+        ("blob_container", 3),
+        ("container_registry", 1),
+        ("managed_identity", 3),
+    ] {
+        assert_eq!(count(kind), expected, "{kind}");
+    }
+    assert!(count("load_balancer") >= 1);
+    let files = blueprint["files"].as_object().unwrap();
+    assert!(files.contains_key("terraform/aks.tf"), "{:?}", files.keys());
+    assert!(files.keys().any(|f| f.starts_with("helm/")));
+    let everything = blueprint.to_string();
+    for secret in [kube_token.as_str(), "sig=", "AccountKey", "PRIVATE KEY"] {
+        assert!(
+            !everything.contains(secret),
+            "the blueprint holds {secret:?}"
+        );
+    }
+
+    // Repeating the request is answered with the same cluster and run.
+    let (status, again) = create_cluster(
+        &stack,
+        org,
+        cluster_request(account, "prod-eu"),
+        "create-prod-eu",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["run"]["id"], run_id.as_str());
+    let (_, clusters) = stack
+        .api
+        .get(&format!("/v1/organizations/{org}/clusters"))
+        .await;
+    assert_eq!(clusters.as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_dry_run_plans_the_inventory_and_creates_nothing() {
+    let stack = Stack::with_clusters().await;
+    let (org, account) = stack.organization_with_azure_account().await;
+    let mut body = cluster_request(account, "staging");
+    body["dry_run"] = json!(true);
+    let (status, started) = create_cluster(&stack, org, body, "plan-staging").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let run_id = started["run"]["id"].as_str().unwrap().to_owned();
+    let run = stack.wait_until_finished(org, &run_id).await;
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+
+    let planned = run["output"]["terraform"]["add"].as_u64().unwrap() as usize;
+    let terraform_managed = started["inventory"]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["origin"] != "cloud_managed")
+        .count();
+    assert!(
+        planned >= terraform_managed,
+        "planned {planned} of {terraform_managed}"
+    );
+    assert!(run["output"]["charts"].as_array().unwrap().is_empty());
+
+    // Nothing was made: no resource group, no cluster recorded, no chart installed.
+    assert!(stack.azure.state().resource_groups.is_empty());
+    assert!(stack.azure.state().resources.is_empty());
+    let (_, clusters) = stack
+        .api
+        .get(&format!("/v1/organizations/{org}/clusters"))
+        .await;
+    assert!(clusters.as_array().unwrap().is_empty());
+    assert!(journal_counts(&stack).is_empty());
+}
+
+#[tokio::test]
+async fn a_worker_killed_during_apply_leaves_a_run_another_worker_completes() {
+    let stack = Stack::with_clusters_without_worker().await;
+    let (org, account) = stack.organization_with_azure_account().await;
+    let mut first = stack
+        .cluster_worker_command("first", 2)
+        .spawn()
+        .expect("spawn windlass worker");
+
+    let (status, started) = create_cluster(
+        &stack,
+        org,
+        cluster_request(account, "prod-us"),
+        "create-prod-us",
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let run_id = started["run"]["id"].as_str().unwrap().to_owned();
+    let spec: ClusterSpec = serde_json::from_value(started["cluster"].clone()).unwrap();
+    let subscription = stack
+        .store
+        .cloud_account(org, account)
+        .await
+        .unwrap()
+        .external_id;
+
+    // Wait until terraform has recorded some resources, and is still applying.
+    stack
+        .wait_for_run(org, &run_id, Duration::from_secs(120), |r| {
+            r["steps"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|s| s["key"] == "terraform-apply" && s["status"] == "running")
+        })
+        .await;
+    let state = state_container(&stack, &spec, &subscription).await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let before_kill = loop {
+        let ids = match state.get("cluster.tfstate").await.unwrap() {
+            Some(blob) => resource_ids(&blob.content),
+            None => BTreeMap::new(),
+        };
+        if ids.len() >= 5 && !ids.contains_key("terraform_data.kubernetes_cluster") {
+            break ids;
+        }
+        assert!(Instant::now() < deadline, "terraform recorded {ids:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    first.kill().expect("SIGKILL the worker");
+    first.wait().unwrap();
+    assert!(
+        state.get("cluster.tfstate.lock").await.unwrap().is_some(),
+        "the dead worker's lock is left behind"
+    );
+
+    // Another worker, with an empty working directory, as on another machine.
+    let mut second = stack
+        .cluster_worker_command("second", 2)
+        .spawn()
+        .expect("spawn windlass worker");
+    let run = stack
+        .wait_for_run(org, &run_id, Duration::from_secs(300), |r| {
+            r["finished_at"].is_string()
+        })
+        .await;
+    second.kill().unwrap();
+    second.wait().unwrap();
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    let apply = step(&run, "terraform-apply");
+    assert!(apply["attempts"].as_u64().unwrap() >= 2, "{apply:#}");
+    assert_charts_deployed(&stack, &run);
+
+    // What the first worker finished was not made again: same resources, same ids.
+    let after = resource_ids(&state.get("cluster.tfstate").await.unwrap().unwrap().content);
+    for (address, id) in &before_kill {
+        assert_eq!(after.get(address), Some(id), "{address} was created again");
+    }
+    assert!(after.contains_key("terraform_data.kubernetes_cluster"));
+    assert!(
+        state.get("cluster.tfstate.lock").await.unwrap().is_none(),
+        "no lock is left once the run is done"
+    );
+}
