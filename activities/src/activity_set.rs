@@ -21,7 +21,9 @@ impl ActivitySet {
             None => options,
         };
         match self.clusters {
-            Some(clusters) => options.register_activities(clusters),
+            Some(clusters) => options
+                .register_activities(clusters.maintenance())
+                .register_activities(clusters),
             None => options,
         }
     }

@@ -16,7 +16,9 @@ use windlass_core::clusters::{ClusterSpec, NetworkSpec, NodePoolSpec};
 use windlass_core::maintenance::MaintenanceWindow;
 use windlass_core::rbac::{Permission, Target};
 use windlass_core::runs::{NewRun, Run, RunFilter, WorkflowKind};
-use windlass_workflows::cluster_contracts::ProvisionClusterInput;
+use windlass_workflows::cluster_contracts::{
+    MaintenanceInput, MaintenanceTask, ProvisionClusterInput,
+};
 use windlass_workflows::contracts::AzureTarget;
 
 use crate::AppState;
@@ -180,9 +182,10 @@ async fn create(
         }
     };
     let blueprint = cloud_blueprint(&spec, &account)?;
+    let target = acting_target(&account, &state.config.azure_application_id);
     let input = ProvisionClusterInput {
         cluster: spec.clone(),
-        target: acting_target(&account, &state.config.azure_application_id),
+        target: target.clone(),
         dry_run: request.dry_run,
         allow_cluster_replacement: false,
         sequential_charts: false,
@@ -202,6 +205,18 @@ async fn create(
         },
     )
     .await?;
+    if !request.dry_run {
+        // Repeated requests come here too, so a schedule whose creation failed once is
+        // made by the retry.
+        state
+            .engine
+            .ensure_maintenance_schedule(MaintenanceInput {
+                cluster: spec.clone(),
+                target,
+                tasks: MaintenanceTask::all(),
+            })
+            .await?;
+    }
     Ok((
         status,
         ClusterStarted {

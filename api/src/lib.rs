@@ -10,6 +10,7 @@ mod cloud_accounts;
 mod clusters;
 mod extract;
 mod health;
+mod maintenance;
 pub mod oidc;
 mod openapi;
 mod organizations;
@@ -82,6 +83,7 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
         .merge(organizations::routes())
         .merge(cloud_accounts::routes())
         .merge(clusters::routes())
+        .merge(maintenance::routes())
         .merge(runs::routes())
         .merge(audit::routes())
         .merge(access::routes())

@@ -226,6 +226,23 @@ async fn an_aks_cluster_is_provisioned_and_its_blueprint_reproduces_it() {
         );
     }
 
+    // Weekly maintenance is scheduled on the seed's window: Tuesdays 21:00 UTC.
+    let (status, schedule) = stack
+        .api
+        .get(&format!(
+            "/v1/organizations/{org}/clusters/{cluster_id}/maintenance"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{schedule}");
+    for next in schedule["next_runs"].as_array().unwrap() {
+        let next: chrono::DateTime<chrono::Utc> = next.as_str().unwrap().parse().unwrap();
+        assert_eq!(
+            next.format("%a %H:%M").to_string(),
+            "Tue 21:00",
+            "{schedule}"
+        );
+    }
+
     // Repeating the request is answered with the same cluster and run.
     let (status, again) = create_cluster(
         &stack,

@@ -9,7 +9,9 @@ use windlass_activities::ActivitySet;
 use windlass_activities::runs::RunRecorder;
 use windlass_core::Store;
 use windlass_workflows::engine::{Engine, EngineConfig};
-use windlass_workflows::{AzureAccessSetup, AzureAccessTeardown, ProvisionCluster};
+use windlass_workflows::{
+    AzureAccessSetup, AzureAccessTeardown, ClusterMaintenance, ProvisionCluster,
+};
 
 use crate::StepJournal;
 
@@ -133,6 +135,7 @@ async fn run_worker(
         .register_workflow::<AzureAccessSetup>()?
         .register_workflow::<AzureAccessTeardown>()?
         .register_workflow::<ProvisionCluster>()?
+        .register_workflow::<ClusterMaintenance>()?
         .register_activities(RunRecorder::new(store.clone()))
         .activity_inbound_interceptor(StepJournal::new(store));
     let options = activities

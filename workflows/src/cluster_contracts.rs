@@ -159,3 +159,111 @@ impl ClusterActivities {
         unimplemented!()
     }
 }
+
+/// Weekly maintenance of one cluster, started by its schedule when its window opens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceInput {
+    pub cluster: ClusterSpec,
+    pub target: AzureTarget,
+    /// What to do, in order; work left when the window closes waits for the next one.
+    #[serde(default = "MaintenanceTask::all")]
+    pub tasks: Vec<MaintenanceTask>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MaintenanceTask {
+    /// Compare the cluster's version with what AKS offers in its region.
+    UpgradeCheck,
+    /// `terraform plan -detailed-exitcode` against the cluster's state: did anything
+    /// change outside Windlass?
+    DriftDetection,
+    /// Re-apply the cluster charts (chart versions and values as Windlass ships them).
+    ChartUpdates,
+    /// Issue a fresh kubeconfig from the cluster's state into its storage account.
+    CredentialRotation,
+}
+
+impl MaintenanceTask {
+    pub fn all() -> Vec<Self> {
+        vec![
+            Self::UpgradeCheck,
+            Self::DriftDetection,
+            Self::ChartUpdates,
+            Self::CredentialRotation,
+        ]
+    }
+
+    /// How much of the window a task needs to be started: work that would overrun the
+    /// window waits for the next one instead of running into business hours.
+    pub fn needs(self) -> std::time::Duration {
+        let minutes = match self {
+            Self::UpgradeCheck => 2,
+            Self::DriftDetection => 15,
+            Self::ChartUpdates => 45,
+            Self::CredentialRotation => 5,
+        };
+        std::time::Duration::from_secs(minutes * 60)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MaintenanceReport {
+    pub upgrade: Option<UpgradeCheck>,
+    pub drift: Option<DriftReport>,
+    pub charts: Vec<ChartRelease>,
+    pub kubeconfig: Option<KubeconfigRef>,
+    /// Windows the run waited for, with the task that did not fit.
+    pub deferrals: Vec<Deferral>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Deferral {
+    pub task: MaintenanceTask,
+    /// RFC 3339: when the next window opened.
+    pub until: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct UpgradeCheck {
+    pub current: String,
+    /// Newer non-preview minor versions offered in the region, oldest first. AKS
+    /// upgrades one minor version at a time, so the first is the next step.
+    pub newer: Vec<String>,
+    /// The cluster's version is no longer offered: upgrading is urgent.
+    pub unsupported: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DriftReport {
+    pub drifted: bool,
+    pub changes: Vec<PlannedChange>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftCheck {
+    pub cluster: ClusterSpec,
+    pub target: AzureTarget,
+    pub storage: ClusterStorage,
+}
+
+pub mod maintenance_activity_names {
+    pub const CHECK_UPGRADES: &str = "cluster.check_upgrades";
+    pub const DETECT_DRIFT: &str = "terraform.detect_drift";
+}
+
+pub struct MaintenanceActivities;
+
+#[activity_definitions]
+impl MaintenanceActivities {
+    #[activity(name = maintenance_activity_names::CHECK_UPGRADES)]
+    pub fn check_upgrades(_: ClusterRequest) -> Result<UpgradeCheck, ActivityError> {
+        unimplemented!()
+    }
+
+    #[activity(name = maintenance_activity_names::DETECT_DRIFT)]
+    pub fn detect_drift(_: DriftCheck) -> Result<DriftReport, ActivityError> {
+        unimplemented!()
+    }
+}

@@ -9,6 +9,7 @@ pub mod azure_access_setup;
 pub mod azure_access_teardown;
 pub mod chart_graph;
 pub mod cluster_contracts;
+pub mod cluster_maintenance;
 pub mod contracts;
 pub mod engine;
 mod outcome;
@@ -17,4 +18,5 @@ pub mod task_queues;
 
 pub use azure_access_setup::AzureAccessSetup;
 pub use azure_access_teardown::AzureAccessTeardown;
+pub use cluster_maintenance::ClusterMaintenance;
 pub use provision_cluster::ProvisionCluster;

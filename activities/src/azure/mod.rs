@@ -4,6 +4,7 @@
 //! Endpoints are configurable so tests can point everything at the local
 //! stand-in (`windlass-standins`); see [`AzureEndpoints::single_origin`].
 
+mod aks_versions;
 mod arm;
 mod blobs;
 mod config;
@@ -15,6 +16,7 @@ mod lro;
 mod role;
 mod storage_accounts;
 
+pub use aks_versions::KubernetesVersion;
 pub use arm::{
     ArmClient, ResourceGroup, RoleAssignment, RoleAssignmentProperties, RoleDefinitionResource,
 };

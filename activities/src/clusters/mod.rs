@@ -5,6 +5,7 @@
 //! cluster's blob container and from there into helm's private temp file.
 
 mod charts;
+mod maintenance;
 mod rendering;
 mod storage;
 mod terraform_steps;
@@ -20,6 +21,7 @@ use windlass_workflows::cluster_contracts::{
     TerraformRun, TerraformSummary, cluster_activity_names,
 };
 
+pub use maintenance::ClusterMaintenanceActivities;
 pub use rendering::ClusterRendering;
 
 use crate::azure_access::AzureConnector;
@@ -46,12 +48,21 @@ pub struct ClusterWork {
 }
 
 pub struct ClusterActivities {
-    work: ClusterWork,
+    work: Arc<ClusterWork>,
 }
 
 impl ClusterActivities {
     pub fn new(work: ClusterWork) -> Self {
-        Self { work }
+        Self {
+            work: Arc::new(work),
+        }
+    }
+
+    /// The maintenance activities, sharing this worker's clients and settings.
+    pub fn maintenance(&self) -> ClusterMaintenanceActivities {
+        ClusterMaintenanceActivities {
+            work: self.work.clone(),
+        }
     }
 }
 

@@ -9,7 +9,8 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use windlass_core::blueprint::{Blueprint, ResourceKind};
 use windlass_core::clusters::ClusterSpec;
 use windlass_workflows::cluster_contracts::{
-    ClusterRequest, PlannedChange, TerraformAction, TerraformRun, TerraformSummary,
+    ClusterRequest, DriftCheck, DriftReport, PlannedChange, TerraformAction, TerraformRun,
+    TerraformSummary,
 };
 
 use super::ClusterWork;
@@ -71,6 +72,46 @@ pub(super) async fn apply(
     let plan = outcome.map_err(terraform_failure)?;
     tracing::info!(cluster = %cluster_id, add = plan.summary.add, change = plan.summary.change, remove = plan.summary.remove, "terraform applied");
     Ok(summary(&plan))
+}
+
+/// `plan -detailed-exitcode` against the cluster's state, under its lock, applying
+/// nothing: exit code 2 means the cloud no longer matches what terraform recorded.
+pub(super) async fn detect_drift(
+    work: &ClusterWork,
+    ctx: &ActivityContext,
+    check: &DriftCheck,
+) -> Result<DriftReport, ActivityError> {
+    let blueprint = render(work, &check.cluster, &check.target)?;
+    let dir = working_directory(work, &check.cluster)?;
+    write_blueprint(&blueprint, &dir)?;
+    let terraform_dir = dir.join("terraform");
+    let remote = remote_state(work, &check.target, &check.storage).await?;
+    let lease = take_lock(work, ctx, &remote, "OperationTypePlan").await?;
+    let terraform = with_env(&work.terraform, work);
+    let cluster_id = check.cluster.id;
+    let mut log = |m: &TerraformMessage| log_line(cluster_id, m);
+    let outcome = supervised(ctx, async {
+        lease.check_out(&terraform_dir).await?;
+        terraform
+            .init(&terraform_dir, &mut log, ctx.cancelled())
+            .await?;
+        terraform
+            .plan(&terraform_dir, false, &mut log, ctx.cancelled())
+            .await
+    })
+    .await;
+    if let Err(e) = lease.release(&terraform_dir).await {
+        tracing::warn!(cluster = %cluster_id, error = %e, "state lock not released; a retry will find it stale");
+    }
+    let plan = outcome.map_err(terraform_failure)?;
+    let summary = summary(&plan);
+    if plan.has_changes {
+        tracing::warn!(cluster = %cluster_id, changes = summary.changes.len(), "drift detected");
+    }
+    Ok(DriftReport {
+        drifted: plan.has_changes,
+        changes: summary.changes,
+    })
 }
 
 /// A plan against an empty state in a throwaway directory: what provisioning would create.

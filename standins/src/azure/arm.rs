@@ -68,6 +68,20 @@ pub(crate) fn handle(
         (&Method::GET, ["subscriptions", _, "operationresults", op]) => {
             location_status(shared, segs[1], op)
         }
+        (
+            &Method::GET,
+            [
+                "subscriptions",
+                _,
+                "providers",
+                "microsoft.containerservice",
+                "locations",
+                _,
+                "kubernetesversions",
+            ],
+        ) => versioned(api_version, &["2024-09-01", "2025-01-01"], || {
+            super::aks_versions::list(shared, segs[5])
+        }),
         (&Method::GET, ["subscriptions", _, "providers", _]) => {
             versioned(api_version, &["2021-04-01"], || {
                 read_provider(shared, segs[1], segs[3])

@@ -7,6 +7,7 @@
 //! Everything (token endpoint, ARM, Graph, control API) is served from one
 //! HTTPS origin on loopback; see [`AzureStandIn`].
 
+mod aks_versions;
 mod arm;
 mod auth;
 mod control;
@@ -200,6 +201,15 @@ impl AzureStandIn {
     }
 
     /// How long a provider stays `Registering` after `register`.
+    /// The Kubernetes versions AKS offers in `location` from now on.
+    pub fn set_kubernetes_versions(&self, location: &str, versions: &[&str]) {
+        let versions = versions.iter().map(|v| (*v).to_owned()).collect();
+        self.shared.mutate(|s| {
+            s.kubernetes_versions
+                .insert(location.to_ascii_lowercase(), versions)
+        });
+    }
+
     pub fn set_provider_registration_delay(&self, delay: Duration) {
         self.shared
             .mutate(|s| s.faults.provider_registration_ms = delay.as_millis() as u64);

@@ -19,6 +19,9 @@ pub struct State {
     pub resource_groups: BTreeMap<String, Value>,
     /// Resources inside resource groups (storage accounts), by lower-cased id.
     pub resources: BTreeMap<String, Value>,
+    /// Kubernetes `major.minor` versions AKS offers, by lower-cased location; locations
+    /// not listed offer the stand-in's defaults.
+    pub kubernetes_versions: BTreeMap<String, Vec<String>>,
     pub operations: BTreeMap<String, Operation>,
     /// Applied writes per resource id (lower-cased): what a test asserts to
     /// prove no step was applied twice.

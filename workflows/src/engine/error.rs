@@ -22,7 +22,7 @@ impl EngineError {
     }
 }
 
-fn from_status(status: &temporalio_client::tonic::Status) -> EngineError {
+pub(crate) fn from_status(status: &temporalio_client::tonic::Status) -> EngineError {
     use temporalio_client::tonic::Code;
     match status.code() {
         Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted | Code::Aborted => {

@@ -5,6 +5,7 @@
 pub mod codec;
 pub mod dev_server;
 mod error;
+pub mod schedules;
 
 use std::str::FromStr;
 use std::time::SystemTime;

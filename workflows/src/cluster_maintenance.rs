@@ -1,0 +1,260 @@
+//! Weekly maintenance of a cluster inside its maintenance window: upgrade check, drift
+//! detection, chart updates, credential rotation. Before each task the run checks the
+//! window (a safe point): a task that would overrun it waits, on a durable timer, for the
+//! next window, and the run carries on from there.
+
+#![allow(unreachable_pub)]
+
+use std::time::{Duration, SystemTime};
+
+use chrono::{DateTime, Utc};
+use temporalio_macros::{workflow, workflow_methods};
+use temporalio_sdk::{WorkflowContext, WorkflowResult, WorkflowTermination};
+use windlass_core::cluster_charts::ChartGraph;
+use windlass_core::maintenance::MaintenanceWindow;
+
+use crate::chart_graph::{ChartOutcome, along_graph};
+use crate::cluster_contracts::{
+    ClusterActivities, ClusterRequest, Deferral, DriftCheck, InstallChart, MaintenanceActivities,
+    MaintenanceInput, MaintenanceReport, MaintenanceTask, PublishKubeconfig,
+};
+use crate::outcome::{ended, long_step, step};
+
+#[workflow]
+#[derive(Default)]
+pub struct ClusterMaintenance;
+
+/// What to do next at a safe point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    Run(MaintenanceTask),
+    /// The task does not fit in what is left of the window: wait for the next opening.
+    WaitUntil(MaintenanceTask, DateTime<Utc>),
+}
+
+/// The decision at a safe point, from the window and the (workflow's) clock only.
+pub fn next_step(window: &MaintenanceWindow, task: MaintenanceTask, now: DateTime<Utc>) -> Next {
+    let needs = chrono::Duration::from_std(task.needs()).unwrap_or(chrono::Duration::MAX);
+    match window.remaining(now) {
+        Some(left) if left >= needs => Next::Run(task),
+        _ => Next::WaitUntil(task, window.next_start(now)),
+    }
+}
+
+#[workflow_methods]
+impl ClusterMaintenance {
+    #[run(name = "cluster_maintenance")]
+    pub async fn run(
+        ctx: &mut WorkflowContext<Self>,
+        input: MaintenanceInput,
+    ) -> WorkflowResult<MaintenanceReport> {
+        maintain(ctx, input).await
+    }
+}
+
+async fn maintain(
+    ctx: &WorkflowContext<ClusterMaintenance>,
+    input: MaintenanceInput,
+) -> WorkflowResult<MaintenanceReport> {
+    let window = input.cluster.maintenance_window;
+    let request = ClusterRequest {
+        cluster: input.cluster.clone(),
+        target: input.target.clone(),
+    };
+    let mut report = MaintenanceReport::default();
+    let mut storage = None;
+    for task in input.tasks.iter().copied() {
+        // A safe point: nothing is half done between tasks.
+        loop {
+            let now: DateTime<Utc> = ctx.workflow_time().unwrap_or(SystemTime::UNIX_EPOCH).into();
+            match next_step(&window, task, now) {
+                Next::Run(_) => break,
+                Next::WaitUntil(task, until) => {
+                    report.deferrals.push(Deferral {
+                        task,
+                        until: until.to_rfc3339(),
+                    });
+                    let wait = (until - now).to_std().unwrap_or(Duration::ZERO);
+                    ctx.timer(wait).await;
+                    if ctx.cancellation_token().is_cancelled() {
+                        return Err(WorkflowTermination::cancelled());
+                    }
+                }
+            }
+        }
+        match task {
+            MaintenanceTask::UpgradeCheck => {
+                report.upgrade = Some(ended(
+                    ctx,
+                    ctx.execute_activity(
+                        MaintenanceActivities::check_upgrades,
+                        request.clone(),
+                        step("check-upgrades", Duration::from_secs(10 * 60)),
+                    )
+                    .await,
+                )?);
+            }
+            other => {
+                // The storage location is needed from here on; the bootstrap converges
+                // without changing anything that exists.
+                if storage.is_none() {
+                    storage = Some(ended(
+                        ctx,
+                        ctx.execute_activity(
+                            ClusterActivities::bootstrap_storage,
+                            request.clone(),
+                            step("locate-storage", Duration::from_secs(10 * 60)),
+                        )
+                        .await,
+                    )?);
+                }
+                let storage = storage.clone().expect("set above");
+                match other {
+                    MaintenanceTask::DriftDetection => {
+                        report.drift = Some(ended(
+                            ctx,
+                            ctx.execute_activity(
+                                MaintenanceActivities::detect_drift,
+                                DriftCheck {
+                                    cluster: input.cluster.clone(),
+                                    target: input.target.clone(),
+                                    storage,
+                                },
+                                long_step("detect-drift", Duration::from_secs(30 * 60)),
+                            )
+                            .await,
+                        )?);
+                    }
+                    MaintenanceTask::CredentialRotation => {
+                        report.kubeconfig = Some(ended(
+                            ctx,
+                            ctx.execute_activity(
+                                ClusterActivities::publish_kubeconfig,
+                                PublishKubeconfig {
+                                    cluster: input.cluster.clone(),
+                                    target: input.target.clone(),
+                                    storage,
+                                },
+                                step("rotate-kubeconfig", Duration::from_secs(10 * 60)),
+                            )
+                            .await,
+                        )?);
+                    }
+                    MaintenanceTask::ChartUpdates => {
+                        report.charts = update_charts(ctx, &input, &storage).await?;
+                    }
+                    MaintenanceTask::UpgradeCheck => unreachable!("handled above"),
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
+async fn update_charts(
+    ctx: &WorkflowContext<ClusterMaintenance>,
+    input: &MaintenanceInput,
+    storage: &crate::cluster_contracts::ClusterStorage,
+) -> WorkflowResult<Vec<crate::cluster_contracts::ChartRelease>> {
+    let graph = ChartGraph::standard();
+    let kubeconfig = crate::cluster_contracts::KubeconfigRef {
+        container: storage.kubeconfigs_container.clone(),
+        blob: "kubeconfig".to_owned(),
+    };
+    let install = |chart: windlass_core::cluster_charts::ClusterChart| {
+        let key = format!("update-chart/{}", chart.name);
+        let request = InstallChart {
+            cluster: input.cluster.clone(),
+            target: input.target.clone(),
+            storage: storage.clone(),
+            kubeconfig: kubeconfig.clone(),
+            chart,
+        };
+        async move {
+            ctx.execute_activity(
+                ClusterActivities::install_chart,
+                request,
+                long_step(key, Duration::from_secs(60 * 60)),
+            )
+            .await
+            .map_err(|e| e.to_string())
+        }
+    };
+    let outcomes = temporalio_workflow::join_all(along_graph(&graph, install)).await;
+    if ctx.cancellation_token().is_cancelled() {
+        return Err(WorkflowTermination::cancelled());
+    }
+    let mut releases = Vec::new();
+    let mut problems = Vec::new();
+    for (chart, outcome) in graph.charts().iter().zip(outcomes) {
+        match outcome {
+            ChartOutcome::Installed(release) => releases.push(release),
+            ChartOutcome::Failed(e) => problems.push(format!("{}: {e}", chart.name)),
+            ChartOutcome::Skipped { failed_dependency } => problems.push(format!(
+                "{}: skipped, {failed_dependency} failed",
+                chart.name
+            )),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(WorkflowTermination::failed_application(
+            temporalio_common::error::ApplicationFailure::builder(format!(
+                "chart updates failed: {}",
+                problems.join("; ")
+            ))
+            .type_name("ChartsFailed".to_owned())
+            .build(),
+        ));
+    }
+    Ok(releases)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn work_that_fits_runs_and_work_that_would_overrun_waits_for_next_week() {
+        let window = MaintenanceWindow::default();
+        // Tuesday 2026-11-24, 21:00-23:00 UTC.
+        assert_eq!(
+            next_step(
+                &window,
+                MaintenanceTask::ChartUpdates,
+                at("2026-11-24T21:05:00Z")
+            ),
+            Next::Run(MaintenanceTask::ChartUpdates)
+        );
+        // 22:30: 30 minutes left, chart updates need 45.
+        assert_eq!(
+            next_step(
+                &window,
+                MaintenanceTask::ChartUpdates,
+                at("2026-11-24T22:30:00Z")
+            ),
+            Next::WaitUntil(MaintenanceTask::ChartUpdates, at("2026-12-01T21:00:00Z"))
+        );
+        // ...but a quick check still fits.
+        assert_eq!(
+            next_step(
+                &window,
+                MaintenanceTask::UpgradeCheck,
+                at("2026-11-24T22:30:00Z")
+            ),
+            Next::Run(MaintenanceTask::UpgradeCheck)
+        );
+        // Outside the window nothing runs.
+        assert_eq!(
+            next_step(
+                &window,
+                MaintenanceTask::UpgradeCheck,
+                at("2026-11-25T09:00:00Z")
+            ),
+            Next::WaitUntil(MaintenanceTask::UpgradeCheck, at("2026-12-01T21:00:00Z"))
+        );
+    }
+}
