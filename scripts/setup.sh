@@ -40,11 +40,12 @@ fi
 .venv/bin/temporal --version >/dev/null
 
 mkdir -p .tools/bin
-# The embedded Go runtime reads the environment when the library loads, so the CLI
-# configuration default is set here: no ~/.terraformrc is expected on these machines.
+# An empty CLI configuration of our own: none is expected in ~/.terraformrc here, and
+# terraform warns on every run without one (it must be a regular file, not /dev/null).
+: > .tools/terraformrc
 cat > .tools/bin/terraform <<TF
 #!/bin/sh
-export TF_CLI_CONFIG_FILE="\${TF_CLI_CONFIG_FILE:-/dev/null}"
+export TF_CLI_CONFIG_FILE="\${TF_CLI_CONFIG_FILE:-$PWD/.tools/terraformrc}"
 exec "$PWD/.venv/bin/python" "$PWD/scripts/tools/terraform" "\$@"
 TF
 chmod +x .tools/bin/terraform

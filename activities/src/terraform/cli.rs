@@ -253,7 +253,6 @@ impl Terraform {
             .current_dir(dir)
             .env("TF_IN_AUTOMATION", "1")
             .env("TF_INPUT", "0")
-            .env("TF_CLI_CONFIG_FILE", "/dev/null")
             .env("CHECKPOINT_DISABLE", "1")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
