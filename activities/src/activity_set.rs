@@ -23,6 +23,7 @@ impl ActivitySet {
         match self.clusters {
             Some(clusters) => options
                 .register_activities(clusters.maintenance())
+                .register_activities(clusters.lifecycle())
                 .register_activities(clusters),
             None => options,
         }

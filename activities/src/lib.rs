@@ -7,6 +7,7 @@ mod activity_set;
 pub mod aws;
 pub mod azure;
 pub mod azure_access;
+pub mod cluster_records;
 pub mod clusters;
 pub mod error;
 mod heartbeat;

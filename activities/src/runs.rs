@@ -6,7 +6,8 @@ use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use windlass_core::Store;
 use windlass_core::audit::{ActorKind, AuditResult, NewAuditEntry};
-use windlass_core::runs::{Run, RunStatus};
+use windlass_core::runs::{Run, RunStatus, WorkflowKind};
+use windlass_workflows::cluster_contracts::UpgradeClusterInput;
 use windlass_workflows::contracts::{OutcomeStatus, RunOutcome, activity_names};
 
 use crate::error::retryable_unless;
@@ -18,6 +19,42 @@ pub struct RunRecorder {
 impl RunRecorder {
     pub fn new(store: Store) -> Self {
         Self { store }
+    }
+
+    /// A succeeded upgrade moves the cluster's spec to its new version (idempotent: a
+    /// repeated delivery sets the same version).
+    async fn apply_to_cluster(&self, run_id: uuid::Uuid) -> Result<(), ActivityError> {
+        let Some(run) = self
+            .store
+            .run_by_id(run_id)
+            .await
+            .map_err(|e| retryable_unless(!e.is_retryable(), e))?
+        else {
+            return Ok(());
+        };
+        if run.kind != WorkflowKind::UpgradeCluster {
+            return Ok(());
+        }
+        let Ok(input) = serde_json::from_value::<UpgradeClusterInput>(run.input.clone()) else {
+            tracing::error!(%run_id, "an upgrade run's input is unreadable");
+            return Ok(());
+        };
+        let mut spec = match self
+            .store
+            .cluster(run.organization_id, input.cluster.id)
+            .await
+        {
+            Ok(spec) => spec,
+            Err(windlass_core::Error::NotFound { .. }) => return Ok(()),
+            Err(e) => return Err(retryable_unless(!e.is_retryable(), e)),
+        };
+        spec.kubernetes_version = input.to_version;
+        spec.node_pool_version = None;
+        self.store
+            .update_cluster_spec(&spec)
+            .await
+            .map_err(|e| retryable_unless(!e.is_retryable(), e))?;
+        Ok(())
     }
 }
 
@@ -76,6 +113,9 @@ impl RunRecorder {
                 .append_audit(entry)
                 .await
                 .map_err(|e| retryable_unless(!e.is_retryable(), e))?;
+        }
+        if status == RunStatus::Succeeded {
+            self.apply_to_cluster(run_id).await?;
         }
         tracing::info!(%run_id, status = status.as_str(), "run finished");
         Ok(())

@@ -12,12 +12,14 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 use windlass_core::blueprint::{Blueprint, Inventory, Rendering, render, render_values};
 use windlass_core::cloud_accounts::{CloudAccount, CloudProvider};
+use windlass_core::clusters::parse_minor_version;
 use windlass_core::clusters::{ClusterSpec, NetworkSpec, NodePoolSpec};
 use windlass_core::maintenance::MaintenanceWindow;
 use windlass_core::rbac::{Permission, Target};
 use windlass_core::runs::{NewRun, Run, RunFilter, WorkflowKind};
 use windlass_workflows::cluster_contracts::{
-    MaintenanceInput, MaintenanceTask, ProvisionClusterInput,
+    DeleteClusterInput, MaintenanceInput, MaintenanceTask, ProvisionClusterInput,
+    UpgradeClusterInput,
 };
 use windlass_workflows::contracts::AzureTarget;
 
@@ -30,7 +32,8 @@ use crate::runs::{idempotency_key, launch};
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_cluster, list_clusters))
-        .routes(routes!(get_cluster))
+        .routes(routes!(get_cluster, delete_cluster))
+        .routes(routes!(upgrade_cluster))
         .routes(routes!(get_blueprint))
 }
 
@@ -166,6 +169,7 @@ async fn create(
                 name: request.name.clone(),
                 region: request.region.clone(),
                 kubernetes_version: request.kubernetes_version.clone(),
+                node_pool_version: None,
                 network: request.network.clone().unwrap_or_default(),
                 node_pools: request
                     .node_pools
@@ -288,7 +292,7 @@ async fn get_cluster(
             organization_id,
             &RunFilter {
                 status: None,
-                kind: Some(WorkflowKind::ProvisionCluster),
+                kind: None,
                 limit: Some(500),
             },
         )
@@ -323,6 +327,168 @@ async fn get_blueprint(
         .cloud_account(organization_id, spec.cloud_account_id)
         .await?;
     Ok(axum::Json(cloud_blueprint(&spec, &account)?))
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpgradeRequest {
+    /// `major.minor`: the next minor version after the cluster's.
+    pub kubernetes_version: String,
+}
+
+/// Upgrade the cluster to the next minor Kubernetes version: the run checks that the
+/// region offers it, then upgrades the control plane, then the node pools. The cluster's
+/// spec takes the new version when the run succeeds.
+#[utoipa::path(post, path = "/v1/organizations/{organization_id}/clusters/{cluster_id}/upgrade", tag = "clusters",
+    params(("organization_id" = Uuid, Path), ("cluster_id" = Uuid, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "repeat-safe request key")),
+    request_body = UpgradeRequest,
+    responses((status = ACCEPTED, body = Run), (status = OK, body = Run),
+        (status = NOT_FOUND, body = Problem), (status = CONFLICT, body = Problem),
+        (status = UNPROCESSABLE_ENTITY, body = Problem)))]
+async fn upgrade_cluster(
+    State(state): State<AppState>,
+    Path((organization_id, cluster_id)): Path<(Uuid, Uuid)>,
+    authn: Authenticated,
+    headers: HeaderMap,
+    Json(request): Json<UpgradeRequest>,
+) -> Result<Response, Problem> {
+    let caller = authn
+        .authorize_on(
+            &state,
+            organization_id,
+            Permission::ClustersWrite,
+            on_cluster(cluster_id),
+        )
+        .await?;
+    let started = upgrade(&state, organization_id, cluster_id, &headers, &request).await;
+    caller
+        .record(
+            &state,
+            Some(organization_id),
+            "clusters.upgrade",
+            format!("cluster:{cluster_id}"),
+            &started,
+            serde_json::json!({"kubernetes_version": request.kubernetes_version}),
+        )
+        .await;
+    let (status, run) = started?;
+    Ok((status, axum::Json(run)).into_response())
+}
+
+async fn upgrade(
+    state: &AppState,
+    organization_id: Uuid,
+    cluster_id: Uuid,
+    headers: &HeaderMap,
+    request: &UpgradeRequest,
+) -> Result<(StatusCode, Run), Problem> {
+    let key = idempotency_key(headers)?;
+    let spec = state.store.cluster(organization_id, cluster_id).await?;
+    let account = state
+        .store
+        .cloud_account(organization_id, spec.cloud_account_id)
+        .await?;
+    let current = parse_minor_version(&spec.kubernetes_version);
+    let wanted = parse_minor_version(&request.kubernetes_version).ok_or_else(|| {
+        Problem::unprocessable(format!(
+            "kubernetes_version {:?} must be major.minor, like 1.34",
+            request.kubernetes_version
+        ))
+    })?;
+    // A repeat of an upgrade that already succeeded finds the spec moved on: the
+    // idempotency key then answers with the first run.
+    let repeat = key.is_some() && Some(wanted) == current;
+    if !repeat && current.map(|(major, minor)| (major, minor + 1)) != Some(wanted) {
+        return Err(Problem::unprocessable(format!(
+            "AKS upgrades one minor version at a time: {} can go to {}.{} next, not {}",
+            spec.kubernetes_version,
+            current.map(|c| c.0).unwrap_or_default(),
+            current.map(|c| c.1 + 1).unwrap_or_default(),
+            request.kubernetes_version
+        )));
+    }
+    let input = UpgradeClusterInput {
+        cluster: spec,
+        target: acting_target(&account, &state.config.azure_application_id),
+        to_version: request.kubernetes_version.clone(),
+    };
+    let fingerprint = format!(
+        "{:x}",
+        Sha256::digest(serde_json::to_vec(request).unwrap_or_default())
+    );
+    let (status, run) = launch(
+        state,
+        NewRun {
+            organization_id,
+            kind: WorkflowKind::UpgradeCluster,
+            target: format!("cluster:{cluster_id}"),
+            idempotency_key: key,
+            request_fingerprint: fingerprint,
+            input: serde_json::to_value(&input).map_err(|_| Problem::internal())?,
+        },
+    )
+    .await?;
+    Ok((status, run))
+}
+
+/// Delete the cluster: terraform destroy, then its resource group. Safe to repeat after
+/// a delete that stopped halfway. Its maintenance schedule is removed.
+#[utoipa::path(delete, path = "/v1/organizations/{organization_id}/clusters/{cluster_id}", tag = "clusters",
+    params(("organization_id" = Uuid, Path), ("cluster_id" = Uuid, Path)),
+    responses((status = ACCEPTED, body = Run), (status = NOT_FOUND, body = Problem),
+        (status = CONFLICT, body = Problem)))]
+async fn delete_cluster(
+    State(state): State<AppState>,
+    Path((organization_id, cluster_id)): Path<(Uuid, Uuid)>,
+    authn: Authenticated,
+) -> Result<Response, Problem> {
+    let caller = authn
+        .authorize_on(
+            &state,
+            organization_id,
+            Permission::ClustersWrite,
+            on_cluster(cluster_id),
+        )
+        .await?;
+    let started = async {
+        let spec = state.store.cluster(organization_id, cluster_id).await?;
+        let account = state
+            .store
+            .cloud_account(organization_id, spec.cloud_account_id)
+            .await?;
+        let input = DeleteClusterInput {
+            cluster: spec,
+            target: acting_target(&account, &state.config.azure_application_id),
+        };
+        let started = launch(
+            &state,
+            NewRun {
+                organization_id,
+                kind: WorkflowKind::DeleteCluster,
+                target: format!("cluster:{cluster_id}"),
+                idempotency_key: None,
+                request_fingerprint: String::new(),
+                input: serde_json::to_value(&input).map_err(|_| Problem::internal())?,
+            },
+        )
+        .await?;
+        state.engine.delete_maintenance_schedule(cluster_id).await?;
+        Ok::<_, Problem>(started)
+    }
+    .await;
+    caller
+        .record(
+            &state,
+            Some(organization_id),
+            "clusters.delete",
+            format!("cluster:{cluster_id}"),
+            &started,
+            serde_json::json!({}),
+        )
+        .await;
+    let (_, run) = started?;
+    Ok((StatusCode::ACCEPTED, axum::Json(run)).into_response())
 }
 
 fn on_cluster(cluster_id: Uuid) -> Target {

@@ -22,6 +22,10 @@ pub struct ClusterSpec {
     pub region: String,
     /// `major.minor` (`1.33`): the cloud picks the patch release.
     pub kubernetes_version: String,
+    /// The node pools' `major.minor` while an upgrade has moved the control plane and not
+    /// yet the pools; none means the cluster's version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_pool_version: Option<String>,
     pub network: NetworkSpec,
     pub node_pools: Vec<NodePoolSpec>,
     pub maintenance_window: MaintenanceWindow,
@@ -94,11 +98,21 @@ impl ClusterSpec {
         {
             return invalid(format!("region {:?} is not a region name", self.region));
         }
-        if parse_minor_version(&self.kubernetes_version).is_none() {
+        let Some(control_plane) = parse_minor_version(&self.kubernetes_version) else {
             return invalid(format!(
                 "kubernetes_version {:?} must be major.minor, like 1.33",
                 self.kubernetes_version
             ));
+        };
+        if let Some(pools) = &self.node_pool_version {
+            match parse_minor_version(pools) {
+                Some(v) if v <= control_plane => {}
+                _ => {
+                    return invalid(format!(
+                        "node_pool_version {pools:?} must be major.minor, at most kubernetes_version"
+                    ));
+                }
+            }
         }
         let prefix = cidr_prefix(&self.network.cidr).ok_or_else(|| {
             Error::InvalidInput(format!(
@@ -143,6 +157,12 @@ impl ClusterSpec {
             }
         }
         self.maintenance_window.validate()
+    }
+
+    pub fn node_pool_version(&self) -> &str {
+        self.node_pool_version
+            .as_deref()
+            .unwrap_or(&self.kubernetes_version)
     }
 
     /// The first 12 hex digits of the id: short enough for Azure's name limits, unique
@@ -193,6 +213,7 @@ mod tests {
             name: "prod-eu".into(),
             region: "westeurope".into(),
             kubernetes_version: "1.33".into(),
+            node_pool_version: None,
             network: NetworkSpec::default(),
             node_pools: vec![NodePoolSpec::default_system_pool(CloudProvider::Azure)],
             maintenance_window: MaintenanceWindow::default(),

@@ -14,13 +14,17 @@ pub enum WorkflowKind {
     AzureAccessSetup,
     AzureAccessTeardown,
     ProvisionCluster,
+    UpgradeCluster,
+    DeleteCluster,
 }
 
 impl WorkflowKind {
-    pub const ALL: [WorkflowKind; 3] = [
+    pub const ALL: [WorkflowKind; 5] = [
         Self::AzureAccessSetup,
         Self::AzureAccessTeardown,
         Self::ProvisionCluster,
+        Self::UpgradeCluster,
+        Self::DeleteCluster,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -28,6 +32,8 @@ impl WorkflowKind {
             Self::AzureAccessSetup => "azure_access_setup",
             Self::AzureAccessTeardown => "azure_access_teardown",
             Self::ProvisionCluster => "provision_cluster",
+            Self::UpgradeCluster => "upgrade_cluster",
+            Self::DeleteCluster => "delete_cluster",
         }
     }
 

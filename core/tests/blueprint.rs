@@ -25,6 +25,7 @@ fn spec() -> ClusterSpec {
         name: "prod-eu".into(),
         region: "westeurope".into(),
         kubernetes_version: "1.33".into(),
+        node_pool_version: None,
         network: NetworkSpec::default(),
         node_pools: vec![NodePoolSpec::default_system_pool(CloudProvider::Azure)],
         maintenance_window: MaintenanceWindow::default(),

@@ -5,6 +5,7 @@ mod access_control;
 mod api_contract;
 mod audit_trail;
 mod azure_access;
+mod cluster_lifecycle;
 mod cluster_maintenance;
 mod cluster_provisioning;
 mod dev_command;

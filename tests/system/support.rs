@@ -470,6 +470,18 @@ impl Api {
         (status, headers, body)
     }
 
+    pub async fn delete(&self, path: &str) -> (StatusCode, HeaderMap, Value) {
+        let response = self
+            .authorized(self.http.delete(format!("{}{path}", self.base)))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.json().await.unwrap_or(Value::Null);
+        (status, headers, body)
+    }
+
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
         let response = self
             .authorized(self.http.get(format!("{}{path}", self.base)))

@@ -6,11 +6,13 @@ use temporalio_sdk::runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder};
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 use tokio::sync::oneshot;
 use windlass_activities::ActivitySet;
+use windlass_activities::cluster_records::ClusterRecords;
 use windlass_activities::runs::RunRecorder;
 use windlass_core::Store;
 use windlass_workflows::engine::{Engine, EngineConfig};
 use windlass_workflows::{
-    AzureAccessSetup, AzureAccessTeardown, ClusterMaintenance, ProvisionCluster,
+    AzureAccessSetup, AzureAccessTeardown, ClusterMaintenance, DeleteCluster, ProvisionCluster,
+    UpgradeCluster,
 };
 
 use crate::StepJournal;
@@ -136,7 +138,10 @@ async fn run_worker(
         .register_workflow::<AzureAccessTeardown>()?
         .register_workflow::<ProvisionCluster>()?
         .register_workflow::<ClusterMaintenance>()?
+        .register_workflow::<DeleteCluster>()?
+        .register_workflow::<UpgradeCluster>()?
         .register_activities(RunRecorder::new(store.clone()))
+        .register_activities(ClusterRecords::new(store.clone()))
         .activity_inbound_interceptor(StepJournal::new(store));
     let options = activities
         .register(options)

@@ -267,3 +267,83 @@ impl MaintenanceActivities {
         unimplemented!()
     }
 }
+
+/// Delete a cluster and everything Windlass made for it. Safe to run again after a
+/// delete that stopped halfway: what is gone stays gone, what is left is removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteClusterInput {
+    pub cluster: ClusterSpec,
+    pub target: AzureTarget,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DeleteClusterOutput {
+    /// None when the state was already gone (an earlier delete got that far).
+    pub terraform: Option<TerraformSummary>,
+    /// Whether this run removed the resource group (false: it was already gone).
+    pub resource_group_deleted: bool,
+}
+
+/// Upgrade a cluster by one minor version: control plane first, then the node pools.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpgradeClusterInput {
+    /// The cluster as it is now (its current version).
+    pub cluster: ClusterSpec,
+    pub target: AzureTarget,
+    /// `major.minor`: the next minor version, offered in the cluster's region.
+    pub to_version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct UpgradeClusterOutput {
+    pub offered: UpgradeCheck,
+    pub control_plane: TerraformSummary,
+    pub node_pools: TerraformSummary,
+}
+
+pub mod lifecycle_activity_names {
+    pub const LOCATE_STORAGE: &str = "cluster.locate_storage";
+    pub const DELETE_RESOURCE_GROUP: &str = "cluster.delete_resource_group";
+}
+
+pub struct LifecycleActivities;
+
+#[activity_definitions]
+impl LifecycleActivities {
+    /// The cluster's storage, if its storage account still exists (read only).
+    #[activity(name = lifecycle_activity_names::LOCATE_STORAGE)]
+    pub fn locate_storage(_: ClusterRequest) -> Result<Option<ClusterStorage>, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Deletes the cluster's resource group; `false` if it was already gone.
+    #[activity(name = lifecycle_activity_names::DELETE_RESOURCE_GROUP)]
+    pub fn delete_resource_group(_: ClusterRequest) -> Result<bool, ActivityError> {
+        unimplemented!()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterRef {
+    pub organization_id: uuid::Uuid,
+    pub cluster_id: uuid::Uuid,
+}
+
+pub mod record_activity_names {
+    pub const CURRENT_SPEC: &str = "clusters.current_spec";
+}
+
+/// Activities on Windlass's read model of clusters.
+pub struct ClusterRecordActivities;
+
+#[activity_definitions]
+impl ClusterRecordActivities {
+    /// The cluster's spec as it is now (a schedule's input is a snapshot); none once the
+    /// cluster is deleted.
+    #[activity(name = record_activity_names::CURRENT_SPEC)]
+    pub fn current_spec(_: ClusterRef) -> Result<Option<ClusterSpec>, ActivityError> {
+        unimplemented!()
+    }
+}

@@ -15,8 +15,9 @@ use windlass_core::maintenance::MaintenanceWindow;
 
 use crate::chart_graph::{ChartOutcome, along_graph};
 use crate::cluster_contracts::{
-    ClusterActivities, ClusterRequest, Deferral, DriftCheck, InstallChart, MaintenanceActivities,
-    MaintenanceInput, MaintenanceReport, MaintenanceTask, PublishKubeconfig,
+    ClusterActivities, ClusterRecordActivities, ClusterRef, ClusterRequest, Deferral, DriftCheck,
+    InstallChart, MaintenanceActivities, MaintenanceInput, MaintenanceReport, MaintenanceTask,
+    PublishKubeconfig,
 };
 use crate::outcome::{ended, long_step, step};
 
@@ -54,8 +55,27 @@ impl ClusterMaintenance {
 
 async fn maintain(
     ctx: &WorkflowContext<ClusterMaintenance>,
-    input: MaintenanceInput,
+    mut input: MaintenanceInput,
 ) -> WorkflowResult<MaintenanceReport> {
+    // The schedule's input is a snapshot of the cluster when the schedule was made; an
+    // upgrade since then changed its version.
+    let current = ended(
+        ctx,
+        ctx.execute_activity(
+            ClusterRecordActivities::current_spec,
+            ClusterRef {
+                organization_id: input.cluster.organization_id,
+                cluster_id: input.cluster.id,
+            },
+            step("read-spec", Duration::from_secs(10 * 60)),
+        )
+        .await,
+    )?;
+    let Some(current) = current else {
+        // Deleted since the schedule fired: nothing to maintain.
+        return Ok(MaintenanceReport::default());
+    };
+    input.cluster = current;
     let window = input.cluster.maintenance_window;
     let request = ClusterRequest {
         cluster: input.cluster.clone(),

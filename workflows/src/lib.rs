@@ -11,12 +11,16 @@ pub mod chart_graph;
 pub mod cluster_contracts;
 pub mod cluster_maintenance;
 pub mod contracts;
+pub mod delete_cluster;
 pub mod engine;
 mod outcome;
 pub mod provision_cluster;
 pub mod task_queues;
+pub mod upgrade_cluster;
 
 pub use azure_access_setup::AzureAccessSetup;
 pub use azure_access_teardown::AzureAccessTeardown;
 pub use cluster_maintenance::ClusterMaintenance;
+pub use delete_cluster::DeleteCluster;
 pub use provision_cluster::ProvisionCluster;
+pub use upgrade_cluster::UpgradeCluster;

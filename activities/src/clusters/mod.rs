@@ -5,6 +5,7 @@
 //! cluster's blob container and from there into helm's private temp file.
 
 mod charts;
+mod lifecycle;
 mod maintenance;
 mod rendering;
 mod storage;
@@ -21,6 +22,7 @@ use windlass_workflows::cluster_contracts::{
     TerraformRun, TerraformSummary, cluster_activity_names,
 };
 
+pub use lifecycle::ClusterLifecycleActivities;
 pub use maintenance::ClusterMaintenanceActivities;
 pub use rendering::ClusterRendering;
 
@@ -55,6 +57,13 @@ impl ClusterActivities {
     pub fn new(work: ClusterWork) -> Self {
         Self {
             work: Arc::new(work),
+        }
+    }
+
+    /// The lifecycle activities (locate, delete), sharing this worker's clients.
+    pub fn lifecycle(&self) -> ClusterLifecycleActivities {
+        ClusterLifecycleActivities {
+            work: self.work.clone(),
         }
     }
 

@@ -213,6 +213,7 @@ fn tfvars(spec: &ClusterSpec, account: &CloudAccount, maintenance: &AksMaintenan
         "tenant_id": account.tenant_id,
         "location": spec.region,
         "kubernetes_version": spec.kubernetes_version,
+        "node_pool_version": spec.node_pool_version(),
         "network_cidr": spec.network.cidr,
         "zone_subnets": zone_subnets,
         "pod_cidr": POD_CIDR,

@@ -113,6 +113,7 @@ pub(crate) mod tests {
             name: "prod-eu".into(),
             region: "westeurope".into(),
             kubernetes_version: "1.33".into(),
+            node_pool_version: None,
             network: NetworkSpec::default(),
             node_pools: vec![NodePoolSpec::default_system_pool(CloudProvider::Azure)],
             maintenance_window: MaintenanceWindow::default(),

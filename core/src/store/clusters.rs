@@ -40,6 +40,26 @@ impl Store {
         self.cluster(spec.organization_id, spec.id).await
     }
 
+    /// Replaces a cluster's desired spec (its id, organisation, account and name stay).
+    pub async fn update_cluster_spec(&self, spec: &ClusterSpec) -> Result<ClusterSpec> {
+        spec.validate()?;
+        let json = serde_json::to_string(spec)
+            .map_err(|e| Error::InvalidInput(format!("cluster spec: {e}")))?;
+        let updated = sqlx::query(
+            "UPDATE clusters SET spec = $1 WHERE id = $2 AND organization_id = $3 AND name = $4",
+        )
+        .bind(json)
+        .bind(spec.id.to_string())
+        .bind(spec.organization_id.to_string())
+        .bind(&spec.name)
+        .execute(self.pool())
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Err(Error::not_found("cluster", spec.id));
+        }
+        self.cluster(spec.organization_id, spec.id).await
+    }
+
     pub async fn cluster(&self, organization_id: Uuid, id: Uuid) -> Result<ClusterSpec> {
         let row = sqlx::query("SELECT spec FROM clusters WHERE id = $1 AND organization_id = $2")
             .bind(id.to_string())

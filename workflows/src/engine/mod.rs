@@ -23,9 +23,12 @@ use windlass_core::runs::{RunStatus, WorkflowKind};
 
 pub use error::EngineError;
 
-use crate::cluster_contracts::ProvisionClusterInput;
+use crate::cluster_contracts::{DeleteClusterInput, ProvisionClusterInput, UpgradeClusterInput};
 use crate::contracts::{AzureAccessSetupInput, AzureAccessTeardownInput};
-use crate::{AzureAccessSetup, AzureAccessTeardown, ProvisionCluster, task_queues};
+use crate::{
+    AzureAccessSetup, AzureAccessTeardown, DeleteCluster, ProvisionCluster, UpgradeCluster,
+    task_queues,
+};
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -132,6 +135,22 @@ impl Engine {
                 let handle = self
                     .client
                     .start_workflow(AzureAccessTeardown::run, input, options())
+                    .await?;
+                handle.run_id().map(str::to_owned)
+            }
+            WorkflowKind::UpgradeCluster => {
+                let input: UpgradeClusterInput = serde_json::from_value(input).map_err(invalid)?;
+                let handle = self
+                    .client
+                    .start_workflow(UpgradeCluster::run, input, options())
+                    .await?;
+                handle.run_id().map(str::to_owned)
+            }
+            WorkflowKind::DeleteCluster => {
+                let input: DeleteClusterInput = serde_json::from_value(input).map_err(invalid)?;
+                let handle = self
+                    .client
+                    .start_workflow(DeleteCluster::run, input, options())
                     .await?;
                 handle.run_id().map(str::to_owned)
             }

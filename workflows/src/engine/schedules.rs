@@ -68,7 +68,8 @@ fn utc(t: SystemTime) -> DateTime<Utc> {
 }
 
 impl Engine {
-    /// Creates the cluster's schedule, or leaves the existing one as it is.
+    /// Creates the cluster's schedule, or brings an existing one up to date with the
+    /// cluster (its window and spec), keeping whether it is paused.
     pub async fn ensure_maintenance_schedule(
         &self,
         input: MaintenanceInput,
@@ -77,15 +78,15 @@ impl Engine {
         let spec = ScheduleSpec::builder()
             .calendars(vec![window_calendar(&input.cluster.maintenance_window)])
             .build();
-        let workflow_id = format!("{id}-run");
+        let action = ScheduleAction::start_workflow(
+            ClusterMaintenance::run,
+            input,
+            self.task_queue.clone(),
+            format!("{id}-run"),
+        );
         let options = CreateScheduleOptions::builder()
-            .action(ScheduleAction::start_workflow(
-                ClusterMaintenance::run,
-                input,
-                self.task_queue.clone(),
-                workflow_id,
-            ))
-            .spec(spec)
+            .action(action.clone())
+            .spec(spec.clone())
             .overlap_policy(ScheduleOverlapPolicy::Skip)
             .build();
         match self.client.create_schedule(id.clone(), options).await {
@@ -93,7 +94,39 @@ impl Engine {
             Err(ScheduleError::Rpc(status))
                 if status.code() == temporalio_client::tonic::Code::AlreadyExists =>
             {
+                self.client
+                    .get_schedule_handle(id.clone())
+                    .update(
+                        move |update| {
+                            update.set_spec(spec).set_action(action);
+                        },
+                        Default::default(),
+                    )
+                    .await
+                    .map_err(schedule_error)?;
                 Ok(id)
+            }
+            Err(e) => Err(schedule_error(e)),
+        }
+    }
+
+    /// Removes the cluster's schedule (a deleted cluster has no maintenance); an absent
+    /// schedule counts as removed.
+    pub async fn delete_maintenance_schedule(
+        &self,
+        cluster_id: uuid::Uuid,
+    ) -> Result<(), EngineError> {
+        match self
+            .client
+            .get_schedule_handle(maintenance_schedule_id(cluster_id))
+            .delete(Default::default())
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(ScheduleError::Rpc(status))
+                if status.code() == temporalio_client::tonic::Code::NotFound =>
+            {
+                Ok(())
             }
             Err(e) => Err(schedule_error(e)),
         }
