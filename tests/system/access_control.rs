@@ -62,10 +62,10 @@ async fn every_documented_route_refuses_a_caller_without_a_valid_token() {
     assert!(checked >= 9, "only {checked} routes checked");
 }
 
-/// The routes of an organisation and the permission each needs.
-fn routes(org: Uuid, account: Uuid) -> Vec<(Method, String, Option<Value>, Permission)> {
+/// The routes of an organisation, the permission each needs, and on what.
+fn routes(org: Uuid, account: Uuid) -> Vec<(Method, String, Option<Value>, Permission, Target)> {
     let base = format!("/v1/organizations/{org}");
-    vec![
+    let organization_routes = vec![
         (
             Method::GET,
             base.clone(),
@@ -142,7 +142,83 @@ fn routes(org: Uuid, account: Uuid) -> Vec<(Method, String, Option<Value>, Permi
             None,
             Permission::MembersManage,
         ),
-    ]
+        (
+            Method::GET,
+            format!("{base}/clusters"),
+            None,
+            Permission::ClustersRead,
+        ),
+        (
+            Method::POST,
+            format!("{base}/clusters"),
+            Some(
+                json!({"name": format!("m{}", &Uuid::new_v4().simple().to_string()[..8]),
+                        "cloud_account_id": account, "region": "westeurope",
+                        "kubernetes_version": "1.33", "dry_run": true}),
+            ),
+            Permission::ClustersWrite,
+        ),
+    ];
+    // A cluster that does not exist: allowed callers get 404, the others 403.
+    let cluster = Uuid::new_v4();
+    let on_cluster = Target {
+        cluster_id: Some(cluster),
+        ..Target::default()
+    };
+    let cluster_path = format!("{base}/clusters/{cluster}");
+    let cluster_routes = vec![
+        (
+            Method::GET,
+            cluster_path.clone(),
+            None,
+            Permission::ClustersRead,
+        ),
+        (
+            Method::GET,
+            format!("{cluster_path}/blueprint"),
+            None,
+            Permission::ClustersRead,
+        ),
+        (
+            Method::GET,
+            format!("{cluster_path}/maintenance"),
+            None,
+            Permission::ClustersRead,
+        ),
+        (
+            Method::DELETE,
+            cluster_path.clone(),
+            None,
+            Permission::ClustersWrite,
+        ),
+        (
+            Method::POST,
+            format!("{cluster_path}/upgrade"),
+            Some(json!({"kubernetes_version": "1.34"})),
+            Permission::ClustersWrite,
+        ),
+        (
+            Method::POST,
+            format!("{cluster_path}/maintenance/pause"),
+            Some(json!({"note": "matrix"})),
+            Permission::ClustersWrite,
+        ),
+        (
+            Method::POST,
+            format!("{cluster_path}/maintenance/trigger"),
+            None,
+            Permission::ClustersWrite,
+        ),
+    ];
+    organization_routes
+        .into_iter()
+        .map(|(m, p, b, permission)| (m, p, b, permission, Target::default()))
+        .chain(
+            cluster_routes
+                .into_iter()
+                .map(|(m, p, b, permission)| (m, p, b, permission, on_cluster)),
+        )
+        .collect()
 }
 
 fn every_permission_at(scope: Scope) -> Vec<Grant> {
@@ -163,8 +239,8 @@ async fn each_role_gets_exactly_its_permissions_on_every_route() {
         .into_iter()
         .map(|role| (format!("{role:?}"), Role::BuiltIn { role }))
         .collect();
-    // Scoped custom roles: everything, but only on clusters / on production environments,
-    // so none of the organisation-level routes.
+    // Scoped custom roles: everything, but only on clusters (so the cluster routes and
+    // none of the organisation-level ones) / on production environments.
     roles.push((
         "all-clusters".into(),
         Role::Custom {
@@ -207,8 +283,8 @@ async fn each_role_gets_exactly_its_permissions_on_every_route() {
         let api = stack
             .api
             .with_token(Some(stack.idp.token(&subject, &[], 600)));
-        for (method, path, body, permission) in routes(org, account) {
-            let expected = rbac::allows(std::slice::from_ref(role), permission, &Target::default());
+        for (method, path, body, permission, target) in routes(org, account) {
+            let expected = rbac::allows(std::slice::from_ref(role), permission, &target);
             let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
             let (status, _, problem) = api
                 .raw(method.clone(), &path, Some("application/json"), body)
