@@ -206,6 +206,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
          \n    -H 'content-type: application/json' -H 'Idempotency-Key: demo-1' \\\
          \n    -d '{{\"workflow\":\"azure_access_setup\",\"cloud_account_id\":\"{}\",\"setup_identity_client_id\":\"{DEMO_SETUP_IDENTITY}\"}}'\
          \n  curl -s -H \"Authorization: Bearer $TOKEN\" {api}/v1/organizations/{organization_id}/runs\n\
+         \nProvision an AKS cluster (terraform and helm are real; ARM and Kubernetes are stand-ins):\n\
+         \n  curl -s -X POST {api}/v1/organizations/{organization_id}/clusters \\\
+         \n    -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' \\\
+         \n    -d '{{\"name\":\"demo\",\"cloud_account_id\":\"{}\",\"region\":\"westeurope\",\"kubernetes_version\":\"1.33\"}}'\n\
          \nCtrl-C stops everything.\n",
         temporal.ui_url.clone().unwrap_or_default(),
         temporal.address,
@@ -215,6 +219,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         data_dir.join("developer-token").display(),
         data_dir.display(),
         data_dir.join("developer-token").display(),
+        account.id,
         account.id,
     );
 
