@@ -13,7 +13,7 @@ pub const DEV_ACCOUNT: &str = "devstoreaccount1";
 pub const DEV_KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
-/// A running Azurite blob service; stopped when dropped.
+/// A running Azurite blob service; stopped (with every process it started) when dropped.
 pub struct Azurite {
     child: tokio::process::Child,
     port: u16,
@@ -76,6 +76,9 @@ impl Azurite {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
+            // Its own process group: Azurite's launcher starts node children, and stopping
+            // it must stop them all.
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()?;
         let azurite = Self {
@@ -112,6 +115,20 @@ impl Azurite {
     }
 
     pub async fn stop(mut self) {
+        self.kill_group();
         let _ = self.child.kill().await;
+    }
+
+    fn kill_group(&self) {
+        if let Some(pid) = self.child.id() {
+            // SAFETY: signalling the process group this handle started.
+            unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+        }
+    }
+}
+
+impl Drop for Azurite {
+    fn drop(&mut self) {
+        self.kill_group();
     }
 }
