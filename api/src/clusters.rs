@@ -64,6 +64,9 @@ pub struct ClusterStarted {
     pub run: Run,
     /// What the run creates, resource by resource.
     pub inventory: Inventory,
+    /// For a dry run, the rendered blueprint (terraform and helm values) the plan is of.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -227,6 +230,7 @@ async fn create(
             cluster: spec,
             run,
             inventory: blueprint.inventory,
+            files: request.dry_run.then_some(blueprint.files),
         },
     ))
 }

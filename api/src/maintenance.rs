@@ -17,6 +17,7 @@ use crate::problem::Problem;
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(list_schedules))
         .routes(routes!(get_schedule))
         .routes(routes!(pause))
         .routes(routes!(unpause))
@@ -44,6 +45,45 @@ fn on_cluster(cluster_id: Uuid) -> Target {
         cluster_id: Some(cluster_id),
         ..Target::default()
     }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ClusterMaintenance {
+    pub cluster_id: Uuid,
+    pub cluster_name: String,
+    pub window: windlass_core::maintenance::MaintenanceWindow,
+    /// None if the schedule could not be read (it is reported, not hidden).
+    pub schedule: Option<MaintenanceSchedule>,
+    pub error: Option<String>,
+}
+
+/// Every cluster's maintenance schedule in the organisation.
+#[utoipa::path(get, path = "/v1/organizations/{organization_id}/maintenance-schedules", tag = "clusters",
+    params(("organization_id" = Uuid, Path)),
+    responses((status = OK, body = Vec<ClusterMaintenance>), (status = NOT_FOUND, body = Problem)))]
+async fn list_schedules(
+    State(state): State<AppState>,
+    Path(organization_id): Path<Uuid>,
+    authn: Authenticated,
+) -> Result<axum::Json<Vec<ClusterMaintenance>>, Problem> {
+    authn
+        .authorize(&state, organization_id, Permission::ClustersRead)
+        .await?;
+    let mut listed = Vec::new();
+    for cluster in state.store.clusters(organization_id).await? {
+        let (schedule, error) = match state.engine.maintenance_schedule(cluster.id).await {
+            Ok(s) => (Some(s), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        listed.push(ClusterMaintenance {
+            cluster_id: cluster.id,
+            cluster_name: cluster.name,
+            window: cluster.maintenance_window,
+            schedule,
+            error,
+        });
+    }
+    Ok(axum::Json(listed))
 }
 
 /// The cluster's maintenance schedule: paused or not, next firings, recent runs.

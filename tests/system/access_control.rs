@@ -149,6 +149,12 @@ fn routes(org: Uuid, account: Uuid) -> Vec<(Method, String, Option<Value>, Permi
             Permission::ClustersRead,
         ),
         (
+            Method::GET,
+            format!("{base}/maintenance-schedules"),
+            None,
+            Permission::ClustersRead,
+        ),
+        (
             Method::POST,
             format!("{base}/clusters"),
             Some(

@@ -168,4 +168,15 @@ async fn a_clusters_maintenance_schedule_is_operated_through_the_api() {
     }
     let (_, schedule): (StatusCode, Value) = stack.api.get(&path).await;
     assert_eq!(schedule["recent_runs"].as_array().unwrap().len(), 1);
+
+    // The organisation's schedules, all in one list.
+    let (status, all) = stack
+        .api
+        .get(&format!("/v1/organizations/{org}/maintenance-schedules"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    let all = all.as_array().unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0]["cluster_name"], "ops");
+    assert_eq!(all[0]["schedule"]["paused"], false);
 }

@@ -284,6 +284,15 @@ async fn a_dry_run_plans_the_inventory_and_creates_nothing() {
         "planned {planned} of {terraform_managed}"
     );
     assert!(run["output"]["charts"].as_array().unwrap().is_empty());
+    let files = started["files"]
+        .as_object()
+        .expect("a dry run shows its files");
+    assert!(
+        files["terraform/aks.tf"]
+            .as_str()
+            .unwrap()
+            .contains("azurerm_kubernetes_cluster")
+    );
 
     // Nothing was made: no resource group, no cluster recorded, no chart installed.
     assert!(stack.azure.state().resource_groups.is_empty());
