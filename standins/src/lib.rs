@@ -12,6 +12,7 @@ pub mod azure;
 pub mod azurite;
 pub mod kube;
 pub mod oidc;
+mod tls;
 
 pub use azure::{AzureStandIn, StandInOptions, serve};
 pub use kube::{KubeStandIn, KubeStandInConfig};

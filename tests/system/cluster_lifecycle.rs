@@ -7,7 +7,6 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
-use windlass_activities::azure::{ArmClient, BlobContainer};
 use windlass_core::blueprint::AzureNames;
 use windlass_core::clusters::ClusterSpec;
 use windlass_standins::azure::{FaultsPatch, LroMode};
@@ -26,27 +25,7 @@ async fn finished(stack: &Stack, org: Uuid, run: &Value) -> Value {
 }
 
 async fn cluster_state(stack: &Stack, spec: &ClusterSpec, subscription: &str) -> Value {
-    let mut config = stack.azure_client_config();
-    config.tenant_id = Uuid::new_v4().to_string();
-    config.client_id = Uuid::new_v4().to_string();
-    let arm = ArmClient::new(&config).unwrap();
-    let names = AzureNames::new(spec);
-    let account = arm
-        .get_storage_account(subscription, &names.resource_group, &names.storage_account)
-        .await
-        .unwrap()
-        .unwrap();
-    let sas = arm
-        .blob_account_sas(
-            subscription,
-            &names.resource_group,
-            &names.storage_account,
-            chrono::Utc::now() + chrono::Duration::hours(1),
-        )
-        .await
-        .unwrap();
-    let container =
-        BlobContainer::with_sas(&account.blob_endpoint, &names.state_container, &sas).unwrap();
+    let container = stack.state_container(spec, subscription).await;
     let state = container.get("cluster.tfstate").await.unwrap().unwrap();
     serde_json::from_slice(&state.content).unwrap()
 }

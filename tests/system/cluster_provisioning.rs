@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
-use windlass_activities::azure::{ArmClient, BlobContainer};
 use windlass_core::blueprint::AzureNames;
 use windlass_core::cluster_charts::ChartGraph;
 use windlass_core::clusters::ClusterSpec;
@@ -35,30 +34,6 @@ async fn create_cluster(stack: &Stack, org: Uuid, body: Value, key: &str) -> (St
         )
         .await;
     (status, started)
-}
-
-/// The cluster's state container, reached as Windlass reaches it: a SAS from ARM.
-async fn state_container(stack: &Stack, spec: &ClusterSpec, subscription: &str) -> BlobContainer {
-    let mut config = stack.azure_client_config();
-    config.tenant_id = Uuid::new_v4().to_string();
-    config.client_id = Uuid::new_v4().to_string();
-    let arm = ArmClient::new(&config).unwrap();
-    let names = AzureNames::new(spec);
-    let account = arm
-        .get_storage_account(subscription, &names.resource_group, &names.storage_account)
-        .await
-        .unwrap()
-        .expect("the storage account exists");
-    let sas = arm
-        .blob_account_sas(
-            subscription,
-            &names.resource_group,
-            &names.storage_account,
-            chrono::Utc::now() + chrono::Duration::hours(1),
-        )
-        .await
-        .unwrap();
-    BlobContainer::with_sas(&account.blob_endpoint, &names.state_container, &sas).unwrap()
 }
 
 /// Resource address -> terraform_data id, from a state document.
@@ -341,7 +316,7 @@ async fn a_worker_killed_during_apply_leaves_a_run_another_worker_completes() {
                 .any(|s| s["key"] == "terraform-apply" && s["status"] == "running")
         })
         .await;
-    let state = state_container(&stack, &spec, &subscription).await;
+    let state = stack.state_container(&spec, &subscription).await;
     let deadline = Instant::now() + Duration::from_secs(120);
     let before_kill = loop {
         let ids = match state.get("cluster.tfstate").await.unwrap() {

@@ -311,6 +311,40 @@ impl Stack {
         command
     }
 
+    /// A cluster's terraform state container, reached as Windlass reaches it: a SAS from
+    /// ARM for the cluster's storage account.
+    pub async fn state_container(
+        &self,
+        spec: &windlass_core::clusters::ClusterSpec,
+        subscription: &str,
+    ) -> windlass_activities::azure::BlobContainer {
+        let mut config = self.azure_client_config();
+        config.tenant_id = Uuid::new_v4().to_string();
+        config.client_id = Uuid::new_v4().to_string();
+        let arm = windlass_activities::azure::ArmClient::new(&config).unwrap();
+        let names = windlass_core::blueprint::AzureNames::new(spec);
+        let account = arm
+            .get_storage_account(subscription, &names.resource_group, &names.storage_account)
+            .await
+            .unwrap()
+            .expect("the storage account exists");
+        let sas = arm
+            .blob_account_sas(
+                subscription,
+                &names.resource_group,
+                &names.storage_account,
+                chrono::Utc::now() + chrono::Duration::hours(1),
+            )
+            .await
+            .unwrap();
+        windlass_activities::azure::BlobContainer::with_sas(
+            &account.blob_endpoint,
+            &names.state_container,
+            &sas,
+        )
+        .unwrap()
+    }
+
     pub async fn stop_in_process_worker(&mut self) {
         if let Some(worker) = self.worker.take() {
             tokio::task::spawn_blocking(move || worker.shutdown())

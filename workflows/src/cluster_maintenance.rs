@@ -10,13 +10,12 @@ use std::time::{Duration, SystemTime};
 use chrono::{DateTime, Utc};
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{WorkflowContext, WorkflowResult, WorkflowTermination};
-use windlass_core::cluster_charts::ChartGraph;
 use windlass_core::maintenance::MaintenanceWindow;
 
-use crate::chart_graph::{ChartOutcome, along_graph};
+use crate::chart_installs::{ChartInstalls, install_cluster_charts};
 use crate::cluster_contracts::{
     ClusterActivities, ClusterRecordActivities, ClusterRef, ClusterRequest, Deferral, DriftCheck,
-    InstallChart, MaintenanceActivities, MaintenanceInput, MaintenanceReport, MaintenanceTask,
+    KubeconfigRef, MaintenanceActivities, MaintenanceInput, MaintenanceReport, MaintenanceTask,
     PublishKubeconfig,
 };
 use crate::outcome::{ended, long_step, step};
@@ -161,7 +160,22 @@ async fn maintain(
                         )?);
                     }
                     MaintenanceTask::ChartUpdates => {
-                        report.charts = update_charts(ctx, &input, &storage).await?;
+                        let kubeconfig = KubeconfigRef {
+                            container: storage.kubeconfigs_container.clone(),
+                            blob: "kubeconfig".to_owned(),
+                        };
+                        report.charts = install_cluster_charts(
+                            ctx,
+                            ChartInstalls {
+                                cluster: &input.cluster,
+                                target: &input.target,
+                                storage: &storage,
+                                kubeconfig: &kubeconfig,
+                                step_prefix: "update-chart",
+                                sequential: false,
+                            },
+                        )
+                        .await?;
                     }
                     MaintenanceTask::UpgradeCheck => unreachable!("handled above"),
                 }
@@ -169,64 +183,6 @@ async fn maintain(
         }
     }
     Ok(report)
-}
-
-async fn update_charts(
-    ctx: &WorkflowContext<ClusterMaintenance>,
-    input: &MaintenanceInput,
-    storage: &crate::cluster_contracts::ClusterStorage,
-) -> WorkflowResult<Vec<crate::cluster_contracts::ChartRelease>> {
-    let graph = ChartGraph::standard();
-    let kubeconfig = crate::cluster_contracts::KubeconfigRef {
-        container: storage.kubeconfigs_container.clone(),
-        blob: "kubeconfig".to_owned(),
-    };
-    let install = |chart: windlass_core::cluster_charts::ClusterChart| {
-        let key = format!("update-chart/{}", chart.name);
-        let request = InstallChart {
-            cluster: input.cluster.clone(),
-            target: input.target.clone(),
-            storage: storage.clone(),
-            kubeconfig: kubeconfig.clone(),
-            chart,
-        };
-        async move {
-            ctx.execute_activity(
-                ClusterActivities::install_chart,
-                request,
-                long_step(key, Duration::from_secs(60 * 60)),
-            )
-            .await
-            .map_err(|e| e.to_string())
-        }
-    };
-    let outcomes = temporalio_workflow::join_all(along_graph(&graph, install)).await;
-    if ctx.cancellation_token().is_cancelled() {
-        return Err(WorkflowTermination::cancelled());
-    }
-    let mut releases = Vec::new();
-    let mut problems = Vec::new();
-    for (chart, outcome) in graph.charts().iter().zip(outcomes) {
-        match outcome {
-            ChartOutcome::Installed(release) => releases.push(release),
-            ChartOutcome::Failed(e) => problems.push(format!("{}: {e}", chart.name)),
-            ChartOutcome::Skipped { failed_dependency } => problems.push(format!(
-                "{}: skipped, {failed_dependency} failed",
-                chart.name
-            )),
-        }
-    }
-    if !problems.is_empty() {
-        return Err(WorkflowTermination::failed_application(
-            temporalio_common::error::ApplicationFailure::builder(format!(
-                "chart updates failed: {}",
-                problems.join("; ")
-            ))
-            .type_name("ChartsFailed".to_owned())
-            .build(),
-        ));
-    }
-    Ok(releases)
 }
 
 #[cfg(test)]

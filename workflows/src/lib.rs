@@ -8,6 +8,7 @@
 pub mod azure_access_setup;
 pub mod azure_access_teardown;
 pub mod chart_graph;
+mod chart_installs;
 pub mod cluster_contracts;
 pub mod cluster_maintenance;
 pub mod contracts;

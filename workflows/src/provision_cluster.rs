@@ -8,16 +8,13 @@
 
 use std::time::Duration;
 
-use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::{workflow, workflow_methods};
-use temporalio_sdk::{WorkflowContext, WorkflowResult, WorkflowTermination};
-use windlass_core::cluster_charts::{ChartGraph, ClusterChart};
+use temporalio_sdk::{WorkflowContext, WorkflowResult};
 
-use crate::chart_graph::{ChartOutcome, along_graph};
+use crate::chart_installs::{ChartInstalls, install_cluster_charts};
 use crate::cluster_contracts::{
-    ChartRelease, ClusterActivities, ClusterRequest, InstallChart, KubeconfigRef,
-    ProvisionClusterInput, ProvisionClusterOutput, PublishKubeconfig, TerraformAction,
-    TerraformRun,
+    ClusterActivities, ClusterRequest, ProvisionClusterInput, ProvisionClusterOutput,
+    PublishKubeconfig, TerraformAction, TerraformRun,
 };
 use crate::outcome::{ended, long_step, record, step};
 
@@ -103,75 +100,21 @@ async fn provision(
         .await,
     )?;
 
-    let charts = install_charts(ctx, &input, &storage, &kubeconfig).await?;
+    let charts = install_cluster_charts(
+        ctx,
+        ChartInstalls {
+            cluster: &input.cluster,
+            target: &input.target,
+            storage: &storage,
+            kubeconfig: &kubeconfig,
+            step_prefix: "install-chart",
+            sequential: input.sequential_charts,
+        },
+    )
+    .await?;
     Ok(ProvisionClusterOutput {
         terraform,
         charts,
         kubeconfig: Some(kubeconfig),
     })
-}
-
-async fn install_charts(
-    ctx: &WorkflowContext<ProvisionCluster>,
-    input: &ProvisionClusterInput,
-    storage: &crate::cluster_contracts::ClusterStorage,
-    kubeconfig: &KubeconfigRef,
-) -> WorkflowResult<Vec<ChartRelease>> {
-    let graph = ChartGraph::standard();
-    let install = |chart: ClusterChart| {
-        let key = format!("install-chart/{}", chart.name);
-        let request = InstallChart {
-            cluster: input.cluster.clone(),
-            target: input.target.clone(),
-            storage: storage.clone(),
-            kubeconfig: kubeconfig.clone(),
-            chart,
-        };
-        async move {
-            ctx.execute_activity(
-                ClusterActivities::install_chart,
-                request,
-                long_step(key, Duration::from_secs(60 * 60)),
-            )
-            .await
-            .map_err(|e| e.to_string())
-        }
-    };
-    let outcomes = if input.sequential_charts {
-        let mut outcomes = Vec::new();
-        for chart in graph.charts() {
-            outcomes.push(match install(chart.clone()).await {
-                Ok(release) => ChartOutcome::Installed(release),
-                Err(error) => ChartOutcome::Failed(error),
-            });
-        }
-        outcomes
-    } else {
-        temporalio_workflow::join_all(along_graph(&graph, install)).await
-    };
-
-    if ctx.cancellation_token().is_cancelled() {
-        return Err(WorkflowTermination::cancelled());
-    }
-    let mut releases = Vec::new();
-    let mut problems = Vec::new();
-    for (chart, outcome) in graph.charts().iter().zip(outcomes) {
-        match outcome {
-            ChartOutcome::Installed(release) => releases.push(release),
-            ChartOutcome::Failed(error) => problems.push(format!("{}: {error}", chart.name)),
-            ChartOutcome::Skipped { failed_dependency } => problems.push(format!(
-                "{}: not installed because {failed_dependency} failed",
-                chart.name
-            )),
-        }
-    }
-    if !problems.is_empty() {
-        let message = format!("cluster charts did not install: {}", problems.join("; "));
-        return Err(WorkflowTermination::failed_application(
-            ApplicationFailure::builder(message)
-                .type_name("ChartsFailed".to_owned())
-                .build(),
-        ));
-    }
-    Ok(releases)
 }

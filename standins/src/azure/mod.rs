@@ -15,7 +15,6 @@ mod graph;
 mod reply;
 pub mod state;
 mod storage;
-mod tls;
 pub mod token;
 
 use std::{
@@ -146,7 +145,10 @@ impl AzureStandIn {
         let tcp = tokio::net::TcpListener::bind(options.addr).await?;
         let addr = tcp.local_addr()?;
         let base_url = format!("https://{addr}");
-        let tls = tls::generate()?;
+        let tls = crate::tls::generate(
+            "Windlass Azure stand-in CA (not Azure)",
+            "windlass-azure-standin",
+        )?;
 
         let mut initial = match &options.persist_path {
             Some(p) if p.exists() => serde_json::from_slice(&std::fs::read(p)?).map_err(|e| {
@@ -164,7 +166,7 @@ impl AzureStandIn {
             blob: options.blob.map(Arc::new),
         };
         let app = router(shared.clone());
-        let listener = tls::TlsListener::new(tcp, tls.config)?;
+        let listener = crate::tls::TlsListener::new(tcp, tls.config)?;
         let server = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "Azure stand-in stopped");

@@ -20,7 +20,6 @@ pub mod registry;
 mod rollout;
 pub mod select;
 pub mod store;
-mod tls;
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -145,7 +144,10 @@ impl KubeStandIn {
         let tcp = tokio::net::TcpListener::bind(config.addr).await?;
         let addr = tcp.local_addr()?;
         let url = format!("https://{addr}");
-        let tls = tls::generate()?;
+        let tls = crate::tls::generate(
+            "Windlass Kubernetes stand-in CA (not Kubernetes)",
+            "windlass-kube-standin",
+        )?;
         let token = config
             .token
             .unwrap_or_else(|| format!("standin-{}", uuid::Uuid::new_v4().simple()));
@@ -157,7 +159,7 @@ impl KubeStandIn {
             .nest("/_standin", control::routes())
             .fallback(dispatch)
             .with_state(shared.clone());
-        let listener = tls::TlsListener::new(tcp, tls.config)?;
+        let listener = crate::tls::TlsListener::new(tcp, tls.config)?;
         let server = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "Kubernetes stand-in stopped");

@@ -1,9 +1,10 @@
-//! Loopback TLS for the stand-in.
+//! Loopback TLS for the stand-ins, with a throwaway CA generated at start-up that
+//! clients trust explicitly; nothing is installed system-wide.
 //!
-//! azure_core refuses to attach bearer tokens to non-HTTPS URLs and
-//! azure_identity refuses non-HTTPS authority hosts, so the stand-in speaks
-//! TLS with a throwaway CA generated at start-up. Clients trust that CA
-//! explicitly; nothing is installed system-wide.
+//! The clients insist on TLS: azure_core refuses to attach bearer tokens to non-HTTPS
+//! URLs and azure_identity refuses non-HTTPS authority hosts; client-go (helm, kubectl)
+//! only sends kubeconfig credentials over TLS. Accepting stops when the server does, so
+//! clients of a stopped stand-in see "connection refused".
 
 use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -18,7 +19,9 @@ pub(crate) struct LoopbackTls {
     pub config: Arc<rustls::ServerConfig>,
 }
 
-pub(crate) fn generate() -> io::Result<LoopbackTls> {
+/// `ca_name` and `leaf_name` say which stand-in this is (and that it is not the real
+/// service) to anyone inspecting the certificate.
+pub(crate) fn generate(ca_name: &str, leaf_name: &str) -> io::Result<LoopbackTls> {
     let err = |e: rcgen::Error| io::Error::other(e.to_string());
 
     let ca_key = KeyPair::generate().map_err(err)?;
@@ -26,7 +29,7 @@ pub(crate) fn generate() -> io::Result<LoopbackTls> {
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params
         .distinguished_name
-        .push(DnType::CommonName, "Windlass Azure stand-in CA (not Azure)");
+        .push(DnType::CommonName, ca_name);
     let ca_cert = ca_params.self_signed(&ca_key).map_err(err)?;
     let issuer = Issuer::new(ca_params, ca_key);
 
@@ -36,7 +39,7 @@ pub(crate) fn generate() -> io::Result<LoopbackTls> {
             .map_err(err)?;
     leaf_params
         .distinguished_name
-        .push(DnType::CommonName, "windlass-azure-standin");
+        .push(DnType::CommonName, leaf_name);
     let leaf_cert = leaf_params.signed_by(&leaf_key, &issuer).map_err(err)?;
 
     let chain: Vec<CertificateDer<'static>> = vec![leaf_cert.der().clone(), ca_cert.der().clone()];
@@ -72,7 +75,13 @@ impl TlsListener {
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(async move {
             loop {
-                let (stream, peer) = match tcp.accept().await {
+                // Stop accepting (and release the port) once the server is gone,
+                // so clients of a stopped stand-in see "connection refused".
+                let accepted = tokio::select! {
+                    accepted = tcp.accept() => accepted,
+                    () = tx.closed() => break,
+                };
+                let (stream, peer) = match accepted {
                     Ok(conn) => conn,
                     Err(e) => {
                         tracing::debug!(error = %e, "stand-in accept failed");
@@ -93,9 +102,6 @@ impl TlsListener {
                         Err(_) => tracing::debug!("stand-in TLS handshake timed out"),
                     }
                 });
-                if tx.is_closed() {
-                    break;
-                }
             }
         });
         Ok(Self { rx, local })
