@@ -9,6 +9,7 @@ use windlass_activities::azure::AzureClientConfig;
 use windlass_activities::azure_access::AzureConnector;
 use windlass_activities::clusters::{ClusterActivities, ClusterRendering, ClusterWork};
 use windlass_activities::helm::Helm;
+use windlass_activities::step_log::StepLogs;
 use windlass_activities::terraform::Terraform;
 use windlass_core::blueprint::StandInOptions;
 use zeroize::Zeroizing;
@@ -67,7 +68,11 @@ pub struct ClusterArgs {
 }
 
 impl ClusterArgs {
-    pub fn activities(&self, azure: AzureClientConfig) -> anyhow::Result<ClusterActivities> {
+    pub fn activities(
+        &self,
+        azure: AzureClientConfig,
+        store: windlass_core::Store,
+    ) -> anyhow::Result<ClusterActivities> {
         let rendering = match self.terraform_rendering {
             RenderingKind::Cloud => ClusterRendering::Cloud,
             RenderingKind::StandIn => {
@@ -114,6 +119,7 @@ impl ClusterArgs {
             stale_lock_grace: Duration::from_secs(self.stale_lock_grace_seconds),
             chart_timeout: Duration::from_secs(self.chart_timeout_seconds),
             worker_name: worker_name(),
+            step_logs: StepLogs::new(store),
         }))
     }
 }

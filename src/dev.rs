@@ -146,7 +146,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         azure: azure.activities()?,
         clusters: azure
             .client_template()?
-            .map(|t| clusters.activities(t))
+            .map(|t| clusters.activities(t, store.clone()))
             .transpose()?,
     };
     let worker_config = WorkerConfig {

@@ -35,11 +35,13 @@ pub struct WorkerArgs {
 impl WorkerArgs {
     /// The activities this worker can run: Azure and cluster work only when it has a
     /// federated identity to act with.
-    pub fn activity_set(&self) -> anyhow::Result<ActivitySet> {
+    pub fn activity_set(&self, store: &windlass_core::Store) -> anyhow::Result<ActivitySet> {
         let template = self.azure.client_template()?;
         Ok(ActivitySet {
             azure: self.azure.activities()?,
-            clusters: template.map(|t| self.clusters.activities(t)).transpose()?,
+            clusters: template
+                .map(|t| self.clusters.activities(t, store.clone()))
+                .transpose()?,
         })
     }
 
@@ -55,7 +57,7 @@ impl WorkerArgs {
 
 pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let store = args.store.connect().await?;
-    let activities = args.activity_set()?;
+    let activities = args.activity_set(&store)?;
     let keys = args.keys.key_ring(&store).await?;
     let config = args.worker_config(args.engine.config(&keys).await?);
     let worker =

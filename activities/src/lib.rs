@@ -13,6 +13,7 @@ pub mod error;
 mod heartbeat;
 pub mod helm;
 pub mod runs;
+pub mod step_log;
 pub mod terraform;
 
 pub use activity_set::ActivitySet;

@@ -12,6 +12,7 @@ use windlass_core::cloud_accounts::{CloudAccount, CloudProvider};
 use windlass_core::runs::{
     InsertedRun, NewRun, Run, RunFilter, RunStatus, Step, StepStatus, WorkflowKind,
 };
+use windlass_core::step_logs::LogLine;
 use windlass_workflows::contracts::{AzureAccessSetupInput, AzureAccessTeardownInput, AzureTarget};
 use windlass_workflows::engine::EngineError;
 
@@ -27,6 +28,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(start_run, list_runs))
         .routes(routes!(get_run))
         .routes(routes!(cancel_run))
+        .routes(routes!(step_log))
 }
 
 /// Which workflow to run, and on what.
@@ -261,6 +263,32 @@ pub(crate) async fn launch(state: &AppState, new: NewRun) -> Result<(StatusCode,
     tracing::info!(run_id = %run.id, kind = run.kind.as_str(), %organization_id, "run started");
     let run = state.store.run(organization_id, run.id).await?;
     Ok((status, run))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct StepLogQuery {
+    /// The step's key, e.g. `terraform-apply` or `install-chart/cert-manager`.
+    step: String,
+}
+
+/// What a step printed (terraform's messages, helm's output), every attempt, in order;
+/// secrets masked.
+#[utoipa::path(get, path = "/v1/organizations/{organization_id}/runs/{run_id}/log", tag = "runs",
+    params(("organization_id" = Uuid, Path), ("run_id" = Uuid, Path), StepLogQuery),
+    responses((status = OK, body = Vec<LogLine>), (status = NOT_FOUND, body = Problem)))]
+async fn step_log(
+    State(state): State<AppState>,
+    Path((organization_id, run_id)): Path<(Uuid, Uuid)>,
+    authn: Authenticated,
+    Query(query): Query<StepLogQuery>,
+) -> Result<axum::Json<Vec<LogLine>>, Problem> {
+    authn
+        .authorize(&state, organization_id, Permission::RunsRead)
+        .await?;
+    // The run must be this organisation's.
+    state.store.run(organization_id, run_id).await?;
+    Ok(axum::Json(state.store.step_log(run_id, &query.step).await?))
 }
 
 fn run_response(status: StatusCode, run: Run) -> Response {

@@ -18,6 +18,7 @@ pub mod organizations;
 pub mod rbac;
 pub mod runs;
 pub mod secrets;
+pub mod step_logs;
 pub mod store;
 
 pub use error::{Error, Result};

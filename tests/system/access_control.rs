@@ -104,6 +104,12 @@ fn routes(org: Uuid, account: Uuid) -> Vec<(Method, String, Option<Value>, Permi
             Permission::RunsRead,
         ),
         (
+            Method::GET,
+            format!("{base}/runs/{}/log?step=terraform-apply", Uuid::new_v4()),
+            None,
+            Permission::RunsRead,
+        ),
+        (
             Method::POST,
             format!("{base}/runs/{}/cancel", Uuid::new_v4()),
             Some(json!({})),

@@ -121,6 +121,40 @@ async fn an_aks_cluster_is_provisioned_and_its_blueprint_reproduces_it() {
     let added = run["output"]["terraform"]["add"].as_u64().unwrap() as usize;
     assert_eq!(added, journal.len());
 
+    // Terraform's and helm's output is in the steps' logs, with the credential masked.
+    let kube_token = stack.clusters.as_ref().unwrap().kube.token().to_owned();
+    let (status, log) = stack
+        .api
+        .get(&format!(
+            "/v1/organizations/{org}/runs/{run_id}/log?step=terraform-apply"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{log}");
+    let lines: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["line"].as_str().unwrap())
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("terraform_data.kubernetes_cluster: Creation complete")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("Apply complete!")),
+        "{lines:#?}"
+    );
+    let (_, helm_log) = stack
+        .api
+        .get(&format!(
+            "/v1/organizations/{org}/runs/{run_id}/log?step=install-chart/cert-manager"
+        ))
+        .await;
+    assert!(!helm_log.as_array().unwrap().is_empty(), "{helm_log}");
+    assert!(!log.to_string().contains(&kube_token) && !helm_log.to_string().contains(&kube_token));
+
     // The resource group carries the seed's tags.
     let subscription = stack
         .store
@@ -146,7 +180,6 @@ async fn an_aks_cluster_is_provisioned_and_its_blueprint_reproduces_it() {
     assert_eq!(group["tags"]["cluster_id"], cluster_id.as_str());
 
     // The kubeconfig is in the cluster's own storage, not in the run's output.
-    let kube_token = stack.clusters.as_ref().unwrap().kube.token().to_owned();
     assert!(!run.to_string().contains(&kube_token));
     assert_eq!(
         run["output"]["kubeconfig"]["container"],

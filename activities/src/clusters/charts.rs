@@ -14,6 +14,7 @@ use crate::azure_access::azure_failure;
 use crate::error::{retryable, terminal};
 use crate::heartbeat::{heartbeating, supervised};
 use crate::helm::{Chart, HelmError, Kubeconfig, Release};
+use crate::step_log::mask_kubeconfig;
 
 pub(super) async fn install(
     work: &ClusterWork,
@@ -44,7 +45,10 @@ pub(super) async fn install(
                 None,
             )
         })?;
-    let kubeconfig = Kubeconfig::new(String::from_utf8_lossy(&blob.content).into_owned());
+    let text = String::from_utf8_lossy(&blob.content).into_owned();
+    let mut masker = windlass_core::step_logs::Masker::new();
+    mask_kubeconfig(&mut masker, &text);
+    let kubeconfig = Kubeconfig::new(text);
 
     let release = Release {
         name: request.chart.name.clone(),
@@ -54,16 +58,20 @@ pub(super) async fn install(
     };
     let cluster = request.cluster.id;
     let chart = request.chart.name.clone();
+    let shown = masker.clone();
+    let mut writer = work.step_logs.writer(ctx, masker);
     let mut log = |line: &str| {
-        tracing::info!(target: "windlass::helm", %cluster, chart = %chart, "{line}");
+        writer.line("info", line);
+        tracing::info!(target: "windlass::helm", %cluster, chart = %chart, "{}", shown.apply(line));
     };
     let installed = supervised(
         ctx,
         work.helm
             .upgrade_install(&kubeconfig, &release, &values, &mut log, ctx.cancelled()),
     )
-    .await
-    .map_err(helm_failure)?;
+    .await;
+    writer.finish().await;
+    let installed = installed.map_err(helm_failure)?;
     if let Some(recovery) = &installed.recovered {
         tracing::warn!(%cluster, chart = %request.chart.name, ?recovery, "recovered a release left pending by a dead helm");
     }

@@ -47,6 +47,8 @@ pub struct ClusterWork {
     pub chart_timeout: Duration,
     /// Names this worker in state locks.
     pub worker_name: String,
+    /// Where terraform's and helm's output goes, step by step.
+    pub step_logs: crate::step_log::StepLogs,
 }
 
 pub struct ClusterActivities {

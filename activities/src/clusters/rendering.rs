@@ -43,6 +43,15 @@ impl ClusterRendering {
         render(cluster, &account_of(cluster, target), &rendering)
     }
 
+    /// What terraform's output must never show.
+    pub(crate) fn masker(&self) -> windlass_core::step_logs::Masker {
+        let mut masker = windlass_core::step_logs::Masker::new();
+        if let Self::StandIn { kube_token, .. } = self {
+            masker.mask_value(kube_token.to_string());
+        }
+        masker
+    }
+
     /// Terraform variables that must not be written to the working directory.
     pub(crate) fn secret_env(&self) -> Vec<(String, String)> {
         match self {

@@ -17,6 +17,7 @@ use super::ClusterWork;
 use super::storage::remote_state;
 use crate::error::{retryable, terminal};
 use crate::heartbeat::supervised;
+use crate::step_log::StepLogWriter;
 use crate::terraform::{
     Plan, PlanGuard, RemoteState, StaleLockPolicy, StateLease, Terraform, TerraformError,
     TerraformMessage, is_stale,
@@ -44,7 +45,8 @@ pub(super) async fn apply(
     };
     let terraform = with_env(&work.terraform, work);
     let cluster_id = run.cluster.id;
-    let mut log = |m: &TerraformMessage| log_line(cluster_id, m);
+    let mut writer = work.step_logs.writer(ctx, work.rendering.masker());
+    let mut log = |m: &TerraformMessage| log_line(cluster_id, m, &mut writer);
     let outcome = supervised(ctx, async {
         lease.check_out(&terraform_dir).await?;
         lease
@@ -65,6 +67,7 @@ pub(super) async fn apply(
             .await
     })
     .await;
+    writer.finish().await;
     // Released whatever happened: a failed or cancelled apply has stopped writing.
     if let Err(e) = lease.release(&terraform_dir).await {
         tracing::warn!(cluster = %cluster_id, error = %e, "state lock not released; a retry will find it stale");
@@ -89,7 +92,8 @@ pub(super) async fn detect_drift(
     let lease = take_lock(work, ctx, &remote, "OperationTypePlan").await?;
     let terraform = with_env(&work.terraform, work);
     let cluster_id = check.cluster.id;
-    let mut log = |m: &TerraformMessage| log_line(cluster_id, m);
+    let mut writer = work.step_logs.writer(ctx, work.rendering.masker());
+    let mut log = |m: &TerraformMessage| log_line(cluster_id, m, &mut writer);
     let outcome = supervised(ctx, async {
         lease.check_out(&terraform_dir).await?;
         terraform
@@ -100,6 +104,7 @@ pub(super) async fn detect_drift(
             .await
     })
     .await;
+    writer.finish().await;
     if let Err(e) = lease.release(&terraform_dir).await {
         tracing::warn!(cluster = %cluster_id, error = %e, "state lock not released; a retry will find it stale");
     }
@@ -132,7 +137,8 @@ pub(super) async fn plan_only(
     .map_err(|e| retryable(e, "Workspace", None))?;
     let terraform = with_env(&work.terraform, work);
     let cluster_id = request.cluster.id;
-    let mut log = |m: &TerraformMessage| log_line(cluster_id, m);
+    let mut writer = work.step_logs.writer(ctx, work.rendering.masker());
+    let mut log = |m: &TerraformMessage| log_line(cluster_id, m, &mut writer);
     let outcome = supervised(ctx, async {
         terraform
             .init(&terraform_dir, &mut log, ctx.cancelled())
@@ -142,6 +148,7 @@ pub(super) async fn plan_only(
             .await
     })
     .await;
+    writer.finish().await;
     let _ = std::fs::remove_dir_all(&scratch);
     Ok(summary(&outcome.map_err(terraform_failure)?))
 }
@@ -254,10 +261,16 @@ fn write_blueprint(blueprint: &Blueprint, root: &Path) -> Result<(), ActivityErr
     Ok(())
 }
 
-fn log_line(cluster: uuid::Uuid, message: &TerraformMessage) {
+fn log_line(cluster: uuid::Uuid, message: &TerraformMessage, writer: &mut StepLogWriter) {
     if message.message.is_empty() {
         return;
     }
+    let level = match message.level.as_str() {
+        "error" => "error",
+        "warn" => "warn",
+        _ => "info",
+    };
+    writer.line(level, message.message.trim_end());
     if message.is_error() {
         tracing::warn!(target: "windlass::terraform", %cluster, kind = %message.kind, "{}", message.message);
     } else {

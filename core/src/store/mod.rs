@@ -11,6 +11,7 @@ mod organizations;
 mod role_bindings;
 mod runs;
 mod secrets;
+mod step_logs;
 mod steps;
 
 use std::str::FromStr;
