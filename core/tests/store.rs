@@ -26,6 +26,7 @@ on_both_databases!(
     steps_record_attempts_timings_and_last_error,
     steps_left_running_are_closed_when_the_run_is_cancelled,
     steps_of_unknown_runs_are_ignored,
+    step_logs_keep_every_attempt_in_order_once,
 );
 
 async fn organization(store: &Store) -> Uuid {
@@ -403,4 +404,55 @@ async fn steps_of_unknown_runs_are_ignored(store: &Store) {
         .await
         .unwrap();
     assert!(store.steps(stray).await.unwrap().is_empty());
+}
+
+async fn step_logs_keep_every_attempt_in_order_once(store: &Store) {
+    let org = organization(store).await;
+    let run = created(
+        store
+            .insert_run(setup_request(org, "cluster:c1", None, "f"))
+            .await
+            .unwrap(),
+    );
+    let line = |attempt, seq, text: &str| windlass_core::step_logs::LogLine {
+        attempt,
+        seq,
+        at: Utc::now(),
+        level: "info".into(),
+        line: text.into(),
+    };
+    store
+        .append_step_log(
+            run.id,
+            "terraform-apply",
+            &[line(1, 1, "Plan: 2 to add"), line(1, 2, "killed")],
+        )
+        .await
+        .unwrap();
+    // A retried flush writes the same lines again; the second attempt logs its own.
+    store
+        .append_step_log(
+            run.id,
+            "terraform-apply",
+            &[line(1, 2, "killed"), line(2, 1, "Apply complete!")],
+        )
+        .await
+        .unwrap();
+    store
+        .append_step_log(run.id, "install-chart/loki", &[line(1, 1, "other step")])
+        .await
+        .unwrap();
+    let log = store.step_log(run.id, "terraform-apply").await.unwrap();
+    let lines: Vec<(u32, &str)> = log.iter().map(|l| (l.attempt, l.line.as_str())).collect();
+    assert_eq!(
+        lines,
+        [(1, "Plan: 2 to add"), (1, "killed"), (2, "Apply complete!")]
+    );
+    // Lines of a run that does not exist are not kept.
+    let stray = Uuid::new_v4();
+    store
+        .append_step_log(stray, "x", &[line(1, 1, "lost")])
+        .await
+        .unwrap();
+    assert!(store.step_log(stray, "x").await.unwrap().is_empty());
 }
