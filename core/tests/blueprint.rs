@@ -481,7 +481,8 @@ fn helm_values_refer_to_terraform_outputs() {
 }
 
 #[test]
-fn eks_blueprints_are_refused_clearly() {
+fn an_aws_cluster_on_an_azure_shaped_account_is_refused_clearly() {
+    // The Azure account's subscription GUID is no AWS account id.
     let mut spec = spec();
     let mut account = account();
     spec.provider = CloudProvider::Aws;
@@ -489,10 +490,7 @@ fn eks_blueprints_are_refused_clearly() {
     account.provider = CloudProvider::Aws;
     let err = render(&spec, &account, &Rendering::Cloud).unwrap_err();
     assert!(matches!(err, Error::InvalidInput(_)));
-    assert!(
-        err.to_string()
-            .contains("EKS blueprints are not yet rendered")
-    );
+    assert!(err.to_string().contains("12-digit"), "{err}");
 }
 
 // ---- the real terraform ----

@@ -30,7 +30,34 @@ pub enum ResourceKind {
     ManagedIdentity,
     FederatedCredential,
     RoleAssignment,
+    /// A cloud-managed load balancer (AKS's standard one, or the NLB EKS makes for
+    /// ingress-nginx's Service).
     LoadBalancer,
+    // AWS (EKS). Subnet, NatGateway and KubernetesCluster above are shared with Azure.
+    Vpc,
+    InternetGateway,
+    /// A NAT gateway's static address.
+    ElasticIp,
+    RouteTable,
+    /// Binds a subnet to its route table (its own resource in the aws provider).
+    RouteTableAssociation,
+    IamRole,
+    /// A permission grant to an IAM role: an AWS-managed policy attached, or an inline
+    /// policy. AWS's counterpart of [`ResourceKind::RoleAssignment`].
+    IamRolePolicy,
+    /// The cluster's OIDC issuer registered in IAM, which IRSA roles trust.
+    OidcProvider,
+    /// An EKS managed node group; on EKS every node pool, the system one included, is one.
+    NodeGroup,
+    /// A workload bucket: logs and metrics.
+    S3Bucket,
+    /// Versioning, encryption or public access block of a bucket (each its own resource
+    /// in the aws provider).
+    S3BucketConfiguration,
+    /// The bucket holding terraform's own state, apart from [`ResourceKind::S3Bucket`] for
+    /// the reason [`ResourceKind::StateContainer`] is.
+    StateBucket,
+    EcrRepository,
 }
 
 /// Who brings a resource into existence.

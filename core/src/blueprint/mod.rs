@@ -8,6 +8,7 @@
 //! under `core/templates/`, embedded at build time.
 
 mod aks;
+mod eks;
 pub mod helm;
 mod inventory;
 mod maintenance;
@@ -20,7 +21,7 @@ use serde::Serialize;
 
 pub use helm::{ClusterChartValues, output_reference, render_values};
 pub use inventory::{Inventory, InventoryItem, Origin, ResourceKind};
-pub use names::{AzureNames, WORKLOAD_IDENTITIES, WorkloadIdentity};
+pub use names::{AwsNames, AzureNames, WORKLOAD_IDENTITIES, WorkloadIdentity};
 
 use crate::cloud_accounts::{CloudAccount, CloudProvider};
 use crate::clusters::ClusterSpec;
@@ -29,7 +30,8 @@ use crate::{Error, Result};
 /// Which terraform to render.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rendering {
-    /// What runs against the real cloud and what users export: the azurerm (AKS) provider.
+    /// What runs against the real cloud and what users export: the azurerm (AKS) or aws
+    /// (EKS) provider.
     Cloud,
     /// Provider-less terraform that runs here (no provider can be downloaded): each cloud
     /// resource becomes a `terraform_data` carrying the same attributes, so the real
@@ -41,7 +43,7 @@ pub enum Rendering {
 pub struct StandInOptions {
     /// The Kubernetes stand-in the `kube_config_raw` output points at.
     pub kube_api_url: String,
-    /// Simulated creation time per resource; the AKS cluster takes three times as long,
+    /// Simulated creation time per resource; the cluster takes three times as long,
     /// a node pool twice.
     pub create_seconds: u32,
     /// When set, each resource's create-time provisioner appends `<address>\n` here, so a
@@ -78,20 +80,15 @@ pub fn render(
             account.provider.as_str()
         )));
     }
-    match spec.provider {
-        CloudProvider::Azure => {
-            let mut blueprint =
-                aks::render(spec, account, rendering, &templates::Templates::new())?;
-            blueprint
-                .files
-                .extend(render_values(spec, account)?.files());
-            Ok(blueprint)
-        }
-        CloudProvider::Aws => Err(Error::InvalidInput(
-            "EKS blueprints are not yet rendered: only Azure (AKS) clusters can be provisioned"
-                .into(),
-        )),
-    }
+    let templates = templates::Templates::new();
+    let mut blueprint = match spec.provider {
+        CloudProvider::Azure => aks::render(spec, account, rendering, &templates)?,
+        CloudProvider::Aws => eks::render(spec, account, rendering, &templates)?,
+    };
+    blueprint
+        .files
+        .extend(render_values(spec, account)?.files());
+    Ok(blueprint)
 }
 
 #[cfg(test)]

@@ -110,6 +110,76 @@ impl AzureNames {
     }
 }
 
+/// Cloud names of a cluster's AWS resources. Most AWS resources have no name of their own
+/// and are named by their `Name` tag; those are spelt again in the templates as
+/// `"${local.name}-…-${each.key}"`, which the stand-in plan test compares with these.
+#[derive(Debug, Clone, Serialize)]
+pub struct AwsNames {
+    /// `windlass-{name}-{short_id}`, at most 62 characters: the cluster (EKS allows 100)
+    /// and every `Name` tag start with it.
+    pub prefix: String,
+    pub cluster: String,
+    pub vpc: String,
+    pub internet_gateway: String,
+    pub public_route_table: String,
+    /// IAM role names are limited to 64 characters, which the prefix plus a role could
+    /// pass, so roles are named by the short id alone: `windlass-{short_id}-{role}`.
+    pub iam_prefix: String,
+    pub cluster_role: String,
+    pub node_role: String,
+    /// Logs (Loki) and metrics (Thanos, under `metrics/`). Bucket names are global: the
+    /// short id keeps them unique, as it does the storage account's on Azure.
+    pub telemetry_bucket: String,
+    /// Terraform's own state, made by the bootstrap step before `terraform init`.
+    pub state_bucket: String,
+    pub repository: String,
+}
+
+impl AwsNames {
+    pub fn new(spec: &ClusterSpec) -> Self {
+        let short = spec.short_id();
+        let prefix = format!("windlass-{}-{short}", spec.name);
+        Self {
+            cluster: prefix.clone(),
+            vpc: format!("{prefix}-vpc"),
+            internet_gateway: format!("{prefix}-igw"),
+            public_route_table: format!("{prefix}-public"),
+            iam_prefix: format!("windlass-{short}"),
+            cluster_role: format!("windlass-{short}-cluster"),
+            node_role: format!("windlass-{short}-node"),
+            telemetry_bucket: format!("windlass-telemetry-{short}"),
+            state_bucket: format!("windlass-tfstate-{short}"),
+            repository: prefix.clone(),
+            prefix,
+        }
+    }
+
+    pub(crate) fn private_subnet(&self, zone: &str) -> String {
+        format!("{}-private-{zone}", self.prefix)
+    }
+
+    pub(crate) fn public_subnet(&self, zone: &str) -> String {
+        format!("{}-public-{zone}", self.prefix)
+    }
+
+    pub(crate) fn nat_gateway(&self, zone: &str) -> String {
+        format!("{}-nat-{zone}", self.prefix)
+    }
+
+    pub(crate) fn elastic_ip(&self, zone: &str) -> String {
+        format!("{}-nat-ip-{zone}", self.prefix)
+    }
+
+    pub(crate) fn private_route_table(&self, zone: &str) -> String {
+        format!("{}-private-rt-{zone}", self.prefix)
+    }
+
+    /// The IRSA role of a workload identity.
+    pub(crate) fn identity_role(&self, role: &str) -> String {
+        format!("{}-{role}", self.iam_prefix)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,5 +203,26 @@ mod tests {
         );
         assert!(names.registry.chars().all(|c| c.is_ascii_alphanumeric()));
         assert!(names.kubeconfigs_container.len() <= 63);
+    }
+
+    #[test]
+    fn names_fit_aws_limits_for_the_longest_cluster_name() {
+        let mut spec = crate::blueprint::tests::aks_spec();
+        spec.name = "a".repeat(40);
+        let names = AwsNames::new(&spec);
+        assert!(names.cluster.len() <= 100);
+        for role in [&names.cluster_role, &names.node_role] {
+            assert!(role.len() <= 64, "{role}");
+        }
+        assert_eq!(
+            names.identity_role("karpenter"),
+            "windlass-5f0c6a8e1d2b-karpenter"
+        );
+        assert!(names.identity_role("karpenter").len() <= 64);
+        for bucket in [&names.telemetry_bucket, &names.state_bucket] {
+            assert!((3..=63).contains(&bucket.len()), "{bucket}");
+        }
+        // Name tags are limited to 256 characters.
+        assert!(names.private_route_table("3").len() <= 256);
     }
 }
