@@ -117,6 +117,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     }
     .key_ring(&store)
     .await?;
+    let keys = std::sync::Arc::new(keys);
     let engine_config = EngineConfig {
         payload_keys: Some(crate::config::payload_keys(&keys).await?),
         ..EngineConfig::new(temporal.address.clone())
@@ -148,6 +149,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             .client_template()?
             .map(|t| clusters.activities(t, store.clone()))
             .transpose()?,
+        keys: Some(windlass_activities::key_rotation::KeyRotation::new(
+            keys.clone(),
+        )),
     };
     let worker_config = WorkerConfig {
         engine: engine_config.clone(),

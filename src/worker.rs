@@ -1,6 +1,7 @@
 use std::time::Duration;
 
 use windlass_activities::ActivitySet;
+use windlass_activities::key_rotation::KeyRotation;
 use windlass_workers::{WorkerConfig, spawn_worker};
 
 use crate::cluster_config::ClusterArgs;
@@ -35,13 +36,18 @@ pub struct WorkerArgs {
 impl WorkerArgs {
     /// The activities this worker can run: Azure and cluster work only when it has a
     /// federated identity to act with.
-    pub fn activity_set(&self, store: &windlass_core::Store) -> anyhow::Result<ActivitySet> {
+    pub fn activity_set(
+        &self,
+        store: &windlass_core::Store,
+        keys: std::sync::Arc<windlass_core::keys::KeyRing>,
+    ) -> anyhow::Result<ActivitySet> {
         let template = self.azure.client_template()?;
         Ok(ActivitySet {
             azure: self.azure.activities()?,
             clusters: template
                 .map(|t| self.clusters.activities(t, store.clone()))
                 .transpose()?,
+            keys: Some(KeyRotation::new(keys)),
         })
     }
 
@@ -57,8 +63,8 @@ impl WorkerArgs {
 
 pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let store = args.store.connect().await?;
-    let activities = args.activity_set(&store)?;
-    let keys = args.keys.key_ring(&store).await?;
+    let keys = std::sync::Arc::new(args.keys.key_ring(&store).await?);
+    let activities = args.activity_set(&store, keys.clone())?;
     let config = args.worker_config(args.engine.config(&keys).await?);
     let worker =
         tokio::task::spawn_blocking(move || spawn_worker(config, store, activities)).await??;

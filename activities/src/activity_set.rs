@@ -5,6 +5,7 @@ use temporalio_sdk::worker_options_builder::State;
 
 use crate::azure_access::AzureAccess;
 use crate::clusters::ClusterActivities;
+use crate::key_rotation::KeyRotation;
 
 /// Everything a worker can run besides the run bookkeeping (which needs only the store).
 /// A worker without Azure clients configured does not poll for Azure activities.
@@ -12,12 +13,17 @@ use crate::clusters::ClusterActivities;
 pub struct ActivitySet {
     pub azure: Option<AzureAccess>,
     pub clusters: Option<ClusterActivities>,
+    pub keys: Option<KeyRotation>,
 }
 
 impl ActivitySet {
     pub fn register<S: State>(self, options: WorkerOptionsBuilder<S>) -> WorkerOptionsBuilder<S> {
         let options = match self.azure {
             Some(azure) => options.register_activities(azure),
+            None => options,
+        };
+        let options = match self.keys {
+            Some(keys) => options.register_activities(keys),
             None => options,
         };
         match self.clusters {

@@ -12,6 +12,7 @@ pub mod clusters;
 pub mod error;
 mod heartbeat;
 pub mod helm;
+pub mod key_rotation;
 pub mod runs;
 pub mod step_log;
 pub mod terraform;

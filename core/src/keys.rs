@@ -136,6 +136,26 @@ impl KeyRing {
         Ok(self.current(purpose, organization_id).await?.0)
     }
 
+    /// Rotates the organisation's key if its newest version is older than `max_age` at
+    /// `now` (creating the first version if there is none). Returns the current version
+    /// and whether this call rotated. Safe to run concurrently: a version made by another
+    /// caller first is the one used.
+    pub async fn rotate_organization_key_if_older_than(
+        &self,
+        organization_id: Uuid,
+        max_age: chrono::Duration,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(u32, bool)> {
+        let org = organization_id.to_string();
+        match self.store.newest_data_key_age(ORGANIZATION, &org).await? {
+            Some((_, created)) if now - created > max_age => {
+                Ok((self.rotate(ORGANIZATION, &org).await?, true))
+            }
+            Some((version, _)) => Ok((version, false)),
+            None => Ok((self.current(ORGANIZATION, &org).await?.0, false)),
+        }
+    }
+
     pub async fn organization_key(&self, organization_id: Uuid) -> Result<(u32, DataKey)> {
         self.current(ORGANIZATION, &organization_id.to_string())
             .await

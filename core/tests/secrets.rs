@@ -18,6 +18,7 @@ on_both_databases!(
     values_are_stored_sealed_and_bound_to_their_organization,
     key_rotation_keeps_old_values_readable,
     kek_rotation_rewraps_without_losing_a_key,
+    maintenance_rotates_an_organization_key_only_when_it_is_old,
 );
 
 fn key_ring(store: &Store, dir: &tempfile::TempDir, file: &str) -> KeyRing {
@@ -261,4 +262,50 @@ async fn kek_rotation_rewraps_without_losing_a_key(store: &Store) {
             .as_str(),
         "before-rotation"
     );
+}
+
+async fn maintenance_rotates_an_organization_key_only_when_it_is_old(store: &Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = key_ring(store, &dir, "kek");
+    let org = store
+        .create_organization(&format!("acme-{}", Uuid::new_v4()))
+        .await
+        .unwrap()
+        .id;
+    let ninety_days = chrono::Duration::days(90);
+    let now = chrono::Utc::now();
+    // The first check makes the first key.
+    assert_eq!(
+        keys.rotate_organization_key_if_older_than(org, ninety_days, now)
+            .await
+            .unwrap(),
+        (1, false)
+    );
+    put_secret(store, &keys, org, "db-password", "hunter2-but-longer")
+        .await
+        .unwrap();
+    // A week later it is still young; a season later it is replaced, once.
+    let week = now + chrono::Duration::days(7);
+    assert_eq!(
+        keys.rotate_organization_key_if_older_than(org, ninety_days, week)
+            .await
+            .unwrap(),
+        (1, false)
+    );
+    let season = now + chrono::Duration::days(91);
+    assert_eq!(
+        keys.rotate_organization_key_if_older_than(org, ninety_days, season)
+            .await
+            .unwrap(),
+        (2, true)
+    );
+    // The new version was made just now: a week on from here it is still young.
+    assert_eq!(
+        keys.rotate_organization_key_if_older_than(org, ninety_days, week)
+            .await
+            .unwrap(),
+        (2, false),
+        "no second rotation"
+    );
+    assert_eq!(keys.organization_key(org).await.unwrap().0, 2);
 }

@@ -218,6 +218,12 @@ impl Stack {
             azure: Some(AzureAccess::new(AzureConnector::new(
                 self.azure_client_config(),
             ))),
+            keys: Some(windlass_activities::key_rotation::KeyRotation::new(
+                Arc::new(KeyRing::new(
+                    self.store.clone(),
+                    Arc::new(LocalKeyFile::load_or_create(&self.dir.path().join("kek")).unwrap()),
+                )),
+            )),
             clusters: self.clusters.as_ref().map(|bed| {
                 ClusterActivities::new(ClusterWork {
                     azure: AzureConnector::new(self.azure_client_config()),

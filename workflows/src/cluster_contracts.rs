@@ -183,6 +183,8 @@ pub enum MaintenanceTask {
     ChartUpdates,
     /// Issue a fresh kubeconfig from the cluster's state into its storage account.
     CredentialRotation,
+    /// Rotate the organisation's data key once it is 90 days old.
+    KeyRotation,
 }
 
 impl MaintenanceTask {
@@ -192,6 +194,7 @@ impl MaintenanceTask {
             Self::DriftDetection,
             Self::ChartUpdates,
             Self::CredentialRotation,
+            Self::KeyRotation,
         ]
     }
 
@@ -203,6 +206,7 @@ impl MaintenanceTask {
             Self::DriftDetection => 15,
             Self::ChartUpdates => 45,
             Self::CredentialRotation => 5,
+            Self::KeyRotation => 2,
         };
         std::time::Duration::from_secs(minutes * 60)
     }
@@ -214,6 +218,7 @@ pub struct MaintenanceReport {
     pub drift: Option<DriftReport>,
     pub charts: Vec<ChartRelease>,
     pub kubeconfig: Option<KubeconfigRef>,
+    pub key_rotation: Option<KeyRotated>,
     /// Windows the run waited for, with the task that did not fit.
     pub deferrals: Vec<Deferral>,
 }
@@ -344,6 +349,35 @@ impl ClusterRecordActivities {
     /// cluster is deleted.
     #[activity(name = record_activity_names::CURRENT_SPEC)]
     pub fn current_spec(_: ClusterRef) -> Result<Option<ClusterSpec>, ActivityError> {
+        unimplemented!()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRotationRequest {
+    pub organization_id: uuid::Uuid,
+    /// Rotate when the newest key version is older than this.
+    pub max_age_days: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct KeyRotated {
+    /// The organisation key version new secrets are sealed with.
+    pub version: u32,
+    pub rotated: bool,
+}
+
+pub mod key_activity_names {
+    pub const ROTATE_ORGANIZATION_KEY: &str = "keys.rotate_organization_key";
+}
+
+pub struct KeyActivities;
+
+#[activity_definitions]
+impl KeyActivities {
+    /// Rotates the organisation's data key when it is old; older versions stay readable.
+    #[activity(name = key_activity_names::ROTATE_ORGANIZATION_KEY)]
+    pub fn rotate_organization_key(_: KeyRotationRequest) -> Result<KeyRotated, ActivityError> {
         unimplemented!()
     }
 }

@@ -15,10 +15,13 @@ use windlass_core::maintenance::MaintenanceWindow;
 use crate::chart_installs::{ChartInstalls, install_cluster_charts};
 use crate::cluster_contracts::{
     ClusterActivities, ClusterRecordActivities, ClusterRef, ClusterRequest, Deferral, DriftCheck,
-    KubeconfigRef, MaintenanceActivities, MaintenanceInput, MaintenanceReport, MaintenanceTask,
-    PublishKubeconfig,
+    KeyActivities, KeyRotationRequest, KubeconfigRef, MaintenanceActivities, MaintenanceInput,
+    MaintenanceReport, MaintenanceTask, PublishKubeconfig,
 };
 use crate::outcome::{ended, long_step, step};
+
+/// How old an organisation's data key may grow before maintenance rotates it.
+const KEY_MAX_AGE_DAYS: u32 = 90;
 
 #[workflow]
 #[derive(Default)]
@@ -102,6 +105,20 @@ async fn maintain(
             }
         }
         match task {
+            MaintenanceTask::KeyRotation => {
+                report.key_rotation = Some(ended(
+                    ctx,
+                    ctx.execute_activity(
+                        KeyActivities::rotate_organization_key,
+                        KeyRotationRequest {
+                            organization_id: input.cluster.organization_id,
+                            max_age_days: KEY_MAX_AGE_DAYS,
+                        },
+                        step("rotate-organization-key", Duration::from_secs(10 * 60)),
+                    )
+                    .await,
+                )?);
+            }
             MaintenanceTask::UpgradeCheck => {
                 report.upgrade = Some(ended(
                     ctx,
@@ -177,7 +194,9 @@ async fn maintain(
                         )
                         .await?;
                     }
-                    MaintenanceTask::UpgradeCheck => unreachable!("handled above"),
+                    MaintenanceTask::UpgradeCheck | MaintenanceTask::KeyRotation => {
+                        unreachable!("handled above")
+                    }
                 }
             }
         }

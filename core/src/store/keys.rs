@@ -35,6 +35,30 @@ impl Store {
         row.as_ref().map(key_from_row).transpose()
     }
 
+    /// The newest version of a key line and when it was made.
+    pub async fn newest_data_key_age(
+        &self,
+        purpose: &str,
+        organization_id: &str,
+    ) -> Result<Option<(u32, chrono::DateTime<chrono::Utc>)>> {
+        let row = sqlx::query(
+            "SELECT version, created_at FROM data_keys WHERE purpose = $1 AND organization_id = $2 \
+             ORDER BY version DESC LIMIT 1",
+        )
+        .bind(purpose)
+        .bind(organization_id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|row| {
+            use sqlx::Row;
+            Ok((
+                row.try_get::<i64, _>("version")? as u32,
+                clock::from_db(&row.try_get::<String, _>("created_at")?),
+            ))
+        })
+        .transpose()
+    }
+
     /// Inserts a new key version; `false` if that version already exists (another process
     /// created it first, and that one is the key to use).
     pub async fn insert_data_key(&self, key: &WrappedKeyRow) -> Result<bool> {

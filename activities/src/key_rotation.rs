@@ -1,0 +1,44 @@
+//! Rotating an organisation's data key during maintenance, when it has grown old.
+
+use std::sync::Arc;
+
+use temporalio_macros::activities;
+use temporalio_sdk::activities::{ActivityContext, ActivityError};
+use windlass_core::keys::KeyRing;
+use windlass_workflows::cluster_contracts::{KeyRotated, KeyRotationRequest, key_activity_names};
+
+use crate::error::retryable_unless;
+
+pub struct KeyRotation {
+    keys: Arc<KeyRing>,
+}
+
+impl KeyRotation {
+    pub fn new(keys: Arc<KeyRing>) -> Self {
+        Self { keys }
+    }
+}
+
+#[activities]
+impl KeyRotation {
+    #[activity(name = key_activity_names::ROTATE_ORGANIZATION_KEY)]
+    pub async fn rotate_organization_key(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        request: KeyRotationRequest,
+    ) -> Result<KeyRotated, ActivityError> {
+        let (version, rotated) = self
+            .keys
+            .rotate_organization_key_if_older_than(
+                request.organization_id,
+                chrono::Duration::days(i64::from(request.max_age_days)),
+                chrono::Utc::now(),
+            )
+            .await
+            .map_err(|e| retryable_unless(!e.is_retryable(), e))?;
+        if rotated {
+            tracing::info!(organization = %request.organization_id, version, "organization key rotated");
+        }
+        Ok(KeyRotated { version, rotated })
+    }
+}
