@@ -295,3 +295,50 @@ async fn a_killed_apply_resumes_elsewhere_without_making_anything_twice() {
     let state = remote.read().await.unwrap().unwrap();
     assert_eq!(resource_names(&state), ["cluster", "network", "slow"]);
 }
+
+#[tokio::test]
+async fn an_attempt_whose_lock_was_broken_no_longer_writes_the_state() {
+    let bed = bed().await;
+    let remote = RemoteState::new(bed.container.clone(), "cluster.tfstate");
+    let zombie = remote
+        .lock("OperationTypeApply", "worker-1/attempt-1")
+        .await
+        .unwrap();
+    let zombie_dir = tempfile::tempdir().unwrap();
+    zombie.check_out(zombie_dir.path()).await.unwrap();
+
+    // Taken for dead: the retry breaks its lock and takes its own.
+    assert!(remote.break_lock(zombie.lock_id()).await.unwrap());
+    let retry = remote
+        .lock("OperationTypeApply", "worker-2/attempt-2")
+        .await
+        .unwrap();
+    let retry_dir = tempfile::tempdir().unwrap();
+    retry.check_out(retry_dir.path()).await.unwrap();
+    std::fs::write(
+        retry_dir.path().join("terraform.tfstate"),
+        r#"{"serial": 2}"#,
+    )
+    .unwrap();
+    retry.sync(retry_dir.path()).await.unwrap();
+
+    // The zombie, still running, has something to write: it is refused, the state stays.
+    std::fs::write(
+        zombie_dir.path().join("terraform.tfstate"),
+        r#"{"serial": 1}"#,
+    )
+    .unwrap();
+    let refused = zombie.sync(zombie_dir.path()).await.unwrap_err();
+    assert!(matches!(refused, TerraformError::LockLost(_)), "{refused}");
+    assert!(!refused.is_retryable());
+    assert_eq!(remote.read().await.unwrap().unwrap(), br#"{"serial": 2}"#);
+
+    // And its supervised work is stopped at the next sync instead of running on.
+    let stopped = zombie
+        .synced(
+            zombie_dir.path(),
+            std::future::pending::<Result<(), TerraformError>>(),
+        )
+        .await;
+    assert!(matches!(stopped, Err(TerraformError::LockLost(_))));
+}

@@ -301,6 +301,8 @@ fn terraform_failure(error: TerraformError) -> ActivityError {
         // Locks clear when their holder ends; come back soon rather than with backoff.
         TerraformError::Locked(_) => retryable(error, "StateLocked", Some(Duration::from_secs(5))),
         TerraformError::Refused(_) => terminal(error, "PlanRefused"),
+        // This attempt was taken for dead and another holds the state: it must stop.
+        TerraformError::LockLost(_) => terminal(error, "StateLockLost"),
         ref e if e.is_retryable() => retryable(error, "TerraformFailed", None),
         _ => terminal(error, "TerraformFailed"),
     }

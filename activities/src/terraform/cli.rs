@@ -260,7 +260,9 @@ impl Terraform {
             .stderr(Stdio::piped())
             // Its own process group: a Ctrl-C meant for the worker must not reach terraform
             // mid-apply; the worker decides when terraform is interrupted.
-            .process_group(0);
+            .process_group(0)
+            // Dropped only when its run lost the state lock: it must stop writing.
+            .kill_on_drop(true);
         #[cfg(target_os = "linux")]
         // SAFETY: prctl is async-signal-safe and only changes this child's own settings.
         unsafe {

@@ -19,6 +19,10 @@ pub enum TerraformError {
     },
     #[error("terraform {0} was cancelled")]
     Cancelled(String),
+    /// This run's state lock was broken (its holder taken for dead) and is held by
+    /// another; what this run would write is discarded.
+    #[error("terraform state lock {0} was lost to another run")]
+    LockLost(String),
     #[error("terraform could not be started: {0}")]
     Spawn(#[source] std::io::Error),
     #[error("terraform output could not be read: {0}")]
@@ -35,7 +39,7 @@ impl TerraformError {
             Self::Locked(_) => true,
             Self::Failed { diagnostics, .. } => !diagnostics.iter().any(is_configuration_error),
             Self::Spawn(_) | Self::Output(_) | Self::Workspace(_) => true,
-            Self::Refused(_) | Self::Cancelled(_) => false,
+            Self::Refused(_) | Self::Cancelled(_) | Self::LockLost(_) => false,
         }
     }
 }

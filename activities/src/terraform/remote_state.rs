@@ -218,6 +218,9 @@ impl StateLease {
         if *last == Some(digest) {
             return Ok(());
         }
+        // Only the lock's holder writes: an attempt whose lock was broken (it was taken for
+        // dead) must not overwrite the state of the attempt that now holds it.
+        self.check_held().await?;
         self.remote
             .container
             .put(&self.remote.state_blob, state)
@@ -227,7 +230,24 @@ impl StateLease {
         Ok(())
     }
 
+    /// Fails with [`TerraformError::LockLost`] unless this lease's lock is still the one
+    /// held (same blob version).
+    pub async fn check_held(&self) -> Result<(), TerraformError> {
+        let current = self
+            .remote
+            .container
+            .get(&self.remote.lock_blob())
+            .await
+            .map_err(storage)?;
+        match current {
+            Some(blob) if blob.etag == self.lock_etag => Ok(()),
+            _ => Err(TerraformError::LockLost(self.lock_id.clone())),
+        }
+    }
+
     /// Runs `work` while uploading the state as terraform writes it, then once more after.
+    /// If the lock is lost meanwhile, `work` is dropped at once (terraform is killed):
+    /// another attempt owns the state now.
     pub async fn synced<T>(
         &self,
         dir: &Path,
@@ -238,10 +258,10 @@ impl StateLease {
         let result = loop {
             tokio::select! {
                 result = &mut work => break result,
-                _ = ticks.tick() => {
-                    if let Err(e) = self.sync(dir).await {
-                        tracing::warn!(error = %e, "terraform state upload failed; retrying");
-                    }
+                _ = ticks.tick() => match self.sync(dir).await {
+                    Err(lost @ TerraformError::LockLost(_)) => return Err(lost),
+                    Err(e) => tracing::warn!(error = %e, "terraform state upload failed; retrying"),
+                    Ok(()) => {}
                 }
             }
         };
