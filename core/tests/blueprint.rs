@@ -3,8 +3,7 @@
 //! the real terraform.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use chrono::{DateTime, NaiveTime, Utc, Weekday};
 use uuid::Uuid;
@@ -15,6 +14,9 @@ use windlass_core::blueprint::{
 use windlass_core::cloud_accounts::{CloudAccount, CloudProvider};
 use windlass_core::clusters::{ClusterSpec, NetworkSpec, NodePoolSpec};
 use windlass_core::maintenance::MaintenanceWindow;
+
+mod real_terraform;
+use real_terraform::{STANDIN_TOKEN, tf, write};
 
 fn spec() -> ClusterSpec {
     ClusterSpec {
@@ -495,53 +497,6 @@ fn an_aws_cluster_on_an_azure_shaped_account_is_refused_clearly() {
 
 // ---- the real terraform ----
 
-/// `$WINDLASS_TERRAFORM`, else `.tools/bin/terraform` here or in a parent directory, as
-/// the activities' `Terraform::locate` finds it.
-fn terraform() -> PathBuf {
-    if let Ok(path) = std::env::var("WINDLASS_TERRAFORM") {
-        return path.into();
-    }
-    let mut dir = Some(std::env::current_dir().unwrap());
-    while let Some(d) = dir {
-        let candidate = d.join(".tools/bin/terraform");
-        if candidate.is_file() {
-            return candidate;
-        }
-        dir = d.parent().map(Path::to_path_buf);
-    }
-    panic!("no terraform: run scripts/setup.sh or set WINDLASS_TERRAFORM");
-}
-
-const STANDIN_TOKEN: &str = "stand-in-credential-7f3a";
-
-fn write(blueprint: &Blueprint, root: &Path) {
-    for (path, text) in &blueprint.files {
-        let path = root.join(path);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    }
-}
-
-fn tf(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(terraform())
-        .args(args)
-        .current_dir(dir)
-        .env("TF_IN_AUTOMATION", "1")
-        .env("CHECKPOINT_DISABLE", "1")
-        // What the worker passes at run time: the stand-in's credential, never in files.
-        .env("TF_VAR_standin_kube_token", STANDIN_TOKEN)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "terraform {args:?}: {}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
 #[test]
 fn both_renderings_are_formatted_as_terraform_fmt_would() {
     for rendering in [
@@ -647,10 +602,8 @@ fn the_stand_in_plans_and_applies_with_real_terraform() {
     assert!(kubeconfig.contains(r#""certificate-authority-data": "LS0tLS1CRUdJTi"#));
 
     // A second plan has nothing to do: nothing would be created again.
-    let again = Command::new(terraform())
+    let again = real_terraform::command(&tfdir)
         .args(["plan", "-input=false", "-detailed-exitcode"])
-        .current_dir(&tfdir)
-        .env("TF_VAR_standin_kube_token", STANDIN_TOKEN)
         .status()
         .unwrap();
     assert_eq!(again.code(), Some(0));
