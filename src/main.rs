@@ -8,6 +8,7 @@ mod dev;
 mod logging;
 mod serve;
 mod worker;
+mod workers_command;
 
 use clap::{Parser, Subcommand};
 
@@ -46,6 +47,8 @@ enum Command {
     /// Data keys and the key-encryption key.
     #[command(subcommand)]
     Keys(admin::KeysCommand),
+    /// List the workers polling a task queue (workflow and activity pollers).
+    Workers(workers_command::WorkersArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -61,6 +64,7 @@ fn main() -> anyhow::Result<()> {
             Command::Worker(args) => worker::run(args).await,
             Command::Audit(command) => admin::audit(command).await,
             Command::Keys(command) => admin::keys(command).await,
+            Command::Workers(args) => workers_command::run(args).await,
             Command::Migrate(args) => {
                 let store = args.connect().await?;
                 store.migrate().await?;

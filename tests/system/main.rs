@@ -12,3 +12,4 @@ mod dev_command;
 mod plaintext_scan;
 pub mod support;
 mod worker_crash;
+mod workers_command;

@@ -5,6 +5,7 @@
 pub mod codec;
 pub mod dev_server;
 mod error;
+pub mod pollers;
 pub mod schedules;
 
 use std::str::FromStr;
@@ -58,6 +59,7 @@ impl EngineConfig {
 pub struct Engine {
     client: Client,
     task_queue: String,
+    namespace: String,
 }
 
 /// What Temporal says about a workflow right now.
@@ -96,6 +98,7 @@ impl Engine {
         Ok(Self {
             client,
             task_queue: config.task_queue.clone(),
+            namespace: config.namespace.clone(),
         })
     }
 
