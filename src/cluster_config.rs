@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use windlass_activities::azure::AzureClientConfig;
 use windlass_activities::azure_access::AzureConnector;
-use windlass_activities::clusters::{ClusterActivities, ClusterRendering, ClusterWork};
+use windlass_activities::clusters::{AwsClients, ClusterActivities, ClusterRendering, ClusterWork};
 use windlass_activities::helm::Helm;
 use windlass_activities::step_log::StepLogs;
 use windlass_activities::terraform::Terraform;
@@ -65,10 +65,14 @@ pub struct ClusterArgs {
     /// How long helm waits for a chart's workloads to become ready.
     #[arg(long, env = "WINDLASS_CHART_TIMEOUT_SECONDS", default_value_t = 600)]
     pub chart_timeout_seconds: u64,
+    /// One endpoint for every AWS service (STS, S3), e.g. moto; unset: AWS itself.
+    /// Windlass's own AWS credentials come from the standard chain.
+    #[arg(long, env = "WINDLASS_AWS_ENDPOINT_URL")]
+    pub aws_endpoint_url: Option<String>,
 }
 
 impl ClusterArgs {
-    pub fn activities(
+    pub async fn activities(
         &self,
         azure: AzureClientConfig,
         store: windlass_core::Store,
@@ -111,6 +115,7 @@ impl ClusterArgs {
             .with_context(|| format!("creating {}", workdir.display()))?;
         Ok(ClusterActivities::new(ClusterWork {
             azure: AzureConnector::new(azure),
+            aws: Some(AwsClients::new(self.aws_endpoint_url.clone()).await),
             terraform: Terraform::locate(),
             helm: Helm::locate(),
             rendering,

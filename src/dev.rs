@@ -142,13 +142,15 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         standin_journal: None,
         stale_lock_grace_seconds: 30,
         chart_timeout_seconds: 300,
+        aws_endpoint_url: None,
+    };
+    let cluster_activities = match azure.client_template()? {
+        Some(template) => Some(clusters.activities(template, store.clone()).await?),
+        None => None,
     };
     let activities = ActivitySet {
         azure: azure.activities()?,
-        clusters: azure
-            .client_template()?
-            .map(|t| clusters.activities(t, store.clone()))
-            .transpose()?,
+        clusters: cluster_activities,
         keys: Some(windlass_activities::key_rotation::KeyRotation::new(
             keys.clone(),
         )),

@@ -36,17 +36,18 @@ pub struct WorkerArgs {
 impl WorkerArgs {
     /// The activities this worker can run: Azure and cluster work only when it has a
     /// federated identity to act with.
-    pub fn activity_set(
+    pub async fn activity_set(
         &self,
         store: &windlass_core::Store,
         keys: std::sync::Arc<windlass_core::keys::KeyRing>,
     ) -> anyhow::Result<ActivitySet> {
-        let template = self.azure.client_template()?;
+        let clusters = match self.azure.client_template()? {
+            Some(template) => Some(self.clusters.activities(template, store.clone()).await?),
+            None => None,
+        };
         Ok(ActivitySet {
             azure: self.azure.activities()?,
-            clusters: template
-                .map(|t| self.clusters.activities(t, store.clone()))
-                .transpose()?,
+            clusters,
             keys: Some(KeyRotation::new(keys)),
         })
     }
@@ -64,7 +65,7 @@ impl WorkerArgs {
 pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let store = args.store.connect().await?;
     let keys = std::sync::Arc::new(args.keys.key_ring(&store).await?);
-    let activities = args.activity_set(&store, keys.clone())?;
+    let activities = args.activity_set(&store, keys.clone()).await?;
     let config = args.worker_config(args.engine.config(&keys).await?);
     let worker =
         tokio::task::spawn_blocking(move || spawn_worker(config, store, activities)).await??;

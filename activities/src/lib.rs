@@ -13,6 +13,7 @@ pub mod error;
 mod heartbeat;
 pub mod helm;
 pub mod key_rotation;
+pub mod object_store;
 pub mod runs;
 pub mod step_log;
 pub mod terraform;

@@ -1,61 +1,24 @@
 //! STS AssumeRole against a real moto server (installed into .venv by scripts/setup.sh).
-//! Each test starts its own server so no state leaks between tests.
+//! Each test starts its own server (tests/support/moto.rs) so no state leaks between tests.
 //!
 //! moto does not evaluate trust policies or the `sts:ExternalId` condition: these tests
 //! show that the ExternalId is sent and the credentials are handled and cached correctly,
 //! not that AWS would refuse a wrong ExternalId.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Once};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
 use uuid::Uuid;
 use windlass_activities::aws::{AssumedRoleProvider, AwsError, external_id};
 
-/// A moto server on a free loopback port, killed when dropped.
-struct Moto {
-    child: Child,
-    endpoint: String,
+mod support {
+    pub mod moto;
 }
+use support::moto::{Moto, free_port};
 
+// Inherent methods may live in any module of the test crate that defines `Moto`.
 impl Moto {
-    fn start() -> Self {
-        let binary = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server");
-        assert!(
-            binary.exists(),
-            "{} is missing: run scripts/setup.sh to install moto (the STS tests need it)",
-            binary.display()
-        );
-        let port = free_port();
-        let child = Command::new(&binary)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
-        let mut moto = Self {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        };
-        let address = SocketAddr::from(([127, 0, 0, 1], port));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
-            if let Some(status) = moto.child.try_wait().unwrap() {
-                panic!("moto_server exited before answering ({status})");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "moto_server did not answer on {address} within 60 s"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        moto
-    }
-
     /// Creates a role whose trust policy requires `organization_id`'s ExternalId, through
     /// moto's IAM query API; returns its ARN.
     async fn create_role(&self, organization_id: Uuid) -> String {
@@ -102,21 +65,6 @@ impl Moto {
         assert_eq!(arn, format!("arn:aws:iam::123456789012:role/{name}"));
         arn
     }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Dummy credentials for this test process, and nothing from the developer's own AWS

@@ -136,7 +136,10 @@ fn resource_names(state: &[u8]) -> Vec<String> {
 #[tokio::test]
 async fn state_lives_in_the_clusters_storage_account() {
     let bed = bed().await;
-    let remote = RemoteState::new(bed.container.clone(), "cluster.tfstate");
+    let remote = RemoteState::new(
+        std::sync::Arc::new(bed.container.clone()),
+        "cluster.tfstate",
+    );
     let ws = workspace(TWO);
     let plan = apply(&remote, ws.path(), "worker-1").await.unwrap();
     assert_eq!(plan.summary.add, 2);
@@ -157,7 +160,10 @@ async fn state_lives_in_the_clusters_storage_account() {
 #[tokio::test]
 async fn a_held_lock_names_its_holder_and_is_not_taken_twice() {
     let bed = bed().await;
-    let remote = RemoteState::new(bed.container.clone(), "cluster.tfstate");
+    let remote = RemoteState::new(
+        std::sync::Arc::new(bed.container.clone()),
+        "cluster.tfstate",
+    );
     let held = remote
         .lock("OperationTypeApply", "worker-1/attempt-1")
         .await
@@ -210,7 +216,10 @@ fn terraform_running(marker: &str) -> Option<i32> {
 #[tokio::test]
 async fn a_killed_apply_resumes_elsewhere_without_making_anything_twice() {
     let bed = bed().await;
-    let remote = RemoteState::new(bed.container.clone(), "cluster.tfstate");
+    let remote = RemoteState::new(
+        std::sync::Arc::new(bed.container.clone()),
+        "cluster.tfstate",
+    );
     let marker = "sleep 47.25";
     let config = format!(
         "{TWO}\nresource \"terraform_data\" \"slow\" {{\n  input = terraform_data.cluster.output\n  provisioner \"local-exec\" {{ command = \"{marker}\" }}\n}}\n"
@@ -299,7 +308,10 @@ async fn a_killed_apply_resumes_elsewhere_without_making_anything_twice() {
 #[tokio::test]
 async fn an_attempt_whose_lock_was_broken_no_longer_writes_the_state() {
     let bed = bed().await;
-    let remote = RemoteState::new(bed.container.clone(), "cluster.tfstate");
+    let remote = RemoteState::new(
+        std::sync::Arc::new(bed.container.clone()),
+        "cluster.tfstate",
+    );
     let zombie = remote
         .lock("OperationTypeApply", "worker-1/attempt-1")
         .await

@@ -18,8 +18,8 @@ use windlass_core::maintenance::MaintenanceWindow;
 use windlass_core::rbac::{Permission, Target};
 use windlass_core::runs::{NewRun, Run, RunFilter, WorkflowKind};
 use windlass_workflows::cluster_contracts::{
-    DeleteClusterInput, MaintenanceInput, MaintenanceTask, ProvisionClusterInput,
-    UpgradeClusterInput,
+    AwsTarget, CloudTarget, DeleteClusterInput, MaintenanceInput, MaintenanceTask,
+    ProvisionClusterInput, UpgradeClusterInput,
 };
 use windlass_workflows::contracts::AzureTarget;
 
@@ -139,13 +139,6 @@ async fn create(
         .store
         .cloud_account(organization_id, request.cloud_account_id)
         .await?;
-    if account.provider != CloudProvider::Azure {
-        return Err(Problem::unprocessable(format!(
-            "cloud account {} is {}: only Azure (AKS) clusters are provisioned so far",
-            account.id,
-            account.provider.as_str()
-        )));
-    }
     let fingerprint = {
         let canonical = serde_json::to_vec(request).unwrap_or_default();
         format!("{:x}", Sha256::digest(canonical))
@@ -235,15 +228,28 @@ async fn create(
     ))
 }
 
+/// The role customers create in their AWS account for Windlass, trusting it with their
+/// organisation's ExternalId (`windlass-<organisation id>`).
+pub const AWS_ROLE_NAME: &str = "windlass-access";
+
 /// Cluster operations act as Windlass's multi-tenant application in the customer's tenant
-/// (the principal the access setup created and granted the custom role).
-fn acting_target(account: &CloudAccount, application_id: &str) -> AzureTarget {
-    AzureTarget {
-        organization_id: account.organization_id,
-        cloud_account_id: account.id,
-        tenant_id: account.tenant_id.clone(),
-        subscription_id: account.external_id.clone(),
-        setup_identity_client_id: application_id.to_owned(),
+/// (the principal the access setup created and granted the custom role), or as the role
+/// Windlass may assume in the customer's AWS account.
+fn acting_target(account: &CloudAccount, application_id: &str) -> CloudTarget {
+    match account.provider {
+        CloudProvider::Azure => CloudTarget::Azure(AzureTarget {
+            organization_id: account.organization_id,
+            cloud_account_id: account.id,
+            tenant_id: account.tenant_id.clone(),
+            subscription_id: account.external_id.clone(),
+            setup_identity_client_id: application_id.to_owned(),
+        }),
+        CloudProvider::Aws => CloudTarget::Aws(AwsTarget {
+            organization_id: account.organization_id,
+            cloud_account_id: account.id,
+            account_id: account.external_id.clone(),
+            role_arn: format!("arn:aws:iam::{}:role/{AWS_ROLE_NAME}", account.external_id),
+        }),
     }
 }
 
@@ -393,6 +399,11 @@ async fn upgrade(
         .store
         .cloud_account(organization_id, spec.cloud_account_id)
         .await?;
+    if account.provider != CloudProvider::Azure {
+        return Err(Problem::unprocessable(
+            "upgrades are implemented for AKS clusters only so far (EKS versions are not listed yet)",
+        ));
+    }
     let current = parse_minor_version(&spec.kubernetes_version);
     let wanted = parse_minor_version(&request.kubernetes_version).ok_or_else(|| {
         Problem::unprocessable(format!(

@@ -11,6 +11,7 @@
 pub mod azure;
 pub mod azurite;
 pub mod kube;
+pub mod moto;
 pub mod oidc;
 mod tls;
 

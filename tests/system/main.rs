@@ -9,6 +9,7 @@ mod cluster_lifecycle;
 mod cluster_maintenance;
 mod cluster_provisioning;
 mod dev_command;
+mod eks_provisioning;
 mod plaintext_scan;
 pub mod support;
 mod worker_crash;

@@ -227,6 +227,9 @@ impl Stack {
             clusters: self.clusters.as_ref().map(|bed| {
                 ClusterActivities::new(ClusterWork {
                     azure: AzureConnector::new(self.azure_client_config()),
+                    // AWS cluster work runs in `windlass worker` processes (moto's endpoint
+                    // and credentials are given as environment there).
+                    aws: None,
                     terraform: Terraform::locate(),
                     helm: Helm::locate(),
                     rendering: ClusterRendering::StandIn {

@@ -10,15 +10,14 @@ use windlass_core::clusters::ClusterSpec;
 
 use crate::chart_graph::{ChartOutcome, along_graph};
 use crate::cluster_contracts::{
-    ChartRelease, ClusterActivities, ClusterStorage, InstallChart, KubeconfigRef,
+    ChartRelease, CloudTarget, ClusterActivities, ClusterStorage, InstallChart, KubeconfigRef,
 };
-use crate::contracts::AzureTarget;
 use crate::outcome::long_step;
 
 /// Which cluster the charts go to, and how the steps are named.
 pub(crate) struct ChartInstalls<'a> {
     pub cluster: &'a ClusterSpec,
-    pub target: &'a AzureTarget,
+    pub target: &'a CloudTarget,
     pub storage: &'a ClusterStorage,
     pub kubeconfig: &'a KubeconfigRef,
     /// `install-chart` or `update-chart`: step keys are `<prefix>/<chart>`.

@@ -12,13 +12,59 @@ use windlass_core::clusters::ClusterSpec;
 
 use crate::contracts::AzureTarget;
 
+/// The cloud account a cluster operation acts on, and as whom. Never a credential: the
+/// activity obtains short-lived ones (workload identity federation on Azure, STS
+/// AssumeRole with the organisation's ExternalId on AWS).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "cloud", rename_all = "snake_case")]
+pub enum CloudTarget {
+    Azure(AzureTarget),
+    Aws(AwsTarget),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AwsTarget {
+    pub organization_id: uuid::Uuid,
+    pub cloud_account_id: uuid::Uuid,
+    /// The 12-digit account id.
+    pub account_id: String,
+    /// The role Windlass assumes in the account (it trusts Windlass with the
+    /// organisation's ExternalId).
+    pub role_arn: String,
+}
+
+impl CloudTarget {
+    pub fn organization_id(&self) -> uuid::Uuid {
+        match self {
+            Self::Azure(t) => t.organization_id,
+            Self::Aws(t) => t.organization_id,
+        }
+    }
+
+    pub fn cloud_account_id(&self) -> uuid::Uuid {
+        match self {
+            Self::Azure(t) => t.cloud_account_id,
+            Self::Aws(t) => t.cloud_account_id,
+        }
+    }
+
+    /// Subscription id or AWS account id.
+    pub fn account_external_id(&self) -> &str {
+        match self {
+            Self::Azure(t) => &t.subscription_id,
+            Self::Aws(t) => &t.account_id,
+        }
+    }
+}
+
 /// Provision (or converge) a cluster: storage bootstrap, terraform, kubeconfig, charts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProvisionClusterInput {
     pub cluster: ClusterSpec,
-    /// The subscription, acting as Windlass's application in the customer's tenant.
-    pub target: AzureTarget,
+    /// The account, and whom Windlass acts as in it.
+    pub target: CloudTarget,
     /// Plan only: nothing is created, the run's output is what would be.
     #[serde(default)]
     pub dry_run: bool,
@@ -39,15 +85,28 @@ pub struct ProvisionClusterOutput {
     pub kubeconfig: Option<KubeconfigRef>,
 }
 
-/// Where a cluster's state and files live in its own storage account. No credential: the
-/// activity asks ARM for a short-lived SAS when it needs one.
+/// Where a cluster's state and files live, in the customer's account. No credential: the
+/// activity obtains short-lived access when it needs it (a SAS from ARM, STS credentials).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ClusterStorage {
-    pub resource_group: String,
-    pub storage_account: String,
-    pub blob_endpoint: String,
+    pub location: StorageLocation,
+    /// Blob container (Azure) or key prefix in the bucket (AWS; empty: the bucket root,
+    /// where the blueprint's S3 backend keeps its state).
     pub state_container: String,
     pub kubeconfigs_container: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StorageLocation {
+    /// The cluster's storage account.
+    AzureBlob {
+        resource_group: String,
+        storage_account: String,
+        blob_endpoint: String,
+    },
+    /// The cluster's state bucket.
+    S3 { bucket: String, region: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -60,13 +119,13 @@ pub enum TerraformAction {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterRequest {
     pub cluster: ClusterSpec,
-    pub target: AzureTarget,
+    pub target: CloudTarget,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TerraformRun {
     pub cluster: ClusterSpec,
-    pub target: AzureTarget,
+    pub target: CloudTarget,
     pub storage: ClusterStorage,
     pub action: TerraformAction,
     /// Whether the plan may replace or destroy the cluster resource.
@@ -92,7 +151,7 @@ pub struct PlannedChange {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PublishKubeconfig {
     pub cluster: ClusterSpec,
-    pub target: AzureTarget,
+    pub target: CloudTarget,
     pub storage: ClusterStorage,
 }
 
@@ -106,7 +165,7 @@ pub struct KubeconfigRef {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstallChart {
     pub cluster: ClusterSpec,
-    pub target: AzureTarget,
+    pub target: CloudTarget,
     pub storage: ClusterStorage,
     pub kubeconfig: KubeconfigRef,
     pub chart: ClusterChart,
@@ -165,7 +224,7 @@ impl ClusterActivities {
 #[serde(deny_unknown_fields)]
 pub struct MaintenanceInput {
     pub cluster: ClusterSpec,
-    pub target: AzureTarget,
+    pub target: CloudTarget,
     /// What to do, in order; work left when the window closes waits for the next one.
     #[serde(default = "MaintenanceTask::all")]
     pub tasks: Vec<MaintenanceTask>,
@@ -219,6 +278,9 @@ pub struct MaintenanceReport {
     pub charts: Vec<ChartRelease>,
     pub kubeconfig: Option<KubeconfigRef>,
     pub key_rotation: Option<KeyRotated>,
+    /// Tasks not done, and why.
+    #[serde(default)]
+    pub skipped: Vec<String>,
     /// Windows the run waited for, with the task that did not fit.
     pub deferrals: Vec<Deferral>,
 }
@@ -249,7 +311,7 @@ pub struct DriftReport {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DriftCheck {
     pub cluster: ClusterSpec,
-    pub target: AzureTarget,
+    pub target: CloudTarget,
     pub storage: ClusterStorage,
 }
 
@@ -279,7 +341,7 @@ impl MaintenanceActivities {
 #[serde(deny_unknown_fields)]
 pub struct DeleteClusterInput {
     pub cluster: ClusterSpec,
-    pub target: AzureTarget,
+    pub target: CloudTarget,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -296,7 +358,7 @@ pub struct DeleteClusterOutput {
 pub struct UpgradeClusterInput {
     /// The cluster as it is now (its current version).
     pub cluster: ClusterSpec,
-    pub target: AzureTarget,
+    pub target: CloudTarget,
     /// `major.minor`: the next minor version, offered in the cluster's region.
     pub to_version: String,
 }

@@ -156,6 +156,53 @@ pub enum AwsError {
 
     #[error("STS answered AssumeRole without {missing}")]
     IncompleteResponse { missing: &'static str },
+
+    /// The caller's credentials may not do this to the bucket (its policy, the role's
+    /// policy, or a bucket name owned by another account).
+    #[error("S3 denied {operation} on {resource} ({code}): {message}")]
+    S3AccessDenied {
+        operation: &'static str,
+        resource: String,
+        code: String,
+        message: String,
+    },
+
+    /// S3 will never accept the request as it is (invalid bucket name, a bucket name
+    /// taken by another account, a malformed request).
+    #[error("S3 rejected {operation} on {resource} ({code}): {message}")]
+    S3Rejected {
+        operation: &'static str,
+        resource: String,
+        code: String,
+        message: String,
+    },
+
+    #[error("S3 throttled {operation} on {resource} ({code}): {message}")]
+    S3Throttled {
+        operation: &'static str,
+        resource: String,
+        code: String,
+        message: String,
+    },
+
+    /// A server-side failure or a transient conflict (a concurrent operation on the bucket,
+    /// an expired session token the SDK replaces on the next attempt).
+    #[error("S3 failed {operation} on {resource} (HTTP {status}, {code}): {message}")]
+    S3Unavailable {
+        operation: &'static str,
+        resource: String,
+        status: u16,
+        code: String,
+        message: String,
+    },
+
+    /// Connection, timeout, an unreadable response, or the credential chain failing.
+    #[error("S3 could not be reached for {operation} on {resource}: {message}")]
+    S3Transport {
+        operation: &'static str,
+        resource: String,
+        message: String,
+    },
 }
 
 impl AwsError {
@@ -165,10 +212,15 @@ impl AwsError {
             AwsError::Throttled { .. }
             | AwsError::Unavailable { .. }
             | AwsError::Transport { .. }
-            | AwsError::IncompleteResponse { .. } => true,
+            | AwsError::IncompleteResponse { .. }
+            | AwsError::S3Throttled { .. }
+            | AwsError::S3Unavailable { .. }
+            | AwsError::S3Transport { .. } => true,
             AwsError::InvalidRoleArn { .. }
             | AwsError::AccessDenied { .. }
-            | AwsError::Rejected { .. } => false,
+            | AwsError::Rejected { .. }
+            | AwsError::S3AccessDenied { .. }
+            | AwsError::S3Rejected { .. } => false,
         }
     }
 

@@ -1,10 +1,13 @@
 //! AWS access for activities. Workers never hold long-lived keys for a customer's account:
 //! each call runs on short-lived credentials from STS AssumeRole, scoped to one
-//! organisation by its ExternalId (see [`assume_role`]).
+//! organisation by its ExternalId (see [`assume_role`]). Terraform state on AWS lives in S3
+//! (see [`s3`]).
 
 pub mod assume_role;
+pub mod s3;
 
 pub use assume_role::{
     AssumedCredentials, AssumedRoleProvider, AwsError, DEFAULT_DURATION, DEFAULT_REFRESH_MARGIN,
     external_id, validate_role_arn,
 };
+pub use s3::{S3Objects, delete_bucket_with_contents, ensure_state_bucket, s3_client};

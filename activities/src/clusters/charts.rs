@@ -10,7 +10,6 @@ use windlass_workflows::cluster_contracts::{ChartRelease, InstallChart};
 use super::ClusterWork;
 use super::rendering::account_of;
 use super::storage::container;
-use crate::azure_access::azure_failure;
 use crate::error::{retryable, terminal};
 use crate::heartbeat::{heartbeating, supervised};
 use crate::helm::{Chart, HelmError, Kubeconfig, Release};
@@ -37,7 +36,7 @@ pub(super) async fn install(
     .await?;
     let blob = heartbeating(ctx, kubeconfigs.get(&request.kubeconfig.blob))
         .await?
-        .map_err(azure_failure)?
+        .map_err(super::storage::store_failure)?
         .ok_or_else(|| {
             retryable(
                 std::io::Error::new(std::io::ErrorKind::NotFound, "kubeconfig not published yet"),

@@ -7,7 +7,7 @@ use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use windlass_core::clusters::parse_minor_version;
 use windlass_workflows::cluster_contracts::{
-    ClusterRequest, DriftCheck, DriftReport, UpgradeCheck, maintenance_activity_names,
+    CloudTarget, ClusterRequest, DriftCheck, DriftReport, UpgradeCheck, maintenance_activity_names,
 };
 
 use super::ClusterWork;
@@ -26,10 +26,18 @@ impl ClusterMaintenanceActivities {
         ctx: ActivityContext,
         request: ClusterRequest,
     ) -> Result<UpgradeCheck, ActivityError> {
-        let arm = &self.work.azure.clients(&request.target)?.arm;
+        let CloudTarget::Azure(target) = &request.target else {
+            // EKS lists its versions with DescribeClusterVersions, which the AWS emulator
+            // this is tested against does not serve; the workflows do not ask for AWS.
+            return Err(crate::error::terminal(
+                std::io::Error::other("listing Kubernetes versions is implemented for AKS only"),
+                "NotImplemented",
+            ));
+        };
+        let arm = &self.work.azure.clients(target)?.arm;
         let offered = heartbeating(
             &ctx,
-            arm.kubernetes_versions(&request.target.subscription_id, &request.cluster.region),
+            arm.kubernetes_versions(&target.subscription_id, &request.cluster.region),
         )
         .await?
         .map_err(azure_failure)?;

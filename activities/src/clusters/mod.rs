@@ -4,6 +4,7 @@
 //! when a step needs it, the kubeconfig goes from terraform's state straight to the
 //! cluster's blob container and from there into helm's private temp file.
 
+mod aws_clients;
 mod charts;
 mod lifecycle;
 mod maintenance;
@@ -22,6 +23,7 @@ use windlass_workflows::cluster_contracts::{
     TerraformRun, TerraformSummary, cluster_activity_names,
 };
 
+pub use aws_clients::AwsClients;
 pub use lifecycle::ClusterLifecycleActivities;
 pub use maintenance::ClusterMaintenanceActivities;
 pub use rendering::ClusterRendering;
@@ -33,6 +35,8 @@ use crate::terraform::Terraform;
 /// What a worker needs to run cluster work.
 pub struct ClusterWork {
     pub azure: AzureConnector,
+    /// None: this worker takes no AWS cluster work.
+    pub aws: Option<AwsClients>,
     pub terraform: Terraform,
     pub helm: Helm,
     pub rendering: ClusterRendering,
@@ -49,6 +53,17 @@ pub struct ClusterWork {
     pub worker_name: String,
     /// Where terraform's and helm's output goes, step by step.
     pub step_logs: crate::step_log::StepLogs,
+}
+
+impl ClusterWork {
+    pub(crate) fn aws(&self) -> Result<&AwsClients, ActivityError> {
+        self.aws.as_ref().ok_or_else(|| {
+            crate::error::terminal(
+                std::io::Error::other("this worker is not configured for AWS"),
+                "NoAwsConfiguration",
+            )
+        })
+    }
 }
 
 pub struct ClusterActivities {

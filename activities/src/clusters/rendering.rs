@@ -5,7 +5,7 @@
 use windlass_core::blueprint::{Blueprint, Rendering, StandInOptions, render};
 use windlass_core::cloud_accounts::{CloudAccount, CloudProvider};
 use windlass_core::clusters::ClusterSpec;
-use windlass_workflows::contracts::AzureTarget;
+use windlass_workflows::cluster_contracts::CloudTarget;
 use zeroize::Zeroizing;
 
 #[derive(Clone)]
@@ -34,7 +34,7 @@ impl ClusterRendering {
     pub(crate) fn render(
         &self,
         cluster: &ClusterSpec,
-        target: &AzureTarget,
+        target: &CloudTarget,
     ) -> windlass_core::Result<Blueprint> {
         let rendering = match self {
             Self::Cloud => Rendering::Cloud,
@@ -65,13 +65,17 @@ impl ClusterRendering {
 }
 
 /// The cloud account as the blueprint needs it; ids only.
-pub(crate) fn account_of(cluster: &ClusterSpec, target: &AzureTarget) -> CloudAccount {
+pub(crate) fn account_of(cluster: &ClusterSpec, target: &CloudTarget) -> CloudAccount {
+    let (provider, tenant_id) = match target {
+        CloudTarget::Azure(t) => (CloudProvider::Azure, t.tenant_id.clone()),
+        CloudTarget::Aws(_) => (CloudProvider::Aws, String::new()),
+    };
     CloudAccount {
-        id: target.cloud_account_id,
-        organization_id: target.organization_id,
-        provider: CloudProvider::Azure,
-        tenant_id: target.tenant_id.clone(),
-        external_id: target.subscription_id.clone(),
+        id: target.cloud_account_id(),
+        organization_id: target.organization_id(),
+        provider,
+        tenant_id,
+        external_id: target.account_external_id().to_owned(),
         display_name: String::new(),
         created_at: cluster.created_at,
     }

@@ -4,19 +4,23 @@
 use std::collections::BTreeMap;
 
 use chrono::Utc;
+use std::sync::Arc;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
-use windlass_core::blueprint::AzureNames;
+
+use windlass_core::blueprint::{AwsNames, AzureNames};
 use windlass_core::clusters::ClusterSpec;
 use windlass_workflows::cluster_contracts::{
-    ClusterRequest, ClusterStorage, KubeconfigRef, PublishKubeconfig,
+    CloudTarget, ClusterRequest, ClusterStorage, KubeconfigRef, PublishKubeconfig, StorageLocation,
 };
-use windlass_workflows::contracts::AzureTarget;
 
 use super::ClusterWork;
+use crate::aws::AwsError;
+use crate::aws::s3::{S3Objects, ensure_state_bucket};
 use crate::azure::BlobContainer;
 use crate::azure_access::azure_failure;
 use crate::error::{retryable, terminal};
 use crate::heartbeat::heartbeating;
+use crate::object_store::{ObjectStore, StoreError};
 use crate::terraform::RemoteState;
 
 /// The state blob's name, as the blueprint's `azurerm` backend names it.
@@ -48,70 +52,137 @@ pub(super) async fn bootstrap(
         .cluster
         .validate()
         .map_err(|e| terminal(e, "InvalidInput"))?;
-    let names = AzureNames::new(&request.cluster);
-    let arm = &work.azure.clients(&request.target)?.arm;
-    let sub = &request.target.subscription_id;
     let tags = cluster_tags(&request.cluster);
-    heartbeating(
-        ctx,
-        arm.put_resource_group(sub, &names.resource_group, &request.cluster.region, &tags),
-    )
-    .await?
-    .map_err(azure_failure)?;
-    let account = heartbeating(
-        ctx,
-        arm.put_storage_account(
-            sub,
-            &names.resource_group,
-            &names.storage_account,
-            &request.cluster.region,
-            &tags,
-        ),
-    )
-    .await?
-    .map_err(azure_failure)?;
-    let storage = ClusterStorage {
-        resource_group: names.resource_group.clone(),
-        storage_account: names.storage_account.clone(),
-        blob_endpoint: account.blob_endpoint,
-        state_container: names.state_container.clone(),
-        kubeconfigs_container: names.kubeconfigs_container.clone(),
+    let storage = match &request.target {
+        CloudTarget::Azure(target) => {
+            let names = AzureNames::new(&request.cluster);
+            let arm = &work.azure.clients(target)?.arm;
+            let sub = &target.subscription_id;
+            heartbeating(
+                ctx,
+                arm.put_resource_group(sub, &names.resource_group, &request.cluster.region, &tags),
+            )
+            .await?
+            .map_err(azure_failure)?;
+            let account = heartbeating(
+                ctx,
+                arm.put_storage_account(
+                    sub,
+                    &names.resource_group,
+                    &names.storage_account,
+                    &request.cluster.region,
+                    &tags,
+                ),
+            )
+            .await?
+            .map_err(azure_failure)?;
+            ClusterStorage {
+                location: StorageLocation::AzureBlob {
+                    resource_group: names.resource_group.clone(),
+                    storage_account: names.storage_account.clone(),
+                    blob_endpoint: account.blob_endpoint,
+                },
+                state_container: names.state_container.clone(),
+                kubeconfigs_container: names.kubeconfigs_container.clone(),
+            }
+        }
+        CloudTarget::Aws(target) => {
+            let names = AwsNames::new(&request.cluster);
+            let s3 = work.aws()?.s3(target, &request.cluster.region).await?;
+            heartbeating(
+                ctx,
+                ensure_state_bucket(&s3, &names.state_bucket, &request.cluster.region, &tags),
+            )
+            .await?
+            .map_err(aws_failure)?;
+            ClusterStorage {
+                location: StorageLocation::S3 {
+                    bucket: names.state_bucket.clone(),
+                    region: request.cluster.region.clone(),
+                },
+                // The blueprint's S3 backend keeps `cluster.tfstate` at the bucket root.
+                state_container: String::new(),
+                kubeconfigs_container: "kubeconfigs".to_owned(),
+            }
+        }
     };
     let state = container(work, &request.target, &storage, &storage.state_container).await?;
     heartbeating(ctx, state.ensure_exists())
         .await?
-        .map_err(azure_failure)?;
-    tracing::info!(cluster = %request.cluster.id, storage_account = %storage.storage_account, "cluster storage ready");
+        .map_err(store_failure)?;
+    tracing::info!(cluster = %request.cluster.id, storage = %state.describe(), "cluster storage ready");
     Ok(storage)
 }
 
-/// A container of the cluster's storage account, with a SAS valid for an hour.
+/// A container (Azure: with a SAS valid for an hour) or key prefix (AWS: with assumed-role
+/// credentials) of the cluster's storage.
 pub(crate) async fn container(
     work: &ClusterWork,
-    target: &AzureTarget,
+    target: &CloudTarget,
     storage: &ClusterStorage,
     name: &str,
-) -> Result<BlobContainer, ActivityError> {
-    let arm = &work.azure.clients(target)?.arm;
-    let sas = arm
-        .blob_account_sas(
-            &target.subscription_id,
-            &storage.resource_group,
-            &storage.storage_account,
-            Utc::now() + chrono::Duration::hours(1),
-        )
-        .await
-        .map_err(azure_failure)?;
-    BlobContainer::with_sas(&storage.blob_endpoint, name, &sas).map_err(azure_failure)
+) -> Result<Arc<dyn ObjectStore>, ActivityError> {
+    match (target, &storage.location) {
+        (
+            CloudTarget::Azure(target),
+            StorageLocation::AzureBlob {
+                resource_group,
+                storage_account,
+                blob_endpoint,
+            },
+        ) => {
+            let arm = &work.azure.clients(target)?.arm;
+            let sas = arm
+                .blob_account_sas(
+                    &target.subscription_id,
+                    resource_group,
+                    storage_account,
+                    Utc::now() + chrono::Duration::hours(1),
+                )
+                .await
+                .map_err(azure_failure)?;
+            let container =
+                BlobContainer::with_sas(blob_endpoint, name, &sas).map_err(azure_failure)?;
+            Ok(Arc::new(container))
+        }
+        (CloudTarget::Aws(target), StorageLocation::S3 { bucket, region }) => {
+            let s3 = work.aws()?.s3(target, region).await?;
+            Ok(Arc::new(S3Objects::new(
+                s3,
+                bucket.clone(),
+                name.to_owned(),
+            )))
+        }
+        _ => Err(terminal(
+            missing("the cluster's storage is in another cloud than its account"),
+            "InvalidInput",
+        )),
+    }
 }
 
 pub(crate) async fn remote_state(
     work: &ClusterWork,
-    target: &AzureTarget,
+    target: &CloudTarget,
     storage: &ClusterStorage,
 ) -> Result<RemoteState, ActivityError> {
     let state = container(work, target, storage, &storage.state_container).await?;
     Ok(RemoteState::new(state, STATE_BLOB))
+}
+
+pub(crate) fn store_failure(e: StoreError) -> ActivityError {
+    if e.retryable {
+        retryable(e, "StorageUnavailable", None)
+    } else {
+        terminal(e, "StorageRefused")
+    }
+}
+
+pub(crate) fn aws_failure(e: AwsError) -> ActivityError {
+    if e.is_retryable() {
+        retryable(e, "AwsUnavailable", None)
+    } else {
+        terminal(e, "AwsRefused")
+    }
 }
 
 pub(super) async fn publish_kubeconfig(
@@ -150,8 +221,8 @@ pub(super) async fn publish_kubeconfig(
             .await
     })
     .await?
-    .map_err(azure_failure)?;
-    tracing::info!(cluster = %request.cluster.id, container = %container.name(), "kubeconfig stored");
+    .map_err(store_failure)?;
+    tracing::info!(cluster = %request.cluster.id, storage = %container.describe(), "kubeconfig stored");
     Ok(KubeconfigRef {
         container: request.storage.kubeconfigs_container.clone(),
         blob: KUBECONFIG_BLOB.to_owned(),

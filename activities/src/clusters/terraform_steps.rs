@@ -156,7 +156,7 @@ pub(super) async fn plan_only(
 fn render(
     work: &ClusterWork,
     cluster: &ClusterSpec,
-    target: &windlass_workflows::contracts::AzureTarget,
+    target: &windlass_workflows::cluster_contracts::CloudTarget,
 ) -> Result<Blueprint, ActivityError> {
     work.rendering
         .render(cluster, target)

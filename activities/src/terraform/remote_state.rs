@@ -21,7 +21,7 @@ use tokio::sync::Mutex;
 
 use super::error::TerraformError;
 use super::messages::LockInfo;
-use crate::azure::{AzureError, BlobContainer};
+use crate::object_store::{ObjectStore, StoreError};
 
 /// The file the runner adds to every working directory so terraform keeps its state locally
 /// (it overrides the blueprint's `azurerm` backend block, which the user keeps).
@@ -63,10 +63,19 @@ impl From<LockRecord> for LockInfo {
 }
 
 /// Where a cluster's state lives.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RemoteState {
-    container: BlobContainer,
+    container: Arc<dyn ObjectStore>,
     state_blob: String,
+}
+
+impl std::fmt::Debug for RemoteState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteState")
+            .field("store", &self.container.describe())
+            .field("state", &self.state_blob)
+            .finish()
+    }
 }
 
 /// The held lock on a remote state. Release it with [`StateLease::release`]; if the worker
@@ -79,7 +88,7 @@ pub struct StateLease {
 }
 
 impl RemoteState {
-    pub fn new(container: BlobContainer, state_blob: impl Into<String>) -> Self {
+    pub fn new(container: Arc<dyn ObjectStore>, state_blob: impl Into<String>) -> Self {
         Self {
             container,
             state_blob: state_blob.into(),
@@ -282,6 +291,6 @@ impl StateLease {
     }
 }
 
-fn storage(e: AzureError) -> TerraformError {
+fn storage(e: StoreError) -> TerraformError {
     TerraformError::Output(format!("terraform state storage: {e}"))
 }

@@ -1,0 +1,185 @@
+//! EKS provisioning and deletion through the same workflows: the cluster's terraform state
+//! in its own S3 bucket (moto, the AWS emulator, reached with STS AssumeRole credentials
+//! scoped by the organisation's ExternalId), terraform (real, stand-in rendering) and helm
+//! (real, against the Kubernetes stand-in).
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::json;
+use windlass_activities::aws::s3::{S3Objects, s3_client};
+use windlass_activities::object_store::ObjectStore;
+use windlass_core::blueprint::AwsNames;
+use windlass_core::cluster_charts::ChartGraph;
+use windlass_core::clusters::ClusterSpec;
+use windlass_standins::moto::{ACCOUNT_ID, Moto};
+
+use crate::support::{Stack, step};
+
+#[tokio::test]
+async fn an_eks_cluster_is_provisioned_with_its_state_in_s3_and_deleted() {
+    let stack = Stack::with_clusters_without_worker().await;
+    let moto = Moto::start().await.expect("moto: run scripts/setup.sh");
+    let (status, _, org) = stack
+        .api
+        .post(
+            "/v1/organizations",
+            json!({"name": format!("aws-{}", uuid::Uuid::new_v4())}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{org}");
+    let org: uuid::Uuid = org["id"].as_str().unwrap().parse().unwrap();
+    moto.create_role("windlass-access", &format!("windlass-{org}"))
+        .await
+        .unwrap();
+    let (status, _, account) = stack
+        .api
+        .post(
+            &format!("/v1/organizations/{org}/cloud-accounts"),
+            json!({"provider": "aws", "external_id": ACCOUNT_ID, "display_name": "aws"}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{account}");
+
+    let _worker = KillOnDrop(
+        stack
+            .cluster_worker_command("aws", 0)
+            .env("WINDLASS_AWS_ENDPOINT_URL", moto.endpoint())
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", "/nonexistent/windlass-test/config")
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "/nonexistent/windlass-test/credentials",
+            )
+            .spawn()
+            .expect("spawn windlass worker"),
+    );
+
+    let (status, _, started) = stack
+        .api
+        .post(
+            &format!("/v1/organizations/{org}/clusters"),
+            json!({"name": "eks-prod", "cloud_account_id": account["id"],
+                   "region": "eu-west-3", "kubernetes_version": "1.33"}),
+            &[("idempotency-key", "eks-prod")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let inventory = started["inventory"]["resources"].as_array().unwrap();
+    assert!(
+        inventory.iter().any(|r| r["kind"] == "node_group"),
+        "{started}"
+    );
+    let run_id = started["run"]["id"].as_str().unwrap().to_owned();
+    let run = stack
+        .wait_for_run(org, &run_id, Duration::from_secs(300), |r| {
+            r["finished_at"].is_string()
+        })
+        .await;
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    for key in ["bootstrap-storage", "terraform-apply", "publish-kubeconfig"] {
+        assert_eq!(step(&run, key)["status"], "succeeded", "{key}");
+    }
+    let kube = &stack.clusters.as_ref().unwrap().kube;
+    for chart in ChartGraph::standard().charts() {
+        assert!(
+            kube.helm_releases(&chart.namespace)
+                .iter()
+                .any(|r| r.name == chart.name && r.status == "deployed"),
+            "{} not deployed",
+            chart.name
+        );
+    }
+
+    // The state is in the cluster's bucket, where the blueprint's S3 backend reads it.
+    let spec: ClusterSpec = serde_json::from_value(started["cluster"].clone()).unwrap();
+    let bucket = AwsNames::new(&spec).state_bucket;
+    let s3 = moto_s3(&moto).await;
+    let objects = S3Objects::new(s3.clone(), bucket.clone(), "");
+    let state = objects
+        .get("cluster.tfstate")
+        .await
+        .unwrap()
+        .expect("the state object");
+    let state: serde_json::Value = serde_json::from_slice(&state.content).unwrap();
+    let created = state["resources"].as_array().unwrap().len();
+    assert!(
+        state["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == "eks_cluster" || r["name"] == "kubernetes_cluster"),
+        "{state:#}"
+    );
+    assert!(
+        objects.get("cluster.tfstate.lock").await.unwrap().is_none(),
+        "no lock left"
+    );
+    assert!(
+        objects
+            .get("kubeconfigs/kubeconfig")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        run["output"]["terraform"]["add"].as_u64().unwrap() as usize,
+        created_instances(&state),
+        "{created} resources"
+    );
+
+    // Deleting destroys everything terraform made, then the bucket with its versions.
+    let (status, _, deletion) = stack
+        .api
+        .delete(&format!("/v1/organizations/{org}/clusters/{}", spec.id))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{deletion}");
+    let run = stack
+        .wait_for_run(
+            org,
+            deletion["id"].as_str().unwrap(),
+            Duration::from_secs(300),
+            |r| r["finished_at"].is_string(),
+        )
+        .await;
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    assert_eq!(run["output"]["resource_group_deleted"], true);
+    let gone = s3.head_bucket().bucket(&bucket).send().await;
+    assert!(gone.is_err(), "the state bucket is gone");
+}
+
+/// The worker process, killed however the test ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// An S3 client for moto, as a user with the account's credentials would look.
+async fn moto_s3(moto: &Moto) -> aws_sdk_s3::Client {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("eu-west-3"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .load()
+        .await;
+    s3_client(&config, Some(&moto.endpoint()))
+}
+
+fn created_instances(state: &serde_json::Value) -> usize {
+    state["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["instances"].as_array().map_or(0, Vec::len))
+        .sum()
+}
