@@ -69,6 +69,9 @@ pub struct ClusterArgs {
     /// Windlass's own AWS credentials come from the standard chain.
     #[arg(long, env = "WINDLASS_AWS_ENDPOINT_URL")]
     pub aws_endpoint_url: Option<String>,
+    /// Overrides the endpoint for EKS alone.
+    #[arg(long, env = "WINDLASS_AWS_EKS_ENDPOINT_URL")]
+    pub aws_eks_endpoint_url: Option<String>,
 }
 
 impl ClusterArgs {
@@ -115,7 +118,13 @@ impl ClusterArgs {
             .with_context(|| format!("creating {}", workdir.display()))?;
         Ok(ClusterActivities::new(ClusterWork {
             azure: AzureConnector::new(azure),
-            aws: Some(AwsClients::new(self.aws_endpoint_url.clone()).await),
+            aws: Some(
+                AwsClients::new(
+                    self.aws_endpoint_url.clone(),
+                    self.aws_eks_endpoint_url.clone(),
+                )
+                .await,
+            ),
             terraform: Terraform::locate(),
             helm: Helm::locate(),
             rendering,

@@ -143,6 +143,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         stale_lock_grace_seconds: 30,
         chart_timeout_seconds: 300,
         aws_endpoint_url: None,
+        aws_eks_endpoint_url: None,
     };
     let cluster_activities = match azure.client_template()? {
         Some(template) => Some(clusters.activities(template, store.clone()).await?),

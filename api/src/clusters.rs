@@ -399,11 +399,6 @@ async fn upgrade(
         .store
         .cloud_account(organization_id, spec.cloud_account_id)
         .await?;
-    if account.provider != CloudProvider::Azure {
-        return Err(Problem::unprocessable(
-            "upgrades are implemented for AKS clusters only so far (EKS versions are not listed yet)",
-        ));
-    }
     let current = parse_minor_version(&spec.kubernetes_version);
     let wanted = parse_minor_version(&request.kubernetes_version).ok_or_else(|| {
         Problem::unprocessable(format!(
@@ -416,7 +411,7 @@ async fn upgrade(
     let repeat = key.is_some() && Some(wanted) == current;
     if !repeat && current.map(|(major, minor)| (major, minor + 1)) != Some(wanted) {
         return Err(Problem::unprocessable(format!(
-            "AKS upgrades one minor version at a time: {} can go to {}.{} next, not {}",
+            "Kubernetes clusters upgrade one minor version at a time: {} can go to {}.{} next, not {}",
             spec.kubernetes_version,
             current.map(|c| c.0).unwrap_or_default(),
             current.map(|c| c.1 + 1).unwrap_or_default(),

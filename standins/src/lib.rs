@@ -10,6 +10,7 @@
 
 pub mod azure;
 pub mod azurite;
+pub mod eks_versions;
 pub mod kube;
 pub mod moto;
 pub mod oidc;

@@ -1,4 +1,4 @@
-//! EKS provisioning and deletion through the same workflows: the cluster's terraform state
+//! EKS provisioning, upgrade and deletion through the same workflows: the cluster's terraform state
 //! in its own S3 bucket (moto, the AWS emulator, reached with STS AssumeRole credentials
 //! scoped by the organisation's ExternalId), terraform (real, stand-in rendering) and helm
 //! (real, against the Kubernetes stand-in).
@@ -12,14 +12,17 @@ use windlass_activities::object_store::ObjectStore;
 use windlass_core::blueprint::AwsNames;
 use windlass_core::cluster_charts::ChartGraph;
 use windlass_core::clusters::ClusterSpec;
+use windlass_standins::eks_versions::EksVersionsStandIn;
 use windlass_standins::moto::{ACCOUNT_ID, Moto};
 
 use crate::support::{Stack, step};
 
 #[tokio::test]
-async fn an_eks_cluster_is_provisioned_with_its_state_in_s3_and_deleted() {
+async fn an_eks_cluster_is_provisioned_upgraded_and_deleted_with_its_state_in_s3() {
     let stack = Stack::with_clusters_without_worker().await;
     let moto = Moto::start().await.expect("moto: run scripts/setup.sh");
+    // moto serves STS and S3 but not EKS's version listing: a stand-in answers that one.
+    let eks_versions = EksVersionsStandIn::start(&["1.32", "1.33"]).await.unwrap();
     let (status, _, org) = stack
         .api
         .post(
@@ -47,6 +50,7 @@ async fn an_eks_cluster_is_provisioned_with_its_state_in_s3_and_deleted() {
         stack
             .cluster_worker_command("aws", 0)
             .env("WINDLASS_AWS_ENDPOINT_URL", moto.endpoint())
+            .env("WINDLASS_AWS_EKS_ENDPOINT_URL", eks_versions.endpoint())
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_REGION", "us-east-1")
@@ -132,6 +136,63 @@ async fn an_eks_cluster_is_provisioned_with_its_state_in_s3_and_deleted() {
         created_instances(&state),
         "{created} resources"
     );
+
+    // Upgrades follow what EKS offers, control plane then node groups.
+    let cluster_path = format!("/v1/organizations/{org}/clusters/{}", spec.id);
+    let upgrade = |key: &'static str| {
+        let api = &stack.api;
+        let path = format!("{cluster_path}/upgrade");
+        async move {
+            api.post(
+                &path,
+                json!({"kubernetes_version": "1.34"}),
+                &[("idempotency-key", key)],
+            )
+            .await
+        }
+    };
+    let (status, _, refused) = upgrade("eks-up-1").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{refused}");
+    let run = stack
+        .wait_for_run(
+            org,
+            refused["id"].as_str().unwrap(),
+            Duration::from_secs(120),
+            |r| r["finished_at"].is_string(),
+        )
+        .await;
+    assert_eq!(run["status"], "failed", "{run:#}");
+    assert!(
+        run["error"].as_str().unwrap().contains("not offered"),
+        "{run:#}"
+    );
+    eks_versions.set_versions(&["1.32", "1.33", "1.34"]);
+    let (status, _, upgrade_run) = upgrade("eks-up-2").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{upgrade_run}");
+    let run = stack
+        .wait_for_run(
+            org,
+            upgrade_run["id"].as_str().unwrap(),
+            Duration::from_secs(300),
+            |r| r["finished_at"].is_string(),
+        )
+        .await;
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    let state = objects.get("cluster.tfstate").await.unwrap().unwrap();
+    let state: serde_json::Value = serde_json::from_slice(&state.content).unwrap();
+    let input_of = |name: &str| {
+        state["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .map(|r| r["instances"][0]["attributes"]["input"]["value"].clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(input_of("eks_cluster")["version"], "1.34", "{state:#}");
+    assert_eq!(input_of("eks_node_group_pool")["version"], "1.34");
+    let (_, detail) = stack.api.get(&cluster_path).await;
+    assert_eq!(detail["kubernetes_version"], "1.34");
 
     // Deleting destroys everything terraform made, then the bucket with its versions.
     let (status, _, deletion) = stack

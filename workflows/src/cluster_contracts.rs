@@ -278,9 +278,6 @@ pub struct MaintenanceReport {
     pub charts: Vec<ChartRelease>,
     pub kubeconfig: Option<KubeconfigRef>,
     pub key_rotation: Option<KeyRotated>,
-    /// Tasks not done, and why.
-    #[serde(default)]
-    pub skipped: Vec<String>,
     /// Windows the run waited for, with the task that did not fit.
     pub deferrals: Vec<Deferral>,
 }

@@ -14,9 +14,9 @@ use windlass_core::maintenance::MaintenanceWindow;
 
 use crate::chart_installs::{ChartInstalls, install_cluster_charts};
 use crate::cluster_contracts::{
-    CloudTarget, ClusterActivities, ClusterRecordActivities, ClusterRef, ClusterRequest, Deferral,
-    DriftCheck, KeyActivities, KeyRotationRequest, KubeconfigRef, MaintenanceActivities,
-    MaintenanceInput, MaintenanceReport, MaintenanceTask, PublishKubeconfig,
+    ClusterActivities, ClusterRecordActivities, ClusterRef, ClusterRequest, Deferral, DriftCheck,
+    KeyActivities, KeyRotationRequest, KubeconfigRef, MaintenanceActivities, MaintenanceInput,
+    MaintenanceReport, MaintenanceTask, PublishKubeconfig,
 };
 use crate::outcome::{ended, long_step, step};
 
@@ -118,11 +118,6 @@ async fn maintain(
                     )
                     .await,
                 )?);
-            }
-            MaintenanceTask::UpgradeCheck if matches!(input.target, CloudTarget::Aws(_)) => {
-                report.skipped.push(
-                    "upgrade check: EKS versions are not listed by this Windlass yet".to_owned(),
-                );
             }
             MaintenanceTask::UpgradeCheck => {
                 report.upgrade = Some(ended(

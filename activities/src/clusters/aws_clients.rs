@@ -13,14 +13,31 @@ use crate::aws::s3::s3_client;
 pub struct AwsClients {
     roles: AssumedRoleProvider,
     endpoint_url: Option<String>,
+    eks_endpoint_url: Option<String>,
 }
 
 impl AwsClients {
-    pub async fn new(endpoint_url: Option<String>) -> Self {
+    /// `eks_endpoint_url` overrides `endpoint_url` for EKS alone (the AWS emulator used in
+    /// tests serves STS and S3 but not EKS's version listing).
+    pub async fn new(endpoint_url: Option<String>, eks_endpoint_url: Option<String>) -> Self {
         Self {
             roles: AssumedRoleProvider::new(endpoint_url.clone()).await,
+            eks_endpoint_url: eks_endpoint_url.or_else(|| endpoint_url.clone()),
             endpoint_url,
         }
+    }
+
+    pub(crate) async fn eks(
+        &self,
+        target: &AwsTarget,
+        region: &str,
+    ) -> Result<aws_sdk_eks::Client, ActivityError> {
+        let config = self.config(target, region).await?;
+        let mut builder = aws_sdk_eks::config::Builder::from(&config);
+        if let Some(url) = &self.eks_endpoint_url {
+            builder = builder.endpoint_url(url);
+        }
+        Ok(aws_sdk_eks::Client::from_conf(builder.build()))
     }
 
     pub(crate) async fn s3(
@@ -28,6 +45,16 @@ impl AwsClients {
         target: &AwsTarget,
         region: &str,
     ) -> Result<aws_sdk_s3::Client, ActivityError> {
+        let config = self.config(target, region).await?;
+        Ok(s3_client(&config, self.endpoint_url.as_deref()))
+    }
+
+    /// SDK configuration on the organisation's assumed-role credentials.
+    async fn config(
+        &self,
+        target: &AwsTarget,
+        region: &str,
+    ) -> Result<aws_config::SdkConfig, ActivityError> {
         let assumed = self
             .roles
             .credentials(target.organization_id, &target.role_arn)
@@ -45,6 +72,6 @@ impl AwsClients {
             .credentials_provider(credentials)
             .load()
             .await;
-        Ok(s3_client(&config, self.endpoint_url.as_deref()))
+        Ok(config)
     }
 }

@@ -26,13 +26,20 @@ impl ClusterMaintenanceActivities {
         ctx: ActivityContext,
         request: ClusterRequest,
     ) -> Result<UpgradeCheck, ActivityError> {
-        let CloudTarget::Azure(target) = &request.target else {
-            // EKS lists its versions with DescribeClusterVersions, which the AWS emulator
-            // this is tested against does not serve; the workflows do not ask for AWS.
-            return Err(crate::error::terminal(
-                std::io::Error::other("listing Kubernetes versions is implemented for AKS only"),
-                "NotImplemented",
-            ));
+        let target = match &request.target {
+            CloudTarget::Azure(target) => target,
+            CloudTarget::Aws(target) => {
+                let eks = self
+                    .work
+                    .aws()?
+                    .eks(target, &request.cluster.region)
+                    .await?;
+                let offered = heartbeating(&ctx, eks_versions(&eks)).await??;
+                return Ok(upgrade_check(
+                    &request.cluster.kubernetes_version,
+                    offered.iter().map(String::as_str),
+                ));
+            }
         };
         let arm = &self.work.azure.clients(target)?.arm;
         let offered = heartbeating(
@@ -57,6 +64,38 @@ impl ClusterMaintenanceActivities {
         check: DriftCheck,
     ) -> Result<DriftReport, ActivityError> {
         super::terraform_steps::detect_drift(&self.work, &ctx, &check).await
+    }
+}
+
+/// The versions EKS offers for new clusters and upgrades (standard or extended support).
+async fn eks_versions(eks: &aws_sdk_eks::Client) -> Result<Vec<String>, ActivityError> {
+    let mut versions = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let page = eks
+            .describe_cluster_versions()
+            .set_next_token(next.clone())
+            .send()
+            .await
+            .map_err(|e| {
+                crate::error::retryable(
+                    std::io::Error::other(format!(
+                        "EKS DescribeClusterVersions: {}",
+                        aws_sdk_eks::error::DisplayErrorContext(&e)
+                    )),
+                    "AwsUnavailable",
+                    None,
+                )
+            })?;
+        versions.extend(
+            page.cluster_versions()
+                .iter()
+                .filter_map(|v| v.cluster_version().map(str::to_owned)),
+        );
+        next = page.next_token().map(str::to_owned);
+        if next.is_none() {
+            return Ok(versions);
+        }
     }
 }
 
