@@ -40,12 +40,12 @@ fi
 .venv/bin/temporal --version >/dev/null
 
 mkdir -p .tools/bin
-# An empty CLI configuration of our own: none is expected in ~/.terraformrc here, and
-# terraform warns on every run without one (it must be a regular file, not /dev/null).
+# An empty CLI configuration of our own, used unless a configured one exists: terraform
+# warns on every run without one (it must be a regular file, not /dev/null).
 : > .tools/terraformrc
 cat > .tools/bin/terraform <<TF
 #!/bin/sh
-export TF_CLI_CONFIG_FILE="\${TF_CLI_CONFIG_FILE:-$PWD/.tools/terraformrc}"
+[ -f "\${TF_CLI_CONFIG_FILE:-}" ] || export TF_CLI_CONFIG_FILE="$PWD/.tools/terraformrc"
 exec "$PWD/.venv/bin/python" "$PWD/scripts/tools/terraform" "\$@"
 TF
 chmod +x .tools/bin/terraform
