@@ -17,54 +17,15 @@ mod support {
 }
 use support::moto::{Moto, free_port};
 
-// Inherent methods may live in any module of the test crate that defines `Moto`.
-impl Moto {
-    /// Creates a role whose trust policy requires `organization_id`'s ExternalId, through
-    /// moto's IAM query API; returns its ARN.
-    async fn create_role(&self, organization_id: Uuid) -> String {
-        let name = format!("windlass-test-{}", Uuid::new_v4().simple());
-        let trust_policy = serde_json::json!({
-            "Version": "2012-10-17",
-            "Statement": [{
-                "Effect": "Allow",
-                "Principal": { "AWS": "arn:aws:iam::123456789012:root" },
-                "Action": "sts:AssumeRole",
-                "Condition": {
-                    "StringEquals": { "sts:ExternalId": external_id(organization_id) }
-                }
-            }]
-        })
-        .to_string();
-        let body = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("Action", "CreateRole")
-            .append_pair("Version", "2010-05-08")
-            .append_pair("RoleName", &name)
-            .append_pair("AssumeRolePolicyDocument", &trust_policy)
-            .finish();
-        let response = reqwest::Client::new()
-            .post(format!("{}/", self.endpoint))
-            .header("content-type", "application/x-www-form-urlencoded")
-            // moto picks the service from the credential scope and ignores the signature.
-            .header(
-                "authorization",
-                "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/iam/aws4_request, \
-                 SignedHeaders=host, Signature=0",
-            )
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        assert!(status.is_success(), "CreateRole: {status}: {text}");
-        let arn = text
-            .split_once("<Arn>")
-            .and_then(|(_, rest)| rest.split_once("</Arn>"))
-            .map(|(arn, _)| arn.to_owned())
-            .unwrap_or_else(|| panic!("no <Arn> in CreateRole response: {text}"));
-        assert_eq!(arn, format!("arn:aws:iam::123456789012:role/{name}"));
-        arn
-    }
+/// A role whose trust policy requires `organization_id`'s ExternalId; its ARN.
+async fn create_role(moto: &Moto, organization_id: Uuid) -> String {
+    let name = format!("windlass-test-{}", Uuid::new_v4().simple());
+    let arn = moto
+        .create_role(&name, &external_id(organization_id))
+        .await
+        .unwrap();
+    assert_eq!(arn, format!("arn:aws:iam::123456789012:role/{name}"));
+    arn
 }
 
 /// Dummy credentials for this test process, and nothing from the developer's own AWS
@@ -104,10 +65,10 @@ fn aws_test_environment() {
 #[tokio::test]
 async fn credentials_are_short_lived_cached_and_never_printed() {
     aws_test_environment();
-    let moto = Moto::start();
+    let moto = support::moto::start().await;
     let org = Uuid::new_v4();
-    let role = moto.create_role(org).await;
-    let provider = AssumedRoleProvider::new(Some(moto.endpoint.clone())).await;
+    let role = create_role(&moto, org).await;
+    let provider = AssumedRoleProvider::new(Some(moto.endpoint())).await;
 
     let first = provider.credentials(org, &role).await.unwrap();
     assert!(!first.access_key_id.is_empty());
@@ -140,10 +101,10 @@ async fn credentials_are_short_lived_cached_and_never_printed() {
 #[tokio::test]
 async fn concurrent_callers_share_one_assume_role() {
     aws_test_environment();
-    let moto = Moto::start();
+    let moto = support::moto::start().await;
     let org = Uuid::new_v4();
-    let role = moto.create_role(org).await;
-    let provider = Arc::new(AssumedRoleProvider::new(Some(moto.endpoint.clone())).await);
+    let role = create_role(&moto, org).await;
+    let provider = Arc::new(AssumedRoleProvider::new(Some(moto.endpoint())).await);
 
     let calls = (0..8).map(|_| {
         let provider = provider.clone();
@@ -160,10 +121,10 @@ async fn concurrent_callers_share_one_assume_role() {
 #[tokio::test]
 async fn a_margin_longer_than_the_session_refreshes_on_every_call() {
     aws_test_environment();
-    let moto = Moto::start();
+    let moto = support::moto::start().await;
     let org = Uuid::new_v4();
-    let role = moto.create_role(org).await;
-    let provider = AssumedRoleProvider::new(Some(moto.endpoint.clone()))
+    let role = create_role(&moto, org).await;
+    let provider = AssumedRoleProvider::new(Some(moto.endpoint()))
         .await
         .with_refresh_margin(Duration::from_secs(16 * 60));
 
@@ -175,10 +136,10 @@ async fn a_margin_longer_than_the_session_refreshes_on_every_call() {
 #[tokio::test]
 async fn a_longer_duration_is_requested_when_configured() {
     aws_test_environment();
-    let moto = Moto::start();
+    let moto = support::moto::start().await;
     let org = Uuid::new_v4();
-    let role = moto.create_role(org).await;
-    let provider = AssumedRoleProvider::new(Some(moto.endpoint.clone()))
+    let role = create_role(&moto, org).await;
+    let provider = AssumedRoleProvider::new(Some(moto.endpoint()))
         .await
         .with_duration(Duration::from_secs(3600));
     let credentials = provider.credentials(org, &role).await.unwrap();

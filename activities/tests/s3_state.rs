@@ -21,7 +21,7 @@ use windlass_activities::terraform::{Plan, PlanGuard, RemoteState, Terraform, Te
 mod support {
     pub mod moto;
 }
-use support::moto::{Moto, free_port};
+use support::moto::free_port;
 
 /// A client as a worker builds one, with static dummy credentials so nothing from the
 /// developer's own AWS setup is used.
@@ -51,9 +51,9 @@ fn tags() -> BTreeMap<String, String> {
 
 #[tokio::test]
 async fn the_state_bucket_is_versioned_encrypted_private_and_tagged_and_setup_converges() {
-    let moto = Moto::start();
+    let moto = support::moto::start().await;
     let region = "eu-west-1";
-    let s3 = client(&moto.endpoint, region).await;
+    let s3 = client(&moto.endpoint(), region).await;
     let bucket = bucket_name("ensure");
     ensure_state_bucket(&s3, &bucket, region, &tags())
         .await
@@ -144,8 +144,8 @@ async fn the_state_bucket_is_versioned_encrypted_private_and_tagged_and_setup_co
 
 #[tokio::test]
 async fn conditional_writes_make_a_compare_and_swap() {
-    let moto = Moto::start();
-    let s3 = client(&moto.endpoint, "us-east-1").await;
+    let moto = support::moto::start().await;
+    let s3 = client(&moto.endpoint(), "us-east-1").await;
     let bucket = bucket_name("cas");
     ensure_state_bucket(&s3, &bucket, "us-east-1", &tags())
         .await
@@ -229,8 +229,8 @@ async fn conditional_writes_make_a_compare_and_swap() {
 
 #[tokio::test]
 async fn failures_are_classified_and_never_carry_credentials() {
-    let moto = Moto::start();
-    let s3 = client(&moto.endpoint, "us-east-1").await;
+    let moto = support::moto::start().await;
+    let s3 = client(&moto.endpoint(), "us-east-1").await;
     let missing = S3Objects::new(s3, bucket_name("missing"), "");
     let error = missing.put("k", b"x".to_vec()).await.unwrap_err();
     assert!(!error.retryable, "{error}");
@@ -303,8 +303,8 @@ resource "terraform_data" "cluster" { input = terraform_data.network.output }
 
 #[tokio::test]
 async fn terraform_state_and_its_lock_live_in_the_bucket() {
-    let moto = Moto::start();
-    let s3 = client(&moto.endpoint, "us-east-1").await;
+    let moto = support::moto::start().await;
+    let s3 = client(&moto.endpoint(), "us-east-1").await;
     let bucket = bucket_name("tfstate");
     ensure_state_bucket(&s3, &bucket, "us-east-1", &tags())
         .await
@@ -371,9 +371,9 @@ async fn terraform_state_and_its_lock_live_in_the_bucket() {
 
 #[tokio::test]
 async fn a_versioned_bucket_is_deleted_with_every_version_and_deletion_is_idempotent() {
-    let moto = Moto::start();
+    let moto = support::moto::start().await;
     let region = "eu-central-1";
-    let s3 = client(&moto.endpoint, region).await;
+    let s3 = client(&moto.endpoint(), region).await;
     let bucket = bucket_name("teardown");
     ensure_state_bucket(&s3, &bucket, region, &tags())
         .await

@@ -1,11 +1,7 @@
 //! AWS KMS as the key-encryption key, against a real moto server (installed into .venv by
 //! scripts/setup.sh). Each test starts its own server so no state leaks between tests.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Once};
-use std::time::{Duration, Instant};
 
 use aws_config::BehaviorVersion;
 use aws_sdk_kms::config::Region;
@@ -16,82 +12,36 @@ use windlass_core::keys::{KeyRing, ORGANIZATION};
 use windlass_core::runs::{InsertedRun, NewRun, WorkflowKind};
 use windlass_core::secrets::{SecretRef, put_secret, resolve_for_run};
 use windlass_core::{Error, Store};
+use windlass_standins::moto::Moto;
 
 // Only the SQLite half of the shared support is used here.
 #[allow(dead_code)]
 #[macro_use]
 mod support;
 
-/// A moto server on a free loopback port, killed when dropped.
-struct Moto {
-    child: Child,
-    endpoint: String,
+/// A new symmetric KMS key in `moto`; returns its ARN.
+async fn create_key(moto: &Moto) -> String {
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(moto.endpoint())
+        .load()
+        .await;
+    aws_sdk_kms::Client::new(&config)
+        .create_key()
+        .description("windlass test KEK")
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap()
+        .arn
+        .unwrap()
 }
 
-impl Moto {
-    fn start() -> Self {
-        let binary = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server");
-        assert!(
-            binary.exists(),
-            "{} is missing: run scripts/setup.sh to install moto (the KMS tests need it)",
-            binary.display()
-        );
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(&binary)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
-        let mut moto = Self {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        };
-        let address = SocketAddr::from(([127, 0, 0, 1], port));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
-            if let Some(status) = moto.child.try_wait().unwrap() {
-                panic!("moto_server exited before answering ({status})");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "moto_server did not answer on {address} within 60 s"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        moto
-    }
-
-    /// A new symmetric KMS key; returns its ARN.
-    async fn create_key(&self) -> String {
-        let config = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(&self.endpoint)
-            .load()
-            .await;
-        aws_sdk_kms::Client::new(&config)
-            .create_key()
-            .description("windlass test KEK")
-            .send()
-            .await
-            .unwrap()
-            .key_metadata
-            .unwrap()
-            .arn
-            .unwrap()
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+async fn start_moto() -> Moto {
+    Moto::start()
+        .await
+        .expect("moto_server: run scripts/setup.sh (it installs moto into .venv)")
 }
 
 /// Dummy credentials for this test process, and nothing from the developer's own AWS
@@ -126,8 +76,8 @@ fn aws_test_environment() {
 }
 
 async fn kms_kek(moto: &Moto) -> (AwsKmsKek, String) {
-    let arn = moto.create_key().await;
-    let kek = AwsKmsKek::new(arn.clone(), Some(moto.endpoint.clone()))
+    let arn = create_key(moto).await;
+    let kek = AwsKmsKek::new(arn.clone(), Some(moto.endpoint()))
         .await
         .unwrap();
     (kek, arn)
@@ -167,7 +117,7 @@ async fn read(store: &Store, keys: &KeyRing, run: Uuid, org: Uuid, name: &str) -
 #[tokio::test]
 async fn a_data_key_round_trips_through_kms_bound_to_its_context() {
     aws_test_environment();
-    let moto = Moto::start();
+    let moto = start_moto().await;
     let (kek, arn) = kms_kek(&moto).await;
     assert_eq!(kek.id(), format!("kms:{arn}"));
     // No region in the environment: the fallback applies.
@@ -215,11 +165,11 @@ async fn a_data_key_round_trips_through_kms_bound_to_its_context() {
 #[tokio::test]
 async fn an_unreachable_kms_is_unavailable_and_says_no_key_material() {
     aws_test_environment();
-    let moto = Moto::start();
+    let moto = start_moto().await;
     let (kek, arn) = kms_kek(&moto).await;
     let data_key = DataKey::generate().unwrap();
     let wrapped = kek.wrap(&data_key, "ctx").await.unwrap();
-    let endpoint = moto.endpoint.clone();
+    let endpoint = moto.endpoint();
     drop(moto);
 
     let gone = AwsKmsKek::new(arn, Some(endpoint)).await.unwrap();
@@ -241,7 +191,7 @@ async fn an_unreachable_kms_is_unavailable_and_says_no_key_material() {
 #[tokio::test]
 async fn a_key_ring_on_kms_seals_secrets_per_organization() {
     aws_test_environment();
-    let moto = Moto::start();
+    let moto = start_moto().await;
     let (kek, _) = kms_kek(&moto).await;
     let kek_id = kek.id();
     let db = support::TestStore::sqlite().await;
@@ -293,7 +243,7 @@ async fn a_key_ring_on_kms_seals_secrets_per_organization() {
 #[tokio::test]
 async fn kek_rotation_from_a_key_file_to_kms_keeps_secrets_readable() {
     aws_test_environment();
-    let moto = Moto::start();
+    let moto = start_moto().await;
     let dir = tempfile::tempdir().unwrap();
     let local = || Arc::new(LocalKeyFile::load_or_create(&dir.path().join("kek")).unwrap());
     let db = support::TestStore::sqlite().await;
@@ -353,7 +303,5 @@ async fn kek_rotation_from_a_key_file_to_kms_keeps_secrets_readable() {
 /// Another KEK on the same KMS key, as a second process would configure it.
 async fn kms_kek_for(moto: &Moto, id: &str) -> AwsKmsKek {
     let key_id = id.strip_prefix("kms:").unwrap().to_owned();
-    AwsKmsKek::new(key_id, Some(moto.endpoint.clone()))
-        .await
-        .unwrap()
+    AwsKmsKek::new(key_id, Some(moto.endpoint())).await.unwrap()
 }
