@@ -6,7 +6,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -27,7 +26,7 @@ use crate::AppState;
 use crate::authz::Authenticated;
 use crate::extract::{Json, Path};
 use crate::problem::Problem;
-use crate::runs::{idempotency_key, launch};
+use crate::runs::{fingerprint, idempotency_key, launch};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -139,10 +138,6 @@ async fn create(
         .store
         .cloud_account(organization_id, request.cloud_account_id)
         .await?;
-    let fingerprint = {
-        let canonical = serde_json::to_vec(request).unwrap_or_default();
-        format!("{:x}", Sha256::digest(canonical))
-    };
     // A repeated request names the same cluster, so it cannot create a second one.
     let id = match &key {
         Some(k) => Uuid::new_v5(&organization_id, format!("clusters:{k}").as_bytes()),
@@ -197,7 +192,7 @@ async fn create(
             kind: WorkflowKind::ProvisionCluster,
             target: format!("cluster:{}", spec.id),
             idempotency_key: key,
-            request_fingerprint: fingerprint,
+            request_fingerprint: fingerprint(request),
             input: serde_json::to_value(&input).map_err(|e| {
                 tracing::error!(error = %e, "serialising workflow input");
                 Problem::internal()
@@ -291,7 +286,7 @@ async fn get_cluster(
             &state,
             organization_id,
             Permission::ClustersRead,
-            on_cluster(cluster_id),
+            Target::cluster(cluster_id),
         )
         .await?;
     let spec = state.store.cluster(organization_id, cluster_id).await?;
@@ -328,7 +323,7 @@ async fn get_blueprint(
             &state,
             organization_id,
             Permission::ClustersRead,
-            on_cluster(cluster_id),
+            Target::cluster(cluster_id),
         )
         .await?;
     let spec = state.store.cluster(organization_id, cluster_id).await?;
@@ -368,7 +363,7 @@ async fn upgrade_cluster(
             &state,
             organization_id,
             Permission::ClustersWrite,
-            on_cluster(cluster_id),
+            Target::cluster(cluster_id),
         )
         .await?;
     let started = upgrade(&state, organization_id, cluster_id, &headers, &request).await;
@@ -423,10 +418,6 @@ async fn upgrade(
         target: acting_target(&account, &state.config.azure_application_id),
         to_version: request.kubernetes_version.clone(),
     };
-    let fingerprint = format!(
-        "{:x}",
-        Sha256::digest(serde_json::to_vec(request).unwrap_or_default())
-    );
     let (status, run) = launch(
         state,
         NewRun {
@@ -434,7 +425,7 @@ async fn upgrade(
             kind: WorkflowKind::UpgradeCluster,
             target: format!("cluster:{cluster_id}"),
             idempotency_key: key,
-            request_fingerprint: fingerprint,
+            request_fingerprint: fingerprint(request),
             input: serde_json::to_value(&input).map_err(|_| Problem::internal())?,
         },
     )
@@ -458,7 +449,7 @@ async fn delete_cluster(
             &state,
             organization_id,
             Permission::ClustersWrite,
-            on_cluster(cluster_id),
+            Target::cluster(cluster_id),
         )
         .await?;
     let started = async {
@@ -499,11 +490,4 @@ async fn delete_cluster(
         .await;
     let (_, run) = started?;
     Ok((StatusCode::ACCEPTED, axum::Json(run)).into_response())
-}
-
-fn on_cluster(cluster_id: Uuid) -> Target {
-    Target {
-        cluster_id: Some(cluster_id),
-        ..Target::default()
-    }
 }

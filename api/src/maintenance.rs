@@ -40,13 +40,6 @@ pub struct Backfill {
     pub end: DateTime<Utc>,
 }
 
-fn on_cluster(cluster_id: Uuid) -> Target {
-    Target {
-        cluster_id: Some(cluster_id),
-        ..Target::default()
-    }
-}
-
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ClusterMaintenance {
     pub cluster_id: Uuid,
@@ -100,7 +93,7 @@ async fn get_schedule(
             &state,
             organization_id,
             Permission::ClustersRead,
-            on_cluster(cluster_id),
+            Target::cluster(cluster_id),
         )
         .await?;
     state.store.cluster(organization_id, cluster_id).await?;
@@ -123,7 +116,7 @@ async fn change(
             state,
             organization_id,
             Permission::ClustersWrite,
-            on_cluster(cluster_id),
+            Target::cluster(cluster_id),
         )
         .await?;
     let outcome = async {

@@ -71,11 +71,6 @@ impl StartRun {
         }
     }
 
-    fn fingerprint(&self) -> String {
-        let canonical = serde_json::to_vec(self).unwrap_or_default();
-        format!("{:x}", Sha256::digest(canonical))
-    }
-
     fn workflow_input(
         &self,
         account: &CloudAccount,
@@ -129,6 +124,12 @@ pub struct RunDetail {
     /// Key of the step in progress (running or waiting to retry), if any.
     pub current_step: Option<String>,
     pub steps: Vec<Step>,
+}
+
+/// A hash of a request body, so a reused idempotency key with a different body is refused.
+pub(crate) fn fingerprint(request: &impl Serialize) -> String {
+    let canonical = serde_json::to_vec(request).unwrap_or_default();
+    format!("{:x}", Sha256::digest(canonical))
 }
 
 pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
@@ -212,7 +213,7 @@ async fn start(
             kind: request.kind(),
             target: format!("cloud_account:{}", account.id),
             idempotency_key: key,
-            request_fingerprint: request.fingerprint(),
+            request_fingerprint: fingerprint(&request),
             input,
         },
     )
@@ -484,7 +485,7 @@ mod tests {
             cloud_account_id: Uuid::max(),
             setup_identity_client_id: Uuid::nil(),
         };
-        assert_eq!(a.fingerprint(), a.clone().fingerprint());
-        assert_ne!(a.fingerprint(), b.fingerprint());
+        assert_eq!(fingerprint(&a), fingerprint(&a.clone()));
+        assert_ne!(fingerprint(&a), fingerprint(&b));
     }
 }

@@ -165,6 +165,25 @@ impl ClusterSpec {
             .unwrap_or(&self.kubernetes_version)
     }
 
+    /// The day the cluster was created, as its resources' `creation_date` tag carries it.
+    pub fn creation_date(&self) -> String {
+        self.created_at.format("%Y-%m-%d").to_string()
+    }
+
+    /// The seed's tags, on every resource Windlass makes for the cluster (the bootstrap's
+    /// through the cloud API, the rest through the blueprint).
+    pub fn resource_tags(&self) -> std::collections::BTreeMap<String, String> {
+        std::collections::BTreeMap::from([
+            ("cluster_id".to_owned(), self.id.to_string()),
+            (
+                "organization_id".to_owned(),
+                self.organization_id.to_string(),
+            ),
+            ("region".to_owned(), self.region.clone()),
+            ("creation_date".to_owned(), self.creation_date()),
+        ])
+    }
+
     /// The first 12 hex digits of the id: short enough for Azure's name limits, unique
     /// enough within a subscription.
     pub fn short_id(&self) -> String {

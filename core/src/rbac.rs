@@ -80,6 +80,16 @@ pub struct Target {
     pub environment: Option<Environment>,
 }
 
+impl Target {
+    /// A request that touches one cluster.
+    pub fn cluster(cluster_id: Uuid) -> Self {
+        Self {
+            cluster_id: Some(cluster_id),
+            ..Self::default()
+        }
+    }
+}
+
 impl Scope {
     fn covers(&self, target: &Target) -> bool {
         match self {

@@ -173,10 +173,7 @@ fn routes(org: Uuid, account: Uuid) -> Vec<(Method, String, Option<Value>, Permi
     ];
     // A cluster that does not exist: allowed callers get 404, the others 403.
     let cluster = Uuid::new_v4();
-    let on_cluster = Target {
-        cluster_id: Some(cluster),
-        ..Target::default()
-    };
+    let on_cluster = Target::cluster(cluster);
     let cluster_path = format!("{base}/clusters/{cluster}");
     let cluster_routes = vec![
         (

@@ -1,14 +1,11 @@
 //! The cluster's storage account: made before terraform (it holds terraform's state),
 //! reached through short-lived SAS tokens ARM issues.
 
-use std::collections::BTreeMap;
-
 use chrono::Utc;
 use std::sync::Arc;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
 use windlass_core::blueprint::{AwsNames, AzureNames};
-use windlass_core::clusters::ClusterSpec;
 use windlass_workflows::cluster_contracts::{
     CloudTarget, ClusterRequest, ClusterStorage, KubeconfigRef, PublishKubeconfig, StorageLocation,
 };
@@ -27,22 +24,6 @@ use crate::terraform::RemoteState;
 pub(crate) const STATE_BLOB: &str = "cluster.tfstate";
 const KUBECONFIG_BLOB: &str = "kubeconfig";
 
-/// The seed's resource group tags.
-pub(crate) fn cluster_tags(cluster: &ClusterSpec) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        ("cluster_id".to_owned(), cluster.id.to_string()),
-        (
-            "organization_id".to_owned(),
-            cluster.organization_id.to_string(),
-        ),
-        ("region".to_owned(), cluster.region.clone()),
-        (
-            "creation_date".to_owned(),
-            cluster.created_at.format("%Y-%m-%d").to_string(),
-        ),
-    ])
-}
-
 pub(super) async fn bootstrap(
     work: &ClusterWork,
     ctx: &ActivityContext,
@@ -52,7 +33,7 @@ pub(super) async fn bootstrap(
         .cluster
         .validate()
         .map_err(|e| terminal(e, "InvalidInput"))?;
-    let tags = cluster_tags(&request.cluster);
+    let tags = request.cluster.resource_tags();
     let storage = match &request.target {
         CloudTarget::Azure(target) => {
             let names = AzureNames::new(&request.cluster);

@@ -20,7 +20,7 @@ use crate::heartbeat::supervised;
 use crate::step_log::StepLogWriter;
 use crate::terraform::{
     Plan, PlanGuard, RemoteState, StaleLockPolicy, StateLease, Terraform, TerraformError,
-    TerraformMessage, is_stale,
+    TerraformMessage, is_stale, write_backend_override,
 };
 
 pub(super) async fn apply(
@@ -28,11 +28,7 @@ pub(super) async fn apply(
     ctx: &ActivityContext,
     run: &TerraformRun,
 ) -> Result<TerraformSummary, ActivityError> {
-    let blueprint = render(work, &run.cluster, &run.target)?;
-    let dir = working_directory(work, &run.cluster)?;
-    write_blueprint(&blueprint, &dir)?;
-    let terraform_dir = dir.join("terraform");
-
+    let (blueprint, terraform_dir) = cluster_workspace(work, &run.cluster, &run.target)?;
     let remote = remote_state(work, &run.target, &run.storage).await?;
     let operation = match run.action {
         TerraformAction::Apply => "OperationTypeApply",
@@ -68,10 +64,7 @@ pub(super) async fn apply(
     })
     .await;
     writer.finish().await;
-    // Released whatever happened: a failed or cancelled apply has stopped writing.
-    if let Err(e) = lease.release(&terraform_dir).await {
-        tracing::warn!(cluster = %cluster_id, error = %e, "state lock not released; a retry will find it stale");
-    }
+    release(lease, &terraform_dir, cluster_id).await;
     let plan = outcome.map_err(terraform_failure)?;
     tracing::info!(cluster = %cluster_id, add = plan.summary.add, change = plan.summary.change, remove = plan.summary.remove, "terraform applied");
     Ok(summary(&plan))
@@ -84,10 +77,7 @@ pub(super) async fn detect_drift(
     ctx: &ActivityContext,
     check: &DriftCheck,
 ) -> Result<DriftReport, ActivityError> {
-    let blueprint = render(work, &check.cluster, &check.target)?;
-    let dir = working_directory(work, &check.cluster)?;
-    write_blueprint(&blueprint, &dir)?;
-    let terraform_dir = dir.join("terraform");
+    let (_, terraform_dir) = cluster_workspace(work, &check.cluster, &check.target)?;
     let remote = remote_state(work, &check.target, &check.storage).await?;
     let lease = take_lock(work, ctx, &remote, "OperationTypePlan").await?;
     let terraform = with_env(&work.terraform, work);
@@ -105,9 +95,7 @@ pub(super) async fn detect_drift(
     })
     .await;
     writer.finish().await;
-    if let Err(e) = lease.release(&terraform_dir).await {
-        tracing::warn!(cluster = %cluster_id, error = %e, "state lock not released; a retry will find it stale");
-    }
+    release(lease, &terraform_dir, cluster_id).await;
     let plan = outcome.map_err(terraform_failure)?;
     let summary = summary(&plan);
     if plan.has_changes {
@@ -130,11 +118,7 @@ pub(super) async fn plan_only(
     let scratch = tempfile_dir(work)?;
     write_blueprint(&blueprint, &scratch)?;
     let terraform_dir = scratch.join("terraform");
-    std::fs::write(
-        terraform_dir.join(crate::terraform::BACKEND_OVERRIDE_FILE),
-        "terraform {\n  backend \"local\" {}\n}\n",
-    )
-    .map_err(|e| retryable(e, "Workspace", None))?;
+    write_backend_override(&terraform_dir).map_err(|e| retryable(e, "Workspace", None))?;
     let terraform = with_env(&work.terraform, work);
     let cluster_id = request.cluster.id;
     let mut writer = work.step_logs.writer(ctx, work.rendering.masker());
@@ -151,6 +135,27 @@ pub(super) async fn plan_only(
     writer.finish().await;
     let _ = std::fs::remove_dir_all(&scratch);
     Ok(summary(&outcome.map_err(terraform_failure)?))
+}
+
+/// The cluster's working directory with the blueprint rendered into it; returns the
+/// blueprint and its terraform directory.
+fn cluster_workspace(
+    work: &ClusterWork,
+    cluster: &ClusterSpec,
+    target: &windlass_workflows::cluster_contracts::CloudTarget,
+) -> Result<(Blueprint, PathBuf), ActivityError> {
+    let blueprint = render(work, cluster, target)?;
+    let dir = working_directory(work, cluster)?;
+    write_blueprint(&blueprint, &dir)?;
+    Ok((blueprint, dir.join("terraform")))
+}
+
+/// Uploads the last state and releases the lock, whatever happened to the run: a failed
+/// or cancelled terraform has stopped writing.
+async fn release(lease: StateLease, terraform_dir: &Path, cluster_id: uuid::Uuid) {
+    if let Err(e) = lease.release(terraform_dir).await {
+        tracing::warn!(cluster = %cluster_id, error = %e, "state lock not released; a retry will find it stale");
+    }
 }
 
 fn render(

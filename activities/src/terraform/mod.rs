@@ -12,4 +12,4 @@ pub use error::TerraformError;
 pub use locks::{StaleLockPolicy, is_stale};
 pub use messages::{ChangeSummary, Diagnostic, LockInfo, TerraformMessage};
 pub use plan::{PlanGuard, PlanReport, ResourceChange};
-pub use remote_state::{BACKEND_OVERRIDE_FILE, RemoteState, StateLease};
+pub use remote_state::{BACKEND_OVERRIDE_FILE, RemoteState, StateLease, write_backend_override};

@@ -196,8 +196,7 @@ impl StateLease {
 
     /// Makes `dir` ready for terraform: the backend override and the latest remote state.
     pub async fn check_out(&self, dir: &Path) -> Result<(), TerraformError> {
-        std::fs::write(dir.join(BACKEND_OVERRIDE_FILE), BACKEND_OVERRIDE)
-            .map_err(TerraformError::Workspace)?;
+        write_backend_override(dir).map_err(TerraformError::Workspace)?;
         let local = dir.join(LOCAL_STATE);
         match self.remote.read().await? {
             Some(state) => {
@@ -289,6 +288,12 @@ impl StateLease {
             .map_err(storage)?;
         Ok(())
     }
+}
+
+/// Makes terraform in `dir` keep its state in a local file, whatever backend the
+/// blueprint names.
+pub fn write_backend_override(dir: &Path) -> std::io::Result<()> {
+    std::fs::write(dir.join(BACKEND_OVERRIDE_FILE), BACKEND_OVERRIDE)
 }
 
 fn storage(e: StoreError) -> TerraformError {

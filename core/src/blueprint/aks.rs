@@ -93,7 +93,7 @@ pub(crate) fn render(
         cluster_id: spec.id.to_string(),
         organization_id: spec.organization_id.to_string(),
         region: &spec.region,
-        creation_date: spec.created_at.format("%Y-%m-%d").to_string(),
+        creation_date: spec.creation_date(),
         system_zone: &spec.network.zones[0],
         subscription_id: &account.external_id,
         standin,

@@ -123,7 +123,7 @@ pub(crate) fn render(
         organization_id: spec.organization_id.to_string(),
         region: &spec.region,
         account_id: &account.external_id,
-        creation_date: spec.created_at.format("%Y-%m-%d").to_string(),
+        creation_date: spec.creation_date(),
         standin,
         identities: WORKLOAD_IDENTITIES
             .iter()
