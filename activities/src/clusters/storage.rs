@@ -103,6 +103,18 @@ pub(crate) async fn container(
     storage: &ClusterStorage,
     name: &str,
 ) -> Result<Arc<dyn ObjectStore>, ActivityError> {
+    let mut one = containers(work, target, storage, &[name]).await?;
+    Ok(one.remove(0))
+}
+
+/// Several containers of the cluster's storage on one grant of access (one SAS from ARM,
+/// one set of assumed-role credentials), in the order of `names`.
+async fn containers(
+    work: &ClusterWork,
+    target: &CloudTarget,
+    storage: &ClusterStorage,
+    names: &[&str],
+) -> Result<Vec<Arc<dyn ObjectStore>>, ActivityError> {
     match (target, &storage.location) {
         (
             CloudTarget::Azure(target),
@@ -122,17 +134,27 @@ pub(crate) async fn container(
                 )
                 .await
                 .map_err(azure_failure)?;
-            let container =
-                BlobContainer::with_sas(blob_endpoint, name, &sas).map_err(azure_failure)?;
-            Ok(Arc::new(container))
+            names
+                .iter()
+                .map(|name| {
+                    let container = BlobContainer::with_sas(blob_endpoint, name, &sas)
+                        .map_err(azure_failure)?;
+                    Ok(Arc::new(container) as Arc<dyn ObjectStore>)
+                })
+                .collect()
         }
         (CloudTarget::Aws(target), StorageLocation::S3 { bucket, region }) => {
             let s3 = work.aws()?.s3(target, region).await?;
-            Ok(Arc::new(S3Objects::new(
-                s3,
-                bucket.clone(),
-                name.to_owned(),
-            )))
+            Ok(names
+                .iter()
+                .map(|name| {
+                    Arc::new(S3Objects::new(
+                        s3.clone(),
+                        bucket.clone(),
+                        (*name).to_owned(),
+                    )) as Arc<dyn ObjectStore>
+                })
+                .collect())
         }
         _ => Err(terminal(
             missing("the cluster's storage is in another cloud than its account"),
@@ -171,7 +193,17 @@ pub(super) async fn publish_kubeconfig(
     ctx: &ActivityContext,
     request: &PublishKubeconfig,
 ) -> Result<KubeconfigRef, ActivityError> {
-    let remote = remote_state(work, &request.target, &request.storage).await?;
+    let storage = &request.storage;
+    let [state_container, container]: [Arc<dyn ObjectStore>; 2] = containers(
+        work,
+        &request.target,
+        storage,
+        &[&storage.state_container, &storage.kubeconfigs_container],
+    )
+    .await?
+    .try_into()
+    .unwrap_or_else(|_| unreachable!("one store per name"));
+    let remote = RemoteState::new(state_container, STATE_BLOB);
     let state = heartbeating(ctx, remote.read())
         .await?
         .map_err(|e| retryable(e, "StateUnreadable", None))?
@@ -188,13 +220,6 @@ pub(super) async fn publish_kubeconfig(
         })?
         .to_owned();
     let kubeconfig = zeroize::Zeroizing::new(kubeconfig);
-    let container = container(
-        work,
-        &request.target,
-        &request.storage,
-        &request.storage.kubeconfigs_container,
-    )
-    .await?;
     heartbeating(ctx, async {
         container.ensure_exists().await?;
         container
