@@ -4,6 +4,7 @@
 //! persistence of the read model (organisations, cloud accounts, workflow runs, steps).
 
 pub mod api_tokens;
+pub mod app_manifests;
 pub mod audit;
 pub mod blueprint;
 pub mod clock;
@@ -11,6 +12,8 @@ pub mod cloud_accounts;
 pub mod cluster_charts;
 pub mod clusters;
 pub mod crypto;
+pub mod deployments;
+pub mod environments;
 pub mod error;
 pub mod keys;
 pub mod maintenance;

@@ -16,15 +16,17 @@ pub enum WorkflowKind {
     ProvisionCluster,
     UpgradeCluster,
     DeleteCluster,
+    DeployEnvironment,
 }
 
 impl WorkflowKind {
-    pub const ALL: [WorkflowKind; 5] = [
+    pub const ALL: [WorkflowKind; 6] = [
         Self::AzureAccessSetup,
         Self::AzureAccessTeardown,
         Self::ProvisionCluster,
         Self::UpgradeCluster,
         Self::DeleteCluster,
+        Self::DeployEnvironment,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -34,6 +36,7 @@ impl WorkflowKind {
             Self::ProvisionCluster => "provision_cluster",
             Self::UpgradeCluster => "upgrade_cluster",
             Self::DeleteCluster => "delete_cluster",
+            Self::DeployEnvironment => "deploy_environment",
         }
     }
 

@@ -6,6 +6,7 @@
 mod audit;
 mod cloud_accounts;
 mod clusters;
+mod environments;
 mod keys;
 mod organizations;
 mod role_bindings;

@@ -3,6 +3,7 @@
 //! the SDK, so an SDK upgrade touches this module and the worker only.
 
 pub mod codec;
+mod deployments;
 pub mod dev_server;
 mod error;
 pub mod pollers;
@@ -36,8 +37,10 @@ pub struct EngineConfig {
     /// gRPC address of the Temporal frontend, e.g. `http://127.0.0.1:7233`.
     pub address: String,
     pub namespace: String,
-    /// Where new runs are queued; workers for it must be polling.
+    /// Where new infrastructure runs are queued; workers for it must be polling.
     pub task_queue: String,
+    /// Where deployments are queued.
+    pub environment_task_queue: String,
     /// Keys of the encrypting payload codec. Without them payloads go to Temporal in clear,
     /// which only tests of the codec itself should allow.
     pub payload_keys: Option<codec::PayloadKeys>,
@@ -49,6 +52,7 @@ impl EngineConfig {
             address: address.into(),
             namespace: "default".to_owned(),
             task_queue: task_queues::INFRASTRUCTURE.to_owned(),
+            environment_task_queue: task_queues::ENVIRONMENT.to_owned(),
             payload_keys: None,
         }
     }
@@ -59,6 +63,7 @@ impl EngineConfig {
 pub struct Engine {
     client: Client,
     task_queue: String,
+    environment_task_queue: String,
     namespace: String,
 }
 
@@ -98,6 +103,7 @@ impl Engine {
         Ok(Self {
             client,
             task_queue: config.task_queue.clone(),
+            environment_task_queue: config.environment_task_queue.clone(),
             namespace: config.namespace.clone(),
         })
     }
@@ -156,6 +162,12 @@ impl Engine {
                     .start_workflow(DeleteCluster::run, input, options())
                     .await?;
                 handle.run_id().map(str::to_owned)
+            }
+            WorkflowKind::DeployEnvironment => {
+                return Err(EngineError::InvalidInput(
+                    "deploy_environment: deployments start through their environment's queue"
+                        .into(),
+                ));
             }
             WorkflowKind::ProvisionCluster => {
                 let input: ProvisionClusterInput =

@@ -1,0 +1,55 @@
+//! Deployment requests go to their environment's queue workflow, never straight to a
+//! deploy workflow: the queue is what keeps two deployments of one environment apart.
+
+use temporalio_client::{WorkflowIdConflictPolicy, WorkflowSignalOptions, WorkflowStartOptions};
+use uuid::Uuid;
+
+use super::{Engine, EngineError};
+use crate::EnvironmentDeployments;
+use crate::deployment_contracts::{DeploymentRequest, EnvironmentQueueInput};
+use crate::environment_queue::environment_queue_id;
+
+impl Engine {
+    /// Queues a deployment in its environment, starting the environment's queue workflow
+    /// if it is not running. Repeating a request (same run) is harmless.
+    pub async fn request_deployment(&self, request: DeploymentRequest) -> Result<(), EngineError> {
+        let environment_id = request.input.environment_id;
+        let options = WorkflowStartOptions::new(
+            self.environment_task_queue.clone(),
+            environment_queue_id(environment_id),
+        )
+        .id_conflict_policy(WorkflowIdConflictPolicy::UseExisting)
+        .build();
+        self.client
+            .signal_with_start_workflow(
+                EnvironmentDeployments::run,
+                EnvironmentQueueInput {
+                    environment_id,
+                    waiting: Vec::new(),
+                },
+                EnvironmentDeployments::request_deployment,
+                request,
+                options,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Asks the environment's queue to cancel a deployment: dropped if waiting, cancelled
+    /// (and rolled back) if running.
+    pub async fn cancel_deployment(
+        &self,
+        environment_id: Uuid,
+        run_id: Uuid,
+    ) -> Result<(), EngineError> {
+        self.client
+            .get_workflow_handle::<EnvironmentDeployments>(environment_queue_id(environment_id))
+            .signal(
+                EnvironmentDeployments::cancel_deployment,
+                run_id,
+                WorkflowSignalOptions::default(),
+            )
+            .await?;
+        Ok(())
+    }
+}
