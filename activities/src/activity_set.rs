@@ -14,6 +14,8 @@ pub struct ActivitySet {
     pub azure: Option<AzureAccess>,
     pub clusters: Option<ClusterActivities>,
     pub keys: Option<KeyRotation>,
+    /// Deployments act on clusters, so they need the cluster clients too.
+    pub deployments: Option<crate::deployments::DeploymentActivities>,
 }
 
 impl ActivitySet {
@@ -24,6 +26,10 @@ impl ActivitySet {
         };
         let options = match self.keys {
             Some(keys) => options.register_activities(keys),
+            None => options,
+        };
+        let options = match self.deployments {
+            Some(deployments) => options.register_activities(deployments),
             None => options,
         };
         match self.clusters {

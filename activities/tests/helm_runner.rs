@@ -42,6 +42,7 @@ fn release(name: &str, namespace: &str, chart_name: &str, timeout: Duration) -> 
         namespace: namespace.into(),
         chart: chart(chart_name),
         timeout,
+        wait: true,
     }
 }
 

@@ -9,9 +9,8 @@ use windlass_workflows::cluster_contracts::{ChartRelease, InstallChart};
 
 use super::ClusterWork;
 use super::rendering::account_of;
-use super::storage::container;
 use crate::error::{retryable, terminal};
-use crate::heartbeat::{heartbeating, supervised};
+use crate::heartbeat::supervised;
 use crate::helm::{Chart, HelmError, Kubeconfig, Release};
 use crate::step_log::mask_kubeconfig;
 
@@ -27,24 +26,14 @@ pub(super) async fn install(
     .map_err(|e| terminal(e, "InvalidInput"))?;
     let values = chart_values(&values, &request.chart.name)?;
 
-    let kubeconfigs = container(
+    let text = super::storage::read_kubeconfig(
         work,
+        ctx,
         &request.target,
         &request.storage,
-        &request.kubeconfig.container,
+        &request.kubeconfig,
     )
     .await?;
-    let blob = heartbeating(ctx, kubeconfigs.get(&request.kubeconfig.blob))
-        .await?
-        .map_err(super::storage::store_failure)?
-        .ok_or_else(|| {
-            retryable(
-                std::io::Error::new(std::io::ErrorKind::NotFound, "kubeconfig not published yet"),
-                "NoKubeconfig",
-                None,
-            )
-        })?;
-    let text = String::from_utf8_lossy(&blob.content).into_owned();
     let mut masker = windlass_core::step_logs::Masker::new();
     mask_kubeconfig(&mut masker, &text);
     let kubeconfig = Kubeconfig::new(text);
@@ -54,6 +43,7 @@ pub(super) async fn install(
         namespace: request.chart.namespace.clone(),
         chart: Chart::Local(work.charts_dir.join(&request.chart.name)),
         timeout: work.chart_timeout,
+        wait: true,
     };
     let cluster = request.cluster.id;
     let chart = request.chart.name.clone();
@@ -117,7 +107,7 @@ fn json(values: &impl serde::Serialize) -> serde_json::Value {
     serde_json::to_value(values).expect("chart values serialise")
 }
 
-fn helm_failure(error: HelmError) -> ActivityError {
+pub(crate) fn helm_failure(error: HelmError) -> ActivityError {
     match error {
         HelmError::Cancelled(_) => ActivityError::cancelled(),
         ref e if e.is_retryable() => retryable(error, "HelmFailed", Some(Duration::from_secs(5))),

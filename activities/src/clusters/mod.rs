@@ -5,11 +5,11 @@
 //! cluster's blob container and from there into helm's private temp file.
 
 mod aws_clients;
-mod charts;
+pub(crate) mod charts;
 mod lifecycle;
 mod maintenance;
 mod rendering;
-mod storage;
+pub(crate) mod storage;
 mod terraform_steps;
 
 use std::path::PathBuf;
@@ -82,6 +82,16 @@ impl ClusterActivities {
         ClusterLifecycleActivities {
             work: self.work.clone(),
         }
+    }
+
+    /// The deployment activities, sharing this worker's cluster clients; they resolve
+    /// secrets for their runs with `keys`.
+    pub fn deployments(
+        &self,
+        store: windlass_core::Store,
+        keys: Arc<windlass_core::keys::KeyRing>,
+    ) -> crate::deployments::DeploymentActivities {
+        crate::deployments::DeploymentActivities::new(self.work.clone(), store, keys)
     }
 
     /// The maintenance activities, sharing this worker's clients and settings.

@@ -95,6 +95,37 @@ pub(super) async fn bootstrap(
     Ok(storage)
 }
 
+/// The cluster's kubeconfig, read from its storage at the last moment. It holds the
+/// cluster's credentials: callers keep it in memory and mask it in their logs.
+pub(crate) async fn read_kubeconfig(
+    work: &ClusterWork,
+    ctx: &ActivityContext,
+    target: &CloudTarget,
+    storage: &ClusterStorage,
+    kubeconfig: &KubeconfigRef,
+) -> Result<String, ActivityError> {
+    let kubeconfigs = container(work, target, storage, &kubeconfig.container).await?;
+    let blob = heartbeating(ctx, kubeconfigs.get(&kubeconfig.blob))
+        .await?
+        .map_err(store_failure)?
+        .ok_or_else(|| {
+            retryable(
+                std::io::Error::new(std::io::ErrorKind::NotFound, "kubeconfig not published yet"),
+                "NoKubeconfig",
+                None,
+            )
+        })?;
+    Ok(String::from_utf8_lossy(&blob.content).into_owned())
+}
+
+/// Where provisioning publishes a cluster's kubeconfig in its storage.
+pub(crate) fn kubeconfig_ref(storage: &ClusterStorage) -> KubeconfigRef {
+    KubeconfigRef {
+        container: storage.kubeconfigs_container.clone(),
+        blob: KUBECONFIG_BLOB.to_owned(),
+    }
+}
+
 /// A container (Azure: with a SAS valid for an hour) or key prefix (AWS: with assumed-role
 /// credentials) of the cluster's storage.
 pub(crate) async fn container(

@@ -243,16 +243,17 @@ impl Helm {
         args.extend(
             [
                 "--create-namespace".to_string(),
-                "--wait=watcher".into(),
-                "--rollback-on-failure".into(),
                 format!("--timeout={}", go_duration(release.timeout)),
                 format!("--history-max={}", self.history_max),
                 // NOTES templates commonly echo values (generated passwords).
                 "--hide-notes".into(),
-                "--values".into(),
             ]
             .map(OsString::from),
         );
+        if release.wait {
+            args.extend(["--wait=watcher", "--rollback-on-failure"].map(OsString::from));
+        }
+        args.push("--values".into());
         args.push(values.into_os_string());
         let done = self
             .run("upgrade", &args, Output::Stream, log, cancel.as_mut())
@@ -359,12 +360,14 @@ impl Helm {
         args.extend(self.cluster_args(&config, &release.namespace));
         args.extend(
             [
-                "--wait=watcher".to_string(),
                 format!("--timeout={}", go_duration(release.timeout)),
                 format!("--history-max={}", self.history_max),
             ]
             .map(OsString::from),
         );
+        if release.wait {
+            args.push("--wait=watcher".into());
+        }
         let done = self
             .run("rollback", &args, Output::Stream, log, cancel)
             .await?;

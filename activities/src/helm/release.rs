@@ -52,6 +52,9 @@ pub struct Release {
     pub chart: Chart,
     /// How long helm waits for the release's resources to become ready.
     pub timeout: Duration,
+    /// Whether helm itself waits for the resources (and rolls back on timeout). False:
+    /// helm applies and returns, and the caller watches the rollout.
+    pub wait: bool,
 }
 
 /// `info.status` of a release revision.

@@ -111,6 +111,34 @@ impl Shared {
                 if let Some(status) = rollout::settled_status(&rt.kind, &obj, fails) {
                     s.set_status(&rt, &ns, &name, status);
                 }
+                if fails && rt.kind == "Deployment" {
+                    shared.schedule_progress_deadline(
+                        (rt.clone(), ns.clone(), name.clone(), generation),
+                        &obj,
+                    );
+                }
+            });
+        });
+    }
+
+    /// As the real controller does, a Deployment that has not progressed within its
+    /// `progressDeadlineSeconds` (default 600) is marked `ProgressDeadlineExceeded`.
+    fn schedule_progress_deadline(&self, (rt, ns, name, generation): Rollout, obj: &Value) {
+        let deadline = obj["spec"]["progressDeadlineSeconds"]
+            .as_u64()
+            .unwrap_or(600);
+        let shared = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(deadline)).await;
+            shared.with(|s| {
+                let Some(obj) = s.get(&rt, &ns, &name) else {
+                    return;
+                };
+                if obj["metadata"]["generation"].as_i64() != Some(generation) {
+                    return;
+                }
+                let status = rollout::deadline_exceeded(&obj);
+                s.set_status(&rt, &ns, &name, status);
             });
         });
     }

@@ -120,6 +120,31 @@ pub fn settled_status(kind: &str, obj: &Value, fails: bool) -> Option<Value> {
     Some(status)
 }
 
+/// A stuck Deployment's status once its progress deadline has passed.
+pub fn deadline_exceeded(obj: &Value) -> Value {
+    let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let revision = format!("{name}-{:08x}", template_hash(obj));
+    let mut status = obj["status"].clone();
+    let progressing = condition(
+        "Progressing",
+        "False",
+        "ProgressDeadlineExceeded",
+        &format!("ReplicaSet \"{revision}\" has timed out progressing."),
+        &now,
+    );
+    let mut conditions: Vec<Value> = status["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| c["type"] != "Progressing")
+        .collect();
+    conditions.push(progressing);
+    status["conditions"] = Value::Array(conditions);
+    status
+}
+
 fn condition(kind: &str, status: &str, reason: &str, message: &str, now: &str) -> Value {
     json!({
         "type": kind,

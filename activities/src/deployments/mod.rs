@@ -1,0 +1,73 @@
+//! The deployment activities declared in `windlass_workflows::deployment_contracts`: the
+//! namespace and the services' secrets, each service's release and rollout, rollbacks.
+//! The kubeconfig is read from the cluster's storage in each activity and never leaves it;
+//! secret values go from the store straight into the cluster's Secret.
+
+mod records;
+mod services;
+
+use std::sync::Arc;
+
+use temporalio_macros::activities;
+use temporalio_sdk::activities::{ActivityContext, ActivityError};
+use windlass_core::Store;
+use windlass_core::keys::KeyRing;
+use windlass_workflows::deployment_contracts::{
+    DeployService, PrepareNamespace, PruneServices, RollBackService, ServiceRelease,
+    deployment_activity_names,
+};
+
+pub use records::DeploymentRecords;
+
+use crate::clusters::ClusterWork;
+
+pub struct DeploymentActivities {
+    work: Arc<ClusterWork>,
+    store: Store,
+    keys: Arc<KeyRing>,
+}
+
+impl DeploymentActivities {
+    pub(crate) fn new(work: Arc<ClusterWork>, store: Store, keys: Arc<KeyRing>) -> Self {
+        Self { work, store, keys }
+    }
+}
+
+#[activities]
+impl DeploymentActivities {
+    #[activity(name = deployment_activity_names::PREPARE_NAMESPACE)]
+    pub async fn prepare_namespace(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        request: PrepareNamespace,
+    ) -> Result<(), ActivityError> {
+        services::prepare_namespace(&self, &ctx, &request).await
+    }
+
+    #[activity(name = deployment_activity_names::DEPLOY_SERVICE)]
+    pub async fn deploy_service(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        request: DeployService,
+    ) -> Result<ServiceRelease, ActivityError> {
+        services::deploy(&self, &ctx, &request).await
+    }
+
+    #[activity(name = deployment_activity_names::ROLL_BACK_SERVICE)]
+    pub async fn roll_back_service(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        request: RollBackService,
+    ) -> Result<(), ActivityError> {
+        services::roll_back(&self, &ctx, &request).await
+    }
+
+    #[activity(name = deployment_activity_names::PRUNE_SERVICES)]
+    pub async fn prune_services(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        request: PruneServices,
+    ) -> Result<(), ActivityError> {
+        services::prune(&self, &ctx, &request).await
+    }
+}

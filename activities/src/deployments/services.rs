@@ -1,0 +1,363 @@
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use temporalio_sdk::activities::{ActivityContext, ActivityError};
+use windlass_core::app_manifests::{Workload, render, secret_name, service_labels};
+use windlass_core::environments::{ChartSource, ServiceSpec};
+use windlass_core::secrets::{SecretRef, resolve_for_run};
+use windlass_core::step_logs::Masker;
+use windlass_workflows::deployment_contracts::{
+    ClusterAccess, DeployService, PrepareNamespace, PruneServices, RollBackService, ServiceRelease,
+};
+
+use super::DeploymentActivities;
+use crate::clusters::charts::helm_failure;
+use crate::clusters::storage::{kubeconfig_ref, read_kubeconfig};
+use crate::error::{retryable, terminal};
+use crate::heartbeat::{heartbeating, supervised};
+use crate::helm::{Chart, Kubeconfig, Release};
+use crate::kube::{
+    KubeError, RolloutEvent, apply_secret, client_from_kubeconfig, ensure_namespace,
+    wait_for_rollout,
+};
+use crate::step_log::mask_kubeconfig;
+
+/// Windlass's chart for container apps, jobs and cron jobs: it renders the objects given.
+const APP_CHART: &str = "windlass-app";
+
+/// The cluster's kubeconfig and a masker that hides its credentials.
+struct Cluster {
+    text: String,
+    masker: Masker,
+}
+
+async fn cluster(
+    work: &DeploymentActivities,
+    ctx: &ActivityContext,
+    access: &ClusterAccess,
+) -> Result<Cluster, ActivityError> {
+    let text = read_kubeconfig(
+        &work.work,
+        ctx,
+        &access.target,
+        &access.storage,
+        &kubeconfig_ref(&access.storage),
+    )
+    .await?;
+    let mut masker = Masker::new();
+    mask_kubeconfig(&mut masker, &text);
+    Ok(Cluster { text, masker })
+}
+
+async fn kube_client(
+    ctx: &ActivityContext,
+    cluster: &Cluster,
+) -> Result<kube::Client, ActivityError> {
+    heartbeating(ctx, client_from_kubeconfig(&cluster.text))
+        .await?
+        .map_err(kube_failure)
+}
+
+pub(super) async fn prepare_namespace(
+    work: &DeploymentActivities,
+    ctx: &ActivityContext,
+    request: &PrepareNamespace,
+) -> Result<(), ActivityError> {
+    let cluster = cluster(work, ctx, &request.access).await?;
+    let client = kube_client(ctx, &cluster).await?;
+    let labels = BTreeMap::from([
+        (
+            "app.kubernetes.io/part-of".to_owned(),
+            request.environment_name.clone(),
+        ),
+        (
+            "app.kubernetes.io/managed-by".to_owned(),
+            "windlass".to_owned(),
+        ),
+    ]);
+    heartbeating(ctx, ensure_namespace(&client, &request.namespace, &labels))
+        .await?
+        .map_err(kube_failure)?;
+    for (service, variables) in &request.secrets {
+        let mut data = BTreeMap::new();
+        for (variable, secret) in variables {
+            let value = resolve_for_run(
+                &work.store,
+                &work.keys,
+                request.run_id,
+                &SecretRef {
+                    organization_id: request.organization_id,
+                    name: secret.clone(),
+                },
+            )
+            .await
+            .map_err(|e| match e {
+                windlass_core::Error::Forbidden(_) | windlass_core::Error::NotFound { .. } => {
+                    terminal(e, "SecretUnavailable")
+                }
+                e => retryable(e, "SecretUnavailable", None),
+            })?;
+            data.insert(variable.clone(), value);
+        }
+        let labels = service_labels(&request.environment_name, service);
+        heartbeating(
+            ctx,
+            apply_secret(
+                &client,
+                &request.namespace,
+                &secret_name(service),
+                &labels,
+                &data,
+            ),
+        )
+        .await?
+        .map_err(kube_failure)?;
+        tracing::info!(namespace = %request.namespace, %service, keys = data.len(), "service secrets written");
+    }
+    Ok(())
+}
+
+pub(super) async fn deploy(
+    work: &DeploymentActivities,
+    ctx: &ActivityContext,
+    request: &DeployService,
+) -> Result<ServiceRelease, ActivityError> {
+    let cluster = cluster(work, ctx, &request.access).await?;
+    let service = &request.service;
+    let timeout = Duration::from_secs(u64::from(service.timeout_seconds()));
+    let (objects, workload) = render(&request.environment_name, service, request.revision);
+    let (chart, values) = match service {
+        ServiceSpec::HelmChart(chart) => (user_chart(&chart.chart), chart.values.clone()),
+        _ => (
+            Chart::Local(work.work.charts_dir.join(APP_CHART)),
+            serde_json::json!({ "objects": objects }),
+        ),
+    };
+    let release = Release {
+        name: service.name().to_owned(),
+        namespace: request.namespace.clone(),
+        chart,
+        timeout,
+        wait: false,
+    };
+    let mut writer = work.work.step_logs.writer(ctx, cluster.masker.clone());
+    let installed = {
+        let mut log = |line: &str| writer.line("info", line);
+        supervised(
+            ctx,
+            work.work.helm.upgrade_install(
+                &Kubeconfig::new(cluster.text.clone()),
+                &release,
+                &values,
+                &mut log,
+                ctx.cancelled(),
+            ),
+        )
+        .await
+    };
+    let installed = match installed {
+        Ok(installed) => installed,
+        Err(error) => {
+            writer.finish().await;
+            return Err(helm_failure(error));
+        }
+    };
+    writer.line(
+        "info",
+        &format!(
+            "release {} at revision {}; waiting for {}",
+            installed.release.name,
+            installed.release.revision,
+            describe(&workload)
+        ),
+    );
+    let rolled_out = watch(
+        ctx,
+        &cluster,
+        &request.namespace,
+        &workload,
+        timeout,
+        &mut writer,
+    )
+    .await;
+    writer.finish().await;
+    rolled_out?;
+    Ok(ServiceRelease {
+        name: installed.release.name,
+        revision: installed.release.revision,
+    })
+}
+
+pub(super) async fn roll_back(
+    work: &DeploymentActivities,
+    ctx: &ActivityContext,
+    request: &RollBackService,
+) -> Result<(), ActivityError> {
+    let cluster = cluster(work, ctx, &request.access).await?;
+    let kubeconfig = Kubeconfig::new(cluster.text.clone());
+    let mut writer = work.work.step_logs.writer(ctx, cluster.masker.clone());
+    let result = match &request.to {
+        Some((revision, spec)) => {
+            let timeout = Duration::from_secs(u64::from(spec.timeout_seconds()));
+            let release = Release {
+                name: request.service.clone(),
+                namespace: request.namespace.clone(),
+                chart: Chart::Local(work.work.charts_dir.join(APP_CHART)),
+                timeout,
+                wait: false,
+            };
+            writer.line(
+                "info",
+                &format!(
+                    "rolling {} back to release revision {revision}",
+                    request.service
+                ),
+            );
+            let rolled = {
+                let mut log = |line: &str| writer.line("info", line);
+                supervised(
+                    ctx,
+                    work.work.helm.rollback(
+                        &kubeconfig,
+                        &release,
+                        *revision,
+                        &mut log,
+                        ctx.cancelled(),
+                    ),
+                )
+                .await
+            };
+            match rolled {
+                Ok(_) => {
+                    // A job of the old revision already ran; only long-running workloads
+                    // need to be back and ready.
+                    let (_, workload) = render(&request.environment_name, spec, 0);
+                    let workload = match workload {
+                        Workload::Job(_) => Workload::Scheduled,
+                        other => other,
+                    };
+                    watch(
+                        ctx,
+                        &cluster,
+                        &request.namespace,
+                        &workload,
+                        timeout,
+                        &mut writer,
+                    )
+                    .await
+                }
+                Err(error) => Err(helm_failure(error)),
+            }
+        }
+        None => {
+            writer.line(
+                "info",
+                &format!(
+                    "{} did not exist in the last good revision; uninstalling it",
+                    request.service
+                ),
+            );
+            let mut log = |line: &str| writer.line("info", line);
+            supervised(
+                ctx,
+                work.work.helm.uninstall(
+                    &kubeconfig,
+                    &request.service,
+                    &request.namespace,
+                    &mut log,
+                    ctx.cancelled(),
+                ),
+            )
+            .await
+            .map_err(helm_failure)
+        }
+    };
+    writer.finish().await;
+    result
+}
+
+pub(super) async fn prune(
+    work: &DeploymentActivities,
+    ctx: &ActivityContext,
+    request: &PruneServices,
+) -> Result<(), ActivityError> {
+    let cluster = cluster(work, ctx, &request.access).await?;
+    let kubeconfig = Kubeconfig::new(cluster.text.clone());
+    let mut writer = work.work.step_logs.writer(ctx, cluster.masker.clone());
+    for name in &request.remove {
+        writer.line(
+            "info",
+            &format!("{name} is no longer in the environment; uninstalling it"),
+        );
+        let mut log = |line: &str| writer.line("info", line);
+        let removed = supervised(
+            ctx,
+            work.work.helm.uninstall(
+                &kubeconfig,
+                name,
+                &request.namespace,
+                &mut log,
+                ctx.cancelled(),
+            ),
+        )
+        .await;
+        if let Err(error) = removed {
+            writer.finish().await;
+            return Err(helm_failure(error));
+        }
+    }
+    writer.finish().await;
+    Ok(())
+}
+
+/// Watches the workload until it has rolled out, writing each change to the step log.
+async fn watch(
+    ctx: &ActivityContext,
+    cluster: &Cluster,
+    namespace: &str,
+    workload: &Workload,
+    timeout: Duration,
+    writer: &mut crate::step_log::StepLogWriter,
+) -> Result<(), ActivityError> {
+    let client = kube_client(ctx, cluster).await?;
+    let mut on_event = |event: RolloutEvent| {
+        writer.line("info", &format!("{}: {}", event.workload, event.status));
+    };
+    heartbeating(
+        ctx,
+        wait_for_rollout(&client, namespace, workload, timeout, &mut on_event),
+    )
+    .await?
+    .map_err(kube_failure)
+}
+
+fn user_chart(source: &ChartSource) -> Chart {
+    match source {
+        ChartSource::Repository { url, name, version } => Chart::Repository {
+            url: url.clone(),
+            name: name.clone(),
+            version: version.clone(),
+        },
+        ChartSource::Oci { reference, version } => Chart::Oci {
+            reference: reference.clone(),
+            version: version.clone(),
+        },
+    }
+}
+
+fn describe(workload: &Workload) -> String {
+    match workload {
+        Workload::Deployment(name) => format!("deployment/{name} to roll out"),
+        Workload::Job(name) => format!("job/{name} to complete"),
+        Workload::Scheduled => "nothing (runs on its schedule)".into(),
+        Workload::Release(name) => format!("the deployments of release {name}"),
+    }
+}
+
+fn kube_failure(error: KubeError) -> ActivityError {
+    if error.is_retryable() {
+        retryable(error, "KubernetesUnavailable", Some(Duration::from_secs(2)))
+    } else {
+        terminal(error, "RolloutFailed")
+    }
+}
