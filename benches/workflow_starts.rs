@@ -160,6 +160,13 @@ async fn bench() {
                 },
             ])),
         }),
+        keys: Arc::new(windlass_core::keys::KeyRing::new(
+            store.clone(),
+            Arc::new(
+                windlass_core::crypto::LocalKeyFile::load_or_create(&dir.path().join("kek"))
+                    .unwrap(),
+            ),
+        )),
     });
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let http = reqwest::Client::new();

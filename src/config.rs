@@ -64,6 +64,7 @@ impl EngineArgs {
             address: self.temporal_address.clone(),
             namespace: self.temporal_namespace.clone(),
             task_queue: self.task_queue.clone(),
+            environment_task_queue: task_queues::ENVIRONMENT.to_owned(),
             payload_keys: Some(payload_keys(keys).await?),
         })
     }

@@ -151,6 +151,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     };
     let activities = ActivitySet {
         azure: azure.activities()?,
+        deployments: cluster_activities
+            .as_ref()
+            .map(|c| c.deployments(store.clone(), keys.clone())),
         clusters: cluster_activities,
         keys: Some(windlass_activities::key_rotation::KeyRotation::new(
             keys.clone(),
@@ -234,6 +237,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         listener,
         store,
         engine,
+        keys,
         args.azure_application_id,
         auth,
         crate::serve::shutdown_signal(),

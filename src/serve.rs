@@ -40,7 +40,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if args.migrate {
         store.migrate().await?;
     }
-    let keys = args.keys.key_ring(&store).await?;
+    let keys = Arc::new(args.keys.key_ring(&store).await?);
     let engine = Engine::connect(&args.engine.config(&keys).await?).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -64,6 +64,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         listener,
         store,
         engine,
+        keys,
         args.azure_application_id,
         auth,
         shutdown_signal(),
@@ -75,6 +76,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     store: Store,
     engine: Engine,
+    keys: Arc<windlass_core::keys::KeyRing>,
     azure_application_id: String,
     auth: Authentication,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -86,6 +88,7 @@ pub async fn serve(
             azure_application_id,
         }),
         auth: Arc::new(auth),
+        keys,
     });
     // Connect info gives the audit log the caller's address.
     axum::serve(

@@ -47,6 +47,9 @@ impl WorkerArgs {
         };
         Ok(ActivitySet {
             azure: self.azure.activities()?,
+            deployments: clusters
+                .as_ref()
+                .map(|c| c.deployments(store.clone(), keys.clone())),
             clusters,
             keys: Some(KeyRotation::new(keys)),
         })

@@ -37,7 +37,9 @@ pub async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Response {
-    if PUBLIC.contains(&request.uri().path()) {
+    if PUBLIC.contains(&request.uri().path())
+        || request.uri().path().starts_with(crate::webhooks::PREFIX)
+    {
         return next.run(request).await;
     }
     let bearer = request

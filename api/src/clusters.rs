@@ -230,7 +230,7 @@ pub const AWS_ROLE_NAME: &str = "windlass-access";
 /// Cluster operations act as Windlass's multi-tenant application in the customer's tenant
 /// (the principal the access setup created and granted the custom role), or as the role
 /// Windlass may assume in the customer's AWS account.
-fn acting_target(account: &CloudAccount, application_id: &str) -> CloudTarget {
+pub(crate) fn acting_target(account: &CloudAccount, application_id: &str) -> CloudTarget {
     match account.provider {
         CloudProvider::Azure => CloudTarget::Azure(AzureTarget {
             organization_id: account.organization_id,

@@ -8,6 +8,8 @@ mod audit;
 mod authz;
 mod cloud_accounts;
 mod clusters;
+mod deployments;
+mod environments;
 mod extract;
 mod health;
 mod maintenance;
@@ -16,6 +18,8 @@ mod openapi;
 mod organizations;
 mod problem;
 mod runs;
+mod secrets;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -52,6 +56,8 @@ pub struct AppState {
     pub engine: Engine,
     pub config: Arc<ApiConfig>,
     pub auth: Arc<Authentication>,
+    /// Seals secrets written through the API and opens webhook signing keys.
+    pub keys: Arc<windlass_core::keys::KeyRing>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -84,6 +90,10 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
         .merge(cloud_accounts::routes())
         .merge(clusters::routes())
         .merge(maintenance::routes())
+        .merge(environments::routes())
+        .merge(deployments::routes())
+        .merge(webhooks::routes())
+        .merge(secrets::routes())
         .merge(runs::routes())
         .merge(audit::routes())
         .merge(access::routes())

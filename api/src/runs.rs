@@ -427,11 +427,20 @@ async fn cancel(state: &AppState, organization_id: Uuid, run_id: Uuid) -> Result
             run.status.as_str()
         )));
     }
-    match state
-        .engine
-        .cancel(&run.workflow_id, "cancelled through the API")
-        .await
-    {
+    let cancelled = if run.kind == WorkflowKind::DeployEnvironment {
+        // Its environment's queue decides: drop it if waiting, cancel it if running.
+        let deployment = state.store.deployment(run_id).await?;
+        state
+            .engine
+            .cancel_deployment(deployment.environment_id, run_id)
+            .await
+    } else {
+        state
+            .engine
+            .cancel(&run.workflow_id, "cancelled through the API")
+            .await
+    };
+    match cancelled {
         Ok(()) => {}
         // Never reached Temporal: nothing runs, so it is cancelled now.
         Err(EngineError::NotFound(_)) => {

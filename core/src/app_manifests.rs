@@ -48,7 +48,10 @@ pub fn render(environment: &str, service: &ServiceSpec, revision: u32) -> (Vec<V
         ),
         ServiceSpec::Job(job) => {
             let name = format!("{}-r{revision}", job.name);
-            (vec![job_object(environment, job, &name)], Workload::Job(name))
+            (
+                vec![job_object(environment, job, &name)],
+                Workload::Job(name),
+            )
         }
         ServiceSpec::CronJob(cron) => (vec![cron_job(environment, cron)], Workload::Scheduled),
         ServiceSpec::HelmChart(chart) => (Vec::new(), Workload::Release(chart.name.clone())),
@@ -57,10 +60,19 @@ pub fn render(environment: &str, service: &ServiceSpec, revision: u32) -> (Vec<V
 
 fn container_app(environment: &str, app: &ContainerApp) -> Vec<Value> {
     let labels = service_labels(environment, &app.name);
-    let selector = json!({"app.kubernetes.io/name": app.name, "app.kubernetes.io/instance": app.name});
-    let mut container = container(&app.name, &app.image, &[], &app.env, &app.secrets, &app.resources);
+    let selector =
+        json!({"app.kubernetes.io/name": app.name, "app.kubernetes.io/instance": app.name});
+    let mut container = container(
+        &app.name,
+        &app.image,
+        &[],
+        &app.env,
+        &app.secrets,
+        &app.resources,
+    );
     container["ports"] = json!([{"name": "http", "containerPort": app.port, "protocol": "TCP"}]);
-    let probe = |path: &str| json!({"httpGet": {"path": path, "port": "http"}, "periodSeconds": 10});
+    let probe =
+        |path: &str| json!({"httpGet": {"path": path, "port": "http"}, "periodSeconds": 10});
     if let Some(path) = &app.probes.readiness_path {
         container["readinessProbe"] = probe(path);
     }
@@ -98,7 +110,14 @@ fn container_app(environment: &str, app: &ContainerApp) -> Vec<Value> {
 
 fn job_object(environment: &str, job: &JobSpec, name: &str) -> Value {
     let labels = service_labels(environment, &job.name);
-    let container = container(&job.name, &job.image, &job.command, &job.env, &job.secrets, &job.resources);
+    let container = container(
+        &job.name,
+        &job.image,
+        &job.command,
+        &job.env,
+        &job.secrets,
+        &job.resources,
+    );
     json!({
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -117,7 +136,14 @@ fn job_object(environment: &str, job: &JobSpec, name: &str) -> Value {
 
 fn cron_job(environment: &str, cron: &CronJobSpec) -> Value {
     let labels = service_labels(environment, &cron.name);
-    let container = container(&cron.name, &cron.image, &cron.command, &cron.env, &cron.secrets, &cron.resources);
+    let container = container(
+        &cron.name,
+        &cron.image,
+        &cron.command,
+        &cron.env,
+        &cron.secrets,
+        &cron.resources,
+    );
     json!({
         "apiVersion": "batch/v1",
         "kind": "CronJob",
@@ -185,26 +211,39 @@ mod tests {
         assert_eq!(deployment["spec"]["progressDeadlineSeconds"], 120);
         let container = &deployment["spec"]["template"]["spec"]["containers"][0];
         assert_eq!(container["image"], "nginx:1.27");
-        assert_eq!(container["env"][0], json!({"name": "MODE", "value": "prod"}));
+        assert_eq!(
+            container["env"][0],
+            json!({"name": "MODE", "value": "prod"})
+        );
         assert_eq!(container["envFrom"][0]["secretRef"]["name"], "web-secrets");
         assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/ready");
-        assert!(!deployment.to_string().contains("db/url"), "secret names stay out of the manifest");
+        assert!(
+            !deployment.to_string().contains("db/url"),
+            "secret names stay out of the manifest"
+        );
         assert_eq!(objects[1]["kind"], "Service");
         assert_eq!(objects[1]["spec"]["ports"][0]["port"], 8080);
     }
 
     #[test]
     fn each_deployment_runs_its_own_job() {
-        let job = service(json!({"kind": "job", "name": "migrate", "image": "app:2", "command": ["./migrate"]}));
+        let job = service(
+            json!({"kind": "job", "name": "migrate", "image": "app:2", "command": ["./migrate"]}),
+        );
         let (objects, workload) = render("shop-prod", &job, 7);
         assert_eq!(workload, Workload::Job("migrate-r7".into()));
         assert_eq!(objects[0]["metadata"]["name"], "migrate-r7");
-        assert_eq!(objects[0]["spec"]["template"]["spec"]["restartPolicy"], "Never");
+        assert_eq!(
+            objects[0]["spec"]["template"]["spec"]["restartPolicy"],
+            "Never"
+        );
     }
 
     #[test]
     fn a_cron_job_runs_in_utc_without_overlap() {
-        let cron = service(json!({"kind": "cron_job", "name": "report", "image": "app:2", "schedule": "0 3 * * *"}));
+        let cron = service(
+            json!({"kind": "cron_job", "name": "report", "image": "app:2", "schedule": "0 3 * * *"}),
+        );
         let (objects, workload) = render("shop-prod", &cron, 1);
         assert_eq!(workload, Workload::Scheduled);
         assert_eq!(objects[0]["spec"]["timeZone"], "Etc/UTC");

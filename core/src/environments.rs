@@ -498,9 +498,11 @@ mod tests {
             .unwrap()
         };
         assert!(
-            chart(serde_json::json!({"from": "oci", "reference": "oci://r/redis", "version": "1.0.0"}))
-                .validate()
-                .is_ok()
+            chart(
+                serde_json::json!({"from": "oci", "reference": "oci://r/redis", "version": "1.0.0"})
+            )
+            .validate()
+            .is_ok()
         );
         assert!(
             chart(serde_json::json!({"from": "oci", "reference": "r/redis", "version": "1"}))

@@ -22,6 +22,8 @@ pub enum Permission {
     ClustersRead,
     ClustersWrite,
     ProjectsRead,
+    /// Create projects and environments, change what an environment runs.
+    ProjectsWrite,
     EnvironmentsDeploy,
     SecretsWrite,
     RunsRead,
@@ -31,7 +33,7 @@ pub enum Permission {
 }
 
 impl Permission {
-    pub const ALL: [Permission; 14] = [
+    pub const ALL: [Permission; 15] = [
         Self::OrganizationRead,
         Self::MembersManage,
         Self::BillingRead,
@@ -40,6 +42,7 @@ impl Permission {
         Self::ClustersRead,
         Self::ClustersWrite,
         Self::ProjectsRead,
+        Self::ProjectsWrite,
         Self::EnvironmentsDeploy,
         Self::SecretsWrite,
         Self::RunsRead,
@@ -86,6 +89,18 @@ impl Target {
         Self {
             cluster_id: Some(cluster_id),
             ..Self::default()
+        }
+    }
+}
+
+impl Target {
+    /// A request that touches one environment: its project, its type and its cluster all
+    /// count, so a grant on any of them covers it.
+    pub fn environment(project_id: Uuid, environment: Environment, cluster_id: Uuid) -> Self {
+        Self {
+            cluster_id: Some(cluster_id),
+            project_id: Some(project_id),
+            environment: Some(environment),
         }
     }
 }

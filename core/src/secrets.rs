@@ -74,6 +74,25 @@ pub async fn resolve_for_run(
             secret.name, secret.organization_id
         )));
     }
+    open_secret(store, keys, secret).await
+}
+
+/// Names under this prefix are Windlass's own (webhook signing keys): the secrets API
+/// refuses them and runs are never granted them.
+pub const RESERVED_PREFIX: &str = "windlass.";
+
+/// The signing key of an environment's deployment webhook.
+pub fn webhook_secret_name(environment_id: Uuid) -> String {
+    format!("{RESERVED_PREFIX}webhook/{environment_id}")
+}
+
+/// The value of a secret, for Windlass itself (no run grant involved): only the API's
+/// webhook check and the run-scoped reader above call this.
+pub async fn open_secret(
+    store: &Store,
+    keys: &KeyRing,
+    secret: &SecretRef,
+) -> Result<Zeroizing<String>> {
     let sealed = store
         .sealed_secret(secret.organization_id, &secret.name)
         .await?;

@@ -129,7 +129,7 @@ impl Stack {
         let store = Store::connect(&database_url).await.unwrap();
         store.migrate().await.unwrap();
         let kek = LocalKeyFile::load_or_create(&dir.path().join("kek")).unwrap();
-        let keys = KeyRing::new(store.clone(), Arc::new(kek));
+        let keys = Arc::new(KeyRing::new(store.clone(), Arc::new(kek)));
         let payload_keys = PayloadKeys::new(
             keys.all_versions(windlass_core::keys::TEMPORAL_PAYLOADS, "")
                 .await
@@ -138,6 +138,11 @@ impl Stack {
         let engine_config = EngineConfig {
             payload_keys,
             ..EngineConfig::new(temporal.address.clone())
+        };
+        // One in-process worker polls one queue: deployments go to it too here.
+        let engine_config = EngineConfig {
+            environment_task_queue: engine_config.task_queue.clone(),
+            ..engine_config
         };
         let engine = Engine::connect(&engine_config).await.unwrap();
         let idp = OidcIssuerStandIn::start(0, "windlass-tests").await.unwrap();
@@ -156,6 +161,7 @@ impl Stack {
                     jwks_uri: idp.jwks_uri.clone(),
                 }])),
             }),
+            keys: keys.clone(),
         });
         let server = tokio::spawn(async move {
             axum::serve(
@@ -214,41 +220,46 @@ impl Stack {
     }
 
     pub async fn start_in_process_worker(&mut self) {
+        let keys = Arc::new(KeyRing::new(
+            self.store.clone(),
+            Arc::new(LocalKeyFile::load_or_create(&self.dir.path().join("kek")).unwrap()),
+        ));
+        let clusters = self.clusters.as_ref().map(|bed| {
+            ClusterActivities::new(ClusterWork {
+                azure: AzureConnector::new(self.azure_client_config()),
+                // AWS cluster work runs in `windlass worker` processes (moto's endpoint
+                // and credentials are given as environment there).
+                aws: None,
+                terraform: Terraform::locate(),
+                helm: Helm::locate(),
+                rendering: ClusterRendering::StandIn {
+                    options: BlueprintStandIn {
+                        kube_api_url: bed.kube.url().to_owned(),
+                        create_seconds: 0,
+                        journal_path: Some(bed.journal.display().to_string()),
+                        kube_ca_pem: Some(bed.kube.ca_cert_pem().to_owned()),
+                    },
+                    kube_token: zeroize::Zeroizing::new(bed.kube.token().to_owned()),
+                },
+                workdir: self.dir.path().join("clusters-in-process"),
+                charts_dir: repo_root().join("charts"),
+                stale_lock_grace: Duration::from_secs(1),
+                chart_timeout: Duration::from_secs(60),
+                worker_name: "in-process".into(),
+                step_logs: windlass_activities::step_log::StepLogs::new(self.store.clone()),
+            })
+        });
         let activities = ActivitySet {
             azure: Some(AzureAccess::new(AzureConnector::new(
                 self.azure_client_config(),
             ))),
             keys: Some(windlass_activities::key_rotation::KeyRotation::new(
-                Arc::new(KeyRing::new(
-                    self.store.clone(),
-                    Arc::new(LocalKeyFile::load_or_create(&self.dir.path().join("kek")).unwrap()),
-                )),
+                keys.clone(),
             )),
-            clusters: self.clusters.as_ref().map(|bed| {
-                ClusterActivities::new(ClusterWork {
-                    azure: AzureConnector::new(self.azure_client_config()),
-                    // AWS cluster work runs in `windlass worker` processes (moto's endpoint
-                    // and credentials are given as environment there).
-                    aws: None,
-                    terraform: Terraform::locate(),
-                    helm: Helm::locate(),
-                    rendering: ClusterRendering::StandIn {
-                        options: BlueprintStandIn {
-                            kube_api_url: bed.kube.url().to_owned(),
-                            create_seconds: 0,
-                            journal_path: Some(bed.journal.display().to_string()),
-                            kube_ca_pem: Some(bed.kube.ca_cert_pem().to_owned()),
-                        },
-                        kube_token: zeroize::Zeroizing::new(bed.kube.token().to_owned()),
-                    },
-                    workdir: self.dir.path().join("clusters-in-process"),
-                    charts_dir: repo_root().join("charts"),
-                    stale_lock_grace: Duration::from_secs(1),
-                    chart_timeout: Duration::from_secs(60),
-                    worker_name: "in-process".into(),
-                    step_logs: windlass_activities::step_log::StepLogs::new(self.store.clone()),
-                })
-            }),
+            deployments: clusters
+                .as_ref()
+                .map(|c| c.deployments(self.store.clone(), keys.clone())),
+            clusters,
         };
         let (config, store) = (self.worker_config(), self.store.clone());
         let handle = tokio::task::spawn_blocking(move || spawn_worker(config, store, activities))

@@ -7,12 +7,13 @@ use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 use tokio::sync::oneshot;
 use windlass_activities::ActivitySet;
 use windlass_activities::cluster_records::ClusterRecords;
+use windlass_activities::deployments::DeploymentRecords;
 use windlass_activities::runs::RunRecorder;
 use windlass_core::Store;
 use windlass_workflows::engine::{Engine, EngineConfig};
 use windlass_workflows::{
-    AzureAccessSetup, AzureAccessTeardown, ClusterMaintenance, DeleteCluster, ProvisionCluster,
-    UpgradeCluster,
+    AzureAccessSetup, AzureAccessTeardown, ClusterMaintenance, DeleteCluster, DeployEnvironment,
+    EnvironmentDeployments, ProvisionCluster, UpgradeCluster,
 };
 
 use crate::StepJournal;
@@ -140,7 +141,10 @@ async fn run_worker(
         .register_workflow::<ClusterMaintenance>()?
         .register_workflow::<DeleteCluster>()?
         .register_workflow::<UpgradeCluster>()?
+        .register_workflow::<DeployEnvironment>()?
+        .register_workflow::<EnvironmentDeployments>()?
         .register_activities(RunRecorder::new(store.clone()))
+        .register_activities(DeploymentRecords::new(store.clone()))
         .register_activities(ClusterRecords::new(store.clone()))
         .activity_inbound_interceptor(StepJournal::new(store));
     let options = activities

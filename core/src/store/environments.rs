@@ -368,11 +368,14 @@ fn deployment_from_row(row: &AnyRow) -> Result<Deployment> {
             "deployments.environment_id",
         )?,
         revision: row.try_get::<i64, _>("revision")? as u32,
-        state: DeploymentState::parse(&state).ok_or_else(|| corrupt("deployments.state", &state))?,
+        state: DeploymentState::parse(&state)
+            .ok_or_else(|| corrupt("deployments.state", &state))?,
         trigger: DeploymentTrigger::parse(&trigger)
             .ok_or_else(|| corrupt("deployments.trigger_source", &trigger))?,
-        services: serde_json::from_str(&services).map_err(|e| corrupt("deployments.services", e))?,
-        releases: serde_json::from_str(&releases).map_err(|e| corrupt("deployments.releases", e))?,
+        services: serde_json::from_str(&services)
+            .map_err(|e| corrupt("deployments.services", e))?,
+        releases: serde_json::from_str(&releases)
+            .map_err(|e| corrupt("deployments.releases", e))?,
         detail: row.try_get("detail")?,
         created_at: clock::from_db(&row.try_get::<String, _>("created_at")?),
         finished_at: row

@@ -1,0 +1,358 @@
+//! Projects and their environments: what each environment runs, on which cluster, and how
+//! its deployments queue.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+use windlass_core::audit::Environment as EnvironmentType;
+use windlass_core::environments::{
+    DEFAULT_MAX_PARALLEL, DeployPolicy, EnvironmentSpec, Project, ServiceSpec,
+};
+use windlass_core::rbac::{Permission, Target};
+
+use crate::AppState;
+use crate::authz::Authenticated;
+use crate::extract::{Json, Path};
+use crate::problem::Problem;
+use crate::webhooks::issue_webhook_secret;
+
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_project, list_projects))
+        .routes(routes!(create_environment, list_environments))
+        .routes(routes!(get_environment))
+        .routes(routes!(replace_services))
+        .routes(routes!(rotate_webhook_secret))
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProject {
+    pub name: String,
+}
+
+/// Create a project.
+#[utoipa::path(post, path = "/v1/organizations/{organization_id}/projects", tag = "environments",
+    params(("organization_id" = Uuid, Path)), request_body = CreateProject,
+    responses((status = CREATED, body = Project), (status = CONFLICT, body = Problem),
+        (status = UNPROCESSABLE_ENTITY, body = Problem)))]
+async fn create_project(
+    State(state): State<AppState>,
+    Path(organization_id): Path<Uuid>,
+    authn: Authenticated,
+    Json(request): Json<CreateProject>,
+) -> Result<(StatusCode, axum::Json<Project>), Problem> {
+    let caller = authn
+        .authorize(&state, organization_id, Permission::ProjectsWrite)
+        .await?;
+    let created = state
+        .store
+        .create_project(organization_id, &request.name)
+        .await
+        .map_err(Problem::from);
+    let resource = match &created {
+        Ok(p) => format!("project:{}", p.id),
+        Err(_) => format!("organization:{organization_id}"),
+    };
+    caller
+        .record(
+            &state,
+            Some(organization_id),
+            "projects.create",
+            resource,
+            &created,
+            serde_json::json!({"name": request.name}),
+        )
+        .await;
+    Ok((StatusCode::CREATED, axum::Json(created?)))
+}
+
+/// Projects of an organisation.
+#[utoipa::path(get, path = "/v1/organizations/{organization_id}/projects", tag = "environments",
+    params(("organization_id" = Uuid, Path)),
+    responses((status = OK, body = Vec<Project>)))]
+async fn list_projects(
+    State(state): State<AppState>,
+    Path(organization_id): Path<Uuid>,
+    authn: Authenticated,
+) -> Result<axum::Json<Vec<Project>>, Problem> {
+    authn
+        .authorize(&state, organization_id, Permission::ProjectsRead)
+        .await?;
+    Ok(axum::Json(state.store.projects(organization_id).await?))
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEnvironment {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub environment_type: EnvironmentType,
+    pub cluster_id: Uuid,
+    /// Default: `<project>-<environment>`.
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub deploy_policy: DeployPolicy,
+    /// Services deployed at once (default 10).
+    pub max_parallel: Option<u32>,
+    #[serde(default)]
+    pub services: Vec<ServiceSpec>,
+}
+
+/// An environment as created: the webhook signing secret is shown this once.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EnvironmentCreated {
+    pub environment: EnvironmentSpec,
+    /// Signs calls to `POST /v1/webhooks/environments/{id}/deployments` (HMAC-SHA256);
+    /// shown once, rotate it to get a new one.
+    pub webhook_secret: String,
+}
+
+/// Create an environment of a project on one of the organisation's clusters.
+#[utoipa::path(post, path = "/v1/organizations/{organization_id}/projects/{project_id}/environments",
+    tag = "environments", params(("organization_id" = Uuid, Path), ("project_id" = Uuid, Path)),
+    request_body = CreateEnvironment,
+    responses((status = CREATED, body = EnvironmentCreated), (status = NOT_FOUND, body = Problem),
+        (status = CONFLICT, body = Problem), (status = UNPROCESSABLE_ENTITY, body = Problem)))]
+async fn create_environment(
+    State(state): State<AppState>,
+    Path((organization_id, project_id)): Path<(Uuid, Uuid)>,
+    authn: Authenticated,
+    Json(request): Json<CreateEnvironment>,
+) -> Result<(StatusCode, axum::Json<EnvironmentCreated>), Problem> {
+    let target = Target::environment(project_id, request.environment_type, request.cluster_id);
+    let caller = authn
+        .authorize_on(&state, organization_id, Permission::ProjectsWrite, target)
+        .await?;
+    let created = create(&state, organization_id, project_id, &request).await;
+    let resource = match &created {
+        Ok(c) => format!("environment:{}", c.environment.id),
+        Err(_) => format!("project:{project_id}"),
+    };
+    caller
+        .record(
+            &state,
+            Some(organization_id),
+            "environments.create",
+            resource,
+            &created,
+            serde_json::json!({"name": request.name, "cluster_id": request.cluster_id,
+                "services": request.services.len()}),
+        )
+        .await;
+    Ok((StatusCode::CREATED, axum::Json(created?)))
+}
+
+async fn create(
+    state: &AppState,
+    organization_id: Uuid,
+    project_id: Uuid,
+    request: &CreateEnvironment,
+) -> Result<EnvironmentCreated, Problem> {
+    let project = state.store.project(organization_id, project_id).await?;
+    check_secrets_exist(state, organization_id, &request.services).await?;
+    let spec = EnvironmentSpec {
+        id: Uuid::new_v4(),
+        organization_id,
+        project_id,
+        cluster_id: request.cluster_id,
+        name: request.name.clone(),
+        environment_type: request.environment_type,
+        namespace: request
+            .namespace
+            .clone()
+            .unwrap_or_else(|| format!("{}-{}", project.name, request.name)),
+        deploy_policy: request.deploy_policy,
+        max_parallel: request.max_parallel.unwrap_or(DEFAULT_MAX_PARALLEL),
+        services: request.services.clone(),
+        created_at: Utc::now(),
+    };
+    let environment = state.store.create_environment(&spec).await?;
+    let webhook_secret = issue_webhook_secret(state, &environment).await?;
+    Ok(EnvironmentCreated {
+        environment,
+        webhook_secret,
+    })
+}
+
+/// Every secret the services name must exist: a deployment should not find out.
+pub(crate) async fn check_secrets_exist(
+    state: &AppState,
+    organization_id: Uuid,
+    services: &[ServiceSpec],
+) -> Result<(), Problem> {
+    windlass_core::environments::validate_services(services)?;
+    let known = state.store.secret_names(organization_id).await?;
+    for service in services {
+        for secret in service.secrets().values() {
+            if secret.starts_with(windlass_core::secrets::RESERVED_PREFIX)
+                || !known.contains(secret)
+            {
+                return Err(Problem::unprocessable(format!(
+                    "service {} names secret {secret:?}, which this organization does not have",
+                    service.name()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Environments of a project.
+#[utoipa::path(get, path = "/v1/organizations/{organization_id}/projects/{project_id}/environments",
+    tag = "environments", params(("organization_id" = Uuid, Path), ("project_id" = Uuid, Path)),
+    responses((status = OK, body = Vec<EnvironmentSpec>), (status = NOT_FOUND, body = Problem)))]
+async fn list_environments(
+    State(state): State<AppState>,
+    Path((organization_id, project_id)): Path<(Uuid, Uuid)>,
+    authn: Authenticated,
+) -> Result<axum::Json<Vec<EnvironmentSpec>>, Problem> {
+    authn
+        .authorize(&state, organization_id, Permission::ProjectsRead)
+        .await?;
+    state.store.project(organization_id, project_id).await?;
+    Ok(axum::Json(
+        state
+            .store
+            .environments(organization_id, project_id)
+            .await?,
+    ))
+}
+
+/// An environment the caller may read, with the target its grants are checked on.
+pub(crate) async fn environment_for(
+    state: &AppState,
+    authn: &Authenticated,
+    organization_id: Uuid,
+    environment_id: Uuid,
+    permission: Permission,
+) -> Result<(crate::audit::Caller, EnvironmentSpec), Problem> {
+    // Organisation-wide permission first, so a stranger learns nothing of the environment.
+    let environment = match state
+        .store
+        .environment(organization_id, environment_id)
+        .await
+    {
+        Ok(environment) => environment,
+        Err(error) => {
+            authn.authorize(state, organization_id, permission).await?;
+            return Err(error.into());
+        }
+    };
+    let target = Target::environment(
+        environment.project_id,
+        environment.environment_type,
+        environment.cluster_id,
+    );
+    let caller = authn
+        .authorize_on(state, organization_id, permission, target)
+        .await?;
+    Ok((caller, environment))
+}
+
+/// One environment.
+#[utoipa::path(get, path = "/v1/organizations/{organization_id}/environments/{environment_id}",
+    tag = "environments", params(("organization_id" = Uuid, Path), ("environment_id" = Uuid, Path)),
+    responses((status = OK, body = EnvironmentSpec), (status = NOT_FOUND, body = Problem)))]
+async fn get_environment(
+    State(state): State<AppState>,
+    Path((organization_id, environment_id)): Path<(Uuid, Uuid)>,
+    authn: Authenticated,
+) -> Result<axum::Json<EnvironmentSpec>, Problem> {
+    let (_, environment) = environment_for(
+        &state,
+        &authn,
+        organization_id,
+        environment_id,
+        Permission::ProjectsRead,
+    )
+    .await?;
+    Ok(axum::Json(environment))
+}
+
+/// Replace what the environment runs; deployed at its next deployment.
+#[utoipa::path(put, path = "/v1/organizations/{organization_id}/environments/{environment_id}/services",
+    tag = "environments", params(("organization_id" = Uuid, Path), ("environment_id" = Uuid, Path)),
+    request_body = Vec<ServiceSpec>,
+    responses((status = OK, body = EnvironmentSpec), (status = NOT_FOUND, body = Problem),
+        (status = UNPROCESSABLE_ENTITY, body = Problem)))]
+async fn replace_services(
+    State(state): State<AppState>,
+    Path((organization_id, environment_id)): Path<(Uuid, Uuid)>,
+    authn: Authenticated,
+    Json(services): Json<Vec<ServiceSpec>>,
+) -> Result<axum::Json<EnvironmentSpec>, Problem> {
+    let (caller, environment) = environment_for(
+        &state,
+        &authn,
+        organization_id,
+        environment_id,
+        Permission::ProjectsWrite,
+    )
+    .await?;
+    let count = services.len();
+    let updated = async {
+        check_secrets_exist(&state, organization_id, &services).await?;
+        Ok(state
+            .store
+            .update_environment(&EnvironmentSpec {
+                services,
+                ..environment
+            })
+            .await?)
+    }
+    .await;
+    caller
+        .record(
+            &state,
+            Some(organization_id),
+            "environments.update",
+            format!("environment:{environment_id}"),
+            &updated,
+            serde_json::json!({"services": count}),
+        )
+        .await;
+    Ok(axum::Json(updated?))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WebhookSecret {
+    pub webhook_secret: String,
+}
+
+/// Issue a new webhook signing secret; the old one stops working at once.
+#[utoipa::path(post, path = "/v1/organizations/{organization_id}/environments/{environment_id}/webhook-secret",
+    tag = "environments", params(("organization_id" = Uuid, Path), ("environment_id" = Uuid, Path)),
+    responses((status = OK, body = WebhookSecret), (status = NOT_FOUND, body = Problem)))]
+async fn rotate_webhook_secret(
+    State(state): State<AppState>,
+    Path((organization_id, environment_id)): Path<(Uuid, Uuid)>,
+    authn: Authenticated,
+) -> Result<axum::Json<WebhookSecret>, Problem> {
+    let (caller, environment) = environment_for(
+        &state,
+        &authn,
+        organization_id,
+        environment_id,
+        Permission::ProjectsWrite,
+    )
+    .await?;
+    let issued = issue_webhook_secret(&state, &environment).await;
+    caller
+        .record(
+            &state,
+            Some(organization_id),
+            "environments.webhook_secret.rotate",
+            format!("environment:{environment_id}"),
+            &issued,
+            serde_json::json!({}),
+        )
+        .await;
+    Ok(axum::Json(WebhookSecret {
+        webhook_secret: issued?,
+    }))
+}
