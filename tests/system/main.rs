@@ -8,6 +8,7 @@ mod azure_access;
 mod cluster_lifecycle;
 mod cluster_maintenance;
 mod cluster_provisioning;
+mod deployments;
 mod dev_command;
 mod eks_provisioning;
 mod plaintext_scan;

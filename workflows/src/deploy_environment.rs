@@ -21,9 +21,9 @@ use windlass_core::deployments::{DeploymentState, GoodRevision};
 
 use crate::cluster_contracts::{ClusterRequest, LifecycleActivities};
 use crate::deployment_contracts::{
-    BeginDeployment, ClusterAccess, DeployEnvironmentInput, DeployEnvironmentOutput,
-    DeployService, DeploymentActivities, DeploymentRecordActivities, FinishDeployment,
-    PrepareNamespace, PruneServices, RollBackService,
+    BeginDeployment, ClusterAccess, DeployEnvironmentInput, DeployEnvironmentOutput, DeployService,
+    DeploymentActivities, DeploymentRecordActivities, FinishDeployment, PrepareNamespace,
+    PruneServices, RollBackService,
 };
 use crate::outcome::{ended, long_step, record, step};
 
@@ -45,7 +45,10 @@ impl DeployEnvironment {
 
 type Ctx = WorkflowContext<DeployEnvironment>;
 
-async fn deploy(ctx: &Ctx, input: DeployEnvironmentInput) -> WorkflowResult<DeployEnvironmentOutput> {
+async fn deploy(
+    ctx: &Ctx,
+    input: DeployEnvironmentInput,
+) -> WorkflowResult<DeployEnvironmentOutput> {
     let start = ended(
         ctx,
         ctx.execute_activity(
@@ -195,7 +198,10 @@ async fn roll_out(
                         Ok(release) => (name, ServiceOutcome::Deployed(release.revision)),
                         Err(error) => {
                             stop.set(true);
-                            (name, ServiceOutcome::Failed(failure_text(&error.to_string())))
+                            (
+                                name,
+                                ServiceOutcome::Failed(failure_text(&error.to_string())),
+                            )
                         }
                     }
                 }
@@ -271,7 +277,10 @@ async fn roll_out(
                 ctx.execute_activity(
                     DeploymentActivities::roll_back_service,
                     request,
-                    detached(long_step(format!("rollback/{name}"), Duration::from_secs(1800))),
+                    detached(long_step(
+                        format!("rollback/{name}"),
+                        Duration::from_secs(1800),
+                    )),
                 )
                 .await
                 .err()

@@ -163,9 +163,7 @@ async fn run_one(ctx: &Ctx, request: DeploymentRequest) -> WorkflowResult<()> {
     match started {
         Ok(child) => {
             let result = child.result().fuse();
-            let cancel_asked = ctx
-                .wait_condition(|s| s.cancels.contains(&run_id))
-                .fuse();
+            let cancel_asked = ctx.wait_condition(|s| s.cancels.contains(&run_id)).fuse();
             futures::pin_mut!(result, cancel_asked);
             futures::select! {
                 _ = result => {}

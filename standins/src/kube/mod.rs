@@ -37,7 +37,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use store::{ApiError, Rollout, Store};
-pub use store::{RequestRecord, Settings};
+pub use store::{ImageDelay, RequestRecord, Settings};
 
 /// How to start the stand-in.
 #[derive(Debug, Clone)]
@@ -96,7 +96,10 @@ impl Shared {
     /// The simulated controller: after the rollout delay, the workload reports
     /// the status its pods would give it, unless it changed again meanwhile.
     pub(crate) fn schedule_rollout(&self, (rt, ns, name, generation): Rollout) {
-        let delay = self.with(|s| Duration::from_millis(s.settings.rollout_delay_ms));
+        let delay = self.with(|s| match s.get(&rt, &ns, &name) {
+            Some(obj) => s.settings.rollout_delay(&obj),
+            None => Duration::from_millis(s.settings.rollout_delay_ms),
+        });
         let shared = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
@@ -236,6 +239,11 @@ impl KubeStandIn {
     pub fn set_rollout_delay(&self, delay: Duration) {
         self.shared
             .with(|s| s.settings.rollout_delay_ms = delay.as_millis() as u64);
+    }
+
+    /// Per-image rollout times, for rollouts started from now on.
+    pub fn set_image_delays(&self, rules: Vec<ImageDelay>) {
+        self.shared.with(|s| s.settings.image_delays = rules);
     }
 
     pub fn set_fail_image_marker(&self, marker: Option<&str>) {

@@ -41,6 +41,16 @@ pub struct Settings {
     /// becomes ready (its pods would sit in `ImagePullBackOff`). `None`: every
     /// workload becomes ready.
     pub fail_image_marker: Option<String>,
+    /// Per-workload rollout times: a workload with an image containing `marker` takes
+    /// `delay_ms` instead of `rollout_delay_ms` (the first rule that matches).
+    #[serde(default)]
+    pub image_delays: Vec<ImageDelay>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageDelay {
+    pub marker: String,
+    pub delay_ms: u64,
 }
 
 impl Default for Settings {
@@ -48,7 +58,20 @@ impl Default for Settings {
         Self {
             rollout_delay_ms: 200,
             fail_image_marker: Some("fail".into()),
+            image_delays: Vec::new(),
         }
+    }
+}
+
+impl Settings {
+    /// How long the workload `obj` takes to roll out.
+    pub fn rollout_delay(&self, obj: &serde_json::Value) -> std::time::Duration {
+        let delay = self
+            .image_delays
+            .iter()
+            .find(|rule| super::rollout::image_fails(obj, Some(&rule.marker)))
+            .map_or(self.rollout_delay_ms, |rule| rule.delay_ms);
+        std::time::Duration::from_millis(delay)
     }
 }
 

@@ -1,0 +1,445 @@
+//! Environments deployed to a provisioned cluster (Kubernetes stand-in, real helm): twenty
+//! services in parallel, a failing service rolling the whole environment back, two
+//! requests that queue instead of overlapping, a cancel in the middle of a rollout, and a
+//! CI pipeline's signed webhook.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use uuid::Uuid;
+use windlass_standins::kube::ImageDelay;
+
+use crate::support::{Stack, step};
+
+const DB_PASSWORD: &str = "s3cr3t-passw0rd-for-the-shop";
+
+/// Provisions a cluster through the API and returns its id.
+pub(crate) async fn provisioned_cluster(stack: &Stack, org: Uuid, account: Uuid) -> String {
+    let (status, _, started) = stack
+        .api
+        .post(
+            &format!("/v1/organizations/{org}/clusters"),
+            json!({"name": "apps", "cloud_account_id": account, "region": "westeurope",
+                   "kubernetes_version": "1.33"}),
+            &[("idempotency-key", "create-apps")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let run = stack
+        .wait_for_run(
+            org,
+            started["run"]["id"].as_str().unwrap(),
+            Duration::from_secs(300),
+            |r| r["finished_at"].is_string(),
+        )
+        .await;
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    started["cluster"]["id"].as_str().unwrap().to_owned()
+}
+
+/// Eighteen web apps, an API reading the database password, a migration job and a
+/// nightly report: twenty services.
+pub(crate) fn shop_services() -> Vec<Value> {
+    let mut services: Vec<Value> = (1..=18)
+        .map(|i| {
+            json!({"kind": "container_app", "name": format!("web-{i}"), "image": "shop/web:1",
+                   "port": 8080, "env": {"SHARD": i.to_string()}, "rollout_timeout_seconds": 10})
+        })
+        .collect();
+    services.push(
+        json!({"kind": "container_app", "name": "api", "image": "shop/api:1",
+        "port": 9000, "replicas": 2, "secrets": {"DATABASE_PASSWORD": "shop/db-password"},
+        "probes": {"readiness_path": "/ready"}, "rollout_timeout_seconds": 10}),
+    );
+    services.push(
+        json!({"kind": "job", "name": "migrate", "image": "shop/api:1",
+        "command": ["./migrate"], "secrets": {"DATABASE_PASSWORD": "shop/db-password"},
+        "timeout_seconds": 30}),
+    );
+    services.push(
+        json!({"kind": "cron_job", "name": "report", "image": "shop/report:1",
+        "schedule": "0 3 * * *"}),
+    );
+    services
+}
+
+/// An organisation with a provisioned cluster, the shop's secret, a project and a
+/// production environment of the shop's services. Returns (org, environment, webhook
+/// secret).
+pub(crate) async fn shop_environment(stack: &Stack, max_parallel: u32) -> (Uuid, String, String) {
+    let (org, account) = stack.organization_with_azure_account().await;
+    let cluster = provisioned_cluster(stack, org, account).await;
+    let (status, _, _) = stack
+        .api
+        .post(
+            &format!("/v1/organizations/{org}/secrets"),
+            json!({"name": "shop/db-password", "value": DB_PASSWORD}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _, project) = stack
+        .api
+        .post(
+            &format!("/v1/organizations/{org}/projects"),
+            json!({"name": "shop"}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{project}");
+    let (status, _, created) = stack
+        .api
+        .post(
+            &format!(
+                "/v1/organizations/{org}/projects/{}/environments",
+                project["id"].as_str().unwrap()
+            ),
+            json!({"name": "prod", "type": "production", "cluster_id": cluster,
+                   "max_parallel": max_parallel, "services": shop_services()}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["environment"]["namespace"], "shop-prod");
+    (
+        org,
+        created["environment"]["id"].as_str().unwrap().to_owned(),
+        created["webhook_secret"].as_str().unwrap().to_owned(),
+    )
+}
+
+pub(crate) async fn deploy(stack: &Stack, org: Uuid, env: &str, body: Value) -> Value {
+    let (status, _, started) = stack
+        .api
+        .post(
+            &format!("/v1/organizations/{org}/environments/{env}/deployments"),
+            body,
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    started
+}
+
+pub(crate) async fn finished(stack: &Stack, org: Uuid, started: &Value) -> Value {
+    stack
+        .wait_for_run(
+            org,
+            started["run"]["id"].as_str().unwrap(),
+            Duration::from_secs(240),
+            |r| r["finished_at"].is_string(),
+        )
+        .await
+}
+
+async fn deployments(stack: &Stack, org: Uuid, env: &str) -> Vec<Value> {
+    let (status, list) = stack
+        .api
+        .get(&format!(
+            "/v1/organizations/{org}/environments/{env}/deployments"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    list.as_array().unwrap().clone()
+}
+
+/// Service name -> image of every Deployment in the namespace, as the cluster has them.
+fn deployed_images(stack: &Stack) -> BTreeMap<String, String> {
+    let kube = &stack.clusters.as_ref().unwrap().kube;
+    kube.list("Deployment", Some("shop-prod"))
+        .into_iter()
+        .map(|d| {
+            (
+                d["metadata"]["name"].as_str().unwrap().to_owned(),
+                d["spec"]["template"]["spec"]["containers"][0]["image"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn all_ready(stack: &Stack) -> bool {
+    let kube = &stack.clusters.as_ref().unwrap().kube;
+    kube.list("Deployment", Some("shop-prod")).iter().all(|d| {
+        d["status"]["observedGeneration"] == d["metadata"]["generation"]
+            && d["status"]["availableReplicas"] == d["spec"]["replicas"]
+    })
+}
+
+#[tokio::test]
+async fn twenty_services_deploy_and_a_failing_one_rolls_the_whole_environment_back() {
+    let stack = Stack::with_clusters().await;
+    let (org, env, _) = shop_environment(&stack, 5).await;
+    let kube = &stack.clusters.as_ref().unwrap().kube;
+
+    // Revision 1: everything rolls out.
+    let first = deploy(&stack, org, &env, json!({})).await;
+    assert_eq!(first["deployment"]["revision"], 1);
+    let run = finished(&stack, org, &first).await;
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    for service in ["web-1", "web-18", "api", "migrate", "report"] {
+        assert_eq!(
+            step(&run, &format!("deploy/{service}"))["status"],
+            "succeeded",
+            "{service}"
+        );
+    }
+    let images = deployed_images(&stack);
+    assert_eq!(images.len(), 19, "{images:?}");
+    assert!(images.values().all(|i| i.ends_with(":1")), "{images:?}");
+    assert!(all_ready(&stack));
+    assert!(kube.get("Job", "shop-prod", "migrate-r1").is_some());
+    assert!(kube.get("CronJob", "shop-prod", "report").is_some());
+    assert!(kube.get("Service", "shop-prod", "api").is_some());
+    // The API's secret went from the store into the namespace, and nowhere else.
+    let secret = kube
+        .get("Secret", "shop-prod", "api-secrets")
+        .expect("api-secrets");
+    let encoded = secret["data"]["DATABASE_PASSWORD"].as_str().unwrap();
+    use base64::Engine as _;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .unwrap();
+    assert_eq!(decoded, DB_PASSWORD.as_bytes());
+    let api = kube.get("Deployment", "shop-prod", "api").unwrap();
+    assert!(!api.to_string().contains(DB_PASSWORD));
+    for release in kube.helm_releases("shop-prod") {
+        assert_eq!(release.status, "deployed", "{release:?}");
+    }
+    // The rollout was watched: its events are in the step's log.
+    let run_id = first["run"]["id"].as_str().unwrap();
+    let (status, log) = stack
+        .api
+        .get(&format!(
+            "/v1/organizations/{org}/runs/{run_id}/log?step=deploy/api"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let log = log.to_string();
+    assert!(log.contains("deployment/api: 2/2 available"), "{log}");
+    assert!(!log.contains(DB_PASSWORD));
+
+    // Revision 2: three new images, one of which never becomes ready.
+    let second = deploy(
+        &stack,
+        org,
+        &env,
+        json!({"images": {"web-1": "shop/web:2", "web-2": "shop/web:2", "web-7": "shop/web:fail-2"}}),
+    )
+    .await;
+    assert_eq!(second["deployment"]["revision"], 2);
+    let run = finished(&stack, org, &second).await;
+    assert_eq!(run["status"], "failed", "{run:#}");
+    let error = run["error"].as_str().unwrap();
+    assert!(error.contains("web-7"), "{error}");
+    assert!(error.contains("rolled back to revision 1"), "{error}");
+    assert_eq!(step(&run, "rollback/web-1")["status"], "succeeded");
+    assert_eq!(step(&run, "rollback/web-7")["status"], "succeeded");
+    // Back on revision 1 everywhere: the services that had rolled out too.
+    let images = deployed_images(&stack);
+    assert!(images.values().all(|i| i.ends_with(":1")), "{images:?}");
+    let wait = std::time::Instant::now();
+    while !all_ready(&stack) {
+        assert!(wait.elapsed() < Duration::from_secs(10), "not ready again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let history = deployments(&stack, org, &env).await;
+    assert_eq!(history[0]["revision"], 2);
+    assert_eq!(history[0]["state"], "rolled_back", "{:#}", history[0]);
+    assert_eq!(history[1]["state"], "deployed");
+    let web_1: Vec<_> = kube
+        .helm_releases("shop-prod")
+        .into_iter()
+        .filter(|r| r.name == "web-1")
+        .collect();
+    assert_eq!(
+        web_1.last().map(|r| r.status.as_str()),
+        Some("deployed"),
+        "{web_1:?}"
+    );
+}
+
+#[tokio::test]
+async fn two_deployments_of_one_environment_never_overlap_and_a_cancel_rolls_back() {
+    let stack = Stack::with_clusters().await;
+    let (org, env, _) = shop_environment(&stack, 10).await;
+    let kube = &stack.clusters.as_ref().unwrap().kube;
+    let first = deploy(&stack, org, &env, json!({})).await;
+    assert_eq!(finished(&stack, org, &first).await["status"], "succeeded");
+
+    // Two requests at once: the second waits for the first.
+    kube.set_image_delays(vec![ImageDelay {
+        marker: ":slow".into(),
+        delay_ms: 1500,
+    }]);
+    let (a, b) = tokio::join!(
+        deploy(
+            &stack,
+            org,
+            &env,
+            json!({"images": {"web-1": "shop/web:slow-a"}})
+        ),
+        deploy(
+            &stack,
+            org,
+            &env,
+            json!({"images": {"web-2": "shop/web:slow-b"}})
+        ),
+    );
+    let (a, b) = (
+        finished(&stack, org, &a).await,
+        finished(&stack, org, &b).await,
+    );
+    assert_eq!(a["status"], "succeeded", "{a:#}");
+    assert_eq!(b["status"], "succeeded", "{b:#}");
+    let (earlier, later) = if a["finished_at"].as_str() < b["finished_at"].as_str() {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
+    let later_first_step = later["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["first_started_at"].as_str().unwrap().to_owned())
+        .min()
+        .unwrap();
+    let earlier_last_step = earlier["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["finished_at"].as_str().map(str::to_owned))
+        .max()
+        .unwrap();
+    assert!(
+        later_first_step >= earlier_last_step,
+        "the later deployment started {later_first_step} before the earlier ended {earlier_last_step}"
+    );
+    let revisions: Vec<_> = deployments(&stack, org, &env)
+        .await
+        .iter()
+        .map(|d| (d["revision"].as_u64().unwrap(), d["state"].clone()))
+        .collect();
+    assert_eq!(
+        revisions,
+        vec![
+            (3, json!("deployed")),
+            (2, json!("deployed")),
+            (1, json!("deployed"))
+        ]
+    );
+
+    // Cancelled while a rollout is in progress: back to revision 3.
+    kube.set_image_delays(vec![ImageDelay {
+        marker: ":slow".into(),
+        delay_ms: 30_000,
+    }]);
+    let images_before = deployed_images(&stack);
+    let fourth = deploy(
+        &stack,
+        org,
+        &env,
+        json!({"images": {"web-3": "shop/web:slow-4"}}),
+    )
+    .await;
+    let run_id = fourth["run"]["id"].as_str().unwrap().to_owned();
+    stack
+        .wait_for_run(org, &run_id, Duration::from_secs(60), |r| {
+            r["steps"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|s| s["key"] == "deploy/web-3"))
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, _, cancelled) = stack
+        .api
+        .post(
+            &format!("/v1/organizations/{org}/runs/{run_id}/cancel"),
+            json!({}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{cancelled}");
+    let run = stack
+        .wait_for_run(org, &run_id, Duration::from_secs(60), |r| {
+            r["finished_at"].is_string()
+        })
+        .await;
+    assert_eq!(run["status"], "cancelled", "{run:#}");
+    assert_eq!(
+        step(&run, "rollback/web-3")["status"],
+        "succeeded",
+        "{run:#}"
+    );
+    assert_eq!(deployed_images(&stack), images_before);
+    let history = deployments(&stack, org, &env).await;
+    assert_eq!(history[0]["state"], "cancelled", "{:#}", history[0]);
+}
+
+#[tokio::test]
+async fn a_ci_pipeline_deploys_through_the_signed_webhook_and_a_bad_signature_is_refused() {
+    let stack = Stack::with_clusters().await;
+    let (org, env, secret) = shop_environment(&stack, 10).await;
+    let url = format!(
+        "{}/v1/webhooks/environments/{env}/deployments",
+        stack.api.base
+    );
+    let body = json!({"images": {"web-1": "shop/web:ci-42"}}).to_string();
+    let http = reqwest::Client::new();
+    let send = |signature: String, body: String| {
+        http.post(&url)
+            .header("content-type", "application/json")
+            .header("windlass-signature", signature)
+            .header("idempotency-key", "pipeline-42")
+            .body(body)
+            .send()
+    };
+    let now = chrono::Utc::now().timestamp();
+
+    let forged = send(
+        windlass_api::webhooks::sign("whsec_guess", now, body.as_bytes()),
+        body.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+    let stale = send(
+        windlass_api::webhooks::sign(&secret, now - 3600, body.as_bytes()),
+        body.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(stale.status(), StatusCode::UNAUTHORIZED);
+    let tampered = send(
+        windlass_api::webhooks::sign(&secret, now, body.as_bytes()),
+        body.replace("ci-42", "evil"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(tampered.status(), StatusCode::UNAUTHORIZED);
+    assert!(deployments(&stack, org, &env).await.is_empty());
+
+    let signed = windlass_api::webhooks::sign(&secret, now, body.as_bytes());
+    let accepted = send(signed.clone(), body.clone()).await.unwrap();
+    assert_eq!(accepted.status(), StatusCode::ACCEPTED);
+    let started: Value = accepted.json().await.unwrap();
+    assert_eq!(started["deployment"]["trigger"], "webhook");
+    // The pipeline retries: the same deployment, not a second one.
+    let again = send(signed, body).await.unwrap();
+    assert_eq!(again.status(), StatusCode::OK);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["run"]["id"], started["run"]["id"]);
+    let run = finished(&stack, org, &started).await;
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    assert_eq!(deployed_images(&stack)["web-1"], "shop/web:ci-42");
+    // The environment keeps the image for its next deployment.
+    let (_, environment) = stack
+        .api
+        .get(&format!("/v1/organizations/{org}/environments/{env}"))
+        .await;
+    assert!(environment.to_string().contains("shop/web:ci-42"));
+}
