@@ -13,6 +13,7 @@ pub mod clusters;
 pub mod crypto;
 pub mod error;
 pub mod keys;
+pub mod live_logs;
 pub mod maintenance;
 pub mod organizations;
 pub mod rbac;
