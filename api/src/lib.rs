@@ -15,6 +15,7 @@ pub mod oidc;
 mod openapi;
 mod organizations;
 mod problem;
+mod run_events;
 mod runs;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use axum::extract::DefaultBodyLimit;
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 use windlass_core::Store;
+use windlass_core::live_logs::LiveLogs;
 use windlass_workflows::engine::Engine;
 
 pub use openapi::openapi_document;
@@ -52,6 +54,9 @@ pub struct AppState {
     pub engine: Engine,
     pub config: Arc<ApiConfig>,
     pub auth: Arc<Authentication>,
+    /// Live step logs for `GET .../runs/{id}/events`: the same fan-out the workers publish
+    /// to (in-process in `windlass dev`, Redis in production).
+    pub live_logs: LiveLogs,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -85,6 +90,7 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
         .merge(clusters::routes())
         .merge(maintenance::routes())
         .merge(runs::routes())
+        .merge(run_events::routes())
         .merge(audit::routes())
         .merge(access::routes())
 }
