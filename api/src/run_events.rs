@@ -113,8 +113,7 @@ fn last_event_id(headers: &HeaderMap) -> Result<Option<LineId>, Problem> {
         return Ok(None);
     }
     let mut parts = value.rsplitn(3, ':');
-    let (Some(seq), Some(attempt), Some(step)) = (parts.next(), parts.next(), parts.next())
-    else {
+    let (Some(seq), Some(attempt), Some(step)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(invalid());
     };
     Ok(Some(LineId {
@@ -261,10 +260,7 @@ async fn detail(state: &AppState, run: Run) -> Result<RunDetail, Problem> {
 }
 
 /// A client that left ends the stream: `410 Gone`, which nobody sees.
-async fn send(
-    tx: &mpsc::Sender<Event>,
-    event: Result<Event, axum::Error>,
-) -> Result<(), Problem> {
+async fn send(tx: &mpsc::Sender<Event>, event: Result<Event, axum::Error>) -> Result<(), Problem> {
     let event = event.map_err(|error| {
         tracing::error!(%error, "encoding an event");
         Problem::internal()

@@ -55,8 +55,7 @@ async fn next_lines(stream: &mut LiveStream, n: usize) -> Vec<(String, u32)> {
 
 /// Nothing more arrives within a short while.
 async fn assert_quiet(stream: &mut LiveStream) {
-    if let Ok(Some(line)) = tokio::time::timeout(Duration::from_millis(300), stream.next()).await
-    {
+    if let Ok(Some(line)) = tokio::time::timeout(Duration::from_millis(300), stream.next()).await {
         panic!("unexpected line {line:?}");
     }
 }
@@ -159,8 +158,13 @@ async fn redis_down_loses_live_lines_but_never_fails_the_publisher() {
     // Nothing listens on port 1.
     let logs = LiveLogs::redis(RedisConfig::new("redis://127.0.0.1:1")).unwrap();
     let started = std::time::Instant::now();
-    logs.publish(Uuid::new_v4(), &line("terraform-apply", 1)).await;
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    logs.publish(Uuid::new_v4(), &line("terraform-apply", 1))
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(LiveLogs::redis(RedisConfig::new("not a url")).is_err());
 }
 

@@ -109,7 +109,10 @@ async fn follow_a_provisioning(stack: Stack) {
     let mut first_ids = Vec::new();
     let mut steps_seen = 0;
     while first_ids.len() < 5 {
-        let event = first.next().await.expect("the stream stays open while the run runs");
+        let event = first
+            .next()
+            .await
+            .expect("the stream stays open while the run runs");
         raw.push_str(&event.data);
         match event.event.as_str() {
             "log" => {
@@ -117,7 +120,12 @@ async fn follow_a_provisioning(stack: Stack) {
                 let id = event.id.clone().unwrap();
                 assert_eq!(
                     id,
-                    format!("{}:{}:{}", line["step"].as_str().unwrap(), line["attempt"], line["seq"])
+                    format!(
+                        "{}:{}:{}",
+                        line["step"].as_str().unwrap(),
+                        line["attempt"],
+                        line["seq"]
+                    )
                 );
                 for field in ["at", "level", "line"] {
                     assert!(line[field].is_string(), "{line}");
@@ -125,11 +133,17 @@ async fn follow_a_provisioning(stack: Stack) {
                 first_ids.push(id);
             }
             "step" => steps_seen += 1,
-            other => panic!("unexpected {other} event before the run ended: {}", event.data),
+            other => panic!(
+                "unexpected {other} event before the run ended: {}",
+                event.data
+            ),
         }
     }
     let run = stack.run(org, &run_id).await;
-    assert!(run["finished_at"].is_null(), "lines arrive while the run runs: {run:#}");
+    assert!(
+        run["finished_at"].is_null(),
+        "lines arrive while the run runs: {run:#}"
+    );
     drop(first);
 
     // Second connection resumes after the last line the first one got.
@@ -150,16 +164,26 @@ async fn follow_a_provisioning(stack: Stack) {
             other => panic!("unexpected event {other}"),
         }
     };
-    assert!(second.next().await.is_none(), "the stream closes after `end`");
+    assert!(
+        second.next().await.is_none(),
+        "the stream closes after `end`"
+    );
     assert_eq!(end["status"], "succeeded", "{end:#}");
     assert!(end["finished_at"].is_string(), "{end:#}");
     assert!(steps_seen >= 10, "step changes are sent: {steps_seen}");
 
     // Nothing twice, nothing missing: together the two connections hold the run's log.
     let second_set: HashSet<&String> = second_ids.iter().collect();
-    assert_eq!(second_set.len(), second_ids.len(), "duplicates within the resumed stream");
+    assert_eq!(
+        second_set.len(),
+        second_ids.len(),
+        "duplicates within the resumed stream"
+    );
     for id in &first_ids {
-        assert!(!second_set.contains(id), "{id} sent again after Last-Event-ID");
+        assert!(
+            !second_set.contains(id),
+            "{id} sent again after Last-Event-ID"
+        );
     }
     let stored: HashSet<String> = stack
         .store
@@ -176,10 +200,15 @@ async fn follow_a_provisioning(stack: Stack) {
         "terraform's lines"
     );
     assert!(
-        lines.iter().any(|l| l.starts_with("[rollout] release cert-manager/cert-manager")),
+        lines
+            .iter()
+            .any(|l| l.starts_with("[rollout] release cert-manager/cert-manager")),
         "helm rollout events"
     );
-    assert!(!raw.contains(&kube_token), "a secret in clear in the event stream");
+    assert!(
+        !raw.contains(&kube_token),
+        "a secret in clear in the event stream"
+    );
 
     // The finished run: everything replayed, in print order, then `end` at once.
     let started_at = Instant::now();
@@ -194,7 +223,11 @@ async fn follow_a_provisioning(stack: Stack) {
             other => panic!("unexpected event {other}"),
         }
     }
-    assert!(started_at.elapsed() < Duration::from_secs(5), "{:?}", started_at.elapsed());
+    assert!(
+        started_at.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started_at.elapsed()
+    );
     assert_eq!(replayed.len(), stored.len());
     assert_eq!(replayed.into_iter().collect::<HashSet<_>>(), stored);
 }
@@ -206,8 +239,8 @@ async fn a_running_provisioning_streams_its_masked_lines_and_resumes_without_dup
 
 #[tokio::test]
 async fn the_same_over_redis_streams() {
-    let url =
-        std::env::var("WINDLASS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let url = std::env::var("WINDLASS_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let live = LiveLogs::redis(RedisConfig {
         key_prefix: format!("windlass-test:{}:run-log:", Uuid::new_v4().simple()),
         ..RedisConfig::new(url)
@@ -222,7 +255,10 @@ async fn a_malformed_last_event_id_is_refused_and_unknown_runs_are_not_found() {
     let (org, _) = stack.organization_with_azure_account().await;
     let (status, problem) = stack
         .api
-        .get(&format!("/v1/organizations/{org}/runs/{}/events", Uuid::new_v4()))
+        .get(&format!(
+            "/v1/organizations/{org}/runs/{}/events",
+            Uuid::new_v4()
+        ))
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{problem}");
     let response = stack

@@ -164,7 +164,11 @@ mod tests {
         };
         let run = Uuid::new_v4();
         logs.publish(run, &line(1)).await;
-        assert_eq!(backend.channels(), 0, "a publish nobody hears creates nothing");
+        assert_eq!(
+            backend.channels(),
+            0,
+            "a publish nobody hears creates nothing"
+        );
         let mut first = logs.subscribe(run).await;
         let second = logs.subscribe(run).await;
         assert_eq!(backend.channels(), 1);

@@ -178,7 +178,9 @@ impl Reader {
                 .and_then(|json| serde_json::from_str::<LiveLine>(&json).ok())
             {
                 Some(line) => lines.push(line),
-                None => tracing::warn!(key = %self.key, id = %entry.id, "unreadable live log entry skipped"),
+                None => {
+                    tracing::warn!(key = %self.key, id = %entry.id, "unreadable live log entry skipped")
+                }
             }
             self.cursor = Some(entry.id);
         }
