@@ -203,7 +203,7 @@ async fn follow(
                 ticks += 1;
                 send_step_changes(state, run_id, &mut steps, tx).await?;
                 run = state.store.run(run.organization_id, run_id).await?;
-                if !run.status.is_finished() && ticks % REPAIR_EVERY == 0 {
+                if !run.status.is_finished() && ticks.is_multiple_of(REPAIR_EVERY) {
                     run = repair_from_engine(state, run).await?;
                 }
             }

@@ -59,7 +59,7 @@ pub struct LiveLogs {
 
 enum Backend {
     InProcess(InProcess),
-    Redis(RedisStreams),
+    Redis(Box<RedisStreams>),
 }
 
 /// A subscription's lines, in the order they were published.
@@ -90,7 +90,7 @@ impl LiveLogs {
     /// Redis Streams. Fails only on a malformed URL: the connection is made on first use.
     pub fn redis(config: RedisConfig) -> Result<Self> {
         Ok(Self {
-            backend: Arc::new(Backend::Redis(RedisStreams::new(config)?)),
+            backend: Arc::new(Backend::Redis(Box::new(RedisStreams::new(config)?))),
         })
     }
 
