@@ -148,6 +148,7 @@ async fn bench() {
     let app = windlass_api::router(AppState {
         store: store.clone(),
         engine: engine.clone(),
+        live_logs: windlass_core::live_logs::LiveLogs::in_process(),
         config: Arc::new(ApiConfig {
             azure_application_id: Uuid::new_v4().to_string(),
         }),

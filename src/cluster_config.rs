@@ -79,6 +79,7 @@ impl ClusterArgs {
         &self,
         azure: AzureClientConfig,
         store: windlass_core::Store,
+        live_logs: windlass_core::live_logs::LiveLogs,
     ) -> anyhow::Result<ClusterActivities> {
         let rendering = match self.terraform_rendering {
             RenderingKind::Cloud => ClusterRendering::Cloud,
@@ -133,7 +134,7 @@ impl ClusterArgs {
             stale_lock_grace: Duration::from_secs(self.stale_lock_grace_seconds),
             chart_timeout: Duration::from_secs(self.chart_timeout_seconds),
             worker_name: worker_name(),
-            step_logs: StepLogs::new(store),
+            step_logs: StepLogs::new(store).with_live(live_logs),
         }))
     }
 }

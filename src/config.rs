@@ -11,6 +11,7 @@ use windlass_activities::azure_access::{AzureAccess, AzureConnector};
 use windlass_core::Store;
 use windlass_core::crypto::{AwsKmsKek, KeyEncryptionKey, LocalKeyFile};
 use windlass_core::keys::KeyRing;
+use windlass_core::live_logs::{LiveLogs, RedisConfig};
 use windlass_workflows::engine::EngineConfig;
 use windlass_workflows::engine::codec::PayloadKeys;
 use windlass_workflows::task_queues;
@@ -193,5 +194,41 @@ impl AzureArgs {
         template.lro_default_poll_interval = Duration::from_secs(self.azure_default_poll_seconds);
         template.provider_poll_initial = Duration::from_secs(self.azure_provider_poll_seconds);
         Ok(Some(template))
+    }
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct LiveLogArgs {
+    /// Redis for live step logs (`redis://host:6379`), shared by the API and the workers.
+    /// Unset: an in-process fan-out, which reaches only followers in the same process (the
+    /// embedded default runs both in one).
+    #[arg(long, env = "WINDLASS_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Redis trims each run's live log to about this many of its newest lines.
+    #[arg(long, env = "WINDLASS_LIVE_LOG_MAX_LINES", default_value_t = RedisConfig::DEFAULT_MAX_LINES_PER_RUN)]
+    pub live_log_max_lines: u64,
+    /// A run's live log expires from Redis this long after its last line (the step logs
+    /// in the database stay).
+    #[arg(
+        long,
+        env = "WINDLASS_LIVE_LOG_RETENTION_SECONDS",
+        default_value_t = RedisConfig::DEFAULT_RETENTION.as_secs()
+    )]
+    pub live_log_retention_seconds: u64,
+}
+
+impl LiveLogArgs {
+    pub fn live_logs(&self) -> anyhow::Result<LiveLogs> {
+        let live = match &self.redis_url {
+            Some(url) => LiveLogs::redis(RedisConfig {
+                max_lines_per_run: self.live_log_max_lines,
+                retention: Duration::from_secs(self.live_log_retention_seconds),
+                ..RedisConfig::new(url.clone())
+            })
+            .context("WINDLASS_REDIS_URL")?,
+            None => LiveLogs::in_process(),
+        };
+        tracing::info!(backend = live.backend_name(), "live step logs");
+        Ok(live)
     }
 }

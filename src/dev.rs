@@ -145,8 +145,15 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         aws_endpoint_url: None,
         aws_eks_endpoint_url: None,
     };
+    // One fan-out for the worker and the API: lines published by the worker's steps reach
+    // the API's followers in this same process.
+    let live_logs = windlass_core::live_logs::LiveLogs::in_process();
     let cluster_activities = match azure.client_template()? {
-        Some(template) => Some(clusters.activities(template, store.clone()).await?),
+        Some(template) => Some(
+            clusters
+                .activities(template, store.clone(), live_logs.clone())
+                .await?,
+        ),
         None => None,
     };
     let activities = ActivitySet {
@@ -240,6 +247,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         keys,
         args.azure_application_id,
         auth,
+        live_logs,
         crate::serve::shutdown_signal(),
     )
     .await?;

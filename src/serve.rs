@@ -7,7 +7,9 @@ use windlass_api::{ApiConfig, AppState, Authentication};
 use windlass_core::Store;
 use windlass_workflows::engine::Engine;
 
-use crate::config::{EngineArgs, KeyArgs, StoreArgs};
+use windlass_core::live_logs::LiveLogs;
+
+use crate::config::{EngineArgs, KeyArgs, LiveLogArgs, StoreArgs};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
@@ -17,6 +19,8 @@ pub struct ServeArgs {
     pub engine: EngineArgs,
     #[command(flatten)]
     pub keys: KeyArgs,
+    #[command(flatten)]
+    pub live_logs: LiveLogArgs,
     #[arg(long, env = "WINDLASS_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// Application (client) id of Windlass's multi-tenant Entra application.
@@ -41,6 +45,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         store.migrate().await?;
     }
     let keys = Arc::new(args.keys.key_ring(&store).await?);
+    let live_logs = args.live_logs.live_logs()?;
     let engine = Engine::connect(&args.engine.config(&keys).await?).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -67,6 +72,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         keys,
         args.azure_application_id,
         auth,
+        live_logs,
         shutdown_signal(),
     )
     .await
@@ -79,6 +85,7 @@ pub async fn serve(
     keys: Arc<windlass_core::keys::KeyRing>,
     azure_application_id: String,
     auth: Authentication,
+    live_logs: LiveLogs,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let app = windlass_api::router(AppState {
@@ -89,6 +96,7 @@ pub async fn serve(
         }),
         auth: Arc::new(auth),
         keys,
+        live_logs,
     });
     // Connect info gives the audit log the caller's address.
     axum::serve(

@@ -5,7 +5,7 @@ use windlass_activities::key_rotation::KeyRotation;
 use windlass_workers::{WorkerConfig, spawn_worker};
 
 use crate::cluster_config::ClusterArgs;
-use crate::config::{AzureArgs, EngineArgs, KeyArgs, StoreArgs};
+use crate::config::{AzureArgs, EngineArgs, KeyArgs, LiveLogArgs, StoreArgs};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct WorkerArgs {
@@ -19,6 +19,8 @@ pub struct WorkerArgs {
     pub keys: KeyArgs,
     #[command(flatten)]
     pub clusters: ClusterArgs,
+    #[command(flatten)]
+    pub live_logs: LiveLogArgs,
     #[arg(long, env = "WINDLASS_MAX_CONCURRENT_ACTIVITIES", default_value_t = 20)]
     pub max_concurrent_activities: usize,
     #[arg(
@@ -42,7 +44,11 @@ impl WorkerArgs {
         keys: std::sync::Arc<windlass_core::keys::KeyRing>,
     ) -> anyhow::Result<ActivitySet> {
         let clusters = match self.azure.client_template()? {
-            Some(template) => Some(self.clusters.activities(template, store.clone()).await?),
+            Some(template) => Some(
+                self.clusters
+                    .activities(template, store.clone(), self.live_logs.live_logs()?)
+                    .await?,
+            ),
             None => None,
         };
         Ok(ActivitySet {

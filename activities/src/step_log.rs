@@ -1,23 +1,44 @@
-//! A step's output (terraform's `-json` messages, helm's lines) into the run's step log,
-//! masked, in order, written in the background so a slow database never slows the tool.
+//! A step's output (terraform's `-json` messages, helm's lines, rollout events) into the
+//! run's step log, masked, in order, written in the background so a slow database never
+//! slows the tool; and, as each line is written, to the run's live followers.
 
-use chrono::Utc;
+use std::time::Duration;
+
+use chrono::{SubsecRound, Utc};
 use temporalio_sdk::activities::ActivityContext;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 use windlass_core::Store;
+use windlass_core::live_logs::{LiveLine, LiveLogs};
 use windlass_core::runs::Run;
 use windlass_core::step_logs::{LogLine, Masker};
 
-/// Where step logs go: the store, or nowhere but `tracing` (a worker without a store).
+/// Lines waiting for the fan-out beyond this are dropped (the store keeps them): a stalled
+/// Redis must not grow a worker's memory.
+const LIVE_QUEUE: usize = 10_000;
+/// How long a finished step waits for its last lines to reach the fan-out.
+const LIVE_FLUSH: Duration = Duration::from_secs(2);
+
+/// Where step logs go: the store (the durable record) and the live fan-out, or nowhere but
+/// `tracing` (a worker without a store).
 #[derive(Clone, Default)]
 pub struct StepLogs {
     store: Option<Store>,
+    live: Option<LiveLogs>,
 }
 
 impl StepLogs {
     pub fn new(store: Store) -> Self {
-        Self { store: Some(store) }
+        Self {
+            store: Some(store),
+            live: None,
+        }
+    }
+
+    /// Also publishes every line to the run's live followers.
+    pub fn with_live(mut self, live: LiveLogs) -> Self {
+        self.live = Some(live);
+        self
     }
 
     /// A writer for the attempt `ctx` runs. Workflows started outside the API have no
@@ -28,10 +49,30 @@ impl StepLogs {
             .workflow_id
             .as_deref()
             .and_then(Run::id_from_workflow_id);
+        self.writer_for(run, &info.activity_id, info.attempt, masker)
+    }
+
+    /// A writer for one attempt of a step of a run, for code that reports on a step
+    /// without being its activity (rollout events, benchmarks).
+    pub fn writer_for(
+        &self,
+        run: Option<Uuid>,
+        step_key: &str,
+        attempt: u32,
+        masker: Masker,
+    ) -> StepLogWriter {
         let (tx, task) = match (&self.store, run) {
             (Some(store), Some(run_id)) => {
                 let (tx, rx) = mpsc::unbounded_channel();
-                let task = tokio::spawn(drain(store.clone(), run_id, info.activity_id.clone(), rx));
+                let task = tokio::spawn(drain(store.clone(), run_id, step_key.to_owned(), rx));
+                (Some(tx), Some(task))
+            }
+            _ => (None, None),
+        };
+        let (live_tx, live_task) = match (&self.live, run) {
+            (Some(live), Some(run_id)) => {
+                let (tx, rx) = mpsc::channel(LIVE_QUEUE);
+                let task = tokio::spawn(publish(live.clone(), run_id, rx));
                 (Some(tx), Some(task))
             }
             _ => (None, None),
@@ -39,7 +80,12 @@ impl StepLogs {
         StepLogWriter {
             tx,
             task,
-            attempt: info.attempt,
+            live_tx,
+            live_task,
+            live_dropped: 0,
+            run,
+            step_key: step_key.to_owned(),
+            attempt,
             seq: 0,
             masker,
         }
@@ -49,32 +95,81 @@ impl StepLogs {
 pub struct StepLogWriter {
     tx: Option<mpsc::UnboundedSender<LogLine>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    live_tx: Option<mpsc::Sender<LiveLine>>,
+    live_task: Option<tokio::task::JoinHandle<()>>,
+    live_dropped: u64,
+    run: Option<Uuid>,
+    step_key: String,
     attempt: u32,
     seq: u32,
     masker: Masker,
 }
 
 impl StepLogWriter {
+    /// Writes one line (masked here, before it goes anywhere). `level` is `info`, `warn`
+    /// or `error`.
     pub fn line(&mut self, level: &str, text: &str) {
-        let Some(tx) = &self.tx else {
+        if self.tx.is_none() && self.live_tx.is_none() {
             return;
-        };
+        }
         self.seq += 1;
-        let _ = tx.send(LogLine {
+        let line = LogLine {
             attempt: self.attempt,
             seq: self.seq,
-            at: Utc::now(),
+            // The store keeps microseconds: live and replayed copies of a line stay equal.
+            at: Utc::now().trunc_subsecs(6),
             level: level.to_owned(),
             line: self.masker.apply(text),
-        });
+        };
+        if let Some(live) = &self.live_tx {
+            let live_line = LiveLine {
+                step: self.step_key.clone(),
+                attempt: line.attempt,
+                seq: line.seq,
+                at: line.at,
+                level: line.level.clone(),
+                line: line.line.clone(),
+            };
+            if live.try_send(live_line).is_err() {
+                self.live_dropped += 1;
+            }
+        }
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(line);
+        }
     }
 
-    /// Waits until every line is written.
+    /// A rollout event (a workload becoming ready, a release recovered) in the step's log,
+    /// between the tool's own lines.
+    pub fn rollout_event(&mut self, text: &str) {
+        self.line("info", &format!("[rollout] {text}"));
+    }
+
+    /// Waits until every line is written (and, briefly, published).
     pub async fn finish(mut self) {
         self.tx = None;
+        self.live_tx = None;
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+        if let Some(mut task) = self.live_task.take()
+            && tokio::time::timeout(LIVE_FLUSH, &mut task).await.is_err()
+        {
+            task.abort();
+            tracing::warn!(run_id = ?self.run, step = %self.step_key, "live log lines still unpublished at the end of the step; dropped");
+        }
+        if self.live_dropped > 0 {
+            tracing::warn!(run_id = ?self.run, step = %self.step_key, dropped = self.live_dropped, "live log queue full; lines not published (they are in the step log)");
+        }
+    }
+}
+
+/// Publishes lines as they come, whatever is waiting in one go.
+async fn publish(live: LiveLogs, run_id: Uuid, mut rx: mpsc::Receiver<LiveLine>) {
+    let mut batch = Vec::new();
+    while rx.recv_many(&mut batch, 256).await > 0 {
+        live.publish_all(run_id, &batch).await;
+        batch.clear();
     }
 }
 

@@ -17,6 +17,7 @@ pub mod oidc;
 mod openapi;
 mod organizations;
 mod problem;
+mod run_events;
 mod runs;
 mod secrets;
 pub mod webhooks;
@@ -28,6 +29,7 @@ use axum::extract::DefaultBodyLimit;
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 use windlass_core::Store;
+use windlass_core::live_logs::LiveLogs;
 use windlass_workflows::engine::Engine;
 
 pub use openapi::openapi_document;
@@ -58,6 +60,9 @@ pub struct AppState {
     pub auth: Arc<Authentication>,
     /// Seals secrets written through the API and opens webhook signing keys.
     pub keys: Arc<windlass_core::keys::KeyRing>,
+    /// Live step logs for `GET .../runs/{id}/events`: the same fan-out the workers publish
+    /// to (in-process in `windlass dev`, Redis in production).
+    pub live_logs: LiveLogs,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -95,6 +100,7 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
         .merge(webhooks::routes())
         .merge(secrets::routes())
         .merge(runs::routes())
+        .merge(run_events::routes())
         .merge(audit::routes())
         .merge(access::routes())
 }

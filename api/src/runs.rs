@@ -372,7 +372,7 @@ async fn get_run(
 
 /// A run the workflow could not record the end of (terminated, timed out, or its worker
 /// lost its database) still shows how it ended.
-async fn repair_from_engine(state: &AppState, run: Run) -> Result<Run, Problem> {
+pub(crate) async fn repair_from_engine(state: &AppState, run: Run) -> Result<Run, Problem> {
     match state.engine.describe(&run.workflow_id).await {
         Ok(workflow) if workflow.status.is_finished() => {
             let error = (workflow.status != RunStatus::Succeeded)

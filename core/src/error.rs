@@ -18,6 +18,11 @@ pub enum Error {
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+    /// The live log fan-out (Redis); never fatal to a run.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("live logs: {0}")]
+    LiveLogs(String),
 }
 
 impl Error {

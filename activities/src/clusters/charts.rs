@@ -59,15 +59,26 @@ pub(super) async fn install(
             .upgrade_install(&kubeconfig, &release, &values, &mut log, ctx.cancelled()),
     )
     .await;
-    writer.finish().await;
-    let installed = installed.map_err(helm_failure)?;
+    let installed = match installed {
+        Ok(installed) => installed,
+        Err(error) => {
+            writer.finish().await;
+            return Err(helm_failure(error));
+        }
+    };
     if let Some(recovery) = &installed.recovered {
         tracing::warn!(%cluster, chart = %request.chart.name, ?recovery, "recovered a release left pending by a dead helm");
+        writer.rollout_event(&format!("recovered a release left pending: {recovery:?}"));
     }
     let status = serde_json::to_value(&installed.release.status)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default();
+    writer.rollout_event(&format!(
+        "release {}/{} revision {}: {status}",
+        installed.release.namespace, installed.release.name, installed.release.revision
+    ));
+    writer.finish().await;
     Ok(ChartRelease {
         name: installed.release.name,
         namespace: installed.release.namespace,

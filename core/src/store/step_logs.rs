@@ -4,6 +4,7 @@ use uuid::Uuid;
 use super::Store;
 use crate::Result;
 use crate::clock;
+use crate::live_logs::LiveLine;
 use crate::step_logs::LogLine;
 
 impl Store {
@@ -53,6 +54,31 @@ impl Store {
         rows.iter()
             .map(|row| {
                 Ok(LogLine {
+                    attempt: row.try_get::<i64, _>("attempt")? as u32,
+                    seq: row.try_get::<i64, _>("seq")? as u32,
+                    at: clock::from_db(&row.try_get::<String, _>("at")?),
+                    level: row.try_get("level")?,
+                    line: row.try_get("line")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Every line of a run, all steps, in the order they were printed (then by step,
+    /// attempt and sequence for lines of the same microsecond): what a live follower
+    /// missed before it subscribed, or everything, once the run is over.
+    pub async fn run_log(&self, run_id: Uuid) -> Result<Vec<LiveLine>> {
+        let rows = sqlx::query(
+            "SELECT step_key, attempt, seq, at, level, line FROM step_log_lines \
+             WHERE run_id = $1 ORDER BY at, step_key, attempt, seq",
+        )
+        .bind(run_id.to_string())
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(LiveLine {
+                    step: row.try_get("step_key")?,
                     attempt: row.try_get::<i64, _>("attempt")? as u32,
                     seq: row.try_get::<i64, _>("seq")? as u32,
                     at: clock::from_db(&row.try_get::<String, _>("at")?),

@@ -1,0 +1,271 @@
+//! A run as it happens, over Server-Sent Events: its steps' lines (masked at the worker),
+//! its steps' changes, and its end.
+//!
+//! The stream subscribes to the live fan-out first, then replays what the store already
+//! has, so no line falls between the two; a line seen both ways is sent once. Event ids
+//! let a reconnecting client (`Last-Event-ID`) carry on without duplicates.
+
+use std::collections::{HashMap, HashSet};
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use futures::stream::{self, Stream};
+use tokio::sync::mpsc;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+use windlass_core::live_logs::{LiveLine, LiveStream};
+use windlass_core::rbac::Permission;
+use windlass_core::runs::{Run, Step, StepStatus};
+
+use crate::AppState;
+use crate::authz::Authenticated;
+use crate::extract::Path;
+use crate::problem::Problem;
+use crate::runs::{RunDetail, repair_from_engine};
+
+/// How often steps and the run's status are read while it runs.
+const POLL: Duration = Duration::from_millis(500);
+/// How often a run still running is checked with Temporal (terminated, timed out).
+const REPAIR_EVERY: u32 = 10;
+/// How long a resume waits for the line it names to reach the store (the fan-out is
+/// faster than the batched write).
+const RESUME_WAIT: Duration = Duration::from_secs(2);
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(run_events))
+}
+
+/// Follow a run live (Server-Sent Events). Events: `log` (id `<step>:<attempt>:<seq>`, data
+/// `{"step","attempt","seq","at","level","line"}`, secrets masked), `step` (a step as in
+/// the run's detail, whenever it changes), `end` (the run's detail, once it is finished;
+/// then the stream closes). Lines printed before the request are replayed first; a finished
+/// run replays everything and ends at once. `Last-Event-ID` resumes after that line.
+#[utoipa::path(get, path = "/v1/organizations/{organization_id}/runs/{run_id}/events",
+    tag = "runs",
+    params(("organization_id" = Uuid, Path), ("run_id" = Uuid, Path),
+        ("Last-Event-ID" = Option<String>, Header,
+            description = "resume after this `log` event (`<step>:<attempt>:<seq>`)")),
+    responses(
+        (status = OK, content_type = "text/event-stream", body = String,
+            description = "`event: log|step|end` with JSON data"),
+        (status = BAD_REQUEST, body = Problem), (status = NOT_FOUND, body = Problem)))]
+async fn run_events(
+    State(state): State<AppState>,
+    Path((organization_id, run_id)): Path<(Uuid, Uuid)>,
+    authn: Authenticated,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Problem> {
+    authn
+        .authorize(&state, organization_id, Permission::RunsRead)
+        .await?;
+    let resume = last_event_id(&headers)?;
+    let run = state.store.run(organization_id, run_id).await?;
+    // Subscribed before the replay is read: nothing printed in between is lost.
+    let live = state.live_logs.subscribe(run_id).await;
+    let (tx, rx) = mpsc::channel(256);
+    tokio::spawn(async move {
+        match follow(&state, run, live, resume, &tx).await {
+            Err(problem) if problem.status != StatusCode::GONE.as_u16() => {
+                // The client sees the stream close and reconnects with Last-Event-ID.
+                tracing::warn!(%run_id, detail = %problem.detail, "run events stream stopped");
+            }
+            _ => {}
+        }
+    });
+    let events = stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|event| (Ok(event), rx))
+    });
+    Ok(Sse::new(events.boxed()).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+}
+
+/// `<step>:<attempt>:<seq>`; step keys may hold `:` themselves, attempt and seq do not.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct LineId {
+    step: String,
+    attempt: u32,
+    seq: u32,
+}
+
+impl LineId {
+    fn of(line: &LiveLine) -> Self {
+        Self {
+            step: line.step.clone(),
+            attempt: line.attempt,
+            seq: line.seq,
+        }
+    }
+}
+
+fn last_event_id(headers: &HeaderMap) -> Result<Option<LineId>, Problem> {
+    let Some(value) = headers.get("last-event-id") else {
+        return Ok(None);
+    };
+    let invalid = || Problem::bad_request("Last-Event-ID must be `<step>:<attempt>:<seq>`");
+    let value = value.to_str().map_err(|_| invalid())?;
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let mut parts = value.rsplitn(3, ':');
+    let (Some(seq), Some(attempt), Some(step)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(invalid());
+    };
+    Ok(Some(LineId {
+        step: step.to_owned(),
+        attempt: attempt.parse().map_err(|_| invalid())?,
+        seq: seq.parse().map_err(|_| invalid())?,
+    }))
+}
+
+/// Which lines this client already has.
+#[derive(Default)]
+struct Seen {
+    /// From `Last-Event-ID`: the client had every line up to this one in print order
+    /// (time, step, attempt, seq), and every earlier line of the same attempt.
+    resumed_after: Option<(Option<DateTime<Utc>>, LineId)>,
+    sent: HashSet<LineId>,
+}
+
+impl Seen {
+    /// Whether to send `line`, remembering that it was.
+    fn admit(&mut self, line: &LiveLine) -> bool {
+        if let Some((at, last)) = &self.resumed_after {
+            let same_attempt = line.step == last.step && line.attempt == last.attempt;
+            if same_attempt && line.seq <= last.seq {
+                return false;
+            }
+            if let Some(at) = at
+                && (line.at, &line.step, line.attempt, line.seq)
+                    <= (*at, &last.step, last.attempt, last.seq)
+            {
+                return false;
+            }
+        }
+        self.sent.insert(LineId::of(line))
+    }
+}
+
+/// Sends the run's events until it ends or the client leaves.
+async fn follow(
+    state: &AppState,
+    mut run: Run,
+    mut live: LiveStream,
+    resume: Option<LineId>,
+    tx: &mpsc::Sender<Event>,
+) -> Result<(), Problem> {
+    let run_id = run.id;
+    let mut seen = Seen::default();
+    let mut replay = state.store.run_log(run_id).await?;
+    if let Some(last) = resume {
+        let mut at = replay.iter().find(|l| LineId::of(l) == last).map(|l| l.at);
+        let deadline = tokio::time::Instant::now() + RESUME_WAIT;
+        while at.is_none() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            replay = state.store.run_log(run_id).await?;
+            at = replay.iter().find(|l| LineId::of(l) == last).map(|l| l.at);
+        }
+        seen.resumed_after = Some((at, last));
+    }
+    for line in &replay {
+        send_line(&mut seen, line, tx).await?;
+    }
+    let mut steps = HashMap::new();
+    send_step_changes(state, run_id, &mut steps, tx).await?;
+    let mut ticker = tokio::time::interval(POLL);
+    let mut ticks = 0u32;
+    loop {
+        if run.status.is_finished() {
+            // Whatever the fan-out dropped is in the store by now: the run's last
+            // activity records its end only after every step's writer has flushed.
+            for line in state.store.run_log(run_id).await? {
+                send_line(&mut seen, &line, tx).await?;
+            }
+            send_step_changes(state, run_id, &mut steps, tx).await?;
+            let detail = detail(state, run).await?;
+            send(tx, Event::default().event("end").json_data(&detail)).await?;
+            return Ok(());
+        }
+        tokio::select! {
+            () = tx.closed() => return Ok(()),
+            line = live.next() => match line {
+                Some(line) => send_line(&mut seen, &line, tx).await?,
+                // The fan-out ended (it does not, short of a bug): the store still has
+                // every line, and the end catches up from it.
+                None => live = stream::pending().boxed(),
+            },
+            _ = ticker.tick() => {
+                ticks += 1;
+                send_step_changes(state, run_id, &mut steps, tx).await?;
+                run = state.store.run(run.organization_id, run_id).await?;
+                if !run.status.is_finished() && ticks.is_multiple_of(REPAIR_EVERY) {
+                    run = repair_from_engine(state, run).await?;
+                }
+            }
+        }
+    }
+}
+
+async fn send_line(
+    seen: &mut Seen,
+    line: &LiveLine,
+    tx: &mpsc::Sender<Event>,
+) -> Result<(), Problem> {
+    if !seen.admit(line) {
+        return Ok(());
+    }
+    send(
+        tx,
+        Event::default()
+            .event("log")
+            .id(line.event_id())
+            .json_data(line),
+    )
+    .await
+}
+
+/// Sends each step whose state differs from what the client was last sent.
+async fn send_step_changes(
+    state: &AppState,
+    run_id: Uuid,
+    sent: &mut HashMap<String, Step>,
+    tx: &mpsc::Sender<Event>,
+) -> Result<(), Problem> {
+    for step in state.store.steps(run_id).await? {
+        if sent.get(&step.key) != Some(&step) {
+            send(tx, Event::default().event("step").json_data(&step)).await?;
+            sent.insert(step.key.clone(), step);
+        }
+    }
+    Ok(())
+}
+
+async fn detail(state: &AppState, run: Run) -> Result<RunDetail, Problem> {
+    let steps = state.store.steps(run.id).await?;
+    let current_step = steps
+        .iter()
+        .filter(|s| matches!(s.status, StepStatus::Running | StepStatus::Retrying))
+        .max_by_key(|s| s.last_started_at)
+        .map(|s| s.key.clone());
+    Ok(RunDetail {
+        run,
+        current_step,
+        steps,
+    })
+}
+
+/// A client that left ends the stream: `410 Gone`, which nobody sees.
+async fn send(tx: &mpsc::Sender<Event>, event: Result<Event, axum::Error>) -> Result<(), Problem> {
+    let event = event.map_err(|error| {
+        tracing::error!(%error, "encoding an event");
+        Problem::internal()
+    })?;
+    tx.send(event)
+        .await
+        .map_err(|_| Problem::new(StatusCode::GONE, "client-gone", "the client left"))
+}
