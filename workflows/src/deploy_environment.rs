@@ -10,7 +10,6 @@ use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use futures::StreamExt;
 use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{
@@ -25,6 +24,7 @@ use crate::deployment_contracts::{
     DeploymentActivities, DeploymentRecordActivities, FinishDeployment, PrepareNamespace,
     PruneServices, RollBackService,
 };
+use crate::lanes::in_lanes;
 use crate::outcome::{ended, long_step, record, step};
 
 #[workflow]
@@ -170,45 +170,42 @@ async fn roll_out(
     // Once one service has failed, services not yet started are not started: the
     // environment is going back anyway.
     let stop = Cell::new(false);
-    let outcomes: Vec<(String, ServiceOutcome)> =
-        futures::stream::iter(input.services.iter().cloned())
-            .map(|service| {
-                let access = access.clone();
-                let stop = &stop;
-                async move {
-                    let name = service.name().to_owned();
-                    if stop.get() || ctx.cancellation_token().is_cancelled() {
-                        return (name, ServiceOutcome::NotStarted);
-                    }
-                    let budget = Duration::from_secs(u64::from(service.timeout_seconds()) + 300);
-                    let result = ctx
-                        .execute_activity(
-                            DeploymentActivities::deploy_service,
-                            DeployService {
-                                access,
-                                environment_name: input.environment_name.clone(),
-                                namespace: input.namespace.clone(),
-                                revision: input.revision,
-                                service,
-                            },
-                            long_step(format!("deploy/{name}"), budget),
-                        )
-                        .await;
-                    match result {
-                        Ok(release) => (name, ServiceOutcome::Deployed(release.revision)),
-                        Err(error) => {
-                            stop.set(true);
-                            (
-                                name,
-                                ServiceOutcome::Failed(failure_text(&error.to_string())),
-                            )
-                        }
+    let outcomes: Vec<(String, ServiceOutcome)> = in_lanes(
+        input.services.clone(),
+        input.max_parallel as usize,
+        |service| {
+            let access = access.clone();
+            let stop = &stop;
+            async move {
+                let name = service.name().to_owned();
+                if stop.get() || ctx.cancellation_token().is_cancelled() {
+                    return (name, ServiceOutcome::NotStarted);
+                }
+                let budget = Duration::from_secs(u64::from(service.timeout_seconds()) + 300);
+                let result = ctx
+                    .execute_activity(
+                        DeploymentActivities::deploy_service,
+                        DeployService {
+                            access,
+                            environment_name: input.environment_name.clone(),
+                            namespace: input.namespace.clone(),
+                            revision: input.revision,
+                            service,
+                        },
+                        long_step(format!("deploy/{name}"), budget),
+                    )
+                    .await;
+                match result {
+                    Ok(release) => (name, ServiceOutcome::Deployed(release.revision)),
+                    Err(error) => {
+                        stop.set(true);
+                        (name, ServiceOutcome::Failed(failure_text(&error.to_string())))
                     }
                 }
-            })
-            .buffer_unordered(input.max_parallel.max(1) as usize)
-            .collect()
-            .await;
+            }
+        },
+    )
+    .await;
 
     let cancelled = ctx.cancellation_token().is_cancelled();
     let failures: Vec<String> = outcomes
@@ -259,38 +256,34 @@ async fn roll_out(
         .filter(|(_, outcome)| !matches!(outcome, ServiceOutcome::NotStarted))
         .map(|(name, _)| name.clone())
         .collect();
-    let rollback_failures: Vec<String> = futures::stream::iter(touched)
-        .map(|name| {
-            let to = last_good.and_then(|good| {
-                let revision = good.releases.get(&name)?;
-                let spec = good.services.iter().find(|s| s.name() == name)?;
-                Some((*revision, spec.clone()))
-            });
-            let request = RollBackService {
-                access: access.clone(),
-                environment_name: input.environment_name.clone(),
-                namespace: input.namespace.clone(),
-                service: name.clone(),
-                to,
-            };
-            async move {
-                ctx.execute_activity(
-                    DeploymentActivities::roll_back_service,
-                    request,
-                    detached(long_step(
-                        format!("rollback/{name}"),
-                        Duration::from_secs(1800),
-                    )),
-                )
-                .await
-                .err()
-                .map(|error| format!("{name}: {}", failure_text(&error.to_string())))
-            }
-        })
-        .buffer_unordered(input.max_parallel.max(1) as usize)
-        .filter_map(futures::future::ready)
-        .collect()
-        .await;
+    let rollback_failures: Vec<String> = in_lanes(touched, input.max_parallel as usize, |name| {
+        let to = last_good.and_then(|good| {
+            let revision = good.releases.get(&name)?;
+            let spec = good.services.iter().find(|s| s.name() == name)?;
+            Some((*revision, spec.clone()))
+        });
+        let request = RollBackService {
+            access: access.clone(),
+            environment_name: input.environment_name.clone(),
+            namespace: input.namespace.clone(),
+            service: name.clone(),
+            to,
+        };
+        async move {
+            ctx.execute_activity(
+                DeploymentActivities::roll_back_service,
+                request,
+                detached(long_step(format!("rollback/{name}"), Duration::from_secs(1800))),
+            )
+            .await
+            .err()
+            .map(|error| format!("{name}: {}", failure_text(&error.to_string())))
+        }
+    })
+    .await
+    .into_iter()
+    .flatten()
+    .collect();
 
     let back_to = match last_good {
         Some(good) => format!("revision {}", good.revision),

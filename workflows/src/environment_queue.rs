@@ -165,7 +165,7 @@ async fn run_one(ctx: &Ctx, request: DeploymentRequest) -> WorkflowResult<()> {
             let result = child.result().fuse();
             let cancel_asked = ctx.wait_condition(|s| s.cancels.contains(&run_id)).fuse();
             futures::pin_mut!(result, cancel_asked);
-            futures::select! {
+            temporalio_workflow::select! {
                 _ = result => {}
                 _ = cancel_asked => {
                     child_cancel.cancel_with_reason("cancelled through the API");

@@ -17,6 +17,7 @@ pub mod deploy_environment;
 pub mod deployment_contracts;
 pub mod engine;
 pub mod environment_queue;
+mod lanes;
 mod outcome;
 pub mod provision_cluster;
 pub mod task_queues;
