@@ -14,6 +14,7 @@ mod heartbeat;
 pub mod helm;
 pub mod key_rotation;
 pub mod object_store;
+pub mod rate_limit;
 pub mod runs;
 pub mod step_log;
 pub mod terraform;
