@@ -8,6 +8,7 @@ mod dev;
 mod logging;
 mod serve;
 mod worker;
+mod worker_probes;
 mod workers_command;
 
 use clap::{Parser, Subcommand};
@@ -39,7 +40,7 @@ enum Command {
     Dev(dev::DevArgs),
     /// Run the HTTP API.
     Serve(serve::ServeArgs),
-    /// Run a worker that polls one task queue.
+    /// Run a worker that polls its task queues (every kind of work by default).
     Worker(worker::WorkerArgs),
     /// Apply database migrations and exit.
     Migrate(config::StoreArgs),
