@@ -3,6 +3,7 @@
 
 mod access_control;
 mod api_contract;
+mod api_metrics;
 mod audit_trail;
 mod azure_access;
 mod cluster_lifecycle;
@@ -13,4 +14,5 @@ mod eks_provisioning;
 mod plaintext_scan;
 pub mod support;
 mod worker_crash;
+mod worker_drain;
 mod workers_command;
