@@ -10,10 +10,14 @@ use windlass_activities::azure::{
     ArmClient, AzureClientConfig, AzureEndpoints, ClientAssertionSource,
 };
 use windlass_activities::rate_limit::{
-    CloudAccount, CloudProvider, LocalBuckets, RateLimit, RateLimiter, RedisBuckets, TokenBuckets,
-    WaitObserver,
+    CloudAccount, CloudProvider, LocalBuckets, RateLimit, RateLimitedHttpClient, RateLimiter,
+    RedisBuckets, TokenBuckets, WaitObserver,
 };
 use windlass_standins::AzureStandIn;
+
+mod support {
+    pub mod moto;
+}
 
 /// One token per 100 s: nothing refills while a test runs, so grants are counted exactly.
 fn slow(burst: u32) -> RateLimit {
@@ -186,4 +190,57 @@ async fn the_arm_client_waits_for_the_subscriptions_budget() {
     arm.get_resource_group(&other, "rg-windlass").await.unwrap();
     assert_eq!(waits.count.load(Ordering::SeqCst), 4);
     assert_eq!(reads(&other), 2);
+}
+
+/// An S3 client for `account` on moto, as `AwsClients` builds one with a limiter.
+async fn limited_s3(
+    endpoint: &str,
+    http: aws_smithy_runtime_api::client::http::SharedHttpClient,
+    limiter: RateLimiter,
+    account: &str,
+) -> aws_sdk_s3::Client {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("eu-west-1"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .http_client(RateLimitedHttpClient::new(
+            http,
+            limiter,
+            CloudAccount::aws(account),
+        ))
+        .load()
+        .await;
+    windlass_activities::aws::s3_client(&config, Some(endpoint))
+}
+
+#[tokio::test]
+async fn aws_sdk_requests_wait_for_the_accounts_budget() {
+    let moto = support::moto::start().await;
+    let waits = Arc::new(Waits::default());
+    // A token each 100 ms, well above a loopback round trip to moto.
+    let limiter = RateLimiter::new(
+        Arc::new(LocalBuckets::new()),
+        RateLimit::new(10.0, 2).unwrap(),
+    )
+    .with_observer(waits.clone());
+    let http = RateLimitedHttpClient::default_inner();
+    // Opens the connection and wakes moto up, on another account's budget.
+    let warm = limited_s3(
+        &moto.endpoint(),
+        http.clone(),
+        limiter.clone(),
+        "210987654321",
+    )
+    .await;
+    warm.list_buckets().send().await.unwrap();
+    let s3 = limited_s3(&moto.endpoint(), http, limiter, "123456789012").await;
+    for _ in 0..6 {
+        s3.list_buckets().send().await.unwrap();
+    }
+    assert_eq!(
+        waits.count.load(Ordering::SeqCst),
+        4,
+        "two from the burst, four waited"
+    );
 }
