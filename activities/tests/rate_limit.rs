@@ -15,10 +15,6 @@ use windlass_activities::rate_limit::{
 };
 use windlass_standins::AzureStandIn;
 
-mod support {
-    pub mod moto;
-}
-
 /// One token per 100 s: nothing refills while a test runs, so grants are counted exactly.
 fn slow(burst: u32) -> RateLimit {
     RateLimit::new(0.01, burst).unwrap()
@@ -216,7 +212,9 @@ async fn limited_s3(
 
 #[tokio::test]
 async fn aws_sdk_requests_wait_for_the_accounts_budget() {
-    let moto = support::moto::start().await;
+    let moto = windlass_standins::moto::Moto::start()
+        .await
+        .expect("moto_server: run scripts/setup.sh (it installs moto into .venv)");
     let waits = Arc::new(Waits::default());
     // A token each 100 ms, well above a loopback round trip to moto.
     let limiter = RateLimiter::new(
