@@ -327,3 +327,50 @@ impl RateLimitArgs {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::QueueArgs;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        queues: QueueArgs,
+    }
+
+    fn queues(args: &[&str]) -> Result<Vec<String>, clap::Error> {
+        let cli = Cli::try_parse_from(std::iter::once("windlass").chain(args.iter().copied()))?;
+        Ok(cli.queues.queues())
+    }
+
+    #[test]
+    fn a_worker_polls_every_kind_by_default_or_at_its_placement() {
+        assert_eq!(
+            queues(&[]).unwrap(),
+            ["windlass-infrastructure", "windlass-environment"]
+        );
+        assert_eq!(
+            queues(&["--placement", "acme-onprem"]).unwrap(),
+            [
+                "windlass-infrastructure@acme-onprem",
+                "windlass-environment@acme-onprem"
+            ]
+        );
+    }
+
+    #[test]
+    fn named_queues_replace_the_default() {
+        assert_eq!(
+            queues(&["--task-queue", "a", "--task-queue", "b,c"]).unwrap(),
+            ["a", "b", "c"]
+        );
+    }
+
+    #[test]
+    fn a_placement_must_be_a_plain_name_and_not_mixed_with_named_queues() {
+        assert!(queues(&["--placement", "Acme@x"]).is_err());
+        assert!(queues(&["--placement", "acme", "--task-queue", "a"]).is_err());
+    }
+}
