@@ -70,7 +70,8 @@ impl Default for WorkerMetrics {
 impl WorkerMetrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("windlass");
-        let metrics = Self {
+        // Families first, then registered by clone (they share their values).
+        let mut metrics = Self {
             registry: Mutex::new(Registry::default()),
             draining: AtomicBool::new(false),
             queues: Mutex::new(BTreeMap::new()),
@@ -81,7 +82,7 @@ impl WorkerMetrics {
             retried: Family::default(),
             cancelled: Family::default(),
             in_flight: Family::default(),
-            // 50 ms to ~7 h: provider registrations take seconds, terraform applies an hour.
+            // 50 ms to ~3.6 h: provider registrations take seconds, terraform applies an hour.
             duration: Family::new_with_constructor(|| {
                 Histogram::new(exponential_buckets(0.05, 4.0, 10))
             }),
@@ -164,7 +165,7 @@ impl WorkerMetrics {
             "Budget checks that failed (the request went ahead)",
             metrics.rate_limit_backend_errors.clone(),
         );
-        *metrics.registry.lock().unwrap_or_else(|p| p.into_inner()) = registry;
+        metrics.registry = Mutex::new(registry);
         metrics
     }
 
