@@ -80,10 +80,27 @@ async fn sigterm_stops_polling_and_lets_in_flight_activities_finish_once() {
         .text()
         .await
         .unwrap();
-    assert!(
-        metrics.contains("windlass_activities_in_flight{activity_type=\"azure.register_provider\""),
-        "{metrics}"
-    );
+    // Both kinds polled, each with its own slots; the running registrations counted.
+    for line in [
+        r#"windlass_worker_polling{task_queue="windlass-infrastructure"} 1"#,
+        r#"windlass_worker_polling{task_queue="windlass-environment"} 1"#,
+        r#"windlass_worker_activity_slots{task_queue="windlass-environment"} 20"#,
+        "windlass_worker_draining 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
+    let registering =
+        r#"{activity_type="azure.register_provider",task_queue="windlass-infrastructure"}"#;
+    let value = |family: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{family}{registering} ")))
+            .unwrap_or_else(|| panic!("no {family} in\n{metrics}"))
+            .parse()
+            .unwrap()
+    };
+    assert!(value("windlass_activities_in_flight") >= 1);
+    assert!(value("windlass_activities_started_total") >= value("windlass_activities_in_flight"));
 
     let signalled = std::process::Command::new("kill")
         .args(["-TERM", &worker.id().to_string()])
