@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 
+use windlass_workflows::engine::dev_server::{DevServer, DevServerOptions};
+
 use crate::support::{Stack, setup_request};
 
 /// A loopback port nothing listens on right now.
@@ -179,4 +181,50 @@ async fn sigterm_stops_polling_and_lets_in_flight_activities_finish_once() {
         windlass_workflows::contracts::AZURE_RESOURCE_PROVIDERS.len(),
         "each provider registered once"
     );
+}
+
+#[tokio::test]
+async fn a_worker_that_cannot_reach_temporal_is_not_ready() {
+    let stack = Stack::without_worker().await;
+    // A Temporal of its own, so stopping it leaves the stack's alone.
+    let cli =
+        windlass_workflows::engine::dev_server::find_temporal_cli(&crate::support::repo_root())
+            .unwrap();
+    let temporal = DevServer::start(&cli, DevServerOptions::default())
+        .await
+        .expect("Temporal dev server");
+    let probes = format!("http://127.0.0.1:{}", free_port());
+    let mut worker = stack
+        .worker_process_command()
+        .env("WINDLASS_TEMPORAL_ADDRESS", &temporal.address)
+        .env(
+            "WINDLASS_METRICS_LISTEN",
+            probes.trim_start_matches("http://"),
+        )
+        .spawn()
+        .expect("spawn windlass worker");
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while readiness(&http, &probes).await != Some(StatusCode::OK) {
+        assert!(Instant::now() < deadline, "the worker never became ready");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    temporal.stop().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let response = http.get(format!("{probes}/readyz")).send().await.unwrap();
+        if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+            let why = response.text().await.unwrap();
+            assert!(why.contains("Temporal"), "{why}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "still ready without Temporal");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Alive all the same: restarting it would not bring Temporal back.
+    let health = http.get(format!("{probes}/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    worker.kill().unwrap();
+    worker.wait().unwrap();
 }
