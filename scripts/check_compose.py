@@ -32,7 +32,8 @@ for name, service in services.items():
         if help_text.returncode != 0:
             problems.append(f"{name}: `windlass {command[0]}` is not a subcommand")
             continue
-        known = set(re.findall(r"env: ([A-Z0-9_]+)=", help_text.stdout))
+        # `[env: NAME=value]`, or `[env: NAME]` for a flag whose value help never shows.
+        known = set(re.findall(r"env: ([A-Z0-9_]+)[=\]]", help_text.stdout))
         for variable in service.get("environment", {}):
             if variable.startswith(("WINDLASS_", "AZURE_")) and variable not in known:
                 problems.append(f"{name}: windlass {command[0]} does not read {variable}")

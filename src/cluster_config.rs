@@ -9,6 +9,7 @@ use windlass_activities::azure::AzureClientConfig;
 use windlass_activities::azure_access::AzureConnector;
 use windlass_activities::clusters::{AwsClients, ClusterActivities, ClusterRendering, ClusterWork};
 use windlass_activities::helm::Helm;
+use windlass_activities::rate_limit::RateLimiter;
 use windlass_activities::step_log::StepLogs;
 use windlass_activities::terraform::Terraform;
 use windlass_core::blueprint::StandInOptions;
@@ -80,6 +81,7 @@ impl ClusterArgs {
         azure: AzureClientConfig,
         store: windlass_core::Store,
         live_logs: windlass_core::live_logs::LiveLogs,
+        rate_limiter: Option<RateLimiter>,
     ) -> anyhow::Result<ClusterActivities> {
         let rendering = match self.terraform_rendering {
             RenderingKind::Cloud => ClusterRendering::Cloud,
@@ -119,13 +121,17 @@ impl ClusterArgs {
             .with_context(|| format!("creating {}", workdir.display()))?;
         Ok(ClusterActivities::new(ClusterWork {
             azure: AzureConnector::new(azure),
-            aws: Some(
-                AwsClients::new(
+            aws: Some({
+                let clients = AwsClients::new(
                     self.aws_endpoint_url.clone(),
                     self.aws_eks_endpoint_url.clone(),
                 )
-                .await,
-            ),
+                .await;
+                match rate_limiter {
+                    Some(limiter) => clients.with_rate_limiter(limiter),
+                    None => clients,
+                }
+            }),
             terraform: Terraform::locate(),
             helm: Helm::locate(),
             rendering,

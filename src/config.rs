@@ -8,6 +8,9 @@ use std::time::Duration;
 use anyhow::Context;
 use windlass_activities::azure::{AzureClientConfig, AzureEndpoints, ClientAssertionSource};
 use windlass_activities::azure_access::{AzureAccess, AzureConnector};
+use windlass_activities::rate_limit::{
+    LocalBuckets, RateLimit, RateLimiter, RedisBuckets, TokenBuckets, WaitObserver,
+};
 use windlass_core::Store;
 use windlass_core::crypto::{AwsKmsKek, KeyEncryptionKey, LocalKeyFile};
 use windlass_core::keys::KeyRing;
@@ -160,9 +163,12 @@ impl AzureArgs {
     /// Azure activities, or none when no federated token is configured (such a worker
     /// does not take Azure work).
     pub fn activities(&self) -> anyhow::Result<Option<AzureAccess>> {
-        Ok(self
-            .client_template()?
-            .map(|template| AzureAccess::new(AzureConnector::new(template))))
+        Ok(self.client_template()?.map(Self::access))
+    }
+
+    /// The Azure access activities on clients built from `template`.
+    pub fn access(template: AzureClientConfig) -> AzureAccess {
+        AzureAccess::new(AzureConnector::new(template))
     }
 
     /// Endpoints, credential source and tuning shared by every Azure client of this worker;
@@ -199,11 +205,6 @@ impl AzureArgs {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct LiveLogArgs {
-    /// Redis for live step logs (`redis://host:6379`), shared by the API and the workers.
-    /// Unset: an in-process fan-out, which reaches only followers in the same process (the
-    /// embedded default runs both in one).
-    #[arg(long, env = "WINDLASS_REDIS_URL")]
-    pub redis_url: Option<String>,
     /// Redis trims each run's live log to about this many of its newest lines.
     #[arg(long, env = "WINDLASS_LIVE_LOG_MAX_LINES", default_value_t = RedisConfig::DEFAULT_MAX_LINES_PER_RUN)]
     pub live_log_max_lines: u64,
@@ -218,8 +219,11 @@ pub struct LiveLogArgs {
 }
 
 impl LiveLogArgs {
-    pub fn live_logs(&self) -> anyhow::Result<LiveLogs> {
-        let live = match &self.redis_url {
+    /// Redis Streams when the process has a Redis (`WINDLASS_REDIS_URL`, shared by the
+    /// API and the workers); otherwise an in-process fan-out, which reaches only followers
+    /// in the same process (the embedded default runs both in one).
+    pub fn live_logs(&self, redis: &RedisArgs) -> anyhow::Result<LiveLogs> {
+        let live = match &redis.redis_url {
             Some(url) => LiveLogs::redis(RedisConfig {
                 max_lines_per_run: self.live_log_max_lines,
                 retention: Duration::from_secs(self.live_log_retention_seconds),
@@ -230,5 +234,179 @@ impl LiveLogArgs {
         };
         tracing::info!(backend = live.backend_name(), "live step logs");
         Ok(live)
+    }
+}
+
+/// Where Temporal is, for processes that choose their task queues themselves (`windlass
+/// worker`, `windlass workers`); the API's start queue stays in [`EngineArgs`].
+#[derive(Debug, Clone, clap::Args)]
+pub struct TemporalArgs {
+    /// gRPC address of the Temporal frontend.
+    #[arg(
+        long,
+        env = "WINDLASS_TEMPORAL_ADDRESS",
+        default_value = "http://127.0.0.1:7233"
+    )]
+    pub temporal_address: String,
+    #[arg(long, env = "WINDLASS_TEMPORAL_NAMESPACE", default_value = "default")]
+    pub temporal_namespace: String,
+}
+
+impl TemporalArgs {
+    /// `keys` for a process that reads or writes payloads (a worker); `None` for one that
+    /// only describes queues.
+    pub async fn config(&self, keys: Option<&KeyRing>) -> anyhow::Result<EngineConfig> {
+        Ok(EngineConfig {
+            namespace: self.temporal_namespace.clone(),
+            payload_keys: match keys {
+                Some(keys) => Some(payload_keys(keys).await?),
+                None => None,
+            },
+            ..EngineConfig::new(self.temporal_address.clone())
+        })
+    }
+}
+
+/// Which task queues a worker polls (or `windlass workers` lists).
+#[derive(Debug, Clone, clap::Args)]
+pub struct QueueArgs {
+    /// A task queue, by name; repeat for several. Default: every kind of work
+    /// (infrastructure, environment) at `--placement`.
+    #[arg(
+        long = "task-queue",
+        env = "WINDLASS_TASK_QUEUES",
+        value_delimiter = ',',
+        conflicts_with = "placement"
+    )]
+    pub task_queues: Vec<String>,
+    /// Only the queues of this placement (a region, or a customer's own pool such as
+    /// `acme-onprem`), e.g. `windlass-environment@acme-onprem`: a worker inside a
+    /// customer's network sees only that customer's work.
+    #[arg(long, env = "WINDLASS_PLACEMENT", value_parser = parse_placement)]
+    pub placement: Option<String>,
+}
+
+fn parse_placement(placement: &str) -> Result<String, String> {
+    task_queues::validate_placement(placement).map(|()| placement.to_owned())
+}
+
+impl QueueArgs {
+    pub fn queues(&self) -> Vec<String> {
+        let explicit: Vec<String> = self
+            .task_queues
+            .iter()
+            .map(|q| q.trim().to_owned())
+            .filter(|q| !q.is_empty())
+            .collect();
+        if !explicit.is_empty() {
+            return explicit;
+        }
+        task_queues::KINDS
+            .iter()
+            .map(|kind| task_queues::placed(kind, self.placement.as_deref()))
+            .collect()
+    }
+}
+
+/// Redis shared by a fleet's processes. Optional: without it everything that could be
+/// shared stays in the process.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RedisArgs {
+    /// `redis://[user:password@]host:port[/db]`. Never logged.
+    #[arg(long, env = "WINDLASS_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+}
+
+/// The request budget per cloud account (Azure subscription, AWS account), shared by every
+/// worker that uses the same Redis (or by this process alone without one).
+#[derive(Debug, Clone, clap::Args)]
+pub struct RateLimitArgs {
+    /// Requests per second per cloud account; 0 turns the limit off. ARM and AWS throttle
+    /// per account across all of its callers: leave headroom for the customer's own tools.
+    #[arg(long, env = "WINDLASS_CLOUD_RATE_LIMIT", default_value_t = 10.0)]
+    pub cloud_rate_limit: f64,
+    /// Requests an idle account may send at once before the rate applies.
+    #[arg(long, env = "WINDLASS_CLOUD_RATE_BURST", default_value_t = 50)]
+    pub cloud_rate_burst: u32,
+}
+
+/// Keys of the shared buckets: `windlass:cloud-rate:<provider>:<account>`.
+const RATE_LIMIT_PREFIX: &str = "windlass:cloud-rate";
+
+impl RateLimitArgs {
+    pub async fn limiter(
+        &self,
+        redis: &RedisArgs,
+        observer: Arc<dyn WaitObserver>,
+    ) -> anyhow::Result<Option<RateLimiter>> {
+        if self.cloud_rate_limit == 0.0 {
+            tracing::info!("no cloud rate limit");
+            return Ok(None);
+        }
+        let limit = RateLimit::new(self.cloud_rate_limit, self.cloud_rate_burst)?;
+        let buckets: Arc<dyn TokenBuckets> = match &redis.redis_url {
+            Some(url) => Arc::new(
+                RedisBuckets::connect(url, RATE_LIMIT_PREFIX)
+                    .await
+                    .context("connecting to Redis for the cloud rate limit")?,
+            ),
+            None => Arc::new(LocalBuckets::new()),
+        };
+        tracing::info!(
+            per_second = limit.per_second,
+            burst = limit.burst,
+            shared = redis.redis_url.is_some(),
+            "cloud rate limit per account"
+        );
+        Ok(Some(
+            RateLimiter::new(buckets, limit).with_observer(observer),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::QueueArgs;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        queues: QueueArgs,
+    }
+
+    fn queues(args: &[&str]) -> Result<Vec<String>, clap::Error> {
+        let cli = Cli::try_parse_from(std::iter::once("windlass").chain(args.iter().copied()))?;
+        Ok(cli.queues.queues())
+    }
+
+    #[test]
+    fn a_worker_polls_every_kind_by_default_or_at_its_placement() {
+        assert_eq!(
+            queues(&[]).unwrap(),
+            ["windlass-infrastructure", "windlass-environment"]
+        );
+        assert_eq!(
+            queues(&["--placement", "acme-onprem"]).unwrap(),
+            [
+                "windlass-infrastructure@acme-onprem",
+                "windlass-environment@acme-onprem"
+            ]
+        );
+    }
+
+    #[test]
+    fn named_queues_replace_the_default() {
+        assert_eq!(
+            queues(&["--task-queue", "a", "--task-queue", "b,c"]).unwrap(),
+            ["a", "b", "c"]
+        );
+    }
+
+    #[test]
+    fn a_placement_must_be_a_plain_name_and_not_mixed_with_named_queues() {
+        assert!(queues(&["--placement", "Acme@x"]).is_err());
+        assert!(queues(&["--placement", "acme", "--task-queue", "a"]).is_err());
     }
 }

@@ -11,7 +11,11 @@ use serde_json::Value;
 #[derive(Debug, Clone, clap::Args)]
 pub struct DeployArgs {
     /// Base URL of the Windlass API.
-    #[arg(long, env = "WINDLASS_API_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "WINDLASS_API_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     pub api_url: String,
     /// A bearer token (an API token `wlt_...` or an OIDC token).
     #[arg(long, env = "WINDLASS_TOKEN", hide_env_values = true)]
@@ -171,7 +175,10 @@ impl Progress {
         };
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "[{done:>3}/{:<3}] {mark:<9} {key}", self.steps.len());
-        if let Some(error) = step["last_error"].as_str().filter(|_| status != "succeeded") {
+        if let Some(error) = step["last_error"]
+            .as_str()
+            .filter(|_| status != "succeeded")
+        {
             let _ = writeln!(out, "          {error}");
         }
     }
@@ -243,7 +250,11 @@ mod tests {
     #[test]
     fn events_split_across_chunks_are_reassembled() {
         let mut parser = EventParser::default();
-        assert!(parser.feed(b": keep-alive\n\nevent: log\nid: a:1:").is_empty());
+        assert!(
+            parser
+                .feed(b": keep-alive\n\nevent: log\nid: a:1:")
+                .is_empty()
+        );
         let events = parser.feed(b"2\ndata: {\"line\":\"x\"}\n\nevent: end\ndata: {}\n\n");
         assert_eq!(
             events,

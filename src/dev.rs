@@ -3,6 +3,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -15,9 +16,10 @@ use windlass_core::rbac::{BuiltInRole, Role};
 use windlass_standins::azurite::Azurite;
 use windlass_standins::kube::{KubeStandIn, KubeStandInConfig};
 use windlass_standins::{AzureStandIn, OidcIssuerStandIn, StandInOptions};
-use windlass_workers::{WorkerConfig, spawn_worker};
+use windlass_workers::{Fleet, WorkerConfig, WorkerMetrics};
 use windlass_workflows::engine::dev_server::{DevServer, DevServerOptions, find_temporal_cli};
 use windlass_workflows::engine::{Engine, EngineConfig};
+use windlass_workflows::task_queues;
 
 use crate::cluster_config::{ClusterArgs, RenderingKind};
 use crate::config::{AzureArgs, StoreArgs};
@@ -149,9 +151,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     // the API's followers in this same process.
     let live_logs = windlass_core::live_logs::LiveLogs::in_process();
     let cluster_activities = match azure.client_template()? {
+        // No cloud rate limit: the stand-ins are not shared with anyone.
         Some(template) => Some(
             clusters
-                .activities(template, store.clone(), live_logs.clone())
+                .activities(template, store.clone(), live_logs.clone(), None)
                 .await?,
         ),
         None => None,
@@ -173,9 +176,18 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         graceful_shutdown: Duration::from_secs(10),
     };
     let worker_store = store.clone();
-    let worker =
-        tokio::task::spawn_blocking(move || spawn_worker(worker_config, worker_store, activities))
-            .await??;
+    // Every kind of work, as one production worker with no placement would.
+    let queues: Vec<String> = task_queues::KINDS.map(str::to_owned).to_vec();
+    let worker = tokio::task::spawn_blocking(move || {
+        Fleet::spawn(
+            &worker_config,
+            &queues,
+            &worker_store,
+            &activities,
+            Arc::new(WorkerMetrics::new()),
+        )
+    })
+    .await??;
 
     let (organization_id, account) = demo_account(&store).await?;
     // People sign in through an IdP; here a local stand-in plays it, and the developer is
@@ -252,7 +264,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     )
     .await?;
     println!("stopping: worker (finishing in-flight work), then Temporal");
-    tokio::task::spawn_blocking(move || worker.shutdown()).await??;
+    tokio::task::spawn_blocking(move || worker.drain()).await??;
     drop(standin);
     kube.shutdown().await;
     azurite.stop().await;

@@ -4,10 +4,12 @@
 mod admin;
 mod cluster_config;
 mod config;
+mod deploy_command;
 mod dev;
 mod logging;
 mod serve;
 mod worker;
+mod worker_probes;
 mod workers_command;
 
 use clap::{Parser, Subcommand};
@@ -39,7 +41,7 @@ enum Command {
     Dev(dev::DevArgs),
     /// Run the HTTP API.
     Serve(serve::ServeArgs),
-    /// Run a worker that polls one task queue.
+    /// Run a worker that polls its task queues (every kind of work by default).
     Worker(worker::WorkerArgs),
     /// Apply database migrations and exit.
     Migrate(config::StoreArgs),
@@ -49,6 +51,8 @@ enum Command {
     /// Data keys and the key-encryption key.
     #[command(subcommand)]
     Keys(admin::KeysCommand),
+    /// Deploy an environment through the API; `--follow` shows progress and the live log.
+    Deploy(deploy_command::DeployArgs),
     /// List the workers polling a task queue (workflow and activity pollers).
     Workers(workers_command::WorkersArgs),
 }
@@ -67,6 +71,13 @@ fn main() -> anyhow::Result<()> {
             Command::Audit(command) => admin::audit(command).await,
             Command::Keys(command) => admin::keys(command).await,
             Command::Workers(args) => workers_command::run(args).await,
+            Command::Deploy(args) => {
+                let code = deploy_command::run(args).await?;
+                if code != std::process::ExitCode::SUCCESS {
+                    std::process::exit(1);
+                }
+                Ok(())
+            }
             Command::Migrate(args) => {
                 let store = args.connect().await?;
                 store.migrate().await?;

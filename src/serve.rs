@@ -9,7 +9,7 @@ use windlass_workflows::engine::Engine;
 
 use windlass_core::live_logs::LiveLogs;
 
-use crate::config::{EngineArgs, KeyArgs, LiveLogArgs, StoreArgs};
+use crate::config::{EngineArgs, KeyArgs, LiveLogArgs, RedisArgs, StoreArgs};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
@@ -21,6 +21,8 @@ pub struct ServeArgs {
     pub keys: KeyArgs,
     #[command(flatten)]
     pub live_logs: LiveLogArgs,
+    #[command(flatten)]
+    pub redis: RedisArgs,
     #[arg(long, env = "WINDLASS_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// Application (client) id of Windlass's multi-tenant Entra application.
@@ -45,7 +47,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         store.migrate().await?;
     }
     let keys = Arc::new(args.keys.key_ring(&store).await?);
-    let live_logs = args.live_logs.live_logs()?;
+    let live_logs = args.live_logs.live_logs(&args.redis)?;
     let engine = Engine::connect(&args.engine.config(&keys).await?).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -1,18 +1,30 @@
+//! `windlass worker`: polls its task queues (one SDK worker per queue), serves health and
+//! metrics, and drains on SIGTERM.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use windlass_activities::ActivitySet;
 use windlass_activities::key_rotation::KeyRotation;
-use windlass_workers::{WorkerConfig, spawn_worker};
+use windlass_activities::rate_limit::RateLimiter;
+use windlass_workers::{Fleet, WorkerConfig, WorkerMetrics};
+use windlass_workflows::engine::Engine;
 
 use crate::cluster_config::ClusterArgs;
-use crate::config::{AzureArgs, EngineArgs, KeyArgs, LiveLogArgs, StoreArgs};
+use crate::config::{
+    AzureArgs, KeyArgs, LiveLogArgs, QueueArgs, RateLimitArgs, RedisArgs, StoreArgs, TemporalArgs,
+};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct WorkerArgs {
     #[command(flatten)]
     pub store: StoreArgs,
     #[command(flatten)]
-    pub engine: EngineArgs,
+    pub temporal: TemporalArgs,
+    #[command(flatten)]
+    pub queues: QueueArgs,
     #[command(flatten)]
     pub azure: AzureArgs,
     #[command(flatten)]
@@ -21,8 +33,15 @@ pub struct WorkerArgs {
     pub clusters: ClusterArgs,
     #[command(flatten)]
     pub live_logs: LiveLogArgs,
+    #[command(flatten)]
+    pub redis: RedisArgs,
+    #[command(flatten)]
+    pub rate_limit: RateLimitArgs,
+    /// Activities run at once, per task queue polled (a worker polling both kinds runs up to
+    /// twice this many); the rest wait on the queue for other workers.
     #[arg(long, env = "WINDLASS_MAX_CONCURRENT_ACTIVITIES", default_value_t = 20)]
     pub max_concurrent_activities: usize,
+    /// Workflow tasks run at once, per task queue polled.
     #[arg(
         long,
         env = "WINDLASS_MAX_CONCURRENT_WORKFLOW_TASKS",
@@ -33,26 +52,40 @@ pub struct WorkerArgs {
     /// handed back to Temporal.
     #[arg(long, env = "WINDLASS_GRACEFUL_SHUTDOWN_SECONDS", default_value_t = 30)]
     pub graceful_shutdown_seconds: u64,
+    /// Serve `/healthz`, `/readyz` and `/metrics` (Prometheus) here, e.g. `0.0.0.0:9464`.
+    /// Off when unset, so several workers can share a machine without port clashes.
+    #[arg(long, env = "WINDLASS_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl WorkerArgs {
     /// The activities this worker can run: Azure and cluster work only when it has a
-    /// federated identity to act with.
+    /// federated identity to act with. Every cloud client shares `limiter`.
     pub async fn activity_set(
         &self,
         store: &windlass_core::Store,
-        keys: std::sync::Arc<windlass_core::keys::KeyRing>,
+        keys: Arc<windlass_core::keys::KeyRing>,
+        limiter: Option<RateLimiter>,
     ) -> anyhow::Result<ActivitySet> {
-        let clusters = match self.azure.client_template()? {
+        let template = self.azure.client_template()?.map(|mut template| {
+            template.rate_limiter = limiter.clone();
+            template
+        });
+        let clusters = match &template {
             Some(template) => Some(
                 self.clusters
-                    .activities(template, store.clone(), self.live_logs.live_logs()?)
+                    .activities(
+                        template.clone(),
+                        store.clone(),
+                        self.live_logs.live_logs(&self.redis)?,
+                        limiter,
+                    )
                     .await?,
             ),
             None => None,
         };
         Ok(ActivitySet {
-            azure: self.azure.activities()?,
+            azure: template.map(AzureArgs::access),
             deployments: clusters
                 .as_ref()
                 .map(|c| c.deployments(store.clone(), keys.clone())),
@@ -73,18 +106,75 @@ impl WorkerArgs {
 
 pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let store = args.store.connect().await?;
-    let keys = std::sync::Arc::new(args.keys.key_ring(&store).await?);
-    let activities = args.activity_set(&store, keys.clone()).await?;
-    let config = args.worker_config(args.engine.config(&keys).await?);
-    let worker =
-        tokio::task::spawn_blocking(move || spawn_worker(config, store, activities)).await??;
-    tokio::select! {
-        _ = crate::serve::shutdown_signal() => {}
-        _ = async {
-            while !worker.is_finished() {
+    let keys = Arc::new(args.keys.key_ring(&store).await?);
+    let metrics = Arc::new(WorkerMetrics::new());
+    let limiter = args
+        .rate_limit
+        .limiter(&args.redis, metrics.clone())
+        .await?;
+    let activities = args.activity_set(&store, keys.clone(), limiter).await?;
+    let config = args.worker_config(args.temporal.config(Some(&keys)).await?);
+    let queues = args.queues.queues();
+    // Bound before the workers start, so a port clash fails the start, not a probe later.
+    let listener = match args.metrics_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding {addr} for health and metrics"))?,
+        ),
+        None => None,
+    };
+    let fleet = {
+        let metrics = metrics.clone();
+        tokio::task::spawn_blocking(move || {
+            Fleet::spawn(&config, &queues, &store, &activities, metrics)
+        })
+        .await??
+    };
+    tracing::info!(queues = ?fleet.queues().collect::<Vec<_>>(), "worker started");
+    let (stop_probes, probes_stopped) = tokio::sync::oneshot::channel::<()>();
+    let probes = match listener {
+        Some(listener) => {
+            // Readiness asks Temporal itself; no payload is read, so no codec keys.
+            let engine = Engine::connect(&args.temporal.config(None).await?).await?;
+            let probe = crate::worker_probes::Probe {
+                metrics: metrics.clone(),
+                engine,
+            };
+            Some(tokio::spawn(crate::worker_probes::serve(
+                listener,
+                probe,
+                async move {
+                    let _ = probes_stopped.await;
+                },
+            )))
+        }
+        None => None,
+    };
+
+    let stopped_by_itself = tokio::select! {
+        _ = crate::serve::shutdown_signal() => None,
+        queue = async {
+            loop {
+                if let Some(queue) = fleet.stopped_queue() {
+                    return queue.to_owned();
+                }
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
-        } => {}
+        } => Some(queue),
+    };
+    // Not ready from this instant: load balancers and `kubectl rollout` see it before the
+    // in-flight work has finished.
+    metrics.set_draining();
+    let drained = tokio::task::spawn_blocking(move || fleet.drain()).await?;
+    let _ = stop_probes.send(());
+    if let Some(probes) = probes {
+        probes.await??;
     }
-    tokio::task::spawn_blocking(move || worker.shutdown()).await?
+    // A worker that stopped by itself returns its error from the drain.
+    drained?;
+    if let Some(queue) = stopped_by_itself {
+        anyhow::bail!("the worker for task queue {queue} stopped");
+    }
+    Ok(())
 }

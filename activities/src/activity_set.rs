@@ -9,7 +9,8 @@ use crate::key_rotation::KeyRotation;
 
 /// Everything a worker can run besides the run bookkeeping (which needs only the store).
 /// A worker without Azure clients configured does not poll for Azure activities.
-#[derive(Default)]
+/// Clones share their clients: one set serves every task queue a worker process polls.
+#[derive(Default, Clone)]
 pub struct ActivitySet {
     pub azure: Option<AzureAccess>,
     pub clusters: Option<ClusterActivities>,

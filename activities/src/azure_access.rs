@@ -68,13 +68,18 @@ impl AzureConnector {
     }
 }
 
+/// Cheap to clone: a worker polling several task queues shares one connector (and its
+/// cached per-tenant clients) between them.
+#[derive(Clone)]
 pub struct AzureAccess {
-    connector: AzureConnector,
+    connector: Arc<AzureConnector>,
 }
 
 impl AzureAccess {
     pub fn new(connector: AzureConnector) -> Self {
-        Self { connector }
+        Self {
+            connector: Arc::new(connector),
+        }
     }
 }
 

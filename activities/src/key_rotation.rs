@@ -9,6 +9,7 @@ use windlass_workflows::cluster_contracts::{KeyRotated, KeyRotationRequest, key_
 
 use crate::error::retryable_unless;
 
+#[derive(Clone)]
 pub struct KeyRotation {
     keys: Arc<KeyRing>,
 }

@@ -16,6 +16,7 @@ pub mod helm;
 pub mod key_rotation;
 pub mod kube;
 pub mod object_store;
+pub mod rate_limit;
 pub mod runs;
 pub mod step_log;
 pub mod terraform;

@@ -28,7 +28,8 @@ enum Principal {
 }
 
 /// Routes anyone may call.
-const PUBLIC: [&str; 3] = ["/healthz", "/readyz", "/openapi.json"];
+/// `/metrics` is for the operator's scraper: counts by route template, nothing about callers.
+const PUBLIC: [&str; 4] = ["/healthz", "/readyz", "/openapi.json", "/metrics"];
 
 /// Middleware: every request but the public ones must carry a valid bearer token, checked
 /// before the body is parsed, so a caller without one learns nothing about the route.

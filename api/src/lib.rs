@@ -13,6 +13,7 @@ mod environments;
 mod extract;
 mod health;
 mod maintenance;
+mod metrics;
 pub mod oidc;
 mod openapi;
 mod organizations;
@@ -32,6 +33,7 @@ use windlass_core::Store;
 use windlass_core::live_logs::LiveLogs;
 use windlass_workflows::engine::Engine;
 
+pub use metrics::ApiMetrics;
 pub use openapi::openapi_document;
 pub use problem::Problem;
 
@@ -68,6 +70,8 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let (router, api) = api_routes().split_for_parts();
     let api = Arc::new(api);
+    let metrics = ApiMetrics::new();
+    let scrape = metrics.clone();
     router
         .route(
             "/openapi.json",
@@ -76,6 +80,11 @@ pub fn router(state: AppState) -> Router {
                 async move { axum::Json(api.as_ref().clone()) }
             }),
         )
+        .route(
+            "/metrics",
+            axum::routing::get(move || metrics::serve(axum::extract::State(scrape.clone()))),
+        )
+        .route_layer(axum::middleware::from_fn(metrics::name_route))
         .fallback(problem::unknown_route)
         .method_not_allowed_fallback(problem::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -83,6 +92,10 @@ pub fn router(state: AppState) -> Router {
             authz::authenticate,
         ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            metrics::track,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

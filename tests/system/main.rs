@@ -3,6 +3,7 @@
 
 mod access_control;
 mod api_contract;
+mod api_metrics;
 mod audit_trail;
 mod azure_access;
 mod cluster_lifecycle;
@@ -15,4 +16,5 @@ mod plaintext_scan;
 mod run_events;
 pub mod support;
 mod worker_crash;
+mod worker_drain;
 mod workers_command;

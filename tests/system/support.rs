@@ -28,7 +28,7 @@ use windlass_core::live_logs::LiveLogs;
 use windlass_standins::azurite::Azurite;
 use windlass_standins::kube::{KubeStandIn, KubeStandInConfig};
 use windlass_standins::{AzureStandIn, OidcIssuerStandIn, StandInOptions};
-use windlass_workers::{WorkerConfig, WorkerHandle, spawn_worker};
+use windlass_workers::{Fleet, WorkerConfig, WorkerMetrics};
 use windlass_workflows::engine::codec::PayloadKeys;
 use windlass_workflows::engine::dev_server::{DevServer, DevServerOptions, find_temporal_cli};
 use windlass_workflows::engine::{Engine, EngineConfig};
@@ -58,7 +58,7 @@ pub struct Stack {
     pub database_url: String,
     /// The fan-out the API follows and the in-process worker publishes to.
     pub live_logs: LiveLogs,
-    worker: Option<WorkerHandle>,
+    worker: Option<Fleet>,
     dir: TempDir,
     server: tokio::task::JoinHandle<()>,
 }
@@ -146,11 +146,6 @@ impl Stack {
         let engine_config = EngineConfig {
             payload_keys,
             ..EngineConfig::new(temporal.address.clone())
-        };
-        // One in-process worker polls one queue: deployments go to it too here.
-        let engine_config = EngineConfig {
-            environment_task_queue: engine_config.task_queue.clone(),
-            ..engine_config
         };
         let engine = Engine::connect(&engine_config).await.unwrap();
         let idp = OidcIssuerStandIn::start(0, "windlass-tests").await.unwrap();
@@ -272,11 +267,24 @@ impl Stack {
             clusters,
         };
         let (config, store) = (self.worker_config(), self.store.clone());
-        let handle = tokio::task::spawn_blocking(move || spawn_worker(config, store, activities))
-            .await
-            .unwrap()
-            .expect("worker starts");
-        self.worker = Some(handle);
+        // Both kinds of work, as `windlass worker` polls by default.
+        let queues = vec![
+            config.engine.task_queue.clone(),
+            config.engine.environment_task_queue.clone(),
+        ];
+        let fleet = tokio::task::spawn_blocking(move || {
+            Fleet::spawn(
+                &config,
+                &queues,
+                &store,
+                &activities,
+                Arc::new(WorkerMetrics::new()),
+            )
+        })
+        .await
+        .unwrap()
+        .expect("worker starts");
+        self.worker = Some(fleet);
     }
 
     /// `windlass worker` as a separate process, configured as an operator would.
@@ -378,7 +386,7 @@ impl Stack {
 
     pub async fn stop_in_process_worker(&mut self) {
         if let Some(worker) = self.worker.take() {
-            tokio::task::spawn_blocking(move || worker.shutdown())
+            tokio::task::spawn_blocking(move || worker.drain())
                 .await
                 .unwrap()
                 .unwrap();

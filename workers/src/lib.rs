@@ -2,9 +2,15 @@
 //!
 //! The SDK's `Worker::run` future is not `Send`, so each worker runs on a thread of its own
 //! with its own Tokio runtime; the rest of the process talks to it through [`WorkerHandle`].
+//! A process polling several task queues runs one such worker per queue ([`Fleet`]).
 
+mod activity_metrics;
+mod fleet;
+mod metrics;
 mod step_journal;
 mod worker;
 
+pub use fleet::Fleet;
+pub use metrics::WorkerMetrics;
 pub use step_journal::StepJournal;
-pub use worker::{WorkerConfig, WorkerHandle, spawn_worker};
+pub use worker::{WorkerConfig, WorkerHandle, spawn_worker, spawn_worker_with};

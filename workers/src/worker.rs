@@ -1,3 +1,4 @@
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
@@ -17,12 +18,15 @@ use windlass_workflows::{
 };
 
 use crate::StepJournal;
+use crate::activity_metrics::ActivityMetrics;
+use crate::metrics::WorkerMetrics;
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     /// Also names the task queue this worker polls.
     pub engine: EngineConfig,
     /// Activities this worker runs at once; the rest wait on the queue for other workers.
+    /// Per task queue: a process polling two queues runs up to twice this many.
     pub max_concurrent_activities: usize,
     pub max_concurrent_workflow_tasks: usize,
     /// On shutdown, in-flight activities get this long to finish before they are cancelled
@@ -42,10 +46,16 @@ impl WorkerHandle {
         self.stop_and_join()
     }
 
-    fn stop_and_join(&mut self) -> anyhow::Result<()> {
+    /// Tells the worker to stop polling and returns at once; [`Self::shutdown`] then waits.
+    /// Lets a process drain several queues' workers side by side.
+    pub fn begin_shutdown(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+    }
+
+    fn stop_and_join(&mut self) -> anyhow::Result<()> {
+        self.begin_shutdown();
         match self.thread.take() {
             Some(thread) => thread
                 .join()
@@ -75,6 +85,16 @@ pub fn spawn_worker(
     store: Store,
     activities: ActivitySet,
 ) -> anyhow::Result<WorkerHandle> {
+    spawn_worker_with(config, store, activities, Arc::new(WorkerMetrics::new()))
+}
+
+/// [`spawn_worker`], counting into the process's `metrics` (shared by its queues).
+pub fn spawn_worker_with(
+    config: WorkerConfig,
+    store: Store,
+    activities: ActivitySet,
+    metrics: Arc<WorkerMetrics>,
+) -> anyhow::Result<WorkerHandle> {
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<()>>();
     let thread = thread::Builder::new()
@@ -90,6 +110,7 @@ pub fn spawn_worker(
                 config,
                 store,
                 activities,
+                metrics,
                 shutdown_rx,
                 ready_tx.clone(),
             ));
@@ -119,6 +140,7 @@ async fn run_worker(
     config: WorkerConfig,
     store: Store,
     activities: ActivitySet,
+    metrics: Arc<WorkerMetrics>,
     shutdown: oneshot::Receiver<()>,
     ready: std::sync::mpsc::Sender<anyhow::Result<()>>,
 ) -> anyhow::Result<()> {
@@ -146,7 +168,8 @@ async fn run_worker(
         .register_activities(RunRecorder::new(store.clone()))
         .register_activities(DeploymentRecords::new(store.clone()))
         .register_activities(ClusterRecords::new(store.clone()))
-        .activity_inbound_interceptor(StepJournal::new(store));
+        .activity_inbound_interceptor(StepJournal::new(store))
+        .activity_inbound_interceptor(ActivityMetrics::new(metrics.clone()));
     let options = activities
         .register(options)
         .tuner(tuner)
@@ -154,18 +177,29 @@ async fn run_worker(
         .build();
     let mut worker = Worker::new(&runtime, engine.client().clone(), options)?;
     let stop = worker.shutdown_handle();
-    tracing::info!(task_queue = %config.engine.task_queue, "worker polling");
+    let queue = config.engine.task_queue.as_str();
+    tracing::info!(task_queue = %queue, "worker polling");
+    metrics.queue_started(
+        queue,
+        config.max_concurrent_activities,
+        config.max_concurrent_workflow_tasks,
+    );
     let _ = ready.send(Ok(()));
     let run = worker.run();
     tokio::pin!(run);
     tokio::select! {
-        finished = &mut run => return finished.context("worker stopped"),
+        finished = &mut run => {
+            metrics.queue_stopped(queue);
+            return finished.context("worker stopped");
+        }
         _ = shutdown => {
-            tracing::info!(task_queue = %config.engine.task_queue, "worker draining");
+            tracing::info!(task_queue = %queue, "worker draining");
             stop();
         }
     }
-    run.await.context("worker stopped while draining")?;
-    tracing::info!(task_queue = %config.engine.task_queue, "worker stopped");
+    let drained = run.await.context("worker stopped while draining");
+    metrics.queue_stopped(queue);
+    drained?;
+    tracing::info!(task_queue = %queue, "worker stopped");
     Ok(())
 }

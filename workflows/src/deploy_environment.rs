@@ -199,7 +199,10 @@ async fn roll_out(
                     Ok(release) => (name, ServiceOutcome::Deployed(release.revision)),
                     Err(error) => {
                         stop.set(true);
-                        (name, ServiceOutcome::Failed(failure_text(&error.to_string())))
+                        (
+                            name,
+                            ServiceOutcome::Failed(failure_text(&error.to_string())),
+                        )
                     }
                 }
             }
@@ -273,7 +276,10 @@ async fn roll_out(
             ctx.execute_activity(
                 DeploymentActivities::roll_back_service,
                 request,
-                detached(long_step(format!("rollback/{name}"), Duration::from_secs(1800))),
+                detached(long_step(
+                    format!("rollback/{name}"),
+                    Duration::from_secs(1800),
+                )),
             )
             .await
             .err()

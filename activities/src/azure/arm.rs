@@ -80,7 +80,8 @@ impl ArmClient {
         credential: Arc<dyn TokenCredential>,
     ) -> Result<Self, AzureError> {
         Ok(Self {
-            http: Http::new(config, credential, &config.endpoints.arm_scope)?,
+            http: Http::new(config, credential, &config.endpoints.arm_scope)?
+                .limited_by(config.rate_limiter.clone()),
             base: config.endpoints.arm.clone(),
             lro: LroSettings {
                 default_interval: config.lro_default_poll_interval,

@@ -11,6 +11,7 @@ use futures::future::BoxFuture;
 use url::Url;
 
 use super::error::AzureError;
+use crate::rate_limit::RateLimiter;
 
 /// Base URLs and token scopes. Scopes are audience identifiers, so they
 /// stay the real Azure ones even when the URLs point at a stand-in.
@@ -101,6 +102,9 @@ pub struct AzureClientConfig {
     pub provider_poll_initial: Duration,
     pub provider_poll_max: Duration,
     pub provider_timeout: Duration,
+    /// The fleet's request budget per subscription; every ARM request waits for a token.
+    /// `None` sends without waiting (ARM's own 429s are still handled).
+    pub rate_limiter: Option<RateLimiter>,
 }
 
 impl AzureClientConfig {
@@ -123,6 +127,7 @@ impl AzureClientConfig {
             provider_poll_initial: Duration::from_secs(2),
             provider_poll_max: Duration::from_secs(30),
             provider_timeout: Duration::from_secs(10 * 60),
+            rate_limiter: None,
         }
     }
 }

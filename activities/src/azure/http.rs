@@ -19,6 +19,8 @@ use backon::{ExponentialBuilder, Retryable};
 use serde_json::Value;
 use url::Url;
 
+use crate::rate_limit::{CloudAccount, RateLimiter};
+
 use super::{
     config::AzureClientConfig,
     credential::{client_options, transport},
@@ -76,6 +78,7 @@ pub(crate) struct Http {
     pipeline: Pipeline,
     max_retries: usize,
     max_wait: Duration,
+    limiter: Option<RateLimiter>,
 }
 
 impl Http {
@@ -103,7 +106,15 @@ impl Http {
             pipeline,
             max_retries: config.max_in_client_retries,
             max_wait: config.max_in_client_wait,
+            limiter: None,
         })
+    }
+
+    /// Every request naming a subscription waits for that subscription's budget (ARM
+    /// throttles per subscription). Requests above any subscription are not limited.
+    pub fn limited_by(mut self, limiter: Option<RateLimiter>) -> Self {
+        self.limiter = limiter;
+        self
     }
 
     /// Sends with bounded retries on 429/5xx/transport errors. Other HTTP
@@ -159,6 +170,12 @@ impl Http {
         url: &Url,
         body: Option<&Value>,
     ) -> Result<Reply, AzureError> {
+        // Here rather than in `send`: in-client retries and LRO polls spend the budget too.
+        if let Some(limiter) = &self.limiter
+            && let Some(subscription) = subscription_of(url)
+        {
+            limiter.acquire(&CloudAccount::azure(subscription)).await;
+        }
         let mut req = Request::new(url.clone(), method);
         req.insert_header("accept", "application/json");
         if let Some(body) = body {
@@ -186,6 +203,17 @@ impl Http {
             body: body.to_vec(),
         })
     }
+}
+
+/// The subscription id in an ARM path (`/subscriptions/{id}/...`).
+fn subscription_of(url: &Url) -> Option<&str> {
+    let mut segments = url.path_segments()?;
+    while let Some(segment) = segments.next() {
+        if segment.eq_ignore_ascii_case("subscriptions") {
+            return segments.next().filter(|id| !id.is_empty());
+        }
+    }
+    None
 }
 
 /// Interprets a non-success reply. The path (no query string) identifies
@@ -247,4 +275,30 @@ fn credential_error_is_transient(err: &azure_core::Error) -> bool {
         source = e.source();
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_subscription_is_read_from_arm_paths() {
+        let url = |s: &str| Url::parse(s).unwrap();
+        assert_eq!(
+            subscription_of(&url(
+                "https://management.azure.com/subscriptions/0f9e/resourceGroups/rg?api-version=1"
+            )),
+            Some("0f9e")
+        );
+        assert_eq!(
+            subscription_of(&url(
+                "https://management.azure.com/providers/Microsoft.Authorization/operations"
+            )),
+            None
+        );
+        assert_eq!(
+            subscription_of(&url("https://management.azure.com/subscriptions/")),
+            None
+        );
+    }
 }

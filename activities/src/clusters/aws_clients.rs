@@ -9,11 +9,16 @@ use windlass_workflows::cluster_contracts::AwsTarget;
 use super::storage::aws_failure;
 use crate::aws::AssumedRoleProvider;
 use crate::aws::s3::s3_client;
+use crate::rate_limit::{CloudAccount, RateLimitedHttpClient, RateLimiter};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 pub struct AwsClients {
     roles: AssumedRoleProvider,
     endpoint_url: Option<String>,
     eks_endpoint_url: Option<String>,
+    /// The fleet's budget per AWS account, and the one HTTP client (connection pool) the
+    /// limited SDK clients share.
+    limited: Option<(RateLimiter, SharedHttpClient)>,
 }
 
 impl AwsClients {
@@ -24,7 +29,15 @@ impl AwsClients {
             roles: AssumedRoleProvider::new(endpoint_url.clone()).await,
             eks_endpoint_url: eks_endpoint_url.or_else(|| endpoint_url.clone()),
             endpoint_url,
+            limited: None,
         }
+    }
+
+    /// Every request to a customer's account (S3, EKS; retries included) waits for that
+    /// account's budget. STS calls are Windlass's own account and are not limited.
+    pub fn with_rate_limiter(mut self, limiter: RateLimiter) -> Self {
+        self.limited = Some((limiter, RateLimitedHttpClient::default_inner()));
+        self
     }
 
     pub(crate) async fn eks(
@@ -67,11 +80,17 @@ impl AwsClients {
             Some(assumed.expires_at.into()),
             "windlass-assumed-role",
         );
-        let config = aws_config::defaults(BehaviorVersion::latest())
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(region.to_owned()))
-            .credentials_provider(credentials)
-            .load()
-            .await;
+            .credentials_provider(credentials);
+        if let Some((limiter, http)) = &self.limited {
+            loader = loader.http_client(RateLimitedHttpClient::new(
+                http.clone(),
+                limiter.clone(),
+                CloudAccount::aws(&target.account_id),
+            ));
+        }
+        let config = loader.load().await;
         Ok(config)
     }
 }

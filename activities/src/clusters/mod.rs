@@ -66,6 +66,7 @@ impl ClusterWork {
     }
 }
 
+#[derive(Clone)]
 pub struct ClusterActivities {
     work: Arc<ClusterWork>,
 }

@@ -21,6 +21,7 @@ pub use records::DeploymentRecords;
 
 use crate::clusters::ClusterWork;
 
+#[derive(Clone)]
 pub struct DeploymentActivities {
     work: Arc<ClusterWork>,
     store: Store,

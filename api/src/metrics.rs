@@ -1,0 +1,147 @@
+//! The API's Prometheus metrics: requests by method, matched route and status, their
+//! latency, and how many are in flight. Served at `/metrics`, outside the OpenAPI document
+//! (it is for the operator's scraper, not for API clients) and without authentication.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Requests the router did not match (or refused before routing, such as a missing token)
+/// share one label value, so a scan of random paths cannot grow the label set.
+const UNMATCHED: &str = "unmatched";
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+/// The route template a request matched, handed from the inner (per-route) layer to the
+/// outer one through the response.
+#[derive(Clone)]
+struct MatchedRoute(String);
+
+#[derive(Clone)]
+pub struct ApiMetrics {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Mutex<Registry>,
+    requests: Family<RequestLabels, Counter>,
+    duration: Family<RequestLabels, Histogram, fn() -> Histogram>,
+    in_flight: Gauge,
+}
+
+impl ApiMetrics {
+    pub fn new() -> Self {
+        let requests = Family::<RequestLabels, Counter>::default();
+        // 1 ms to ~16 s: most calls are a few ms; a run start waits on Temporal.
+        let duration: Family<RequestLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 15)));
+        let in_flight = Gauge::default();
+        let mut registry = Registry::with_prefix("windlass_api");
+        registry.register("requests", "HTTP requests answered", requests.clone());
+        registry.register(
+            "request_duration_seconds",
+            "Time to answer HTTP requests",
+            duration.clone(),
+        );
+        registry.register(
+            "requests_in_flight",
+            "HTTP requests being answered",
+            in_flight.clone(),
+        );
+        Self {
+            inner: Arc::new(Inner {
+                registry: Mutex::new(registry),
+                requests,
+                duration,
+                in_flight,
+            }),
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        let registry = self
+            .inner
+            .registry
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
+        text
+    }
+}
+
+impl Default for ApiMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Outer layer: counts every request, whatever answered it.
+pub(crate) async fn track(
+    State(metrics): State<ApiMetrics>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method().to_string();
+    let began = Instant::now();
+    metrics.inner.in_flight.inc();
+    let response = next.run(request).await;
+    metrics.inner.in_flight.dec();
+    let labels = RequestLabels {
+        method,
+        route: response
+            .extensions()
+            .get::<MatchedRoute>()
+            .map(|r| r.0.clone())
+            .unwrap_or_else(|| UNMATCHED.to_owned()),
+        status: response.status().as_u16(),
+    };
+    metrics.inner.requests.get_or_create(&labels).inc();
+    metrics
+        .inner
+        .duration
+        .get_or_create(&labels)
+        .observe(began.elapsed().as_secs_f64());
+    response
+}
+
+/// Inner (route) layer: names the matched route template on the response.
+pub(crate) async fn name_route(
+    matched: Option<MatchedPath>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    if let Some(matched) = matched {
+        response
+            .extensions_mut()
+            .insert(MatchedRoute(matched.as_str().to_owned()));
+    }
+    response
+}
+
+pub(crate) async fn serve(State(metrics): State<ApiMetrics>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        metrics.encode(),
+    )
+}
