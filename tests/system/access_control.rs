@@ -32,7 +32,9 @@ async fn every_documented_route_refuses_a_caller_without_a_valid_token() {
         }
         let path = template
             .replace("{organization_id}", &org.to_string())
-            .replace("{run_id}", &Uuid::new_v4().to_string());
+            .replace("{run_id}", &Uuid::new_v4().to_string())
+            .replace("{project_id}", &Uuid::new_v4().to_string())
+            .replace("{environment_id}", &Uuid::new_v4().to_string());
         for method in operations.as_object().unwrap().keys() {
             let method: Method = method.to_uppercase().parse().unwrap();
             for (who, api) in [
@@ -176,6 +178,67 @@ fn routes(org: Uuid, account: Uuid) -> Vec<(Method, String, Option<Value>, Permi
             ),
             Permission::ClustersWrite,
         ),
+        (
+            Method::GET,
+            format!("{base}/projects"),
+            None,
+            Permission::ProjectsRead,
+        ),
+        (
+            Method::POST,
+            format!("{base}/projects"),
+            Some(json!({"name": format!("m{}", &Uuid::new_v4().simple().to_string()[..8])})),
+            Permission::ProjectsWrite,
+        ),
+        (
+            Method::GET,
+            format!("{base}/projects/{}/environments", Uuid::new_v4()),
+            None,
+            Permission::ProjectsRead,
+        ),
+        (
+            Method::GET,
+            format!("{base}/secrets"),
+            None,
+            Permission::ProjectsRead,
+        ),
+        (
+            Method::POST,
+            format!("{base}/secrets"),
+            Some(json!({"name": "matrix/value", "value": "not-a-real-secret"})),
+            Permission::SecretsWrite,
+        ),
+        // Environments that do not exist: allowed callers get 404, the others 403.
+        (
+            Method::GET,
+            format!("{base}/environments/{}", Uuid::new_v4()),
+            None,
+            Permission::ProjectsRead,
+        ),
+        (
+            Method::GET,
+            format!("{base}/environments/{}/deployments", Uuid::new_v4()),
+            None,
+            Permission::ProjectsRead,
+        ),
+        (
+            Method::POST,
+            format!("{base}/environments/{}/deployments", Uuid::new_v4()),
+            Some(json!({})),
+            Permission::EnvironmentsDeploy,
+        ),
+        (
+            Method::PUT,
+            format!("{base}/environments/{}/services", Uuid::new_v4()),
+            Some(json!([])),
+            Permission::ProjectsWrite,
+        ),
+        (
+            Method::POST,
+            format!("{base}/environments/{}/webhook-secret", Uuid::new_v4()),
+            None,
+            Permission::ProjectsWrite,
+        ),
     ];
     // A cluster that does not exist: allowed callers get 404, the others 403.
     let cluster = Uuid::new_v4();
@@ -225,9 +288,23 @@ fn routes(org: Uuid, account: Uuid) -> Vec<(Method, String, Option<Value>, Permi
             Permission::ClustersWrite,
         ),
     ];
+    // A new environment names its project, type and cluster: grants on any of them count.
+    let (project, cluster_for_env) = (Uuid::new_v4(), Uuid::new_v4());
+    let new_environment = (
+        Method::POST,
+        format!("{base}/projects/{project}/environments"),
+        Some(json!({"name": "prod", "type": "production", "cluster_id": cluster_for_env})),
+        Permission::ProjectsWrite,
+        Target::environment(
+            project,
+            windlass_core::audit::Environment::Production,
+            cluster_for_env,
+        ),
+    );
     organization_routes
         .into_iter()
         .map(|(m, p, b, permission)| (m, p, b, permission, Target::default()))
+        .chain(std::iter::once(new_environment))
         .chain(
             cluster_routes
                 .into_iter()

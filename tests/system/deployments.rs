@@ -1,4 +1,4 @@
-//! Environments deployed to a provisioned cluster (Kubernetes stand-in, real helm): twenty
+//! Environments deployed to a provisioned cluster (Kubernetes stand-in, real helm): twenty-one
 //! services in parallel, a failing service rolling the whole environment back, two
 //! requests that queue instead of overlapping, a cancel in the middle of a rollout, and a
 //! CI pipeline's signed webhook.
@@ -40,7 +40,7 @@ pub(crate) async fn provisioned_cluster(stack: &Stack, org: Uuid, account: Uuid)
 }
 
 /// Eighteen web apps, an API reading the database password, a migration job and a
-/// nightly report: twenty services.
+/// nightly report: twenty-one services.
 pub(crate) fn shop_services() -> Vec<Value> {
     let mut services: Vec<Value> = (1..=18)
         .map(|i| {
@@ -171,7 +171,7 @@ fn all_ready(stack: &Stack) -> bool {
 }
 
 #[tokio::test]
-async fn twenty_services_deploy_and_a_failing_one_rolls_the_whole_environment_back() {
+async fn twenty_one_services_deploy_and_a_failing_one_rolls_the_whole_environment_back() {
     let stack = Stack::with_clusters().await;
     let (org, env, _) = shop_environment(&stack, 5).await;
     let kube = &stack.clusters.as_ref().unwrap().kube;

@@ -9,6 +9,7 @@ mod azure_access;
 mod cluster_lifecycle;
 mod cluster_maintenance;
 mod cluster_provisioning;
+mod deployment_drain;
 mod deployments;
 mod dev_command;
 mod eks_provisioning;

@@ -218,7 +218,8 @@ impl Stack {
     pub fn worker_config(&self) -> WorkerConfig {
         WorkerConfig {
             engine: self.engine_config.clone(),
-            max_concurrent_activities: 20,
+            // Per queue; the deploy benchmark runs 50 services at once.
+            max_concurrent_activities: 64,
             max_concurrent_workflow_tasks: 10,
             graceful_shutdown: Duration::from_secs(5),
         }
