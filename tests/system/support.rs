@@ -252,7 +252,8 @@ impl Stack {
                 stale_lock_grace: Duration::from_secs(1),
                 chart_timeout: Duration::from_secs(60),
                 worker_name: "in-process".into(),
-                step_logs: windlass_activities::step_log::StepLogs::new(self.store.clone()),
+                step_logs: windlass_activities::step_log::StepLogs::new(self.store.clone())
+                    .with_live(self.live_logs.clone()),
             })
         });
         let activities = ActivitySet {

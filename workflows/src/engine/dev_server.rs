@@ -89,7 +89,7 @@ impl DevServer {
             address: format!("http://127.0.0.1:{port}"),
             ui_url: options.ui_port.map(|ui| format!("http://127.0.0.1:{ui}")),
         };
-        server.wait_until_ready(Duration::from_secs(60)).await?;
+        server.wait_until_ready(Duration::from_secs(180)).await?;
         Ok(server)
     }
 
