@@ -11,7 +11,7 @@
 mod support;
 
 #[path = "../tests/system/deployments.rs"]
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 mod deployments;
 
 use std::time::Duration;

@@ -252,17 +252,17 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         account.id,
     );
 
-    crate::serve::serve(
-        listener,
+    let state = windlass_api::AppState {
         store,
         engine,
+        config: std::sync::Arc::new(windlass_api::ApiConfig {
+            azure_application_id: args.azure_application_id,
+        }),
+        auth: std::sync::Arc::new(auth),
         keys,
-        args.azure_application_id,
-        auth,
         live_logs,
-        crate::serve::shutdown_signal(),
-    )
-    .await?;
+    };
+    crate::serve::serve(listener, state, crate::serve::shutdown_signal()).await?;
     println!("stopping: worker (finishing in-flight work), then Temporal");
     tokio::task::spawn_blocking(move || worker.drain()).await??;
     drop(standin);

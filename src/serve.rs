@@ -4,10 +4,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use windlass_api::oidc::{OidcVerifier, TrustedIssuer};
 use windlass_api::{ApiConfig, AppState, Authentication};
-use windlass_core::Store;
 use windlass_workflows::engine::Engine;
-
-use windlass_core::live_logs::LiveLogs;
 
 use crate::config::{EngineArgs, KeyArgs, LiveLogArgs, RedisArgs, StoreArgs};
 
@@ -67,39 +64,25 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             }])
         }),
     };
-    serve(
-        listener,
-        store,
-        engine,
-        keys,
-        args.azure_application_id,
-        auth,
-        live_logs,
-        shutdown_signal(),
-    )
-    .await
-}
-
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    store: Store,
-    engine: Engine,
-    keys: Arc<windlass_core::keys::KeyRing>,
-    azure_application_id: String,
-    auth: Authentication,
-    live_logs: LiveLogs,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let app = windlass_api::router(AppState {
+    let state = AppState {
         store,
         engine,
         config: Arc::new(ApiConfig {
-            azure_application_id,
+            azure_application_id: args.azure_application_id,
         }),
         auth: Arc::new(auth),
         keys,
         live_logs,
-    });
+    };
+    serve(listener, state, shutdown_signal()).await
+}
+
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let app = windlass_api::router(state);
     // Connect info gives the audit log the caller's address.
     axum::serve(
         listener,

@@ -227,9 +227,8 @@ async fn roll_out(
             })
             .collect();
         let remove: Vec<String> = last_good
-            .map(|good| good.services.iter().map(|s| s.name().to_owned()).collect())
-            .unwrap_or_else(Vec::<String>::new)
             .into_iter()
+            .flat_map(|good| good.services.iter().map(|s| s.name().to_owned()))
             .filter(|name| !releases.contains_key(name))
             .collect();
         if !remove.is_empty() {
