@@ -50,6 +50,9 @@ pub struct CreateCluster {
     pub network: Option<NetworkSpec>,
     pub node_pools: Option<Vec<NodePoolSpec>>,
     pub maintenance_window: Option<MaintenanceWindow>,
+    /// A region or a customer's own worker pool whose workers (`windlass worker
+    /// --placement <it>`) alone deploy to this cluster.
+    pub placement: Option<String>,
     /// Plan only: nothing is created or recorded as a cluster; the run's output is the
     /// plan, and the response carries the inventory it would create.
     #[serde(default)]
@@ -167,6 +170,7 @@ async fn create(
                     .clone()
                     .unwrap_or_else(|| vec![NodePoolSpec::default_system_pool(provider)]),
                 maintenance_window: request.maintenance_window.unwrap_or_default(),
+                placement: request.placement.clone(),
                 created_at: Utc::now(),
             };
             spec.validate()?;

@@ -29,7 +29,29 @@ pub struct ClusterSpec {
     pub network: NetworkSpec,
     pub node_pools: Vec<NodePoolSpec>,
     pub maintenance_window: MaintenanceWindow,
+    /// Where the cluster's work runs: a region or a customer's own worker pool (workers
+    /// started with `--placement <it>`); none: the shared queues. Deployments to the
+    /// cluster go to `windlass-environment@<placement>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<String>,
     pub created_at: DateTime<Utc>,
+}
+
+/// A placement is 1 to 63 lowercase letters, digits and dashes, so the queue names made
+/// from it stay readable and cannot collide with another kind's.
+pub fn validate_placement(placement: &str) -> Result<()> {
+    let ok = (1..=63).contains(&placement.len())
+        && placement
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !placement.starts_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput(format!(
+            "placement {placement:?} must be 1 to 63 lowercase letters, digits and dashes"
+        )))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -75,6 +97,9 @@ impl NodePoolSpec {
 impl ClusterSpec {
     /// Checks what the cloud would otherwise reject halfway through a provisioning run.
     pub fn validate(&self) -> Result<()> {
+        if let Some(placement) = &self.placement {
+            validate_placement(placement)?;
+        }
         let invalid = |m: String| Err(Error::InvalidInput(m));
         let name_ok = !self.name.is_empty()
             && self.name.len() <= 40
@@ -236,6 +261,7 @@ mod tests {
             network: NetworkSpec::default(),
             node_pools: vec![NodePoolSpec::default_system_pool(CloudProvider::Azure)],
             maintenance_window: MaintenanceWindow::default(),
+            placement: None,
             created_at: DateTime::parse_from_rfc3339("2026-11-24T20:00:00Z")
                 .unwrap()
                 .with_timezone(&Utc),

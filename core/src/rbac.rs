@@ -224,6 +224,7 @@ mod tests {
             (ClustersRead, true, false, true, true),
             (ClustersWrite, true, false, true, false),
             (ProjectsRead, true, false, true, true),
+            (ProjectsWrite, true, false, true, false),
             (EnvironmentsDeploy, true, false, true, false),
             (SecretsWrite, true, false, true, false),
             (RunsRead, true, false, true, true),

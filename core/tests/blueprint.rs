@@ -31,6 +31,7 @@ fn spec() -> ClusterSpec {
         network: NetworkSpec::default(),
         node_pools: vec![NodePoolSpec::default_system_pool(CloudProvider::Azure)],
         maintenance_window: MaintenanceWindow::default(),
+        placement: None,
         created_at: at("2026-11-24T20:00:00Z"),
     }
 }

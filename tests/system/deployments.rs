@@ -264,7 +264,7 @@ async fn twenty_one_services_deploy_and_a_failing_one_rolls_the_whole_environmen
 }
 
 #[tokio::test]
-async fn two_deployments_of_one_environment_never_overlap_and_a_cancel_rolls_back() {
+async fn deployments_of_one_environment_never_overlap_a_cancel_rolls_back_and_newer_supersede() {
     let stack = Stack::with_clusters().await;
     let (org, env, _) = shop_environment(&stack, 10).await;
     let kube = &stack.clusters.as_ref().unwrap().kube;
@@ -378,6 +378,81 @@ async fn two_deployments_of_one_environment_never_overlap_and_a_cancel_rolls_bac
     assert_eq!(deployed_images(&stack), images_before);
     let history = deployments(&stack, org, &env).await;
     assert_eq!(history[0]["state"], "cancelled", "{:#}", history[0]);
+
+    // A preview environment supersedes: of the requests waiting, only the newest runs.
+    let (_, environment) = stack
+        .api
+        .get(&format!("/v1/organizations/{org}/environments/{env}"))
+        .await;
+    let (status, _, created) = stack
+        .api
+        .post(
+            &format!(
+                "/v1/organizations/{org}/projects/{}/environments",
+                environment["project_id"].as_str().unwrap()
+            ),
+            json!({"name": "preview", "type": "preview", "cluster_id": environment["cluster_id"],
+                   "deploy_policy": "supersede",
+                   "services": [{"kind": "container_app", "name": "app", "image": "shop/app:slow-1", "port": 80}]}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let preview = created["environment"]["id"].as_str().unwrap().to_owned();
+    kube.set_image_delays(vec![ImageDelay {
+        marker: ":slow".into(),
+        delay_ms: 1500,
+    }]);
+    let running = deploy(&stack, org, &preview, json!({})).await;
+    stack
+        .wait_for_run(
+            org,
+            running["run"]["id"].as_str().unwrap(),
+            Duration::from_secs(60),
+            |r| {
+                r["steps"]
+                    .as_array()
+                    .is_some_and(|s| s.iter().any(|s| s["key"] == "deploy/app"))
+            },
+        )
+        .await;
+    let waiting = deploy(
+        &stack,
+        org,
+        &preview,
+        json!({"images": {"app": "shop/app:slow-2"}}),
+    )
+    .await;
+    let newest = deploy(
+        &stack,
+        org,
+        &preview,
+        json!({"images": {"app": "shop/app:slow-3"}}),
+    )
+    .await;
+    assert_eq!(finished(&stack, org, &running).await["status"], "succeeded");
+    let superseded = finished(&stack, org, &waiting).await;
+    assert_eq!(superseded["status"], "cancelled", "{superseded:#}");
+    assert!(
+        superseded["error"]
+            .as_str()
+            .unwrap()
+            .contains(newest["run"]["id"].as_str().unwrap()),
+        "{superseded:#}"
+    );
+    assert!(superseded["steps"].as_array().unwrap().is_empty());
+    assert_eq!(finished(&stack, org, &newest).await["status"], "succeeded");
+    let states: Vec<_> = deployments(&stack, org, &preview)
+        .await
+        .iter()
+        .map(|d| d["state"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(states, ["deployed", "superseded", "deployed"]);
+    let app = kube.get("Deployment", "shop-preview", "app").unwrap();
+    assert_eq!(
+        app["spec"]["template"]["spec"]["containers"][0]["image"],
+        "shop/app:slow-3"
+    );
 }
 
 #[tokio::test]
@@ -442,4 +517,90 @@ async fn a_ci_pipeline_deploys_through_the_signed_webhook_and_a_bad_signature_is
         .get(&format!("/v1/organizations/{org}/environments/{env}"))
         .await;
     assert!(environment.to_string().contains("shop/web:ci-42"));
+}
+
+#[tokio::test]
+async fn a_cluster_placed_in_a_customer_network_is_deployed_to_only_by_that_customers_worker() {
+    let stack = Stack::with_clusters().await;
+    let (org, account) = stack.organization_with_azure_account().await;
+    let (status, _, started) = stack
+        .api
+        .post(
+            &format!("/v1/organizations/{org}/clusters"),
+            json!({"name": "onprem", "cloud_account_id": account, "region": "westeurope",
+                   "kubernetes_version": "1.33", "placement": "acme-onprem"}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    assert_eq!(started["cluster"]["placement"], "acme-onprem");
+    let run = stack
+        .wait_for_run(
+            org,
+            started["run"]["id"].as_str().unwrap(),
+            Duration::from_secs(300),
+            |r| r["finished_at"].is_string(),
+        )
+        .await;
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    let (_, _, project) = stack
+        .api
+        .post(
+            &format!("/v1/organizations/{org}/projects"),
+            json!({"name": "acme"}),
+            &[],
+        )
+        .await;
+    let (status, _, created) = stack
+        .api
+        .post(
+            &format!(
+                "/v1/organizations/{org}/projects/{}/environments",
+                project["id"].as_str().unwrap()
+            ),
+            json!({"name": "prod", "type": "production", "cluster_id": started["cluster"]["id"],
+                   "services": [{"kind": "container_app", "name": "portal", "image": "acme/portal:1", "port": 80}]}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let env = created["environment"]["id"].as_str().unwrap().to_owned();
+
+    // The shared workers (the in-process one here) never see it.
+    let queued = deploy(&stack, org, &env, json!({})).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let waiting = deployments(&stack, org, &env).await;
+    assert_eq!(waiting[0]["state"], "queued", "{:#}", waiting[0]);
+    let run_id = queued["run"]["id"].as_str().unwrap();
+    assert!(
+        stack.run(org, run_id).await["steps"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // The customer's own worker does.
+    let mut customer = stack
+        .cluster_worker_command("acme", 0)
+        .env("WINDLASS_PLACEMENT", "acme-onprem")
+        .spawn()
+        .expect("spawn windlass worker");
+    let run = finished(&stack, org, &queued).await;
+    let _ = customer.kill();
+    let _ = customer.wait();
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    let kube = &stack.clusters.as_ref().unwrap().kube;
+    assert!(kube.get("Deployment", "acme-prod", "portal").is_some());
+
+    // A placement is a plain name.
+    let (status, _, refused) = stack
+        .api
+        .post(
+            &format!("/v1/organizations/{org}/clusters"),
+            json!({"name": "bad", "cloud_account_id": account, "region": "westeurope",
+                   "kubernetes_version": "1.33", "placement": "Acme@Prod"}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
 }

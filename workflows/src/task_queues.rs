@@ -19,21 +19,10 @@ pub fn placed(kind: &str, placement: Option<&str>) -> String {
     }
 }
 
-/// A placement is 1 to 63 lowercase letters, digits and dashes, so queue names stay
-/// readable and cannot collide with another kind's.
+/// A placement is 1 to 63 lowercase letters, digits and dashes (the rule is the cluster
+/// spec's).
 pub fn validate_placement(placement: &str) -> Result<(), String> {
-    let ok = (1..=63).contains(&placement.len())
-        && placement
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !placement.starts_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "placement {placement:?} must be 1 to 63 lowercase letters, digits and dashes"
-        ))
-    }
+    windlass_core::clusters::validate_placement(placement).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -114,6 +114,7 @@ pub(crate) mod tests {
             network: NetworkSpec::default(),
             node_pools: vec![NodePoolSpec::default_system_pool(CloudProvider::Azure)],
             maintenance_window: MaintenanceWindow::default(),
+            placement: None,
             created_at: DateTime::parse_from_rfc3339("2026-11-24T20:00:00Z")
                 .unwrap()
                 .with_timezone(&Utc),

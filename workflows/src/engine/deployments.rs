@@ -11,15 +11,17 @@ use crate::environment_queue::environment_queue_id;
 
 impl Engine {
     /// Queues a deployment in its environment, starting the environment's queue workflow
-    /// if it is not running. Repeating a request (same run) is harmless.
+    /// if it is not running (on the environment queue of the cluster's placement, so only
+    /// that placement's workers see it). Repeating a request (same run) is harmless.
     pub async fn request_deployment(&self, request: DeploymentRequest) -> Result<(), EngineError> {
         let environment_id = request.input.environment_id;
-        let options = WorkflowStartOptions::new(
-            self.environment_task_queue.clone(),
-            environment_queue_id(environment_id),
-        )
-        .id_conflict_policy(WorkflowIdConflictPolicy::UseExisting)
-        .build();
+        let task_queue = crate::task_queues::placed(
+            &self.environment_task_queue,
+            request.input.cluster.placement.as_deref(),
+        );
+        let options = WorkflowStartOptions::new(task_queue, environment_queue_id(environment_id))
+            .id_conflict_policy(WorkflowIdConflictPolicy::UseExisting)
+            .build();
         self.client
             .signal_with_start_workflow(
                 EnvironmentDeployments::run,
