@@ -134,6 +134,18 @@ pub(crate) async fn finished(stack: &Stack, org: Uuid, started: &Value) -> Value
         .await
 }
 
+/// `windlass deploy --follow` as a person at a terminal runs it.
+fn deploy_command(stack: &Stack, org: Uuid, env: &str, image: &str) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_windlass"));
+    command
+        .args(["deploy", "--follow", "--environment", env, "--image", image])
+        .env("WINDLASS_API_URL", &stack.api.base)
+        .env("WINDLASS_TOKEN", stack.api.token.as_deref().unwrap())
+        .env("WINDLASS_ORGANIZATION", org.to_string())
+        .env("WINDLASS_LOG", "warn");
+    command
+}
+
 async fn deployments(stack: &Stack, org: Uuid, env: &str) -> Vec<Value> {
     let (status, list) = stack
         .api
@@ -517,6 +529,31 @@ async fn a_ci_pipeline_deploys_through_the_signed_webhook_and_a_bad_signature_is
         .get(&format!("/v1/organizations/{org}/environments/{env}"))
         .await;
     assert!(environment.to_string().contains("shop/web:ci-42"));
+
+    // A person at a terminal: `windlass deploy --follow` shows the steps and the live log
+    // and exits with the deployment's outcome.
+    let mut command = deploy_command(&stack, org, &env, "web-2=shop/web:cli-7");
+    let deployed = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&deployed.stdout);
+    assert!(deployed.status.success(), "{stdout}");
+    assert!(stdout.contains("ok        deploy/web-2"), "{stdout}");
+    assert!(
+        stdout.contains("deployment/web-2: 1/1 available"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("succeeded"), "{stdout}");
+    let mut command = deploy_command(&stack, org, &env, "web-3=shop/web:fail-cli");
+    let failed = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&failed.stdout);
+    assert_eq!(failed.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAILED    deploy/web-3"), "{stdout}");
+    assert!(stdout.contains("rolled back to revision 2"), "{stdout}");
 }
 
 #[tokio::test]
