@@ -58,6 +58,23 @@ pub fn render(environment: &str, service: &ServiceSpec, revision: u32) -> (Vec<V
     }
 }
 
+/// Pod template annotation naming the version of the service's secrets.
+pub const SECRETS_DIGEST_ANNOTATION: &str = "windlass.dev/secrets-digest";
+
+/// Stamps the pods of a service with the digest of its secrets' sealed versions, so a
+/// rotated secret rolls the pods (they read it at start, through `envFrom`) while an
+/// unchanged one leaves them be. The digest is of ciphertexts: it tells nothing of values.
+pub fn mark_secrets(objects: &mut [Value], digest: &str) {
+    for object in objects {
+        let template = match object["kind"].as_str() {
+            Some("Deployment") | Some("Job") => &mut object["spec"]["template"],
+            Some("CronJob") => &mut object["spec"]["jobTemplate"]["spec"]["template"],
+            _ => continue,
+        };
+        template["metadata"]["annotations"][SECRETS_DIGEST_ANNOTATION] = json!(digest);
+    }
+}
+
 fn container_app(environment: &str, app: &ContainerApp) -> Vec<Value> {
     let labels = service_labels(environment, &app.name);
     let selector =
@@ -223,6 +240,32 @@ mod tests {
         );
         assert_eq!(objects[1]["kind"], "Service");
         assert_eq!(objects[1]["spec"]["ports"][0]["port"], 8080);
+    }
+
+    #[test]
+    fn pods_carry_the_digest_of_their_secrets() {
+        let app =
+            service(json!({"kind": "container_app", "name": "api", "image": "a:1", "port": 80}));
+        let (mut objects, _) = render("shop-prod", &app, 1);
+        mark_secrets(&mut objects, "0123abcd");
+        assert_eq!(
+            objects[0]["spec"]["template"]["metadata"]["annotations"][SECRETS_DIGEST_ANNOTATION],
+            "0123abcd"
+        );
+        assert!(
+            objects[1]["spec"]["template"].is_null(),
+            "the Service has no pods"
+        );
+        let cron = service(
+            json!({"kind": "cron_job", "name": "r", "image": "a:1", "schedule": "0 3 * * *"}),
+        );
+        let (mut objects, _) = render("shop-prod", &cron, 1);
+        mark_secrets(&mut objects, "ff");
+        assert_eq!(
+            objects[0]["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["annotations"]
+                [SECRETS_DIGEST_ANNOTATION],
+            "ff"
+        );
     }
 
     #[test]

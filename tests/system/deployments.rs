@@ -273,6 +273,45 @@ async fn twenty_one_services_deploy_and_a_failing_one_rolls_the_whole_environmen
         Some("deployed"),
         "{web_1:?}"
     );
+
+    // A rotated secret reaches the namespace and rolls the pods that read it.
+    let digest = |d: &Value| {
+        d["spec"]["template"]["metadata"]["annotations"]["windlass.dev/secrets-digest"].clone()
+    };
+    let api_before = kube.get("Deployment", "shop-prod", "api").unwrap();
+    assert!(digest(&api_before).is_string(), "{api_before:#}");
+    assert!(digest(&kube.get("Deployment", "shop-prod", "web-5").unwrap()).is_null());
+    let rotated = "r0tated-passw0rd-for-the-shop";
+    let (status, _, _) = stack
+        .api
+        .post(
+            &format!("/v1/organizations/{org}/secrets"),
+            json!({"name": "shop/db-password", "value": rotated}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let third = deploy(
+        &stack,
+        org,
+        &env,
+        json!({"images": {"web-1": "shop/web:1", "web-2": "shop/web:1", "web-7": "shop/web:1"}}),
+    )
+    .await;
+    let run = finished(&stack, org, &third).await;
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    let api_after = kube.get("Deployment", "shop-prod", "api").unwrap();
+    assert_ne!(digest(&api_before), digest(&api_after));
+    assert!(
+        api_after["metadata"]["generation"].as_i64()
+            > api_before["metadata"]["generation"].as_i64()
+    );
+    let secret = kube.get("Secret", "shop-prod", "api-secrets").unwrap();
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(secret["data"]["DATABASE_PASSWORD"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(decoded, rotated.as_bytes());
+    assert!(!api_after.to_string().contains(rotated));
 }
 
 #[tokio::test]

@@ -149,7 +149,7 @@ async fn roll_out(
         .map(|s| (s.name().to_owned(), s.secrets()))
         .filter(|(_, secrets)| !secrets.is_empty())
         .collect();
-    ended(
+    let secrets_digests = ended(
         ctx,
         ctx.execute_activity(
             DeploymentActivities::prepare_namespace,
@@ -176,6 +176,7 @@ async fn roll_out(
         |service| {
             let access = access.clone();
             let stop = &stop;
+            let secrets_digest = secrets_digests.get(service.name()).cloned();
             async move {
                 let name = service.name().to_owned();
                 if stop.get() || ctx.cancellation_token().is_cancelled() {
@@ -191,6 +192,7 @@ async fn roll_out(
                             namespace: input.namespace.clone(),
                             revision: input.revision,
                             service,
+                            secrets_digest,
                         },
                         long_step(format!("deploy/{name}"), budget),
                     )

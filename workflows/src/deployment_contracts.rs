@@ -100,6 +100,10 @@ pub struct DeployService {
     pub namespace: String,
     pub revision: u32,
     pub service: ServiceSpec,
+    /// Digest of the sealed versions of the service's secrets (not of their values): a
+    /// change rolls its pods.
+    #[serde(default)]
+    pub secrets_digest: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,9 +167,12 @@ pub struct DeploymentActivities;
 
 #[activity_definitions]
 impl DeploymentActivities {
-    /// The namespace, and one Secret per service holding the secrets it names.
+    /// The namespace, and one Secret per service holding the secrets it names. Returns
+    /// each such service's secrets digest.
     #[activity(name = deployment_activity_names::PREPARE_NAMESPACE)]
-    pub fn prepare_namespace(_: PrepareNamespace) -> Result<(), ActivityError> {
+    pub fn prepare_namespace(
+        _: PrepareNamespace,
+    ) -> Result<BTreeMap<String, String>, ActivityError> {
         unimplemented!()
     }
 

@@ -41,7 +41,7 @@ impl DeploymentActivities {
         self: Arc<Self>,
         ctx: ActivityContext,
         request: PrepareNamespace,
-    ) -> Result<(), ActivityError> {
+    ) -> Result<std::collections::BTreeMap<String, String>, ActivityError> {
         services::prepare_namespace(&self, &ctx, &request).await
     }
 

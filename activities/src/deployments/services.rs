@@ -1,8 +1,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use sha2::{Digest, Sha256};
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
-use windlass_core::app_manifests::{Workload, render, secret_name, service_labels};
+use windlass_core::app_manifests::{Workload, mark_secrets, render, secret_name, service_labels};
 use windlass_core::environments::{ChartSource, ServiceSpec};
 use windlass_core::secrets::{SecretRef, resolve_for_run};
 use windlass_core::step_logs::Masker;
@@ -62,7 +63,7 @@ pub(super) async fn prepare_namespace(
     work: &DeploymentActivities,
     ctx: &ActivityContext,
     request: &PrepareNamespace,
-) -> Result<(), ActivityError> {
+) -> Result<BTreeMap<String, String>, ActivityError> {
     let cluster = cluster(work, ctx, &request.access).await?;
     let client = kube_client(ctx, &cluster).await?;
     let labels = BTreeMap::from([
@@ -78,8 +79,10 @@ pub(super) async fn prepare_namespace(
     heartbeating(ctx, ensure_namespace(&client, &request.namespace, &labels))
         .await?
         .map_err(kube_failure)?;
+    let mut digests = BTreeMap::new();
     for (service, variables) in &request.secrets {
         let mut data = BTreeMap::new();
+        let mut digest = Sha256::new();
         for (variable, secret) in variables {
             let value = resolve_for_run(
                 &work.store,
@@ -98,7 +101,22 @@ pub(super) async fn prepare_namespace(
                 e => retryable(e, "SecretUnavailable", None),
             })?;
             data.insert(variable.clone(), value);
+            // The sealed version, not the value: re-sealed on every write, opaque.
+            let sealed = work
+                .store
+                .sealed_secret(request.organization_id, secret)
+                .await
+                .map_err(|e| retryable(e, "SecretUnavailable", None))?;
+            digest.update(format!(
+                "{variable}={}:{};",
+                sealed.key_version, sealed.ciphertext
+            ));
         }
+        let digest: String = digest.finalize()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        digests.insert(service.clone(), digest);
         let labels = service_labels(&request.environment_name, service);
         heartbeating(
             ctx,
@@ -114,7 +132,7 @@ pub(super) async fn prepare_namespace(
         .map_err(kube_failure)?;
         tracing::info!(namespace = %request.namespace, %service, keys = data.len(), "service secrets written");
     }
-    Ok(())
+    Ok(digests)
 }
 
 pub(super) async fn deploy(
@@ -125,7 +143,10 @@ pub(super) async fn deploy(
     let cluster = cluster(work, ctx, &request.access).await?;
     let service = &request.service;
     let timeout = Duration::from_secs(u64::from(service.timeout_seconds()));
-    let (objects, workload) = render(&request.environment_name, service, request.revision);
+    let (mut objects, workload) = render(&request.environment_name, service, request.revision);
+    if let Some(digest) = &request.secrets_digest {
+        mark_secrets(&mut objects, digest);
+    }
     let (chart, values) = match service {
         ServiceSpec::HelmChart(chart) => (user_chart(&chart.chart), chart.values.clone()),
         _ => (
