@@ -65,6 +65,17 @@ pub async fn resolve_for_run(
     run_id: Uuid,
     secret: &SecretRef,
 ) -> Result<Zeroizing<String>> {
+    Ok(resolve_sealed_for_run(store, keys, run_id, secret).await?.1)
+}
+
+/// Like [`resolve_for_run`], with the sealed record the value was opened from (its
+/// ciphertext changes with every write, so it versions the value without revealing it).
+pub async fn resolve_sealed_for_run(
+    store: &Store,
+    keys: &KeyRing,
+    run_id: Uuid,
+    secret: &SecretRef,
+) -> Result<(SealedSecret, Zeroizing<String>)> {
     if !store
         .run_may_read_secret(run_id, secret.organization_id, &secret.name)
         .await?
@@ -74,7 +85,11 @@ pub async fn resolve_for_run(
             secret.name, secret.organization_id
         )));
     }
-    open_secret(store, keys, secret).await
+    let sealed = store
+        .sealed_secret(secret.organization_id, &secret.name)
+        .await?;
+    let value = open_sealed(keys, &sealed).await?;
+    Ok((sealed, value))
 }
 
 /// Names under this prefix are Windlass's own (webhook signing keys): the secrets API
@@ -96,14 +111,18 @@ pub async fn open_secret(
     let sealed = store
         .sealed_secret(secret.organization_id, &secret.name)
         .await?;
+    open_sealed(keys, &sealed).await
+}
+
+async fn open_sealed(keys: &KeyRing, sealed: &SealedSecret) -> Result<Zeroizing<String>> {
     let key = keys
-        .organization_key_version(secret.organization_id, sealed.key_version)
+        .organization_key_version(sealed.organization_id, sealed.key_version)
         .await?;
     let plaintext = Zeroizing::new(key.open(
         &from_hex(&sealed.ciphertext)?,
-        &associated_data(secret.organization_id, &secret.name),
+        &associated_data(sealed.organization_id, &sealed.name),
     )?);
     String::from_utf8(plaintext.to_vec())
         .map(Zeroizing::new)
-        .map_err(|_| Error::InvalidInput(format!("secret {:?} is not UTF-8", secret.name)))
+        .map_err(|_| Error::InvalidInput(format!("secret {:?} is not UTF-8", sealed.name)))
 }

@@ -5,7 +5,7 @@ use sha2::{Digest, Sha256};
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use windlass_core::app_manifests::{Workload, mark_secrets, render, secret_name, service_labels};
 use windlass_core::environments::{ChartSource, ServiceSpec};
-use windlass_core::secrets::{SecretRef, resolve_for_run};
+use windlass_core::secrets::{SecretRef, resolve_sealed_for_run};
 use windlass_core::step_logs::Masker;
 use windlass_workflows::deployment_contracts::{
     ClusterAccess, DeployService, PrepareNamespace, PruneServices, RollBackService, ServiceRelease,
@@ -84,7 +84,7 @@ pub(super) async fn prepare_namespace(
         let mut data = BTreeMap::new();
         let mut digest = Sha256::new();
         for (variable, secret) in variables {
-            let value = resolve_for_run(
+            let (sealed, value) = resolve_sealed_for_run(
                 &work.store,
                 &work.keys,
                 request.run_id,
@@ -102,11 +102,6 @@ pub(super) async fn prepare_namespace(
             })?;
             data.insert(variable.clone(), value);
             // The sealed version, not the value: re-sealed on every write, opaque.
-            let sealed = work
-                .store
-                .sealed_secret(request.organization_id, secret)
-                .await
-                .map_err(|e| retryable(e, "SecretUnavailable", None))?;
             digest.update(format!(
                 "{variable}={}:{};",
                 sealed.key_version, sealed.ciphertext
