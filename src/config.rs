@@ -47,16 +47,9 @@ impl StoreArgs {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct EngineArgs {
-    /// gRPC address of the Temporal frontend.
-    #[arg(
-        long,
-        env = "WINDLASS_TEMPORAL_ADDRESS",
-        default_value = "http://127.0.0.1:7233"
-    )]
-    pub temporal_address: String,
-    #[arg(long, env = "WINDLASS_TEMPORAL_NAMESPACE", default_value = "default")]
-    pub temporal_namespace: String,
-    /// Task queue runs are started on (API) or polled from (worker).
+    #[command(flatten)]
+    pub temporal: TemporalArgs,
+    /// Task queue infrastructure runs are started on.
     #[arg(long, env = "WINDLASS_TASK_QUEUE", default_value = task_queues::INFRASTRUCTURE)]
     pub task_queue: String,
 }
@@ -65,11 +58,8 @@ impl EngineArgs {
     /// With the payload codec's keys, so nothing reaches Temporal in clear.
     pub async fn config(&self, keys: &KeyRing) -> anyhow::Result<EngineConfig> {
         Ok(EngineConfig {
-            address: self.temporal_address.clone(),
-            namespace: self.temporal_namespace.clone(),
             task_queue: self.task_queue.clone(),
-            environment_task_queue: task_queues::ENVIRONMENT.to_owned(),
-            payload_keys: Some(payload_keys(keys).await?),
+            ..self.temporal.config(Some(keys)).await?
         })
     }
 }
@@ -237,8 +227,8 @@ impl LiveLogArgs {
     }
 }
 
-/// Where Temporal is, for processes that choose their task queues themselves (`windlass
-/// worker`, `windlass workers`); the API's start queue stays in [`EngineArgs`].
+/// Where Temporal is. Processes that choose their task queues themselves (`windlass
+/// worker`, `windlass workers`) use it alone; the API adds its start queue ([`EngineArgs`]).
 #[derive(Debug, Clone, clap::Args)]
 pub struct TemporalArgs {
     /// gRPC address of the Temporal frontend.
