@@ -110,7 +110,8 @@ impl Shared {
                 if obj["metadata"]["generation"].as_i64() != Some(generation) {
                     return;
                 }
-                let fails = rollout::image_fails(&obj, s.settings.fail_image_marker.as_deref());
+                let fails =
+                    rollout::has_image_containing(&obj, s.settings.fail_image_marker.as_deref());
                 if let Some(status) = rollout::settled_status(&rt.kind, &obj, fails) {
                     s.set_status(&rt, &ns, &name, status);
                 }

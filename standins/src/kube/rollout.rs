@@ -5,8 +5,9 @@
 
 use serde_json::{Value, json};
 
-/// Whether any container image in the pod template contains `marker`.
-pub fn image_fails(obj: &Value, marker: Option<&str>) -> bool {
+/// Whether any container image in the pod template contains `marker` (the failure marker,
+/// or a per-image rollout time's).
+pub fn has_image_containing(obj: &Value, marker: Option<&str>) -> bool {
     let Some(marker) = marker.filter(|m| !m.is_empty()) else {
         return false;
     };
@@ -176,9 +177,18 @@ mod tests {
 
     #[test]
     fn marker_in_any_container_image_fails_the_rollout() {
-        assert!(image_fails(&deployment("registry/fail-me:1"), Some("fail")));
-        assert!(!image_fails(&deployment("nginx:1.27"), Some("fail")));
-        assert!(!image_fails(&deployment("registry/fail-me:1"), None));
+        assert!(has_image_containing(
+            &deployment("registry/fail-me:1"),
+            Some("fail")
+        ));
+        assert!(!has_image_containing(
+            &deployment("nginx:1.27"),
+            Some("fail")
+        ));
+        assert!(!has_image_containing(
+            &deployment("registry/fail-me:1"),
+            None
+        ));
     }
 
     #[test]

@@ -69,7 +69,7 @@ impl Settings {
         let delay = self
             .image_delays
             .iter()
-            .find(|rule| super::rollout::image_fails(obj, Some(&rule.marker)))
+            .find(|rule| super::rollout::has_image_containing(obj, Some(&rule.marker)))
             .map_or(self.rollout_delay_ms, |rule| rule.delay_ms);
         std::time::Duration::from_millis(delay)
     }
