@@ -12,10 +12,7 @@ use std::time::Duration;
 
 use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::{workflow, workflow_methods};
-use temporalio_sdk::{
-    ActivityOptions, WorkflowCancellationToken, WorkflowContext, WorkflowResult,
-    WorkflowTermination,
-};
+use temporalio_sdk::{WorkflowContext, WorkflowResult, WorkflowTermination};
 use windlass_core::deployments::{DeploymentState, GoodRevision};
 
 use crate::cluster_contracts::{ClusterRequest, LifecycleActivities};
@@ -25,7 +22,7 @@ use crate::deployment_contracts::{
     PruneServices, RollBackService,
 };
 use crate::lanes::in_lanes;
-use crate::outcome::{ended, long_step, record, step};
+use crate::outcome::{detached, ended, long_step, record, step};
 
 #[workflow]
 #[derive(Default)]
@@ -331,13 +328,6 @@ enum ServiceOutcome {
     Deployed(u32),
     Failed(String),
     NotStarted,
-}
-
-/// Rollback and bookkeeping run even when the run is cancelled: they are how a cancelled
-/// deployment leaves the environment as it was.
-fn detached(mut options: ActivityOptions) -> ActivityOptions {
-    options.cancellation_token = Some(WorkflowCancellationToken::new());
-    options
 }
 
 /// The message of an activity failure without the SDK's wrapping.

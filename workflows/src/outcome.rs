@@ -82,11 +82,12 @@ pub(crate) async fn record<W, T: Serialize>(
         // Eviction and continue-as-new are not ends of the run.
         Err(_) => return result,
     };
-    let options = ActivityOptions::with_schedule_to_close_timeout(Duration::from_secs(3600))
-        .activity_id("record-outcome".to_owned())
-        // Detached from the run's cancellation: recording a cancellation must not be cancelled.
-        .cancellation_token(WorkflowCancellationToken::new())
-        .build();
+    // Recording a cancellation must not be cancelled.
+    let options = detached(
+        ActivityOptions::with_schedule_to_close_timeout(Duration::from_secs(3600))
+            .activity_id("record-outcome".to_owned())
+            .build(),
+    );
     let outcome = RunOutcome {
         workflow_id: ctx.workflow_id().to_owned(),
         status,
@@ -96,4 +97,11 @@ pub(crate) async fn record<W, T: Serialize>(
     ctx.execute_activity(RunActivities::record_outcome, outcome, options)
         .await?;
     result
+}
+
+/// Options that ignore the run's cancellation: for the steps that record a run's end or
+/// undo what it did, which must happen however it ended.
+pub(crate) fn detached(mut options: ActivityOptions) -> ActivityOptions {
+    options.cancellation_token = Some(WorkflowCancellationToken::new());
+    options
 }
