@@ -74,7 +74,7 @@ async fn bench() {
         let identity = verifier.verify(&token).await.unwrap();
         let t1 = Instant::now();
         let bound = store
-            .roles_of(org, &identity.subject, &identity.groups)
+            .roles_of(org, &identity.subject, None, &identity.groups)
             .await
             .unwrap();
         let t2 = Instant::now();

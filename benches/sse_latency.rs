@@ -137,13 +137,11 @@ async fn measure(bed: &Bed, label: &str, live: LiveLogs, lines: u32, pace: Durat
             azure_application_id: Uuid::new_v4().to_string(),
         }),
         auth: Arc::new(Authentication {
-            oidc: Some(windlass_api::oidc::OidcVerifier::new(vec![
-                windlass_api::oidc::TrustedIssuer {
-                    issuer: bed.idp.issuer.clone(),
-                    audience: bed.idp.audience.clone(),
-                    jwks_uri: bed.idp.jwks_uri.clone(),
-                },
-            ])),
+            oidc: windlass_api::oidc::OidcVerifier::new(vec![windlass_api::oidc::TrustedIssuer {
+                issuer: bed.idp.issuer.clone(),
+                audience: bed.idp.audience.clone(),
+                jwks_uri: bed.idp.jwks_uri.clone(),
+            }]),
         }),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

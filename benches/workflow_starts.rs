@@ -153,13 +153,11 @@ async fn bench() {
             azure_application_id: Uuid::new_v4().to_string(),
         }),
         auth: Arc::new(windlass_api::Authentication {
-            oidc: Some(windlass_api::oidc::OidcVerifier::new(vec![
-                windlass_api::oidc::TrustedIssuer {
-                    issuer: idp.issuer.clone(),
-                    audience: idp.audience.clone(),
-                    jwks_uri: idp.jwks_uri.clone(),
-                },
-            ])),
+            oidc: windlass_api::oidc::OidcVerifier::new(vec![windlass_api::oidc::TrustedIssuer {
+                issuer: idp.issuer.clone(),
+                audience: idp.audience.clone(),
+                jwks_uri: idp.jwks_uri.clone(),
+            }]),
         }),
         keys: Arc::new(windlass_core::keys::KeyRing::new(
             store.clone(),

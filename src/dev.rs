@@ -207,11 +207,11 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         .await?;
     let token = idp.token(developer, &[], 12 * 3600);
     let auth = Authentication {
-        oidc: Some(OidcVerifier::new(vec![TrustedIssuer {
+        oidc: OidcVerifier::new(vec![TrustedIssuer {
             issuer: idp.issuer.clone(),
             audience: idp.audience.clone(),
             jwks_uri: idp.jwks_uri.clone(),
-        }])),
+        }]),
     };
     std::fs::write(data_dir.join("developer-token"), &token)?;
     let engine = Engine::connect(&engine_config).await?;

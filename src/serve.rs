@@ -52,17 +52,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(listen = %args.listen, "API serving");
     if args.oidc_issuer.is_none() {
         tracing::warn!(
-            "no OIDC issuer: only API tokens can call the API, and nobody can create organisations"
+            "no OIDC issuer: only API tokens and organisations' own connections can call the API, and nobody can create organisations"
         );
     }
     let auth = Authentication {
-        oidc: args.oidc_issuer.map(|issuer| {
-            OidcVerifier::new(vec![TrustedIssuer {
-                issuer,
-                audience: args.oidc_audience.unwrap_or_default(),
-                jwks_uri: args.oidc_jwks_uri.unwrap_or_default(),
-            }])
-        }),
+        oidc: OidcVerifier::new(
+            args.oidc_issuer
+                .map(|issuer| TrustedIssuer {
+                    issuer,
+                    audience: args.oidc_audience.unwrap_or_default(),
+                    jwks_uri: args.oidc_jwks_uri.unwrap_or_default(),
+                })
+                .into_iter()
+                .collect(),
+        ),
     };
     let state = AppState {
         store,

@@ -17,7 +17,7 @@ use windlass_core::rbac::{self, Permission, Role, Target};
 
 use crate::AppState;
 use crate::audit::Caller;
-use crate::oidc::Identity;
+use crate::oidc::{Identity, OrganizationConnection, TokenError, TrustedIssuer, claimed_issuer};
 use crate::problem::Problem;
 
 /// Who is calling, established by [`authenticate`] before any body is read.
@@ -58,11 +58,7 @@ pub async fn authenticate(
             Err(_) => return unauthenticated("the API token is not valid").into_response(),
         }
     } else {
-        let Some(oidc) = &state.auth.oidc else {
-            return unauthenticated("no identity provider is configured; use an API token")
-                .into_response();
-        };
-        match oidc.verify(&token).await {
+        match verify_person(&state, &token, request.uri().path()).await {
             Ok(identity) => Principal::User(identity),
             Err(error) => {
                 tracing::info!(%error, "bearer token refused");
@@ -72,6 +68,51 @@ pub async fn authenticate(
     };
     request.extensions_mut().insert(principal);
     next.run(request).await
+}
+
+/// A person's token: from Windlass's own sign-in issuers, or, on an organisation's routes,
+/// from one of that organisation's own connections (and then valid there only).
+async fn verify_person(state: &AppState, token: &str, path: &str) -> Result<Identity, TokenError> {
+    let verifier = &state.auth.oidc;
+    let issuer = claimed_issuer(token)?;
+    if verifier.is_platform_issuer(&issuer) {
+        return verifier.verify(token).await;
+    }
+    let Some(organization_id) = organization_in_path(path) else {
+        return Err(TokenError::UnknownIssuer);
+    };
+    let connections = state
+        .store
+        .identity_connections_for_issuer(organization_id, &issuer)
+        .await
+        .map_err(|e| TokenError::JwksUnavailable(e.to_string()))?;
+    let mut refusal = TokenError::UnknownIssuer;
+    for connection in connections {
+        let trusted = TrustedIssuer {
+            issuer: connection.issuer,
+            audience: connection.audience,
+            jwks_uri: connection.jwks_uri,
+        };
+        let scope = OrganizationConnection {
+            organization_id,
+            connection_id: connection.id,
+        };
+        match verifier
+            .verify_for_organization(token, scope, &trusted)
+            .await
+        {
+            Ok(identity) => return Ok(identity),
+            // Another connection of the same issuer may be for another audience.
+            Err(error) => refusal = error,
+        }
+    }
+    Err(refusal)
+}
+
+/// The organisation an `/v1/organizations/{id}/…` path is about.
+fn organization_in_path(path: &str) -> Option<Uuid> {
+    let rest = path.strip_prefix("/v1/organizations/")?;
+    rest.split('/').next()?.parse().ok()
 }
 
 /// An authenticated request whose permission is not checked yet.
@@ -156,7 +197,82 @@ impl Authenticated {
         permission: Permission,
         target: Target,
     ) -> Result<Caller, Problem> {
-        let (caller, roles) = match &self.principal {
+        let (caller, roles) = self.roles_in(state, organization_id).await?;
+        if rbac::allows(&roles, permission, &target) {
+            return Ok(caller);
+        }
+        deny(state, &caller, organization_id, permission, &roles).await
+    }
+
+    /// The caller, if it may hand out `role` (a role binding, group mapping or API token)
+    /// or take it away: it needs members_manage, a well-formed role whose scopes are this
+    /// organisation's, and must itself hold every grant of `role` at the same scope or
+    /// wider. Refusals are audited under `action`.
+    pub async fn authorize_grant(
+        &self,
+        state: &AppState,
+        organization_id: Uuid,
+        action: &str,
+        role: &Role,
+    ) -> Result<Caller, Problem> {
+        let (caller, roles) = self.roles_in(state, organization_id).await?;
+        if !rbac::allows(&roles, Permission::MembersManage, &Target::default()) {
+            return deny(
+                state,
+                &caller,
+                organization_id,
+                Permission::MembersManage,
+                &roles,
+            )
+            .await;
+        }
+        if let Err(problem) = well_formed(state, organization_id, role).await {
+            let refused: Result<(), Problem> = Err(problem);
+            caller
+                .record(
+                    state,
+                    Some(organization_id),
+                    action,
+                    format!("organization:{organization_id}"),
+                    &refused,
+                    serde_json::json!({}),
+                )
+                .await;
+            return Err(refused.unwrap_err());
+        }
+        let Some(exceeded) = rbac::exceeded_grant(&roles, role) else {
+            return Ok(caller);
+        };
+        let permission = serde_json::to_value(exceeded.permission).unwrap_or_default();
+        let scope = serde_json::to_value(&exceeded.scope).unwrap_or_default();
+        let entry = caller.entry(
+            Some(organization_id),
+            "authz.denied",
+            format!("organization:{organization_id}"),
+            AuditResult::Denied,
+            serde_json::json!({"permission": permission, "scope": scope,
+                "reason": "grant_ceiling", "action": action}),
+        );
+        if let Err(error) = state.store.append_audit(entry).await {
+            tracing::error!(%error, "could not audit a refused grant");
+        }
+        Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "grant-ceiling",
+            format!(
+                "the role grants {permission} at {scope}, which you do not hold there or wider; \
+                 nobody hands out more than they hold"
+            ),
+        ))
+    }
+
+    /// Who the caller is and its roles in `organization_id` (none outside its own).
+    async fn roles_in(
+        &self,
+        state: &AppState,
+        organization_id: Uuid,
+    ) -> Result<(Caller, Vec<Role>), Problem> {
+        Ok(match &self.principal {
             Principal::ApiToken(api_token) => {
                 let caller = self.caller(format!("token:{}", api_token.id), ActorKind::ApiToken);
                 // A token acts only in the organisation that issued it.
@@ -168,21 +284,51 @@ impl Authenticated {
                 (caller, roles)
             }
             Principal::User(identity) => {
-                let roles = state
-                    .store
-                    .roles_of(organization_id, &identity.subject, &identity.groups)
-                    .await?;
+                // A person from an organisation's own connection acts in it only.
+                let roles = match identity.connection {
+                    Some(c) if c.organization_id != organization_id => Vec::new(),
+                    connection => {
+                        state
+                            .store
+                            .roles_of(
+                                organization_id,
+                                &identity.subject,
+                                connection.map(|c| c.connection_id),
+                                &identity.groups,
+                            )
+                            .await?
+                    }
+                };
                 (
                     self.caller(identity.subject.clone(), ActorKind::User),
                     roles,
                 )
             }
-        };
-        if rbac::allows(&roles, permission, &target) {
-            return Ok(caller);
-        }
-        deny(state, &caller, organization_id, permission, &roles).await
+        })
     }
+}
+
+/// A role a caller may hand out at all: a short custom name, distinct grants, and scopes
+/// that name this organisation's projects and clusters.
+async fn well_formed(state: &AppState, organization_id: Uuid, role: &Role) -> Result<(), Problem> {
+    role.validate().map_err(Problem::unprocessable)?;
+    for grant in role.grants() {
+        if let Some(project) = grant.scope.project()
+            && state.store.project(organization_id, project).await.is_err()
+        {
+            return Err(Problem::unprocessable(format!(
+                "role: scope names project {project}, which is not this organization's"
+            )));
+        }
+        if let Some(cluster) = grant.scope.cluster()
+            && state.store.cluster(organization_id, cluster).await.is_err()
+        {
+            return Err(Problem::unprocessable(format!(
+                "role: scope names cluster {cluster}, which is not this organization's"
+            )));
+        }
+    }
+    Ok(())
 }
 
 async fn deny(

@@ -53,6 +53,9 @@ pub struct CreateCluster {
     /// A region or a customer's own worker pool whose workers (`windlass worker
     /// --placement <it>`) alone deploy to this cluster.
     pub placement: Option<String>,
+    /// The environment types it hosts (default: every type); environments of other types
+    /// are refused.
+    pub environment_types: Option<Vec<windlass_core::audit::Environment>>,
     /// Plan only: nothing is created or recorded as a cluster; the run's output is the
     /// plan, and the response carries the inventory it would create.
     #[serde(default)]
@@ -171,6 +174,10 @@ async fn create(
                     .unwrap_or_else(|| vec![NodePoolSpec::default_system_pool(provider)]),
                 maintenance_window: request.maintenance_window.unwrap_or_default(),
                 placement: request.placement.clone(),
+                environment_types: request
+                    .environment_types
+                    .clone()
+                    .unwrap_or_else(windlass_core::clusters::every_environment_type),
                 created_at: Utc::now(),
             };
             spec.validate()?;

@@ -18,7 +18,7 @@ use windlass_workflows::deployment_contracts::{DeployEnvironmentInput, Deploymen
 use crate::AppState;
 use crate::audit::Caller;
 use crate::authz::Authenticated;
-use crate::environments::{check_secrets_exist, environment_for};
+use crate::environments::{check_services, environment_for};
 use crate::extract::{Json, Path, Query};
 use crate::problem::Problem;
 use crate::runs::{fingerprint, idempotency_key};
@@ -238,7 +238,7 @@ async fn with_images(
         })?;
         *slot = image.clone();
     }
-    check_secrets_exist(state, environment.organization_id, &environment.services).await?;
+    check_services(state, None, &environment, &environment.services).await?;
     if images.is_empty() {
         return Ok(environment);
     }

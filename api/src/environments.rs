@@ -128,7 +128,7 @@ async fn create_environment(
     let caller = authn
         .authorize_on(&state, organization_id, Permission::ProjectsWrite, target)
         .await?;
-    let created = create(&state, organization_id, project_id, &request).await;
+    let created = create(&state, &authn, organization_id, project_id, &request).await;
     let resource = match &created {
         Ok(c) => format!("environment:{}", c.environment.id),
         Err(_) => format!("project:{project_id}"),
@@ -149,12 +149,42 @@ async fn create_environment(
 
 async fn create(
     state: &AppState,
+    authn: &Authenticated,
     organization_id: Uuid,
     project_id: Uuid,
     request: &CreateEnvironment,
 ) -> Result<EnvironmentCreated, Problem> {
     let project = state.store.project(organization_id, project_id).await?;
-    check_secrets_exist(state, organization_id, &request.services).await?;
+    let cluster = state
+        .store
+        .cluster(organization_id, request.cluster_id)
+        .await?;
+    // Placing an environment on a cluster is a grant of its own: a team allowed its
+    // previews is not thereby allowed onto every cluster.
+    authn
+        .authorize_on(
+            state,
+            organization_id,
+            Permission::ClustersUse,
+            Target::cluster(cluster.id),
+        )
+        .await?;
+    if !cluster
+        .environment_types
+        .contains(&request.environment_type)
+    {
+        let hosted: Vec<&str> = cluster
+            .environment_types
+            .iter()
+            .map(|t| t.as_str())
+            .collect();
+        return Err(Problem::unprocessable(format!(
+            "cluster {} hosts {} environments only, not {}",
+            cluster.name,
+            hosted.join(", "),
+            request.environment_type.as_str()
+        )));
+    }
     let spec = EnvironmentSpec {
         id: Uuid::new_v4(),
         organization_id,
@@ -171,6 +201,8 @@ async fn create(
         services: request.services.clone(),
         created_at: Utc::now(),
     };
+    spec.validate()?;
+    check_services(state, Some(authn), &spec, &spec.services).await?;
     let environment = state.store.create_environment(&spec).await?;
     let webhook_secret = issue_webhook_secret(state, &environment).await?;
     Ok(EnvironmentCreated {
@@ -179,25 +211,53 @@ async fn create(
     })
 }
 
-/// Every secret the services name must exist: a deployment should not find out.
-pub(crate) async fn check_secrets_exist(
+/// Every secret the services name must exist and be in scope for the environment (a
+/// deployment should not find out). When a caller changes what the environment runs,
+/// naming secrets also needs secrets_use there: their values reach the services' pods.
+pub(crate) async fn check_services(
     state: &AppState,
-    organization_id: Uuid,
+    changed_by: Option<&Authenticated>,
+    environment: &EnvironmentSpec,
     services: &[ServiceSpec],
 ) -> Result<(), Problem> {
     windlass_core::environments::validate_services(services)?;
-    let known = state.store.secret_names(organization_id).await?;
+    let known = state
+        .store
+        .secret_listings(environment.organization_id)
+        .await?;
+    let mut names_secrets = false;
     for service in services {
         for secret in service.secrets().values() {
-            if secret.starts_with(windlass_core::secrets::RESERVED_PREFIX)
-                || !known.contains(secret)
-            {
+            names_secrets = true;
+            let usable = !secret.starts_with(windlass_core::secrets::RESERVED_PREFIX)
+                && known
+                    .iter()
+                    .any(|s| &s.name == secret && s.scope.reaches(environment));
+            if !usable {
                 return Err(Problem::unprocessable(format!(
-                    "service {} names secret {secret:?}, which this organization does not have",
-                    service.name()
+                    "service {} names secret {secret:?}, which environment {} cannot use \
+                     (no such secret in its scope)",
+                    service.name(),
+                    environment.name
                 )));
             }
         }
+    }
+    if let Some(authn) = changed_by
+        && names_secrets
+    {
+        authn
+            .authorize_on(
+                state,
+                environment.organization_id,
+                Permission::SecretsUse,
+                Target::environment(
+                    environment.project_id,
+                    environment.environment_type,
+                    environment.cluster_id,
+                ),
+            )
+            .await?;
     }
     Ok(())
 }
@@ -296,7 +356,7 @@ async fn replace_services(
     .await?;
     let count = services.len();
     let updated = async {
-        check_secrets_exist(&state, organization_id, &services).await?;
+        check_services(&state, Some(&authn), &environment, &services).await?;
         Ok(state
             .store
             .update_environment(&EnvironmentSpec {

@@ -48,10 +48,11 @@ pub struct ApiConfig {
 }
 
 /// How callers prove who they are. API tokens need no configuration; people sign in with
-/// an OIDC provider, if one is configured.
+/// Windlass's own OIDC issuers (none configured: no platform sign-in), or with an
+/// organisation's own connections on that organisation's routes.
 #[derive(Default)]
 pub struct Authentication {
-    pub oidc: Option<oidc::OidcVerifier>,
+    pub oidc: oidc::OidcVerifier,
 }
 
 #[derive(Clone)]

@@ -49,11 +49,22 @@ pub enum TokenError {
 /// Who the caller is: a pseudonymous id, never a name or an email.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
-    /// `user:` + a hash of (issuer, subject): stable per person, meaningless outside.
+    /// `user:` + a hash of (issuer, subject) for Windlass's own sign-in, or of
+    /// (organisation, issuer, subject) for an organisation's connection: stable per
+    /// person, meaningless outside.
     pub subject: String,
     pub issuer: String,
-    /// IdP groups, mapped to roles by the organisation's group mappings.
+    /// The organisation connection that verified the token; `None` for Windlass's own
+    /// sign-in. Such an identity acts in that connection's organisation only.
+    pub connection: Option<OrganizationConnection>,
+    /// IdP groups, mapped to roles by the connection's group mappings.
     pub groups: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrganizationConnection {
+    pub organization_id: uuid::Uuid,
+    pub connection_id: uuid::Uuid,
 }
 
 #[derive(Debug, Deserialize)]
@@ -86,6 +97,13 @@ pub struct OidcVerifier {
     min_refetch_interval: Duration,
 }
 
+impl Default for OidcVerifier {
+    /// Trusts no issuer of its own: only organisations' connections.
+    fn default() -> Self {
+        Self::new(Vec::new())
+    }
+}
+
 impl OidcVerifier {
     pub fn new(issuers: Vec<TrustedIssuer>) -> Self {
         Self {
@@ -106,19 +124,56 @@ impl OidcVerifier {
         self
     }
 
+    /// Whether `issuer` is one of Windlass's own sign-in issuers.
+    pub fn is_platform_issuer(&self, issuer: &str) -> bool {
+        self.issuers.iter().any(|i| i.issuer == issuer)
+    }
+
+    /// A token from Windlass's own sign-in issuers.
     pub async fn verify(&self, token: &str) -> Result<Identity, TokenError> {
+        let claimed = claimed_issuer(token)?;
+        let issuer = self
+            .issuers
+            .iter()
+            .find(|i| i.issuer == claimed)
+            .ok_or(TokenError::UnknownIssuer)?;
+        let (iss, sub, groups) = self.verify_with(token, issuer).await?;
+        Ok(Identity {
+            subject: pseudonymous_subject(&iss, &sub),
+            issuer: iss,
+            connection: None,
+            groups,
+        })
+    }
+
+    /// A token from one of an organisation's own connections: the identity it proves
+    /// is that organisation's only, and its pseudonym is scoped to the organisation, so
+    /// a connection naming someone else's issuer cannot stand in for their people.
+    pub async fn verify_for_organization(
+        &self,
+        token: &str,
+        connection: OrganizationConnection,
+        issuer: &TrustedIssuer,
+    ) -> Result<Identity, TokenError> {
+        let (iss, sub, groups) = self.verify_with(token, issuer).await?;
+        Ok(Identity {
+            subject: organization_subject(connection.organization_id, &iss, &sub),
+            issuer: iss,
+            connection: Some(connection),
+            groups,
+        })
+    }
+
+    /// Verifies `token` against `issuer`'s keys, audience and issuer; (iss, sub, groups).
+    async fn verify_with(
+        &self,
+        token: &str,
+        issuer: &TrustedIssuer,
+    ) -> Result<(String, String, Vec<String>), TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256) {
             return Err(TokenError::Algorithm);
         }
-        // The issuer picks the keys; it is checked again, verified, below.
-        let claimed: UnverifiedIssuer = jsonwebtoken::dangerous::insecure_decode_claims(token)
-            .map_err(|_| TokenError::Malformed)?;
-        let issuer = self
-            .issuers
-            .iter()
-            .find(|i| Some(&i.issuer) == claimed.iss.as_ref())
-            .ok_or(TokenError::UnknownIssuer)?;
         let kid = header.kid.clone().ok_or(TokenError::UnknownKey)?;
         let key = self.key(issuer, &kid).await?;
 
@@ -144,16 +199,15 @@ impl OidcVerifier {
             .sub
             .filter(|s| !s.is_empty())
             .ok_or(TokenError::Claims)?;
-        Ok(Identity {
-            subject: pseudonymous_subject(&data.claims.iss, &subject),
-            issuer: data.claims.iss,
-            groups: data.claims.groups,
-        })
+        Ok((data.claims.iss, subject, data.claims.groups))
     }
 
     async fn key(&self, issuer: &TrustedIssuer, kid: &str) -> Result<DecodingKey, TokenError> {
         let fresh_enough = |cached: &CachedKeys| cached.fetched_at.elapsed() < self.max_key_age;
-        if let Some(cached) = self.cache.read().await.get(&issuer.issuer)
+        // Keyed by issuer and key URL: two organisations may name the same issuer with
+        // different key URLs, and one's keys must never verify the other's tokens.
+        let cache_key = format!("{}\n{}", issuer.issuer, issuer.jwks_uri);
+        if let Some(cached) = self.cache.read().await.get(&cache_key)
             && fresh_enough(cached)
             && let Some(jwk) = cached.keys.find(kid)
         {
@@ -161,12 +215,12 @@ impl OidcVerifier {
         }
         let mut cache = self.cache.write().await;
         let recently_fetched = cache
-            .get(&issuer.issuer)
+            .get(&cache_key)
             .is_some_and(|c| c.fetched_at.elapsed() < self.min_refetch_interval);
         if !recently_fetched {
             let keys = self.fetch(issuer).await?;
             cache.insert(
-                issuer.issuer.clone(),
+                cache_key.clone(),
                 CachedKeys {
                     keys,
                     fetched_at: Instant::now(),
@@ -174,7 +228,7 @@ impl OidcVerifier {
             );
         }
         let jwk = cache
-            .get(&issuer.issuer)
+            .get(&cache_key)
             .and_then(|c| c.keys.find(kid))
             .ok_or(TokenError::UnknownKey)?;
         DecodingKey::from_jwk(jwk).map_err(|_| TokenError::UnknownKey)
@@ -195,9 +249,22 @@ impl OidcVerifier {
     }
 }
 
+/// The issuer a token claims (unverified: it only picks the keys to verify with).
+pub fn claimed_issuer(token: &str) -> Result<String, TokenError> {
+    let claimed: UnverifiedIssuer = jsonwebtoken::dangerous::insecure_decode_claims(token)
+        .map_err(|_| TokenError::Malformed)?;
+    claimed.iss.ok_or(TokenError::Malformed)
+}
+
 /// `user:` + a hash of (issuer, subject): stable per person, meaningless outside Windlass,
 /// and never the name or email an IdP may use as `sub`.
 pub fn pseudonymous_subject(issuer: &str, subject: &str) -> String {
     let digest = Sha256::digest(format!("{issuer}\n{subject}"));
+    format!("user:{}", &format!("{digest:x}")[..32])
+}
+
+/// The pseudonym of a person signed in through one of `organization_id`'s connections.
+pub fn organization_subject(organization_id: uuid::Uuid, issuer: &str, subject: &str) -> String {
+    let digest = Sha256::digest(format!("{organization_id}\n{issuer}\n{subject}"));
     format!("user:{}", &format!("{digest:x}")[..32])
 }

@@ -7,8 +7,8 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
-use windlass_core::rbac::Permission;
-use windlass_core::secrets::{RESERVED_PREFIX, put_secret};
+use windlass_core::rbac::{Permission, Target};
+use windlass_core::secrets::{RESERVED_PREFIX, SecretListing, SecretScope, put_scoped_secret};
 use zeroize::Zeroizing;
 
 use crate::AppState;
@@ -26,6 +26,41 @@ pub struct PutSecret {
     /// Letters, digits, `- _ . /`; names under `windlass.` are reserved.
     pub name: String,
     pub value: String,
+    /// Where the secret may be used (default: the whole organisation). A service can name
+    /// it only if its environment is inside this scope.
+    #[serde(default)]
+    pub scope: SecretScope,
+}
+
+/// What writing a secret of `scope` needs: secrets_write covering that scope.
+async fn scope_target(
+    state: &AppState,
+    organization_id: Uuid,
+    scope: &SecretScope,
+) -> Result<Target, Problem> {
+    Ok(match scope {
+        SecretScope::Organization => Target::default(),
+        SecretScope::Project { id } => Target {
+            project_id: Some(*id),
+            ..Target::default()
+        },
+        SecretScope::EnvironmentType {
+            project_id,
+            environment,
+        } => Target {
+            project_id: Some(*project_id),
+            environment: Some(*environment),
+            ..Target::default()
+        },
+        SecretScope::Environment { id } => {
+            let environment = state.store.environment(organization_id, *id).await?;
+            Target::environment(
+                environment.project_id,
+                environment.environment_type,
+                environment.cluster_id,
+            )
+        }
+    })
 }
 
 /// Create or replace a secret. The value is never returned by any route.
@@ -38,9 +73,20 @@ async fn put(
     authn: Authenticated,
     Json(request): Json<PutSecret>,
 ) -> Result<StatusCode, Problem> {
-    let (name, value) = (request.name, Zeroizing::new(request.value));
+    let (name, value, scope) = (request.name, Zeroizing::new(request.value), request.scope);
+    let target = match scope_target(&state, organization_id, &scope).await {
+        Ok(target) => target,
+        Err(problem) => {
+            // A scope naming an environment: reveal nothing to a caller without the
+            // organisation-wide permission.
+            authn
+                .authorize(&state, organization_id, Permission::SecretsWrite)
+                .await?;
+            return Err(problem);
+        }
+    };
     let caller = authn
-        .authorize(&state, organization_id, Permission::SecretsWrite)
+        .authorize_on(&state, organization_id, Permission::SecretsWrite, target)
         .await?;
     let stored = async {
         if name.starts_with(RESERVED_PREFIX) {
@@ -48,9 +94,39 @@ async fn put(
                 "secret names starting with {RESERVED_PREFIX} are Windlass's own"
             )));
         }
-        put_secret(&state.store, &state.keys, organization_id, &name, &value)
-            .await
-            .map_err(Problem::from)
+        if let Some(project) = scope.project() {
+            state.store.project(organization_id, project).await?;
+        }
+        // A rewrite must not move a secret out of the reach of what its writer holds:
+        // the existing scope must be one the caller may write too.
+        if let Some(existing) = state
+            .store
+            .secret_listings(organization_id)
+            .await?
+            .into_iter()
+            .find(|s| s.name == name)
+            && existing.scope != scope
+        {
+            let old_target = scope_target(&state, organization_id, &existing.scope).await?;
+            authn
+                .authorize_on(
+                    &state,
+                    organization_id,
+                    Permission::SecretsWrite,
+                    old_target,
+                )
+                .await?;
+        }
+        put_scoped_secret(
+            &state.store,
+            &state.keys,
+            organization_id,
+            &name,
+            &value,
+            &scope,
+        )
+        .await
+        .map_err(Problem::from)
     }
     .await;
     caller
@@ -58,32 +134,32 @@ async fn put(
             &state,
             Some(organization_id),
             "secrets.put",
-            format!("secret:{name}"),
+            format!("secret:{}", name.chars().take(128).collect::<String>()),
             &stored,
-            serde_json::json!({}),
+            serde_json::json!({"scope": scope}),
         )
         .await;
     stored?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Names of the organisation's secrets (never their values).
+/// The organisation's secrets: names and scopes, never values.
 #[utoipa::path(get, path = "/v1/organizations/{organization_id}/secrets", tag = "secrets",
     params(("organization_id" = Uuid, Path)),
-    responses((status = OK, body = Vec<String>)))]
+    responses((status = OK, body = Vec<SecretListing>)))]
 async fn list(
     State(state): State<AppState>,
     Path(organization_id): Path<Uuid>,
     authn: Authenticated,
-) -> Result<axum::Json<Vec<String>>, Problem> {
+) -> Result<axum::Json<Vec<SecretListing>>, Problem> {
     authn
         .authorize(&state, organization_id, Permission::ProjectsRead)
         .await?;
-    let names = state.store.secret_names(organization_id).await?;
+    let listings = state.store.secret_listings(organization_id).await?;
     Ok(axum::Json(
-        names
+        listings
             .into_iter()
-            .filter(|n| !n.starts_with(RESERVED_PREFIX))
+            .filter(|s| !s.name.starts_with(RESERVED_PREFIX))
             .collect(),
     ))
 }

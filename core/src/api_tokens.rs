@@ -97,6 +97,18 @@ impl Store {
         token_from_row(&row)
     }
 
+    /// The organisation's tokens, newest first: names, roles and dates, never a secret.
+    pub async fn api_tokens(&self, organization_id: Uuid) -> Result<Vec<ApiToken>> {
+        let rows = sqlx::query(
+            "SELECT id, organization_id, name, role, created_at, expires_at, revoked_at \
+             FROM api_tokens WHERE organization_id = $1 ORDER BY created_at DESC, id",
+        )
+        .bind(organization_id.to_string())
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(token_from_row).collect()
+    }
+
     pub async fn revoke_api_token(&self, organization_id: Uuid, id: Uuid) -> Result<()> {
         self.api_token(organization_id, id).await?;
         sqlx::query(

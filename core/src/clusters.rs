@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::audit::Environment;
 use crate::cloud_accounts::CloudProvider;
 use crate::maintenance::MaintenanceWindow;
 use crate::{Error, Result};
@@ -34,7 +35,15 @@ pub struct ClusterSpec {
     /// cluster go to `windlass-environment@<placement>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<String>,
+    /// The environment types the cluster hosts: an environment of another type is refused
+    /// (a production cluster need not take previews). Default: every type.
+    #[serde(default = "every_environment_type")]
+    pub environment_types: Vec<Environment>,
     pub created_at: DateTime<Utc>,
+}
+
+pub fn every_environment_type() -> Vec<Environment> {
+    Environment::ALL.to_vec()
 }
 
 /// A placement is 1 to 63 lowercase letters, digits and dashes, so the queue names made
@@ -101,6 +110,13 @@ impl ClusterSpec {
             validate_placement(placement)?;
         }
         let invalid = |m: String| Err(Error::InvalidInput(m));
+        let types = &self.environment_types;
+        if types.is_empty() || (1..types.len()).any(|i| types[..i].contains(&types[i])) {
+            return invalid(
+                "environment_types: one or more distinct environment types the cluster hosts"
+                    .into(),
+            );
+        }
         let name_ok = !self.name.is_empty()
             && self.name.len() <= 40
             && self
@@ -262,6 +278,7 @@ mod tests {
             node_pools: vec![NodePoolSpec::default_system_pool(CloudProvider::Azure)],
             maintenance_window: MaintenanceWindow::default(),
             placement: None,
+            environment_types: crate::clusters::every_environment_type(),
             created_at: DateTime::parse_from_rfc3339("2026-11-24T20:00:00Z")
                 .unwrap()
                 .with_timezone(&Utc),

@@ -69,10 +69,30 @@ pub struct EnvironmentSpec {
 pub const DEFAULT_MAX_PARALLEL: u32 = 10;
 pub const MAX_SERVICES: usize = 200;
 
+/// Namespaces an environment may never take: Kubernetes' own, the default one, and every
+/// namespace the cluster charts live in (Windlass's agent among them). An environment
+/// there could replace or read what keeps the cluster running.
+pub fn reserved_namespace(namespace: &str) -> bool {
+    namespace.starts_with("kube-")
+        || namespace == "default"
+        || namespace == "windlass"
+        || namespace.starts_with("windlass-system")
+        || crate::cluster_charts::ChartGraph::standard()
+            .charts()
+            .iter()
+            .any(|chart| chart.namespace == namespace)
+}
+
 impl EnvironmentSpec {
     pub fn validate(&self) -> Result<()> {
         validate_label("environment name", &self.name)?;
         validate_label("namespace", &self.namespace)?;
+        if reserved_namespace(&self.namespace) {
+            return Err(Error::InvalidInput(format!(
+                "namespace {:?} is reserved for Kubernetes and the cluster's own charts",
+                self.namespace
+            )));
+        }
         if !(1..=100).contains(&self.max_parallel) {
             return Err(Error::InvalidInput(
                 "max_parallel must be between 1 and 100".into(),
@@ -89,8 +109,15 @@ pub fn validate_services(services: &[ServiceSpec]) -> Result<()> {
         )));
     }
     let mut names = std::collections::BTreeSet::new();
+    let cluster_charts = crate::cluster_charts::ChartGraph::standard();
     for service in services {
         service.validate()?;
+        if cluster_charts.get(service.name()).is_some() {
+            return Err(Error::InvalidInput(format!(
+                "service name {} is the release name of one of the cluster's own charts",
+                service.name()
+            )));
+        }
         if !names.insert(service.name()) {
             return Err(Error::InvalidInput(format!(
                 "two services are named {}",

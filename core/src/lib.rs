@@ -15,6 +15,7 @@ pub mod crypto;
 pub mod deployments;
 pub mod environments;
 pub mod error;
+pub mod identity_connections;
 pub mod keys;
 pub mod live_logs;
 pub mod maintenance;

@@ -25,7 +25,11 @@ pub enum Permission {
     /// Create projects and environments, change what an environment runs.
     ProjectsWrite,
     EnvironmentsDeploy,
+    /// Place environments on a cluster.
+    ClustersUse,
     SecretsWrite,
+    /// Name a secret in a service (its value reaches the service's pods).
+    SecretsUse,
     RunsRead,
     RunsStart,
     RunsCancel,
@@ -33,7 +37,7 @@ pub enum Permission {
 }
 
 impl Permission {
-    pub const ALL: [Permission; 15] = [
+    pub const ALL: [Permission; 17] = [
         Self::OrganizationRead,
         Self::MembersManage,
         Self::BillingRead,
@@ -44,7 +48,9 @@ impl Permission {
         Self::ProjectsRead,
         Self::ProjectsWrite,
         Self::EnvironmentsDeploy,
+        Self::ClustersUse,
         Self::SecretsWrite,
+        Self::SecretsUse,
         Self::RunsRead,
         Self::RunsStart,
         Self::RunsCancel,
@@ -69,10 +75,22 @@ impl Permission {
 pub enum Scope {
     Organization,
     AllClusters,
-    Cluster { id: Uuid },
+    Cluster {
+        id: Uuid,
+    },
     AllProjects,
-    Project { id: Uuid },
-    EnvironmentType { environment: Environment },
+    Project {
+        id: Uuid,
+    },
+    /// Every environment of one type in one project. The project is required: a grant on
+    /// "all preview environments of the organisation" would reach every team's previews.
+    /// Grants stored before projects were required read back without one and cover
+    /// nothing (fail closed).
+    EnvironmentType {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        project_id: Option<Uuid>,
+        environment: Environment,
+    },
 }
 
 /// What a request touches, for the check.
@@ -113,7 +131,69 @@ impl Scope {
             Scope::Cluster { id } => target.cluster_id == Some(*id),
             Scope::AllProjects => target.project_id.is_some(),
             Scope::Project { id } => target.project_id == Some(*id),
-            Scope::EnvironmentType { environment } => target.environment == Some(*environment),
+            Scope::EnvironmentType {
+                project_id: Some(project_id),
+                environment,
+            } => target.project_id == Some(*project_id) && target.environment == Some(*environment),
+            Scope::EnvironmentType {
+                project_id: None, ..
+            } => false,
+        }
+    }
+
+    /// Whether everything `inner` reaches is reached by `self` too: the grant ceiling
+    /// compares scopes this way, never by what exists today.
+    pub fn contains(&self, inner: &Scope) -> bool {
+        use Scope::*;
+        match (self, inner) {
+            (Organization, _) => true,
+            (AllClusters, AllClusters | Cluster { .. }) => true,
+            (Cluster { id: a }, Cluster { id: b }) => a == b,
+            (
+                AllProjects,
+                AllProjects
+                | Project { .. }
+                | EnvironmentType {
+                    project_id: Some(_),
+                    ..
+                },
+            ) => true,
+            (Project { id: a }, Project { id: b }) => a == b,
+            (
+                Project { id: a },
+                EnvironmentType {
+                    project_id: Some(b),
+                    ..
+                },
+            ) => a == b,
+            (
+                EnvironmentType {
+                    project_id: Some(a),
+                    environment: x,
+                },
+                EnvironmentType {
+                    project_id: Some(b),
+                    environment: y,
+                },
+            ) => a == b && x == y,
+            _ => false,
+        }
+    }
+
+    /// The project a scope is confined to, if any (checked to be the organisation's).
+    pub fn project(&self) -> Option<Uuid> {
+        match self {
+            Scope::Project { id } => Some(*id),
+            Scope::EnvironmentType { project_id, .. } => *project_id,
+            _ => None,
+        }
+    }
+
+    /// The cluster a scope is confined to, if any (checked to be the organisation's).
+    pub fn cluster(&self) -> Option<Uuid> {
+        match self {
+            Scope::Cluster { id } => Some(*id),
+            _ => None,
         }
     }
 }
@@ -169,6 +249,11 @@ pub enum Role {
     Custom { name: String, grants: Vec<Grant> },
 }
 
+/// A custom role's name: short and printable, so it reads in the audit trail.
+pub const MAX_ROLE_NAME: usize = 64;
+/// More grants than permissions x a few scopes is a mistake, not a role.
+pub const MAX_GRANTS: usize = 64;
+
 impl Role {
     pub fn grants(&self) -> Vec<Grant> {
         match self {
@@ -176,6 +261,49 @@ impl Role {
             Role::Custom { grants, .. } => grants.clone(),
         }
     }
+
+    /// A role as given by a caller: a custom role has a short name, 1 to 64 distinct
+    /// grants, and environment-type grants name their project.
+    pub fn validate(&self) -> Result<(), String> {
+        let Role::Custom { name, grants } = self else {
+            return Ok(());
+        };
+        let length = name.chars().count();
+        if name.trim().is_empty() || length > MAX_ROLE_NAME || name.chars().any(char::is_control) {
+            return Err(format!(
+                "role.name: 1 to {MAX_ROLE_NAME} printable characters"
+            ));
+        }
+        if grants.is_empty() || grants.len() > MAX_GRANTS {
+            return Err(format!("role.grants: 1 to {MAX_GRANTS} grants"));
+        }
+        for (i, grant) in grants.iter().enumerate() {
+            if grants[..i].contains(grant) {
+                return Err(format!("role.grants[{i}]: the same grant twice"));
+            }
+            if let Scope::EnvironmentType {
+                project_id: None, ..
+            } = grant.scope
+            {
+                return Err(format!(
+                    "role.grants[{i}].scope: an environment_type scope names its project_id"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The first grant of `role` that `holder` does not hold at the same scope or wider, if
+/// any. Nobody hands out more than they have: a role binding, a group mapping or an API
+/// token whose role fails this is refused.
+pub fn exceeded_grant(holder: &[Role], role: &Role) -> Option<Grant> {
+    let held: Vec<Grant> = holder.iter().flat_map(Role::grants).collect();
+    role.grants().into_iter().find(|wanted| {
+        !held
+            .iter()
+            .any(|h| h.permission == wanted.permission && h.scope.contains(&wanted.scope))
+    })
 }
 
 /// Whether any of `roles` grants `permission` on `target`. Deny by default.
@@ -226,7 +354,9 @@ mod tests {
             (ProjectsRead, true, false, true, true),
             (ProjectsWrite, true, false, true, false),
             (EnvironmentsDeploy, true, false, true, false),
+            (ClustersUse, true, false, true, false),
             (SecretsWrite, true, false, true, false),
+            (SecretsUse, true, false, true, false),
             (RunsRead, true, false, true, true),
             (RunsStart, true, false, true, false),
             (RunsCancel, true, false, true, false),
@@ -268,6 +398,7 @@ mod tests {
                 Grant {
                     permission: EnvironmentsDeploy,
                     scope: Scope::EnvironmentType {
+                        project_id: Some(project),
                         environment: Environment::Staging,
                     },
                 },
@@ -330,5 +461,151 @@ mod tests {
         assert!(allows(&roles, BillingRead, &Target::default()));
         assert!(!allows(&roles, MembersManage, &Target::default()));
         assert!(roles_of(&[], &["unknown".into()], &mappings).is_empty());
+    }
+
+    fn custom(grants: Vec<Grant>) -> Role {
+        Role::Custom {
+            name: "custom".into(),
+            grants,
+        }
+    }
+
+    fn grant(permission: Permission, scope: Scope) -> Grant {
+        Grant { permission, scope }
+    }
+
+    #[test]
+    fn an_environment_type_grant_reaches_only_its_project() {
+        let (project, other) = (Uuid::new_v4(), Uuid::new_v4());
+        let previews = [custom(vec![grant(
+            ProjectsWrite,
+            Scope::EnvironmentType {
+                project_id: Some(project),
+                environment: Environment::Preview,
+            },
+        )])];
+        let cluster = Uuid::new_v4();
+        assert!(allows(
+            &previews,
+            ProjectsWrite,
+            &Target::environment(project, Environment::Preview, cluster)
+        ));
+        assert!(!allows(
+            &previews,
+            ProjectsWrite,
+            &Target::environment(other, Environment::Preview, cluster)
+        ));
+        // A grant stored before projects were required reaches nothing.
+        let legacy: Role = serde_json::from_str(
+            r#"{"type":"custom","name":"old","grants":[{"permission":"projects_write",
+                "scope":{"kind":"environment_type","environment":"preview"}}]}"#,
+        )
+        .unwrap();
+        assert!(!allows(
+            &[legacy.clone()],
+            ProjectsWrite,
+            &Target::environment(project, Environment::Preview, cluster)
+        ));
+        assert!(legacy.validate().is_err(), "and cannot be granted again");
+    }
+
+    #[test]
+    fn nobody_grants_more_than_they_hold() {
+        let (project, cluster) = (Uuid::new_v4(), Uuid::new_v4());
+        let admin = [Role::BuiltIn {
+            role: BuiltInRole::Admin,
+        }];
+        let members_only = [custom(vec![grant(MembersManage, Scope::Organization)])];
+        let admin_role = Role::BuiltIn {
+            role: BuiltInRole::Admin,
+        };
+        assert_eq!(exceeded_grant(&admin, &admin_role), None);
+        let exceeded = exceeded_grant(&members_only, &admin_role).unwrap();
+        assert_ne!(exceeded.permission, MembersManage);
+        assert_eq!(
+            exceeded_grant(
+                &members_only,
+                &custom(vec![grant(MembersManage, Scope::Organization)])
+            ),
+            None
+        );
+        // Narrower scopes may be handed out, wider or sideways ones may not.
+        let project_lead = [custom(vec![grant(
+            ProjectsWrite,
+            Scope::Project { id: project },
+        )])];
+        let preview = Scope::EnvironmentType {
+            project_id: Some(project),
+            environment: Environment::Preview,
+        };
+        assert_eq!(
+            exceeded_grant(&project_lead, &custom(vec![grant(ProjectsWrite, preview)])),
+            None
+        );
+        for wider in [
+            Scope::AllProjects,
+            Scope::Organization,
+            Scope::Cluster { id: cluster },
+        ] {
+            assert!(
+                exceeded_grant(
+                    &project_lead,
+                    &custom(vec![grant(ProjectsWrite, wider.clone())])
+                )
+                .is_some(),
+                "{wider:?}"
+            );
+        }
+        let one_cluster = [custom(vec![grant(
+            ClustersWrite,
+            Scope::Cluster { id: cluster },
+        )])];
+        assert!(
+            exceeded_grant(
+                &one_cluster,
+                &custom(vec![grant(ClustersWrite, Scope::AllClusters)])
+            )
+            .is_some()
+        );
+    }
+
+    #[test]
+    fn scopes_contain_what_they_reach() {
+        let (p, q, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let env = |project| Scope::EnvironmentType {
+            project_id: Some(project),
+            environment: Environment::Staging,
+        };
+        let cases = [
+            (Scope::Organization, env(p), true),
+            (Scope::AllProjects, env(p), true),
+            (Scope::Project { id: p }, env(p), true),
+            (Scope::Project { id: p }, env(q), false),
+            (env(p), Scope::Project { id: p }, false),
+            (Scope::AllClusters, Scope::Cluster { id: c }, true),
+            (Scope::Cluster { id: c }, Scope::AllClusters, false),
+            (Scope::AllClusters, Scope::AllProjects, false),
+            (Scope::AllProjects, Scope::Organization, false),
+        ];
+        for (outer, inner, expected) in cases {
+            assert_eq!(outer.contains(&inner), expected, "{outer:?} ⊇ {inner:?}");
+        }
+    }
+
+    #[test]
+    fn custom_roles_are_short_distinct_and_name_their_projects() {
+        let ok = custom(vec![grant(RunsRead, Scope::Organization)]);
+        assert!(ok.validate().is_ok());
+        let long = Role::Custom {
+            name: "x".repeat(17_000),
+            grants: vec![grant(RunsRead, Scope::Organization)],
+        };
+        assert!(long.validate().unwrap_err().contains("role.name"));
+        assert!(custom(vec![]).validate().is_err());
+        let twice = custom(vec![
+            grant(RunsRead, Scope::Organization),
+            grant(RunsRead, Scope::Organization),
+        ]);
+        assert!(twice.validate().is_err());
     }
 }

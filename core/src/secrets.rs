@@ -3,9 +3,13 @@
 //! granted that secret when it started, and only for its own organisation; workflows carry
 //! [`SecretRef`]s, and activities resolve them inside the worker at the last moment.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use zeroize::Zeroizing;
+
+use crate::audit::Environment;
+use crate::environments::EnvironmentSpec;
 
 use crate::crypto::{from_hex, to_hex};
 use crate::keys::KeyRing;
@@ -38,6 +42,67 @@ fn associated_data(organization_id: Uuid, name: &str) -> Vec<u8> {
     format!("windlass-secret:{organization_id}:{name}").into_bytes()
 }
 
+/// Where a secret may be used: a service can name it only if its environment is inside
+/// this scope. Secrets written before scopes existed are organisation-wide.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SecretScope {
+    #[default]
+    Organization,
+    Project {
+        id: Uuid,
+    },
+    EnvironmentType {
+        project_id: Uuid,
+        environment: Environment,
+    },
+    Environment {
+        id: Uuid,
+    },
+}
+
+impl SecretScope {
+    /// Whether a service of `environment` may name a secret of this scope.
+    pub fn reaches(&self, environment: &EnvironmentSpec) -> bool {
+        match self {
+            Self::Organization => true,
+            Self::Project { id } => environment.project_id == *id,
+            Self::EnvironmentType {
+                project_id,
+                environment: kind,
+            } => environment.project_id == *project_id && environment.environment_type == *kind,
+            Self::Environment { id } => environment.id == *id,
+        }
+    }
+
+    /// The project or environment this scope names, for checking it is the organisation's.
+    pub fn project(&self) -> Option<Uuid> {
+        match self {
+            Self::Project { id } => Some(*id),
+            Self::EnvironmentType { project_id, .. } => Some(*project_id),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| r#"{"kind":"organization"}"#.into())
+    }
+
+    pub(crate) fn from_json(text: &str) -> Result<Self> {
+        serde_json::from_str(text)
+            .map_err(|e| Error::InvalidInput(format!("corrupt secrets.scope: {e}")))
+    }
+}
+
+/// A secret as listed: never its value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SecretListing {
+    pub name: String,
+    pub scope: SecretScope,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Seals and stores an organisation-wide secret.
 pub async fn put_secret(
     store: &Store,
     keys: &KeyRing,
@@ -45,16 +110,39 @@ pub async fn put_secret(
     name: &str,
     value: &str,
 ) -> Result<()> {
+    put_scoped_secret(
+        store,
+        keys,
+        organization_id,
+        name,
+        value,
+        &SecretScope::Organization,
+    )
+    .await
+}
+
+/// Seals and stores a secret usable inside `scope` only.
+pub async fn put_scoped_secret(
+    store: &Store,
+    keys: &KeyRing,
+    organization_id: Uuid,
+    name: &str,
+    value: &str,
+    scope: &SecretScope,
+) -> Result<()> {
     validate_name(name)?;
     let (version, key) = keys.organization_key(organization_id).await?;
     let sealed = key.seal(value.as_bytes(), &associated_data(organization_id, name))?;
     store
-        .upsert_sealed_secret(&SealedSecret {
-            organization_id,
-            name: name.to_owned(),
-            key_version: version,
-            ciphertext: to_hex(&sealed),
-        })
+        .upsert_sealed_secret(
+            &SealedSecret {
+                organization_id,
+                name: name.to_owned(),
+                key_version: version,
+                ciphertext: to_hex(&sealed),
+            },
+            scope,
+        )
         .await
 }
 

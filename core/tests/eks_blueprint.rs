@@ -34,6 +34,7 @@ fn spec() -> ClusterSpec {
         node_pools: vec![NodePoolSpec::default_system_pool(CloudProvider::Aws)],
         maintenance_window: MaintenanceWindow::default(),
         placement: None,
+        environment_types: windlass_core::clusters::every_environment_type(),
         created_at: at("2026-11-24T20:00:00Z"),
     }
 }

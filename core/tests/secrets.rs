@@ -140,10 +140,13 @@ async fn values_are_stored_sealed_and_bound_to_their_organization(store: &Store)
     let (_, globex_key) = keys.organization_key(globex).await.unwrap();
     assert_ne!(acme_key.expose_bytes(), globex_key.expose_bytes());
     store
-        .upsert_sealed_secret(&windlass_core::store::SealedSecret {
-            organization_id: globex,
-            ..sealed.clone()
-        })
+        .upsert_sealed_secret(
+            &windlass_core::store::SealedSecret {
+                organization_id: globex,
+                ..sealed.clone()
+            },
+            &windlass_core::secrets::SecretScope::Organization,
+        )
         .await
         .unwrap();
     let run = run_of(store, globex).await;

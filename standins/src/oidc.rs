@@ -63,10 +63,24 @@ impl OidcIssuerStandIn {
 
     /// A token for `subject` in `groups`, valid for `lifetime_secs`.
     pub fn token(&self, subject: &str, groups: &[&str], lifetime_secs: u64) -> String {
+        self.token_claiming(&self.issuer, &self.audience, subject, groups, lifetime_secs)
+    }
+
+    /// A token signed with this issuer's key that claims to come from `issuer` for
+    /// `audience`: what an attacker who runs their own IdP can mint, for tests that show
+    /// such tokens get nowhere.
+    pub fn token_claiming(
+        &self,
+        issuer: &str,
+        audience: &str,
+        subject: &str,
+        groups: &[&str],
+        lifetime_secs: u64,
+    ) -> String {
         let now = jsonwebtoken::get_current_timestamp();
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some("standin-1".into());
-        let claims = json!({"iss": self.issuer, "aud": self.audience, "sub": subject,
+        let claims = json!({"iss": issuer, "aud": audience, "sub": subject,
             "iat": now, "exp": now + lifetime_secs, "groups": groups});
         jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ec_der(&self.pkcs8))
             .expect("ES256 signing with a freshly generated key")

@@ -65,7 +65,11 @@ async fn every_documented_route_refuses_a_caller_without_a_valid_token() {
 }
 
 /// The routes of an organisation, the permission each needs, and on what.
-fn routes(org: Uuid, account: Uuid) -> Vec<(Method, String, Option<Value>, Permission, Target)> {
+fn routes(
+    org: Uuid,
+    account: Uuid,
+    project: Uuid,
+) -> Vec<(Method, String, Option<Value>, Permission, Target)> {
     let base = format!("/v1/organizations/{org}");
     let organization_routes = vec![
         (
@@ -133,21 +137,84 @@ fn routes(org: Uuid, account: Uuid) -> Vec<(Method, String, Option<Value>, Permi
             Method::POST,
             format!("{base}/role-bindings"),
             Some(
-                json!({"subject": "user:0123456789abcdef", "role": {"type": "built_in", "role": "viewer"}}),
+                json!({"subject": format!("user:{}", Uuid::new_v4().simple()),
+                       "role": {"type": "custom", "name": "reader",
+                                "grants": [{"permission": "runs_read", "scope": {"kind": "all_clusters"}}]}}),
             ),
+            Permission::MembersManage,
+        ),
+        (
+            Method::GET,
+            format!("{base}/role-bindings"),
+            None,
+            Permission::MembersManage,
+        ),
+        (
+            Method::DELETE,
+            format!("{base}/role-bindings/{}", Uuid::new_v4()),
+            None,
+            Permission::MembersManage,
+        ),
+        (
+            Method::DELETE,
+            format!("{base}/members/user:{}", Uuid::new_v4().simple()),
+            None,
             Permission::MembersManage,
         ),
         (
             Method::POST,
             format!("{base}/group-mappings"),
-            Some(json!({"idp_group": "readers", "role": {"type": "built_in", "role": "viewer"}})),
+            Some(
+                json!({"connection_id": Uuid::new_v4(), "idp_group": "readers",
+                        "role": {"type": "built_in", "role": "viewer"}}),
+            ),
+            Permission::MembersManage,
+        ),
+        (
+            Method::GET,
+            format!("{base}/group-mappings"),
+            None,
+            Permission::MembersManage,
+        ),
+        (
+            Method::DELETE,
+            format!("{base}/group-mappings/{}", Uuid::new_v4()),
+            None,
+            Permission::MembersManage,
+        ),
+        (
+            Method::POST,
+            format!("{base}/identity-connections"),
+            Some(json!({"name": format!("idp-{}", Uuid::new_v4()),
+                        "issuer": format!("https://idp.example/{}", Uuid::new_v4()),
+                        "audience": "windlass", "jwks_uri": "https://idp.example/keys"})),
+            Permission::MembersManage,
+        ),
+        (
+            Method::GET,
+            format!("{base}/identity-connections"),
+            None,
+            Permission::MembersManage,
+        ),
+        (
+            Method::DELETE,
+            format!("{base}/identity-connections/{}", Uuid::new_v4()),
+            None,
+            Permission::MembersManage,
+        ),
+        (
+            Method::GET,
+            format!("{base}/api-tokens"),
+            None,
             Permission::MembersManage,
         ),
         (
             Method::POST,
             format!("{base}/api-tokens"),
             Some(json!({"name": format!("ci-{}", Uuid::new_v4()),
-                        "role": {"type": "built_in", "role": "viewer"}, "expires_in_days": 30})),
+                        "role": {"type": "custom", "name": "reader",
+                                 "grants": [{"permission": "runs_read", "scope": {"kind": "all_clusters"}}]},
+                        "expires_in_days": 30})),
             Permission::MembersManage,
         ),
         (
@@ -289,7 +356,7 @@ fn routes(org: Uuid, account: Uuid) -> Vec<(Method, String, Option<Value>, Permi
         ),
     ];
     // A new environment names its project, type and cluster: grants on any of them count.
-    let (project, cluster_for_env) = (Uuid::new_v4(), Uuid::new_v4());
+    let cluster_for_env = Uuid::new_v4();
     let new_environment = (
         Method::POST,
         format!("{base}/projects/{project}/environments"),
@@ -327,6 +394,7 @@ fn every_permission_at(scope: Scope) -> Vec<Grant> {
 async fn each_role_gets_exactly_its_permissions_on_every_route() {
     let stack = Stack::without_worker().await;
     let (org, account) = stack.organization_with_azure_account().await;
+    let project = crate::tenancy::project_of(&stack, org, "matrix").await;
     let mut roles: Vec<(String, Role)> = BuiltInRole::ALL
         .into_iter()
         .map(|role| (format!("{role:?}"), Role::BuiltIn { role }))
@@ -345,6 +413,7 @@ async fn each_role_gets_exactly_its_permissions_on_every_route() {
         Role::Custom {
             name: "production".into(),
             grants: every_permission_at(Scope::EnvironmentType {
+                project_id: Some(project),
                 environment: Environment::Production,
             }),
         },
@@ -375,7 +444,7 @@ async fn each_role_gets_exactly_its_permissions_on_every_route() {
         let api = stack
             .api
             .with_token(Some(stack.idp.token(&subject, &[], 600)));
-        for (method, path, body, permission, target) in routes(org, account) {
+        for (method, path, body, permission, target) in routes(org, account, project) {
             let expected = rbac::allows(std::slice::from_ref(role), permission, &target);
             let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
             let (status, _, problem) = api
@@ -400,11 +469,28 @@ async fn each_role_gets_exactly_its_permissions_on_every_route() {
     }
     assert!(denied > 20, "the matrix denies something: {denied}");
 
-    // Roles also come from IdP groups.
+    // Roles also come from IdP groups, through one of the organisation's connections.
+    let company_idp = windlass_standins::OidcIssuerStandIn::start(0, "windlass-company")
+        .await
+        .unwrap();
+    let connection = stack
+        .store
+        .create_identity_connection(
+            &windlass_core::identity_connections::NewIdentityConnection {
+                organization_id: org,
+                name: "company".into(),
+                issuer: company_idp.issuer.clone(),
+                audience: company_idp.audience.clone(),
+                jwks_uri: company_idp.jwks_uri.clone(),
+            },
+        )
+        .await
+        .unwrap();
     stack
         .store
         .map_group_to_role(
             org,
+            connection.id,
             "auditors",
             &Role::BuiltIn {
                 role: BuiltInRole::Admin,
@@ -414,7 +500,7 @@ async fn each_role_gets_exactly_its_permissions_on_every_route() {
         .unwrap();
     let auditor = stack
         .api
-        .with_token(Some(stack.idp.token("someone", &["auditors"], 600)));
+        .with_token(Some(company_idp.token("someone", &["auditors"], 600)));
     let (status, trail) = auditor
         .get(&format!(
             "/v1/organizations/{org}/audit?action=authz.denied&limit=1000"
@@ -425,9 +511,20 @@ async fn each_role_gets_exactly_its_permissions_on_every_route() {
     assert_eq!(trail.as_array().unwrap().len(), denied, "{trail:#}");
     let stranger = stack
         .api
-        .with_token(Some(stack.idp.token("stranger", &["other-group"], 600)));
+        .with_token(Some(company_idp.token("stranger", &["other-group"], 600)));
     assert_eq!(
         stranger
+            .get(&format!("/v1/organizations/{org}/runs"))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    // The same group from Windlass's own sign-in maps to nothing.
+    let outsider = stack
+        .api
+        .with_token(Some(stack.idp.token("someone", &["auditors"], 600)));
+    assert_eq!(
+        outsider
             .get(&format!("/v1/organizations/{org}/runs"))
             .await
             .0,
@@ -530,4 +627,191 @@ async fn api_tokens_act_only_in_their_organization_and_with_their_role() {
         .post("/v1/organizations", json!({"name": "by-a-token"}), &[])
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+/// The scopes a grant can have in an organisation with one project and one cluster.
+fn every_scope(project: Uuid, cluster: Uuid) -> Vec<Scope> {
+    vec![
+        Scope::Organization,
+        Scope::AllClusters,
+        Scope::Cluster { id: cluster },
+        Scope::AllProjects,
+        Scope::Project { id: project },
+        Scope::EnvironmentType {
+            project_id: Some(project),
+            environment: Environment::Preview,
+        },
+    ]
+}
+
+/// Every permission held at every scope, handed out through every granting route at every
+/// scope: allowed exactly when the granter's scope contains the one handed out, and what
+/// the organisation's lists show afterwards is exactly what was allowed.
+#[tokio::test]
+async fn nobody_grants_a_permission_beyond_the_scope_they_hold_it_at() {
+    let stack = Stack::without_worker().await;
+    let (org, account) = stack.organization_with_azure_account().await;
+    let project = crate::tenancy::project_of(&stack, org, "ceiling").await;
+    let cluster =
+        crate::tenancy::cluster_hosting(&stack, org, account, "ceiling", &Environment::ALL).await;
+    let connection = stack
+        .store
+        .create_identity_connection(
+            &windlass_core::identity_connections::NewIdentityConnection {
+                organization_id: org,
+                name: "company".into(),
+                issuer: "https://idp.example".into(),
+                audience: "windlass".into(),
+                jwks_uri: "https://idp.example/keys".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let scopes = every_scope(project, cluster);
+    let (mut allowed, mut refused) = (0, 0);
+    let mut expected_bindings = 0;
+    for permission in Permission::ALL {
+        if permission == Permission::MembersManage {
+            continue; // every granter holds it organisation-wide, to reach the routes
+        }
+        for held in &scopes {
+            let granter_role = crate::tenancy::role(&[
+                (Permission::MembersManage, Scope::Organization),
+                (permission, held.clone()),
+            ]);
+            let granter = crate::tenancy::caller_holding(&stack, org, &granter_role).await;
+            for wanted in &scopes {
+                let handed = json!({"type": "custom", "name": "handed",
+                    "grants": [{"permission": permission, "scope": wanted}]});
+                let may = held.contains(wanted);
+                for (route, body) in [
+                    (
+                        "role-bindings",
+                        json!({"subject": format!("user:{}", Uuid::new_v4().simple()),
+                               "role": handed}),
+                    ),
+                    (
+                        "group-mappings",
+                        json!({"connection_id": connection.id,
+                               "idp_group": format!("g-{}", Uuid::new_v4()), "role": handed}),
+                    ),
+                    (
+                        "api-tokens",
+                        json!({"name": format!("t-{}", Uuid::new_v4()), "role": handed,
+                               "expires_in_days": 1}),
+                    ),
+                ] {
+                    let (status, _, problem) = granter
+                        .post(&format!("/v1/organizations/{org}/{route}"), body, &[])
+                        .await;
+                    let context = format!("{permission:?} held at {held:?}, {route} at {wanted:?}");
+                    if may {
+                        assert_eq!(status, StatusCode::CREATED, "{context}: {problem:#}");
+                        allowed += 1;
+                        if route == "role-bindings" {
+                            expected_bindings += 1;
+                        }
+                    } else {
+                        assert_eq!(status, StatusCode::FORBIDDEN, "{context}: {problem:#}");
+                        refused += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        allowed > 100 && refused > 300,
+        "{allowed} allowed, {refused} refused"
+    );
+    let (_, bindings) = stack
+        .api
+        .get(&format!("/v1/organizations/{org}/role-bindings"))
+        .await;
+    // The creator's admin binding plus exactly the allowed ones.
+    assert_eq!(bindings.as_array().unwrap().len(), expected_bindings + 1);
+    let (_, trail) = stack
+        .api
+        .get(&format!(
+            "/v1/organizations/{org}/audit?action=authz.denied&limit=1000"
+        ))
+        .await;
+    let ceilings = trail
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["details"]["reason"] == "grant_ceiling")
+        .count();
+    assert_eq!(ceilings, refused.min(1000), "every refusal is audited");
+}
+
+/// An admin of one organisation gets nothing from another: every route of the other's,
+/// whatever the method, is 403; and the other's ids under its own organisation read as
+/// not found.
+#[tokio::test]
+async fn an_admin_of_one_organization_reaches_nothing_of_another() {
+    let stack = Stack::without_worker().await;
+    let (victim, account) = stack.organization_with_azure_account().await;
+    let project = crate::tenancy::project_of(&stack, victim, "private").await;
+    let cluster =
+        crate::tenancy::cluster_hosting(&stack, victim, account, "private", &Environment::ALL)
+            .await;
+    // The attacker signs in with Windlass's own IdP, creates an organisation and is its admin.
+    let attacker = stack
+        .api
+        .with_token(Some(stack.idp.token("mallory", &[], 600)));
+    let (status, _, own) = attacker
+        .post(
+            "/v1/organizations",
+            json!({"name": format!("evil-{}", Uuid::new_v4())}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let own: Uuid = own["id"].as_str().unwrap().parse().unwrap();
+
+    let mut checked = 0;
+    for (method, path, body, _, _) in routes(victim, account, project) {
+        let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        let (status, _, problem) = attacker
+            .raw(method.clone(), &path, Some("application/json"), body)
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::FORBIDDEN,
+            "{method} {path}: {problem:#}"
+        );
+        checked += 1;
+    }
+    assert!(checked > 40, "{checked}");
+    // The victim's objects named under the attacker's own organisation do not exist there.
+    for path in [
+        format!("/v1/organizations/{own}/clusters/{cluster}"),
+        format!("/v1/organizations/{own}/clusters/{cluster}/blueprint"),
+        format!("/v1/organizations/{own}/projects/{project}/environments"),
+    ] {
+        assert_eq!(attacker.get(&path).await.0, StatusCode::NOT_FOUND, "{path}");
+    }
+    let (status, _, problem) = attacker
+        .post(
+            &format!("/v1/organizations/{own}/projects/{project}/environments"),
+            json!({"name": "x", "type": "preview", "cluster_id": cluster}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{problem:#}");
+    // And nothing of the attack is in the victim's trail but the refusals, under the
+    // attacker's pseudonym.
+    let (_, trail) = stack
+        .api
+        .get(&format!("/v1/organizations/{victim}/audit?limit=1000"))
+        .await;
+    assert!(
+        trail
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["actor"] == pseudonymous_subject(&stack.idp.issuer, "mallory"))
+            .all(|e| e["result"] == "denied"),
+        "{trail:#}"
+    );
 }

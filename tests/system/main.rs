@@ -16,6 +16,8 @@ mod eks_provisioning;
 mod plaintext_scan;
 mod run_events;
 pub mod support;
+mod tenancy;
+mod tenant_isolation;
 mod worker_crash;
 mod worker_drain;
 mod workers_command;

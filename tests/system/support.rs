@@ -159,11 +159,11 @@ impl Stack {
                 azure_application_id: APPLICATION_ID.into(),
             }),
             auth: Arc::new(Authentication {
-                oidc: Some(OidcVerifier::new(vec![TrustedIssuer {
+                oidc: OidcVerifier::new(vec![TrustedIssuer {
                     issuer: idp.issuer.clone(),
                     audience: idp.audience.clone(),
                     jwks_uri: idp.jwks_uri.clone(),
-                }])),
+                }]),
             }),
             keys: keys.clone(),
         });

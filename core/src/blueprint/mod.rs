@@ -115,6 +115,7 @@ pub(crate) mod tests {
             node_pools: vec![NodePoolSpec::default_system_pool(CloudProvider::Azure)],
             maintenance_window: MaintenanceWindow::default(),
             placement: None,
+            environment_types: crate::clusters::every_environment_type(),
             created_at: DateTime::parse_from_rfc3339("2026-11-24T20:00:00Z")
                 .unwrap()
                 .with_timezone(&Utc),

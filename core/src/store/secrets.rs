@@ -3,6 +3,7 @@ use uuid::Uuid;
 
 use super::Store;
 use crate::clock;
+use crate::secrets::{SecretListing, SecretScope};
 use crate::{Error, Result};
 
 /// A sealed secret as stored: the value never leaves the store in clear.
@@ -15,20 +16,27 @@ pub struct SealedSecret {
 }
 
 impl Store {
-    pub async fn upsert_sealed_secret(&self, secret: &SealedSecret) -> Result<()> {
+    /// Writes a secret and where it may be used (a rewrite may change both).
+    pub async fn upsert_sealed_secret(
+        &self,
+        secret: &SealedSecret,
+        scope: &SecretScope,
+    ) -> Result<()> {
         self.organization(secret.organization_id).await?;
         let now = clock::now_db();
         sqlx::query(
             "INSERT INTO secrets (organization_id, name, key_version, ciphertext, created_at, \
-             updated_at) VALUES ($1, $2, $3, $4, $5, $5) \
+             updated_at, scope) VALUES ($1, $2, $3, $4, $5, $5, $6) \
              ON CONFLICT (organization_id, name) DO UPDATE SET key_version = excluded.key_version, \
-             ciphertext = excluded.ciphertext, updated_at = excluded.updated_at",
+             ciphertext = excluded.ciphertext, updated_at = excluded.updated_at, \
+             scope = excluded.scope",
         )
         .bind(secret.organization_id.to_string())
         .bind(&secret.name)
         .bind(i64::from(secret.key_version))
         .bind(&secret.ciphertext)
         .bind(&now)
+        .bind(scope.to_json())
         .execute(self.pool())
         .await?;
         Ok(())
@@ -59,6 +67,25 @@ impl Store {
             .await?;
         rows.iter()
             .map(|r| r.try_get("name").map_err(Error::from))
+            .collect()
+    }
+
+    /// Names and scopes, never values.
+    pub async fn secret_listings(&self, organization_id: Uuid) -> Result<Vec<SecretListing>> {
+        let rows = sqlx::query(
+            "SELECT name, scope, updated_at FROM secrets WHERE organization_id = $1 ORDER BY name",
+        )
+        .bind(organization_id.to_string())
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SecretListing {
+                    name: r.try_get("name")?,
+                    scope: SecretScope::from_json(&r.try_get::<String, _>("scope")?)?,
+                    updated_at: clock::from_db(&r.try_get::<String, _>("updated_at")?),
+                })
+            })
             .collect()
     }
 

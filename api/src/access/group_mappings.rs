@@ -1,0 +1,135 @@
+//! Group mappings: members of an IdP group, signed in through one of the organisation's
+//! connections, get a role. A group of the same name from any other IdP gets nothing.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use uuid::Uuid;
+use windlass_core::identity_connections::GroupMapping;
+use windlass_core::rbac::{Permission, Role};
+
+use crate::AppState;
+use crate::authz::Authenticated;
+use crate::extract::{Json, Path};
+use crate::problem::Problem;
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MapGroup {
+    /// The organisation's identity connection whose tokens carry the group.
+    connection_id: Uuid,
+    /// The group name as that identity provider puts it in the `groups` claim.
+    idp_group: String,
+    role: Role,
+}
+
+/// Give every member of an IdP group (of one connection) a role in the organisation.
+#[utoipa::path(post, path = "/v1/organizations/{organization_id}/group-mappings", tag = "access",
+    params(("organization_id" = Uuid, Path)), request_body = MapGroup,
+    responses((status = CREATED, body = GroupMapping), (status = FORBIDDEN, body = Problem),
+        (status = NOT_FOUND, body = Problem), (status = UNPROCESSABLE_ENTITY, body = Problem)))]
+pub(super) async fn map_group(
+    State(state): State<AppState>,
+    Path(organization_id): Path<Uuid>,
+    authn: Authenticated,
+    Json(body): Json<MapGroup>,
+) -> Result<(StatusCode, axum::Json<GroupMapping>), Problem> {
+    let caller = authn
+        .authorize_grant(&state, organization_id, "access.map_group", &body.role)
+        .await?;
+    let mapped = if (1..=256).contains(&body.idp_group.len())
+        && !body.idp_group.chars().any(char::is_control)
+    {
+        state
+            .store
+            .map_group_to_role(
+                organization_id,
+                body.connection_id,
+                &body.idp_group,
+                &body.role,
+            )
+            .await
+            .map_err(Problem::from)
+    } else {
+        Err(Problem::unprocessable(
+            "idp_group: 1 to 256 printable bytes",
+        ))
+    };
+    let resource = match &mapped {
+        Ok(mapping) => format!("group_mapping:{}", mapping.id),
+        Err(_) => format!("identity_connection:{}", body.connection_id),
+    };
+    caller
+        .record(
+            &state,
+            Some(organization_id),
+            "access.map_group",
+            resource,
+            &mapped,
+            serde_json::json!({"role": body.role, "connection_id": body.connection_id}),
+        )
+        .await;
+    Ok((StatusCode::CREATED, axum::Json(mapped?)))
+}
+
+/// The organisation's group mappings.
+#[utoipa::path(get, path = "/v1/organizations/{organization_id}/group-mappings", tag = "access",
+    params(("organization_id" = Uuid, Path)),
+    responses((status = OK, body = Vec<GroupMapping>), (status = FORBIDDEN, body = Problem)))]
+pub(super) async fn list_group_mappings(
+    State(state): State<AppState>,
+    Path(organization_id): Path<Uuid>,
+    authn: Authenticated,
+) -> Result<axum::Json<Vec<GroupMapping>>, Problem> {
+    authn
+        .authorize(&state, organization_id, Permission::MembersManage)
+        .await?;
+    Ok(axum::Json(
+        state.store.group_mappings(organization_id).await?,
+    ))
+}
+
+/// Remove a group mapping (only one the caller could have made).
+#[utoipa::path(delete, path = "/v1/organizations/{organization_id}/group-mappings/{mapping_id}",
+    tag = "access", params(("organization_id" = Uuid, Path), ("mapping_id" = Uuid, Path)),
+    responses((status = NO_CONTENT), (status = FORBIDDEN, body = Problem),
+        (status = NOT_FOUND, body = Problem)))]
+pub(super) async fn delete_group_mapping(
+    State(state): State<AppState>,
+    Path((organization_id, mapping_id)): Path<(Uuid, Uuid)>,
+    authn: Authenticated,
+) -> Result<StatusCode, Problem> {
+    let mapping = match state.store.group_mapping(organization_id, mapping_id).await {
+        Ok(mapping) => mapping,
+        Err(error) => {
+            authn
+                .authorize(&state, organization_id, Permission::MembersManage)
+                .await?;
+            return Err(error.into());
+        }
+    };
+    let caller = authn
+        .authorize_grant(
+            &state,
+            organization_id,
+            "access.delete_group_mapping",
+            &mapping.role,
+        )
+        .await?;
+    let deleted = state
+        .store
+        .delete_group_mapping(organization_id, mapping_id)
+        .await
+        .map_err(Problem::from);
+    caller
+        .record(
+            &state,
+            Some(organization_id),
+            "access.delete_group_mapping",
+            format!("group_mapping:{mapping_id}"),
+            &deleted,
+            serde_json::json!({"role": mapping.role}),
+        )
+        .await;
+    deleted.map(|_| StatusCode::NO_CONTENT)
+}

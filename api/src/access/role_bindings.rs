@@ -1,0 +1,227 @@
+//! Role bindings: a person (by pseudonymous id) gets a role in the organisation.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use uuid::Uuid;
+use windlass_core::identity_connections::RoleBinding;
+use windlass_core::rbac::{Permission, Role};
+
+use crate::AppState;
+use crate::authz::Authenticated;
+use crate::extract::{Json, Path};
+use crate::oidc::organization_subject;
+use crate::problem::Problem;
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BindRole {
+    /// The person's pseudonymous id (`user:…`), as the audit log shows it. Or, instead,
+    /// `connection_id` and `idp_subject`: the `sub` of someone who signs in through one of
+    /// the organisation's connections.
+    #[serde(default)]
+    subject: Option<String>,
+    #[serde(default)]
+    connection_id: Option<Uuid>,
+    #[serde(default)]
+    idp_subject: Option<String>,
+    role: Role,
+}
+
+fn is_pseudonym(subject: &str) -> bool {
+    subject.len() == 37
+        && subject
+            .strip_prefix("user:")
+            .is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+async fn subject_of(
+    state: &AppState,
+    organization_id: Uuid,
+    body: &BindRole,
+) -> Result<String, Problem> {
+    match (&body.subject, body.connection_id, &body.idp_subject) {
+        (Some(subject), None, None) if is_pseudonym(subject) => Ok(subject.clone()),
+        (Some(_), None, None) => Err(Problem::unprocessable(
+            "subject: a pseudonymous id `user:<32 hex digits>`",
+        )),
+        (None, Some(connection_id), Some(sub)) if (1..=256).contains(&sub.len()) => {
+            let connection = state
+                .store
+                .identity_connection(organization_id, connection_id)
+                .await?;
+            Ok(organization_subject(
+                organization_id,
+                &connection.issuer,
+                sub,
+            ))
+        }
+        _ => Err(Problem::unprocessable(
+            "either subject, or connection_id with idp_subject (1 to 256 characters)",
+        )),
+    }
+}
+
+/// Give a person a role in the organisation (at most what the caller holds).
+#[utoipa::path(post, path = "/v1/organizations/{organization_id}/role-bindings", tag = "access",
+    params(("organization_id" = Uuid, Path)), request_body = BindRole,
+    responses((status = CREATED, body = RoleBinding), (status = FORBIDDEN, body = Problem),
+        (status = NOT_FOUND, body = Problem), (status = UNPROCESSABLE_ENTITY, body = Problem)))]
+pub(super) async fn bind_role(
+    State(state): State<AppState>,
+    Path(organization_id): Path<Uuid>,
+    authn: Authenticated,
+    Json(body): Json<BindRole>,
+) -> Result<(StatusCode, axum::Json<RoleBinding>), Problem> {
+    let caller = authn
+        .authorize_grant(&state, organization_id, "access.bind_role", &body.role)
+        .await?;
+    let bound = async {
+        let subject = subject_of(&state, organization_id, &body).await?;
+        Ok(state
+            .store
+            .bind_role(organization_id, &subject, &body.role)
+            .await?)
+    }
+    .await;
+    let resource = match &bound {
+        Ok(binding) => format!("role_binding:{}", binding.id),
+        Err(_) => format!("organization:{organization_id}"),
+    };
+    caller
+        .record(
+            &state,
+            Some(organization_id),
+            "access.bind_role",
+            resource,
+            &bound,
+            serde_json::json!({"role": body.role,
+                "subject": bound.as_ref().ok().map(|b| b.subject.clone())}),
+        )
+        .await;
+    Ok((StatusCode::CREATED, axum::Json(bound?)))
+}
+
+/// Who holds which role in the organisation.
+#[utoipa::path(get, path = "/v1/organizations/{organization_id}/role-bindings", tag = "access",
+    params(("organization_id" = Uuid, Path)),
+    responses((status = OK, body = Vec<RoleBinding>), (status = FORBIDDEN, body = Problem)))]
+pub(super) async fn list_role_bindings(
+    State(state): State<AppState>,
+    Path(organization_id): Path<Uuid>,
+    authn: Authenticated,
+) -> Result<axum::Json<Vec<RoleBinding>>, Problem> {
+    authn
+        .authorize(&state, organization_id, Permission::MembersManage)
+        .await?;
+    Ok(axum::Json(
+        state.store.role_bindings(organization_id).await?,
+    ))
+}
+
+/// Take one role binding away (only one the caller could have granted).
+#[utoipa::path(delete, path = "/v1/organizations/{organization_id}/role-bindings/{binding_id}",
+    tag = "access", params(("organization_id" = Uuid, Path), ("binding_id" = Uuid, Path)),
+    responses((status = NO_CONTENT), (status = FORBIDDEN, body = Problem),
+        (status = NOT_FOUND, body = Problem), (status = CONFLICT, body = Problem)))]
+pub(super) async fn delete_role_binding(
+    State(state): State<AppState>,
+    Path((organization_id, binding_id)): Path<(Uuid, Uuid)>,
+    authn: Authenticated,
+) -> Result<StatusCode, Problem> {
+    let binding = match state.store.role_binding(organization_id, binding_id).await {
+        Ok(binding) => binding,
+        Err(error) => {
+            authn
+                .authorize(&state, organization_id, Permission::MembersManage)
+                .await?;
+            return Err(error.into());
+        }
+    };
+    let caller = authn
+        .authorize_grant(
+            &state,
+            organization_id,
+            "access.delete_role_binding",
+            &binding.role,
+        )
+        .await?;
+    let deleted = state
+        .store
+        .delete_role_bindings(organization_id, &[binding_id])
+        .await
+        .map_err(Problem::from);
+    caller
+        .record(
+            &state,
+            Some(organization_id),
+            "access.delete_role_binding",
+            format!("role_binding:{binding_id}"),
+            &deleted,
+            serde_json::json!({"subject": binding.subject, "role": binding.role}),
+        )
+        .await;
+    deleted.map(|_| StatusCode::NO_CONTENT)
+}
+
+/// Remove a person from the organisation: every role binding of theirs goes at once.
+#[utoipa::path(delete, path = "/v1/organizations/{organization_id}/members/{subject}",
+    tag = "access", params(("organization_id" = Uuid, Path),
+        ("subject" = String, Path, description = "the pseudonymous id `user:…`")),
+    responses((status = NO_CONTENT), (status = FORBIDDEN, body = Problem),
+        (status = NOT_FOUND, body = Problem), (status = CONFLICT, body = Problem)))]
+pub(super) async fn remove_member(
+    State(state): State<AppState>,
+    Path((organization_id, subject)): Path<(Uuid, String)>,
+    authn: Authenticated,
+) -> Result<StatusCode, Problem> {
+    let caller = authn
+        .authorize(&state, organization_id, Permission::MembersManage)
+        .await?;
+    let bindings: Vec<RoleBinding> = state
+        .store
+        .role_bindings(organization_id)
+        .await?
+        .into_iter()
+        .filter(|b| b.subject == subject)
+        .collect();
+    // Removing someone takes away all they hold: only for someone holding no more.
+    for binding in &bindings {
+        authn
+            .authorize_grant(
+                &state,
+                organization_id,
+                "access.remove_member",
+                &binding.role,
+            )
+            .await?;
+    }
+    let removed = if bindings.is_empty() {
+        Err(Problem::not_found(format!(
+            "{subject} holds no role in this organization"
+        )))
+    } else {
+        let ids: Vec<Uuid> = bindings.iter().map(|b| b.id).collect();
+        state
+            .store
+            .delete_role_bindings(organization_id, &ids)
+            .await
+            .map_err(Problem::from)
+    };
+    let resource = if is_pseudonym(&subject) {
+        subject.clone()
+    } else {
+        format!("organization:{organization_id}")
+    };
+    caller
+        .record(
+            &state,
+            Some(organization_id),
+            "access.remove_member",
+            resource,
+            &removed,
+            serde_json::json!({"bindings": bindings.len()}),
+        )
+        .await;
+    removed.map(|_| StatusCode::NO_CONTENT)
+}
