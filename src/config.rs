@@ -52,6 +52,10 @@ pub struct EngineArgs {
     /// Task queue infrastructure runs are started on.
     #[arg(long, env = "WINDLASS_TASK_QUEUE", default_value = task_queues::INFRASTRUCTURE)]
     pub task_queue: String,
+    /// Environment queues started from now on continue as new after this many deployments
+    /// (default 50); a small number makes tests cross the boundary.
+    #[arg(long, env = "WINDLASS_QUEUE_DEPLOYMENTS_PER_HISTORY", hide = true)]
+    pub queue_deployments_per_history: Option<u32>,
 }
 
 impl EngineArgs {
@@ -59,6 +63,7 @@ impl EngineArgs {
     pub async fn config(&self, keys: &KeyRing) -> anyhow::Result<EngineConfig> {
         Ok(EngineConfig {
             task_queue: self.task_queue.clone(),
+            queue_deployments_per_history: self.queue_deployments_per_history,
             ..self.temporal.config(Some(keys)).await?
         })
     }

@@ -227,7 +227,7 @@ impl Authenticated {
             .await;
         }
         if let Err(problem) = well_formed(state, organization_id, role).await {
-            let refused: Result<(), Problem> = Err(problem);
+            let refused: Result<Caller, Problem> = Err(problem);
             caller
                 .record(
                     state,
@@ -238,7 +238,7 @@ impl Authenticated {
                     serde_json::json!({}),
                 )
                 .await;
-            return Err(refused.unwrap_err());
+            return refused;
         }
         let Some(exceeded) = rbac::exceeded_grant(&roles, role) else {
             return Ok(caller);

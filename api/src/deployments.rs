@@ -185,7 +185,7 @@ async fn queue(
             target,
         },
     };
-    if let Err(error) = state.engine.request_deployment(request).await {
+    if let Err(error) = state.engine.request_deployment(request).await.map(|_| ()) {
         let detail = format!("could not queue: {error}");
         state
             .store

@@ -14,7 +14,8 @@ use windlass_core::runs::{
 };
 use windlass_core::step_logs::LogLine;
 use windlass_workflows::contracts::{AzureAccessSetupInput, AzureAccessTeardownInput, AzureTarget};
-use windlass_workflows::engine::EngineError;
+use windlass_workflows::deployment_contracts::CancelledDeployment;
+use windlass_workflows::engine::{Accepted, EngineError};
 
 use crate::AppState;
 use windlass_core::rbac::Permission;
@@ -428,12 +429,31 @@ async fn cancel(state: &AppState, organization_id: Uuid, run_id: Uuid) -> Result
         )));
     }
     let cancelled = if run.kind == WorkflowKind::DeployEnvironment {
-        // Its environment's queue decides: drop it if waiting, cancel it if running.
+        // Its environment's queue decides: drop it if waiting, cancel it if running; a
+        // deployment the queue already let go of is not cancelled, and the caller is told.
         let deployment = state.store.deployment(run_id).await?;
-        state
+        match state
             .engine
             .cancel_deployment(deployment.environment_id, run_id)
             .await
+        {
+            Ok(Accepted::Confirmed(
+                CancelledDeployment::DroppedWhileWaiting | CancelledDeployment::CancellingRunning,
+            )) => Ok(()),
+            // Its queue's workers are away: the cancel waits for them, durably, and is
+            // settled before anything else of the queue runs.
+            Ok(Accepted::Pending) => Ok(()),
+            Ok(Accepted::Confirmed(CancelledDeployment::AlreadySettled)) => {
+                return Err(Problem::conflict(format!(
+                    "deployment {run_id} already left its environment's queue: nothing to cancel"
+                )));
+            }
+            // The queue never had it: it was recorded but never queued.
+            Ok(Accepted::Confirmed(CancelledDeployment::Unknown)) => {
+                Err(EngineError::NotFound(run_id.to_string()))
+            }
+            Err(error) => Err(error),
+        }
     } else {
         state
             .engine

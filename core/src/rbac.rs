@@ -502,7 +502,7 @@ mod tests {
         )
         .unwrap();
         assert!(!allows(
-            &[legacy.clone()],
+            std::slice::from_ref(&legacy),
             ProjectsWrite,
             &Target::environment(project, Environment::Preview, cluster)
         ));

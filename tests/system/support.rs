@@ -69,6 +69,9 @@ impl Drop for Stack {
     }
 }
 
+/// Environment queues in system tests continue as new after this many deployments.
+pub const QUEUE_DEPLOYMENTS_PER_HISTORY: u32 = 2;
+
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -145,6 +148,8 @@ impl Stack {
         );
         let engine_config = EngineConfig {
             payload_keys,
+            // Every system test that deploys twice crosses a queue's continue-as-new.
+            queue_deployments_per_history: Some(QUEUE_DEPLOYMENTS_PER_HISTORY),
             ..EngineConfig::new(temporal.address.clone())
         };
         let engine = Engine::connect(&engine_config).await.unwrap();

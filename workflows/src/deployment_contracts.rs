@@ -52,12 +52,50 @@ pub struct DeploymentRequest {
     pub input: DeployEnvironmentInput,
 }
 
-/// The input of an environment's queue workflow: requests carried over a continue-as-new.
+/// The input of an environment's queue workflow: everything it promised, carried over a
+/// continue-as-new (older histories carry `waiting` only; the rest defaults to empty).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnvironmentQueueInput {
     pub environment_id: Uuid,
     #[serde(default)]
     pub waiting: Vec<DeploymentRequest>,
+    /// Requests that left the queue unrun and whose end is not recorded yet.
+    #[serde(default)]
+    pub dropped: Vec<DropQueued>,
+    /// Runs that went through this queue lately (deployed, failed, dropped): a repeated
+    /// request for one is not run again, a late cancel of one is answered as too late.
+    #[serde(default)]
+    pub settled: Vec<Uuid>,
+    /// Continue as new after this many deployments (default 50; tests use a small one to
+    /// cross the boundary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployments_per_history: Option<u32>,
+}
+
+/// What the queue did with a deployment request, answered once it is accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueuedDeployment {
+    /// Waiting, with this many requests (the running one included) ahead of it.
+    Queued { ahead: u32 },
+    /// The same run was already running or waiting (a repeated request).
+    AlreadyQueued,
+    /// The same run already went through the queue.
+    AlreadySettled,
+}
+
+/// What a cancel did, answered once it is accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelledDeployment {
+    /// It was waiting: removed, it will never deploy.
+    DroppedWhileWaiting,
+    /// It is running: its deployment is being cancelled and rolled back.
+    CancellingRunning,
+    /// It already went through the queue: nothing to cancel.
+    AlreadySettled,
+    /// The queue never had it.
+    Unknown,
 }
 
 /// The cluster a deployment acts on and where its kubeconfig is, never the kubeconfig.

@@ -19,6 +19,7 @@ pub mod engine;
 pub mod environment_queue;
 mod lanes;
 mod outcome;
+mod patches;
 pub mod provision_cluster;
 pub mod task_queues;
 pub mod upgrade_cluster;

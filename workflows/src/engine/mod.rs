@@ -23,6 +23,7 @@ use temporalio_common::data_converters::{
 };
 use windlass_core::runs::{RunStatus, WorkflowKind};
 
+pub use deployments::{ACCEPT_WAIT, Accepted};
 pub use error::EngineError;
 
 use crate::cluster_contracts::{DeleteClusterInput, ProvisionClusterInput, UpgradeClusterInput};
@@ -44,6 +45,9 @@ pub struct EngineConfig {
     /// Keys of the encrypting payload codec. Without them payloads go to Temporal in clear,
     /// which only tests of the codec itself should allow.
     pub payload_keys: Option<codec::PayloadKeys>,
+    /// Environment queues started by this process continue as new after this many
+    /// deployments (default 50); tests set a small one to cross the boundary.
+    pub queue_deployments_per_history: Option<u32>,
 }
 
 impl EngineConfig {
@@ -54,6 +58,7 @@ impl EngineConfig {
             task_queue: task_queues::INFRASTRUCTURE.to_owned(),
             environment_task_queue: task_queues::ENVIRONMENT.to_owned(),
             payload_keys: None,
+            queue_deployments_per_history: None,
         }
     }
 }
@@ -65,6 +70,7 @@ pub struct Engine {
     task_queue: String,
     environment_task_queue: String,
     namespace: String,
+    queue_deployments_per_history: Option<u32>,
 }
 
 /// What Temporal says about a workflow right now.
@@ -105,6 +111,7 @@ impl Engine {
             task_queue: config.task_queue.clone(),
             environment_task_queue: config.environment_task_queue.clone(),
             namespace: config.namespace.clone(),
+            queue_deployments_per_history: config.queue_deployments_per_history,
         })
     }
 

@@ -1,0 +1,15 @@
+//! Patch markers: every change to a workflow's command sequence (or to what it does with
+//! an activity's result) is taken only by executions that recorded the marker; histories
+//! recorded before it replay the old path. Each id is here, with what it changed, so a
+//! marker is never reused and can be retired (deprecate, then remove) once no execution
+//! older than it can still be running. See ARCHITECTURE.md, "Changing workflow code".
+
+/// `EnvironmentDeployments` builds its state from the input in `#[init]`, so requests
+/// carried across continue-as-new stay ahead of those arriving in the new run's first task
+/// (before: first-task signals were queued ahead of them).
+pub const QUEUE_STATE_FROM_INIT: &str = "environment-queue-state-from-init";
+
+/// The deploy child of `EnvironmentDeployments` starts with parent-close policy
+/// RequestCancel (it rolls back and records itself if the queue is terminated) and id reuse
+/// policy RejectDuplicate (a run id deploys once). Before: the server's defaults.
+pub const DEPLOY_CHILD_OUTLIVES_QUEUE: &str = "deploy-child-outlives-queue";
