@@ -42,6 +42,9 @@ pub use state::{
 };
 pub use storage::BlobBackend;
 
+/// The audience Entra ID requires of federated client assertions.
+pub const TOKEN_EXCHANGE_AUDIENCE: &str = "api://AzureADTokenExchange";
+
 /// Shared server context.
 #[derive(Clone)]
 pub(crate) struct Shared {
@@ -285,6 +288,64 @@ impl AzureStandIn {
     ) -> String {
         self.shared
             .mutate(|s| control::register_application(s, application, graph_permissions))
+    }
+
+    /// Windlass's multi-tenant application, registered in Windlass's own tenant with a
+    /// federated credential trusting `issuer`'s `windlass:platform` subject. It acts in a
+    /// customer's tenant once the access setup created its service principal there.
+    pub fn register_platform_application(&self, home_tenant: &str, app_id: &str, issuer: &str) {
+        self.register_application(
+            Application {
+                app_id: app_id.to_owned(),
+                home_tenant: home_tenant.to_owned(),
+                display_name: "Windlass".to_owned(),
+                multi_tenant: true,
+                federated_credentials: vec![FederatedCredential {
+                    name: "windlass-platform".to_owned(),
+                    issuer: issuer.to_owned(),
+                    subject: "windlass:platform".to_owned(),
+                    audiences: vec![TOKEN_EXCHANGE_AUDIENCE.to_owned()],
+                }],
+            },
+            &[],
+        );
+    }
+
+    /// What a customer sets up before the access setup: in `tenant`, a setup identity
+    /// (app registration `setup_identity`) whose federated credential trusts `issuer`'s
+    /// `subject` exactly, allowed to manage service principals (Graph
+    /// `Application.ReadWrite.All`) and Owner of `subscription`. Returns its object id.
+    pub fn seed_customer_tenant(
+        &self,
+        tenant: &str,
+        subscription: &str,
+        setup_identity: &str,
+        issuer: &str,
+        subject: &str,
+    ) -> String {
+        let object_id = self.register_application(
+            Application {
+                app_id: setup_identity.to_owned(),
+                home_tenant: tenant.to_owned(),
+                display_name: "Windlass setup".to_owned(),
+                multi_tenant: false,
+                federated_credentials: vec![FederatedCredential {
+                    name: "windlass".to_owned(),
+                    issuer: issuer.to_owned(),
+                    subject: subject.to_owned(),
+                    audiences: vec![TOKEN_EXCHANGE_AUDIENCE.to_owned()],
+                }],
+            },
+            &["Application.ReadWrite.All"],
+        );
+        self.assign_role(
+            &format!("/subscriptions/{subscription}"),
+            &format!(
+                "/subscriptions/{subscription}/providers/Microsoft.Authorization/roleDefinitions/{OWNER_ROLE_ID}"
+            ),
+            &object_id,
+        );
+        object_id
     }
 
     /// Assigns a role (a built-in like [`OWNER_ROLE_ID`] or a custom role's id) to a
