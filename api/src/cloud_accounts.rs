@@ -153,3 +153,20 @@ pub(crate) fn require_verified(account: &CloudAccount) -> Result<(), Problem> {
         ),
     ))
 }
+
+
+#[utoipa::path(get, path = "/v1/organizations/{organization_id}/cloud-accounts",
+    tag = "cloud accounts", params(("organization_id" = Uuid, Path)),
+    responses((status = OK, body = Vec<CloudAccount>), (status = NOT_FOUND, body = Problem)))]
+async fn list_cloud_accounts(
+    State(state): State<AppState>,
+    Path(organization_id): Path<Uuid>,
+    authn: Authenticated,
+) -> Result<axum::Json<Vec<CloudAccount>>, Problem> {
+    authn
+        .authorize(&state, organization_id, Permission::CloudAccountsRead)
+        .await?;
+    Ok(axum::Json(
+        state.store.cloud_accounts(organization_id).await?,
+    ))
+}
