@@ -11,3 +11,9 @@ ALTER TABLE cloud_accounts ADD COLUMN verified_at TEXT;
 
 CREATE UNIQUE INDEX cloud_accounts_one_verified_claim
     ON cloud_accounts (provider, tenant_id, external_id) WHERE verification = 'verified';
+
+-- Windlass's workload-identity issuer derives its signing keys from a data key of its own
+-- purpose.
+ALTER TABLE data_keys DROP CONSTRAINT data_keys_purpose_check;
+ALTER TABLE data_keys ADD CONSTRAINT data_keys_purpose_check
+    CHECK (purpose IN ('organization', 'temporal_payloads', 'workload_identity'));
