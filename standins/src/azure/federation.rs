@@ -148,7 +148,7 @@ pub(crate) async fn exchange(
         let at = |t: i64| {
             chrono::DateTime::from_timestamp(t, 0)
                 .unwrap_or_default()
-                .format("%Y-%m-%dT%H:%M:%S%.7fZ")
+                .format("%Y-%m-%dT%H:%M:%S.0000000Z")
                 .to_string()
         };
         return Err(with_claims(refuse(
