@@ -141,8 +141,10 @@ async fn a_repeated_idempotency_key_returns_the_same_run_and_a_rerun_changes_not
     assert_eq!(first["id"], second["id"]);
 
     // The same key for a different request is refused, and the first run is untouched.
+    let mut different = setup_request(account);
+    different["setup_identity_client_id"] = uuid::Uuid::new_v4().to_string().into();
     let (reused_status, reused) = stack
-        .start_run(org, teardown_request(account), Some("setup-1"))
+        .start_run(org, different, Some("setup-1"))
         .await;
     assert_eq!(reused_status, StatusCode::CONFLICT, "{reused}");
     assert!(
