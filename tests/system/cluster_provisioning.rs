@@ -316,11 +316,12 @@ async fn a_dry_run_plans_the_inventory_and_creates_nothing() {
 #[tokio::test]
 async fn a_worker_killed_during_apply_leaves_a_run_another_worker_completes() {
     let stack = Stack::with_clusters_without_worker().await;
-    let (org, account) = stack.organization_with_verified_azure_account().await;
+    let (org, account) = stack.organization_with_azure_account().await;
     let mut first = stack
         .cluster_worker_command("first", 2)
         .spawn()
         .expect("spawn windlass worker");
+    stack.set_up_access(org, account).await;
 
     let (status, started) = create_cluster(
         &stack,
