@@ -14,8 +14,8 @@ use windlass_activities::rate_limit::{
 use windlass_core::Store;
 use windlass_core::crypto::{AwsKmsKek, KeyEncryptionKey, LocalKeyFile};
 use windlass_core::keys::KeyRing;
-use windlass_core::workload_identity::WorkloadIdentityIssuer;
 use windlass_core::live_logs::{LiveLogs, RedisConfig};
+use windlass_core::workload_identity::WorkloadIdentityIssuer;
 use windlass_workflows::engine::EngineConfig;
 use windlass_workflows::engine::codec::PayloadKeys;
 use windlass_workflows::task_queues;

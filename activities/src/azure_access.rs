@@ -22,8 +22,7 @@ use windlass_core::workload_identity::{
 
 use crate::azure::{
     ArmClient, AzureClientConfig, AzureError, ClientAssertionSource, GraphClient, Retry,
-    role_assignment_id,
-    role_definition_id, role_definition_resource_id, windlass_custom_role,
+    role_assignment_id, role_definition_id, role_definition_resource_id, windlass_custom_role,
 };
 use crate::error::{retryable, terminal};
 use crate::heartbeat::heartbeating;
@@ -60,7 +59,10 @@ impl AzureConnector {
         &self,
         target: &AzureTarget,
     ) -> Result<Arc<TenantClients>, ActivityError> {
-        self.clients_as(target, WorkloadSubject::Organization(target.organization_id))
+        self.clients_as(
+            target,
+            WorkloadSubject::Organization(target.organization_id),
+        )
     }
 
     /// Clients acting as Windlass's multi-tenant application in the customer's tenant

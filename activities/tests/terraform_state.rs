@@ -10,9 +10,9 @@ use windlass_activities::azure::*;
 use windlass_activities::terraform::{
     Plan, PlanGuard, RemoteState, StaleLockPolicy, Terraform, TerraformError, is_stale,
 };
-use windlass_standins::{AzureStandIn, OidcIssuerStandIn};
 use windlass_standins::azure::StandInOptions;
 use windlass_standins::azurite::Azurite;
+use windlass_standins::{AzureStandIn, OidcIssuerStandIn};
 
 const TENANT: &str = "8e1f0c6a-3b7d-4a51-9c2e-5f6a7b8c9d0e";
 const CLIENT: &str = "2b7c4e19-6d3a-4f80-a1b2-c3d4e5f60718";
@@ -38,8 +38,9 @@ async fn bed() -> Bed {
     .await
     .unwrap();
     // An identity of the tenant, Owner of the subscription, trusting a local issuer.
-    let issuer: &'static OidcIssuerStandIn =
-        Box::leak(Box::new(OidcIssuerStandIn::start(0, "unused").await.unwrap()));
+    let issuer: &'static OidcIssuerStandIn = Box::leak(Box::new(
+        OidcIssuerStandIn::start(0, "unused").await.unwrap(),
+    ));
     standin.seed_customer_tenant(TENANT, SUB, CLIENT, &issuer.issuer, SUBJECT);
     let mut config = AzureClientConfig::new(
         AzureEndpoints::single_origin(&standin.base_url).unwrap(),

@@ -109,7 +109,12 @@ async fn register(
     // only serve to act on someone else's cloud. Who holds it is not said.
     if state
         .store
-        .cloud_account_claimed_elsewhere(organization_id, request.provider, &tenant_id, &external_id)
+        .cloud_account_claimed_elsewhere(
+            organization_id,
+            request.provider,
+            &tenant_id,
+            &external_id,
+        )
         .await?
     {
         return Err(Problem::new(
@@ -153,7 +158,6 @@ pub(crate) fn require_verified(account: &CloudAccount) -> Result<(), Problem> {
         ),
     ))
 }
-
 
 #[utoipa::path(get, path = "/v1/organizations/{organization_id}/cloud-accounts",
     tag = "cloud accounts", params(("organization_id" = Uuid, Path)),

@@ -77,8 +77,10 @@ impl OidcIssuerStandIn {
     /// A token for `subject` in `groups`, valid for `lifetime_secs`.
     pub fn token(&self, subject: &str, groups: &[&str], lifetime_secs: u64) -> String {
         let now = jsonwebtoken::get_current_timestamp();
-        self.sign(&json!({"iss": self.issuer, "aud": self.audience, "sub": subject,
-            "iat": now, "exp": now + lifetime_secs, "groups": groups}))
+        self.sign(
+            &json!({"iss": self.issuer, "aud": self.audience, "sub": subject,
+            "iat": now, "exp": now + lifetime_secs, "groups": groups}),
+        )
     }
 
     /// A federated client assertion for `subject` with audience `audience`, expiring

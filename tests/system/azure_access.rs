@@ -143,9 +143,7 @@ async fn a_repeated_idempotency_key_returns_the_same_run_and_a_rerun_changes_not
     // The same key for a different request is refused, and the first run is untouched.
     let mut different = setup_request(account);
     different["setup_identity_client_id"] = uuid::Uuid::new_v4().to_string().into();
-    let (reused_status, reused) = stack
-        .start_run(org, different, Some("setup-1"))
-        .await;
+    let (reused_status, reused) = stack.start_run(org, different, Some("setup-1")).await;
     assert_eq!(reused_status, StatusCode::CONFLICT, "{reused}");
     assert!(
         reused["detail"]
@@ -252,10 +250,13 @@ async fn cancelling_a_setup_leaves_nothing_the_teardown_cannot_clean() {
         clean.role_definitions
     );
     assert!(
-        clean.role_assignments.values().all(|a| a["properties"]["roleDefinitionId"]
-            .as_str()
-            .unwrap()
-            .ends_with(OWNER_ROLE_ID)),
+        clean
+            .role_assignments
+            .values()
+            .all(|a| a["properties"]["roleDefinitionId"]
+                .as_str()
+                .unwrap()
+                .ends_with(OWNER_ROLE_ID)),
         "only the customer's own Owner assignment is left: {:?}",
         clean.role_assignments
     );

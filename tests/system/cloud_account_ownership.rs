@@ -61,7 +61,10 @@ async fn a_subscription_verified_by_its_owner_cannot_be_registered_by_another_or
     );
     let text = refused.to_string();
     for secret in [victim.to_string(), account_id.clone()] {
-        assert!(!text.contains(&secret), "the refusal names the owner: {text}");
+        assert!(
+            !text.contains(&secret),
+            "the refusal names the owner: {text}"
+        );
     }
     let (_, accounts) = stack
         .api
@@ -121,12 +124,17 @@ async fn an_attacker_registering_first_stays_unverified_because_entra_refuses_it
             .as_array()
             .unwrap()
             .iter()
-            .any(|s| s["last_error"].as_str().is_some_and(|e| e.contains("AADSTS70021"))),
+            .any(|s| s["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("AADSTS70021"))),
         "{run:#}"
     );
     // Without a token, nothing reached ARM or Graph.
     assert_eq!(stack.azure.requests().len(), requests_before);
-    assert_eq!(verification(&stack, attacker, &planted_id).await, "unverified");
+    assert_eq!(
+        verification(&stack, attacker, &planted_id).await,
+        "unverified"
+    );
 
     // The attacker's unverified claim cannot start cluster work, and does not stop the
     // victim from registering and verifying its own subscription.
@@ -148,7 +156,10 @@ async fn an_attacker_registering_first_stays_unverified_because_entra_refuses_it
         .set_up_access(victim, account_id.parse().unwrap())
         .await;
     assert_eq!(verification(&stack, victim, &account_id).await, "verified");
-    assert_eq!(verification(&stack, attacker, &planted_id).await, "unverified");
+    assert_eq!(
+        verification(&stack, attacker, &planted_id).await,
+        "unverified"
+    );
 }
 
 #[tokio::test]

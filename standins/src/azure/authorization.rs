@@ -87,9 +87,9 @@ pub(crate) fn arm_action(method: &Method, path: &str) -> Option<String> {
                 _,
                 "kubernetesversions",
             ],
-        // Authorised as the orchestrators listing this API supersedes, which the seed's
-        // role grants. (Whether ARM names a separate kubernetesVersions/read action is
-        // not confirmed here.)
+            // Authorised as the orchestrators listing this API supersedes, which the seed's
+            // role grants. (Whether ARM names a separate kubernetesVersions/read action is
+            // not confirmed here.)
         ) => Some("Microsoft.ContainerService/locations/orchestrators/read".to_owned()),
         (&Method::GET, ["subscriptions", _, "providers", _]) => {
             Some("Microsoft.Resources/subscriptions/providers/read".to_owned())
