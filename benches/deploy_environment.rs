@@ -33,7 +33,7 @@ fn rollout_ms(index: usize) -> u64 {
 async fn main() {
     let stack = support::Stack::with_clusters().await;
     let kube = &stack.clusters.as_ref().unwrap().kube;
-    let (org, account) = stack.organization_with_azure_account().await;
+    let (org, account) = stack.organization_with_verified_azure_account().await;
     let cluster = deployments::provisioned_cluster(&stack, org, account).await;
     let (_, _, project) = stack
         .api

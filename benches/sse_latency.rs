@@ -135,6 +135,8 @@ async fn measure(bed: &Bed, label: &str, live: LiveLogs, lines: u32, pace: Durat
         keys: bed.keys.clone(),
         config: Arc::new(ApiConfig {
             azure_application_id: Uuid::new_v4().to_string(),
+            // Benchmarks start no Azure work: nobody reads the issuer.
+            workload_identity_issuer: "http://127.0.0.1".into(),
         }),
         auth: Arc::new(Authentication {
             oidc: windlass_api::oidc::OidcVerifier::new(vec![windlass_api::oidc::TrustedIssuer {

@@ -151,6 +151,8 @@ async fn bench() {
         live_logs: windlass_core::live_logs::LiveLogs::in_process(),
         config: Arc::new(ApiConfig {
             azure_application_id: Uuid::new_v4().to_string(),
+            // Benchmarks start no Azure work: nobody reads the issuer.
+            workload_identity_issuer: "http://127.0.0.1".into(),
         }),
         auth: Arc::new(windlass_api::Authentication {
             oidc: windlass_api::oidc::OidcVerifier::new(vec![windlass_api::oidc::TrustedIssuer {

@@ -79,6 +79,7 @@ impl ClusterArgs {
     pub async fn activities(
         &self,
         azure: AzureClientConfig,
+        workload_identity: std::sync::Arc<windlass_core::workload_identity::WorkloadIdentityIssuer>,
         store: windlass_core::Store,
         live_logs: windlass_core::live_logs::LiveLogs,
         rate_limiter: Option<RateLimiter>,
@@ -120,7 +121,7 @@ impl ClusterArgs {
         std::fs::create_dir_all(&workdir)
             .with_context(|| format!("creating {}", workdir.display()))?;
         Ok(ClusterActivities::new(ClusterWork {
-            azure: AzureConnector::new(azure),
+            azure: AzureConnector::new(azure, workload_identity),
             aws: Some({
                 let clients = AwsClients::new(
                     self.aws_endpoint_url.clone(),

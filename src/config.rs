@@ -15,6 +15,7 @@ use windlass_core::Store;
 use windlass_core::crypto::{AwsKmsKek, KeyEncryptionKey, LocalKeyFile};
 use windlass_core::keys::KeyRing;
 use windlass_core::live_logs::{LiveLogs, RedisConfig};
+use windlass_core::workload_identity::WorkloadIdentityIssuer;
 use windlass_workflows::engine::EngineConfig;
 use windlass_workflows::engine::codec::PayloadKeys;
 use windlass_workflows::task_queues;
@@ -131,10 +132,13 @@ pub struct AzureArgs {
         default_value = "https://login.microsoftonline.com"
     )]
     pub azure_authority_host: String,
-    /// File holding the workload identity token Windlass presents to Entra ID (projected
-    /// service-account token or similar). Re-read on every token request.
-    #[arg(long, env = "AZURE_FEDERATED_TOKEN_FILE")]
-    pub azure_federated_token_file: Option<PathBuf>,
+    /// Windlass's workload-identity issuer URL (the API's public base URL, whose
+    /// `/.well-known/openid-configuration` Entra ID reads): the `iss` of the assertions
+    /// this worker mints per organisation (`windlass:organization:<id>`) and for the
+    /// platform application (`windlass:platform`). Without it the worker runs no Azure
+    /// activities.
+    #[arg(long, env = "WINDLASS_WORKLOAD_IDENTITY_ISSUER")]
+    pub workload_identity_issuer: Option<String>,
     /// Extra CA certificate (PEM) to trust, e.g. the local stand-in's throwaway CA.
     #[arg(long, env = "WINDLASS_AZURE_EXTRA_CA_FILE")]
     pub azure_extra_ca_file: Option<PathBuf>,
@@ -155,24 +159,29 @@ pub struct AzureArgs {
 }
 
 impl AzureArgs {
-    /// Azure activities, or none when no federated token is configured (such a worker
-    /// does not take Azure work).
-    pub fn activities(&self) -> anyhow::Result<Option<AzureAccess>> {
-        Ok(self.client_template()?.map(Self::access))
+    /// The issuer this worker mints assertions as; `None` without
+    /// `--workload-identity-issuer` (such a worker does not take Azure work). Its keys
+    /// derive from the key ring's `workload_identity` data key.
+    pub fn workload_identity(&self, keys: Arc<KeyRing>) -> Option<Arc<WorkloadIdentityIssuer>> {
+        match &self.workload_identity_issuer {
+            Some(issuer) => Some(Arc::new(WorkloadIdentityIssuer::new(issuer.clone(), keys))),
+            None => {
+                tracing::warn!(
+                    "no WINDLASS_WORKLOAD_IDENTITY_ISSUER: this worker runs no Azure activities"
+                );
+                None
+            }
+        }
     }
 
     /// The Azure access activities on clients built from `template`.
-    pub fn access(template: AzureClientConfig) -> AzureAccess {
-        AzureAccess::new(AzureConnector::new(template))
+    pub fn access(template: AzureClientConfig, issuer: Arc<WorkloadIdentityIssuer>) -> AzureAccess {
+        AzureAccess::new(AzureConnector::new(template, issuer))
     }
 
-    /// Endpoints, credential source and tuning shared by every Azure client of this worker;
-    /// `None` when no federated token is configured.
-    pub fn client_template(&self) -> anyhow::Result<Option<AzureClientConfig>> {
-        let Some(token_file) = &self.azure_federated_token_file else {
-            tracing::warn!("no AZURE_FEDERATED_TOKEN_FILE: this worker runs no Azure activities");
-            return Ok(None);
-        };
+    /// Endpoints and tuning shared by every Azure client of this worker (tenant, client
+    /// id and assertions are set per identity by the connector).
+    pub fn client_template(&self) -> anyhow::Result<AzureClientConfig> {
         let url = |s: &str| url::Url::parse(s).with_context(|| format!("Azure endpoint {s:?}"));
         let endpoints = AzureEndpoints {
             arm: url(&self.azure_arm_endpoint)?,
@@ -185,7 +194,7 @@ impl AzureArgs {
             endpoints,
             String::new(),
             String::new(),
-            ClientAssertionSource::File(token_file.clone()),
+            ClientAssertionSource::set_per_identity(),
         );
         if let Some(ca) = &self.azure_extra_ca_file {
             template.extra_root_ca_pem = Some(
@@ -194,7 +203,7 @@ impl AzureArgs {
         }
         template.lro_default_poll_interval = Duration::from_secs(self.azure_default_poll_seconds);
         template.provider_poll_initial = Duration::from_secs(self.azure_provider_poll_seconds);
-        Ok(Some(template))
+        Ok(template)
     }
 }
 

@@ -29,8 +29,8 @@ const DEV_APPLICATION_ID: &str = "5c2a7e1d-8b3f-4d6a-9e0c-1f2a3b4c5d6e";
 const DEMO_TENANT_ID: &str = "7f3c1a52-2d1e-4a8e-9d6b-0a1b2c3d4e5f";
 const DEMO_SUBSCRIPTION_ID: &str = "3b6f7c9e-1a2b-4c3d-8e9f-0a1b2c3d4e5f";
 const DEMO_SETUP_IDENTITY: &str = "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a";
-/// A JWT-shaped, unsigned workload identity token: the stand-in checks shape only.
-const DEV_FEDERATED_TOKEN: &str = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJpc3MiOiJodHRwczovL3dpbmRsYXNzLmxvY2FsL2RldiIsInN1YiI6InN5c3RlbTpzZXJ2aWNlYWNjb3VudDp3aW5kbGFzczp3b3JrZXIiLCJhdWQiOiJhcGk6Ly9BenVyZUFEVG9rZW5FeGNoYW5nZSJ9.dev-unsigned";
+/// The stand-in tenant Windlass's multi-tenant application is registered in.
+const DEV_HOME_TENANT: &str = "0c0ffee0-0000-4000-8000-000000000001";
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DevArgs {
@@ -108,8 +108,19 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     .context("starting the Azure stand-in")?;
     let ca_file = data_dir.join("azure-standin-ca.pem");
     std::fs::write(&ca_file, &standin.ca_cert_pem)?;
-    let token_file = data_dir.join("federated-token");
-    std::fs::write(&token_file, DEV_FEDERATED_TOKEN)?;
+    // Workers mint their assertions as the API's issuer; the stand-in verifies them
+    // against its keys, as Entra ID would.
+    let api = format!("http://{}", args.listen);
+    let (organization_id, account) = demo_account(&store).await?;
+    standin.register_platform_application(DEV_HOME_TENANT, &args.azure_application_id, &api);
+    standin.seed_customer_tenant(
+        DEMO_TENANT_ID,
+        DEMO_SUBSCRIPTION_ID,
+        DEMO_SETUP_IDENTITY,
+        &api,
+        &windlass_core::workload_identity::WorkloadSubject::Organization(organization_id)
+            .to_string(),
+    );
 
     let keys = crate::config::KeyArgs {
         kek_file: data_dir.join("kek"),
@@ -128,7 +139,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         azure_arm_endpoint: standin.base_url.clone(),
         azure_graph_endpoint: standin.base_url.clone(),
         azure_authority_host: standin.base_url.clone(),
-        azure_federated_token_file: Some(token_file),
+        workload_identity_issuer: Some(api.clone()),
         azure_extra_ca_file: Some(ca_file),
         azure_default_poll_seconds: 1,
         azure_provider_poll_seconds: 1,
@@ -150,17 +161,24 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     // One fan-out for the worker and the API: lines published by the worker's steps reach
     // the API's followers in this same process.
     let live_logs = windlass_core::live_logs::LiveLogs::in_process();
-    let cluster_activities = match azure.client_template()? {
-        // No cloud rate limit: the stand-ins are not shared with anyone.
-        Some(template) => Some(
-            clusters
-                .activities(template, store.clone(), live_logs.clone(), None)
-                .await?,
-        ),
-        None => None,
-    };
+    let issuer = azure
+        .workload_identity(keys.clone())
+        .context("the embedded default always has an issuer")?;
+    let template = azure.client_template()?;
+    // No cloud rate limit: the stand-ins are not shared with anyone.
+    let cluster_activities = Some(
+        clusters
+            .activities(
+                template.clone(),
+                issuer.clone(),
+                store.clone(),
+                live_logs.clone(),
+                None,
+            )
+            .await?,
+    );
     let activities = ActivitySet {
-        azure: azure.activities()?,
+        azure: Some(AzureArgs::access(template, issuer)),
         deployments: cluster_activities
             .as_ref()
             .map(|c| c.deployments(store.clone(), keys.clone())),
@@ -189,7 +207,6 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     })
     .await??;
 
-    let (organization_id, account) = demo_account(&store).await?;
     // People sign in through an IdP; here a local stand-in plays it, and the developer is
     // the demo organisation's admin.
     let idp = OidcIssuerStandIn::start(args.oidc_standin_port, "windlass-dev")
@@ -218,7 +235,6 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
-    let api = format!("http://{}", args.listen);
     println!(
         "\nWindlass is running (embedded default).\n\
          \n  API            {api}   (OpenAPI: {api}/openapi.json)\
@@ -235,7 +251,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
          \n    -H 'content-type: application/json' -H 'Idempotency-Key: demo-1' \\\
          \n    -d '{{\"workflow\":\"azure_access_setup\",\"cloud_account_id\":\"{}\",\"setup_identity_client_id\":\"{DEMO_SETUP_IDENTITY}\"}}'\
          \n  curl -s -H \"Authorization: Bearer $TOKEN\" {api}/v1/organizations/{organization_id}/runs\n\
-         \nProvision an AKS cluster (terraform and helm are real; ARM and Kubernetes are stand-ins):\n\
+         \nOnce the setup succeeded (it verifies the account), provision an AKS cluster (terraform\n  and helm are real; ARM and Kubernetes are stand-ins):\n\
          \n  curl -s -X POST {api}/v1/organizations/{organization_id}/clusters \\\
          \n    -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' \\\
          \n    -d '{{\"name\":\"demo\",\"cloud_account_id\":\"{}\",\"region\":\"westeurope\",\"kubernetes_version\":\"1.33\"}}'\n\
@@ -257,6 +273,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         engine,
         config: std::sync::Arc::new(windlass_api::ApiConfig {
             azure_application_id: args.azure_application_id,
+            workload_identity_issuer: api.clone(),
         }),
         auth: std::sync::Arc::new(auth),
         keys,

@@ -25,6 +25,11 @@ pub struct ServeArgs {
     /// Application (client) id of Windlass's multi-tenant Entra application.
     #[arg(long, env = "WINDLASS_AZURE_APPLICATION_ID")]
     pub azure_application_id: String,
+    /// Windlass's workload-identity issuer URL: the API's public base URL (HTTPS in
+    /// production), which customers' federated credentials name. Default:
+    /// `http://<listen>`.
+    #[arg(long, env = "WINDLASS_WORKLOAD_IDENTITY_ISSUER")]
+    pub workload_identity_issuer: Option<String>,
     /// Issuer (`iss`) of the OIDC provider people sign in with.
     #[arg(long, env = "WINDLASS_OIDC_ISSUER", requires_all = ["oidc_audience", "oidc_jwks_uri"])]
     pub oidc_issuer: Option<String>,
@@ -72,6 +77,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         engine,
         config: Arc::new(ApiConfig {
             azure_application_id: args.azure_application_id,
+            workload_identity_issuer: args
+                .workload_identity_issuer
+                .unwrap_or_else(|| format!("http://{}", args.listen)),
         }),
         auth: Arc::new(auth),
         keys,

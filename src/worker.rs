@@ -60,22 +60,28 @@ pub struct WorkerArgs {
 
 impl WorkerArgs {
     /// The activities this worker can run: Azure and cluster work only when it has a
-    /// federated identity to act with. Every cloud client shares `limiter`.
+    /// workload-identity issuer to act as. Every cloud client shares `limiter`.
     pub async fn activity_set(
         &self,
         store: &windlass_core::Store,
         keys: Arc<windlass_core::keys::KeyRing>,
         limiter: Option<RateLimiter>,
     ) -> anyhow::Result<ActivitySet> {
-        let template = self.azure.client_template()?.map(|mut template| {
-            template.rate_limiter = limiter.clone();
-            template
-        });
+        let identity = self.azure.workload_identity(keys.clone());
+        let template = match &identity {
+            Some(issuer) => {
+                let mut template = self.azure.client_template()?;
+                template.rate_limiter = limiter.clone();
+                Some((template, issuer.clone()))
+            }
+            None => None,
+        };
         let clusters = match &template {
-            Some(template) => Some(
+            Some((template, issuer)) => Some(
                 self.clusters
                     .activities(
                         template.clone(),
+                        issuer.clone(),
                         store.clone(),
                         self.live_logs.live_logs(&self.redis)?,
                         limiter,
@@ -85,7 +91,7 @@ impl WorkerArgs {
             None => None,
         };
         Ok(ActivitySet {
-            azure: template.map(AzureArgs::access),
+            azure: template.map(|(template, issuer)| AzureArgs::access(template, issuer)),
             deployments: clusters
                 .as_ref()
                 .map(|c| c.deployments(store.clone(), keys.clone())),

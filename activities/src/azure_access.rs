@@ -16,19 +16,26 @@ use windlass_workflows::contracts::{
     activity_names,
 };
 
+use windlass_core::workload_identity::{
+    AZURE_TOKEN_EXCHANGE_AUDIENCE, WorkloadIdentityIssuer, WorkloadSubject,
+};
+
 use crate::azure::{
-    ArmClient, AzureClientConfig, AzureError, GraphClient, Retry, role_assignment_id,
-    role_definition_id, role_definition_resource_id, windlass_custom_role,
+    ArmClient, AzureClientConfig, AzureError, ClientAssertionSource, GraphClient, Retry,
+    role_assignment_id, role_definition_id, role_definition_resource_id, windlass_custom_role,
 };
 use crate::error::{retryable, terminal};
 use crate::heartbeat::heartbeating;
 
-/// Builds Azure clients per customer tenant. Tokens are cached inside each credential
-/// until shortly before they expire; clients are kept per (tenant, setup identity).
+/// Builds Azure clients per customer tenant and identity. Tokens are cached inside each
+/// credential until shortly before they expire; clients are kept per (tenant, client id,
+/// workload-identity subject): the subject decides which federated credential Entra ID
+/// matches, so one organisation's clients are never another's.
 pub struct AzureConnector {
-    /// Endpoints, assertion source and tuning; tenant and client id are filled per target.
+    /// Endpoints and tuning; tenant, client id and assertions are filled per identity.
     template: AzureClientConfig,
-    clients: Mutex<HashMap<(String, String), Arc<TenantClients>>>,
+    issuer: Arc<WorkloadIdentityIssuer>,
+    clients: Mutex<HashMap<(String, String, WorkloadSubject), Arc<TenantClients>>>,
 }
 
 pub(crate) struct TenantClients {
@@ -37,20 +44,46 @@ pub(crate) struct TenantClients {
 }
 
 impl AzureConnector {
-    pub fn new(template: AzureClientConfig) -> Self {
+    pub fn new(template: AzureClientConfig, issuer: Arc<WorkloadIdentityIssuer>) -> Self {
         Self {
             template,
+            issuer,
             clients: Mutex::new(HashMap::new()),
         }
     }
 
-    pub(crate) fn clients(
+    /// Clients acting as the organisation's setup identity in its tenant (access setup
+    /// and teardown): assertions with subject `windlass:organization:<id>`, which only
+    /// that organisation's own federated credential accepts.
+    pub(crate) fn setup_clients(
         &self,
         target: &AzureTarget,
+    ) -> Result<Arc<TenantClients>, ActivityError> {
+        self.clients_as(
+            target,
+            WorkloadSubject::Organization(target.organization_id),
+        )
+    }
+
+    /// Clients acting as Windlass's multi-tenant application in the customer's tenant
+    /// (cluster work): subject `windlass:platform`. Cluster targets name the application
+    /// in `setup_identity_client_id`.
+    pub(crate) fn platform_clients(
+        &self,
+        target: &AzureTarget,
+    ) -> Result<Arc<TenantClients>, ActivityError> {
+        self.clients_as(target, WorkloadSubject::Platform)
+    }
+
+    fn clients_as(
+        &self,
+        target: &AzureTarget,
+        subject: WorkloadSubject,
     ) -> Result<Arc<TenantClients>, ActivityError> {
         let key = (
             target.tenant_id.clone(),
             target.setup_identity_client_id.clone(),
+            subject,
         );
         let mut cache = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(clients) = cache.get(&key) {
@@ -59,6 +92,16 @@ impl AzureConnector {
         let mut config = self.template.clone();
         config.tenant_id = target.tenant_id.clone();
         config.client_id = target.setup_identity_client_id.clone();
+        let issuer = self.issuer.clone();
+        config.assertion = ClientAssertionSource::callback(move || {
+            let issuer = issuer.clone();
+            async move {
+                issuer
+                    .mint(subject, AZURE_TOKEN_EXCHANGE_AUDIENCE)
+                    .await
+                    .map_err(|e| format!("minting a workload-identity assertion: {e}"))
+            }
+        });
         let clients = Arc::new(TenantClients {
             arm: ArmClient::new(&config).map_err(azure_failure)?,
             graph: GraphClient::new(&config).map_err(azure_failure)?,
@@ -119,7 +162,7 @@ impl AzureAccess {
                 "InvalidInput",
             ));
         }
-        let clients = self.connector.clients(&input.target)?;
+        let clients = self.connector.setup_clients(&input.target)?;
         heartbeating(
             &ctx,
             clients
@@ -140,7 +183,7 @@ impl AzureAccess {
         ctx: ActivityContext,
         target: AzureTarget,
     ) -> Result<CustomRole, ActivityError> {
-        let clients = self.connector.clients(&target)?;
+        let clients = self.connector.setup_clients(&target)?;
         let id = custom_role_id(&target);
         let role = windlass_custom_role(&target.subscription_id);
         // PUT with a fixed id is an upsert: a second run finds and rewrites the same role.
@@ -161,7 +204,7 @@ impl AzureAccess {
         ctx: ActivityContext,
         input: ApplicationAccess,
     ) -> Result<ServicePrincipal, ActivityError> {
-        let clients = self.connector.clients(&input.target)?;
+        let clients = self.connector.setup_clients(&input.target)?;
         let principal = heartbeating(
             &ctx,
             clients
@@ -196,7 +239,7 @@ impl AzureAccess {
                 "InvalidInput",
             ));
         }
-        let clients = self.connector.clients(target)?;
+        let clients = self.connector.setup_clients(target)?;
         let scope = subscription_scope(target);
         let id = assignment_id(target, &input.application_id);
         let assigned = heartbeating(
@@ -230,7 +273,7 @@ impl AzureAccess {
         input: VerifyAccess,
     ) -> Result<(), ActivityError> {
         let target = &input.target;
-        let clients = self.connector.clients(target)?;
+        let clients = self.connector.setup_clients(target)?;
         let verify = async {
             let mut problems = Vec::new();
             for namespace in AZURE_RESOURCE_PROVIDERS {
@@ -296,7 +339,7 @@ impl AzureAccess {
         ctx: ActivityContext,
         input: ApplicationAccess,
     ) -> Result<Removal, ActivityError> {
-        let clients = self.connector.clients(&input.target)?;
+        let clients = self.connector.setup_clients(&input.target)?;
         let scope = subscription_scope(&input.target);
         let id = assignment_id(&input.target, &input.application_id);
         let existed = heartbeating(&ctx, clients.arm.delete_role_assignment(&scope, id))
@@ -314,7 +357,7 @@ impl AzureAccess {
         ctx: ActivityContext,
         target: AzureTarget,
     ) -> Result<Removal, ActivityError> {
-        let clients = self.connector.clients(&target)?;
+        let clients = self.connector.setup_clients(&target)?;
         let id = custom_role_id(&target);
         let deleted = heartbeating(
             &ctx,
@@ -344,7 +387,7 @@ impl AzureAccess {
         ctx: ActivityContext,
         input: ApplicationAccess,
     ) -> Result<Removal, ActivityError> {
-        let clients = self.connector.clients(&input.target)?;
+        let clients = self.connector.setup_clients(&input.target)?;
         let remove = async {
             match clients
                 .graph

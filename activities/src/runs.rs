@@ -8,7 +8,9 @@ use windlass_core::Store;
 use windlass_core::audit::{ActorKind, AuditResult, NewAuditEntry};
 use windlass_core::runs::{Run, RunStatus, WorkflowKind};
 use windlass_workflows::cluster_contracts::UpgradeClusterInput;
-use windlass_workflows::contracts::{OutcomeStatus, RunOutcome, activity_names};
+use windlass_workflows::contracts::{
+    AzureAccessSetupInput, OutcomeStatus, RunOutcome, activity_names,
+};
 
 use crate::error::retryable_unless;
 
@@ -58,6 +60,53 @@ impl RunRecorder {
     }
 }
 
+impl RunRecorder {
+    /// A succeeded Azure access setup proves the organisation controls the account: it
+    /// authenticated as the customer's setup identity with the organisation's own subject.
+    /// `Err(reason)` when another organisation verified the same account first (the run
+    /// then ends failed); the reason does not say which organisation.
+    async fn verify_account(&self, run: &Run) -> Result<Result<(), String>, ActivityError> {
+        if run.kind != WorkflowKind::AzureAccessSetup {
+            return Ok(Ok(()));
+        }
+        let Ok(input) = serde_json::from_value::<AzureAccessSetupInput>(run.input.clone()) else {
+            tracing::error!(run_id = %run.id, "a setup run's input is unreadable");
+            return Ok(Ok(()));
+        };
+        let target = &input.target;
+        let verified = self
+            .store
+            .mark_cloud_account_verified(target.organization_id, target.cloud_account_id)
+            .await;
+        let (result, refusal) = match verified {
+            Ok(_) => (AuditResult::Success, None),
+            Err(windlass_core::Error::Conflict(reason)) => (AuditResult::Failed, Some(reason)),
+            Err(windlass_core::Error::NotFound { .. }) => return Ok(Ok(())),
+            Err(e) => return Err(retryable_unless(!e.is_retryable(), e)),
+        };
+        let entry = NewAuditEntry {
+            client: Some("windlass-worker".to_owned()),
+            ..NewAuditEntry::new(
+                Some(run.organization_id),
+                "system:worker",
+                ActorKind::System,
+                "cloud_accounts.verify",
+                format!("cloud_account:{}", target.cloud_account_id),
+                result,
+                serde_json::json!({"run_id": run.id, "proof": "azure_access_setup"}),
+            )
+        };
+        self.store
+            .append_audit(entry)
+            .await
+            .map_err(|e| retryable_unless(!e.is_retryable(), e))?;
+        Ok(match refusal {
+            None => Ok(()),
+            Some(reason) => Err(reason),
+        })
+    }
+}
+
 #[activities]
 impl RunRecorder {
     /// Idempotent: the first recorded end of a run wins, a repeat changes nothing.
@@ -71,19 +120,30 @@ impl RunRecorder {
         let Some(run_id) = Run::id_from_workflow_id(&outcome.workflow_id) else {
             return Ok(());
         };
-        let status = match outcome.status {
+        let mut status = match outcome.status {
             OutcomeStatus::Succeeded => RunStatus::Succeeded,
             OutcomeStatus::Failed => RunStatus::Failed,
             OutcomeStatus::Cancelled => RunStatus::Cancelled,
         };
+        let mut error = outcome.error.clone();
+        // Before the end is recorded, so a setup whose proof lost the race ends failed.
+        if status == RunStatus::Succeeded
+            && let Some(run) = self
+                .store
+                .run_by_id(run_id)
+                .await
+                .map_err(|e| retryable_unless(!e.is_retryable(), e))?
+            && run.finished_at.is_none()
+            && let Err(reason) = self.verify_account(&run).await?
+        {
+            status = RunStatus::Failed;
+            error = Some(format!(
+                "the setup succeeded but the account cannot be verified: {reason}"
+            ));
+        }
         let recorded = self
             .store
-            .finish_run(
-                run_id,
-                status,
-                outcome.output.as_ref(),
-                outcome.error.as_deref(),
-            )
+            .finish_run(run_id, status, outcome.output.as_ref(), error.as_deref())
             .await
             .map_err(|e| retryable_unless(!e.is_retryable(), e))?;
         // Only the call that recorded the end appends it, so a duplicate delivery of this

@@ -7,20 +7,40 @@ use std::{
 
 use uuid::Uuid;
 use windlass_activities::azure::*;
-use windlass_standins::{AzureStandIn, azure::LroMode};
+use windlass_standins::{AzureStandIn, OidcIssuerStandIn, azure::LroMode};
 
 const TENANT: &str = "8e1f0c6a-3b7d-4a51-9c2e-5f6a7b8c9d0e";
 const CLIENT: &str = "2b7c4e19-6d3a-4f80-a1b2-c3d4e5f60718";
 const SUB: &str = "0f9e8d7c-6b5a-4c3d-2e1f-0a9b8c7d6e5f";
-/// A compact JWT shape; the stand-in checks shape, not signature.
-const ASSERTION: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ3aW5kbGFzcyJ9.c2lnbmF0dXJlLXNlY3JldA";
+/// The subject the test identity's federated credential trusts.
+const SUBJECT: &str = "windlass:organization:00000000-0000-0000-0000-00000000002a";
+const AUDIENCE: &str = "api://AzureADTokenExchange";
 
-fn config(standin: &AzureStandIn, assertion: &'static str) -> AzureClientConfig {
+/// A workload-identity issuer (the OIDC issuer stand-in: discovery and JWKS on loopback)
+/// whose assertions the stand-in's Entra verifies, and the tenant's identity trusting it:
+/// Owner of the subscription, allowed to manage service principals.
+async fn trusted_issuer(standin: &AzureStandIn) -> &'static OidcIssuerStandIn {
+    let issuer = OidcIssuerStandIn::start(0, "unused").await.unwrap();
+    standin.seed_customer_tenant(TENANT, SUB, CLIENT, &issuer.issuer, SUBJECT);
+    // Serves for the rest of the test process; tests are short.
+    Box::leak(Box::new(issuer))
+}
+
+fn config(standin: &AzureStandIn, issuer: &'static OidcIssuerStandIn) -> AzureClientConfig {
+    config_with(
+        standin,
+        ClientAssertionSource::callback(move || async move {
+            Ok(issuer.assertion(SUBJECT, AUDIENCE, 600))
+        }),
+    )
+}
+
+fn config_with(standin: &AzureStandIn, assertion: ClientAssertionSource) -> AzureClientConfig {
     let mut c = AzureClientConfig::new(
         AzureEndpoints::single_origin(&standin.base_url).unwrap(),
         TENANT,
         CLIENT,
-        ClientAssertionSource::callback(move || async move { Ok(assertion.to_string()) }),
+        assertion,
     );
     c.extra_root_ca_pem = Some(standin.ca_cert_pem.clone());
     c.lro_default_poll_interval = Duration::from_millis(50);
@@ -33,7 +53,7 @@ fn config(standin: &AzureStandIn, assertion: &'static str) -> AzureClientConfig 
 
 async fn setup() -> (AzureStandIn, ArmClient, GraphClient) {
     let standin = AzureStandIn::start().await;
-    let cfg = config(&standin, ASSERTION);
+    let cfg = config(&standin, trusted_issuer(&standin).await);
     let arm = ArmClient::new(&cfg).unwrap();
     let graph = GraphClient::new(&cfg).unwrap();
     (standin, arm, graph)
@@ -290,7 +310,11 @@ async fn custom_role_matches_the_reference_permissions_exactly() {
 async fn role_assignment_retries_through_replication_delay() {
     let (standin, arm, graph) = setup().await;
     standin.set_replication_delay(Duration::from_millis(500));
-    let sp = graph.ensure_service_principal(CLIENT).await.unwrap();
+    // A principal created now (the tenant's own identity exists since long ago).
+    let sp = graph
+        .ensure_service_principal("5c2a7e1d-8b3f-4d6a-9e0c-1f2a3b4c5d6e")
+        .await
+        .unwrap();
     let role_uuid = role_definition_id(Uuid::from_u128(1), SUB);
     arm.put_role_definition(SUB, role_uuid, &windlass_custom_role(SUB))
         .await
@@ -499,7 +523,7 @@ async fn failed_and_canceled_operations_are_terminal() {
 #[tokio::test]
 async fn missing_retry_after_uses_configured_default() {
     let standin = AzureStandIn::start().await;
-    let mut cfg = config(&standin, ASSERTION);
+    let mut cfg = config(&standin, trusted_issuer(&standin).await);
     cfg.lro_default_poll_interval = Duration::from_millis(250);
     let arm = ArmClient::new(&cfg).unwrap();
     arm.put_resource_group(SUB, "windlass-c4", "westeurope", &BTreeMap::new())
@@ -525,7 +549,11 @@ async fn ensure_service_principal_is_idempotent() {
     let second = graph.ensure_service_principal(app_id).await.unwrap();
     assert_eq!(first.id, second.id);
     assert_eq!(first.app_id, app_id);
-    assert_eq!(standin.state().service_principals.len(), 1);
+    let principals = standin.state().service_principals;
+    assert_eq!(
+        principals.values().filter(|sp| sp.app_id == app_id).count(),
+        1
+    );
     // The second call really hit Graph's conflict path.
     assert!(
         standin
@@ -606,8 +634,13 @@ async fn tokens_come_from_the_token_endpoint_with_a_client_assertion() {
 #[tokio::test]
 async fn rejected_assertion_is_terminal_and_not_echoed() {
     let standin = AzureStandIn::start().await;
+    trusted_issuer(&standin).await;
     let bad = "not-a-jwt-but-secret-material";
-    let arm = ArmClient::new(&config(&standin, bad)).unwrap();
+    let arm = ArmClient::new(&config_with(
+        &standin,
+        ClientAssertionSource::callback(move || async move { Ok(bad.to_owned()) }),
+    ))
+    .unwrap();
     let err = arm
         .provider_state(SUB, "Microsoft.Network")
         .await
@@ -628,4 +661,51 @@ async fn rejected_assertion_is_terminal_and_not_echoed() {
         !text.contains(bad),
         "error text leaks the assertion: {text}"
     );
+}
+
+/// Entra's refusals as a client sees them: an expired assertion (AADSTS700024), one whose
+/// subject no federated credential names (AADSTS70021), an application not in the tenant
+/// (AADSTS700016). Each is terminal, and the journal records the code.
+#[tokio::test]
+async fn entra_refuses_expired_mismatched_and_unknown_assertions() {
+    let standin = AzureStandIn::start().await;
+    let issuer = trusted_issuer(&standin).await;
+    let cases: [(ClientAssertionSource, &str, u32); 3] = [
+        (
+            ClientAssertionSource::callback(move || async move {
+                Ok(issuer.assertion(SUBJECT, AUDIENCE, -3600))
+            }),
+            CLIENT,
+            700024,
+        ),
+        (
+            ClientAssertionSource::callback(move || async move {
+                Ok(issuer.assertion("windlass:organization:someone-else", AUDIENCE, 600))
+            }),
+            CLIENT,
+            70021,
+        ),
+        (
+            ClientAssertionSource::callback(move || async move {
+                Ok(issuer.assertion(SUBJECT, AUDIENCE, 600))
+            }),
+            "7e1d0c9b-8a7f-4e6d-9c5b-4a3f2e1d0c9b",
+            700016,
+        ),
+    ];
+    for (assertion, client_id, code) in cases {
+        let mut config = config_with(&standin, assertion);
+        config.client_id = client_id.to_owned();
+        let err = ArmClient::new(&config)
+            .unwrap()
+            .provider_state(SUB, "Microsoft.Network")
+            .await
+            .expect_err("refused");
+        assert_eq!(err.retry(), Retry::Never, "{err:?}");
+        assert!(err.to_string().contains(&format!("AADSTS{code}")), "{err}");
+        let last = standin.token_requests().pop().unwrap();
+        assert_eq!(last.error_code, Some(code));
+        assert!(!last.granted);
+    }
+    assert!(standin.requests().is_empty(), "nothing reached ARM");
 }

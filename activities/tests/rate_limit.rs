@@ -149,18 +149,28 @@ async fn the_arm_client_waits_for_the_subscriptions_budget() {
     // two requests that did not wait.
     let limiter =
         RateLimiter::new(buckets, RateLimit::new(10.0, 2).unwrap()).with_observer(waits.clone());
+    let (tenant, client) = (Uuid::new_v4().to_string(), Uuid::new_v4().to_string());
+    let (subscription, other) = (Uuid::new_v4().to_string(), Uuid::new_v4().to_string());
+    // An identity of the tenant, Owner of both subscriptions, trusting a local issuer.
+    let issuer: &'static windlass_standins::OidcIssuerStandIn = Box::leak(Box::new(
+        windlass_standins::OidcIssuerStandIn::start(0, "unused")
+            .await
+            .unwrap(),
+    ));
+    for sub in [&subscription, &other] {
+        standin.seed_customer_tenant(&tenant, sub, &client, &issuer.issuer, "windlass:test");
+    }
     let mut config = AzureClientConfig::new(
         AzureEndpoints::single_origin(&standin.base_url).unwrap(),
-        Uuid::new_v4().to_string(),
-        Uuid::new_v4().to_string(),
-        ClientAssertionSource::callback(|| async {
-            Ok("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ0ZXN0In0.unsigned".to_owned())
+        tenant,
+        client,
+        ClientAssertionSource::callback(move || async move {
+            Ok(issuer.assertion("windlass:test", "api://AzureADTokenExchange", 600))
         }),
     );
     config.extra_root_ca_pem = Some(standin.ca_cert_pem.clone());
     config.rate_limiter = Some(limiter);
     let arm = ArmClient::new(&config).unwrap();
-    let (subscription, other) = (Uuid::new_v4().to_string(), Uuid::new_v4().to_string());
 
     // The first request also fetches a token and opens the connection: not on the budget
     // under test.

@@ -10,14 +10,14 @@ use windlass_activities::azure::*;
 use windlass_activities::terraform::{
     Plan, PlanGuard, RemoteState, StaleLockPolicy, Terraform, TerraformError, is_stale,
 };
-use windlass_standins::AzureStandIn;
 use windlass_standins::azure::StandInOptions;
 use windlass_standins::azurite::Azurite;
+use windlass_standins::{AzureStandIn, OidcIssuerStandIn};
 
 const TENANT: &str = "8e1f0c6a-3b7d-4a51-9c2e-5f6a7b8c9d0e";
 const CLIENT: &str = "2b7c4e19-6d3a-4f80-a1b2-c3d4e5f60718";
 const SUB: &str = "0f9e8d7c-6b5a-4c3d-2e1f-0a9b8c7d6e5f";
-const ASSERTION: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ3aW5kbGFzcyJ9.c2lnbmF0dXJlLXNlY3JldA";
+const SUBJECT: &str = "windlass:organization:test";
 
 struct Bed {
     _azurite: Azurite,
@@ -37,11 +37,18 @@ async fn bed() -> Bed {
     })
     .await
     .unwrap();
+    // An identity of the tenant, Owner of the subscription, trusting a local issuer.
+    let issuer: &'static OidcIssuerStandIn = Box::leak(Box::new(
+        OidcIssuerStandIn::start(0, "unused").await.unwrap(),
+    ));
+    standin.seed_customer_tenant(TENANT, SUB, CLIENT, &issuer.issuer, SUBJECT);
     let mut config = AzureClientConfig::new(
         AzureEndpoints::single_origin(&standin.base_url).unwrap(),
         TENANT,
         CLIENT,
-        ClientAssertionSource::callback(|| async { Ok(ASSERTION.to_string()) }),
+        ClientAssertionSource::callback(move || async move {
+            Ok(issuer.assertion(SUBJECT, "api://AzureADTokenExchange", 600))
+        }),
     );
     config.extra_root_ca_pem = Some(standin.ca_cert_pem.clone());
     config.lro_default_poll_interval = Duration::from_millis(20);

@@ -29,7 +29,16 @@ enum Principal {
 
 /// Routes anyone may call.
 /// `/metrics` is for the operator's scraper: counts by route template, nothing about callers.
-const PUBLIC: [&str; 4] = ["/healthz", "/readyz", "/openapi.json", "/metrics"];
+/// The workload-identity issuer's discovery document and keys are public by design: Entra
+/// ID reads them to verify the assertions workers present.
+const PUBLIC: [&str; 6] = [
+    "/healthz",
+    "/readyz",
+    "/openapi.json",
+    "/metrics",
+    windlass_core::workload_identity::DISCOVERY_PATH,
+    windlass_core::workload_identity::JWKS_PATH,
+];
 
 /// Middleware: every request but the public ones must carry a valid bearer token, checked
 /// before the body is parsed, so a caller without one learns nothing about the route.

@@ -103,17 +103,60 @@ async fn register(
     request: CreateCloudAccount,
 ) -> Result<CloudAccount, Problem> {
     validate(&request)?;
+    let tenant_id = request.tenant_id.unwrap_or_default().to_lowercase();
+    let external_id = request.external_id.to_lowercase();
+    // Another organisation proved it controls this account: registering it here could
+    // only serve to act on someone else's cloud. Who holds it is not said.
+    if state
+        .store
+        .cloud_account_claimed_elsewhere(
+            organization_id,
+            request.provider,
+            &tenant_id,
+            &external_id,
+        )
+        .await?
+    {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "cloud-account-claimed",
+            format!(
+                "this {} account is already verified by another organization; if it is yours, \
+                 contact support to transfer it",
+                request.provider.as_str()
+            ),
+        ));
+    }
     let account = state
         .store
         .create_cloud_account(NewCloudAccount {
             organization_id,
             provider: request.provider,
-            tenant_id: request.tenant_id.unwrap_or_default(),
-            external_id: request.external_id.to_lowercase(),
+            tenant_id,
+            external_id,
             display_name: request.display_name.trim().to_owned(),
         })
         .await?;
     Ok(account)
+}
+
+/// Cluster, maintenance and teardown runs act in an Azure account with Windlass's own
+/// (multi-tenant) authority; they start only once the organisation has proven it controls
+/// the account. AWS accounts are bound to their organisation by the ExternalId every
+/// AssumeRole presents (the customer's trust policy names it), so they are not gated here.
+pub(crate) fn require_verified(account: &CloudAccount) -> Result<(), Problem> {
+    if account.is_verified() || account.provider != CloudProvider::Azure {
+        return Ok(());
+    }
+    Err(Problem::new(
+        StatusCode::CONFLICT,
+        "cloud-account-unverified",
+        format!(
+            "cloud account {} is not verified: run azure_access_setup for it first (a \
+             successful setup proves your organization controls the subscription)",
+            account.id
+        ),
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/organizations/{organization_id}/cloud-accounts",

@@ -24,6 +24,7 @@ use windlass_workflows::contracts::AzureTarget;
 
 use crate::AppState;
 use crate::authz::Authenticated;
+use crate::cloud_accounts::require_verified;
 use crate::extract::{Json, Path};
 use crate::problem::Problem;
 use crate::runs::{fingerprint, idempotency_key, launch};
@@ -144,6 +145,7 @@ async fn create(
         .store
         .cloud_account(organization_id, request.cloud_account_id)
         .await?;
+    require_verified(&account)?;
     // A repeated request names the same cluster, so it cannot create a second one.
     let id = match &key {
         Some(k) => Uuid::new_v5(&organization_id, format!("clusters:{k}").as_bytes()),
@@ -405,6 +407,7 @@ async fn upgrade(
         .store
         .cloud_account(organization_id, spec.cloud_account_id)
         .await?;
+    require_verified(&account)?;
     let current = parse_minor_version(&spec.kubernetes_version);
     let wanted = parse_minor_version(&request.kubernetes_version).ok_or_else(|| {
         Problem::unprocessable(format!(
@@ -469,6 +472,7 @@ async fn delete_cluster(
             .store
             .cloud_account(organization_id, spec.cloud_account_id)
             .await?;
+        require_verified(&account)?;
         let input = DeleteClusterInput {
             cluster: spec,
             target: acting_target(&account, &state.config.azure_application_id),

@@ -22,6 +22,7 @@ mod run_events;
 mod runs;
 mod secrets;
 pub mod webhooks;
+mod workload_identity;
 
 use std::sync::Arc;
 
@@ -45,6 +46,9 @@ pub struct ApiConfig {
     /// Application (client) id of Windlass's multi-tenant Entra application, whose service
     /// principal the Azure access setup creates in customer tenants.
     pub azure_application_id: String,
+    /// Windlass's workload-identity issuer URL (`iss` of the assertions workers present
+    /// to Entra ID); its discovery document and keys are served under `/.well-known/`.
+    pub workload_identity_issuer: String,
 }
 
 /// How callers prove who they are. API tokens need no configuration; people sign in with
@@ -81,6 +85,7 @@ pub fn router(state: AppState) -> Router {
                 async move { axum::Json(api.as_ref().clone()) }
             }),
         )
+        .merge(workload_identity::routes())
         .route(
             "/metrics",
             axum::routing::get(move || metrics::serve(axum::extract::State(scrape.clone()))),

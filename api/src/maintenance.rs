@@ -120,7 +120,12 @@ async fn change(
         )
         .await?;
     let outcome = async {
-        state.store.cluster(organization_id, cluster_id).await?;
+        let cluster = state.store.cluster(organization_id, cluster_id).await?;
+        let account = state
+            .store
+            .cloud_account(organization_id, cluster.cloud_account_id)
+            .await?;
+        crate::cloud_accounts::require_verified(&account)?;
         operation.await
     }
     .await;

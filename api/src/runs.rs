@@ -206,6 +206,10 @@ async fn start(
         .store
         .cloud_account(organization_id, request.cloud_account_id())
         .await?;
+    // A setup is what verifies an account; a teardown deletes what a verified one holds.
+    if request.kind() == WorkflowKind::AzureAccessTeardown {
+        crate::cloud_accounts::require_verified(&account)?;
+    }
     let input = request.workflow_input(&account, &state.config.azure_application_id)?;
     launch(
         state,

@@ -38,7 +38,48 @@ pub struct CloudAccount {
     /// Azure subscription id or AWS account id.
     pub external_id: String,
     pub display_name: String,
+    /// Whether Windlass has proven that this organisation controls the account. Cluster,
+    /// maintenance and teardown runs start on verified accounts only.
+    pub verification: Verification,
+    /// When the account was verified.
+    pub verified_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+}
+
+impl CloudAccount {
+    pub fn is_verified(&self) -> bool {
+        self.verification == Verification::Verified
+    }
+}
+
+/// The ownership proof of a cloud account. Azure: a successful access setup, which
+/// authenticates as the customer's setup identity with a workload-identity assertion whose
+/// subject names this organisation (`windlass:organization:<id>`), so it succeeds only if
+/// the customer's federated credential trusts exactly this organisation. AWS: an
+/// AssumeRole that presents this organisation's ExternalId. At most one organisation holds
+/// a verified claim on a given account (a unique index in the store).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Verification {
+    Unverified,
+    Verified,
+}
+
+impl Verification {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unverified => "unverified",
+            Self::Verified => "verified",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "unverified" => Some(Self::Unverified),
+            "verified" => Some(Self::Verified),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -25,6 +25,7 @@ pub mod runs;
 pub mod secrets;
 pub mod step_logs;
 pub mod store;
+pub mod workload_identity;
 
 pub use error::{Error, Result};
 pub use store::{Backend, Store};

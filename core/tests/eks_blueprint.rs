@@ -58,6 +58,8 @@ fn account() -> CloudAccount {
         provider: CloudProvider::Aws,
         tenant_id: "".into(),
         external_id: "123456789012".into(),
+        verification: windlass_core::cloud_accounts::Verification::Verified,
+        verified_at: None,
         display_name: "prod".into(),
         created_at: at("2026-11-01T00:00:00Z"),
     }

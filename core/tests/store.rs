@@ -6,7 +6,7 @@
 use chrono::Utc;
 use serde_json::json;
 use uuid::Uuid;
-use windlass_core::cloud_accounts::{CloudProvider, NewCloudAccount};
+use windlass_core::cloud_accounts::{CloudProvider, NewCloudAccount, Verification};
 use windlass_core::runs::{
     InsertedRun, NewRun, RunFilter, RunStatus, StepOutcome, StepStatus, WorkflowKind,
 };
@@ -18,6 +18,7 @@ mod support;
 on_both_databases!(
     organizations_have_unique_names,
     cloud_accounts_belong_to_one_organization,
+    one_organization_holds_a_verified_claim_on_an_account,
     a_repeated_idempotency_key_returns_the_first_run,
     a_reused_idempotency_key_with_another_request_is_refused,
     one_unfinished_run_per_target,
@@ -105,6 +106,54 @@ async fn cloud_accounts_belong_to_one_organization(store: &Store) {
     assert!(matches!(duplicate, Error::Conflict(_)), "{duplicate}");
     assert_eq!(store.cloud_accounts(acme).await.unwrap().len(), 1);
     assert!(store.cloud_accounts(globex).await.unwrap().is_empty());
+}
+
+async fn one_organization_holds_a_verified_claim_on_an_account(store: &Store) {
+    let (acme, globex) = (organization(store).await, organization(store).await);
+    let register = |org| NewCloudAccount {
+        organization_id: org,
+        provider: CloudProvider::Azure,
+        tenant_id: "tenant-v".into(),
+        external_id: "sub-v".into(),
+        display_name: "production".into(),
+    };
+    // Both may register it while nobody proved anything.
+    let mine = store.create_cloud_account(register(acme)).await.unwrap();
+    let theirs = store.create_cloud_account(register(globex)).await.unwrap();
+    assert_eq!(mine.verification, Verification::Unverified);
+    assert!(mine.verified_at.is_none());
+
+    let verified = store
+        .mark_cloud_account_verified(acme, mine.id)
+        .await
+        .unwrap();
+    assert!(verified.is_verified() && verified.verified_at.is_some());
+    // Idempotent for the holder.
+    let again = store
+        .mark_cloud_account_verified(acme, mine.id)
+        .await
+        .unwrap();
+    assert_eq!(again.verified_at, verified.verified_at);
+    // The unique index refuses a second verified claim.
+    let refused = store
+        .mark_cloud_account_verified(globex, theirs.id)
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, Error::Conflict(_)), "{refused}");
+    assert!(
+        !store
+            .cloud_account(globex, theirs.id)
+            .await
+            .unwrap()
+            .is_verified()
+    );
+    let claimed =
+        |org| store.cloud_account_claimed_elsewhere(org, CloudProvider::Azure, "tenant-v", "sub-v");
+    assert!(claimed(globex).await.unwrap());
+    assert!(
+        !claimed(acme).await.unwrap(),
+        "its own claim is not elsewhere"
+    );
 }
 
 async fn a_repeated_idempotency_key_returns_the_first_run(store: &Store) {

@@ -42,13 +42,26 @@ impl OidcIssuerStandIn {
         let listener =
             tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
         let base = format!("http://{}", listener.local_addr()?);
-        let app = axum::Router::new().route(
-            "/jwks",
-            axum::routing::get(move || {
-                let jwks = jwks.clone();
-                async move { axum::Json(jwks) }
-            }),
-        );
+        // OIDC discovery too, so it can also stand in for a workload-identity issuer that
+        // Entra ID (its stand-in) reads keys from.
+        let discovery = json!({"issuer": base, "jwks_uri": format!("{base}/jwks"),
+            "response_types_supported": ["id_token"], "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["ES256"]});
+        let app = axum::Router::new()
+            .route(
+                "/jwks",
+                axum::routing::get(move || {
+                    let jwks = jwks.clone();
+                    async move { axum::Json(jwks) }
+                }),
+            )
+            .route(
+                "/.well-known/openid-configuration",
+                axum::routing::get(move || {
+                    let discovery = discovery.clone();
+                    async move { axum::Json(discovery) }
+                }),
+            );
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -78,11 +91,23 @@ impl OidcIssuerStandIn {
         lifetime_secs: u64,
     ) -> String {
         let now = jsonwebtoken::get_current_timestamp();
+        self.sign(&json!({"iss": issuer, "aud": audience, "sub": subject,
+            "iat": now, "exp": now + lifetime_secs, "groups": groups}))
+    }
+
+    /// A federated client assertion for `subject` with audience `audience`, expiring
+    /// `expires_in_secs` from now (negative: already expired).
+    pub fn assertion(&self, subject: &str, audience: &str, expires_in_secs: i64) -> String {
+        let now = jsonwebtoken::get_current_timestamp() as i64;
+        self.sign(&json!({"iss": self.issuer, "aud": audience, "sub": subject,
+            "iat": now.min(now + expires_in_secs), "exp": now + expires_in_secs}))
+    }
+
+    /// Any claims, signed with the issuer's key.
+    pub fn sign(&self, claims: &serde_json::Value) -> String {
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some("standin-1".into());
-        let claims = json!({"iss": issuer, "aud": audience, "sub": subject,
-            "iat": now, "exp": now + lifetime_secs, "groups": groups});
-        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ec_der(&self.pkcs8))
+        jsonwebtoken::encode(&header, claims, &EncodingKey::from_ec_der(&self.pkcs8))
             .expect("ES256 signing with a freshly generated key")
     }
 }

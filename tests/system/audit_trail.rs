@@ -43,6 +43,8 @@ async fn state_changes_and_workflow_ends_are_audited_and_tampering_is_detected()
             ("organizations.create", "success"),
             ("cloud_accounts.create", "success"),
             ("runs.start", "success"),
+            // The setup proved the organisation controls the subscription.
+            ("cloud_accounts.verify", "success"),
             ("workflow.finished", "success"),
             ("runs.cancel", "failed"),
         ],
@@ -54,7 +56,8 @@ async fn state_changes_and_workflow_ends_are_audited_and_tampering_is_detected()
     assert_eq!(start["ip"], "127.0.0.1");
     assert_eq!(start["details"]["workflow"], "azure_access_setup");
     assert_eq!(entries[3]["actor_kind"], "system");
-    assert_eq!(entries[4]["details"]["status"], 409);
+    assert_eq!(entries[4]["actor_kind"], "system");
+    assert_eq!(entries[5]["details"]["status"], 409);
     let filtered = stack
         .api
         .get(&format!("/v1/organizations/{org}/audit?action=runs.start"))

@@ -5,7 +5,11 @@ use serde_json::Value;
 use windlass_activities::azure::{ROLE_ACTIONS, ROLE_DATA_ACTIONS};
 use windlass_workflows::contracts::AZURE_RESOURCE_PROVIDERS;
 
-use crate::support::{APPLICATION_ID, Stack, setup_request, step, teardown_request};
+use windlass_standins::azure::OWNER_ROLE_ID;
+
+use crate::support::{
+    APPLICATION_ID, Stack, WINDLASS_TENANT, setup_request, step, teardown_request,
+};
 
 fn run_id(run: &Value) -> String {
     run["id"].as_str().unwrap().to_owned()
@@ -109,12 +113,10 @@ async fn an_azure_setup_started_through_the_api_completes_with_its_steps_readabl
         assignment["properties"]["principalId"],
         run["output"]["service_principal_object_id"]
     );
-    assert!(
-        azure
-            .service_principals
-            .values()
-            .any(|sp| sp.app_id == APPLICATION_ID),
-        "service principal of the multi-tenant application created"
+    assert_eq!(
+        platform_principals(&azure),
+        1,
+        "service principal of the multi-tenant application created in the customer's tenant"
     );
     assert_eq!(
         azure.providers.len(),
@@ -139,9 +141,9 @@ async fn a_repeated_idempotency_key_returns_the_same_run_and_a_rerun_changes_not
     assert_eq!(first["id"], second["id"]);
 
     // The same key for a different request is refused, and the first run is untouched.
-    let (reused_status, reused) = stack
-        .start_run(org, teardown_request(account), Some("setup-1"))
-        .await;
+    let mut different = setup_request(account);
+    different["setup_identity_client_id"] = uuid::Uuid::new_v4().to_string().into();
+    let (reused_status, reused) = stack.start_run(org, different, Some("setup-1")).await;
     assert_eq!(reused_status, StatusCode::CONFLICT, "{reused}");
     assert!(
         reused["detail"]
@@ -173,7 +175,19 @@ async fn a_repeated_idempotency_key_returns_the_same_run_and_a_rerun_changes_not
     assert_eq!(again["output"]["role_definition_id"], role_id.as_str());
     assert_eq!(stack.azure.creations_of(&role_id), 1);
     assert_eq!(stack.azure.creations_of(&assignment_id), 1);
-    assert_eq!(stack.azure.state().role_assignments.len(), 1);
+    let windlass_assignments = stack
+        .azure
+        .state()
+        .role_assignments
+        .values()
+        .filter(|a| {
+            a["properties"]["roleDefinitionId"]
+                .as_str()
+                .unwrap()
+                .eq_ignore_ascii_case(&role_id)
+        })
+        .count();
+    assert_eq!(windlass_assignments, 1);
 }
 
 #[tokio::test]
@@ -209,7 +223,21 @@ async fn cancelling_a_setup_leaves_nothing_the_teardown_cannot_clean() {
     assert_ne!(step(&run, "assign-role")["status"], "running");
     let half_applied = stack.azure.state();
     assert_eq!(half_applied.role_definitions.len(), 1);
-    assert_eq!(half_applied.service_principals.len(), 1);
+    assert_eq!(platform_principals(&half_applied), 1);
+
+    // A teardown acts with the account's proven ownership, which a cancelled setup did
+    // not establish; the setup run again (replicated by now) does, and the teardown cleans.
+    let (status, refused) = stack.start_run(org, teardown_request(account), None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert!(
+        refused["type"]
+            .as_str()
+            .unwrap()
+            .ends_with("/cloud-account-unverified"),
+        "{refused}"
+    );
+    stack.azure.set_replication_delay(Duration::ZERO);
+    stack.set_up_access(org, account).await;
 
     let (status, teardown) = stack.start_run(org, teardown_request(account), None).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{teardown}");
@@ -221,13 +249,32 @@ async fn cancelling_a_setup_leaves_nothing_the_teardown_cannot_clean() {
         "{:?}",
         clean.role_definitions
     );
-    assert!(clean.role_assignments.is_empty());
-    assert!(clean.service_principals.is_empty());
+    assert!(
+        clean
+            .role_assignments
+            .values()
+            .all(|a| a["properties"]["roleDefinitionId"]
+                .as_str()
+                .unwrap()
+                .ends_with(OWNER_ROLE_ID)),
+        "only the customer's own Owner assignment is left: {:?}",
+        clean.role_assignments
+    );
+    assert_eq!(platform_principals(&clean), 0);
     assert_eq!(
         teardown["output"]["removed"].as_array().unwrap().len(),
-        2,
-        "role and principal removed, no assignment existed: {teardown:#}"
+        3,
+        "assignment, role and principal removed: {teardown:#}"
     );
+}
+
+/// Service principals of Windlass's application in customer tenants (not its home one).
+fn platform_principals(state: &windlass_standins::azure::State) -> usize {
+    state
+        .service_principals
+        .values()
+        .filter(|sp| sp.app_id == APPLICATION_ID && sp.tenant_id != WINDLASS_TENANT)
+        .count()
 }
 
 #[tokio::test]

@@ -43,7 +43,7 @@ fn cluster_resource(state: &Value) -> &Value {
 #[tokio::test]
 async fn a_cluster_is_upgraded_a_minor_at_a_time_and_deleted_even_after_a_failed_delete() {
     let stack = Stack::with_clusters().await;
-    let (org, account) = stack.organization_with_azure_account().await;
+    let (org, account) = stack.organization_with_verified_azure_account().await;
     let subscription = stack
         .store
         .cloud_account(org, account)

@@ -17,7 +17,7 @@ use crate::support::Stack;
 #[tokio::test]
 async fn a_clusters_maintenance_schedule_is_operated_through_the_api() {
     let stack = Stack::with_clusters().await;
-    let (org, account) = stack.organization_with_azure_account().await;
+    let (org, account) = stack.organization_with_verified_azure_account().await;
 
     // A window that is open now, so a triggered maintenance runs at once.
     let opened = (Utc::now() - chrono::Duration::minutes(5))

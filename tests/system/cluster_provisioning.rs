@@ -90,7 +90,7 @@ fn assert_charts_deployed(stack: &Stack, run: &Value) {
 #[tokio::test]
 async fn an_aks_cluster_is_provisioned_and_its_blueprint_reproduces_it() {
     let stack = Stack::with_clusters().await;
-    let (org, account) = stack.organization_with_azure_account().await;
+    let (org, account) = stack.organization_with_verified_azure_account().await;
 
     let (status, started) = create_cluster(
         &stack,
@@ -271,7 +271,7 @@ async fn an_aks_cluster_is_provisioned_and_its_blueprint_reproduces_it() {
 #[tokio::test]
 async fn a_dry_run_plans_the_inventory_and_creates_nothing() {
     let stack = Stack::with_clusters().await;
-    let (org, account) = stack.organization_with_azure_account().await;
+    let (org, account) = stack.organization_with_verified_azure_account().await;
     let mut body = cluster_request(account, "staging");
     body["dry_run"] = json!(true);
     let (status, started) = create_cluster(&stack, org, body, "plan-staging").await;
@@ -321,6 +321,7 @@ async fn a_worker_killed_during_apply_leaves_a_run_another_worker_completes() {
         .cluster_worker_command("first", 2)
         .spawn()
         .expect("spawn windlass worker");
+    stack.set_up_access(org, account).await;
 
     let (status, started) = create_cluster(
         &stack,

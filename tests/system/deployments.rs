@@ -69,7 +69,7 @@ pub(crate) fn shop_services() -> Vec<Value> {
 /// production environment of the shop's services. Returns (org, environment, webhook
 /// secret).
 pub(crate) async fn shop_environment(stack: &Stack, max_parallel: u32) -> (Uuid, String, String) {
-    let (org, account) = stack.organization_with_azure_account().await;
+    let (org, account) = stack.organization_with_verified_azure_account().await;
     let cluster = provisioned_cluster(stack, org, account).await;
     let (status, _, _) = stack
         .api
@@ -598,7 +598,7 @@ async fn a_ci_pipeline_deploys_through_the_signed_webhook_and_a_bad_signature_is
 #[tokio::test]
 async fn a_cluster_placed_in_a_customer_network_is_deployed_to_only_by_that_customers_worker() {
     let stack = Stack::with_clusters().await;
-    let (org, account) = stack.organization_with_azure_account().await;
+    let (org, account) = stack.organization_with_verified_azure_account().await;
     let (status, _, started) = stack
         .api
         .post(

@@ -47,7 +47,7 @@ async fn queue_runs(stack: &Stack, environment: &str) -> usize {
 async fn a_queue_that_continues_as_new_keeps_superseded_cancelled_and_waiting_requests() {
     assert_eq!(QUEUE_DEPLOYMENTS_PER_HISTORY, 2);
     let stack = Stack::with_clusters().await;
-    let (org, account) = stack.organization_with_azure_account().await;
+    let (org, account) = stack.organization_with_verified_azure_account().await;
     let cluster = provisioned_cluster(&stack, org, account).await;
     let (_, _, project) = stack
         .api

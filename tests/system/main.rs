@@ -6,6 +6,7 @@ mod api_contract;
 mod api_metrics;
 mod audit_trail;
 mod azure_access;
+mod cloud_account_ownership;
 mod cluster_lifecycle;
 mod cluster_maintenance;
 mod cluster_provisioning;

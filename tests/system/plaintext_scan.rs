@@ -7,7 +7,7 @@ use std::process::Stdio;
 use base64::Engine as _;
 use serde_json::Value;
 
-use crate::support::{FEDERATED_TOKEN, SETUP_IDENTITY, Stack, repo_root, setup_request};
+use crate::support::{ASSERTION_PREFIX, SETUP_IDENTITY, Stack, repo_root, setup_request};
 
 /// Every string in the history, and what it decodes to if it is base64 (payload data and
 /// metadata are base64 in the JSON form).
@@ -90,7 +90,7 @@ async fn a_full_setup_leaves_no_plaintext_in_history_or_logs() {
         "the run's payloads went through the encrypting codec"
     );
     for (what, needle) in [
-        ("the federated token", FEDERATED_TOKEN),
+        ("a workload-identity assertion", ASSERTION_PREFIX),
         ("the subscription id", subscription.as_str()),
         ("the tenant id", tenant.as_str()),
         ("the setup identity", SETUP_IDENTITY),
@@ -105,15 +105,9 @@ async fn a_full_setup_leaves_no_plaintext_in_history_or_logs() {
 
     let log = std::fs::read(log_path.path()).unwrap();
     assert!(log.len() > 1000, "the worker logged at debug level");
+    // Every assertion the worker minted begins with the same encoded header.
     assert!(
-        !contains(&log, FEDERATED_TOKEN),
-        "the federated token is in the worker's log"
+        !contains(&log, ASSERTION_PREFIX),
+        "a workload-identity assertion is in the worker's log"
     );
-    // The JWT's signature-less halves would be enough to replay it: scan for them too.
-    for part in FEDERATED_TOKEN.split('.').filter(|p| p.len() > 8) {
-        assert!(
-            !contains(&log, part),
-            "part of the token is in the worker's log"
-        );
-    }
 }

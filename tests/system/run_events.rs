@@ -88,7 +88,7 @@ impl EventStream {
 }
 
 async fn follow_a_provisioning(stack: Stack) {
-    let (org, account) = stack.organization_with_azure_account().await;
+    let (org, account) = stack.organization_with_verified_azure_account().await;
     let (status, _, started) = stack
         .api
         .post(

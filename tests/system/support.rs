@@ -25,6 +25,9 @@ use windlass_core::blueprint::StandInOptions as BlueprintStandIn;
 use windlass_core::crypto::LocalKeyFile;
 use windlass_core::keys::KeyRing;
 use windlass_core::live_logs::LiveLogs;
+use windlass_core::workload_identity::{
+    AZURE_TOKEN_EXCHANGE_AUDIENCE, WorkloadIdentityIssuer, WorkloadSubject,
+};
 use windlass_standins::azurite::Azurite;
 use windlass_standins::kube::{KubeStandIn, KubeStandInConfig};
 use windlass_standins::{AzureStandIn, OidcIssuerStandIn, StandInOptions};
@@ -33,10 +36,25 @@ use windlass_workflows::engine::codec::PayloadKeys;
 use windlass_workflows::engine::dev_server::{DevServer, DevServerOptions, find_temporal_cli};
 use windlass_workflows::engine::{Engine, EngineConfig};
 
-pub const FEDERATED_TOKEN: &str = TOKEN;
 pub const APPLICATION_ID: &str = "5c2a7e1d-8b3f-4d6a-9e0c-1f2a3b4c5d6e";
+/// Client id of every test customer's setup identity (an app registration in their own
+/// tenant, so the same id in each stand-in tenant is no clash).
 pub const SETUP_IDENTITY: &str = "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a";
-const TOKEN: &str = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ0ZXN0In0.unsigned";
+/// The stand-in tenant Windlass's multi-tenant application is registered in.
+pub const WINDLASS_TENANT: &str = "0c0ffee0-0000-4000-8000-000000000001";
+/// How every assertion Windlass's issuer mints begins (`{"alg":"ES256","typ":"JWT",`):
+/// what a scan for leaked assertions looks for.
+pub const ASSERTION_PREFIX: &str = "eyJhbGciOiJFUzI1NiIsInR5cCI6IkpXVCIs";
+
+/// A customer's Azure directory as the stand-in holds it, set up to trust one
+/// organisation's workload-identity subject.
+#[derive(Debug, Clone)]
+pub struct CustomerTenant {
+    pub tenant_id: Uuid,
+    pub subscription_id: Uuid,
+    /// Object id of the setup identity's service principal (Owner of the subscription).
+    pub setup_identity_object_id: String,
+}
 
 /// What cluster provisioning needs besides the Azure stand-in: Azurite behind the storage
 /// accounts, and the Kubernetes stand-in the clusters' kubeconfigs point at.
@@ -58,6 +76,9 @@ pub struct Stack {
     pub database_url: String,
     /// The fan-out the API follows and the in-process worker publishes to.
     pub live_logs: LiveLogs,
+    pub keys: Arc<KeyRing>,
+    /// Windlass's workload-identity issuer, at the API's base URL.
+    pub issuer: Arc<WorkloadIdentityIssuer>,
     worker: Option<Fleet>,
     dir: TempDir,
     server: tokio::task::JoinHandle<()>,
@@ -156,12 +177,16 @@ impl Stack {
         let idp = OidcIssuerStandIn::start(0, "windlass-tests").await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
+        let issuer = Arc::new(WorkloadIdentityIssuer::new(base.clone(), keys.clone()));
+        // Windlass's multi-tenant application trusts the platform subject of this issuer.
+        azure.register_platform_application(WINDLASS_TENANT, APPLICATION_ID, &base);
         let app = windlass_api::router(AppState {
             store: store.clone(),
             engine,
             live_logs: live_logs.clone(),
             config: Arc::new(ApiConfig {
                 azure_application_id: APPLICATION_ID.into(),
+                workload_identity_issuer: base.clone(),
             }),
             auth: Arc::new(Authentication {
                 oidc: OidcVerifier::new(vec![TrustedIssuer {
@@ -180,7 +205,6 @@ impl Stack {
             .await
             .unwrap();
         });
-        std::fs::write(dir.path().join("federated-token"), TOKEN).unwrap();
         std::fs::write(dir.path().join("azure-ca.pem"), &azure.ca_cert_pem).unwrap();
         Self {
             temporal,
@@ -200,6 +224,8 @@ impl Stack {
             engine_config,
             database_url,
             live_logs,
+            keys,
+            issuer,
             worker: None,
             dir,
             server,
@@ -211,7 +237,7 @@ impl Stack {
             AzureEndpoints::single_origin(&self.azure.base_url).unwrap(),
             String::new(),
             String::new(),
-            ClientAssertionSource::callback(|| async { Ok(TOKEN.to_owned()) }),
+            ClientAssertionSource::set_per_identity(),
         );
         config.extra_root_ca_pem = Some(self.azure.ca_cert_pem.clone());
         config.lro_default_poll_interval = Duration::from_millis(100);
@@ -237,7 +263,7 @@ impl Stack {
         ));
         let clusters = self.clusters.as_ref().map(|bed| {
             ClusterActivities::new(ClusterWork {
-                azure: AzureConnector::new(self.azure_client_config()),
+                azure: AzureConnector::new(self.azure_client_config(), self.issuer.clone()),
                 // AWS cluster work runs in `windlass worker` processes (moto's endpoint
                 // and credentials are given as environment there).
                 aws: None,
@@ -264,6 +290,7 @@ impl Stack {
         let activities = ActivitySet {
             azure: Some(AzureAccess::new(AzureConnector::new(
                 self.azure_client_config(),
+                self.issuer.clone(),
             ))),
             keys: Some(windlass_activities::key_rotation::KeyRotation::new(
                 keys.clone(),
@@ -310,10 +337,7 @@ impl Stack {
             .env("WINDLASS_AZURE_ARM_ENDPOINT", &self.azure.base_url)
             .env("WINDLASS_AZURE_GRAPH_ENDPOINT", &self.azure.base_url)
             .env("WINDLASS_AZURE_AUTHORITY_HOST", &self.azure.base_url)
-            .env(
-                "AZURE_FEDERATED_TOKEN_FILE",
-                self.dir.path().join("federated-token"),
-            )
+            .env("WINDLASS_WORKLOAD_IDENTITY_ISSUER", &self.api.base)
             .env(
                 "WINDLASS_AZURE_EXTRA_CA_FILE",
                 self.dir.path().join("azure-ca.pem"),
@@ -364,9 +388,25 @@ impl Stack {
         spec: &windlass_core::clusters::ClusterSpec,
         subscription: &str,
     ) -> windlass_activities::azure::BlobContainer {
+        // As Windlass reads it: the platform application in the customer's tenant.
+        let account = self
+            .store
+            .cloud_account(spec.organization_id, spec.cloud_account_id)
+            .await
+            .unwrap();
         let mut config = self.azure_client_config();
-        config.tenant_id = Uuid::new_v4().to_string();
-        config.client_id = Uuid::new_v4().to_string();
+        config.tenant_id = account.tenant_id;
+        config.client_id = APPLICATION_ID.to_owned();
+        let issuer = self.issuer.clone();
+        config.assertion = ClientAssertionSource::callback(move || {
+            let issuer = issuer.clone();
+            async move {
+                issuer
+                    .mint(WorkloadSubject::Platform, AZURE_TOKEN_EXCHANGE_AUDIENCE)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        });
         let arm = windlass_activities::azure::ArmClient::new(&config).unwrap();
         let names = windlass_core::blueprint::AzureNames::new(spec);
         let account = arm
@@ -400,8 +440,8 @@ impl Stack {
         }
     }
 
-    /// An organisation with one registered Azure subscription.
-    pub async fn organization_with_azure_account(&self) -> (Uuid, Uuid) {
+    /// A new organisation, created through the API by the tester.
+    pub async fn organization(&self) -> Uuid {
         let (status, _, org) = self
             .api
             .post(
@@ -411,22 +451,87 @@ impl Stack {
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{org}");
-        let org_id: Uuid = org["id"].as_str().unwrap().parse().unwrap();
+        org["id"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// A customer's tenant and subscription whose setup identity trusts `org`'s
+    /// workload-identity subject, as its administrator sets it up before the access setup:
+    /// the federated credential, Graph permission to manage service principals, Owner of
+    /// the subscription.
+    pub fn customer_tenant_trusting(&self, org: Uuid) -> CustomerTenant {
+        let (tenant_id, subscription_id) = (Uuid::new_v4(), Uuid::new_v4());
+        let setup_identity_object_id = self.azure.seed_customer_tenant(
+            &tenant_id.to_string(),
+            &subscription_id.to_string(),
+            SETUP_IDENTITY,
+            self.issuer.issuer(),
+            &WorkloadSubject::Organization(org).to_string(),
+        );
+        CustomerTenant {
+            tenant_id,
+            subscription_id,
+            setup_identity_object_id,
+        }
+    }
+
+    /// Registers the tenant's subscription as an Azure account of `org` (unverified).
+    pub async fn register_azure_account(
+        &self,
+        org: Uuid,
+        tenant: &CustomerTenant,
+    ) -> (StatusCode, Value) {
         let (status, _, account) = self
             .api
             .post(
-                &format!("/v1/organizations/{org_id}/cloud-accounts"),
+                &format!("/v1/organizations/{org}/cloud-accounts"),
                 json!({
                     "provider": "azure",
-                    "tenant_id": Uuid::new_v4(),
-                    "external_id": Uuid::new_v4(),
+                    "tenant_id": tenant.tenant_id,
+                    "external_id": tenant.subscription_id,
                     "display_name": "production",
                 }),
                 &[],
             )
             .await;
+        (status, account)
+    }
+
+    /// An organisation with one registered Azure subscription in a tenant that trusts it;
+    /// the account is not verified until an access setup succeeds.
+    pub async fn organization_with_azure_account(&self) -> (Uuid, Uuid) {
+        let org = self.organization().await;
+        let tenant = self.customer_tenant_trusting(org);
+        let (status, account) = self.register_azure_account(org, &tenant).await;
         assert_eq!(status, StatusCode::CREATED, "{account}");
-        (org_id, account["id"].as_str().unwrap().parse().unwrap())
+        (org, account["id"].as_str().unwrap().parse().unwrap())
+    }
+
+    /// As [`organization_with_azure_account`], with the access set up (which verifies the
+    /// account): what clusters need.
+    pub async fn organization_with_verified_azure_account(&self) -> (Uuid, Uuid) {
+        let (org, account) = self.organization_with_azure_account().await;
+        self.set_up_access(org, account).await;
+        (org, account)
+    }
+
+    /// Marks the account verified in the store, as a succeeded setup would (for stacks
+    /// without a worker).
+    pub async fn mark_verified(&self, org: Uuid, account: Uuid) {
+        self.store
+            .mark_cloud_account_verified(org, account)
+            .await
+            .unwrap();
+    }
+
+    /// Runs the Azure access setup through the API and waits for it to succeed.
+    pub async fn set_up_access(&self, org: Uuid, account: Uuid) -> Value {
+        let (status, started) = self.start_run(org, setup_request(account), None).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+        let run = self
+            .wait_until_finished(org, started["id"].as_str().unwrap())
+            .await;
+        assert_eq!(run["status"], "succeeded", "{run:#}");
+        run
     }
 
     pub async fn start_run(

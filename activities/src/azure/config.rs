@@ -1,11 +1,12 @@
 //! Where the clients talk to and how they authenticate.
 //!
-//! Authentication is federated only: an Entra ID client assertion (for
-//! example a projected Kubernetes service-account token or an OIDC token from
-//! the control plane) exchanged through `ClientAssertionCredential`. There is
-//! deliberately no way to configure a client secret.
+//! Authentication is federated only: an Entra ID client assertion exchanged through
+//! `ClientAssertionCredential`. In the workers the assertions come from Windlass's own
+//! workload-identity issuer, minted per subject (`AzureConnector`); there is deliberately
+//! no way to configure a client secret, nor one token file shared by every organisation
+//! (whose single subject any organisation's run could present: the confused deputy).
 
-use std::{fmt, path::PathBuf, sync::Arc, time::Duration};
+use std::{fmt, sync::Arc, time::Duration};
 
 use futures::future::BoxFuture;
 use url::Url;
@@ -50,12 +51,10 @@ impl AzureEndpoints {
 
 type AssertionCallback = dyn Fn() -> BoxFuture<'static, Result<String, String>> + Send + Sync;
 
-/// Where client assertions come from. Read on every token request because
-/// projected tokens rotate.
+/// Where client assertions come from: asked on every token request, because assertions
+/// are short-lived.
 #[derive(Clone)]
 pub enum ClientAssertionSource {
-    /// A file holding a JWT, like `AZURE_FEDERATED_TOKEN_FILE`.
-    File(PathBuf),
     /// Any async producer of a JWT. The error string must not contain the
     /// assertion.
     Callback(Arc<AssertionCallback>),
@@ -69,12 +68,18 @@ impl ClientAssertionSource {
     {
         Self::Callback(Arc::new(move || Box::pin(f())))
     }
+
+    /// For a template whose assertions the connector sets per identity.
+    pub fn set_per_identity() -> Self {
+        Self::callback(|| async {
+            Err("no assertion source: the Azure connector sets one per identity".to_owned())
+        })
+    }
 }
 
 impl fmt::Debug for ClientAssertionSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::File(p) => f.debug_tuple("File").field(p).finish(),
             Self::Callback(_) => f.write_str("Callback(..)"),
         }
     }

@@ -34,14 +34,6 @@ impl ClientAssertion for Assertion {
         _options: Option<ClientMethodOptions<'_>>,
     ) -> azure_core::Result<String> {
         let jwt = match &self.0 {
-            ClientAssertionSource::File(path) => {
-                tokio::fs::read_to_string(path).await.map_err(|e| {
-                    azure_core::Error::with_message(
-                        ErrorKind::Credential,
-                        format!("reading client assertion file {}: {e}", path.display()),
-                    )
-                })?
-            }
             ClientAssertionSource::Callback(f) => f().await.map_err(|e| {
                 azure_core::Error::with_message(
                     ErrorKind::Credential,

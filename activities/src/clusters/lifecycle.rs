@@ -30,7 +30,7 @@ impl ClusterLifecycleActivities {
         match &request.target {
             CloudTarget::Azure(target) => {
                 let names = AzureNames::new(&request.cluster);
-                let arm = &self.work.azure.clients(target)?.arm;
+                let arm = &self.work.azure.platform_clients(target)?.arm;
                 let account = heartbeating(
                     &ctx,
                     arm.get_storage_account(
@@ -79,7 +79,7 @@ impl ClusterLifecycleActivities {
         match &request.target {
             CloudTarget::Azure(target) => {
                 let names = AzureNames::new(&request.cluster);
-                let arm = &self.work.azure.clients(target)?.arm;
+                let arm = &self.work.azure.platform_clients(target)?.arm;
                 let sub = &target.subscription_id;
                 let existed =
                     heartbeating(&ctx, arm.get_resource_group(sub, &names.resource_group))

@@ -41,7 +41,7 @@ impl ClusterMaintenanceActivities {
                 ));
             }
         };
-        let arm = &self.work.azure.clients(target)?.arm;
+        let arm = &self.work.azure.platform_clients(target)?.arm;
         let offered = heartbeating(
             &ctx,
             arm.kubernetes_versions(&target.subscription_id, &request.cluster.region),

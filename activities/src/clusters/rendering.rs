@@ -3,7 +3,7 @@
 //! downloaded, against the Kubernetes stand-in.
 
 use windlass_core::blueprint::{Blueprint, Rendering, StandInOptions, render};
-use windlass_core::cloud_accounts::{CloudAccount, CloudProvider};
+use windlass_core::cloud_accounts::{CloudAccount, CloudProvider, Verification};
 use windlass_core::clusters::ClusterSpec;
 use windlass_workflows::cluster_contracts::CloudTarget;
 use zeroize::Zeroizing;
@@ -76,6 +76,9 @@ pub(crate) fn account_of(cluster: &ClusterSpec, target: &CloudTarget) -> CloudAc
         provider,
         tenant_id,
         external_id: target.account_external_id().to_owned(),
+        // Cluster runs start on verified accounts only.
+        verification: Verification::Verified,
+        verified_at: None,
         display_name: String::new(),
         created_at: cluster.created_at,
     }

@@ -37,7 +37,7 @@ pub(super) async fn bootstrap(
     let storage = match &request.target {
         CloudTarget::Azure(target) => {
             let names = AzureNames::new(&request.cluster);
-            let arm = &work.azure.clients(target)?.arm;
+            let arm = &work.azure.platform_clients(target)?.arm;
             let sub = &target.subscription_id;
             heartbeating(
                 ctx,
@@ -155,7 +155,7 @@ async fn containers(
                 blob_endpoint,
             },
         ) => {
-            let arm = &work.azure.clients(target)?.arm;
+            let arm = &work.azure.platform_clients(target)?.arm;
             let sas = arm
                 .blob_account_sas(
                     &target.subscription_id,

@@ -129,6 +129,8 @@ pub(crate) mod tests {
             provider: CloudProvider::Azure,
             tenant_id: "11111111-2222-3333-4444-555555555555".into(),
             external_id: "66666666-7777-8888-9999-000000000000".into(),
+            verification: crate::cloud_accounts::Verification::Verified,
+            verified_at: None,
             display_name: "prod".into(),
             created_at: DateTime::parse_from_rfc3339("2026-11-01T00:00:00Z")
                 .unwrap()

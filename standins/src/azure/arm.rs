@@ -526,9 +526,10 @@ fn role_definition_exists(s: &State, role_def: &str) -> bool {
     let wanted = role_def.to_ascii_lowercase();
     let wanted_uuid = wanted.rsplit('/').next().unwrap_or_default();
     !wanted_uuid.is_empty()
-        && s.role_definitions
-            .keys()
-            .any(|k| *k == wanted || k.rsplit('/').next() == Some(wanted_uuid))
+        && (super::authorization::is_built_in(wanted_uuid)
+            || s.role_definitions
+                .keys()
+                .any(|k| *k == wanted || k.rsplit('/').next() == Some(wanted_uuid)))
 }
 
 // ---------------------------------------------------------- resource groups

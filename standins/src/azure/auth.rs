@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 use super::{
     Shared,
     reply::{arm_error, graph_error, with_headers},
+    state::IssuedToken,
 };
 
 pub(crate) fn token_hash(token: &str) -> String {
@@ -27,13 +28,14 @@ const ARM_AUDIENCES: [&str; 2] = [
 ];
 const GRAPH_AUDIENCE: &str = "https://graph.microsoft.com";
 
-/// `Err(response)` when the request must be refused before reaching the API.
+/// The caller's principal, or `Err(response)` when the request must be refused before
+/// reaching the API.
 pub(crate) fn gate(
     shared: &Shared,
     api: Api,
     method: &Method,
     headers: &HeaderMap,
-) -> Result<(), Response> {
+) -> Result<IssuedToken, Response> {
     let err = |status, code: &str, msg: &str| match api {
         Api::Arm => arm_error(status, code, msg),
         Api::Graph => graph_error(status, code, msg),
@@ -56,8 +58,8 @@ pub(crate) fn gate(
             "The 'Authorization' header must use the Bearer scheme.",
         ));
     };
-    let audience = shared.with_state(|s| s.issued_token_hashes.get(&token_hash(token)).cloned());
-    let Some(audience) = audience else {
+    let issued = shared.with_state(|s| s.issued_tokens.get(&token_hash(token)).cloned());
+    let Some(issued) = issued else {
         return Err(err(
             StatusCode::UNAUTHORIZED,
             "InvalidAuthenticationToken",
@@ -65,8 +67,8 @@ pub(crate) fn gate(
         ));
     };
     let audience_ok = match api {
-        Api::Arm => ARM_AUDIENCES.contains(&audience.as_str()),
-        Api::Graph => audience == GRAPH_AUDIENCE,
+        Api::Arm => ARM_AUDIENCES.contains(&issued.audience.as_str()),
+        Api::Graph => issued.audience == GRAPH_AUDIENCE,
     };
     if !audience_ok {
         return Err(err(
@@ -95,5 +97,5 @@ pub(crate) fn gate(
             ],
         ));
     }
-    Ok(())
+    Ok(issued)
 }

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::{
     Shared,
-    state::{Faults, FaultsPatch, State as StandInState},
+    state::{Application, Faults, FaultsPatch, ServicePrincipal, State as StandInState},
 };
 
 pub(crate) fn routes() -> Router<Shared> {
@@ -22,6 +22,104 @@ pub(crate) fn routes() -> Router<Shared> {
         .route("/state", get(state))
         .route("/state/{section}", get(section))
         .route("/writes", get(writes))
+        .route("/applications", post(post_application))
+        .route("/role-assignments", post(post_role_assignment))
+}
+
+/// `POST /_standin/applications`: an app registration, its federated credentials and its
+/// service principal in its home tenant (what a tenant administrator sets up).
+#[derive(serde::Deserialize)]
+struct ApplicationSeed {
+    #[serde(flatten)]
+    application: Application,
+    #[serde(default)]
+    graph_permissions: Vec<String>,
+}
+
+async fn post_application(
+    State(shared): State<Shared>,
+    Json(seed): Json<ApplicationSeed>,
+) -> Json<Value> {
+    let permissions: Vec<&str> = seed.graph_permissions.iter().map(String::as_str).collect();
+    let object_id = shared.mutate(|s| register_application(s, seed.application, &permissions));
+    Json(json!({ "object_id": object_id }))
+}
+
+#[derive(serde::Deserialize)]
+struct RoleAssignmentSeed {
+    scope: String,
+    role_definition_id: String,
+    principal_id: String,
+}
+
+async fn post_role_assignment(
+    State(shared): State<Shared>,
+    Json(seed): Json<RoleAssignmentSeed>,
+) -> StatusCode {
+    shared.mutate(|s| assign_role(s, &seed.scope, &seed.role_definition_id, &seed.principal_id));
+    StatusCode::NO_CONTENT
+}
+
+pub(crate) fn seed_service_principal(
+    s: &mut StandInState,
+    tenant: &str,
+    app_id: &str,
+    graph_permissions: &[&str],
+) -> String {
+    if let Some(existing) = s.service_principal_in(tenant, app_id).cloned() {
+        let sp = s
+            .service_principals
+            .get_mut(&existing.id)
+            .expect("just found");
+        for permission in graph_permissions {
+            if !sp.graph_permissions.iter().any(|p| p == permission) {
+                sp.graph_permissions.push((*permission).to_owned());
+            }
+        }
+        return existing.id;
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    s.service_principals.insert(
+        id.clone(),
+        ServicePrincipal {
+            id: id.clone(),
+            tenant_id: tenant.to_ascii_lowercase(),
+            app_id: app_id.to_ascii_lowercase(),
+            display_name: app_id.to_string(),
+            created_at: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
+            graph_permissions: graph_permissions.iter().map(|p| (*p).to_owned()).collect(),
+        },
+    );
+    id
+}
+
+pub(crate) fn register_application(
+    s: &mut StandInState,
+    application: Application,
+    graph_permissions: &[&str],
+) -> String {
+    let key = format!("{}/{}", application.home_tenant, application.app_id).to_ascii_lowercase();
+    let (tenant, app_id) = (application.home_tenant.clone(), application.app_id.clone());
+    s.applications.insert(key, application);
+    seed_service_principal(s, &tenant, &app_id, graph_permissions)
+}
+
+pub(crate) fn assign_role(
+    s: &mut StandInState,
+    scope: &str,
+    role_definition_id: &str,
+    principal_id: &str,
+) {
+    let name = uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_URL,
+        format!("{scope}|{role_definition_id}|{principal_id}")
+            .to_ascii_lowercase()
+            .as_bytes(),
+    )
+    .to_string();
+    let doc = super::authorization::assignment_doc(&name, scope, role_definition_id, principal_id);
+    let key = doc["id"].as_str().unwrap_or_default().to_ascii_lowercase();
+    s.role_assignments.entry(key).or_insert(doc);
 }
 
 async fn get_faults(State(shared): State<Shared>) -> Json<Faults> {

@@ -1,4 +1,8 @@
-//! Microsoft Graph v1.0 stand-in: service principals only.
+//! Microsoft Graph v1.0 stand-in: service principals only, in the caller's tenant.
+//!
+//! Graph authorises by application permission: reading service principals needs
+//! `Application.Read.All` (or `.ReadWrite.All`), creating and deleting them
+//! `Application.ReadWrite.All`, which the customer grants their setup identity alone.
 
 use axum::{
     http::{Method, StatusCode},
@@ -10,23 +14,59 @@ use serde_json::{Value, json};
 use super::{
     Shared,
     reply::{graph_error, json},
-    state::ServicePrincipal,
+    state::{IssuedToken, ServicePrincipal},
 };
 
-pub(crate) fn handle(shared: &Shared, method: &Method, path: &str, body: &[u8]) -> Response {
+const READ_WRITE: &str = "Application.ReadWrite.All";
+const READ: &str = "Application.Read.All";
+
+fn permitted(shared: &Shared, caller: &IssuedToken, write: bool) -> Result<(), Response> {
+    let granted = shared.with_state(|s| {
+        s.service_principals
+            .get(&caller.object_id)
+            .map(|sp| sp.graph_permissions.clone())
+            .unwrap_or_default()
+    });
+    let ok = granted
+        .iter()
+        .any(|p| p == READ_WRITE || (!write && p == READ));
+    if ok {
+        Ok(())
+    } else {
+        Err(graph_error(
+            StatusCode::FORBIDDEN,
+            "Authorization_RequestDenied",
+            "Insufficient privileges to complete the operation.",
+        ))
+    }
+}
+
+pub(crate) fn handle(
+    shared: &Shared,
+    caller: &IssuedToken,
+    method: &Method,
+    path: &str,
+    body: &[u8],
+) -> Response {
+    if let Err(refused) = permitted(shared, caller, *method != Method::GET) {
+        return refused;
+    }
+    let tenant = caller.tenant_id.as_str();
     let rest = path.trim_start_matches("/v1.0/");
     let by_app_id = rest
         .strip_prefix("servicePrincipals(appId='")
         .and_then(|r| r.strip_suffix("')"));
     match (method, rest, by_app_id) {
-        (&Method::POST, "servicePrincipals", _) => create(shared, body),
-        (&Method::GET, _, Some(app_id)) => match shared.with_state(|s| find_by_app_id(s, app_id)) {
-            Some(sp) => json(StatusCode::OK, sp_json(&sp)),
-            None => not_found(app_id),
-        },
+        (&Method::POST, "servicePrincipals", _) => create(shared, tenant, body),
+        (&Method::GET, _, Some(app_id)) => {
+            match shared.with_state(|s| s.service_principal_in(tenant, app_id).cloned()) {
+                Some(sp) => json(StatusCode::OK, sp_json(&sp)),
+                None => not_found(app_id),
+            }
+        }
         (_, _, None) if rest.starts_with("servicePrincipals/") => {
             let id = rest.trim_start_matches("servicePrincipals/");
-            by_object_id(shared, method, id)
+            by_object_id(shared, tenant, method, id)
         }
         _ => graph_error(
             StatusCode::BAD_REQUEST,
@@ -34,13 +74,6 @@ pub(crate) fn handle(shared: &Shared, method: &Method, path: &str, body: &[u8]) 
             format!("Resource not found for the segment '{rest}' (Windlass Graph stand-in)."),
         ),
     }
-}
-
-fn find_by_app_id(s: &super::state::State, app_id: &str) -> Option<ServicePrincipal> {
-    s.service_principals
-        .values()
-        .find(|sp| sp.app_id.eq_ignore_ascii_case(app_id))
-        .cloned()
 }
 
 fn sp_json(sp: &ServicePrincipal) -> Value {
@@ -65,7 +98,7 @@ fn not_found(what: &str) -> Response {
     )
 }
 
-fn create(shared: &Shared, body: &[u8]) -> Response {
+fn create(shared: &Shared, tenant: &str, body: &[u8]) -> Response {
     let body: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(_) => {
@@ -89,7 +122,7 @@ fn create(shared: &Shared, body: &[u8]) -> Response {
     let display_name = body["displayName"].as_str().unwrap_or(app_id).to_string();
     shared.mutate(|s| {
         // Real Graph: the appId is a service principal name, unique per tenant.
-        if find_by_app_id(s, app_id).is_some() {
+        if s.service_principal_in(tenant, app_id).is_some() {
             return graph_error(
                 StatusCode::CONFLICT,
                 "Request_MultipleObjectsWithSameKeyValue",
@@ -98,9 +131,11 @@ fn create(shared: &Shared, body: &[u8]) -> Response {
         }
         let sp = ServicePrincipal {
             id: uuid::Uuid::new_v4().to_string(),
+            tenant_id: tenant.to_owned(),
             app_id: app_id.to_ascii_lowercase(),
             display_name,
             created_at: Utc::now(),
+            graph_permissions: Vec::new(),
         };
         let key = format!("/serviceprincipals/{}", sp.id);
         s.service_principals.insert(sp.id.clone(), sp.clone());
@@ -109,14 +144,21 @@ fn create(shared: &Shared, body: &[u8]) -> Response {
     })
 }
 
-fn by_object_id(shared: &Shared, method: &Method, id: &str) -> Response {
+fn by_object_id(shared: &Shared, tenant: &str, method: &Method, id: &str) -> Response {
+    let in_tenant = |s: &super::state::State| {
+        s.service_principals
+            .get(id)
+            .filter(|sp| sp.tenant_id.eq_ignore_ascii_case(tenant))
+            .cloned()
+    };
     match *method {
-        Method::GET => match shared.with_state(|s| s.service_principals.get(id).cloned()) {
+        Method::GET => match shared.with_state(|s| in_tenant(s)) {
             Some(sp) => json(StatusCode::OK, sp_json(&sp)),
             None => not_found(id),
         },
-        Method::DELETE => shared.mutate(|s| match s.service_principals.remove(id) {
+        Method::DELETE => shared.mutate(|s| match in_tenant(s) {
             Some(_) => {
+                s.service_principals.remove(id);
                 s.record_deletion(&format!("/serviceprincipals/{id}"));
                 StatusCode::NO_CONTENT.into_response()
             }

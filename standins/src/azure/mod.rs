@@ -10,7 +10,9 @@
 mod aks_versions;
 mod arm;
 mod auth;
+pub mod authorization;
 mod control;
+mod federation;
 mod graph;
 mod reply;
 pub mod state;
@@ -33,11 +35,15 @@ use axum::{
     routing::post,
 };
 
+pub use authorization::{CONTRIBUTOR_ROLE_ID, OWNER_ROLE_ID, READER_ROLE_ID};
 pub use state::{
-    Faults, FaultsPatch, LroMode, Operation, Provider, RequestRecord, ServicePrincipal, State,
-    TokenRequestRecord, WriteCounts,
+    Application, Faults, FaultsPatch, FederatedCredential, IssuedToken, LroMode, Operation,
+    Provider, RequestRecord, ServicePrincipal, State, TokenRequestRecord, WriteCounts,
 };
 pub use storage::BlobBackend;
+
+/// The audience Entra ID requires of federated client assertions.
+pub const TOKEN_EXCHANGE_AUDIENCE: &str = "api://AzureADTokenExchange";
 
 /// Shared server context.
 #[derive(Clone)]
@@ -267,17 +273,86 @@ impl AzureStandIn {
 
     /// Adds a service principal directly, as if created long ago (no
     /// replication delay applies). Returns its object id.
-    pub fn seed_service_principal(&self, app_id: &str) -> String {
-        let id = uuid::Uuid::new_v4().to_string();
-        let sp = ServicePrincipal {
-            id: id.clone(),
-            app_id: app_id.to_ascii_lowercase(),
-            display_name: app_id.to_string(),
-            created_at: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
-        };
+    pub fn seed_service_principal(&self, tenant: &str, app_id: &str) -> String {
         self.shared
-            .mutate(|s| s.service_principals.insert(id.clone(), sp));
-        id
+            .mutate(|s| control::seed_service_principal(s, tenant, app_id, &[]))
+    }
+
+    /// Registers an application in its home tenant with its federated identity
+    /// credentials, and its service principal there holding `graph_permissions`. Returns
+    /// the service principal's object id. Idempotent.
+    pub fn register_application(
+        &self,
+        application: Application,
+        graph_permissions: &[&str],
+    ) -> String {
+        self.shared
+            .mutate(|s| control::register_application(s, application, graph_permissions))
+    }
+
+    /// Windlass's multi-tenant application, registered in Windlass's own tenant with a
+    /// federated credential trusting `issuer`'s `windlass:platform` subject. It acts in a
+    /// customer's tenant once the access setup created its service principal there.
+    pub fn register_platform_application(&self, home_tenant: &str, app_id: &str, issuer: &str) {
+        self.register_application(
+            Application {
+                app_id: app_id.to_owned(),
+                home_tenant: home_tenant.to_owned(),
+                display_name: "Windlass".to_owned(),
+                multi_tenant: true,
+                federated_credentials: vec![FederatedCredential {
+                    name: "windlass-platform".to_owned(),
+                    issuer: issuer.to_owned(),
+                    subject: "windlass:platform".to_owned(),
+                    audiences: vec![TOKEN_EXCHANGE_AUDIENCE.to_owned()],
+                }],
+            },
+            &[],
+        );
+    }
+
+    /// What a customer sets up before the access setup: in `tenant`, a setup identity
+    /// (app registration `setup_identity`) whose federated credential trusts `issuer`'s
+    /// `subject` exactly, allowed to manage service principals (Graph
+    /// `Application.ReadWrite.All`) and Owner of `subscription`. Returns its object id.
+    pub fn seed_customer_tenant(
+        &self,
+        tenant: &str,
+        subscription: &str,
+        setup_identity: &str,
+        issuer: &str,
+        subject: &str,
+    ) -> String {
+        let object_id = self.register_application(
+            Application {
+                app_id: setup_identity.to_owned(),
+                home_tenant: tenant.to_owned(),
+                display_name: "Windlass setup".to_owned(),
+                multi_tenant: false,
+                federated_credentials: vec![FederatedCredential {
+                    name: "windlass".to_owned(),
+                    issuer: issuer.to_owned(),
+                    subject: subject.to_owned(),
+                    audiences: vec![TOKEN_EXCHANGE_AUDIENCE.to_owned()],
+                }],
+            },
+            &["Application.ReadWrite.All"],
+        );
+        self.assign_role(
+            &format!("/subscriptions/{subscription}"),
+            &format!(
+                "/subscriptions/{subscription}/providers/Microsoft.Authorization/roleDefinitions/{OWNER_ROLE_ID}"
+            ),
+            &object_id,
+        );
+        object_id
+    }
+
+    /// Assigns a role (a built-in like [`OWNER_ROLE_ID`] or a custom role's id) to a
+    /// principal at `scope`, as a tenant's administrator would. Idempotent.
+    pub fn assign_role(&self, scope: &str, role_definition_id: &str, principal_id: &str) {
+        self.shared
+            .mutate(|s| control::assign_role(s, scope, role_definition_id, principal_id));
     }
 }
 
@@ -325,6 +400,7 @@ async fn dispatch(
     } else {
         None
     };
+    let mut principal = None;
     let response = match api {
         None => reply::arm_error(
             StatusCode::NOT_FOUND,
@@ -333,28 +409,47 @@ async fn dispatch(
         ),
         Some(api) => match auth::gate(&shared, api, &method, &headers) {
             Err(resp) => resp,
-            Ok(()) => match api {
-                auth::Api::Graph => graph::handle(&shared, &method, &path, &body),
-                auth::Api::Arm => {
-                    let api_version = uri.query().and_then(|q| {
-                        q.split('&')
-                            .filter_map(|kv| kv.split_once('='))
-                            .find(|(k, _)| *k == "api-version")
-                            .map(|(_, v)| v.to_string())
-                    });
-                    arm::handle(&shared, &method, &path, api_version.as_deref(), &body)
+            Ok(caller) => {
+                principal = Some(caller.object_id.clone());
+                match api {
+                    auth::Api::Graph => graph::handle(&shared, &caller, &method, &path, &body),
+                    auth::Api::Arm => {
+                        if let Err(refused) = shared.with_state(|s| {
+                            authorization::authorize_arm(s, &caller, &method, &path)
+                        }) {
+                            return record_request(&shared, &method, &uri, principal, refused);
+                        }
+                        let api_version = uri.query().and_then(|q| {
+                            q.split('&')
+                                .filter_map(|kv| kv.split_once('='))
+                                .find(|(k, _)| *k == "api-version")
+                                .map(|(_, v)| v.to_string())
+                        });
+                        arm::handle(&shared, &method, &path, api_version.as_deref(), &body)
+                    }
                 }
-            },
+            }
         },
     };
+    record_request(&shared, &method, &uri, principal, response)
+}
+
+fn record_request(
+    shared: &Shared,
+    method: &Method,
+    uri: &axum::http::Uri,
+    principal: Option<String>,
+    response: Response,
+) -> Response {
     let status = response.status().as_u16();
-    tracing::debug!(%method, %path, status, "stand-in request");
+    tracing::debug!(%method, path = uri.path(), status, "stand-in request");
     shared.with_state(|s| {
         s.requests.push(RequestRecord {
             at: chrono::Utc::now(),
             method: method.to_string(),
             path: uri.to_string(),
             status,
+            principal,
         })
     });
     response

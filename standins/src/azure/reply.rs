@@ -40,6 +40,33 @@ pub(crate) fn oauth_error(status: StatusCode, error: &str, description: &str) ->
     (status, Json(body)).into_response()
 }
 
+/// Entra ID's error for a refused token request, with its AADSTS code in the description
+/// and in `error_codes`, as clients (MSAL, azure_identity) parse it.
+pub(crate) fn entra_error(
+    status: StatusCode,
+    error: &str,
+    code: u32,
+    description: &str,
+) -> Response {
+    let now = chrono::Utc::now();
+    let trace_id = uuid::Uuid::new_v4().to_string();
+    let correlation_id = uuid::Uuid::new_v4().to_string();
+    let timestamp = now.format("%Y-%m-%d %H:%M:%SZ").to_string();
+    let body = json!({
+        "error": error,
+        "error_description": format!(
+            "AADSTS{code}: {description} (Windlass Entra stand-in) Trace ID: {trace_id} \
+             Correlation ID: {correlation_id} Timestamp: {timestamp}"
+        ),
+        "error_codes": [code],
+        "timestamp": timestamp,
+        "trace_id": trace_id,
+        "correlation_id": correlation_id,
+        "error_uri": format!("https://login.microsoftonline.com/error?code={code}"),
+    });
+    (status, Json(body)).into_response()
+}
+
 pub(crate) fn json(status: StatusCode, body: Value) -> Response {
     (status, Json(body)).into_response()
 }

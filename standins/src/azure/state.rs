@@ -29,9 +29,46 @@ pub struct State {
     pub requests: Vec<RequestRecord>,
     pub token_requests: Vec<TokenRequestRecord>,
     pub faults: Faults,
-    /// SHA-256 of each issued access token → audience. Only hashes are kept
+    /// SHA-256 of each issued access token → who it was issued to. Only hashes are kept
     /// so dumping the state never reveals a usable token.
-    pub issued_token_hashes: BTreeMap<String, String>,
+    pub issued_tokens: BTreeMap<String, IssuedToken>,
+    /// App registrations by `<home tenant>/<app id>` (lower-cased), with their federated
+    /// identity credentials. Seeded through the control API.
+    pub applications: BTreeMap<String, Application>,
+}
+
+/// What an access token stands for: ARM and Graph authorise its principal.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IssuedToken {
+    /// The resource it was issued for (`https://management.azure.com`).
+    pub audience: String,
+    pub tenant_id: String,
+    pub app_id: String,
+    /// The service principal's object id in `tenant_id`: what role assignments name.
+    pub object_id: String,
+}
+
+/// An app registration. A multi-tenant one acts in another tenant once it has a service
+/// principal there; a single-tenant one only in its home tenant.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Application {
+    pub app_id: String,
+    pub home_tenant: String,
+    pub display_name: String,
+    #[serde(default)]
+    pub multi_tenant: bool,
+    #[serde(default)]
+    pub federated_credentials: Vec<FederatedCredential>,
+}
+
+/// Entra ID's federated identity credential: an assertion is accepted for the application
+/// when its issuer and subject equal these exactly and its audience is listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FederatedCredential {
+    pub name: String,
+    pub issuer: String,
+    pub subject: String,
+    pub audiences: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,9 +93,16 @@ pub struct Provider {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServicePrincipal {
     pub id: String,
+    /// The directory it lives in.
+    #[serde(default)]
+    pub tenant_id: String,
     pub app_id: String,
     pub display_name: String,
     pub created_at: DateTime<Utc>,
+    /// Microsoft Graph application permissions granted to it (e.g.
+    /// `Application.ReadWrite.All`, which creating and deleting service principals needs).
+    #[serde(default)]
+    pub graph_permissions: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -81,6 +125,9 @@ pub struct RequestRecord {
     pub method: String,
     pub path: String,
     pub status: u16,
+    /// Object id of the caller's service principal, once its token was accepted.
+    #[serde(default)]
+    pub principal: Option<String>,
 }
 
 /// What reached the token endpoint. The assertion itself is never stored.
@@ -94,6 +141,14 @@ pub struct TokenRequestRecord {
     pub client_assertion_type: String,
     pub had_client_assertion: bool,
     pub granted: bool,
+    /// The assertion's `iss` and `sub` (not secret; the assertion itself is never kept).
+    #[serde(default)]
+    pub assertion_issuer: Option<String>,
+    #[serde(default)]
+    pub assertion_subject: Option<String>,
+    /// The AADSTS code of a refusal, e.g. 70021.
+    #[serde(default)]
+    pub error_code: Option<u32>,
 }
 
 /// How LROs answer.
@@ -188,6 +243,13 @@ impl Faults {
 }
 
 impl State {
+    /// The service principal of `app_id` in `tenant`.
+    pub fn service_principal_in(&self, tenant: &str, app_id: &str) -> Option<&ServicePrincipal> {
+        self.service_principals.values().find(|sp| {
+            sp.tenant_id.eq_ignore_ascii_case(tenant) && sp.app_id.eq_ignore_ascii_case(app_id)
+        })
+    }
+
     pub fn record_creation(&mut self, key: &str) {
         self.writes.entry(key.to_string()).or_default().creations += 1;
     }

@@ -2,7 +2,10 @@
 //!
 //! Only the client-credentials grant with a federated client assertion is
 //! accepted: Windlass never holds client secrets, and the stand-in rejects
-//! them so a regression that starts sending one fails loudly.
+//! them so a regression that starts sending one fails loudly. The assertion is
+//! verified as Entra ID verifies it (`federation.rs`); the access token issued
+//! remembers its principal (tenant, application, service principal), which ARM
+//! and Graph authorise.
 
 use std::collections::HashMap;
 
@@ -17,7 +20,7 @@ use serde_json::json;
 use super::{
     Shared,
     reply::{json, oauth_error},
-    state::TokenRequestRecord,
+    state::{IssuedToken, TokenRequestRecord},
 };
 
 /// RFC 7523 client assertion type, as sent by azure_identity and MSAL.
@@ -42,30 +45,52 @@ pub(crate) async fn token(
         client_assertion_type: assertion_type.clone(),
         had_client_assertion: !assertion.is_empty(),
         granted: false,
+        assertion_issuer: None,
+        assertion_subject: None,
+        error_code: None,
     };
 
-    let verdict = check(&form, &grant_type, &scope, &assertion_type, &assertion);
-    let response = match verdict {
+    let response = match check(&form, &grant_type, &scope, &assertion_type, &assertion) {
         Err(resp) => resp,
         Ok(audience) => {
-            let token = format!("standin.{}", uuid::Uuid::new_v4().simple());
-            shared.with_state(|s| {
-                s.issued_token_hashes
-                    .insert(super::auth::token_hash(&token), audience);
-            });
-            record.granted = true;
-            json(
-                StatusCode::OK,
-                json!({
-                    "token_type": "Bearer",
-                    "expires_in": 3599,
-                    "ext_expires_in": 3599,
-                    "access_token": token,
-                }),
-            )
+            match super::federation::exchange(&shared, &tenant, &record.client_id, &assertion).await
+            {
+                Err(refusal) => {
+                    record.assertion_issuer = refusal.issuer.clone();
+                    record.assertion_subject = refusal.subject.clone();
+                    record.error_code = Some(refusal.code);
+                    refusal.response
+                }
+                Ok(principal) => {
+                    record.assertion_issuer = Some(principal.issuer);
+                    record.assertion_subject = Some(principal.subject);
+                    let token = format!("standin.{}", uuid::Uuid::new_v4().simple());
+                    shared.with_state(|s| {
+                        s.issued_tokens.insert(
+                            super::auth::token_hash(&token),
+                            IssuedToken {
+                                audience,
+                                tenant_id: tenant.to_ascii_lowercase(),
+                                app_id: record.client_id.to_ascii_lowercase(),
+                                object_id: principal.object_id,
+                            },
+                        );
+                    });
+                    record.granted = true;
+                    json(
+                        StatusCode::OK,
+                        json!({
+                            "token_type": "Bearer",
+                            "expires_in": 3599,
+                            "ext_expires_in": 3599,
+                            "access_token": token,
+                        }),
+                    )
+                }
+            }
         }
     };
-    tracing::debug!(tenant = %tenant, client_id = %record.client_id, granted = record.granted, "stand-in token request");
+    tracing::debug!(tenant = %tenant, client_id = %record.client_id, granted = record.granted, code = ?record.error_code, "stand-in token request");
     shared.with_state(|s| s.token_requests.push(record));
     response
 }
@@ -106,7 +131,7 @@ fn check(
             "client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
         ));
     }
-    // Shape only: the stand-in cannot verify a signature it has no issuer for.
+    // The shape here; the signature and claims in `federation::exchange`.
     let segments: Vec<&str> = assertion.split('.').collect();
     if segments.len() != 3 || segments.iter().any(|s| s.is_empty()) {
         return Err(oauth_error(
