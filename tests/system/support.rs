@@ -138,11 +138,7 @@ impl Stack {
         store.migrate().await.unwrap();
         let kek = LocalKeyFile::load_or_create(&dir.path().join("kek")).unwrap();
         let keys = Arc::new(KeyRing::new(store.clone(), Arc::new(kek)));
-        let payload_keys = PayloadKeys::new(
-            keys.all_versions(windlass_core::keys::TEMPORAL_PAYLOADS, "")
-                .await
-                .unwrap(),
-        );
+        let payload_keys = Some(PayloadKeys::from_key_ring(keys.clone()));
         let engine_config = EngineConfig {
             payload_keys,
             ..EngineConfig::new(temporal.address.clone())

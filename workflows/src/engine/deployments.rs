@@ -4,6 +4,7 @@
 use temporalio_client::{WorkflowIdConflictPolicy, WorkflowSignalOptions, WorkflowStartOptions};
 use uuid::Uuid;
 
+use super::codec::{PayloadScope, with_scope};
 use super::{Engine, EngineError};
 use crate::EnvironmentDeployments;
 use crate::deployment_contracts::{DeploymentRequest, EnvironmentQueueInput};
@@ -19,21 +20,25 @@ impl Engine {
             &self.environment_task_queue,
             request.input.cluster.placement.as_deref(),
         );
-        let options = WorkflowStartOptions::new(task_queue, environment_queue_id(environment_id))
+        let workflow_id = environment_queue_id(environment_id);
+        let scope = PayloadScope {
+            organization_id: request.input.organization_id,
+            workflow_id: workflow_id.clone(),
+        };
+        let options = WorkflowStartOptions::new(task_queue, workflow_id)
             .id_conflict_policy(WorkflowIdConflictPolicy::UseExisting)
             .build();
-        self.client
-            .signal_with_start_workflow(
+        let call = self.client.signal_with_start_workflow(
                 EnvironmentDeployments::run,
                 EnvironmentQueueInput {
                     environment_id,
                     waiting: Vec::new(),
                 },
                 EnvironmentDeployments::request_deployment,
-                request,
-                options,
-            )
-            .await?;
+            request,
+            options,
+        );
+        with_scope(scope, call).await?;
         Ok(())
     }
 
@@ -41,17 +46,24 @@ impl Engine {
     /// (and rolled back) if running.
     pub async fn cancel_deployment(
         &self,
+        organization_id: Uuid,
         environment_id: Uuid,
         run_id: Uuid,
     ) -> Result<(), EngineError> {
-        self.client
-            .get_workflow_handle::<EnvironmentDeployments>(environment_queue_id(environment_id))
-            .signal(
-                EnvironmentDeployments::cancel_deployment,
-                run_id,
-                WorkflowSignalOptions::default(),
-            )
-            .await?;
+        let workflow_id = environment_queue_id(environment_id);
+        let scope = PayloadScope {
+            organization_id,
+            workflow_id: workflow_id.clone(),
+        };
+        let handle = self
+            .client
+            .get_workflow_handle::<EnvironmentDeployments>(workflow_id);
+        let call = handle.signal(
+            EnvironmentDeployments::cancel_deployment,
+            run_id,
+            WorkflowSignalOptions::default(),
+        );
+        with_scope(scope, call).await?;
         Ok(())
     }
 }
