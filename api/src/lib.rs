@@ -17,6 +17,7 @@ mod metrics;
 pub mod oidc;
 mod openapi;
 mod organizations;
+mod placements;
 mod problem;
 mod run_events;
 mod runs;
@@ -107,6 +108,7 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
         .merge(organizations::routes())
         .merge(cloud_accounts::routes())
         .merge(clusters::routes())
+        .merge(placements::routes())
         .merge(maintenance::routes())
         .merge(environments::routes())
         .merge(deployments::routes())
