@@ -182,7 +182,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         Fleet::spawn(
             &worker_config,
             &queues,
-            &worker_store,
+            &worker_store.clone().into(),
             &activities,
             Arc::new(WorkerMetrics::new()),
         )

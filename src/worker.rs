@@ -127,7 +127,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let fleet = {
         let metrics = metrics.clone();
         tokio::task::spawn_blocking(move || {
-            Fleet::spawn(&config, &queues, &store, &activities, metrics)
+            Fleet::spawn(&config, &queues, &store.into(), &activities, metrics)
         })
         .await??
     };

@@ -19,6 +19,7 @@ pub mod keys;
 pub mod live_logs;
 pub mod maintenance;
 pub mod organizations;
+pub mod placement_wire;
 pub mod placements;
 pub mod rbac;
 pub mod runs;

@@ -274,7 +274,7 @@ impl Stack {
             Fleet::spawn(
                 &config,
                 &queues,
-                &store,
+                &store.clone().into(),
                 &activities,
                 Arc::new(WorkerMetrics::new()),
             )
