@@ -154,7 +154,12 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         // No cloud rate limit: the stand-ins are not shared with anyone.
         Some(template) => Some(
             clusters
-                .activities(template, store.clone(), live_logs.clone(), None)
+                .activities(
+                    template,
+                    windlass_activities::step_log::StepLogs::new(store.clone())
+                        .with_live(live_logs.clone()),
+                    None,
+                )
                 .await?,
         ),
         None => None,

@@ -5,8 +5,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use uuid::Uuid;
-use windlass_core::audit::{ActorKind, AuditResult, NewAuditEntry};
-use windlass_core::deployments::DeploymentState;
 use windlass_core::keys::KeyRing;
 use windlass_core::placement_wire::{GrantedSecret, StepFinished, StepStarted};
 use windlass_core::runs::{Run, RunStatus, WorkflowKind};
@@ -123,16 +121,10 @@ impl RunBackplane for StoreBackplane {
     }
 
     async fn begin_deployment(&self, request: &BeginDeployment) -> Result<DeploymentStart> {
-        let started = self.store.start_deployment(request.run_id).await?;
-        // A retry of this step after it marked the row finds it deploying: go on.
-        let deployment = self.store.deployment(request.run_id).await?;
-        let proceed = started || deployment.state == DeploymentState::Deploying;
-        let last_good = self
+        let (proceed, last_good) = self
             .store
-            .last_good_revision(request.environment_id, request.revision)
+            .begin_deployment_run(request.run_id, request.environment_id, request.revision)
             .await?;
-        tracing::info!(run_id = %request.run_id, revision = request.revision, proceed,
-            last_good = ?last_good.as_ref().map(|g| g.revision), "deployment starting");
         Ok(DeploymentStart { proceed, last_good })
     }
 
@@ -150,21 +142,8 @@ impl RunBackplane for StoreBackplane {
 
     async fn drop_queued(&self, request: &DropQueued) -> Result<()> {
         self.store
-            .finish_deployment(
-                request.run_id,
-                request.state,
-                &Default::default(),
-                Some(&request.detail),
-            )
-            .await?;
-        let status = match request.state {
-            DeploymentState::Failed => RunStatus::Failed,
-            _ => RunStatus::Cancelled,
-        };
-        self.store
-            .finish_run(request.run_id, status, None, Some(&request.detail))
-            .await?;
-        Ok(())
+            .drop_queued_run(request.run_id, request.state, &request.detail)
+            .await
     }
 
     async fn record_outcome(&self, outcome: &RunOutcome) -> Result<()> {
@@ -177,40 +156,15 @@ impl RunBackplane for StoreBackplane {
             OutcomeStatus::Failed => RunStatus::Failed,
             OutcomeStatus::Cancelled => RunStatus::Cancelled,
         };
-        let recorded = self
-            .store
-            .finish_run(
+        self.store
+            .record_run_end(
                 run_id,
                 status,
                 outcome.output.as_ref(),
                 outcome.error.as_deref(),
+                "windlass-worker",
             )
             .await?;
-        // Only the call that recorded the end appends it, so a duplicate delivery of this
-        // activity adds no second entry. (If that append fails, the retry finds the run
-        // already finished and the entry is lost: see the issue notes.)
-        if recorded {
-            let run = self.store.run_by_id(run_id).await.ok().flatten();
-            let entry = NewAuditEntry {
-                client: Some("windlass-worker".to_owned()),
-                ..NewAuditEntry::new(
-                    run.as_ref().map(|r| r.organization_id),
-                    "system:worker",
-                    ActorKind::System,
-                    "workflow.finished",
-                    format!("run:{run_id}"),
-                    match status {
-                        RunStatus::Succeeded => AuditResult::Success,
-                        _ => AuditResult::Failed,
-                    },
-                    serde_json::json!({
-                        "status": status.as_str(),
-                        "workflow": run.as_ref().map(|r| r.kind.as_str()),
-                    }),
-                )
-            };
-            self.store.append_audit(entry).await?;
-        }
         if status == RunStatus::Succeeded {
             self.apply_to_cluster(run_id).await?;
         }

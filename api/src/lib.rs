@@ -17,6 +17,7 @@ mod metrics;
 pub mod oidc;
 mod openapi;
 mod organizations;
+mod placement_routes;
 mod placements;
 mod problem;
 mod run_events;
@@ -74,6 +75,7 @@ pub fn router(state: AppState) -> Router {
     let metrics = ApiMetrics::new();
     let scrape = metrics.clone();
     router
+        .merge(placement_routes::routes())
         .route(
             "/openapi.json",
             axum::routing::get(move || {

@@ -22,6 +22,7 @@ pub mod organizations;
 pub mod placement_wire;
 pub mod placements;
 pub mod rbac;
+pub mod run_records;
 pub mod runs;
 pub mod secrets;
 pub mod step_logs;
