@@ -7,7 +7,6 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use futures::future::BoxFuture;
 use uuid::Uuid;
 use windlass_activities::ActivitySet;
 use windlass_activities::backplane::SharedBackplane;
@@ -19,6 +18,8 @@ use windlass_workers::{Backing, WorkerConfig};
 use windlass_workflows::engine::codec::{KeyLine, PayloadKeySource, PayloadKeys};
 use windlass_workflows::task_queues;
 use zeroize::Zeroizing;
+
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 use crate::worker::WorkerArgs;
 
@@ -108,12 +109,15 @@ pub async fn prepare(
         .clusters
         .activities(template, StepLogs::with_backplane(backplane.clone()), limiter)
         .await?;
+    // The cluster clients (locating a cluster's storage, reading its kubeconfig) and the
+    // deployment activities; no key rotation (it needs the key ring).
     let activities = ActivitySet {
         deployments: Some(clusters.deployments_with(backplane.clone())),
+        clusters: Some(clusters),
         ..ActivitySet::default()
     };
-    // Deployments only: cluster work (terraform, charts) reads the store and runs on the
-    // shared queues.
+    // The environment queue only: cluster runs (terraform, charts) of a placed cluster run
+    // on the shared infrastructure queue, which has the store.
     let queues = vec![task_queues::placed(task_queues::ENVIRONMENT, Some(&placement))];
     tracing::info!(%placement, %organization_id, "placed worker: no store, reporting to the API");
     Ok((config, queues, Backing::Placed(backplane), activities))
