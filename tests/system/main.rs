@@ -13,6 +13,7 @@ mod deployment_drain;
 mod deployments;
 mod dev_command;
 mod eks_provisioning;
+mod forged_payloads;
 mod plaintext_scan;
 mod run_events;
 pub mod support;
