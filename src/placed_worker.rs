@@ -58,7 +58,10 @@ fn decode(
         .into_iter()
         .map(|v| {
             let bytes = Zeroizing::new(from_hex(&v.key).map_err(|e| e.to_string())?);
-            Ok((v.version, DataKey::from_bytes(&bytes).map_err(|e| e.to_string())?))
+            Ok((
+                v.version,
+                DataKey::from_bytes(&bytes).map_err(|e| e.to_string())?,
+            ))
         })
         .collect::<Result<Vec<_>, String>>()?;
     versions.sort_by_key(|v| std::cmp::Reverse(v.0));
@@ -107,7 +110,11 @@ pub async fn prepare(
     };
     let clusters = args
         .clusters
-        .activities(template, StepLogs::with_backplane(backplane.clone()), limiter)
+        .activities(
+            template,
+            StepLogs::with_backplane(backplane.clone()),
+            limiter,
+        )
         .await?;
     // The cluster clients (locating a cluster's storage, reading its kubeconfig) and the
     // deployment activities; no key rotation (it needs the key ring).
@@ -118,7 +125,10 @@ pub async fn prepare(
     };
     // The environment queue only: cluster runs (terraform, charts) of a placed cluster run
     // on the shared infrastructure queue, which has the store.
-    let queues = vec![task_queues::placed(task_queues::ENVIRONMENT, Some(&placement))];
+    let queues = vec![task_queues::placed(
+        task_queues::ENVIRONMENT,
+        Some(&placement),
+    )];
     tracing::info!(%placement, %organization_id, "placed worker: no store, reporting to the API");
     Ok((config, queues, Backing::Placed(backplane), activities))
 }

@@ -22,8 +22,7 @@ use windlass_workflows::deployment_contracts::{
 pub trait RunBackplane: Send + Sync + 'static {
     async fn step_started(&self, run_id: Uuid, step: StepStarted) -> Result<()>;
     async fn step_finished(&self, run_id: Uuid, step: StepFinished) -> Result<()>;
-    async fn append_step_log(&self, run_id: Uuid, step_key: &str, lines: &[LogLine])
-    -> Result<()>;
+    async fn append_step_log(&self, run_id: Uuid, step_key: &str, lines: &[LogLine]) -> Result<()>;
     /// A secret the run was granted when it started; Forbidden for any other.
     async fn run_secret(
         &self,

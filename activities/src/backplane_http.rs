@@ -10,8 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 use windlass_core::placement_wire::{
-    GrantedSecret, PayloadKeysResponse, RunSecretRequest, StepFinished, StepLogAppend,
-    StepStarted,
+    GrantedSecret, PayloadKeysResponse, RunSecretRequest, StepFinished, StepLogAppend, StepStarted,
 };
 use windlass_core::step_logs::LogLine;
 use windlass_core::{Error, Result};
@@ -74,7 +73,11 @@ impl ApiBackplane {
                 .await
                 .map_err(|e| Error::BackplaneUnavailable(e.without_url().to_string()))?;
             // Routes that answer 204 decode as unit.
-            let bytes = if bytes.is_empty() { &b"null"[..] } else { &bytes };
+            let bytes = if bytes.is_empty() {
+                &b"null"[..]
+            } else {
+                &bytes
+            };
             return serde_json::from_slice(bytes)
                 .map_err(|e| Error::InvalidInput(format!("placement route {path}: {e}")));
         }
@@ -121,16 +124,14 @@ impl RunBackplane for ApiBackplane {
     }
 
     async fn step_finished(&self, run_id: Uuid, step: StepFinished) -> Result<()> {
-        self.post(&format!("/v1/placement/runs/{run_id}/steps/finished"), &step)
-            .await
+        self.post(
+            &format!("/v1/placement/runs/{run_id}/steps/finished"),
+            &step,
+        )
+        .await
     }
 
-    async fn append_step_log(
-        &self,
-        run_id: Uuid,
-        step_key: &str,
-        lines: &[LogLine],
-    ) -> Result<()> {
+    async fn append_step_log(&self, run_id: Uuid, step_key: &str, lines: &[LogLine]) -> Result<()> {
         let body = StepLogAppend {
             step_key: step_key.to_owned(),
             lines: lines.to_vec(),

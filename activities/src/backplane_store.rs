@@ -84,12 +84,7 @@ impl RunBackplane for StoreBackplane {
             .await
     }
 
-    async fn append_step_log(
-        &self,
-        run_id: Uuid,
-        step_key: &str,
-        lines: &[LogLine],
-    ) -> Result<()> {
+    async fn append_step_log(&self, run_id: Uuid, step_key: &str, lines: &[LogLine]) -> Result<()> {
         self.store.append_step_log(run_id, step_key, lines).await
     }
 

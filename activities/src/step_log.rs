@@ -72,12 +72,7 @@ impl StepLogs {
         let (tx, task) = match (&self.backplane, run) {
             (Some(backplane), Some(run_id)) => {
                 let (tx, rx) = mpsc::unbounded_channel();
-                let task = tokio::spawn(drain(
-                    backplane.clone(),
-                    run_id,
-                    step_key.to_owned(),
-                    rx,
-                ));
+                let task = tokio::spawn(drain(backplane.clone(), run_id, step_key.to_owned(), rx));
                 (Some(tx), Some(task))
             }
             _ => (None, None),

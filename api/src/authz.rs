@@ -12,8 +12,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use uuid::Uuid;
 use windlass_core::api_tokens::ApiToken;
-use windlass_core::placements::{self, Placement};
 use windlass_core::audit::{ActorKind, AuditResult};
+use windlass_core::placements::{self, Placement};
 use windlass_core::rbac::{self, Permission, Role, Target};
 
 use crate::AppState;

@@ -36,7 +36,10 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/placement/payload-keys", get(payload_keys))
         .route("/v1/placement/runs/{run_id}/secret", post(secret))
-        .route("/v1/placement/runs/{run_id}/steps/started", post(step_started))
+        .route(
+            "/v1/placement/runs/{run_id}/steps/started",
+            post(step_started),
+        )
         .route(
             "/v1/placement/runs/{run_id}/steps/finished",
             post(step_finished),

@@ -237,7 +237,9 @@ pub(crate) async fn launch(state: &AppState, new: NewRun) -> Result<(StatusCode,
     };
     match state
         .engine
-        .start(run.kind, organization_id, &run.workflow_id, input).await {
+        .start(run.kind, organization_id, &run.workflow_id, input)
+        .await
+    {
         Ok(temporal_run_id) => {
             state
                 .store

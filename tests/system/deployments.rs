@@ -753,6 +753,26 @@ async fn a_cluster_placed_in_a_customer_network_is_deployed_to_only_by_that_cust
             && e.result == windlass_core::audit::AuditResult::Denied),
         "{audit:?}"
     );
+    // The placement routes take a placement credential only: not a person's token, not none.
+    let (status, _, _) = stack
+        .api
+        .post(
+            &format!("/v1/placement/runs/{run_id}/secret"),
+            json!({"name": "acme/api-key"}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = stack
+        .api
+        .with_token(None)
+        .post(
+            &format!("/v1/placement/runs/{run_id}/secret"),
+            json!({"name": "acme/api-key"}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
     // Nor can a placement credential act as a user.
     let (status, _) = intruder
         .get(&format!("/v1/organizations/{org}/secrets"))
@@ -760,7 +780,7 @@ async fn a_cluster_placed_in_a_customer_network_is_deployed_to_only_by_that_cust
     assert_eq!(status, StatusCode::FORBIDDEN);
 
     // The customer's own worker does, holding no database URL and no key-encryption key.
-    let mut customer = stack
+    let customer = stack
         .cluster_worker_command("acme", 0)
         .env_remove("WINDLASS_DATABASE_URL")
         .env_remove("WINDLASS_KEK_FILE")
@@ -786,7 +806,10 @@ async fn a_cluster_placed_in_a_customer_network_is_deployed_to_only_by_that_cust
         assert!(!text.contains("WINDLASS_DATABASE_URL"), "{text}");
         assert!(!text.contains(&stack.database_url), "{text}");
         assert!(!text.contains("sqlite://") && !text.contains("postgres://"));
-        assert!(!text.contains("WINDLASS_KEK_FILE") && !text.contains("kek"), "{text}");
+        assert!(
+            !text.contains("WINDLASS_KEK_FILE") && !text.contains("kek"),
+            "{text}"
+        );
         assert!(!text.contains("WINDLASS_KMS"), "{text}");
     }
     let run = finished(&stack, org, &queued).await;

@@ -53,8 +53,7 @@ impl ActivityInboundInterceptor for StepJournal {
                 attempt,
                 at: Utc::now(),
             };
-            if let Err(error) = self.backplane.step_started(run_id, started).await
-            {
+            if let Err(error) = self.backplane.step_started(run_id, started).await {
                 // The journal is a projection: losing a line must not fail the cloud work.
                 tracing::warn!(%run_id, step = %step_key, %error, "could not journal step start");
             }

@@ -83,16 +83,15 @@ pub(super) async fn prepare_namespace(
         let mut data = BTreeMap::new();
         let mut digest = Sha256::new();
         for (variable, secret) in variables {
-            let granted = work
-                .backplane
-                .run_secret(request.run_id, request.organization_id, secret)
-                .await
-                .map_err(|e| match e {
-                    windlass_core::Error::Forbidden(_) | windlass_core::Error::NotFound { .. } => {
-                        terminal(e, "SecretUnavailable")
-                    }
-                    e => retryable(e, "SecretUnavailable", None),
-                })?;
+            let granted =
+                work.backplane
+                    .run_secret(request.run_id, request.organization_id, secret)
+                    .await
+                    .map_err(|e| match e {
+                        windlass_core::Error::Forbidden(_)
+                        | windlass_core::Error::NotFound { .. } => terminal(e, "SecretUnavailable"),
+                        e => retryable(e, "SecretUnavailable", None),
+                    })?;
             // The sealed version, not the value: re-sealed on every write, opaque.
             digest.update(format!("{variable}={};", granted.sealed_tag));
             data.insert(variable.clone(), zeroize::Zeroizing::new(granted.value));

@@ -266,7 +266,10 @@ mod tests {
     #[tokio::test]
     async fn payloads_round_trip_sealed_and_old_versions_still_open() {
         let v1 = DataKey::generate().unwrap();
-        let old = keys(vec![(KeyLine::Platform, vec![(1, v1.clone())])], KeyLine::Platform);
+        let old = keys(
+            vec![(KeyLine::Platform, vec![(1, v1.clone())])],
+            KeyLine::Platform,
+        );
         let sealed = EncryptingCodec::seal(&old, None, payload("{\"subscription\":\"abc\"}"))
             .await
             .unwrap();
@@ -308,7 +311,10 @@ mod tests {
                 .unwrap(),
             ..Default::default()
         };
-        let keys = keys(vec![(KeyLine::Platform, vec![(1, platform)])], KeyLine::Platform);
+        let keys = keys(
+            vec![(KeyLine::Platform, vec![(1, platform)])],
+            KeyLine::Platform,
+        );
         assert_eq!(
             EncryptingCodec::open(&keys, None, legacy.clone())
                 .await
@@ -323,16 +329,17 @@ mod tests {
         relabelled
             .metadata
             .insert(KEY_LINE.to_owned(), b"platform".to_vec());
-        assert!(EncryptingCodec::open(&keys, None, relabelled).await.is_err());
+        assert!(
+            EncryptingCodec::open(&keys, None, relabelled)
+                .await
+                .is_err()
+        );
     }
 
     #[tokio::test]
     async fn a_payload_replayed_into_another_workflow_is_refused() {
         let org = Uuid::new_v4();
-        let keys = keys(
-            vec![(KeyLine::Organization(org), key())],
-            KeyLine::Platform,
-        );
+        let keys = keys(vec![(KeyLine::Organization(org), key())], KeyLine::Platform);
         let sealed = EncryptingCodec::seal(&keys, Some(&scope(org, "run-a")), payload("{}"))
             .await
             .unwrap();
@@ -379,7 +386,10 @@ mod tests {
         let error = EncryptingCodec::open(&shared, Some(&scope(b, "run-a")), of_a.clone())
             .await
             .unwrap_err();
-        assert!(error.to_string().contains("another organisation"), "{error}");
+        assert!(
+            error.to_string().contains("another organisation"),
+            "{error}"
+        );
         // A placed worker of B holds B's line only: A's payload cannot open there,
         // and relabelling it as B's breaks the seal.
         let placed_b = keys(
@@ -389,12 +399,21 @@ mod tests {
             )],
             KeyLine::Organization(b),
         );
-        assert!(EncryptingCodec::open(&placed_b, None, of_a.clone()).await.is_err());
+        assert!(
+            EncryptingCodec::open(&placed_b, None, of_a.clone())
+                .await
+                .is_err()
+        );
         let mut relabelled = of_a;
-        relabelled
-            .metadata
-            .insert(KEY_LINE.to_owned(), format!("organization:{b}").into_bytes());
-        assert!(EncryptingCodec::open(&shared, None, relabelled).await.is_err());
+        relabelled.metadata.insert(
+            KEY_LINE.to_owned(),
+            format!("organization:{b}").into_bytes(),
+        );
+        assert!(
+            EncryptingCodec::open(&shared, None, relabelled)
+                .await
+                .is_err()
+        );
         // What the placed worker seals itself is under B's line.
         let own = EncryptingCodec::seal(&placed_b, None, payload("{}"))
             .await

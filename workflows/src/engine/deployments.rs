@@ -29,12 +29,12 @@ impl Engine {
             .id_conflict_policy(WorkflowIdConflictPolicy::UseExisting)
             .build();
         let call = self.client.signal_with_start_workflow(
-                EnvironmentDeployments::run,
-                EnvironmentQueueInput {
-                    environment_id,
-                    waiting: Vec::new(),
-                },
-                EnvironmentDeployments::request_deployment,
+            EnvironmentDeployments::run,
+            EnvironmentQueueInput {
+                environment_id,
+                waiting: Vec::new(),
+            },
+            EnvironmentDeployments::request_deployment,
             request,
             options,
         );

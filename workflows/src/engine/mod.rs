@@ -4,9 +4,9 @@
 
 pub mod codec;
 mod deployments;
-pub mod payload_keys;
 pub mod dev_server;
 mod error;
+pub mod payload_keys;
 pub mod pollers;
 pub mod schedules;
 
