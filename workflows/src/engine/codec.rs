@@ -41,6 +41,13 @@ const KEY_VERSION: &str = "encryption-key-version";
 const SEAL_FORMAT: &str = "windlass-seal";
 const KEY_LINE: &str = "windlass-key-line";
 const WORKFLOW: &str = "windlass-workflow";
+/// Payloads the Temporal server writes itself, which no sealer can have sealed: the
+/// details of a cancelled activity that never started (`ACTIVITY_ID_NOT_STARTED`, in
+/// the `CanceledFailureInfo` the workflow gets back). Passed through as they are, and
+/// only exactly: a fixed JSON string is not an input anyone can shape, and no Windlass
+/// input or signal decodes from it (they are objects, or ids that it is not).
+const SERVER_MARKERS: [&[u8]; 1] = [b"\"ACTIVITY_ID_NOT_STARTED\""];
+
 /// Format 1's associated data: the same for every payload.
 const LEGACY_ASSOCIATED_DATA: &[u8] = b"windlass:temporal-payload";
 
@@ -132,6 +139,12 @@ impl EncryptingCodec {
                 .get(name)
                 .and_then(|v| std::str::from_utf8(v).ok())
         };
+        if payload.metadata.len() == 1
+            && payload.metadata.get(ENCODING_KEY).map(Vec::as_slice) == Some(b"json/plain")
+            && SERVER_MARKERS.contains(&payload.data.as_slice())
+        {
+            return Ok(payload);
+        }
         if payload.metadata.get(ENCODING_KEY).map(Vec::as_slice) != Some(ENCODING) {
             // Written by someone without Windlass's keys (a raw client, the temporal CLI).
             return Err(refused(
@@ -261,6 +274,25 @@ mod tests {
             .metadata
             .insert(KEY_VERSION.to_owned(), b"1".to_vec());
         assert!(EncryptingCodec::open(&keys, None, forged).await.is_err());
+        // The server's own marker passes, exactly and only it.
+        let marker = payload("\"ACTIVITY_ID_NOT_STARTED\"");
+        assert_eq!(
+            EncryptingCodec::open(&keys, None, marker.clone())
+                .await
+                .unwrap(),
+            marker
+        );
+        for near in [
+            "ACTIVITY_ID_NOT_STARTED",
+            "\"ACTIVITY_ID_NOT_STARTED \"",
+            "{}",
+        ] {
+            assert!(
+                EncryptingCodec::open(&keys, None, payload(near))
+                    .await
+                    .is_err()
+            );
+        }
     }
 
     #[tokio::test]
