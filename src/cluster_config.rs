@@ -80,8 +80,7 @@ impl ClusterArgs {
         &self,
         azure: AzureClientConfig,
         workload_identity: std::sync::Arc<windlass_core::workload_identity::WorkloadIdentityIssuer>,
-        store: windlass_core::Store,
-        live_logs: windlass_core::live_logs::LiveLogs,
+        step_logs: StepLogs,
         rate_limiter: Option<RateLimiter>,
     ) -> anyhow::Result<ClusterActivities> {
         let rendering = match self.terraform_rendering {
@@ -141,7 +140,7 @@ impl ClusterArgs {
             stale_lock_grace: Duration::from_secs(self.stale_lock_grace_seconds),
             chart_timeout: Duration::from_secs(self.chart_timeout_seconds),
             worker_name: worker_name(),
-            step_logs: StepLogs::new(store).with_live(live_logs),
+            step_logs,
         }))
     }
 }

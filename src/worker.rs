@@ -9,6 +9,7 @@ use anyhow::Context;
 use windlass_activities::ActivitySet;
 use windlass_activities::key_rotation::KeyRotation;
 use windlass_activities::rate_limit::RateLimiter;
+use windlass_activities::step_log::StepLogs;
 use windlass_workers::{Fleet, WorkerConfig, WorkerMetrics};
 use windlass_workflows::engine::Engine;
 
@@ -56,6 +57,21 @@ pub struct WorkerArgs {
     /// Off when unset, so several workers can share a machine without port clashes.
     #[arg(long, env = "WINDLASS_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// A placed worker's credential (shown once by `POST .../placements`). With it the
+    /// worker holds no database URL and no key-encryption key: it polls only its
+    /// placement's environment queue and reaches what its activities need from the store
+    /// through the API at `--api-url`, for its own runs only.
+    #[arg(
+        long,
+        env = "WINDLASS_PLACEMENT_CREDENTIAL",
+        hide_env_values = true,
+        requires = "api_url",
+        requires = "placement"
+    )]
+    pub placement_credential: Option<String>,
+    /// The Windlass API a placed worker reports to, e.g. `https://windlass.example.com`.
+    #[arg(long, env = "WINDLASS_API_URL")]
+    pub api_url: Option<String>,
 }
 
 impl WorkerArgs {
@@ -82,8 +98,8 @@ impl WorkerArgs {
                     .activities(
                         template.clone(),
                         issuer.clone(),
-                        store.clone(),
-                        self.live_logs.live_logs(&self.redis)?,
+                        StepLogs::new(store.clone())
+                            .with_live(self.live_logs.live_logs(&self.redis)?),
                         limiter,
                     )
                     .await?,
@@ -111,16 +127,21 @@ impl WorkerArgs {
 }
 
 pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
-    let store = args.store.connect().await?;
-    let keys = Arc::new(args.keys.key_ring(&store).await?);
     let metrics = Arc::new(WorkerMetrics::new());
     let limiter = args
         .rate_limit
         .limiter(&args.redis, metrics.clone())
         .await?;
-    let activities = args.activity_set(&store, keys.clone(), limiter).await?;
-    let config = args.worker_config(args.temporal.config(Some(&keys)).await?);
-    let queues = args.queues.queues();
+    let (config, queues, backing, activities) = match &args.placement_credential {
+        Some(credential) => crate::placed_worker::prepare(&args, credential, limiter).await?,
+        None => {
+            let store = args.store.connect().await?;
+            let keys = Arc::new(args.keys.key_ring(&store).await?);
+            let activities = args.activity_set(&store, keys.clone(), limiter).await?;
+            let config = args.worker_config(args.temporal.config(Some(&keys)).await?);
+            (config, args.queues.queues(), store.into(), activities)
+        }
+    };
     // Bound before the workers start, so a port clash fails the start, not a probe later.
     let listener = match args.metrics_listen {
         Some(addr) => Some(
@@ -133,7 +154,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let fleet = {
         let metrics = metrics.clone();
         tokio::task::spawn_blocking(move || {
-            Fleet::spawn(&config, &queues, &store, &activities, metrics)
+            Fleet::spawn(&config, &queues, &backing, &activities, metrics)
         })
         .await??
     };

@@ -23,6 +23,9 @@ pub enum Error {
     Redis(#[from] redis::RedisError),
     #[error("live logs: {0}")]
     LiveLogs(String),
+    /// A placed worker could not reach the API's placement routes (or got a 5xx): try again.
+    #[error("placement backplane unavailable: {0}")]
+    BackplaneUnavailable(String),
 }
 
 impl Error {
@@ -48,6 +51,7 @@ impl Error {
                     .as_database_error()
                     .is_some_and(|d| d.message().contains("database is locked"))
             }
+            Self::BackplaneUnavailable(_) => true,
             _ => false,
         }
     }

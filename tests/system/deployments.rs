@@ -595,10 +595,66 @@ async fn a_ci_pipeline_deploys_through_the_signed_webhook_and_a_bad_signature_is
     assert!(stdout.contains("rolled back to revision 2"), "{stdout}");
 }
 
+const PLACED_SECRET: &str = "acme-api-key-7d1c";
+
 #[tokio::test]
 async fn a_cluster_placed_in_a_customer_network_is_deployed_to_only_by_that_customers_worker() {
     let stack = Stack::with_clusters().await;
     let (org, account) = stack.organization_with_verified_azure_account().await;
+    let (other_org, other_account) = stack.organization_with_verified_azure_account().await;
+
+    // The placement is the organisation's: registered once, its credential shown once.
+    let (status, _, registered) = stack
+        .api
+        .post(
+            &format!("/v1/organizations/{org}/placements"),
+            json!({"name": "acme-onprem"}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{registered}");
+    let credential = registered["credential"].as_str().unwrap().to_owned();
+    assert!(credential.starts_with("wlp_"));
+    let (_, listed) = stack
+        .api
+        .get(&format!("/v1/organizations/{org}/placements"))
+        .await;
+    assert_eq!(listed[0]["name"], "acme-onprem");
+    assert!(!listed.to_string().contains(&credential));
+    // Names are global (they are task queues): another organisation cannot take it, and
+    // is not told whose it is.
+    let (status, _, taken) = stack
+        .api
+        .post(
+            &format!("/v1/organizations/{other_org}/placements"),
+            json!({"name": "acme-onprem"}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{taken}");
+    assert!(!taken.to_string().contains(&org.to_string()), "{taken}");
+    // Nor route its clusters there.
+    let (status, _, refused) = stack
+        .api
+        .post(
+            &format!("/v1/organizations/{other_org}/clusters"),
+            json!({"name": "squat", "cloud_account_id": other_account, "region": "westeurope",
+                   "kubernetes_version": "1.33", "placement": "acme-onprem"}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    let audit = stack
+        .store
+        .audit_entries(other_org, &Default::default())
+        .await
+        .unwrap();
+    assert!(
+        audit.iter().any(|e| e.action == "clusters.create"
+            && e.result == windlass_core::audit::AuditResult::Failed),
+        "{audit:?}"
+    );
+
     let (status, _, started) = stack
         .api
         .post(
@@ -619,6 +675,15 @@ async fn a_cluster_placed_in_a_customer_network_is_deployed_to_only_by_that_cust
         )
         .await;
     assert_eq!(run["status"], "succeeded", "{run:#}");
+    let (status, _, _) = stack
+        .api
+        .post(
+            &format!("/v1/organizations/{org}/secrets"),
+            json!({"name": "acme/api-key", "value": PLACED_SECRET}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
     let (_, _, project) = stack
         .api
         .post(
@@ -635,7 +700,8 @@ async fn a_cluster_placed_in_a_customer_network_is_deployed_to_only_by_that_cust
                 project["id"].as_str().unwrap()
             ),
             json!({"name": "prod", "type": "production", "cluster_id": started["cluster"]["id"],
-                   "services": [{"kind": "container_app", "name": "portal", "image": "acme/portal:1", "port": 80}]}),
+                   "services": [{"kind": "container_app", "name": "portal", "image": "acme/portal:1",
+                                 "port": 80, "secrets": {"API_KEY": "acme/api-key"}}]}),
             &[],
         )
         .await;
@@ -647,26 +713,140 @@ async fn a_cluster_placed_in_a_customer_network_is_deployed_to_only_by_that_cust
     tokio::time::sleep(Duration::from_secs(5)).await;
     let waiting = deployments(&stack, org, &env).await;
     assert_eq!(waiting[0]["state"], "queued", "{:#}", waiting[0]);
-    let run_id = queued["run"]["id"].as_str().unwrap();
+    let run_id = queued["run"]["id"].as_str().unwrap().to_owned();
     assert!(
-        stack.run(org, run_id).await["steps"]
+        stack.run(org, &run_id).await["steps"]
             .as_array()
             .unwrap()
             .is_empty()
     );
 
-    // The customer's own worker does.
-    let mut customer = stack
+    // Another organisation's placed worker cannot read this run's secrets.
+    let (status, _, other) = stack
+        .api
+        .post(
+            &format!("/v1/organizations/{other_org}/placements"),
+            json!({"name": "other-onprem"}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{other}");
+    let intruder = stack
+        .api
+        .with_token(Some(other["credential"].as_str().unwrap().to_owned()));
+    let (status, _, denied) = intruder
+        .post(
+            &format!("/v1/placement/runs/{run_id}/secret"),
+            json!({"name": "acme/api-key"}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{denied}");
+    assert!(!denied.to_string().contains(PLACED_SECRET));
+    let audit = stack
+        .store
+        .audit_entries(other_org, &Default::default())
+        .await
+        .unwrap();
+    assert!(
+        audit.iter().any(|e| e.action == "placement.secret_read"
+            && e.result == windlass_core::audit::AuditResult::Denied),
+        "{audit:?}"
+    );
+    // The placement routes take a placement credential only: not a person's token, not none.
+    let (status, _, _) = stack
+        .api
+        .post(
+            &format!("/v1/placement/runs/{run_id}/secret"),
+            json!({"name": "acme/api-key"}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = stack
+        .api
+        .with_token(None)
+        .post(
+            &format!("/v1/placement/runs/{run_id}/secret"),
+            json!({"name": "acme/api-key"}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // Nor can a placement credential act as a user.
+    let (status, _) = intruder
+        .get(&format!("/v1/organizations/{org}/secrets"))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // The customer's own worker does, holding no database URL and no key-encryption key.
+    let customer = stack
         .cluster_worker_command("acme", 0)
+        .env_remove("WINDLASS_DATABASE_URL")
+        .env_remove("WINDLASS_KEK_FILE")
         .env("WINDLASS_PLACEMENT", "acme-onprem")
+        .env("WINDLASS_PLACEMENT_CREDENTIAL", &credential)
+        .env("WINDLASS_API_URL", &stack.api.base)
         .spawn()
         .expect("spawn windlass worker");
+    // Killed even if an assertion below fails, so no worker outlives the test.
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let pid = customer.id();
+    let customer = KillOnDrop(customer);
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    for held in [&environ, &cmdline] {
+        let text = String::from_utf8_lossy(held);
+        assert!(!text.contains("WINDLASS_DATABASE_URL"), "{text}");
+        assert!(!text.contains(&stack.database_url), "{text}");
+        assert!(!text.contains("sqlite://") && !text.contains("postgres://"));
+        assert!(
+            !text.contains("WINDLASS_KEK_FILE") && !text.contains("kek"),
+            "{text}"
+        );
+        assert!(!text.contains("WINDLASS_KMS"), "{text}");
+    }
     let run = finished(&stack, org, &queued).await;
-    let _ = customer.kill();
-    let _ = customer.wait();
+    drop(customer);
     assert_eq!(run["status"], "succeeded", "{run:#}");
     let kube = &stack.clusters.as_ref().unwrap().kube;
     assert!(kube.get("Deployment", "acme-prod", "portal").is_some());
+    // The granted secret went through the API to the worker and into the namespace.
+    let secret = kube
+        .get("Secret", "acme-prod", "portal-secrets")
+        .expect("portal-secrets");
+    use base64::Engine as _;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(secret["data"]["API_KEY"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(decoded, PLACED_SECRET.as_bytes());
+    // Its steps were journalled through the API like any worker's.
+    let steps = stack.run(org, &run_id).await["steps"].clone();
+    assert!(
+        steps
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["status"] == "succeeded"),
+        "{steps:#}"
+    );
+    // Once finished, the run's secrets are no longer served, even to its own placement.
+    let (status, _, _) = stack
+        .api
+        .with_token(Some(credential.clone()))
+        .post(
+            &format!("/v1/placement/runs/{run_id}/secret"),
+            json!({"name": "acme/api-key"}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 
     // A placement is a plain name.
     let (status, _, refused) = stack

@@ -162,11 +162,7 @@ impl Stack {
         store.migrate().await.unwrap();
         let kek = LocalKeyFile::load_or_create(&dir.path().join("kek")).unwrap();
         let keys = Arc::new(KeyRing::new(store.clone(), Arc::new(kek)));
-        let payload_keys = PayloadKeys::new(
-            keys.all_versions(windlass_core::keys::TEMPORAL_PAYLOADS, "")
-                .await
-                .unwrap(),
-        );
+        let payload_keys = Some(PayloadKeys::from_key_ring(keys.clone()));
         let engine_config = EngineConfig {
             payload_keys,
             // Every system test that deploys twice crosses a queue's continue-as-new.
@@ -310,7 +306,7 @@ impl Stack {
             Fleet::spawn(
                 &config,
                 &queues,
-                &store,
+                &store.clone().into(),
                 &activities,
                 Arc::new(WorkerMetrics::new()),
             )
