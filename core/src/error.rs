@@ -44,13 +44,23 @@ impl Error {
                         | sqlx::Error::PoolTimedOut
                         | sqlx::Error::PoolClosed
                         | sqlx::Error::WorkerCrashed
-                ) || e
-                    .as_database_error()
-                    .is_some_and(|d| d.message().contains("database is locked"))
+                ) || e.as_database_error().is_some_and(|d| {
+                    d.message().contains("database is locked")
+                        || d.code()
+                            .is_some_and(|c| TRANSIENT_SQLSTATES.contains(&c.as_ref()))
+                })
             }
             _ => false,
         }
     }
 }
+
+/// PostgreSQL errors that a retry can get past: serialization failure and deadlock (the
+/// transaction lost a race), admin or crash shutdown and "cannot connect now" (a restart
+/// or failover), a read-only transaction (writing to a standby just demoted), and
+/// connection failures reported by the server.
+pub const TRANSIENT_SQLSTATES: [&str; 9] = [
+    "40001", "40P01", "57P01", "57P02", "57P03", "25006", "08000", "08003", "08006",
+];
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -568,3 +568,41 @@ async fn a_runs_log_lists_every_step_in_the_order_printed(store: &Store) {
     );
     assert!(store.run_log(Uuid::new_v4()).await.unwrap().is_empty());
 }
+
+/// What a PostgreSQL failover looks like to a write, and a lost race between two
+/// transactions: both are worth another attempt, unlike a constraint violation.
+#[tokio::test]
+async fn failover_and_lost_races_on_postgresql_are_retryable() {
+    let db = support::TestStore::postgres().await;
+    let pool = db.store.pool_for_tests();
+    // A write on a standby just demoted reads as a read-only transaction (25006).
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("SET TRANSACTION READ ONLY")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let read_only = sqlx::query("CREATE TABLE not_here (id INT)")
+        .execute(&mut *tx)
+        .await
+        .unwrap_err();
+    drop(tx);
+    assert!(windlass_core::Error::from(read_only).is_retryable());
+    // A transaction that lost a serializable race (40001), raised as the server does.
+    let lost = sqlx::query(
+        "DO $$ BEGIN RAISE EXCEPTION 'could not serialize access' \
+         USING ERRCODE = 'serialization_failure'; END $$",
+    )
+    .execute(pool)
+    .await
+    .unwrap_err();
+    assert!(windlass_core::Error::from(lost).is_retryable());
+    // A broken rule stays broken.
+    let violation = sqlx::query(
+        "DO $$ BEGIN RAISE EXCEPTION 'duplicate' USING ERRCODE = 'unique_violation'; END $$",
+    )
+    .execute(pool)
+    .await
+    .unwrap_err();
+    assert!(!windlass_core::Error::from(violation).is_retryable());
+    db.close().await;
+}

@@ -67,17 +67,27 @@ async fn deploy(
         Ok(releases) => (DeploymentState::Deployed, releases.clone(), None),
         Err(end) => (end.state, BTreeMap::new(), Some(end.detail.clone())),
     };
-    ctx.execute_activity(
-        DeploymentRecordActivities::finish,
-        FinishDeployment {
-            run_id: input.run_id,
-            state,
-            releases: releases.clone(),
-            detail: detail.clone(),
-        },
-        detached(step("finish-deployment", Duration::from_secs(3600))),
-    )
-    .await?;
+    let finished = ctx
+        .execute_activity(
+            DeploymentRecordActivities::finish,
+            FinishDeployment {
+                run_id: input.run_id,
+                state,
+                releases: releases.clone(),
+                detail: detail.clone(),
+            },
+            detached(step("finish-deployment", Duration::from_secs(3600))),
+        )
+        .await;
+    if ctx.patched(crate::patches::BOOKKEEPING_NEVER_SPOILS_THE_RESULT) {
+        // What the cluster runs is the outcome; a record that could not be written is
+        // logged, not turned into a failed deployment.
+        if let Err(error) = finished {
+            tracing::warn!(%error, run_id = %input.run_id, "the deployment's end could not be recorded");
+        }
+    } else {
+        finished?;
+    }
     match outcome {
         Ok(releases) => Ok(DeployEnvironmentOutput {
             revision: input.revision,

@@ -15,10 +15,8 @@
 
 #![allow(unreachable_pub)]
 
-use std::collections::VecDeque;
-use std::time::Duration;
-
 use futures::FutureExt;
+use std::collections::VecDeque;
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{
     ActivityOptions, ChildWorkflowOptions, ContinueAsNewOptions, ParentClosePolicy,
@@ -334,10 +332,6 @@ async fn run_one(ctx: &Ctx, request: DeploymentRequest) -> WorkflowResult<()> {
     Ok(())
 }
 
-/// Recording a dropped request: short attempts, retried, so a stuck database call is
-/// noticed in seconds and tried again rather than held for an hour.
 fn bookkeeping(key: String) -> ActivityOptions {
-    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30))
-        .activity_id(key)
-        .build()
+    crate::outcome::bookkeeping(key)
 }

@@ -83,20 +83,44 @@ pub(crate) async fn record<W, T: Serialize>(
         Err(_) => return result,
     };
     // Recording a cancellation must not be cancelled.
-    let options = detached(
-        ActivityOptions::with_schedule_to_close_timeout(Duration::from_secs(3600))
-            .activity_id("record-outcome".to_owned())
-            .build(),
-    );
+    let options = detached(bookkeeping("record-outcome"));
     let outcome = RunOutcome {
         workflow_id: ctx.workflow_id().to_owned(),
         status,
         output,
         error,
     };
-    ctx.execute_activity(RunActivities::record_outcome, outcome, options)
-        .await?;
+    let recorded = ctx
+        .execute_activity(RunActivities::record_outcome, outcome, options)
+        .await;
+    if ctx.patched(crate::patches::BOOKKEEPING_NEVER_SPOILS_THE_RESULT) {
+        // The run's own result stands; the API repairs an unrecorded end from Temporal.
+        if let Err(error) = recorded {
+            tracing::warn!(%error, "the run's end could not be recorded");
+        }
+    } else {
+        recorded?;
+    }
     result
+}
+
+/// Options for a step that writes Windlass's own records (a run's end, a deployment's
+/// state): attempts of 30 s, retried with backoff for up to an hour, so a database call
+/// that hangs is tried again in seconds instead of held for the whole budget.
+pub(crate) fn bookkeeping(key: impl Into<String>) -> ActivityOptions {
+    ActivityOptions::with_close_timeouts(ActivityCloseTimeouts::ScheduleAndStartToClose {
+        schedule_to_close: Duration::from_secs(3600),
+        start_to_close: Duration::from_secs(30),
+    })
+    .activity_id(key.into())
+    .retry_policy(
+        RetryPolicy::builder()
+            .initial_interval(Duration::from_millis(500))
+            .backoff_coefficient(2.0)
+            .maximum_interval(Duration::from_secs(30))
+            .build(),
+    )
+    .build()
 }
 
 /// Options that ignore the run's cancellation: for the steps that record a run's end or

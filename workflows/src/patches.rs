@@ -13,3 +13,8 @@ pub const QUEUE_STATE_FROM_INIT: &str = "environment-queue-state-from-init";
 /// RequestCancel (it rolls back and records itself if the queue is terminated) and id reuse
 /// policy RejectDuplicate (a run id deploys once). Before: the server's defaults.
 pub const DEPLOY_CHILD_OUTLIVES_QUEUE: &str = "deploy-child-outlives-queue";
+
+/// A failing bookkeeping step (recording a run's end, a deployment's state) no longer
+/// replaces the run's own result: it is logged, and the API repairs the record from
+/// Temporal. Before: its failure became the run's failure.
+pub const BOOKKEEPING_NEVER_SPOILS_THE_RESULT: &str = "bookkeeping-never-spoils-the-result";
