@@ -266,6 +266,16 @@ async fn cancelling_a_setup_leaves_nothing_the_teardown_cannot_clean() {
         3,
         "assignment, role and principal removed: {teardown:#}"
     );
+    // A cancelled setup and its teardown are kept for replay tests.
+    crate::histories::record_histories(
+        &stack,
+        "azure_access_cancelled_then_torn_down",
+        &[
+            format!("run-{id}"),
+            format!("run-{}", teardown["id"].as_str().unwrap()),
+        ],
+    )
+    .await;
 }
 
 /// Service principals of Windlass's application in customer tenants (not its home one).

@@ -266,6 +266,9 @@ async fn an_aks_cluster_is_provisioned_and_its_blueprint_reproduces_it() {
         .get(&format!("/v1/organizations/{org}/clusters"))
         .await;
     assert_eq!(clusters.as_array().unwrap().len(), 1);
+    // The provisioning (terraform, kubeconfig, the chart graph) is kept for replay tests.
+    crate::histories::record_histories(&stack, "aks_provisioning", &[format!("run-{run_id}")])
+        .await;
 }
 
 #[tokio::test]

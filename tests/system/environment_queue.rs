@@ -171,4 +171,16 @@ async fn a_queue_that_continues_as_new_keeps_superseded_cancelled_and_waiting_re
     // A cancel of a deployment that already ended is refused and changes nothing.
     let (status, body) = cancel(&stack, org, &boundary).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body:#}");
+
+    // The queue's chain (continued as new) and the boundary's deployment replay, and are
+    // kept for replay tests.
+    crate::histories::record_histories(
+        &stack,
+        "environment_queue_across_continue_as_new",
+        &[
+            format!("environment-{env}"),
+            format!("run-{}", boundary["run"]["id"].as_str().unwrap()),
+        ],
+    )
+    .await;
 }

@@ -6,6 +6,7 @@ pub mod codec;
 mod deployments;
 pub mod dev_server;
 mod error;
+pub mod histories;
 pub mod pollers;
 pub mod schedules;
 
