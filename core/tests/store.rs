@@ -365,6 +365,7 @@ async fn steps_record_attempts_timings_and_last_error(store: &Store) {
         .record_step_finished(
             run.id,
             "assign-role",
+            1,
             &StepOutcome::Failed {
                 error: "PrincipalNotFound: replication delay".into(),
                 will_retry: true,
@@ -389,7 +390,28 @@ async fn steps_record_attempts_timings_and_last_error(store: &Store) {
         .await
         .unwrap();
     store
-        .record_step_finished(run.id, "assign-role", &StepOutcome::Succeeded, Utc::now())
+        .record_step_finished(
+            run.id,
+            "assign-role",
+            2,
+            &StepOutcome::Succeeded,
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    // Attempt 1's worker was frozen past its heartbeat timeout; resumed, it reports its
+    // end late. The newer attempt's report stands.
+    store
+        .record_step_finished(
+            run.id,
+            "assign-role",
+            1,
+            &StepOutcome::Failed {
+                error: "zombie".into(),
+                will_retry: false,
+            },
+            Utc::now(),
+        )
         .await
         .unwrap();
     let steps = store.steps(run.id).await.unwrap();
@@ -430,7 +452,13 @@ async fn steps_left_running_are_closed_when_the_run_is_cancelled(store: &Store) 
         .await
         .unwrap();
     store
-        .record_step_finished(run.id, "ensure-role", &StepOutcome::Succeeded, Utc::now())
+        .record_step_finished(
+            run.id,
+            "ensure-role",
+            1,
+            &StepOutcome::Succeeded,
+            Utc::now(),
+        )
         .await
         .unwrap();
     store

@@ -31,29 +31,45 @@ impl Moto {
     }
 
     pub async fn start() -> std::io::Result<Self> {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let child = tokio::process::Command::new(Self::locate())
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()?;
-        let moto = Self {
-            _child: child,
-            port,
-        };
-        for _ in 0..600 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return Ok(moto);
+        // The port is picked by binding and releasing it, so another process can take it
+        // before moto binds; moto then exits while the other listener answers the probe.
+        // A moto that is not alive after answering is started again on another port.
+        for _ in 0..3 {
+            let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+            let mut child = tokio::process::Command::new(Self::locate())
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()?;
+            let mut answered = false;
+            for _ in 0..600 {
+                if child.try_wait()?.is_some() {
+                    break;
+                }
+                if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .is_ok()
+                {
+                    answered = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            if !answered {
+                continue;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if child.try_wait()?.is_none() {
+                return Ok(Self {
+                    _child: child,
+                    port,
+                });
+            }
         }
         Err(std::io::Error::other(
-            "moto_server did not answer within 60 s",
+            "moto_server did not start (three ports tried, 60 s each)",
         ))
     }
 

@@ -67,7 +67,7 @@ impl ActivityInboundInterceptor for StepJournal {
             if let Some(outcome) = outcome
                 && let Err(error) = self
                     .store
-                    .record_step_finished(run_id, &step_key, &outcome, Utc::now())
+                    .record_step_finished(run_id, &step_key, attempt, &outcome, Utc::now())
                     .await
             {
                 tracing::warn!(%run_id, step = %step_key, %error, "could not journal step end");

@@ -10,7 +10,7 @@ use crate::{Error, Result};
 
 impl Store {
     /// An activity attempt began. Attempts only move forward: a stale report from a worker
-    /// that lost its task cannot lower the count.
+    /// that lost its task (a zombie attempt) changes nothing.
     pub async fn record_step_started(
         &self,
         run_id: Uuid,
@@ -27,9 +27,9 @@ impl Store {
              SELECT $1, $2, $3, 'running', $4, $5, $5, NULL, NULL \
              WHERE EXISTS (SELECT 1 FROM workflow_runs WHERE id = $1 AND finished_at IS NULL) \
              ON CONFLICT (run_id, step_key) DO UPDATE SET status = 'running', \
-             attempts = CASE WHEN excluded.attempts > run_steps.attempts \
-                 THEN excluded.attempts ELSE run_steps.attempts END, \
-             last_started_at = excluded.last_started_at, finished_at = NULL",
+             attempts = excluded.attempts, \
+             last_started_at = excluded.last_started_at, finished_at = NULL \
+             WHERE excluded.attempts >= run_steps.attempts",
         )
         .bind(run_id.to_string())
         .bind(step_key)
@@ -51,10 +51,14 @@ impl Store {
         Ok(())
     }
 
+    /// Attempt `attempt` ended. Only the newest attempt's end counts: an older attempt that
+    /// ends late (a worker frozen past its heartbeat timeout, then resumed) cannot overwrite
+    /// what a newer attempt reported.
     pub async fn record_step_finished(
         &self,
         run_id: Uuid,
         step_key: &str,
+        attempt: u32,
         outcome: &StepOutcome,
         at: DateTime<Utc>,
     ) -> Result<()> {
@@ -73,13 +77,14 @@ impl Store {
         let at = clock::to_db(at);
         sqlx::query(
             "UPDATE run_steps SET status = $3, last_error = COALESCE($4, last_error), \
-             finished_at = $5 WHERE run_id = $1 AND step_key = $2",
+             finished_at = $5 WHERE run_id = $1 AND step_key = $2 AND attempts <= $6",
         )
         .bind(run_id.to_string())
         .bind(step_key)
         .bind(status.as_str())
         .bind(error)
         .bind(finished.then_some(at))
+        .bind(i64::from(attempt))
         .execute(self.pool())
         .await?;
         Ok(())
