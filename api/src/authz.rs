@@ -213,16 +213,17 @@ impl Authenticated {
         deny(state, &caller, organization_id, permission, &roles).await
     }
 
-    /// The caller, if it may hand out `role` (a role binding, group mapping or API token)
-    /// or take it away: it needs members_manage, a well-formed role whose scopes are this
-    /// organisation's, and must itself hold every grant of `role` at the same scope or
-    /// wider. Refusals are audited under `action`.
+    /// The caller, if it may hand out `handed` (the role of a binding, group mapping or
+    /// API token) or take it away: it needs members_manage, and for each role a
+    /// well-formed role whose scopes are this organisation's, every grant of which it holds
+    /// itself at the same scope or wider. The caller's own roles are read once. Refusals
+    /// are audited under `action`.
     pub async fn authorize_grant(
         &self,
         state: &AppState,
         organization_id: Uuid,
         action: &str,
-        role: &Role,
+        handed: &[Role],
     ) -> Result<Caller, Problem> {
         let (caller, roles) = self.roles_in(state, organization_id).await?;
         if !rbac::allows(&roles, Permission::MembersManage, &Target::default()) {
@@ -235,44 +236,26 @@ impl Authenticated {
             )
             .await;
         }
-        if let Err(problem) = well_formed(state, organization_id, role).await {
-            let refused: Result<Caller, Problem> = Err(problem);
-            caller
-                .record(
-                    state,
-                    Some(organization_id),
-                    action,
-                    format!("organization:{organization_id}"),
-                    &refused,
-                    serde_json::json!({}),
-                )
-                .await;
-            return refused;
+        for role in handed {
+            if let Err(problem) = well_formed(state, organization_id, role).await {
+                let refused: Result<Caller, Problem> = Err(problem);
+                caller
+                    .record(
+                        state,
+                        Some(organization_id),
+                        action,
+                        format!("organization:{organization_id}"),
+                        &refused,
+                        serde_json::json!({}),
+                    )
+                    .await;
+                return refused;
+            }
+            if let Some(exceeded) = rbac::exceeded_grant(&roles, role) {
+                return refuse_grant(state, &caller, organization_id, action, &exceeded).await;
+            }
         }
-        let Some(exceeded) = rbac::exceeded_grant(&roles, role) else {
-            return Ok(caller);
-        };
-        let permission = serde_json::to_value(exceeded.permission).unwrap_or_default();
-        let scope = serde_json::to_value(&exceeded.scope).unwrap_or_default();
-        let entry = caller.entry(
-            Some(organization_id),
-            "authz.denied",
-            format!("organization:{organization_id}"),
-            AuditResult::Denied,
-            serde_json::json!({"permission": permission, "scope": scope,
-                "reason": "grant_ceiling", "action": action}),
-        );
-        if let Err(error) = state.store.append_audit(entry).await {
-            tracing::error!(%error, "could not audit a refused grant");
-        }
-        Err(Problem::new(
-            StatusCode::FORBIDDEN,
-            "grant-ceiling",
-            format!(
-                "the role grants {permission} at {scope}, which you do not hold there or wider; \
-                 nobody hands out more than they hold"
-            ),
-        ))
+        Ok(caller)
     }
 
     /// Who the caller is and its roles in `organization_id` (none outside its own).
@@ -315,6 +298,37 @@ impl Authenticated {
             }
         })
     }
+}
+
+/// The grant ceiling's refusal: 403, audited as `authz.denied` with the grant exceeded.
+async fn refuse_grant(
+    state: &AppState,
+    caller: &Caller,
+    organization_id: Uuid,
+    action: &str,
+    exceeded: &rbac::Grant,
+) -> Result<Caller, Problem> {
+    let permission = serde_json::to_value(exceeded.permission).unwrap_or_default();
+    let scope = serde_json::to_value(&exceeded.scope).unwrap_or_default();
+    let entry = caller.entry(
+        Some(organization_id),
+        "authz.denied",
+        format!("organization:{organization_id}"),
+        AuditResult::Denied,
+        serde_json::json!({"permission": permission, "scope": scope,
+            "reason": "grant_ceiling", "action": action}),
+    );
+    if let Err(error) = state.store.append_audit(entry).await {
+        tracing::error!(%error, "could not audit a refused grant");
+    }
+    Err(Problem::new(
+        StatusCode::FORBIDDEN,
+        "grant-ceiling",
+        format!(
+            "the role grants {permission} at {scope}, which you do not hold there or wider; \
+             nobody hands out more than they hold"
+        ),
+    ))
 }
 
 /// A role a caller may hand out at all: a short custom name, distinct grants, and scopes

@@ -46,7 +46,7 @@ pub(super) async fn issue_api_token(
             &state,
             organization_id,
             "access.issue_api_token",
-            &body.role,
+            std::slice::from_ref(&body.role),
         )
         .await?;
     let issued = state

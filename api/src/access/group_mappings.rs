@@ -35,7 +35,12 @@ pub(super) async fn map_group(
     Json(body): Json<MapGroup>,
 ) -> Result<(StatusCode, axum::Json<GroupMapping>), Problem> {
     let caller = authn
-        .authorize_grant(&state, organization_id, "access.map_group", &body.role)
+        .authorize_grant(
+            &state,
+            organization_id,
+            "access.map_group",
+            std::slice::from_ref(&body.role),
+        )
         .await?;
     let mapped = if (1..=256).contains(&body.idp_group.len())
         && !body.idp_group.chars().any(char::is_control)
@@ -99,21 +104,14 @@ pub(super) async fn delete_group_mapping(
     Path((organization_id, mapping_id)): Path<(Uuid, Uuid)>,
     authn: Authenticated,
 ) -> Result<StatusCode, Problem> {
-    let mapping = match state.store.group_mapping(organization_id, mapping_id).await {
-        Ok(mapping) => mapping,
-        Err(error) => {
-            authn
-                .authorize(&state, organization_id, Permission::MembersManage)
-                .await?;
-            return Err(error.into());
-        }
-    };
+    let found = state.store.group_mapping(organization_id, mapping_id).await;
+    let mapping = super::existing(&state, &authn, organization_id, found).await?;
     let caller = authn
         .authorize_grant(
             &state,
             organization_id,
             "access.delete_group_mapping",
-            &mapping.role,
+            std::slice::from_ref(&mapping.role),
         )
         .await?;
     let deleted = state

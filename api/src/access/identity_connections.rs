@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use uuid::Uuid;
 use windlass_core::identity_connections::{IdentityConnection, NewIdentityConnection};
-use windlass_core::rbac::Permission;
+use windlass_core::rbac::{Permission, Role};
 
 use crate::AppState;
 use crate::authz::Authenticated;
@@ -96,20 +96,23 @@ pub(super) async fn delete_connection(
     Path((organization_id, connection_id)): Path<(Uuid, Uuid)>,
     authn: Authenticated,
 ) -> Result<StatusCode, Problem> {
+    // Only for a caller who holds every role mapped through the connection.
+    let mapped: Vec<Role> = state
+        .store
+        .group_mappings(organization_id)
+        .await?
+        .into_iter()
+        .filter(|m| m.connection_id == connection_id)
+        .map(|m| m.role)
+        .collect();
     let caller = authn
-        .authorize(&state, organization_id, Permission::MembersManage)
+        .authorize_grant(
+            &state,
+            organization_id,
+            "access.delete_identity_connection",
+            &mapped,
+        )
         .await?;
-    let mappings = state.store.group_mappings(organization_id).await?;
-    for mapping in mappings.iter().filter(|m| m.connection_id == connection_id) {
-        authn
-            .authorize_grant(
-                &state,
-                organization_id,
-                "access.delete_identity_connection",
-                &mapping.role,
-            )
-            .await?;
-    }
     let deleted = state
         .store
         .delete_identity_connection(organization_id, connection_id)

@@ -10,8 +10,12 @@ mod role_bindings;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use uuid::Uuid;
+use windlass_core::rbac::Permission;
 
 use crate::AppState;
+use crate::authz::Authenticated;
+use crate::problem::Problem;
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -36,4 +40,24 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
             api_tokens::list_api_tokens
         ))
         .routes(routes!(api_tokens::revoke_api_token))
+}
+
+/// What a route looked up, or, if it does not exist, a refusal for a caller without
+/// members_manage first (403), so a stranger cannot tell what exists; a member manager
+/// gets the 404.
+async fn existing<T>(
+    state: &AppState,
+    authn: &Authenticated,
+    organization_id: Uuid,
+    found: windlass_core::Result<T>,
+) -> Result<T, Problem> {
+    match found {
+        Ok(found) => Ok(found),
+        Err(error) => {
+            authn
+                .authorize(state, organization_id, Permission::MembersManage)
+                .await?;
+            Err(error.into())
+        }
+    }
 }

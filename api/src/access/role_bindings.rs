@@ -74,7 +74,12 @@ pub(super) async fn bind_role(
     Json(body): Json<BindRole>,
 ) -> Result<(StatusCode, axum::Json<RoleBinding>), Problem> {
     let caller = authn
-        .authorize_grant(&state, organization_id, "access.bind_role", &body.role)
+        .authorize_grant(
+            &state,
+            organization_id,
+            "access.bind_role",
+            std::slice::from_ref(&body.role),
+        )
         .await?;
     let bound = async {
         let subject = subject_of(&state, organization_id, &body).await?;
@@ -129,21 +134,14 @@ pub(super) async fn delete_role_binding(
     Path((organization_id, binding_id)): Path<(Uuid, Uuid)>,
     authn: Authenticated,
 ) -> Result<StatusCode, Problem> {
-    let binding = match state.store.role_binding(organization_id, binding_id).await {
-        Ok(binding) => binding,
-        Err(error) => {
-            authn
-                .authorize(&state, organization_id, Permission::MembersManage)
-                .await?;
-            return Err(error.into());
-        }
-    };
+    let found = state.store.role_binding(organization_id, binding_id).await;
+    let binding = super::existing(&state, &authn, organization_id, found).await?;
     let caller = authn
         .authorize_grant(
             &state,
             organization_id,
             "access.delete_role_binding",
-            &binding.role,
+            std::slice::from_ref(&binding.role),
         )
         .await?;
     let deleted = state
@@ -175,9 +173,6 @@ pub(super) async fn remove_member(
     Path((organization_id, subject)): Path<(Uuid, String)>,
     authn: Authenticated,
 ) -> Result<StatusCode, Problem> {
-    let caller = authn
-        .authorize(&state, organization_id, Permission::MembersManage)
-        .await?;
     let bindings: Vec<RoleBinding> = state
         .store
         .role_bindings(organization_id)
@@ -185,17 +180,12 @@ pub(super) async fn remove_member(
         .into_iter()
         .filter(|b| b.subject == subject)
         .collect();
-    // Removing someone takes away all they hold: only for someone holding no more.
-    for binding in &bindings {
-        authn
-            .authorize_grant(
-                &state,
-                organization_id,
-                "access.remove_member",
-                &binding.role,
-            )
-            .await?;
-    }
+    // Removing someone takes away all they hold: only for someone holding no more (and,
+    // with nothing bound, for any member manager, who then learns it is not found).
+    let held: Vec<Role> = bindings.iter().map(|b| b.role.clone()).collect();
+    let caller = authn
+        .authorize_grant(&state, organization_id, "access.remove_member", &held)
+        .await?;
     let removed = if bindings.is_empty() {
         Err(Problem::not_found(format!(
             "{subject} holds no role in this organization"
