@@ -99,12 +99,7 @@ async fn put(
         }
         // A rewrite must not move a secret out of the reach of what its writer holds:
         // the existing scope must be one the caller may write too.
-        if let Some(existing) = state
-            .store
-            .secret_listings(organization_id)
-            .await?
-            .into_iter()
-            .find(|s| s.name == name)
+        if let Some(existing) = state.store.secret_listing(organization_id, &name).await?
             && existing.scope != scope
         {
             let old_target = scope_target(&state, organization_id, &existing.scope).await?;

@@ -70,6 +70,22 @@ impl Store {
             .collect()
     }
 
+    /// One secret's name and scope, if the organisation has it.
+    pub async fn secret_listing(
+        &self,
+        organization_id: Uuid,
+        name: &str,
+    ) -> Result<Option<SecretListing>> {
+        let row = sqlx::query(
+            "SELECT name, scope, updated_at FROM secrets WHERE organization_id = $1 AND name = $2",
+        )
+        .bind(organization_id.to_string())
+        .bind(name)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(listing_from_row).transpose()
+    }
+
     /// Names and scopes, never values.
     pub async fn secret_listings(&self, organization_id: Uuid) -> Result<Vec<SecretListing>> {
         let rows = sqlx::query(
@@ -78,15 +94,7 @@ impl Store {
         .bind(organization_id.to_string())
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(SecretListing {
-                    name: r.try_get("name")?,
-                    scope: SecretScope::from_json(&r.try_get::<String, _>("scope")?)?,
-                    updated_at: clock::from_db(&r.try_get::<String, _>("updated_at")?),
-                })
-            })
-            .collect()
+        rows.iter().map(listing_from_row).collect()
     }
 
     pub async fn grant_secrets(&self, run_id: Uuid, names: &[String]) -> Result<()> {
@@ -123,4 +131,12 @@ impl Store {
         .await?;
         Ok(row.is_some())
     }
+}
+
+fn listing_from_row(row: &sqlx::any::AnyRow) -> Result<SecretListing> {
+    Ok(SecretListing {
+        name: row.try_get("name")?,
+        scope: SecretScope::from_json(&row.try_get::<String, _>("scope")?)?,
+        updated_at: clock::from_db(&row.try_get::<String, _>("updated_at")?),
+    })
 }
