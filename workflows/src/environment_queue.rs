@@ -19,9 +19,9 @@ use futures::FutureExt;
 use std::collections::VecDeque;
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{
-    ActivityOptions, ChildWorkflowOptions, ContinueAsNewOptions, ParentClosePolicy,
-    SyncWorkflowContext, WorkflowCancellationToken, WorkflowContext, WorkflowContextView,
-    WorkflowIdReusePolicy, WorkflowResult,
+    ChildWorkflowOptions, ContinueAsNewOptions, ParentClosePolicy, SyncWorkflowContext,
+    WorkflowCancellationToken, WorkflowContext, WorkflowContextView, WorkflowIdReusePolicy,
+    WorkflowResult,
 };
 use uuid::Uuid;
 use windlass_core::deployments::DeploymentState;
@@ -100,7 +100,7 @@ impl EnvironmentDeployments {
                 ctx.execute_activity(
                     DeploymentRecordActivities::drop_queued,
                     dropped.clone(),
-                    bookkeeping(format!("drop/{}", dropped.run_id)),
+                    crate::outcome::bookkeeping(format!("drop/{}", dropped.run_id)),
                 )
                 .await?;
             }
@@ -168,13 +168,7 @@ impl EnvironmentDeployments {
             }
             return CancelledDeployment::CancellingRunning;
         }
-        if let Some(at) = self.waiting.iter().position(|r| r.run_id == run_id) {
-            self.waiting.remove(at);
-            self.drop_request(
-                run_id,
-                DeploymentState::Cancelled,
-                "cancelled while waiting",
-            );
+        if self.drop_waiting(run_id) {
             return CancelledDeployment::DroppedWhileWaiting;
         }
         if self.settled.contains(&run_id) || self.dropped.iter().any(|d| d.run_id == run_id) {
@@ -240,6 +234,21 @@ impl EnvironmentDeployments {
         }
     }
 
+    /// Takes `run_id` out of the waiting requests, recorded as cancelled; whether it was
+    /// waiting.
+    fn drop_waiting(&mut self, run_id: Uuid) -> bool {
+        let Some(at) = self.waiting.iter().position(|r| r.run_id == run_id) else {
+            return false;
+        };
+        self.waiting.remove(at);
+        self.drop_request(
+            run_id,
+            DeploymentState::Cancelled,
+            "cancelled while waiting",
+        );
+        true
+    }
+
     fn drop_request(&mut self, run_id: Uuid, state: DeploymentState, detail: &str) {
         self.dropped.push(DropQueued {
             run_id,
@@ -268,13 +277,8 @@ fn settle_cancellations(ctx: &Ctx) {
         for run_id in cancels {
             if Some(run_id) == running {
                 s.cancels.push(run_id);
-            } else if let Some(at) = s.waiting.iter().position(|r| r.run_id == run_id) {
-                s.waiting.remove(at);
-                s.drop_request(
-                    run_id,
-                    DeploymentState::Cancelled,
-                    "cancelled while waiting",
-                );
+            } else {
+                s.drop_waiting(run_id);
             }
         }
     });
@@ -319,7 +323,7 @@ async fn run_one(ctx: &Ctx, request: DeploymentRequest) -> WorkflowResult<()> {
                     state: DeploymentState::Failed,
                     detail: format!("the deployment could not start: {error}"),
                 },
-                bookkeeping(format!("drop/{run_id}")),
+                crate::outcome::bookkeeping(format!("drop/{run_id}")),
             )
             .await?;
         }
@@ -330,8 +334,4 @@ async fn run_one(ctx: &Ctx, request: DeploymentRequest) -> WorkflowResult<()> {
         s.remember(run_id);
     });
     Ok(())
-}
-
-fn bookkeeping(key: String) -> ActivityOptions {
-    crate::outcome::bookkeeping(key)
 }

@@ -25,14 +25,17 @@ pub(crate) fn step(key: impl Into<String>, budget: Duration) -> ActivityOptions 
     // A cancelled run is reported cancelled only once its activities have stopped, so
     // nothing is still writing to the cloud when the user sees "cancelled".
     .cancellation_type(ActivityCancellationType::WaitCancellationCompleted)
-    .retry_policy(
-        RetryPolicy::builder()
-            .initial_interval(Duration::from_millis(500))
-            .backoff_coefficient(2.0)
-            .maximum_interval(Duration::from_secs(30))
-            .build(),
-    )
+    .retry_policy(retry_policy())
     .build()
+}
+
+/// Retries of every step: soon at first, then at most every 30 s, until its budget ends.
+fn retry_policy() -> RetryPolicy {
+    RetryPolicy::builder()
+        .initial_interval(Duration::from_millis(500))
+        .backoff_coefficient(2.0)
+        .maximum_interval(Duration::from_secs(30))
+        .build()
 }
 
 /// Options for a step that runs one long command (terraform, helm): its single attempt may
@@ -113,13 +116,7 @@ pub(crate) fn bookkeeping(key: impl Into<String>) -> ActivityOptions {
         start_to_close: Duration::from_secs(30),
     })
     .activity_id(key.into())
-    .retry_policy(
-        RetryPolicy::builder()
-            .initial_interval(Duration::from_millis(500))
-            .backoff_coefficient(2.0)
-            .maximum_interval(Duration::from_secs(30))
-            .build(),
-    )
+    .retry_policy(retry_policy())
     .build()
 }
 
