@@ -59,17 +59,6 @@ impl Store {
         })
     }
 
-    /// Names only: listing secrets never returns values.
-    pub async fn secret_names(&self, organization_id: Uuid) -> Result<Vec<String>> {
-        let rows = sqlx::query("SELECT name FROM secrets WHERE organization_id = $1 ORDER BY name")
-            .bind(organization_id.to_string())
-            .fetch_all(self.pool())
-            .await?;
-        rows.iter()
-            .map(|r| r.try_get("name").map_err(Error::from))
-            .collect()
-    }
-
     /// One secret's name and scope, if the organisation has it.
     pub async fn secret_listing(
         &self,
