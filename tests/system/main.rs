@@ -16,6 +16,7 @@ mod dev_command;
 mod eks_provisioning;
 mod environment_queue;
 mod histories;
+mod forged_payloads;
 mod plaintext_scan;
 mod run_events;
 pub mod support;
