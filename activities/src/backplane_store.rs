@@ -123,7 +123,13 @@ impl RunBackplane for StoreBackplane {
 
     async fn step_finished(&self, run_id: Uuid, step: StepFinished) -> Result<()> {
         self.store
-            .record_step_finished(run_id, &step.step_key, step.attempt, &step.end.into(), step.at)
+            .record_step_finished(
+                run_id,
+                &step.step_key,
+                step.attempt,
+                &step.end.into(),
+                step.at,
+            )
             .await
     }
 

@@ -185,7 +185,13 @@ async fn step_finished(
     placed_run(&state, &authn, run_id, false, "placement.step_finished").await?;
     state
         .store
-        .record_step_finished(run_id, &step.step_key, step.attempt, &step.end.into(), step.at)
+        .record_step_finished(
+            run_id,
+            &step.step_key,
+            step.attempt,
+            &step.end.into(),
+            step.at,
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -7,9 +7,7 @@
 use windlass_core::keys::TEMPORAL_PAYLOADS;
 use windlass_workflows::engine::Engine;
 use windlass_workflows::engine::codec::PayloadKeys;
-use windlass_workflows::engine::histories::{
-    organization_lines, replay, replayer, write_history,
-};
+use windlass_workflows::engine::histories::{organization_lines, replay, replayer, write_history};
 
 use crate::support::{Stack, repo_root};
 

@@ -15,8 +15,8 @@ use uuid::Uuid;
 
 use temporalio_client::{WorkflowSignalOptions, WorkflowStartOptions};
 
-use super::error::from_status;
 use super::codec::{PayloadScope, with_scope};
+use super::error::from_status;
 use super::{Engine, EngineError};
 use crate::EnvironmentDeployments;
 use crate::deployment_contracts::{
