@@ -428,7 +428,21 @@ async fn deployments_of_one_environment_never_overlap_a_cancel_rolls_back_and_ne
     );
     assert_eq!(deployed_images(&stack), images_before);
     let history = deployments(&stack, org, &env).await;
-    assert_eq!(history[0]["state"], "cancelled", "{:#}", history[0]);
+    // On failure, every step's status and last error (an intermittent rollback failure
+    // was seen here twice without them).
+    let steps: Vec<String> = run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| format!("{} {} {}", s["key"], s["status"], s["last_error"]))
+        .collect();
+    assert_eq!(
+        history[0]["state"],
+        "cancelled",
+        "{:#}\nsteps:\n{}",
+        history[0],
+        steps.join("\n")
+    );
 
     // A preview environment supersedes: of the requests waiting, only the newest runs.
     let (_, environment) = stack
