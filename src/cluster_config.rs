@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use windlass_activities::azure::AzureClientConfig;
 use windlass_activities::azure_access::AzureConnector;
 use windlass_activities::clusters::{AwsClients, ClusterActivities, ClusterRendering, ClusterWork};
 use windlass_activities::helm::Helm;
@@ -78,10 +77,8 @@ pub struct ClusterArgs {
 impl ClusterArgs {
     pub async fn activities(
         &self,
-        azure: AzureClientConfig,
-        workload_identity: std::sync::Arc<windlass_core::workload_identity::WorkloadIdentityIssuer>,
-        store: windlass_core::Store,
-        live_logs: windlass_core::live_logs::LiveLogs,
+        azure: AzureConnector,
+        step_logs: StepLogs,
         rate_limiter: Option<RateLimiter>,
     ) -> anyhow::Result<ClusterActivities> {
         let rendering = match self.terraform_rendering {
@@ -121,7 +118,7 @@ impl ClusterArgs {
         std::fs::create_dir_all(&workdir)
             .with_context(|| format!("creating {}", workdir.display()))?;
         Ok(ClusterActivities::new(ClusterWork {
-            azure: AzureConnector::new(azure, workload_identity),
+            azure,
             aws: Some({
                 let clients = AwsClients::new(
                     self.aws_endpoint_url.clone(),
@@ -141,7 +138,7 @@ impl ClusterArgs {
             stale_lock_grace: Duration::from_secs(self.stale_lock_grace_seconds),
             chart_timeout: Duration::from_secs(self.chart_timeout_seconds),
             worker_name: worker_name(),
-            step_logs: StepLogs::new(store).with_live(live_logs),
+            step_logs,
         }))
     }
 }

@@ -61,7 +61,7 @@ pub struct EngineArgs {
 
 impl EngineArgs {
     /// With the payload codec's keys, so nothing reaches Temporal in clear.
-    pub async fn config(&self, keys: &KeyRing) -> anyhow::Result<EngineConfig> {
+    pub async fn config(&self, keys: &Arc<KeyRing>) -> anyhow::Result<EngineConfig> {
         Ok(EngineConfig {
             task_queue: self.task_queue.clone(),
             queue_deployments_per_history: self.queue_deployments_per_history,
@@ -70,12 +70,13 @@ impl EngineArgs {
     }
 }
 
-pub async fn payload_keys(keys: &KeyRing) -> anyhow::Result<PayloadKeys> {
-    let versions = keys
-        .all_versions(windlass_core::keys::TEMPORAL_PAYLOADS, "")
+/// Every key line from the key ring (API and shared workers), checked readable now so a
+/// misconfigured KEK fails the start, not the first payload.
+pub async fn payload_keys(keys: &Arc<KeyRing>) -> anyhow::Result<PayloadKeys> {
+    keys.all_versions(windlass_core::keys::TEMPORAL_PAYLOADS, "")
         .await
         .context("loading the payload codec keys")?;
-    PayloadKeys::new(versions).context("no payload key")
+    Ok(PayloadKeys::from_key_ring(keys.clone()))
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -259,7 +260,7 @@ pub struct TemporalArgs {
 impl TemporalArgs {
     /// `keys` for a process that reads or writes payloads (a worker); `None` for one that
     /// only describes queues.
-    pub async fn config(&self, keys: Option<&KeyRing>) -> anyhow::Result<EngineConfig> {
+    pub async fn config(&self, keys: Option<&Arc<KeyRing>>) -> anyhow::Result<EngineConfig> {
         Ok(EngineConfig {
             namespace: self.temporal_namespace.clone(),
             payload_keys: match keys {

@@ -169,10 +169,12 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let cluster_activities = Some(
         clusters
             .activities(
-                template.clone(),
-                issuer.clone(),
-                store.clone(),
-                live_logs.clone(),
+                windlass_activities::azure_access::AzureConnector::new(
+                    template.clone(),
+                    issuer.clone(),
+                ),
+                windlass_activities::step_log::StepLogs::new(store.clone())
+                    .with_live(live_logs.clone()),
                 None,
             )
             .await?,
@@ -200,7 +202,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         Fleet::spawn(
             &worker_config,
             &queues,
-            &worker_store,
+            &worker_store.clone().into(),
             &activities,
             Arc::new(WorkerMetrics::new()),
         )

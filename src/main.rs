@@ -7,6 +7,7 @@ mod config;
 mod deploy_command;
 mod dev;
 mod logging;
+mod placed_worker;
 mod serve;
 mod worker;
 mod worker_probes;

@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use windlass_activities::ActivitySet;
+use windlass_activities::azure_access::AzureConnector;
 use windlass_activities::key_rotation::KeyRotation;
 use windlass_activities::rate_limit::RateLimiter;
+use windlass_activities::step_log::StepLogs;
 use windlass_workers::{Fleet, WorkerConfig, WorkerMetrics};
 use windlass_workflows::engine::Engine;
 
@@ -56,6 +58,64 @@ pub struct WorkerArgs {
     /// Off when unset, so several workers can share a machine without port clashes.
     #[arg(long, env = "WINDLASS_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// A placed worker's credential (shown once by `POST .../placements`). With it the
+    /// worker holds no database URL and no key-encryption key: it polls only its
+    /// placement's environment queue and reaches what its activities need from the store
+    /// through the API at `--api-url`, for its own runs only.
+    #[arg(
+        long,
+        env = "WINDLASS_PLACEMENT_CREDENTIAL",
+        hide_env_values = true,
+        requires = "api_url",
+        requires = "placement"
+    )]
+    pub placement_credential: Option<String>,
+    /// The Windlass API a placed worker reports to, e.g. `https://windlass.example.com`.
+    #[arg(long, env = "WINDLASS_API_URL")]
+    pub api_url: Option<String>,
+    #[command(flatten)]
+    pub own_identity: OwnIdentityArgs,
+}
+
+/// A placed worker's own Azure identity: the customer's workload identity in its tenant,
+/// named the way Azure's SDKs and AKS's workload-identity webhook name it. Windlass never
+/// hands a placed worker its own signing keys or platform credentials.
+#[derive(Debug, Clone, clap::Args)]
+pub struct OwnIdentityArgs {
+    #[arg(long, env = "AZURE_TENANT_ID")]
+    pub azure_tenant_id: Option<String>,
+    #[arg(long, env = "AZURE_CLIENT_ID")]
+    pub azure_client_id: Option<String>,
+    /// The federated token (a JWT from the customer's own issuer, such as its cluster's
+    /// service-account issuer), re-read on every token request.
+    #[arg(long, env = "AZURE_FEDERATED_TOKEN_FILE")]
+    pub azure_federated_token_file: Option<std::path::PathBuf>,
+}
+
+impl OwnIdentityArgs {
+    /// `None` when none is set; an error naming what is missing when only some are.
+    pub fn identity(
+        &self,
+    ) -> anyhow::Result<Option<windlass_activities::azure_access::OwnIdentity>> {
+        match (
+            &self.azure_tenant_id,
+            &self.azure_client_id,
+            &self.azure_federated_token_file,
+        ) {
+            (None, None, None) => Ok(None),
+            (Some(tenant), Some(client), Some(file)) => {
+                Ok(Some(windlass_activities::azure_access::OwnIdentity {
+                    tenant_id: tenant.clone(),
+                    client_id: client.clone(),
+                    federated_token_file: file.clone(),
+                }))
+            }
+            _ => anyhow::bail!(
+                "a placed worker's Azure identity needs all of AZURE_TENANT_ID, AZURE_CLIENT_ID \
+                 and AZURE_FEDERATED_TOKEN_FILE"
+            ),
+        }
+    }
 }
 
 impl WorkerArgs {
@@ -80,10 +140,9 @@ impl WorkerArgs {
             Some((template, issuer)) => Some(
                 self.clusters
                     .activities(
-                        template.clone(),
-                        issuer.clone(),
-                        store.clone(),
-                        self.live_logs.live_logs(&self.redis)?,
+                        AzureConnector::new(template.clone(), issuer.clone()),
+                        StepLogs::new(store.clone())
+                            .with_live(self.live_logs.live_logs(&self.redis)?),
                         limiter,
                     )
                     .await?,
@@ -111,16 +170,21 @@ impl WorkerArgs {
 }
 
 pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
-    let store = args.store.connect().await?;
-    let keys = Arc::new(args.keys.key_ring(&store).await?);
     let metrics = Arc::new(WorkerMetrics::new());
     let limiter = args
         .rate_limit
         .limiter(&args.redis, metrics.clone())
         .await?;
-    let activities = args.activity_set(&store, keys.clone(), limiter).await?;
-    let config = args.worker_config(args.temporal.config(Some(&keys)).await?);
-    let queues = args.queues.queues();
+    let (config, queues, backing, activities) = match &args.placement_credential {
+        Some(credential) => crate::placed_worker::prepare(&args, credential, limiter).await?,
+        None => {
+            let store = args.store.connect().await?;
+            let keys = Arc::new(args.keys.key_ring(&store).await?);
+            let activities = args.activity_set(&store, keys.clone(), limiter).await?;
+            let config = args.worker_config(args.temporal.config(Some(&keys)).await?);
+            (config, args.queues.queues(), store.into(), activities)
+        }
+    };
     // Bound before the workers start, so a port clash fails the start, not a probe later.
     let listener = match args.metrics_listen {
         Some(addr) => Some(
@@ -133,7 +197,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let fleet = {
         let metrics = metrics.clone();
         tokio::task::spawn_blocking(move || {
-            Fleet::spawn(&config, &queues, &store, &activities, metrics)
+            Fleet::spawn(&config, &queues, &backing, &activities, metrics)
         })
         .await??
     };

@@ -34,8 +34,29 @@ use crate::heartbeat::heartbeating;
 pub struct AzureConnector {
     /// Endpoints and tuning; tenant, client id and assertions are filled per identity.
     template: AzureClientConfig,
-    issuer: Arc<WorkloadIdentityIssuer>,
+    identities: Identities,
     clients: Mutex<HashMap<(String, String, WorkloadSubject), Arc<TenantClients>>>,
+}
+
+/// Whose identity the clients act as.
+enum Identities {
+    /// Shared workers: assertions minted by Windlass's issuer, per subject.
+    Minted(Arc<WorkloadIdentityIssuer>),
+    /// A placed worker: the customer's own federated identity in its own tenant (e.g. AKS
+    /// workload identity's projected token file). It never holds Windlass's signing keys,
+    /// so it cannot act as the platform application (which reaches every customer's
+    /// tenant) nor as any organisation's setup identity.
+    Own(OwnIdentity),
+}
+
+/// A customer's own Entra ID workload identity, as Azure's SDKs read it from
+/// `AZURE_TENANT_ID`, `AZURE_CLIENT_ID` and `AZURE_FEDERATED_TOKEN_FILE`.
+#[derive(Debug, Clone)]
+pub struct OwnIdentity {
+    pub tenant_id: String,
+    pub client_id: String,
+    /// Re-read on every token request: Kubernetes rotates projected tokens.
+    pub federated_token_file: std::path::PathBuf,
 }
 
 pub(crate) struct TenantClients {
@@ -47,7 +68,17 @@ impl AzureConnector {
     pub fn new(template: AzureClientConfig, issuer: Arc<WorkloadIdentityIssuer>) -> Self {
         Self {
             template,
-            issuer,
+            identities: Identities::Minted(issuer),
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A placed worker's connector: every client acts as `identity`, and only in its
+    /// tenant; access setup and teardown (the organisation's setup identity) are refused.
+    pub fn own_identity(template: AzureClientConfig, identity: OwnIdentity) -> Self {
+        Self {
+            template,
+            identities: Identities::Own(identity),
             clients: Mutex::new(HashMap::new()),
         }
     }
@@ -90,18 +121,56 @@ impl AzureConnector {
             return Ok(clients.clone());
         }
         let mut config = self.template.clone();
-        config.tenant_id = target.tenant_id.clone();
-        config.client_id = target.setup_identity_client_id.clone();
-        let issuer = self.issuer.clone();
-        config.assertion = ClientAssertionSource::callback(move || {
-            let issuer = issuer.clone();
-            async move {
-                issuer
-                    .mint(subject, AZURE_TOKEN_EXCHANGE_AUDIENCE)
-                    .await
-                    .map_err(|e| format!("minting a workload-identity assertion: {e}"))
+        match &self.identities {
+            Identities::Minted(issuer) => {
+                config.tenant_id = target.tenant_id.clone();
+                config.client_id = target.setup_identity_client_id.clone();
+                let issuer = issuer.clone();
+                config.assertion = ClientAssertionSource::callback(move || {
+                    let issuer = issuer.clone();
+                    async move {
+                        issuer
+                            .mint(subject, AZURE_TOKEN_EXCHANGE_AUDIENCE)
+                            .await
+                            .map_err(|e| format!("minting a workload-identity assertion: {e}"))
+                    }
+                });
             }
-        });
+            Identities::Own(own) => {
+                if subject != WorkloadSubject::Platform {
+                    return Err(terminal(
+                        invalid(
+                            "a placed worker does not act as an organisation's setup identity: \
+                             access setup and teardown run on the shared workers"
+                                .to_owned(),
+                        ),
+                        "PlacedWorkerScope",
+                    ));
+                }
+                if !own.tenant_id.eq_ignore_ascii_case(&target.tenant_id) {
+                    return Err(terminal(
+                        invalid(format!(
+                            "this placed worker's identity is in tenant {}, the cluster's \
+                             account is in tenant {}",
+                            own.tenant_id, target.tenant_id
+                        )),
+                        "PlacedWorkerScope",
+                    ));
+                }
+                config.tenant_id = own.tenant_id.clone();
+                config.client_id = own.client_id.clone();
+                let file = own.federated_token_file.clone();
+                config.assertion = ClientAssertionSource::callback(move || {
+                    let file = file.clone();
+                    async move {
+                        tokio::fs::read_to_string(&file)
+                            .await
+                            .map(|token| token.trim().to_owned())
+                            .map_err(|e| format!("reading {}: {e}", file.display()))
+                    }
+                });
+            }
+        }
         let clients = Arc::new(TenantClients {
             arm: ArmClient::new(&config).map_err(azure_failure)?,
             graph: GraphClient::new(&config).map_err(azure_failure)?,

@@ -2,6 +2,7 @@
 //! run's step log, masked, in order, written in the background so a slow database never
 //! slows the tool; and, as each line is written, to the run's live followers.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{SubsecRound, Utc};
@@ -13,24 +14,31 @@ use windlass_core::live_logs::{LiveLine, LiveLogs};
 use windlass_core::runs::Run;
 use windlass_core::step_logs::{LogLine, Masker};
 
+use crate::backplane::{SharedBackplane, StoreBackplane};
+
 /// Lines waiting for the fan-out beyond this are dropped (the store keeps them): a stalled
 /// Redis must not grow a worker's memory.
 const LIVE_QUEUE: usize = 10_000;
 /// How long a finished step waits for its last lines to reach the fan-out.
 const LIVE_FLUSH: Duration = Duration::from_secs(2);
 
-/// Where step logs go: the store (the durable record) and the live fan-out, or nowhere but
-/// `tracing` (a worker without a store).
+/// Where step logs go: the run backplane (the durable record: the store, directly or
+/// through the API) and the live fan-out, or nowhere but `tracing`.
 #[derive(Clone, Default)]
 pub struct StepLogs {
-    store: Option<Store>,
+    backplane: Option<SharedBackplane>,
     live: Option<LiveLogs>,
 }
 
 impl StepLogs {
     pub fn new(store: Store) -> Self {
+        Self::with_backplane(Arc::new(StoreBackplane::new(store, None)))
+    }
+
+    /// Lines go to the run's step log through `backplane` (a placed worker's: the API).
+    pub fn with_backplane(backplane: SharedBackplane) -> Self {
         Self {
-            store: Some(store),
+            backplane: Some(backplane),
             live: None,
         }
     }
@@ -61,10 +69,10 @@ impl StepLogs {
         attempt: u32,
         masker: Masker,
     ) -> StepLogWriter {
-        let (tx, task) = match (&self.store, run) {
-            (Some(store), Some(run_id)) => {
+        let (tx, task) = match (&self.backplane, run) {
+            (Some(backplane), Some(run_id)) => {
                 let (tx, rx) = mpsc::unbounded_channel();
-                let task = tokio::spawn(drain(store.clone(), run_id, step_key.to_owned(), rx));
+                let task = tokio::spawn(drain(backplane.clone(), run_id, step_key.to_owned(), rx));
                 (Some(tx), Some(task))
             }
             _ => (None, None),
@@ -174,7 +182,7 @@ async fn publish(live: LiveLogs, run_id: Uuid, mut rx: mpsc::Receiver<LiveLine>)
 }
 
 async fn drain(
-    store: Store,
+    backplane: SharedBackplane,
     run_id: Uuid,
     step_key: String,
     mut rx: mpsc::UnboundedReceiver<LogLine>,
@@ -188,7 +196,7 @@ async fn drain(
                 Err(_) => break,
             }
         }
-        if let Err(e) = store.append_step_log(run_id, &step_key, &batch).await {
+        if let Err(e) = backplane.append_step_log(run_id, &step_key, &batch).await {
             // The log is for people; the step itself goes on.
             tracing::warn!(%run_id, step = %step_key, error = %e, lines = batch.len(), "step log lines not written");
         }

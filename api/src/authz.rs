@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use uuid::Uuid;
 use windlass_core::api_tokens::ApiToken;
 use windlass_core::audit::{ActorKind, AuditResult};
+use windlass_core::placements::{self, Placement};
 use windlass_core::rbac::{self, Permission, Role, Target};
 
 use crate::AppState;
@@ -25,6 +26,9 @@ use crate::problem::Problem;
 enum Principal {
     User(Identity),
     ApiToken(ApiToken),
+    /// A placed worker: it may call the placement routes (`/v1/placement/...`) only, and
+    /// holds no role anywhere.
+    Placement(Placement),
 }
 
 /// Routes anyone may call.
@@ -61,7 +65,14 @@ pub async fn authenticate(
     let Some(token) = bearer else {
         return unauthenticated("send `Authorization: Bearer <token>`").into_response();
     };
-    let principal = if token.starts_with("wlt_") {
+    let principal = if token.starts_with(placements::CREDENTIAL_PREFIX) {
+        match state.store.authenticate_placement(&token).await {
+            Ok(placement) => Principal::Placement(placement),
+            Err(_) => {
+                return unauthenticated("the placement credential is not valid").into_response();
+            }
+        }
+    } else if token.starts_with("wlt_") {
         match state.store.authenticate_api_token(&token).await {
             Ok(api_token) => Principal::ApiToken(api_token),
             Err(_) => return unauthenticated("the API token is not valid").into_response(),
@@ -178,8 +189,23 @@ impl Authenticated {
                 self.caller(identity.subject.clone(), ActorKind::User),
                 identity.clone(),
             )),
-            Principal::ApiToken(_) => Err(unauthenticated(
+            Principal::ApiToken(_) | Principal::Placement(_) => Err(unauthenticated(
                 "this needs a person signed in with the identity provider, not an API token",
+            )),
+        }
+    }
+
+    /// The placed worker calling, for the placement routes; anyone else is refused.
+    pub fn placement(&self) -> Result<(Caller, Placement), Problem> {
+        match &self.principal {
+            Principal::Placement(placement) => Ok((
+                self.caller(format!("placement:{}", placement.id), ActorKind::System),
+                placement.clone(),
+            )),
+            _ => Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "only a placed worker's credential may call this",
             )),
         }
     }
@@ -275,6 +301,11 @@ impl Authenticated {
                 };
                 (caller, roles)
             }
+            // A placed worker acts through the placement routes only.
+            Principal::Placement(placement) => (
+                self.caller(format!("placement:{}", placement.id), ActorKind::System),
+                Vec::new(),
+            ),
             Principal::User(identity) => {
                 // A person from an organisation's own connection acts in it only.
                 let roles = match identity.connection {

@@ -183,6 +183,9 @@ async fn create(
                 created_at: Utc::now(),
             };
             spec.validate()?;
+            if let Some(placement) = &spec.placement {
+                crate::placements::check_owned(state, organization_id, placement).await?;
+            }
             if !request.dry_run {
                 state.store.create_cluster(&spec).await?;
             }

@@ -17,6 +17,8 @@ mod metrics;
 pub mod oidc;
 mod openapi;
 mod organizations;
+mod placement_routes;
+mod placements;
 mod problem;
 mod run_events;
 mod runs;
@@ -78,6 +80,7 @@ pub fn router(state: AppState) -> Router {
     let metrics = ApiMetrics::new();
     let scrape = metrics.clone();
     router
+        .merge(placement_routes::routes())
         .route(
             "/openapi.json",
             axum::routing::get(move || {
@@ -113,6 +116,7 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
         .merge(organizations::routes())
         .merge(cloud_accounts::routes())
         .merge(clusters::routes())
+        .merge(placements::routes())
         .merge(maintenance::routes())
         .merge(environments::routes())
         .merge(deployments::routes())

@@ -240,7 +240,11 @@ pub(crate) async fn launch(state: &AppState, new: NewRun) -> Result<(StatusCode,
         InsertedRun::Existing(run) => (run, StatusCode::OK),
         InsertedRun::Created(run) => (run, StatusCode::ACCEPTED),
     };
-    match state.engine.start(run.kind, &run.workflow_id, input).await {
+    match state
+        .engine
+        .start(run.kind, organization_id, &run.workflow_id, input)
+        .await
+    {
         Ok(temporal_run_id) => {
             state
                 .store
@@ -438,7 +442,7 @@ async fn cancel(state: &AppState, organization_id: Uuid, run_id: Uuid) -> Result
         let deployment = state.store.deployment(run_id).await?;
         match state
             .engine
-            .cancel_deployment(deployment.environment_id, run_id)
+            .cancel_deployment(run.organization_id, deployment.environment_id, run_id)
             .await
         {
             Ok(Accepted::Confirmed(

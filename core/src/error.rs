@@ -23,6 +23,9 @@ pub enum Error {
     Redis(#[from] redis::RedisError),
     #[error("live logs: {0}")]
     LiveLogs(String),
+    /// A placed worker could not reach the API's placement routes (or got a 5xx): try again.
+    #[error("placement backplane unavailable: {0}")]
+    BackplaneUnavailable(String),
 }
 
 impl Error {
@@ -50,6 +53,7 @@ impl Error {
                             .is_some_and(|c| TRANSIENT_SQLSTATES.contains(&c.as_ref()))
                 })
             }
+            Self::BackplaneUnavailable(_) => true,
             _ => false,
         }
     }

@@ -209,4 +209,20 @@ impl KeyRing {
         keys.sort_by_key(|k| std::cmp::Reverse(k.0));
         Ok(keys)
     }
+
+    /// Every version that exists, newest first, creating none (empty if the line has none).
+    pub async fn existing_versions(
+        &self,
+        purpose: &str,
+        organization_id: &str,
+    ) -> Result<Vec<(u32, DataKey)>> {
+        let mut keys = Vec::new();
+        for row in self.store.all_data_keys().await? {
+            if row.purpose == purpose && row.organization_id == organization_id {
+                keys.push((row.version, self.unwrap_row(&row).await?));
+            }
+        }
+        keys.sort_by_key(|k| std::cmp::Reverse(k.0));
+        Ok(keys)
+    }
 }

@@ -247,6 +247,18 @@ fn routes(
         ),
         (
             Method::GET,
+            format!("{base}/placements"),
+            None,
+            Permission::ClustersRead,
+        ),
+        (
+            Method::POST,
+            format!("{base}/placements"),
+            Some(json!({"name": format!("m{}", &Uuid::new_v4().simple().to_string()[..8])})),
+            Permission::ClustersWrite,
+        ),
+        (
+            Method::GET,
             format!("{base}/projects"),
             None,
             Permission::ProjectsRead,

@@ -428,7 +428,21 @@ async fn deployments_of_one_environment_never_overlap_a_cancel_rolls_back_and_ne
     );
     assert_eq!(deployed_images(&stack), images_before);
     let history = deployments(&stack, org, &env).await;
-    assert_eq!(history[0]["state"], "cancelled", "{:#}", history[0]);
+    // On failure, every step's status and last error (an intermittent rollback failure
+    // was seen here twice without them).
+    let steps: Vec<String> = run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| format!("{} {} {}", s["key"], s["status"], s["last_error"]))
+        .collect();
+    assert_eq!(
+        history[0]["state"],
+        "cancelled",
+        "{:#}\nsteps:\n{}",
+        history[0],
+        steps.join("\n")
+    );
 
     // A preview environment supersedes: of the requests waiting, only the newest runs.
     let (_, environment) = stack
@@ -595,10 +609,125 @@ async fn a_ci_pipeline_deploys_through_the_signed_webhook_and_a_bad_signature_is
     assert!(stdout.contains("rolled back to revision 2"), "{stdout}");
 }
 
+const PLACED_SECRET: &str = "acme-api-key-7d1c";
+
+/// The customer's own workload identity for its placed worker: an app registration in its
+/// tenant whose federated credential trusts the customer's cluster issuer (an OIDC
+/// stand-in here) for the worker's service account, with Storage Account Contributor on
+/// the subscription; and the projected token file the worker reads.
+struct CustomerWorkerIdentity {
+    tenant_id: String,
+    token_file: std::path::PathBuf,
+    _issuer: windlass_standins::OidcIssuerStandIn,
+}
+
+impl CustomerWorkerIdentity {
+    const CLIENT_ID: &str = "5b0c9a8e-6f1d-4c7e-9a3b-0d2e4f6a8c1b";
+    const SUBJECT: &str = "system:serviceaccount:windlass:placed-worker";
+
+    async fn grant(stack: &Stack, org: uuid::Uuid, account: uuid::Uuid) -> Self {
+        use windlass_standins::azure::{
+            Application, FederatedCredential, STORAGE_ACCOUNT_CONTRIBUTOR_ROLE_ID,
+        };
+        let account = stack.store.cloud_account(org, account).await.unwrap();
+        let issuer = windlass_standins::OidcIssuerStandIn::start(0, "unused")
+            .await
+            .unwrap();
+        let object_id = stack.azure.register_application(
+            Application {
+                app_id: Self::CLIENT_ID.to_owned(),
+                home_tenant: account.tenant_id.clone(),
+                display_name: "acme placed worker".to_owned(),
+                multi_tenant: false,
+                federated_credentials: vec![FederatedCredential {
+                    name: "onprem-cluster".to_owned(),
+                    issuer: issuer.issuer.clone(),
+                    subject: Self::SUBJECT.to_owned(),
+                    audiences: vec!["api://AzureADTokenExchange".to_owned()],
+                }],
+            },
+            &[],
+        );
+        let subscription = format!("/subscriptions/{}", account.external_id);
+        stack.azure.assign_role(
+            &subscription,
+            &format!(
+                "{subscription}/providers/Microsoft.Authorization/roleDefinitions/{STORAGE_ACCOUNT_CONTRIBUTOR_ROLE_ID}"
+            ),
+            &object_id,
+        );
+        let token_file = stack.dir.path().join("acme-worker-azure-token");
+        std::fs::write(
+            &token_file,
+            issuer.assertion(Self::SUBJECT, "api://AzureADTokenExchange", 3600),
+        )
+        .unwrap();
+        Self {
+            tenant_id: account.tenant_id,
+            token_file,
+            _issuer: issuer,
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_cluster_placed_in_a_customer_network_is_deployed_to_only_by_that_customers_worker() {
     let stack = Stack::with_clusters().await;
     let (org, account) = stack.organization_with_verified_azure_account().await;
+    let (other_org, other_account) = stack.organization_with_verified_azure_account().await;
+
+    // The placement is the organisation's: registered once, its credential shown once.
+    let (status, _, registered) = stack
+        .api
+        .post(
+            &format!("/v1/organizations/{org}/placements"),
+            json!({"name": "acme-onprem"}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{registered}");
+    let credential = registered["credential"].as_str().unwrap().to_owned();
+    assert!(credential.starts_with("wlp_"));
+    let (_, listed) = stack
+        .api
+        .get(&format!("/v1/organizations/{org}/placements"))
+        .await;
+    assert_eq!(listed[0]["name"], "acme-onprem");
+    assert!(!listed.to_string().contains(&credential));
+    // Names are global (they are task queues): another organisation cannot take it, and
+    // is not told whose it is.
+    let (status, _, taken) = stack
+        .api
+        .post(
+            &format!("/v1/organizations/{other_org}/placements"),
+            json!({"name": "acme-onprem"}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{taken}");
+    assert!(!taken.to_string().contains(&org.to_string()), "{taken}");
+    // Nor route its clusters there.
+    let (status, _, refused) = stack
+        .api
+        .post(
+            &format!("/v1/organizations/{other_org}/clusters"),
+            json!({"name": "squat", "cloud_account_id": other_account, "region": "westeurope",
+                   "kubernetes_version": "1.33", "placement": "acme-onprem"}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    let audit = stack
+        .store
+        .audit_entries(other_org, &Default::default())
+        .await
+        .unwrap();
+    assert!(
+        audit.iter().any(|e| e.action == "clusters.create"
+            && e.result == windlass_core::audit::AuditResult::Failed),
+        "{audit:?}"
+    );
+
     let (status, _, started) = stack
         .api
         .post(
@@ -619,6 +748,15 @@ async fn a_cluster_placed_in_a_customer_network_is_deployed_to_only_by_that_cust
         )
         .await;
     assert_eq!(run["status"], "succeeded", "{run:#}");
+    let (status, _, _) = stack
+        .api
+        .post(
+            &format!("/v1/organizations/{org}/secrets"),
+            json!({"name": "acme/api-key", "value": PLACED_SECRET}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
     let (_, _, project) = stack
         .api
         .post(
@@ -635,7 +773,8 @@ async fn a_cluster_placed_in_a_customer_network_is_deployed_to_only_by_that_cust
                 project["id"].as_str().unwrap()
             ),
             json!({"name": "prod", "type": "production", "cluster_id": started["cluster"]["id"],
-                   "services": [{"kind": "container_app", "name": "portal", "image": "acme/portal:1", "port": 80}]}),
+                   "services": [{"kind": "container_app", "name": "portal", "image": "acme/portal:1",
+                                 "port": 80, "secrets": {"API_KEY": "acme/api-key"}}]}),
             &[],
         )
         .await;
@@ -647,26 +786,148 @@ async fn a_cluster_placed_in_a_customer_network_is_deployed_to_only_by_that_cust
     tokio::time::sleep(Duration::from_secs(5)).await;
     let waiting = deployments(&stack, org, &env).await;
     assert_eq!(waiting[0]["state"], "queued", "{:#}", waiting[0]);
-    let run_id = queued["run"]["id"].as_str().unwrap();
+    let run_id = queued["run"]["id"].as_str().unwrap().to_owned();
     assert!(
-        stack.run(org, run_id).await["steps"]
+        stack.run(org, &run_id).await["steps"]
             .as_array()
             .unwrap()
             .is_empty()
     );
 
-    // The customer's own worker does.
-    let mut customer = stack
+    // Another organisation's placed worker cannot read this run's secrets.
+    let (status, _, other) = stack
+        .api
+        .post(
+            &format!("/v1/organizations/{other_org}/placements"),
+            json!({"name": "other-onprem"}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{other}");
+    let intruder = stack
+        .api
+        .with_token(Some(other["credential"].as_str().unwrap().to_owned()));
+    let (status, _, denied) = intruder
+        .post(
+            &format!("/v1/placement/runs/{run_id}/secret"),
+            json!({"name": "acme/api-key"}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{denied}");
+    assert!(!denied.to_string().contains(PLACED_SECRET));
+    let audit = stack
+        .store
+        .audit_entries(other_org, &Default::default())
+        .await
+        .unwrap();
+    assert!(
+        audit.iter().any(|e| e.action == "placement.secret_read"
+            && e.result == windlass_core::audit::AuditResult::Denied),
+        "{audit:?}"
+    );
+    // The placement routes take a placement credential only: not a person's token, not none.
+    let (status, _, _) = stack
+        .api
+        .post(
+            &format!("/v1/placement/runs/{run_id}/secret"),
+            json!({"name": "acme/api-key"}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = stack
+        .api
+        .with_token(None)
+        .post(
+            &format!("/v1/placement/runs/{run_id}/secret"),
+            json!({"name": "acme/api-key"}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // Nor can a placement credential act as a user.
+    let (status, _) = intruder
+        .get(&format!("/v1/organizations/{org}/secrets"))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // The customer's own worker does, holding no database URL, no key-encryption key and
+    // no Windlass signing key: it reaches its clusters' storage as the customer's own
+    // workload identity (a federated credential trusting the customer's cluster issuer,
+    // allowed on its subscription's storage), not as Windlass's platform application.
+    let identity = CustomerWorkerIdentity::grant(&stack, org, account).await;
+    let customer = stack
         .cluster_worker_command("acme", 0)
+        .env_remove("WINDLASS_DATABASE_URL")
+        .env_remove("WINDLASS_KEK_FILE")
+        .env_remove("WINDLASS_WORKLOAD_IDENTITY_ISSUER")
         .env("WINDLASS_PLACEMENT", "acme-onprem")
+        .env("WINDLASS_PLACEMENT_CREDENTIAL", &credential)
+        .env("WINDLASS_API_URL", &stack.api.base)
+        .env("AZURE_TENANT_ID", &identity.tenant_id)
+        .env("AZURE_CLIENT_ID", CustomerWorkerIdentity::CLIENT_ID)
+        .env("AZURE_FEDERATED_TOKEN_FILE", &identity.token_file)
         .spawn()
         .expect("spawn windlass worker");
+    // Killed even if an assertion below fails, so no worker outlives the test.
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let pid = customer.id();
+    let customer = KillOnDrop(customer);
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    for held in [&environ, &cmdline] {
+        let text = String::from_utf8_lossy(held);
+        assert!(!text.contains("WINDLASS_DATABASE_URL"), "{text}");
+        assert!(!text.contains(&stack.database_url), "{text}");
+        assert!(!text.contains("sqlite://") && !text.contains("postgres://"));
+        assert!(
+            !text.contains("WINDLASS_KEK_FILE") && !text.contains("kek"),
+            "{text}"
+        );
+        assert!(!text.contains("WINDLASS_KMS"), "{text}");
+    }
     let run = finished(&stack, org, &queued).await;
-    let _ = customer.kill();
-    let _ = customer.wait();
+    drop(customer);
     assert_eq!(run["status"], "succeeded", "{run:#}");
     let kube = &stack.clusters.as_ref().unwrap().kube;
     assert!(kube.get("Deployment", "acme-prod", "portal").is_some());
+    // The granted secret went through the API to the worker and into the namespace.
+    let secret = kube
+        .get("Secret", "acme-prod", "portal-secrets")
+        .expect("portal-secrets");
+    use base64::Engine as _;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(secret["data"]["API_KEY"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(decoded, PLACED_SECRET.as_bytes());
+    // Its steps were journalled through the API like any worker's.
+    let steps = stack.run(org, &run_id).await["steps"].clone();
+    assert!(
+        steps
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["status"] == "succeeded"),
+        "{steps:#}"
+    );
+    // Once finished, the run's secrets are no longer served, even to its own placement.
+    let (status, _, _) = stack
+        .api
+        .with_token(Some(credential.clone()))
+        .post(
+            &format!("/v1/placement/runs/{run_id}/secret"),
+            json!({"name": "acme/api-key"}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 
     // A placement is a plain name.
     let (status, _, refused) = stack

@@ -7,7 +7,7 @@
 use windlass_core::keys::TEMPORAL_PAYLOADS;
 use windlass_workflows::engine::Engine;
 use windlass_workflows::engine::codec::PayloadKeys;
-use windlass_workflows::engine::histories::{replay, replayer, write_history};
+use windlass_workflows::engine::histories::{organization_lines, replay, replayer, write_history};
 
 use crate::support::{Stack, repo_root};
 
@@ -27,7 +27,7 @@ pub async fn record_histories(stack: &Stack, name: &str, workflow_ids: &[String]
             recorded.push((format!("{:02}-{kind}", recorded.len()), history));
         }
     }
-    let keys = PayloadKeys::new(versions.clone()).unwrap();
+    let keys = PayloadKeys::from_key_ring(stack.keys.clone());
     let failures = replay(
         &replayer(keys).unwrap(),
         recorded.iter().map(|(_, h)| h.clone()).collect(),
@@ -44,11 +44,26 @@ pub async fn record_histories(stack: &Stack, name: &str, workflow_ids: &[String]
     let dir = repo_root().join("workflows/tests/histories").join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    // The test stack's throwaway payload keys: what the recorded payloads open with.
-    let keys: Vec<String> = versions
+    // The test stack's throwaway payload keys: what the recorded payloads open with. The
+    // platform's line as `<version> <hex>`, each organisation's line the payloads name as
+    // `organization:<id> <version> <hex>`.
+    let mut keys: Vec<String> = versions
         .iter()
         .map(|(version, key)| format!("{version} {}", hex(key.expose_bytes())))
         .collect();
+    for organization in organization_lines(recorded.iter().map(|(_, h)| h)) {
+        let versions = stack
+            .keys
+            .existing_versions(TEMPORAL_PAYLOADS, &organization.to_string())
+            .await
+            .unwrap();
+        keys.extend(versions.iter().map(|(version, key)| {
+            format!(
+                "organization:{organization} {version} {}",
+                hex(key.expose_bytes())
+            )
+        }));
+    }
     std::fs::write(dir.join("payload-keys.txt"), keys.join("\n") + "\n").unwrap();
     for (file, history) in &recorded {
         write_history(&dir.join(format!("{file}.binpb")), history).unwrap();

@@ -15,6 +15,7 @@ mod deployments;
 mod dev_command;
 mod eks_provisioning;
 mod environment_queue;
+mod forged_payloads;
 mod histories;
 mod plaintext_scan;
 mod run_events;

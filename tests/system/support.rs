@@ -80,7 +80,7 @@ pub struct Stack {
     /// Windlass's workload-identity issuer, at the API's base URL.
     pub issuer: Arc<WorkloadIdentityIssuer>,
     worker: Option<Fleet>,
-    dir: TempDir,
+    pub dir: TempDir,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -162,11 +162,7 @@ impl Stack {
         store.migrate().await.unwrap();
         let kek = LocalKeyFile::load_or_create(&dir.path().join("kek")).unwrap();
         let keys = Arc::new(KeyRing::new(store.clone(), Arc::new(kek)));
-        let payload_keys = PayloadKeys::new(
-            keys.all_versions(windlass_core::keys::TEMPORAL_PAYLOADS, "")
-                .await
-                .unwrap(),
-        );
+        let payload_keys = Some(PayloadKeys::from_key_ring(keys.clone()));
         let engine_config = EngineConfig {
             payload_keys,
             // Every system test that deploys twice crosses a queue's continue-as-new.
@@ -310,7 +306,7 @@ impl Stack {
             Fleet::spawn(
                 &config,
                 &queues,
-                &store,
+                &store.clone().into(),
                 &activities,
                 Arc::new(WorkerMetrics::new()),
             )

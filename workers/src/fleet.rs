@@ -4,10 +4,9 @@
 use std::sync::Arc;
 
 use windlass_activities::ActivitySet;
-use windlass_core::Store;
 
 use crate::metrics::WorkerMetrics;
-use crate::worker::{WorkerConfig, WorkerHandle, spawn_worker_with};
+use crate::worker::{Backing, WorkerConfig, WorkerHandle, spawn_worker_with};
 
 pub struct Fleet {
     workers: Vec<(String, WorkerHandle)>,
@@ -15,13 +14,13 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    /// Starts one worker per queue, all sharing the store, the activities' clients (and so
+    /// Starts one worker per queue, all sharing the store (or the placed worker's backplane), the activities' clients (and so
     /// the cloud rate limit) and the metrics. Blocks until every worker is polling; if one
     /// cannot start, the ones already started are stopped and the error returned.
     pub fn spawn(
         config: &WorkerConfig,
         queues: &[String],
-        store: &Store,
+        backing: &Backing,
         activities: &ActivitySet,
         metrics: Arc<WorkerMetrics>,
     ) -> anyhow::Result<Self> {
@@ -32,7 +31,7 @@ impl Fleet {
             queue_config.engine.task_queue = queue.clone();
             let handle = spawn_worker_with(
                 queue_config,
-                store.clone(),
+                backing.clone(),
                 activities.clone(),
                 metrics.clone(),
             )?;

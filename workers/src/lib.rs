@@ -13,4 +13,4 @@ mod worker;
 pub use fleet::Fleet;
 pub use metrics::WorkerMetrics;
 pub use step_journal::StepJournal;
-pub use worker::{WorkerConfig, WorkerHandle, spawn_worker, spawn_worker_with};
+pub use worker::{Backing, WorkerConfig, WorkerHandle, spawn_worker, spawn_worker_with};

@@ -6,17 +6,19 @@ use temporalio_sdk::activities::ActivityError;
 use temporalio_sdk::interceptors::{
     ActivityInboundInterceptor, ExecuteActivityInput, ExecuteActivityOutput, Next,
 };
-use windlass_core::Store;
+use windlass_activities::backplane::SharedBackplane;
+use windlass_core::placement_wire::{StepFinished, StepStarted};
 use windlass_core::runs::{Run, StepOutcome};
 use windlass_workflows::contracts::activity_names;
 
+/// Journals through the run backplane: the store, or for a placed worker the API.
 pub struct StepJournal {
-    store: Store,
+    backplane: SharedBackplane,
 }
 
 impl StepJournal {
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    pub fn new(backplane: SharedBackplane) -> Self {
+        Self { backplane }
     }
 }
 
@@ -45,11 +47,13 @@ impl ActivityInboundInterceptor for StepJournal {
             let Some(run_id) = run_id else {
                 return next.run(input).await;
             };
-            if let Err(error) = self
-                .store
-                .record_step_started(run_id, &step_key, &activity_type, attempt, Utc::now())
-                .await
-            {
+            let started = StepStarted {
+                step_key: step_key.clone(),
+                activity_type,
+                attempt,
+                at: Utc::now(),
+            };
+            if let Err(error) = self.backplane.step_started(run_id, started).await {
                 // The journal is a projection: losing a line must not fail the cloud work.
                 tracing::warn!(%run_id, step = %step_key, %error, "could not journal step start");
             }
@@ -66,8 +70,16 @@ impl ActivityInboundInterceptor for StepJournal {
             };
             if let Some(outcome) = outcome
                 && let Err(error) = self
-                    .store
-                    .record_step_finished(run_id, &step_key, attempt, &outcome, Utc::now())
+                    .backplane
+                    .step_finished(
+                        run_id,
+                        StepFinished {
+                            step_key: step_key.clone(),
+                            attempt,
+                            end: (&outcome).into(),
+                            at: Utc::now(),
+                        },
+                    )
                     .await
             {
                 tracing::warn!(%run_id, step = %step_key, %error, "could not journal step end");

@@ -7,6 +7,7 @@ use temporalio_sdk::runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder};
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 use tokio::sync::oneshot;
 use windlass_activities::ActivitySet;
+use windlass_activities::backplane::{SharedBackplane, StoreBackplane};
 use windlass_activities::cluster_records::ClusterRecords;
 use windlass_activities::deployments::DeploymentRecords;
 use windlass_activities::runs::RunRecorder;
@@ -82,16 +83,36 @@ impl Drop for WorkerHandle {
 /// configuration is good; polling of `config.engine.task_queue` starts right after.
 pub fn spawn_worker(
     config: WorkerConfig,
-    store: Store,
+    backing: impl Into<Backing>,
     activities: ActivitySet,
 ) -> anyhow::Result<WorkerHandle> {
-    spawn_worker_with(config, store, activities, Arc::new(WorkerMetrics::new()))
+    spawn_worker_with(
+        config,
+        backing.into(),
+        activities,
+        Arc::new(WorkerMetrics::new()),
+    )
+}
+
+/// What the run bookkeeping (journal, step logs, records, outcomes) is written to.
+#[derive(Clone)]
+pub enum Backing {
+    /// A shared worker: the store itself.
+    Store(Store),
+    /// A placed worker: no store; the API's placement routes, for its own runs only.
+    Placed(SharedBackplane),
+}
+
+impl From<Store> for Backing {
+    fn from(store: Store) -> Self {
+        Backing::Store(store)
+    }
 }
 
 /// [`spawn_worker`], counting into the process's `metrics` (shared by its queues).
 pub fn spawn_worker_with(
     config: WorkerConfig,
-    store: Store,
+    backing: Backing,
     activities: ActivitySet,
     metrics: Arc<WorkerMetrics>,
 ) -> anyhow::Result<WorkerHandle> {
@@ -108,7 +129,7 @@ pub fn spawn_worker_with(
                 .context("building the worker's tokio runtime")?;
             let started = runtime.block_on(run_worker(
                 config,
-                store,
+                backing,
                 activities,
                 metrics,
                 shutdown_rx,
@@ -138,7 +159,7 @@ pub fn spawn_worker_with(
 
 async fn run_worker(
     config: WorkerConfig,
-    store: Store,
+    backing: Backing,
     activities: ActivitySet,
     metrics: Arc<WorkerMetrics>,
     shutdown: oneshot::Receiver<()>,
@@ -164,11 +185,20 @@ async fn run_worker(
         .register_workflow::<DeleteCluster>()?
         .register_workflow::<UpgradeCluster>()?
         .register_workflow::<DeployEnvironment>()?
-        .register_workflow::<EnvironmentDeployments>()?
-        .register_activities(RunRecorder::new(store.clone()))
-        .register_activities(DeploymentRecords::new(store.clone()))
-        .register_activities(ClusterRecords::new(store.clone()))
-        .activity_inbound_interceptor(StepJournal::new(store))
+        .register_workflow::<EnvironmentDeployments>()?;
+    let backplane: SharedBackplane = match &backing {
+        Backing::Store(store) => Arc::new(StoreBackplane::new(store.clone(), None)),
+        Backing::Placed(backplane) => backplane.clone(),
+    };
+    let options = match &backing {
+        // Cluster records serve schedules on the shared queues only.
+        Backing::Store(store) => options.register_activities(ClusterRecords::new(store.clone())),
+        Backing::Placed(_) => options,
+    };
+    let options = options
+        .register_activities(RunRecorder::with_backplane(backplane.clone()))
+        .register_activities(DeploymentRecords::with_backplane(backplane.clone()))
+        .activity_inbound_interceptor(StepJournal::new(backplane))
         .activity_inbound_interceptor(ActivityMetrics::new(metrics.clone()));
     let options = activities
         .register(options)

@@ -6,7 +6,9 @@
 
 #![allow(unreachable_pub)]
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use temporalio_common::protos::temporal::api::history::v1::History;
 use temporalio_macros::{workflow, workflow_methods};
@@ -14,7 +16,7 @@ use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOption
 use temporalio_sdk::{WorkflowContext, WorkflowContextView, WorkflowResult};
 use windlass_core::crypto::DataKey;
 use windlass_workflows::deployment_contracts::EnvironmentQueueInput;
-use windlass_workflows::engine::codec::{EncryptingCodec, PayloadKeys};
+use windlass_workflows::engine::codec::{EncryptingCodec, FixedSource, KeyLine, PayloadKeys};
 use windlass_workflows::engine::histories::{read_history, replay, replayer};
 
 fn recordings() -> Vec<PathBuf> {
@@ -27,24 +29,31 @@ fn recordings() -> Vec<PathBuf> {
     dirs
 }
 
+/// `<version> <hex>` lines are the platform's line (every recording before per-organisation
+/// lines); `organization:<id> <version> <hex>` lines are that organisation's.
 fn keys_of(dir: &Path) -> PayloadKeys {
     let text = std::fs::read_to_string(dir.join("payload-keys.txt")).unwrap();
-    let versions = text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|line| {
-            let (version, hex) = line.split_once(' ').unwrap();
-            let bytes: Vec<u8> = (0..hex.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-                .collect();
-            (
-                version.parse().unwrap(),
-                DataKey::from_bytes(&bytes).unwrap(),
-            )
-        })
-        .collect();
-    PayloadKeys::new(versions).unwrap()
+    let mut lines: HashMap<KeyLine, Vec<(u32, DataKey)>> = HashMap::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let (key_line, version, hex) = match fields.as_slice() {
+            [version, hex] => (KeyLine::Platform, *version, *hex),
+            [label, version, hex] => (KeyLine::parse(label).unwrap(), *version, *hex),
+            _ => panic!("unreadable payload key line in {}", dir.display()),
+        };
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        lines.entry(key_line).or_default().push((
+            version.parse().unwrap(),
+            DataKey::from_bytes(&bytes).unwrap(),
+        ));
+    }
+    for versions in lines.values_mut() {
+        versions.sort_by_key(|(v, _)| std::cmp::Reverse(*v));
+    }
+    PayloadKeys::new(Arc::new(FixedSource(lines)), KeyLine::Platform)
 }
 
 fn histories_of(dir: &Path) -> Vec<(String, History)> {

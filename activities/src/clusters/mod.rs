@@ -92,7 +92,18 @@ impl ClusterActivities {
         store: windlass_core::Store,
         keys: Arc<windlass_core::keys::KeyRing>,
     ) -> crate::deployments::DeploymentActivities {
-        crate::deployments::DeploymentActivities::new(self.work.clone(), store, keys)
+        self.deployments_with(Arc::new(crate::backplane::StoreBackplane::new(
+            store,
+            Some(keys),
+        )))
+    }
+
+    /// The deployment activities, reading granted secrets through `backplane`.
+    pub fn deployments_with(
+        &self,
+        backplane: crate::backplane::SharedBackplane,
+    ) -> crate::deployments::DeploymentActivities {
+        crate::deployments::DeploymentActivities::new(self.work.clone(), backplane)
     }
 
     /// The maintenance activities, sharing this worker's clients and settings.

@@ -1,7 +1,8 @@
 //! The deployment activities declared in `windlass_workflows::deployment_contracts`: the
 //! namespace and the services' secrets, each service's release and rollout, rollbacks.
 //! The kubeconfig is read from the cluster's storage in each activity and never leaves it;
-//! secret values go from the store straight into the cluster's Secret.
+//! secret values go from the run backplane (the store, or the API for a placed worker)
+//! straight into the cluster's Secret.
 
 mod records;
 mod services;
@@ -10,8 +11,6 @@ use std::sync::Arc;
 
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
-use windlass_core::Store;
-use windlass_core::keys::KeyRing;
 use windlass_workflows::deployment_contracts::{
     DeployService, PrepareNamespace, PruneServices, RollBackService, ServiceRelease,
     deployment_activity_names,
@@ -19,18 +18,19 @@ use windlass_workflows::deployment_contracts::{
 
 pub use records::DeploymentRecords;
 
+use crate::backplane::SharedBackplane;
 use crate::clusters::ClusterWork;
 
 #[derive(Clone)]
 pub struct DeploymentActivities {
     work: Arc<ClusterWork>,
-    store: Store,
-    keys: Arc<KeyRing>,
+    /// Where granted secrets come from: the store, or for a placed worker the API.
+    backplane: SharedBackplane,
 }
 
 impl DeploymentActivities {
-    pub(crate) fn new(work: Arc<ClusterWork>, store: Store, keys: Arc<KeyRing>) -> Self {
-        Self { work, store, keys }
+    pub(crate) fn new(work: Arc<ClusterWork>, backplane: SharedBackplane) -> Self {
+        Self { work, backplane }
     }
 }
 

@@ -5,7 +5,6 @@ use sha2::{Digest, Sha256};
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use windlass_core::app_manifests::{Workload, mark_secrets, render, secret_name, service_labels};
 use windlass_core::environments::{ChartSource, ServiceSpec};
-use windlass_core::secrets::{SecretRef, resolve_sealed_for_run};
 use windlass_core::step_logs::Masker;
 use windlass_workflows::deployment_contracts::{
     ClusterAccess, DeployService, PrepareNamespace, PruneServices, RollBackService, ServiceRelease,
@@ -84,28 +83,18 @@ pub(super) async fn prepare_namespace(
         let mut data = BTreeMap::new();
         let mut digest = Sha256::new();
         for (variable, secret) in variables {
-            let (sealed, value) = resolve_sealed_for_run(
-                &work.store,
-                &work.keys,
-                request.run_id,
-                &SecretRef {
-                    organization_id: request.organization_id,
-                    name: secret.clone(),
-                },
-            )
-            .await
-            .map_err(|e| match e {
-                windlass_core::Error::Forbidden(_) | windlass_core::Error::NotFound { .. } => {
-                    terminal(e, "SecretUnavailable")
-                }
-                e => retryable(e, "SecretUnavailable", None),
-            })?;
-            data.insert(variable.clone(), value);
+            let granted =
+                work.backplane
+                    .run_secret(request.run_id, request.organization_id, secret)
+                    .await
+                    .map_err(|e| match e {
+                        windlass_core::Error::Forbidden(_)
+                        | windlass_core::Error::NotFound { .. } => terminal(e, "SecretUnavailable"),
+                        e => retryable(e, "SecretUnavailable", None),
+                    })?;
             // The sealed version, not the value: re-sealed on every write, opaque.
-            digest.update(format!(
-                "{variable}={}:{};",
-                sealed.key_version, sealed.ciphertext
-            ));
+            digest.update(format!("{variable}={};", granted.sealed_tag));
+            data.insert(variable.clone(), zeroize::Zeroizing::new(granted.value));
         }
         let digest: String = digest.finalize()[..8]
             .iter()

@@ -14,6 +14,9 @@ use super::{reply::arm_error, state::IssuedToken, state::State};
 pub const OWNER_ROLE_ID: &str = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635";
 pub const CONTRIBUTOR_ROLE_ID: &str = "b24988ac-6180-42a0-ab88-20f7382dd24c";
 pub const READER_ROLE_ID: &str = "acdd72a7-3385-48ef-bd42-f606fba81ae7";
+/// Built-in "Storage Account Contributor": what a customer grants a worker of its own
+/// that reads its clusters' storage (account SAS included).
+pub const STORAGE_ACCOUNT_CONTRIBUTOR_ROLE_ID: &str = "17d1049b-9a84-46fb-8f53-869881c3d3ab";
 
 /// `(actions, notActions)` of a built-in role.
 fn built_in(role_id: &str) -> Option<(Vec<&'static str>, Vec<&'static str>)> {
@@ -28,6 +31,20 @@ fn built_in(role_id: &str) -> Option<(Vec<&'static str>, Vec<&'static str>)> {
             ],
         )),
         READER_ROLE_ID => Some((vec!["*/read"], vec![])),
+        STORAGE_ACCOUNT_CONTRIBUTOR_ROLE_ID => Some((
+            vec![
+                "Microsoft.Authorization/*/read",
+                "Microsoft.Insights/alertRules/*",
+                "Microsoft.Insights/diagnosticSettings/*",
+                "Microsoft.Network/virtualNetworks/subnets/joinViaServiceEndpoint/action",
+                "Microsoft.ResourceHealth/availabilityStatuses/read",
+                "Microsoft.Resources/deployments/*",
+                "Microsoft.Resources/subscriptions/resourceGroups/read",
+                "Microsoft.Storage/storageAccounts/*",
+                "Microsoft.Support/*",
+            ],
+            vec![],
+        )),
         _ => None,
     }
 }

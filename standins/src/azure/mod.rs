@@ -35,7 +35,9 @@ use axum::{
     routing::post,
 };
 
-pub use authorization::{CONTRIBUTOR_ROLE_ID, OWNER_ROLE_ID, READER_ROLE_ID};
+pub use authorization::{
+    CONTRIBUTOR_ROLE_ID, OWNER_ROLE_ID, READER_ROLE_ID, STORAGE_ACCOUNT_CONTRIBUTOR_ROLE_ID,
+};
 pub use state::{
     Application, Faults, FaultsPatch, FederatedCredential, IssuedToken, LroMode, Operation,
     Provider, RequestRecord, ServicePrincipal, State, TokenRequestRecord, WriteCounts,

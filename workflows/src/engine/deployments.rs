@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use temporalio_client::{WorkflowSignalOptions, WorkflowStartOptions};
 
+use super::codec::{PayloadScope, with_scope};
 use super::error::from_status;
 use super::{Engine, EngineError};
 use crate::EnvironmentDeployments;
@@ -61,6 +62,10 @@ impl Engine {
         )
         .update_id(format!("deploy-{}", request.run_id))
         .build();
+        let scope = PayloadScope {
+            organization_id: request.input.organization_id,
+            workflow_id: queue_id.clone(),
+        };
         let update = self.client.execute_update_with_start_workflow(
             EnvironmentDeployments::run,
             input.clone(),
@@ -68,7 +73,7 @@ impl Engine {
             request.clone(),
             options,
         );
-        match tokio::time::timeout(ACCEPT_WAIT, update).await {
+        match tokio::time::timeout(ACCEPT_WAIT, with_scope(scope.clone(), update)).await {
             Ok(answer) => {
                 return Ok(Accepted::Confirmed(
                     answer.map_err(update_with_start_error)?,
@@ -79,15 +84,14 @@ impl Engine {
         let options = WorkflowStartOptions::new(task_queue, queue_id)
             .id_conflict_policy(WorkflowIdConflictPolicy::UseExisting)
             .build();
-        self.client
-            .signal_with_start_workflow(
-                EnvironmentDeployments::run,
-                input,
-                EnvironmentDeployments::request_deployment,
-                request,
-                options,
-            )
-            .await?;
+        let call = self.client.signal_with_start_workflow(
+            EnvironmentDeployments::run,
+            input,
+            EnvironmentDeployments::request_deployment,
+            request,
+            options,
+        );
+        with_scope(scope, call).await?;
         Ok(Accepted::Pending)
     }
 
@@ -95,12 +99,18 @@ impl Engine {
     /// (and rolled back) if running. The answer says which, once the queue accepted it.
     pub async fn cancel_deployment(
         &self,
+        organization_id: Uuid,
         environment_id: Uuid,
         run_id: Uuid,
     ) -> Result<Accepted<CancelledDeployment>, EngineError> {
+        let workflow_id = environment_queue_id(environment_id);
+        let scope = PayloadScope {
+            organization_id,
+            workflow_id: workflow_id.clone(),
+        };
         let handle = self
             .client
-            .get_workflow_handle::<EnvironmentDeployments>(environment_queue_id(environment_id));
+            .get_workflow_handle::<EnvironmentDeployments>(workflow_id);
         let update = handle.execute_update(
             EnvironmentDeployments::cancel,
             run_id,
@@ -108,17 +118,16 @@ impl Engine {
                 .update_id(format!("cancel-{run_id}"))
                 .build(),
         );
-        match tokio::time::timeout(ACCEPT_WAIT, update).await {
+        match tokio::time::timeout(ACCEPT_WAIT, with_scope(scope.clone(), update)).await {
             Ok(answer) => return Ok(Accepted::Confirmed(answer.map_err(update_error)?)),
             Err(_) => tracing::info!(%run_id, "queue did not answer the cancel; signalling"),
         }
-        handle
-            .signal(
-                EnvironmentDeployments::cancel_deployment,
-                run_id,
-                WorkflowSignalOptions::default(),
-            )
-            .await?;
+        let call = handle.signal(
+            EnvironmentDeployments::cancel_deployment,
+            run_id,
+            WorkflowSignalOptions::default(),
+        );
+        with_scope(scope, call).await?;
         Ok(Accepted::Pending)
     }
 }

@@ -65,6 +65,29 @@ pub fn write_history(path: &Path, history: &History) -> std::io::Result<()> {
     std::fs::write(path, history.encode_to_vec())
 }
 
+/// The organisations whose key lines seal payloads in `histories` (to store their keys with
+/// a recording). A payload's `windlass-key-line` metadata is stored in the clear, so its
+/// value appears verbatim in the encoded history.
+pub fn organization_lines<'a>(
+    histories: impl Iterator<Item = &'a History>,
+) -> std::collections::BTreeSet<uuid::Uuid> {
+    const LABEL: &[u8] = b"organization:";
+    let mut found = std::collections::BTreeSet::new();
+    for history in histories {
+        let bytes = history.encode_to_vec();
+        for at in 0..bytes.len().saturating_sub(LABEL.len() + 36) {
+            let id = &bytes[at + LABEL.len()..at + LABEL.len() + 36];
+            if bytes[at..].starts_with(LABEL)
+                && let Ok(text) = std::str::from_utf8(id)
+                && let Ok(id) = text.parse()
+            {
+                found.insert(id);
+            }
+        }
+    }
+    found
+}
+
 pub fn read_history(path: &Path) -> std::io::Result<History> {
     let bytes = std::fs::read(path)?;
     History::decode(bytes.as_slice()).map_err(std::io::Error::other)

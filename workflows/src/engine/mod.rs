@@ -7,6 +7,7 @@ mod deployments;
 pub mod dev_server;
 mod error;
 pub mod histories;
+pub mod payload_keys;
 pub mod pollers;
 pub mod schedules;
 
@@ -124,6 +125,21 @@ impl Engine {
     /// Starts a run's workflow. Starting the same workflow id again returns the run already
     /// going, so a caller that crashed between starting and recording can simply retry.
     pub async fn start(
+        &self,
+        kind: WorkflowKind,
+        organization_id: uuid::Uuid,
+        workflow_id: &str,
+        input: serde_json::Value,
+    ) -> Result<String, EngineError> {
+        // Sealed under the organisation's key line and bound to this workflow.
+        let scope = codec::PayloadScope {
+            organization_id,
+            workflow_id: workflow_id.to_owned(),
+        };
+        codec::with_scope(scope, self.start_scoped(kind, workflow_id, input)).await
+    }
+
+    async fn start_scoped(
         &self,
         kind: WorkflowKind,
         workflow_id: &str,
