@@ -4,9 +4,11 @@ use std::sync::Arc;
 
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
+use uuid::Uuid;
 use windlass_core::Store;
 use windlass_core::audit::{ActorKind, AuditResult, NewAuditEntry};
 use windlass_core::runs::{Run, RunStatus, WorkflowKind};
+use windlass_workflows::aws_access_contracts::AwsAccessVerifyInput;
 use windlass_workflows::cluster_contracts::UpgradeClusterInput;
 use windlass_workflows::contracts::{
     AzureAccessSetupInput, OutcomeStatus, RunOutcome, activity_names,
@@ -60,30 +62,69 @@ impl RunRecorder {
     }
 }
 
-impl RunRecorder {
-    /// A succeeded Azure access setup proves the organisation controls the account: it
-    /// authenticated as the customer's setup identity with the organisation's own subject.
-    /// `Err(reason)` when another organisation verified the same account first (the run
-    /// then ends failed); the reason does not say which organisation.
-    async fn verify_account(&self, run: &Run) -> Result<Result<(), String>, ActivityError> {
-        if run.kind != WorkflowKind::AzureAccessSetup {
-            return Ok(Ok(()));
+/// What a succeeded run proves about a cloud account, if anything.
+struct Proof {
+    organization_id: Uuid,
+    cloud_account_id: Uuid,
+    /// Named in the `cloud_accounts.verify` audit entry.
+    kind: &'static str,
+    /// What succeeded, for the error of a run whose proof lost the race.
+    what: &'static str,
+}
+
+impl Proof {
+    /// Azure: the access setup authenticated as the customer's setup identity with the
+    /// organisation's own workload-identity subject. AWS: the customer's role accepted the
+    /// organisation's ExternalId and its session is in the registered account.
+    fn of(run: &Run) -> Option<Self> {
+        let unreadable = || {
+            tracing::error!(run_id = %run.id, kind = run.kind.as_str(), "a verifying run's input is unreadable");
+        };
+        match run.kind {
+            WorkflowKind::AzureAccessSetup => {
+                let Ok(input) = serde_json::from_value::<AzureAccessSetupInput>(run.input.clone())
+                else {
+                    unreadable();
+                    return None;
+                };
+                Some(Self {
+                    organization_id: input.target.organization_id,
+                    cloud_account_id: input.target.cloud_account_id,
+                    kind: "azure_access_setup",
+                    what: "the setup",
+                })
+            }
+            WorkflowKind::AwsAccessVerify => {
+                let Ok(input) = serde_json::from_value::<AwsAccessVerifyInput>(run.input.clone())
+                else {
+                    unreadable();
+                    return None;
+                };
+                Some(Self {
+                    organization_id: input.target.organization_id,
+                    cloud_account_id: input.target.cloud_account_id,
+                    kind: "aws_assume_role",
+                    what: "the AssumeRole",
+                })
+            }
+            _ => None,
         }
-        let Ok(input) = serde_json::from_value::<AzureAccessSetupInput>(run.input.clone()) else {
-            tracing::error!(run_id = %run.id, "a setup run's input is unreadable");
-            return Ok(Ok(()));
-        };
-        let target = &input.target;
-        let verified = self
-            .store
-            .mark_cloud_account_verified(target.organization_id, target.cloud_account_id)
-            .await;
-        let (result, refusal) = match verified {
-            Ok(_) => (AuditResult::Success, None),
-            Err(windlass_core::Error::Conflict(reason)) => (AuditResult::Failed, Some(reason)),
-            Err(windlass_core::Error::NotFound { .. }) => return Ok(Ok(())),
-            Err(e) => return Err(retryable_unless(!e.is_retryable(), e)),
-        };
+    }
+}
+
+impl RunRecorder {
+    /// A `cloud_accounts.verify` entry: which proof, by which run, and why it failed.
+    async fn audit_proof(
+        &self,
+        run: &Run,
+        proof: &Proof,
+        result: AuditResult,
+        error: Option<&str>,
+    ) -> Result<(), ActivityError> {
+        let mut details = serde_json::json!({"run_id": run.id, "proof": proof.kind});
+        if let Some(error) = error {
+            details["error"] = error.into();
+        }
         let entry = NewAuditEntry {
             client: Some("windlass-worker".to_owned()),
             ..NewAuditEntry::new(
@@ -91,18 +132,44 @@ impl RunRecorder {
                 "system:worker",
                 ActorKind::System,
                 "cloud_accounts.verify",
-                format!("cloud_account:{}", target.cloud_account_id),
+                format!("cloud_account:{}", proof.cloud_account_id),
                 result,
-                serde_json::json!({"run_id": run.id, "proof": "azure_access_setup"}),
+                details,
             )
         };
         self.store
             .append_audit(entry)
             .await
             .map_err(|e| retryable_unless(!e.is_retryable(), e))?;
+        Ok(())
+    }
+
+    /// A succeeded verifying run (Azure access setup, AWS access verification) proves the
+    /// organisation controls the account. `Err(reason)` when another organisation verified
+    /// the same account first (the run then ends failed); the reason does not say which
+    /// organisation.
+    async fn verify_account(&self, run: &Run) -> Result<Result<(), String>, ActivityError> {
+        let Some(proof) = Proof::of(run) else {
+            return Ok(Ok(()));
+        };
+        let verified = self
+            .store
+            .mark_cloud_account_verified(proof.organization_id, proof.cloud_account_id)
+            .await;
+        let (result, refusal) = match verified {
+            Ok(_) => (AuditResult::Success, None),
+            Err(windlass_core::Error::Conflict(reason)) => (AuditResult::Failed, Some(reason)),
+            Err(windlass_core::Error::NotFound { .. }) => return Ok(Ok(())),
+            Err(e) => return Err(retryable_unless(!e.is_retryable(), e)),
+        };
+        self.audit_proof(run, &proof, result, refusal.as_deref())
+            .await?;
         Ok(match refusal {
             None => Ok(()),
-            Some(reason) => Err(reason),
+            Some(reason) => Err(format!(
+                "{} succeeded but the account cannot be verified: {reason}",
+                proof.what
+            )),
         })
     }
 }
@@ -137,9 +204,7 @@ impl RunRecorder {
             && let Err(reason) = self.verify_account(&run).await?
         {
             status = RunStatus::Failed;
-            error = Some(format!(
-                "the setup succeeded but the account cannot be verified: {reason}"
-            ));
+            error = Some(reason);
         }
         let recorded = self
             .store
@@ -151,6 +216,18 @@ impl RunRecorder {
         // already finished and the entry is lost: see the issue notes.)
         if recorded {
             let run = self.store.run_by_id(run_id).await.ok().flatten();
+            // An AWS verification exists only to prove ownership: its failure (the role
+            // refused this organisation's ExternalId) is a refused proof, audited as such.
+            // A proof that lost the race was audited by `verify_account` already.
+            if outcome.status == OutcomeStatus::Failed
+                && let Some(run) = run
+                    .as_ref()
+                    .filter(|r| r.kind == WorkflowKind::AwsAccessVerify)
+                && let Some(proof) = Proof::of(run)
+            {
+                self.audit_proof(run, &proof, AuditResult::Failed, error.as_deref())
+                    .await?;
+            }
             let entry = NewAuditEntry {
                 client: Some("windlass-worker".to_owned()),
                 ..NewAuditEntry::new(

@@ -292,6 +292,8 @@ impl Stack {
                 self.azure_client_config(),
                 self.issuer.clone(),
             ))),
+            // AWS work runs in `windlass worker` processes, as for clusters above.
+            aws_access: None,
             keys: Some(windlass_activities::key_rotation::KeyRotation::new(
                 keys.clone(),
             )),
