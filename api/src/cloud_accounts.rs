@@ -5,14 +5,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 use windlass_core::cloud_accounts::{
-    CloudAccount, CloudProvider, NewCloudAccount, aws_external_id,
+    CloudAccount, CloudProvider, NewCloudAccount, aws_external_id, aws_role_arn,
 };
 
 use crate::AppState;
 use windlass_core::rbac::Permission;
 
 use crate::authz::Authenticated;
-use crate::clusters::AWS_ROLE_NAME;
 use crate::extract::{Json, Path};
 use crate::problem::Problem;
 
@@ -156,10 +155,10 @@ pub(crate) fn require_verified(account: &CloudAccount) -> Result<(), Problem> {
              your organization controls the subscription)"
             .to_owned(),
         CloudProvider::Aws => format!(
-            "run aws_access_verify for it first (Windlass assumes \
-             arn:aws:iam::{}:role/{AWS_ROLE_NAME} with your organization's ExternalId {}; \
-             success proves your organization controls the account)",
-            account.external_id,
+            "run aws_access_verify for it first (Windlass assumes {} with your \
+             organization's ExternalId {}; success proves your organization controls the \
+             account)",
+            aws_role_arn(&account.external_id),
             aws_external_id(account.organization_id)
         ),
     };

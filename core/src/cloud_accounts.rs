@@ -102,6 +102,15 @@ pub fn aws_external_id(organization_id: Uuid) -> String {
     format!("windlass-{}", organization_id.hyphenated())
 }
 
+/// The role customers create in their AWS account for Windlass, trusting it with their
+/// organisation's ExternalId ([`aws_external_id`]).
+pub const AWS_ROLE_NAME: &str = "windlass-access";
+
+/// The ARN of [`AWS_ROLE_NAME`] in `account_id`.
+pub fn aws_role_arn(account_id: &str) -> String {
+    format!("arn:aws:iam::{account_id}:role/{AWS_ROLE_NAME}")
+}
+
 #[derive(Debug, Clone)]
 pub struct NewCloudAccount {
     pub organization_id: Uuid,
