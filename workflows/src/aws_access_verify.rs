@@ -13,7 +13,7 @@ use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{WorkflowContext, WorkflowResult};
 
 use crate::aws_access_contracts::{AwsAccessActivities, AwsAccessVerified, AwsAccessVerifyInput};
-use crate::outcome::{ended, record, step};
+use crate::outcome::{ended_with_cause, record, step};
 
 #[workflow]
 #[derive(Default)]
@@ -35,8 +35,9 @@ async fn verify(
     ctx: &WorkflowContext<AwsAccessVerify>,
     input: AwsAccessVerifyInput,
 ) -> WorkflowResult<AwsAccessVerified> {
-    // Throttling and STS outages are retried within the budget; a refusing role is not.
-    ended(
+    // Throttling and STS outages are retried within the budget; a refusing role is not,
+    // and its message (which role, which ExternalId it must require) is the run's error.
+    ended_with_cause(
         ctx,
         ctx.execute_activity(
             AwsAccessActivities::verify_assume_role,
