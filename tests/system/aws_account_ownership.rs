@@ -105,6 +105,7 @@ async fn an_attacker_cannot_verify_a_victims_aws_account_and_the_verified_accoun
         !error.contains(&victim.to_string()),
         "the refusal names the owner: {error}"
     );
+    let refused_run = run["id"].as_str().unwrap().to_owned();
     let attempts = aws.sts.attempts();
     assert_eq!(attempts.len(), 1, "{attempts:?}");
     assert_eq!(attempts[0].role_arn, role_arn);
@@ -205,6 +206,17 @@ async fn an_attacker_cannot_verify_a_victims_aws_account_and_the_verified_accoun
         account(&stack, attacker, planted).await["verification"],
         "unverified"
     );
+
+    // A refused and a succeeded verification replay against the current code.
+    crate::histories::record_histories(
+        &stack,
+        "aws_access_verify_refused_then_verified",
+        &[
+            format!("run-{refused_run}"),
+            format!("run-{}", run["id"].as_str().unwrap()),
+        ],
+    )
+    .await;
 }
 
 /// A customer whose trust policy names two organisations' ExternalIds: both can assume the

@@ -1,6 +1,7 @@
 //! EKS provisioning, upgrade and deletion through the same workflows: the cluster's terraform state
-//! in its own S3 bucket (moto, the AWS emulator, reached with STS AssumeRole credentials
-//! scoped by the organisation's ExternalId), terraform (real, stand-in rendering) and helm
+//! in its own S3 bucket (moto, the AWS emulator, behind the STS trust-policy stand-in,
+//! reached with STS AssumeRole credentials scoped by the organisation's ExternalId, once
+//! `aws_access_verify` has verified the account), terraform (real, stand-in rendering) and helm
 //! (real, against the Kubernetes stand-in).
 
 use std::time::Duration;
