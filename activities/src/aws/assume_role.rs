@@ -377,8 +377,8 @@ impl AssumedRoleProvider {
         self.assume(organization_id, role_arn).await
     }
 
-    /// The STS endpoint this provider calls (None: AWS's own), for a client on the
-    /// assumed credentials that must reach the same STS.
+    /// This provider's STS configuration (region, endpoint), for a client on assumed
+    /// credentials that must reach the same STS.
     pub fn sts_config(&self) -> &aws_sdk_sts::Config {
         self.client.config()
     }
