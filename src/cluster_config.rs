@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use windlass_activities::aws::AwsAccessVerification;
 use windlass_activities::azure_access::AzureConnector;
 use windlass_activities::clusters::{AwsClients, ClusterActivities, ClusterRendering, ClusterWork};
 use windlass_activities::helm::Helm;
@@ -75,6 +76,11 @@ pub struct ClusterArgs {
 }
 
 impl ClusterArgs {
+    /// Verifying AWS accounts, on the same STS endpoint as the cluster work.
+    pub async fn aws_access(&self) -> AwsAccessVerification {
+        AwsAccessVerification::new(self.aws_endpoint_url.clone()).await
+    }
+
     pub async fn activities(
         &self,
         azure: AzureConnector,

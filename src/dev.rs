@@ -181,6 +181,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     );
     let activities = ActivitySet {
         azure: Some(AzureArgs::access(template, issuer)),
+        // AWS itself (no emulator in `windlass dev`), with whatever credentials the chain finds.
+        aws_access: Some(clusters.aws_access().await),
         deployments: cluster_activities
             .as_ref()
             .map(|c| c.deployments(store.clone(), keys.clone())),

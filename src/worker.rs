@@ -151,6 +151,7 @@ impl WorkerArgs {
         };
         Ok(ActivitySet {
             azure: template.map(|(template, issuer)| AzureArgs::access(template, issuer)),
+            aws_access: Some(self.clusters.aws_access().await),
             deployments: clusters
                 .as_ref()
                 .map(|c| c.deployments(store.clone(), keys.clone())),

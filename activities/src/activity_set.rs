@@ -3,6 +3,7 @@
 use temporalio_sdk::WorkerOptionsBuilder;
 use temporalio_sdk::worker_options_builder::State;
 
+use crate::aws::AwsAccessVerification;
 use crate::azure_access::AzureAccess;
 use crate::clusters::ClusterActivities;
 use crate::key_rotation::KeyRotation;
@@ -13,6 +14,8 @@ use crate::key_rotation::KeyRotation;
 #[derive(Default, Clone)]
 pub struct ActivitySet {
     pub azure: Option<AzureAccess>,
+    /// Verifying AWS accounts (STS AssumeRole); None: this worker takes no AWS work.
+    pub aws_access: Option<AwsAccessVerification>,
     pub clusters: Option<ClusterActivities>,
     pub keys: Option<KeyRotation>,
     /// Deployments act on clusters, so they need the cluster clients too.
@@ -23,6 +26,10 @@ impl ActivitySet {
     pub fn register<S: State>(self, options: WorkerOptionsBuilder<S>) -> WorkerOptionsBuilder<S> {
         let options = match self.azure {
             Some(azure) => options.register_activities(azure),
+            None => options,
+        };
+        let options = match self.aws_access {
+            Some(aws_access) => options.register_activities(aws_access),
             None => options,
         };
         let options = match self.keys {

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use uuid::Uuid;
-use windlass_core::audit::{ActorKind, AuditResult, NewAuditEntry};
 use windlass_core::keys::KeyRing;
 use windlass_core::placement_wire::{GrantedSecret, StepFinished, StepStarted};
 use windlass_core::runs::{Run, RunStatus, WorkflowKind};
@@ -13,11 +12,12 @@ use windlass_core::secrets::{SecretRef, resolve_sealed_for_run};
 use windlass_core::step_logs::LogLine;
 use windlass_core::{Error, Result, Store};
 use windlass_workflows::cluster_contracts::UpgradeClusterInput;
-use windlass_workflows::contracts::{AzureAccessSetupInput, OutcomeStatus, RunOutcome};
+use windlass_workflows::contracts::{OutcomeStatus, RunOutcome};
 use windlass_workflows::deployment_contracts::{
     BeginDeployment, DeploymentStart, DropQueued, FinishDeployment,
 };
 
+use crate::account_proof;
 use crate::backplane::RunBackplane;
 
 #[derive(Clone)]
@@ -34,48 +34,6 @@ impl StoreBackplane {
 
     pub fn store(&self) -> &Store {
         &self.store
-    }
-
-    /// A succeeded Azure access setup proves the organisation controls the account: it
-    /// authenticated as the customer's setup identity with the organisation's own subject.
-    /// `Err(reason)` when another organisation verified the same account first (the run
-    /// then ends failed); the reason does not say which organisation.
-    async fn verify_account(&self, run: &Run) -> Result<std::result::Result<(), String>> {
-        if run.kind != WorkflowKind::AzureAccessSetup {
-            return Ok(Ok(()));
-        }
-        let Ok(input) = serde_json::from_value::<AzureAccessSetupInput>(run.input.clone()) else {
-            tracing::error!(run_id = %run.id, "a setup run's input is unreadable");
-            return Ok(Ok(()));
-        };
-        let target = &input.target;
-        let verified = self
-            .store
-            .mark_cloud_account_verified(target.organization_id, target.cloud_account_id)
-            .await;
-        let (result, refusal) = match verified {
-            Ok(_) => (AuditResult::Success, None),
-            Err(windlass_core::Error::Conflict(reason)) => (AuditResult::Failed, Some(reason)),
-            Err(windlass_core::Error::NotFound { .. }) => return Ok(Ok(())),
-            Err(e) => return Err(e),
-        };
-        let entry = NewAuditEntry {
-            client: Some("windlass-worker".to_owned()),
-            ..NewAuditEntry::new(
-                Some(run.organization_id),
-                "system:worker",
-                ActorKind::System,
-                "cloud_accounts.verify",
-                format!("cloud_account:{}", target.cloud_account_id),
-                result,
-                serde_json::json!({"run_id": run.id, "proof": "azure_access_setup"}),
-            )
-        };
-        self.store.append_audit(entry).await?;
-        Ok(match refusal {
-            None => Ok(()),
-            Some(reason) => Err(reason),
-        })
     }
 
     /// A succeeded upgrade moves the cluster's spec to its new version (idempotent: a
@@ -205,12 +163,18 @@ impl RunBackplane for StoreBackplane {
         if status == RunStatus::Succeeded
             && let Some(run) = self.store.run_by_id(run_id).await?
             && run.finished_at.is_none()
-            && let Err(reason) = self.verify_account(&run).await?
+            && let Err(reason) = account_proof::verify_account(&self.store, &run).await?
         {
             status = RunStatus::Failed;
-            error = Some(format!(
-                "the setup succeeded but the account cannot be verified: {reason}"
-            ));
+            error = Some(reason);
+        }
+        // Before the end is recorded (and so before `workflow.finished`): a retry after a
+        // failed append finds the run unfinished and audits again, never not at all.
+        if outcome.status == OutcomeStatus::Failed
+            && let Some(run) = self.store.run_by_id(run_id).await?
+            && run.finished_at.is_none()
+        {
+            account_proof::audit_refused_proof(&self.store, &run, error.as_deref()).await?;
         }
         self.store
             .record_run_end(

@@ -3,6 +3,7 @@
 //! the same state instead of duplicating it. Whether an error is retryable is decided from
 //! each client's typed errors (see [`error`]).
 
+mod account_proof;
 mod activity_set;
 pub mod aws;
 pub mod azure;

@@ -4,7 +4,9 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
-use windlass_core::cloud_accounts::{CloudAccount, CloudProvider, NewCloudAccount};
+use windlass_core::cloud_accounts::{
+    CloudAccount, CloudProvider, NewCloudAccount, aws_external_id, aws_role_arn,
+};
 
 use crate::AppState;
 use windlass_core::rbac::Permission;
@@ -140,22 +142,30 @@ async fn register(
     Ok(account)
 }
 
-/// Cluster, maintenance and teardown runs act in an Azure account with Windlass's own
-/// (multi-tenant) authority; they start only once the organisation has proven it controls
-/// the account. AWS accounts are bound to their organisation by the ExternalId every
-/// AssumeRole presents (the customer's trust policy names it), so they are not gated here.
+/// Cluster, maintenance and teardown runs act in a customer's cloud with Windlass's own
+/// authority (its multi-tenant application on Azure, its AWS principal on AWS); they start
+/// only once the organisation has proven it controls the account. The problem says which
+/// run proves it.
 pub(crate) fn require_verified(account: &CloudAccount) -> Result<(), Problem> {
-    if account.is_verified() || account.provider != CloudProvider::Azure {
+    if account.is_verified() {
         return Ok(());
     }
+    let how = match account.provider {
+        CloudProvider::Azure => "run azure_access_setup for it first (a successful setup proves \
+             your organization controls the subscription)"
+            .to_owned(),
+        CloudProvider::Aws => format!(
+            "run aws_access_verify for it first (Windlass assumes {} with your \
+             organization's ExternalId {}; success proves your organization controls the \
+             account)",
+            aws_role_arn(&account.external_id),
+            aws_external_id(account.organization_id)
+        ),
+    };
     Err(Problem::new(
         StatusCode::CONFLICT,
         "cloud-account-unverified",
-        format!(
-            "cloud account {} is not verified: run azure_access_setup for it first (a \
-             successful setup proves your organization controls the subscription)",
-            account.id
-        ),
+        format!("cloud account {} is not verified: {how}", account.id),
     ))
 }
 

@@ -10,7 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 use windlass_core::blueprint::{Blueprint, Inventory, Rendering, render, render_values};
-use windlass_core::cloud_accounts::{CloudAccount, CloudProvider};
+use windlass_core::cloud_accounts::{CloudAccount, CloudProvider, aws_role_arn};
 use windlass_core::clusters::parse_minor_version;
 use windlass_core::clusters::{ClusterSpec, NetworkSpec, NodePoolSpec};
 use windlass_core::maintenance::MaintenanceWindow;
@@ -239,10 +239,6 @@ async fn create(
     ))
 }
 
-/// The role customers create in their AWS account for Windlass, trusting it with their
-/// organisation's ExternalId (`windlass-<organisation id>`).
-pub const AWS_ROLE_NAME: &str = "windlass-access";
-
 /// Cluster operations act as Windlass's multi-tenant application in the customer's tenant
 /// (the principal the access setup created and granted the custom role), or as the role
 /// Windlass may assume in the customer's AWS account.
@@ -259,7 +255,7 @@ pub(crate) fn acting_target(account: &CloudAccount, application_id: &str) -> Clo
             organization_id: account.organization_id,
             cloud_account_id: account.id,
             account_id: account.external_id.clone(),
-            role_arn: format!("arn:aws:iam::{}:role/{AWS_ROLE_NAME}", account.external_id),
+            role_arn: aws_role_arn(&account.external_id),
         }),
     }
 }

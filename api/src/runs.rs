@@ -13,6 +13,8 @@ use windlass_core::runs::{
     InsertedRun, NewRun, Run, RunFilter, RunStatus, Step, StepStatus, WorkflowKind,
 };
 use windlass_core::step_logs::LogLine;
+use windlass_workflows::aws_access_contracts::AwsAccessVerifyInput;
+use windlass_workflows::cluster_contracts::CloudTarget;
 use windlass_workflows::contracts::{AzureAccessSetupInput, AzureAccessTeardownInput, AzureTarget};
 use windlass_workflows::deployment_contracts::CancelledDeployment;
 use windlass_workflows::engine::{Accepted, EngineError};
@@ -21,6 +23,7 @@ use crate::AppState;
 use windlass_core::rbac::Permission;
 
 use crate::authz::Authenticated;
+use crate::clusters::acting_target;
 use crate::extract::{Json, Path, Query};
 use crate::problem::Problem;
 
@@ -51,6 +54,11 @@ pub enum StartRun {
         #[serde(default)]
         keep_service_principal: bool,
     },
+    /// Prove this organisation controls an AWS account: Windlass assumes
+    /// `arn:aws:iam::<account>:role/windlass-access` with the organisation's ExternalId
+    /// (`windlass-<organisation id>`) and checks the session is in that account. Success
+    /// verifies the account.
+    AwsAccessVerify { cloud_account_id: Uuid },
 }
 
 impl StartRun {
@@ -58,6 +66,7 @@ impl StartRun {
         match self {
             Self::AzureAccessSetup { .. } => WorkflowKind::AzureAccessSetup,
             Self::AzureAccessTeardown { .. } => WorkflowKind::AzureAccessTeardown,
+            Self::AwsAccessVerify { .. } => WorkflowKind::AwsAccessVerify,
         }
     }
 
@@ -68,7 +77,8 @@ impl StartRun {
             }
             | Self::AzureAccessTeardown {
                 cloud_account_id, ..
-            } => *cloud_account_id,
+            }
+            | Self::AwsAccessVerify { cloud_account_id } => *cloud_account_id,
         }
     }
 
@@ -77,10 +87,17 @@ impl StartRun {
         account: &CloudAccount,
         application_id: &str,
     ) -> Result<serde_json::Value, Problem> {
-        if account.provider != CloudProvider::Azure {
+        let provider = match self {
+            Self::AwsAccessVerify { .. } => CloudProvider::Aws,
+            Self::AzureAccessSetup { .. } | Self::AzureAccessTeardown { .. } => {
+                CloudProvider::Azure
+            }
+        };
+        if account.provider != provider {
             return Err(Problem::unprocessable(format!(
-                "{} needs an Azure cloud account; {} is {}",
+                "{} needs an {} cloud account; {} is {}",
                 self.kind().as_str(),
+                provider.display_name(),
                 account.id,
                 account.provider.as_str()
             )));
@@ -109,6 +126,10 @@ impl StartRun {
                 application_id: application_id.to_owned(),
                 delete_service_principal: !keep_service_principal,
             }),
+            Self::AwsAccessVerify { .. } => match acting_target(account, application_id) {
+                CloudTarget::Aws(target) => serde_json::to_value(AwsAccessVerifyInput { target }),
+                CloudTarget::Azure(_) => unreachable!("the provider was checked above"),
+            },
         };
         input.map_err(|e| {
             tracing::error!(error = %e, "serialising workflow input");

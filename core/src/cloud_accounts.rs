@@ -17,6 +17,14 @@ impl CloudProvider {
         }
     }
 
+    /// As people write it in a sentence.
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Self::Azure => "Azure",
+            Self::Aws => "AWS",
+        }
+    }
+
     pub fn parse(text: &str) -> Option<Self> {
         match text {
             "azure" => Some(Self::Azure),
@@ -80,6 +88,27 @@ impl Verification {
             _ => None,
         }
     }
+}
+
+/// The ExternalId Windlass presents when assuming a role in an AWS account for
+/// `organization_id`, which the customer's trust policy requires.
+///
+/// It is not a secret and need not be unguessable: its job is to differ between
+/// organisations and to be chosen by Windlass, never by the caller, so one organisation
+/// cannot make Windlass assume a role that another organisation's trust policy names. It
+/// must also be stable forever, because customers paste it into their trust policies:
+/// changing this format locks every existing customer out.
+pub fn aws_external_id(organization_id: Uuid) -> String {
+    format!("windlass-{}", organization_id.hyphenated())
+}
+
+/// The role customers create in their AWS account for Windlass, trusting it with their
+/// organisation's ExternalId ([`aws_external_id`]).
+pub const AWS_ROLE_NAME: &str = "windlass-access";
+
+/// The ARN of [`AWS_ROLE_NAME`] in `account_id`.
+pub fn aws_role_arn(account_id: &str) -> String {
+    format!("arn:aws:iam::{account_id}:role/{AWS_ROLE_NAME}")
 }
 
 #[derive(Debug, Clone)]

@@ -17,16 +17,18 @@ pub enum WorkflowKind {
     UpgradeCluster,
     DeleteCluster,
     DeployEnvironment,
+    AwsAccessVerify,
 }
 
 impl WorkflowKind {
-    pub const ALL: [WorkflowKind; 6] = [
+    pub const ALL: [WorkflowKind; 7] = [
         Self::AzureAccessSetup,
         Self::AzureAccessTeardown,
         Self::ProvisionCluster,
         Self::UpgradeCluster,
         Self::DeleteCluster,
         Self::DeployEnvironment,
+        Self::AwsAccessVerify,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -37,6 +39,7 @@ impl WorkflowKind {
             Self::UpgradeCluster => "upgrade_cluster",
             Self::DeleteCluster => "delete_cluster",
             Self::DeployEnvironment => "deploy_environment",
+            Self::AwsAccessVerify => "aws_access_verify",
         }
     }
 

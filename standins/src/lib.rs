@@ -14,8 +14,10 @@ pub mod eks_versions;
 pub mod kube;
 pub mod moto;
 pub mod oidc;
+pub mod sts_trust;
 mod tls;
 
 pub use azure::{AzureStandIn, StandInOptions, serve};
 pub use kube::{KubeStandIn, KubeStandInConfig};
 pub use oidc::OidcIssuerStandIn;
+pub use sts_trust::StsTrustStandIn;

@@ -77,16 +77,26 @@ impl Moto {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// Creates an IAM role trusting `principal` when it presents `external_id`, through
-    /// moto's IAM query API; returns its ARN.
+    /// Creates an IAM role trusting the account's principals when they present
+    /// `external_id`, through moto's IAM query API; returns its ARN. (moto itself does not
+    /// enforce it: `StsTrustStandIn` in front of moto does.)
     pub async fn create_role(&self, name: &str, external_id: &str) -> std::io::Result<String> {
+        self.create_role_trusting(name, &[external_id]).await
+    }
+
+    /// As [`Moto::create_role`], presenting any of `external_ids`.
+    pub async fn create_role_trusting(
+        &self,
+        name: &str,
+        external_ids: &[&str],
+    ) -> std::io::Result<String> {
         let trust_policy = serde_json::json!({
             "Version": "2012-10-17",
             "Statement": [{
                 "Effect": "Allow",
                 "Principal": { "AWS": format!("arn:aws:iam::{ACCOUNT_ID}:root") },
                 "Action": "sts:AssumeRole",
-                "Condition": { "StringEquals": { "sts:ExternalId": external_id } }
+                "Condition": { "StringEquals": { "sts:ExternalId": external_ids } }
             }]
         })
         .to_string();

@@ -1,6 +1,7 @@
 //! EKS provisioning, upgrade and deletion through the same workflows: the cluster's terraform state
-//! in its own S3 bucket (moto, the AWS emulator, reached with STS AssumeRole credentials
-//! scoped by the organisation's ExternalId), terraform (real, stand-in rendering) and helm
+//! in its own S3 bucket (moto, the AWS emulator, behind the STS trust-policy stand-in,
+//! reached with STS AssumeRole credentials scoped by the organisation's ExternalId, once
+//! `aws_access_verify` has verified the account), terraform (real, stand-in rendering) and helm
 //! (real, against the Kubernetes stand-in).
 
 use std::time::Duration;
@@ -13,56 +14,29 @@ use windlass_core::blueprint::AwsNames;
 use windlass_core::cluster_charts::ChartGraph;
 use windlass_core::clusters::ClusterSpec;
 use windlass_standins::eks_versions::EksVersionsStandIn;
-use windlass_standins::moto::{ACCOUNT_ID, Moto};
+use windlass_standins::moto::Moto;
 
-use crate::support::{Stack, step};
+use crate::support::{AwsBed, KillOnDrop, Stack, step};
 
 #[tokio::test]
 async fn an_eks_cluster_is_provisioned_upgraded_and_deleted_with_its_state_in_s3() {
     let stack = Stack::with_clusters_without_worker().await;
-    let moto = Moto::start().await.expect("moto: run scripts/setup.sh");
+    // moto behind the stand-in that enforces the role's trust policy (ExternalId).
+    let aws = AwsBed::start().await;
+    let moto = &aws.moto;
     // moto serves STS and S3 but not EKS's version listing: a stand-in answers that one.
     let eks_versions = EksVersionsStandIn::start(&["1.32", "1.33"]).await.unwrap();
-    let (status, _, org) = stack
-        .api
-        .post(
-            "/v1/organizations",
-            json!({"name": format!("aws-{}", uuid::Uuid::new_v4())}),
-            &[],
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{org}");
-    let org: uuid::Uuid = org["id"].as_str().unwrap().parse().unwrap();
-    moto.create_role("windlass-access", &format!("windlass-{org}"))
-        .await
-        .unwrap();
-    let (status, _, account) = stack
-        .api
-        .post(
-            &format!("/v1/organizations/{org}/cloud-accounts"),
-            json!({"provider": "aws", "external_id": ACCOUNT_ID, "display_name": "aws"}),
-            &[],
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{account}");
-
+    let mut worker = stack.cluster_worker_command("aws", 0);
+    aws.configure(&mut worker);
     let _worker = KillOnDrop(
-        stack
-            .cluster_worker_command("aws", 0)
-            .env("WINDLASS_AWS_ENDPOINT_URL", moto.endpoint())
+        worker
             .env("WINDLASS_AWS_EKS_ENDPOINT_URL", eks_versions.endpoint())
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_CONFIG_FILE", "/nonexistent/windlass-test/config")
-            .env(
-                "AWS_SHARED_CREDENTIALS_FILE",
-                "/nonexistent/windlass-test/credentials",
-            )
             .spawn()
             .expect("spawn windlass worker"),
     );
+    // The account is verified (AssumeRole with the organisation's ExternalId) first.
+    let (org, account) = stack.organization_with_verified_aws_account(&aws).await;
+    let account = json!({ "id": account });
 
     let (status, _, started) = stack
         .api
@@ -103,7 +77,7 @@ async fn an_eks_cluster_is_provisioned_upgraded_and_deleted_with_its_state_in_s3
     // The state is in the cluster's bucket, where the blueprint's S3 backend reads it.
     let spec: ClusterSpec = serde_json::from_value(started["cluster"].clone()).unwrap();
     let bucket = AwsNames::new(&spec).state_bucket;
-    let s3 = moto_s3(&moto).await;
+    let s3 = moto_s3(moto).await;
     let objects = S3Objects::new(s3.clone(), bucket.clone(), "");
     let state = objects
         .get("cluster.tfstate")
@@ -212,16 +186,6 @@ async fn an_eks_cluster_is_provisioned_upgraded_and_deleted_with_its_state_in_s3
     assert_eq!(run["output"]["resource_group_deleted"], true);
     let gone = s3.head_bucket().bucket(&bucket).send().await;
     assert!(gone.is_err(), "the state bucket is gone");
-}
-
-/// The worker process, killed however the test ends.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// An S3 client for moto, as a user with the account's credentials would look.

@@ -22,6 +22,7 @@ use windlass_api::oidc::{OidcVerifier, TrustedIssuer};
 use windlass_api::{ApiConfig, AppState, Authentication};
 use windlass_core::Store;
 use windlass_core::blueprint::StandInOptions as BlueprintStandIn;
+use windlass_core::cloud_accounts::{AWS_ROLE_NAME, aws_external_id};
 use windlass_core::crypto::LocalKeyFile;
 use windlass_core::keys::KeyRing;
 use windlass_core::live_logs::LiveLogs;
@@ -30,6 +31,8 @@ use windlass_core::workload_identity::{
 };
 use windlass_standins::azurite::Azurite;
 use windlass_standins::kube::{KubeStandIn, KubeStandInConfig};
+use windlass_standins::moto::{ACCOUNT_ID as MOTO_ACCOUNT_ID, Moto};
+use windlass_standins::sts_trust::StsTrustStandIn;
 use windlass_standins::{AzureStandIn, OidcIssuerStandIn, StandInOptions};
 use windlass_workers::{Fleet, WorkerConfig, WorkerMetrics};
 use windlass_workflows::engine::codec::PayloadKeys;
@@ -288,6 +291,8 @@ impl Stack {
                 self.azure_client_config(),
                 self.issuer.clone(),
             ))),
+            // AWS work runs in `windlass worker` processes, as for clusters above.
+            aws_access: None,
             keys: Some(windlass_activities::key_rotation::KeyRotation::new(
                 keys.clone(),
             )),
@@ -581,6 +586,98 @@ impl Stack {
         })
         .await
     }
+}
+
+/// The AWS account the tests act in: moto, behind the stand-in that enforces roles' trust
+/// policies on AssumeRole as STS does (moto does not).
+pub struct AwsBed {
+    pub moto: Moto,
+    pub sts: StsTrustStandIn,
+}
+
+impl AwsBed {
+    pub async fn start() -> Self {
+        let moto = Moto::start().await.expect("moto: run scripts/setup.sh");
+        let sts = StsTrustStandIn::start(&moto.endpoint()).await.unwrap();
+        Self { moto, sts }
+    }
+
+    /// The customer's role `windlass-access`, trusting `orgs`' ExternalIds.
+    pub async fn role_trusting(&self, orgs: &[Uuid]) -> String {
+        let ids: Vec<String> = orgs.iter().map(|org| aws_external_id(*org)).collect();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        self.moto
+            .create_role_trusting(AWS_ROLE_NAME, &ids)
+            .await
+            .unwrap()
+    }
+
+    /// Points a `windlass worker` at the stand-in (and through it moto), with static
+    /// credentials moto accepts and nothing read from the machine's AWS configuration.
+    pub fn configure(&self, command: &mut std::process::Command) {
+        command
+            .env("WINDLASS_AWS_ENDPOINT_URL", self.sts.endpoint())
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", "/nonexistent/windlass-test/config")
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "/nonexistent/windlass-test/credentials",
+            );
+    }
+}
+
+/// A child process, killed however the test ends.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Stack {
+    /// Registers moto's account as an AWS account of `org` (unverified).
+    pub async fn register_aws_account(&self, org: Uuid) -> (StatusCode, Value) {
+        let (status, _, account) = self
+            .api
+            .post(
+                &format!("/v1/organizations/{org}/cloud-accounts"),
+                json!({"provider": "aws", "external_id": MOTO_ACCOUNT_ID, "display_name": "aws"}),
+                &[],
+            )
+            .await;
+        (status, account)
+    }
+
+    /// Starts `aws_access_verify` on the account and waits for it to end.
+    pub async fn verify_aws_account(&self, org: Uuid, account: Uuid) -> Value {
+        let (status, started) = self.start_run(org, aws_verify_request(account), None).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+        self.wait_until_finished(org, started["id"].as_str().unwrap())
+            .await
+    }
+
+    /// A new organisation whose role in moto's account trusts its ExternalId, with that
+    /// account registered and verified by `aws_access_verify` (a worker configured by
+    /// [`AwsBed::configure`] must be running): what AWS clusters need.
+    pub async fn organization_with_verified_aws_account(&self, aws: &AwsBed) -> (Uuid, Uuid) {
+        let org = self.organization().await;
+        aws.role_trusting(&[org]).await;
+        let (status, account) = self.register_aws_account(org).await;
+        assert_eq!(status, StatusCode::CREATED, "{account}");
+        let account: Uuid = account["id"].as_str().unwrap().parse().unwrap();
+        let run = self.verify_aws_account(org, account).await;
+        assert_eq!(run["status"], "succeeded", "{run:#}");
+        (org, account)
+    }
+}
+
+pub fn aws_verify_request(account: Uuid) -> Value {
+    json!({"workflow": "aws_access_verify", "cloud_account_id": account})
 }
 
 pub fn setup_request(account: Uuid) -> Value {

@@ -14,8 +14,8 @@ use windlass_activities::runs::RunRecorder;
 use windlass_core::Store;
 use windlass_workflows::engine::{Engine, EngineConfig};
 use windlass_workflows::{
-    AzureAccessSetup, AzureAccessTeardown, ClusterMaintenance, DeleteCluster, DeployEnvironment,
-    EnvironmentDeployments, ProvisionCluster, UpgradeCluster,
+    AwsAccessVerify, AzureAccessSetup, AzureAccessTeardown, ClusterMaintenance, DeleteCluster,
+    DeployEnvironment, EnvironmentDeployments, ProvisionCluster, UpgradeCluster,
 };
 
 use crate::StepJournal;
@@ -179,6 +179,7 @@ async fn run_worker(
         .build();
     let options = WorkerOptions::new(config.engine.task_queue.clone())
         .register_workflow::<AzureAccessSetup>()?
+        .register_workflow::<AwsAccessVerify>()?
         .register_workflow::<AzureAccessTeardown>()?
         .register_workflow::<ProvisionCluster>()?
         .register_workflow::<ClusterMaintenance>()?

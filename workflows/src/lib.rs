@@ -5,6 +5,8 @@
 //! workflow context's. Every side effect is an activity declared in [`contracts`] and
 //! implemented in `windlass-activities`.
 
+pub mod aws_access_contracts;
+pub mod aws_access_verify;
 pub mod azure_access_setup;
 pub mod azure_access_teardown;
 pub mod chart_graph;
@@ -24,6 +26,7 @@ pub mod provision_cluster;
 pub mod task_queues;
 pub mod upgrade_cluster;
 
+pub use aws_access_verify::AwsAccessVerify;
 pub use azure_access_setup::AzureAccessSetup;
 pub use azure_access_teardown::AzureAccessTeardown;
 pub use cluster_maintenance::ClusterMaintenance;

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use serde::Serialize;
+use temporalio_common::error::ApplicationFailure;
 use temporalio_sdk::{
     ActivityCancellationType, ActivityCloseTimeouts, ActivityExecutionError, ActivityOptions,
     WorkflowCancellationToken, WorkflowContext, WorkflowResult, WorkflowTermination,
@@ -60,6 +61,34 @@ pub(crate) fn ended<W, T>(
         Err(_) if ctx.cancellation_token().is_cancelled() => Err(WorkflowTermination::cancelled()),
         Err(ActivityExecutionError::Cancelled(_)) => Err(WorkflowTermination::cancelled()),
         Err(error) => Err(error.into()),
+    }
+}
+
+/// As [`ended`], but a failed step ends the run with the step's own message (the
+/// activity's error) rather than Temporal's "Activity task failed", for runs whose one
+/// step's error is what the user must read.
+pub(crate) fn ended_with_cause<W, T>(
+    ctx: &WorkflowContext<W>,
+    result: Result<T, ActivityExecutionError>,
+) -> WorkflowResult<T> {
+    match result {
+        Err(ActivityExecutionError::Failed(failure))
+            if !ctx.cancellation_token().is_cancelled() =>
+        {
+            let error = ActivityExecutionError::Failed(failure);
+            match error.cause().map(|cause| cause.failure().message.clone()) {
+                Some(message) if !message.is_empty() => {
+                    Err(WorkflowTermination::failed_application(
+                        ApplicationFailure::builder(message)
+                            .type_name("StepFailed".to_owned())
+                            .non_retryable(true)
+                            .build(),
+                    ))
+                }
+                _ => ended(ctx, Err(error)),
+            }
+        }
+        other => ended(ctx, other),
     }
 }
 

@@ -37,15 +37,10 @@ pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
 /// STS needs a region to build its endpoint even though the role ARN (IAM) is global.
 const FALLBACK_REGION: &str = "us-east-1";
 
-/// The ExternalId Windlass presents when assuming a role for `organization_id`.
-///
-/// It is not a secret and need not be unguessable: its job is to differ between
-/// organisations and to be chosen by Windlass, never by the caller, so one organisation
-/// cannot make Windlass assume a role that another organisation's trust policy names. It
-/// must also be stable forever, because customers paste it into their trust policies:
-/// changing this format locks every existing customer out.
+/// The ExternalId Windlass presents when assuming a role for `organization_id`: see
+/// [`windlass_core::cloud_accounts::aws_external_id`] (stable forever, not a secret).
 pub fn external_id(organization_id: Uuid) -> String {
-    format!("windlass-{}", organization_id.hyphenated())
+    windlass_core::cloud_accounts::aws_external_id(organization_id)
 }
 
 /// The session name CloudTrail records in the customer's account, so they can tell which
@@ -154,7 +149,7 @@ pub enum AwsError {
     #[error("STS could not be reached: {message}")]
     Transport { message: String },
 
-    #[error("STS answered AssumeRole without {missing}")]
+    #[error("STS answered without {missing}")]
     IncompleteResponse { missing: &'static str },
 
     /// The caller's credentials may not do this to the bucket (its policy, the role's
@@ -224,7 +219,7 @@ impl AwsError {
         }
     }
 
-    fn from_sdk<E>(role_arn: &str, error: SdkError<E>) -> Self
+    pub(crate) fn from_sdk<E>(role_arn: &str, error: SdkError<E>) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
@@ -369,6 +364,23 @@ impl AssumedRoleProvider {
         let credentials = self.assume(organization_id, role_arn).await?;
         *cached = Some(credentials.clone());
         Ok(credentials)
+    }
+
+    /// A new AssumeRole, bypassing (and not filling) the cache: what proves that the
+    /// role accepts this organisation *now*, rather than credentials obtained earlier.
+    pub async fn assume_fresh(
+        &self,
+        organization_id: Uuid,
+        role_arn: &str,
+    ) -> Result<AssumedCredentials, AwsError> {
+        validate_role_arn(role_arn)?;
+        self.assume(organization_id, role_arn).await
+    }
+
+    /// This provider's STS configuration (region, endpoint), for a client on assumed
+    /// credentials that must reach the same STS.
+    pub fn sts_config(&self) -> &aws_sdk_sts::Config {
+        self.client.config()
     }
 
     async fn assume(

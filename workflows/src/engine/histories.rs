@@ -22,8 +22,8 @@ use temporalio_sdk::workflow_replayer::{
 use super::codec::{EncryptingCodec, PayloadKeys};
 use super::{Engine, EngineError};
 use crate::{
-    AzureAccessSetup, AzureAccessTeardown, ClusterMaintenance, DeleteCluster, DeployEnvironment,
-    EnvironmentDeployments, ProvisionCluster, UpgradeCluster,
+    AwsAccessVerify, AzureAccessSetup, AzureAccessTeardown, ClusterMaintenance, DeleteCluster,
+    DeployEnvironment, EnvironmentDeployments, ProvisionCluster, UpgradeCluster,
 };
 
 impl Engine {
@@ -110,6 +110,8 @@ pub fn replayer(keys: PayloadKeys) -> Result<WorkflowReplayer, String> {
 fn register_every_workflow(options: &mut WorkflowReplayerOptions) -> Result<(), String> {
     let failed = |e: &dyn std::fmt::Display| e.to_string();
     options
+        .register_workflow::<AwsAccessVerify>()
+        .map_err(|e| failed(&e))?
         .register_workflow::<AzureAccessSetup>()
         .map_err(|e| failed(&e))?
         .register_workflow::<AzureAccessTeardown>()

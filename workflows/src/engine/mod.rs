@@ -28,11 +28,12 @@ use windlass_core::runs::{RunStatus, WorkflowKind};
 pub use deployments::{ACCEPT_WAIT, Accepted};
 pub use error::EngineError;
 
+use crate::aws_access_contracts::AwsAccessVerifyInput;
 use crate::cluster_contracts::{DeleteClusterInput, ProvisionClusterInput, UpgradeClusterInput};
 use crate::contracts::{AzureAccessSetupInput, AzureAccessTeardownInput};
 use crate::{
-    AzureAccessSetup, AzureAccessTeardown, DeleteCluster, ProvisionCluster, UpgradeCluster,
-    task_queues,
+    AwsAccessVerify, AzureAccessSetup, AzureAccessTeardown, DeleteCluster, ProvisionCluster,
+    UpgradeCluster, task_queues,
 };
 
 #[derive(Debug, Clone)]
@@ -168,6 +169,14 @@ impl Engine {
                 let handle = self
                     .client
                     .start_workflow(AzureAccessTeardown::run, input, options())
+                    .await?;
+                handle.run_id().map(str::to_owned)
+            }
+            WorkflowKind::AwsAccessVerify => {
+                let input: AwsAccessVerifyInput = serde_json::from_value(input).map_err(invalid)?;
+                let handle = self
+                    .client
+                    .start_workflow(AwsAccessVerify::run, input, options())
                     .await?;
                 handle.run_id().map(str::to_owned)
             }
