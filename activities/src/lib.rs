@@ -12,6 +12,7 @@ pub mod clusters;
 pub mod deployments;
 pub mod error;
 mod heartbeat;
+mod process_group;
 pub mod helm;
 pub mod key_rotation;
 pub mod kube;

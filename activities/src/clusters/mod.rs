@@ -6,10 +6,12 @@
 
 mod aws_clients;
 pub(crate) mod charts;
+mod existing_resources;
 mod lifecycle;
 mod maintenance;
 mod rendering;
 pub(crate) mod storage;
+mod terraform_progress;
 mod terraform_steps;
 
 use std::path::PathBuf;

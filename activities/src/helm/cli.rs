@@ -18,6 +18,7 @@ use tokio::process::Command;
 use zeroize::Zeroizing;
 
 use super::error::HelmError;
+use crate::process_group::GroupWatchdog;
 use super::release::{Chart, Installed, Recovery, Release, ReleaseInfo, Revision};
 use super::render::Rendered;
 
@@ -565,23 +566,15 @@ impl Helm {
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // Its own process group: a Ctrl-C meant for the worker must not reach
-            // helm mid-upgrade; the worker decides when helm is interrupted.
-            .process_group(0);
+            .stderr(Stdio::piped());
         for key in OVERRIDING_ENV {
             command.env_remove(key);
         }
-        #[cfg(target_os = "linux")]
-        // SAFETY: prctl is async-signal-safe and only changes this child's own settings.
-        unsafe {
-            command.pre_exec(|| {
-                // A worker that dies must not leave helm running unsupervised: the
-                // release it leaves pending is recovered by the retry instead.
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        // Its own process group, which dies with this worker (and whenever this call ends):
+        // a Ctrl-C meant for the worker must not reach helm mid-upgrade, and a worker that
+        // dies must not leave helm running unsupervised; the release it leaves pending is
+        // recovered by the retry instead.
+        let _group = GroupWatchdog::arm(&mut command).map_err(HelmError::Spawn)?;
         tracing::debug!(command = command_name, "running helm");
         let mut child = command.spawn().map_err(HelmError::Spawn)?;
         let pid = child.id();
