@@ -15,7 +15,7 @@ use windlass_core::clusters::ClusterSpec;
 
 use crate::support::{Stack, step};
 
-fn cluster_request(account: Uuid, name: &str) -> Value {
+pub(crate) fn cluster_request(account: Uuid, name: &str) -> Value {
     json!({
         "name": name,
         "cloud_account_id": account,
@@ -24,7 +24,7 @@ fn cluster_request(account: Uuid, name: &str) -> Value {
     })
 }
 
-async fn create_cluster(stack: &Stack, org: Uuid, body: Value, key: &str) -> (StatusCode, Value) {
+pub(crate) async fn create_cluster(stack: &Stack, org: Uuid, body: Value, key: &str) -> (StatusCode, Value) {
     let (status, _, started) = stack
         .api
         .post(
@@ -37,7 +37,7 @@ async fn create_cluster(stack: &Stack, org: Uuid, body: Value, key: &str) -> (St
 }
 
 /// Resource address -> terraform_data id, from a state document.
-fn resource_ids(state: &[u8]) -> BTreeMap<String, String> {
+pub(crate) fn resource_ids(state: &[u8]) -> BTreeMap<String, String> {
     let state: Value = serde_json::from_slice(state).unwrap();
     let mut ids = BTreeMap::new();
     for resource in state["resources"].as_array().into_iter().flatten() {
@@ -64,7 +64,7 @@ fn resource_ids(state: &[u8]) -> BTreeMap<String, String> {
     ids
 }
 
-fn journal_counts(stack: &Stack) -> BTreeMap<String, usize> {
+pub(crate) fn journal_counts(stack: &Stack) -> BTreeMap<String, usize> {
     let journal = &stack.clusters.as_ref().unwrap().journal;
     let mut counts = BTreeMap::new();
     for line in std::fs::read_to_string(journal).unwrap_or_default().lines() {
