@@ -24,7 +24,12 @@ pub(crate) fn cluster_request(account: Uuid, name: &str) -> Value {
     })
 }
 
-pub(crate) async fn create_cluster(stack: &Stack, org: Uuid, body: Value, key: &str) -> (StatusCode, Value) {
+pub(crate) async fn create_cluster(
+    stack: &Stack,
+    org: Uuid,
+    body: Value,
+    key: &str,
+) -> (StatusCode, Value) {
     let (status, _, started) = stack
         .api
         .post(

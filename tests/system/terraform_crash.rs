@@ -34,7 +34,11 @@ fn processes() -> Vec<(u32, u32, u32, String)> {
         }
         let ppid = fields[1].parse().unwrap_or(0);
         let pgid = fields[2].parse().unwrap_or(0);
-        let name = head.split_once(" (").map(|(_, n)| n).unwrap_or("").to_owned();
+        let name = head
+            .split_once(" (")
+            .map(|(_, n)| n)
+            .unwrap_or("")
+            .to_owned();
         found.push((pid, ppid, pgid, name));
     }
     found
@@ -77,7 +81,10 @@ async fn a_worker_killed_mid_apply_leaves_no_process_no_duplicate_and_no_wait_fo
     let (org, account) = stack.organization_with_azure_account().await;
     let mut first = stack
         .cluster_worker_command("first", 2)
-        .env("WINDLASS_STALE_LOCK_GRACE_SECONDS", GRACE_SECONDS.to_string())
+        .env(
+            "WINDLASS_STALE_LOCK_GRACE_SECONDS",
+            GRACE_SECONDS.to_string(),
+        )
         .spawn()
         .expect("spawn windlass worker");
     stack.set_up_access(org, account).await;
@@ -151,7 +158,10 @@ async fn a_worker_killed_mid_apply_leaves_no_process_no_duplicate_and_no_wait_fo
 
     let mut second = stack
         .cluster_worker_command("second", 2)
-        .env("WINDLASS_STALE_LOCK_GRACE_SECONDS", GRACE_SECONDS.to_string())
+        .env(
+            "WINDLASS_STALE_LOCK_GRACE_SECONDS",
+            GRACE_SECONDS.to_string(),
+        )
         .spawn()
         .expect("spawn windlass worker");
     // The retry takes the lock as soon as it starts: its holder is known dead.

@@ -47,7 +47,8 @@ pub struct ClusterWork {
     /// Where the cluster charts are (`charts/` in the repository).
     pub charts_dir: PathBuf,
     /// How long a terraform interrupted by a lost heartbeat may take to release its lock
-    /// before a retry breaks it.
+    /// before a retry breaks it, when the holder cannot be told dead
+    /// (`crate::terraform::judge`).
     pub stale_lock_grace: Duration,
     /// How long helm waits for a chart's workloads to become ready.
     pub chart_timeout: Duration,

@@ -109,7 +109,10 @@ mod tests {
     fn details_round_trip_and_tolerate_old_shapes() {
         let progress = TerraformProgress::starting_at(&set(&["x"]));
         let json = serde_json::to_value(&progress).unwrap();
-        assert_eq!(serde_json::from_value::<TerraformProgress>(json).unwrap(), progress);
+        assert_eq!(
+            serde_json::from_value::<TerraformProgress>(json).unwrap(),
+            progress
+        );
         assert_eq!(
             serde_json::from_str::<TerraformProgress>("{}").unwrap(),
             TerraformProgress::default()

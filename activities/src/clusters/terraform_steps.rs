@@ -289,11 +289,12 @@ async fn take_lock(
         .lock_with_info(operation, &who, &me.to_info())
         .await
         .map_err(terraform_failure)?;
-    let when = if at_once { "at once" } else { "after the grace" };
-    let line = format!(
-        "state lock held by {} broken {when}: {verdict}",
-        lock.who
-    );
+    let when = if at_once {
+        "at once"
+    } else {
+        "after the grace"
+    };
+    let line = format!("state lock held by {} broken {when}: {verdict}", lock.who);
     Ok((lease, Some(line)))
 }
 

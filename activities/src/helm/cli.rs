@@ -19,9 +19,9 @@ use zeroize::Zeroizing;
 
 use super::desired::{DESIRED_LABEL, desired_digest};
 use super::error::HelmError;
-use crate::process_group::GroupWatchdog;
 use super::release::{Chart, Installed, Recovery, Release, ReleaseInfo, Revision};
 use super::render::Rendered;
+use crate::process_group::GroupWatchdog;
 
 /// A kubeconfig document. It carries credentials: `Debug` does not print it,
 /// its memory is zeroed on drop, and on disk it only exists as a 0600 file in a

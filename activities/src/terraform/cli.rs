@@ -11,9 +11,9 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Command;
 
 use super::error::TerraformError;
-use crate::process_group::GroupWatchdog;
 use super::messages::{ChangeSummary, Diagnostic, LockInfo, TerraformMessage};
 use super::plan::{PlanGuard, PlanReport};
+use crate::process_group::GroupWatchdog;
 
 /// The saved plan inside a working directory.
 pub const PLAN_FILE: &str = "windlass.tfplan";

@@ -193,7 +193,9 @@ fn process_stat(pid: u32) -> Option<(u64, bool)> {
     // The command name (field 2) may hold spaces; everything after its `)` splits cleanly.
     let (_, rest) = stat.rsplit_once(") ")?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let zombie = fields.first().is_some_and(|state| *state == "Z" || *state == "X");
+    let zombie = fields
+        .first()
+        .is_some_and(|state| *state == "Z" || *state == "X");
     Some((fields.get(19)?.parse().ok()?, zombie))
 }
 
@@ -284,7 +286,10 @@ mod tests {
         let me = holder(2);
         let early = at("2026-11-24 20:00:21 +0000 UTC");
         let late = at("2026-11-24 20:00:31 +0000 UTC");
-        assert_eq!(judge(&lock, &me, scheduled, early, GRACE), LockVerdict::Live);
+        assert_eq!(
+            judge(&lock, &me, scheduled, early, GRACE),
+            LockVerdict::Live
+        );
         assert_eq!(
             judge(&lock, &me, scheduled, late, GRACE),
             LockVerdict::StaleAfterGrace

@@ -142,8 +142,12 @@ mod tests {
         );
 
         // Once everything is recorded, the file goes.
-        let none = write_imports(dir.path(), &recorded, &[existing("terraform_data.resource_group")])
-            .unwrap();
+        let none = write_imports(
+            dir.path(),
+            &recorded,
+            &[existing("terraform_data.resource_group")],
+        )
+        .unwrap();
         assert!(none.is_empty());
         assert!(!dir.path().join(RECONCILE_IMPORTS_FILE).exists());
     }
