@@ -363,7 +363,7 @@ fn expect_success(command: &str, done: Finished) -> Result<Finished, TerraformEr
 
 fn failure(command: &str, done: Finished) -> TerraformError {
     if let Some(lock) = done.diagnostics.iter().find_map(LockInfo::from_diagnostic) {
-        return TerraformError::Locked(lock);
+        return TerraformError::Locked(Box::new(lock));
     }
     TerraformError::Failed {
         command: command.to_owned(),

@@ -148,7 +148,7 @@ impl RemoteState {
             });
         }
         match self.holder().await? {
-            Some(held) => Err(TerraformError::Locked(held)),
+            Some(held) => Err(TerraformError::Locked(Box::new(held))),
             // Released between our attempt and the read: let the caller try again.
             None => Err(TerraformError::Output(
                 "state lock changed hands; try again".into(),
