@@ -23,7 +23,7 @@ use crate::heartbeat::{supervised, supervised_with};
 use crate::step_log::StepLogWriter;
 use crate::terraform::{
     LOCAL_STATE_FILE, LockHolder, LockVerdict, Plan, PlanGuard, RemoteState, StaleLockPolicy,
-    StateLease, Terraform, TerraformError, TerraformMessage, judge, state_addresses,
+    StateLease, Terraform, TerraformError, TerraformMessage, forget, judge, state_addresses,
     write_backend_override, write_imports,
 };
 
@@ -49,30 +49,36 @@ pub(super) async fn apply(
     if let Some(broken) = &broken {
         writer.line("warn", broken);
     }
-    // Checked out before the first heartbeat, which then carries where the step began.
+    // Checked out and reconciled before the first heartbeat, which then carries where the
+    // step began.
     let checked_out = lease.check_out(&terraform_dir).await;
-    let at_start = recorded_addresses(&terraform_dir);
-    let progress = TerraformProgress::resume(ctx, &at_start);
-    let imported = match (&checked_out, run.action) {
-        (Ok(()), TerraformAction::Apply) => {
-            reconcile(work, &blueprint, cluster_id, &terraform_dir, &at_start)
-        }
-        _ => Ok(Vec::new()),
+    let reconciled = match (&checked_out, run.action) {
+        (Ok(()), TerraformAction::Apply) => reconcile(work, &blueprint, cluster_id, &terraform_dir),
+        _ => Ok(Reconciled::default()),
     };
-    let imported = match imported {
-        Ok(imported) => imported,
+    let reconciled = match reconciled {
+        Ok(reconciled) => reconciled,
         Err(e) => {
             writer.finish().await;
             release(lease, &terraform_dir, cluster_id).await;
             return Err(retryable(e, "Workspace", None));
         }
     };
-    for address in &imported {
+    for address in &reconciled.forgotten {
+        writer.line(
+            "warn",
+            &format!("{address} is in the state but does not exist (an earlier attempt died creating it): creating it"),
+        );
+    }
+    for address in &reconciled.imported {
         writer.line(
             "warn",
             &format!("{address} exists but is not in the state (an earlier attempt died creating it): importing it"),
         );
     }
+    let at_start = recorded_addresses(&terraform_dir);
+    let progress = TerraformProgress::resume(ctx, &at_start);
+    let imported = reconciled.imported;
     let mut log = |m: &TerraformMessage| log_line(cluster_id, m, &mut writer);
     let outcome = supervised_with(ctx, progress.clone(), async {
         checked_out?;
@@ -119,20 +125,44 @@ fn recorded_addresses(dir: &Path) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
-/// Import blocks for what exists in the cloud but not in the state; their addresses.
+/// What a reconciliation changed before the apply.
+#[derive(Debug, Default)]
+struct Reconciled {
+    /// In the state, not in the cloud: forgotten, to be created.
+    forgotten: Vec<String>,
+    /// In the cloud, not in the state: imported.
+    imported: Vec<String>,
+}
+
+/// Makes the checked-out state in `dir` agree with what exists in the cloud: forgets what
+/// the cloud does not have and writes import blocks for what the state lacks.
 fn reconcile(
     work: &ClusterWork,
     blueprint: &Blueprint,
     cluster: uuid::Uuid,
     dir: &Path,
-    recorded: &BTreeSet<String>,
-) -> std::io::Result<Vec<String>> {
-    let existing = existing_resources(&work.rendering, blueprint, cluster)?;
-    let imported = write_imports(dir, recorded, &existing)?;
-    if !imported.is_empty() {
-        tracing::warn!(%cluster, count = imported.len(), "importing resources an earlier attempt created but never recorded");
+) -> std::io::Result<Reconciled> {
+    let Some(record) = existing_resources(&work.rendering, blueprint, cluster)? else {
+        return Ok(Reconciled::default());
+    };
+    let exists: BTreeSet<&str> = record.existing.iter().map(|r| r.address.as_str()).collect();
+    let vanished: BTreeSet<String> = recorded_addresses(dir)
+        .into_iter()
+        .filter(|a| record.declared.contains(a) && !exists.contains(a.as_str()))
+        .collect();
+    let forgotten = if vanished.is_empty() {
+        Vec::new()
+    } else {
+        forget(&dir.join(LOCAL_STATE_FILE), &vanished)?
+    };
+    let imported = write_imports(dir, &recorded_addresses(dir), &record.existing)?;
+    if !forgotten.is_empty() || !imported.is_empty() {
+        tracing::warn!(%cluster, forgotten = forgotten.len(), imported = imported.len(), "reconciled the state with what exists before applying");
     }
-    Ok(imported)
+    Ok(Reconciled {
+        forgotten,
+        imported,
+    })
 }
 
 /// `plan -detailed-exitcode` against the cluster's state, under its lock, applying

@@ -13,7 +13,9 @@ pub use error::TerraformError;
 pub use locks::{LockHolder, LockVerdict, StaleLockPolicy, is_stale, judge};
 pub use messages::{ChangeSummary, Diagnostic, LockInfo, TerraformMessage};
 pub use plan::{PlanGuard, PlanReport, ResourceChange};
-pub use reconcile::{ExistingResource, RECONCILE_IMPORTS_FILE, state_addresses, write_imports};
+pub use reconcile::{
+    ExistingResource, RECONCILE_IMPORTS_FILE, forget, state_addresses, write_imports,
+};
 pub use remote_state::{
     BACKEND_OVERRIDE_FILE, LOCAL_STATE_FILE, RemoteState, StateLease, write_backend_override,
 };

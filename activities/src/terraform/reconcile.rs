@@ -5,6 +5,12 @@
 //! recorded (it writes the state once a creation has returned). Created again, they would
 //! exist twice, or fail with "already exists". So before each apply the runner writes an
 //! `import` block for each of them; terraform adopts them into the state instead.
+//!
+//! The other way round, a resource in the state that the cloud does not have is what
+//! terraform's refresh finds gone and plans to create again. Resources without a refresh
+//! of their own (the stand-in's `terraform_data`, recorded before their create-time
+//! provisioner runs, so one whose provisioner died with its worker is in the state but was
+//! never made) are forgotten here instead, with [`forget`].
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -79,6 +85,49 @@ pub fn write_imports(
     Ok(missing.into_iter().map(|r| r.address.clone()).collect())
 }
 
+/// Removes `addresses` from the state file at `path`, as `terraform state rm` would (with a
+/// new serial); returns those it held.
+pub fn forget(path: &Path, addresses: &BTreeSet<String>) -> std::io::Result<Vec<String>> {
+    let invalid = |e: serde_json::Error| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+    let mut state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(path)?).map_err(invalid)?;
+    let mut forgotten = Vec::new();
+    if let Some(resources) = state["resources"].as_array_mut() {
+        for resource in resources.iter_mut() {
+            let base = format!(
+                "{}.{}",
+                resource["type"].as_str().unwrap_or(""),
+                resource["name"].as_str().unwrap_or("")
+            );
+            if resource["mode"] != "managed" || resource.get("module").is_some() {
+                continue;
+            }
+            if let Some(instances) = resource["instances"].as_array_mut() {
+                instances.retain(|instance| {
+                    let address = match &instance["index_key"] {
+                        serde_json::Value::String(key) => format!("{base}[\"{key}\"]"),
+                        serde_json::Value::Number(n) => format!("{base}[{n}]"),
+                        _ => base.clone(),
+                    };
+                    let keep = !addresses.contains(&address);
+                    if !keep {
+                        forgotten.push(address);
+                    }
+                    keep
+                });
+            }
+        }
+        resources.retain(|r| r["instances"].as_array().is_none_or(|i| !i.is_empty()));
+    }
+    if !forgotten.is_empty() {
+        let serial = state["serial"].as_u64().unwrap_or(0);
+        state["serial"] = serde_json::json!(serial + 1);
+        std::fs::write(path, serde_json::to_vec_pretty(&state).map_err(invalid)?)?;
+    }
+    forgotten.sort();
+    Ok(forgotten)
+}
+
 fn hcl_string(value: &str) -> String {
     // JSON string escapes are valid HCL; `${` and `%{` would start a template.
     serde_json::to_string(value)
@@ -117,6 +166,35 @@ mod tests {
             ]
         );
         assert!(state_addresses(b"not json").is_empty());
+    }
+
+    #[test]
+    fn forgetting_removes_instances_and_empty_resources() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("terraform.tfstate");
+        std::fs::write(&path, STATE).unwrap();
+        let gone: BTreeSet<String> = [
+            "terraform_data.resource_group".to_owned(),
+            "terraform_data.subnet_zone[\"2\"]".to_owned(),
+            "terraform_data.never_there".to_owned(),
+        ]
+        .into();
+        let forgotten = forget(&path, &gone).unwrap();
+        assert_eq!(
+            forgotten,
+            [
+                "terraform_data.resource_group",
+                "terraform_data.subnet_zone[\"2\"]"
+            ]
+        );
+        let left = state_addresses(&std::fs::read(&path).unwrap());
+        assert_eq!(
+            left.into_iter().collect::<Vec<_>>(),
+            ["terraform_data.subnet_zone[\"1\"]"]
+        );
+        let state: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(state["serial"], 1);
     }
 
     #[test]
