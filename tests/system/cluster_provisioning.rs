@@ -373,6 +373,15 @@ async fn a_worker_killed_during_apply_leaves_a_run_another_worker_completes() {
     };
     first.kill().expect("SIGKILL the worker");
     first.wait().unwrap();
+    // What the stand-in finished creating: a resource terraform had recorded but whose
+    // creation died with the worker is made by the retry (see `terraform_crash`).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let finished = journal_counts(&stack);
+    let before_kill: BTreeMap<String, String> = before_kill
+        .into_iter()
+        .filter(|(address, _)| finished.contains_key(address))
+        .collect();
+    assert!(!before_kill.is_empty());
     assert!(
         state.get("cluster.tfstate.lock").await.unwrap().is_some(),
         "the dead worker's lock is left behind"

@@ -204,6 +204,14 @@ async fn a_worker_killed_mid_apply_leaves_no_process_no_duplicate_and_no_wait_fo
     assert_eq!(run["status"], "succeeded", "{run:#}");
     assert!(step(&run, "terraform-apply")["attempts"].as_u64().unwrap() >= 2);
 
+    for line in step_log(&stack, org, &run_id, "terraform-apply").await {
+        if line["level"] == "warn" {
+            eprintln!(
+                "terraform-apply attempt {}: {}",
+                line["attempt"], line["line"]
+            );
+        }
+    }
     // The stand-in's own journal: every resource in the state was created exactly once.
     let journal = journal_counts(&stack);
     let twice: Vec<_> = journal.iter().filter(|(_, n)| **n != 1).collect();
