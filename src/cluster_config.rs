@@ -60,7 +60,9 @@ pub struct ClusterArgs {
     #[arg(long, env = "WINDLASS_STANDIN_JOURNAL")]
     pub standin_journal: Option<PathBuf>,
     /// How long an interrupted terraform may take to release its state lock before a retry
-    /// of its step breaks the lock.
+    /// of its step breaks the lock, when the lock's holder cannot be told dead (a lock of an
+    /// earlier attempt of the step, or of a worker on this machine that is gone, is broken
+    /// at once).
     #[arg(long, env = "WINDLASS_STALE_LOCK_GRACE_SECONDS", default_value_t = 60)]
     pub stale_lock_grace_seconds: u64,
     /// How long helm waits for a chart's workloads to become ready.

@@ -28,6 +28,17 @@ pub(crate) async fn heartbeating<F: Future>(
 /// Runs `work` to its end while heartbeating. `work` receives the cancellation itself
 /// (a child process must be interrupted, not dropped), so it is never cut short here.
 pub(crate) async fn supervised<F: Future>(ctx: &ActivityContext, work: F) -> F::Output {
+    supervised_with(ctx, (), work).await
+}
+
+/// [`supervised`], every heartbeat carrying `details`, which Temporal hands to the next
+/// attempt if this one fails or dies. The first heartbeat goes at once, so the details
+/// survive even a worker that dies straight after.
+pub(crate) async fn supervised_with<D, F>(ctx: &ActivityContext, details: D, work: F) -> F::Output
+where
+    D: serde::Serialize + Clone + Send + Sync + 'static,
+    F: Future,
+{
     let mut beat = tokio::time::interval(BEAT);
     tokio::pin!(work);
     loop {
@@ -36,7 +47,7 @@ pub(crate) async fn supervised<F: Future>(ctx: &ActivityContext, work: F) -> F::
             _ = beat.tick() => {
                 // A refused heartbeat means the attempt is over; the SDK then cancels the
                 // context, which `work` is watching.
-                if let Err(e) = ctx.record_heartbeat(()).await {
+                if let Err(e) = ctx.record_heartbeat(details.clone()).await {
                     tracing::debug!(error = %e, "heartbeat not recorded");
                 }
             }

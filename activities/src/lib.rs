@@ -20,6 +20,7 @@ pub mod helm;
 pub mod key_rotation;
 pub mod kube;
 pub mod object_store;
+mod process_group;
 pub mod rate_limit;
 pub mod runs;
 pub mod step_log;

@@ -243,3 +243,15 @@ mod tests {
         );
     }
 }
+
+/// The step an activity attempt belongs to, the same for every attempt of it: workflow,
+/// workflow run and activity id.
+pub(crate) fn step_identity(ctx: &ActivityContext) -> String {
+    let info = ctx.info();
+    format!(
+        "{}/{}/{}",
+        info.workflow_id.as_deref().unwrap_or("-"),
+        info.workflow_run_id.as_deref().unwrap_or("-"),
+        info.activity_id
+    )
+}

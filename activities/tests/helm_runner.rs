@@ -43,6 +43,7 @@ fn release(name: &str, namespace: &str, chart_name: &str, timeout: Duration) -> 
         chart: chart(chart_name),
         timeout,
         wait: true,
+        step: Some(format!("test/run/install-{name}")),
     }
 }
 
@@ -399,14 +400,37 @@ async fn upgrade_install_deploys_then_a_changed_value_makes_revision_two() {
         "helm keeps its releases as labelled Secrets"
     );
 
-    // Running the same request again (a Temporal retry) converges: a new
-    // revision, same state.
+    // Running the same request again (a Temporal retry) is a no-op: the release
+    // already holds this chart and these values, so helm makes no new revision.
     let again = install(&h, &kubeconfig, &r, &agent("0.2.0")).await;
-    assert_eq!(again.release.revision, 3);
+    assert_eq!(again.release.revision, 2);
+    assert!(again.unchanged);
+    assert!(!second.unchanged);
+    assert_eq!(standin.helm_releases("windlass").len(), 2);
     assert_eq!(
         image_of(&standin, "windlass", "agent"),
         "ghcr.io/windlass/agent:0.2.0"
     );
+
+    // A rollback puts revision 1's chart and values back (and its record of them), so
+    // asking for 0.2.0 again is an upgrade, not a no-op.
+    h.rollback(&kubeconfig, &r, 1, &mut |_| {}, std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!(
+        image_of(&standin, "windlass", "agent"),
+        "ghcr.io/windlass/agent:0.1.0"
+    );
+    let back = install(&h, &kubeconfig, &r, &agent("0.2.0")).await;
+    assert_eq!(back.release.revision, 4);
+    assert!(!back.unchanged);
+    assert_eq!(
+        image_of(&standin, "windlass", "agent"),
+        "ghcr.io/windlass/agent:0.2.0"
+    );
+    // And the rolled-back-to values, asked for once more, are again an upgrade.
+    let previous = install(&h, &kubeconfig, &r, &agent("0.1.0")).await;
+    assert_eq!(previous.release.revision, 5);
 }
 
 #[tokio::test]

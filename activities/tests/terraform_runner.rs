@@ -260,3 +260,81 @@ async fn a_configuration_error_is_terminal() {
     );
     assert!(!error.is_retryable());
 }
+
+/// A resource whose creation ran (its provisioner journalled it) but that the state does not
+/// hold, as when a worker dies between the two: the reconciliation imports it.
+#[tokio::test]
+async fn a_resource_created_but_never_recorded_is_imported_not_created_again() {
+    use windlass_activities::terraform::{
+        ExistingResource, LOCAL_STATE_FILE, state_addresses, write_imports,
+    };
+    let journal = tempfile::tempdir().unwrap();
+    let journal = journal.path().join("journal");
+    let config = format!(
+        r#"
+resource "terraform_data" "network" {{
+  input = {{ name = "net" }}
+  provisioner "local-exec" {{
+    command = "printf 'network\n' >> {0}"
+  }}
+}}
+resource "terraform_data" "cluster" {{
+  input = {{ network = terraform_data.network.id }}
+  provisioner "local-exec" {{
+    command = "printf 'cluster\n' >> {0}"
+  }}
+}}
+"#,
+        journal.display()
+    );
+    let tf = terraform();
+    let ws = workspace(&config);
+    init(&tf, ws.path()).await;
+    let guard = PlanGuard {
+        protected: Vec::new(),
+        allow_removal: false,
+    };
+    tf.plan_and_apply(
+        ws.path(),
+        false,
+        &guard,
+        &mut |_| {},
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    // The state loses the cluster, which exists all the same.
+    let state_path = ws.path().join(LOCAL_STATE_FILE);
+    let mut state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&state_path).unwrap()).unwrap();
+    state["resources"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|r| r["name"] != "cluster");
+    state["serial"] = serde_json::json!(state["serial"].as_u64().unwrap() + 1);
+    std::fs::write(&state_path, serde_json::to_vec(&state).unwrap()).unwrap();
+
+    let recorded = state_addresses(&std::fs::read(&state_path).unwrap());
+    let existing = ["terraform_data.network", "terraform_data.cluster"].map(|a| ExistingResource {
+        address: a.into(),
+        import_id: a.into(),
+    });
+    let imported = write_imports(ws.path(), &recorded, &existing).unwrap();
+    assert_eq!(imported, ["terraform_data.cluster"]);
+    let plan = tf
+        .plan_and_apply(
+            ws.path(),
+            false,
+            &guard,
+            &mut |_| {},
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(plan.summary.add, 0, "{:?}", plan.summary);
+    assert_eq!(plan.summary.import, 1, "{:?}", plan.summary);
+    let journalled = std::fs::read_to_string(&journal).unwrap();
+    assert_eq!(journalled, "network\ncluster\n", "nothing created twice");
+    let recorded = state_addresses(&std::fs::read(&state_path).unwrap());
+    assert!(recorded.contains("terraform_data.cluster"));
+}

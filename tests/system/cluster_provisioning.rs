@@ -15,7 +15,7 @@ use windlass_core::clusters::ClusterSpec;
 
 use crate::support::{Stack, step};
 
-fn cluster_request(account: Uuid, name: &str) -> Value {
+pub(crate) fn cluster_request(account: Uuid, name: &str) -> Value {
     json!({
         "name": name,
         "cloud_account_id": account,
@@ -24,7 +24,12 @@ fn cluster_request(account: Uuid, name: &str) -> Value {
     })
 }
 
-async fn create_cluster(stack: &Stack, org: Uuid, body: Value, key: &str) -> (StatusCode, Value) {
+pub(crate) async fn create_cluster(
+    stack: &Stack,
+    org: Uuid,
+    body: Value,
+    key: &str,
+) -> (StatusCode, Value) {
     let (status, _, started) = stack
         .api
         .post(
@@ -37,7 +42,7 @@ async fn create_cluster(stack: &Stack, org: Uuid, body: Value, key: &str) -> (St
 }
 
 /// Resource address -> terraform_data id, from a state document.
-fn resource_ids(state: &[u8]) -> BTreeMap<String, String> {
+pub(crate) fn resource_ids(state: &[u8]) -> BTreeMap<String, String> {
     let state: Value = serde_json::from_slice(state).unwrap();
     let mut ids = BTreeMap::new();
     for resource in state["resources"].as_array().into_iter().flatten() {
@@ -64,7 +69,7 @@ fn resource_ids(state: &[u8]) -> BTreeMap<String, String> {
     ids
 }
 
-fn journal_counts(stack: &Stack) -> BTreeMap<String, usize> {
+pub(crate) fn journal_counts(stack: &Stack) -> BTreeMap<String, usize> {
     let journal = &stack.clusters.as_ref().unwrap().journal;
     let mut counts = BTreeMap::new();
     for line in std::fs::read_to_string(journal).unwrap_or_default().lines() {
@@ -368,6 +373,15 @@ async fn a_worker_killed_during_apply_leaves_a_run_another_worker_completes() {
     };
     first.kill().expect("SIGKILL the worker");
     first.wait().unwrap();
+    // What the stand-in finished creating: a resource terraform had recorded but whose
+    // creation died with the worker is made by the retry (see `terraform_crash`).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let finished = journal_counts(&stack);
+    let before_kill: BTreeMap<String, String> = before_kill
+        .into_iter()
+        .filter(|(address, _)| finished.contains_key(address))
+        .collect();
+    assert!(!before_kill.is_empty());
     assert!(
         state.get("cluster.tfstate.lock").await.unwrap().is_some(),
         "the dead worker's lock is left behind"

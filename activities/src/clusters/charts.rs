@@ -44,6 +44,7 @@ pub(super) async fn install(
         chart: Chart::Local(work.charts_dir.join(&request.chart.name)),
         timeout: work.chart_timeout,
         wait: true,
+        step: Some(crate::step_log::step_identity(ctx)),
     };
     let cluster = request.cluster.id;
     let chart = request.chart.name.clone();

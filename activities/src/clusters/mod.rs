@@ -6,10 +6,12 @@
 
 mod aws_clients;
 pub(crate) mod charts;
+mod existing_resources;
 mod lifecycle;
 mod maintenance;
 mod rendering;
 pub(crate) mod storage;
+mod terraform_progress;
 mod terraform_steps;
 
 use std::path::PathBuf;
@@ -45,7 +47,8 @@ pub struct ClusterWork {
     /// Where the cluster charts are (`charts/` in the repository).
     pub charts_dir: PathBuf,
     /// How long a terraform interrupted by a lost heartbeat may take to release its lock
-    /// before a retry breaks it.
+    /// before a retry breaks it, when the holder cannot be told dead
+    /// (`crate::terraform::judge`).
     pub stale_lock_grace: Duration,
     /// How long helm waits for a chart's workloads to become ready.
     pub chart_timeout: Duration,

@@ -2,6 +2,7 @@
 //! its state checked out of the cluster's storage account under the state lock, applied,
 //! and synced back as terraform writes it.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -14,13 +15,16 @@ use windlass_workflows::cluster_contracts::{
 };
 
 use super::ClusterWork;
+use super::existing_resources::existing_resources;
 use super::storage::remote_state;
+use super::terraform_progress::{StepCounts, TerraformProgress};
 use crate::error::{retryable, terminal};
-use crate::heartbeat::supervised;
+use crate::heartbeat::{supervised, supervised_with};
 use crate::step_log::StepLogWriter;
 use crate::terraform::{
-    Plan, PlanGuard, RemoteState, StaleLockPolicy, StateLease, Terraform, TerraformError,
-    TerraformMessage, is_stale, write_backend_override,
+    LOCAL_STATE_FILE, LockHolder, LockVerdict, Plan, PlanGuard, RemoteState, StaleLockPolicy,
+    StateLease, Terraform, TerraformError, TerraformMessage, forget, judge, state_addresses,
+    write_backend_override, write_imports,
 };
 
 pub(super) async fn apply(
@@ -34,7 +38,7 @@ pub(super) async fn apply(
         TerraformAction::Apply => "OperationTypeApply",
         TerraformAction::Destroy => "OperationTypeDestroy",
     };
-    let lease = take_lock(work, ctx, &remote, operation).await?;
+    let (lease, broken) = take_lock(work, ctx, &remote, operation).await?;
     let guard = PlanGuard {
         protected: cluster_addresses(&blueprint),
         allow_removal: run.allow_cluster_removal || run.action == TerraformAction::Destroy,
@@ -42,9 +46,42 @@ pub(super) async fn apply(
     let terraform = with_env(&work.terraform, work);
     let cluster_id = run.cluster.id;
     let mut writer = work.step_logs.writer(ctx, work.rendering.masker());
+    if let Some(broken) = &broken {
+        writer.line("warn", broken);
+    }
+    // Checked out and reconciled before the first heartbeat, which then carries where the
+    // step began.
+    let checked_out = lease.check_out(&terraform_dir).await;
+    let reconciled = match (&checked_out, run.action) {
+        (Ok(()), TerraformAction::Apply) => reconcile(work, &blueprint, cluster_id, &terraform_dir),
+        _ => Ok(Reconciled::default()),
+    };
+    let reconciled = match reconciled {
+        Ok(reconciled) => reconciled,
+        Err(e) => {
+            writer.finish().await;
+            release(lease, &terraform_dir, cluster_id).await;
+            return Err(retryable(e, "Workspace", None));
+        }
+    };
+    for address in &reconciled.forgotten {
+        writer.line(
+            "warn",
+            &format!("{address} is in the state but does not exist (an earlier attempt died creating it): creating it"),
+        );
+    }
+    for address in &reconciled.imported {
+        writer.line(
+            "warn",
+            &format!("{address} exists but is not in the state (an earlier attempt died creating it): importing it"),
+        );
+    }
+    let at_start = recorded_addresses(&terraform_dir);
+    let progress = TerraformProgress::resume(ctx, &at_start);
+    let imported = reconciled.imported;
     let mut log = |m: &TerraformMessage| log_line(cluster_id, m, &mut writer);
-    let outcome = supervised(ctx, async {
-        lease.check_out(&terraform_dir).await?;
+    let outcome = supervised_with(ctx, progress.clone(), async {
+        checked_out?;
         lease
             .synced(&terraform_dir, async {
                 terraform
@@ -66,8 +103,66 @@ pub(super) async fn apply(
     writer.finish().await;
     release(lease, &terraform_dir, cluster_id).await;
     let plan = outcome.map_err(terraform_failure)?;
-    tracing::info!(cluster = %cluster_id, add = plan.summary.add, change = plan.summary.change, remove = plan.summary.remove, "terraform applied");
-    Ok(summary(&plan))
+    let mut summary = summary(&plan);
+    let counts = progress.counts(
+        StepCounts {
+            add: summary.add,
+            change: summary.change,
+            remove: summary.remove,
+        },
+        &at_start,
+        imported.len(),
+    );
+    (summary.add, summary.change, summary.remove) = (counts.add, counts.change, counts.remove);
+    tracing::info!(cluster = %cluster_id, add = summary.add, change = summary.change, remove = summary.remove, imported = imported.len(), attempt = ctx.info().attempt, "terraform applied");
+    Ok(summary)
+}
+
+/// The addresses in the state a check-out left in `dir`.
+fn recorded_addresses(dir: &Path) -> BTreeSet<String> {
+    std::fs::read(dir.join(LOCAL_STATE_FILE))
+        .map(|state| state_addresses(&state))
+        .unwrap_or_default()
+}
+
+/// What a reconciliation changed before the apply.
+#[derive(Debug, Default)]
+struct Reconciled {
+    /// In the state, not in the cloud: forgotten, to be created.
+    forgotten: Vec<String>,
+    /// In the cloud, not in the state: imported.
+    imported: Vec<String>,
+}
+
+/// Makes the checked-out state in `dir` agree with what exists in the cloud: forgets what
+/// the cloud does not have and writes import blocks for what the state lacks.
+fn reconcile(
+    work: &ClusterWork,
+    blueprint: &Blueprint,
+    cluster: uuid::Uuid,
+    dir: &Path,
+) -> std::io::Result<Reconciled> {
+    let Some(record) = existing_resources(&work.rendering, blueprint, cluster)? else {
+        return Ok(Reconciled::default());
+    };
+    let exists: BTreeSet<&str> = record.existing.iter().map(|r| r.address.as_str()).collect();
+    let vanished: BTreeSet<String> = recorded_addresses(dir)
+        .into_iter()
+        .filter(|a| record.declared.contains(a) && !exists.contains(a.as_str()))
+        .collect();
+    let forgotten = if vanished.is_empty() {
+        Vec::new()
+    } else {
+        forget(&dir.join(LOCAL_STATE_FILE), &vanished)?
+    };
+    let imported = write_imports(dir, &recorded_addresses(dir), &record.existing)?;
+    if !forgotten.is_empty() || !imported.is_empty() {
+        tracing::warn!(%cluster, forgotten = forgotten.len(), imported = imported.len(), "reconciled the state with what exists before applying");
+    }
+    Ok(Reconciled {
+        forgotten,
+        imported,
+    })
 }
 
 /// `plan -detailed-exitcode` against the cluster's state, under its lock, applying
@@ -79,10 +174,13 @@ pub(super) async fn detect_drift(
 ) -> Result<DriftReport, ActivityError> {
     let (_, terraform_dir) = cluster_workspace(work, &check.cluster, &check.target)?;
     let remote = remote_state(work, &check.target, &check.storage).await?;
-    let lease = take_lock(work, ctx, &remote, "OperationTypePlan").await?;
+    let (lease, broken) = take_lock(work, ctx, &remote, "OperationTypePlan").await?;
     let terraform = with_env(&work.terraform, work);
     let cluster_id = check.cluster.id;
     let mut writer = work.step_logs.writer(ctx, work.rendering.masker());
+    if let Some(broken) = &broken {
+        writer.line("warn", broken);
+    }
     let mut log = |m: &TerraformMessage| log_line(cluster_id, m, &mut writer);
     let outcome = supervised(ctx, async {
         lease.check_out(&terraform_dir).await?;
@@ -175,46 +273,59 @@ fn with_env(terraform: &Terraform, work: &ClusterWork) -> Terraform {
         .fold(terraform.clone(), |tf, (k, v)| tf.with_env(k, v))
 }
 
-/// Takes the state lock, breaking it first if an earlier attempt of this step left it
-/// behind when its worker died.
+/// Takes the state lock, breaking it first if an earlier attempt of this step, or a worker
+/// that is gone, left it behind; returns the lease and, if a lock was broken, why (for the
+/// step's log).
 async fn take_lock(
     work: &ClusterWork,
     ctx: &ActivityContext,
     remote: &RemoteState,
     operation: &str,
-) -> Result<StateLease, ActivityError> {
+) -> Result<(StateLease, Option<String>), ActivityError> {
     let info = ctx.info();
-    let holder = format!(
-        "{} {}/{} attempt {}",
-        work.worker_name,
+    let me = LockHolder::this_process(
+        &work.worker_name,
         info.workflow_id.as_deref().unwrap_or("-"),
-        info.activity_id,
-        info.attempt
+        info.workflow_run_id.as_deref().unwrap_or("-"),
+        &info.activity_id,
+        info.attempt,
     );
-    match remote.lock(operation, &holder).await {
-        Ok(lease) => Ok(lease),
-        Err(TerraformError::Locked(lock)) => {
-            let scheduled = info
-                .current_attempt_scheduled_time
-                .unwrap_or_else(SystemTime::now);
-            let policy = StaleLockPolicy {
-                grace: work.stale_lock_grace,
-            };
-            if !is_stale(&lock, info.attempt, scheduled, SystemTime::now(), policy) {
-                return Err(terraform_failure(TerraformError::Locked(lock)));
-            }
-            tracing::warn!(lock = %lock.id, holder = %lock.who, created = %lock.created, "breaking a state lock left by a dead attempt");
-            remote
-                .break_lock(&lock.id)
-                .await
-                .map_err(terraform_failure)?;
-            remote
-                .lock(operation, &holder)
-                .await
-                .map_err(terraform_failure)
-        }
-        Err(other) => Err(terraform_failure(other)),
+    let who = format!(
+        "{} {}/{} attempt {}",
+        work.worker_name, me.workflow_id, me.activity_id, me.attempt
+    );
+    let lock = match remote.lock_with_info(operation, &who, &me.to_info()).await {
+        Ok(lease) => return Ok((lease, None)),
+        Err(TerraformError::Locked(lock)) => lock,
+        Err(other) => return Err(terraform_failure(other)),
+    };
+    let scheduled = info
+        .current_attempt_scheduled_time
+        .unwrap_or_else(SystemTime::now);
+    let policy = StaleLockPolicy {
+        grace: work.stale_lock_grace,
+    };
+    let verdict = judge(&lock, &me, scheduled, SystemTime::now(), policy);
+    if !verdict.is_dead() {
+        return Err(terraform_failure(TerraformError::Locked(lock)));
     }
+    let at_once = !matches!(verdict, LockVerdict::StaleAfterGrace);
+    tracing::warn!(lock = %lock.id, holder = %lock.who, created = %lock.created, %verdict, at_once, "breaking a state lock left by a dead attempt");
+    remote
+        .break_lock(&lock.id)
+        .await
+        .map_err(terraform_failure)?;
+    let lease = remote
+        .lock_with_info(operation, &who, &me.to_info())
+        .await
+        .map_err(terraform_failure)?;
+    let when = if at_once {
+        "at once"
+    } else {
+        "after the grace"
+    };
+    let line = format!("state lock held by {} broken {when}: {verdict}", lock.who);
+    Ok((lease, Some(line)))
 }
 
 /// The addresses of the cluster resource itself, which a plan may not remove by accident.

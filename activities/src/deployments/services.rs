@@ -144,6 +144,7 @@ pub(super) async fn deploy(
         chart,
         timeout,
         wait: false,
+        step: Some(crate::step_log::step_identity(ctx)),
     };
     let mut writer = work.work.step_logs.writer(ctx, cluster.masker.clone());
     let installed = {
@@ -210,6 +211,7 @@ pub(super) async fn roll_back(
                 chart: Chart::Local(work.work.charts_dir.join(APP_CHART)),
                 timeout,
                 wait: false,
+                step: None,
             };
             writer.line(
                 "info",

@@ -17,9 +17,11 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 use zeroize::Zeroizing;
 
+use super::desired::{DESIRED_LABEL, desired_digest};
 use super::error::HelmError;
 use super::release::{Chart, Installed, Recovery, Release, ReleaseInfo, Revision};
 use super::render::Rendered;
+use crate::process_group::GroupWatchdog;
 
 /// A kubeconfig document. It carries credentials: `Debug` does not print it,
 /// its memory is zeroed on drop, and on disk it only exists as a 0600 file in a
@@ -230,6 +232,20 @@ impl Helm {
         let recovered = self
             .recover_pending(kubeconfig, release, log, cancel.as_mut())
             .await?;
+        let desired = desired_digest(&release.chart, values, release.step.as_deref())?;
+        if recovered.is_none()
+            && let Some(current) = self.holding(kubeconfig, release, &desired).await?
+        {
+            log(&format!(
+                "release {} is at revision {} (deployed), which this step already made with this chart and these values: nothing to upgrade",
+                release.name, current.revision
+            ));
+            return Ok(Installed {
+                release: current,
+                recovered: None,
+                unchanged: true,
+            });
+        }
         let scratch = Scratch::new()?;
         let config = scratch.kubeconfig(kubeconfig)?;
         let values = scratch.values(values)?;
@@ -247,6 +263,8 @@ impl Helm {
                 format!("--history-max={}", self.history_max),
                 // NOTES templates commonly echo values (generated passwords).
                 "--hide-notes".into(),
+                // What this revision holds, for a retry to recognise (see `desired`).
+                format!("--labels={DESIRED_LABEL}={desired}"),
             ]
             .map(OsString::from),
         );
@@ -266,7 +284,73 @@ impl Helm {
         Ok(Installed {
             release: info,
             recovered,
+            unchanged: false,
         })
+    }
+
+    /// The release's current revision if it is deployed and holds `desired` (its label
+    /// says so): an upgrade to it would only add an identical revision.
+    async fn holding(
+        &self,
+        kubeconfig: &Kubeconfig,
+        release: &Release,
+        desired: &str,
+    ) -> Result<Option<ReleaseInfo>, HelmError> {
+        let Some(labels) = self
+            .labels(kubeconfig, &release.name, &release.namespace)
+            .await?
+        else {
+            return Ok(None);
+        };
+        if labels.get(DESIRED_LABEL).map(String::as_str) != Some(desired) {
+            return Ok(None);
+        }
+        Ok(self
+            .status(kubeconfig, &release.name, &release.namespace)
+            .await?
+            .filter(|info| info.status == super::ReleaseStatus::Deployed))
+    }
+
+    /// The labels of the release's current revision (`get metadata`); `None` if there is
+    /// no such release.
+    async fn labels(
+        &self,
+        kubeconfig: &Kubeconfig,
+        name: &str,
+        namespace: &str,
+    ) -> Result<Option<std::collections::BTreeMap<String, String>>, HelmError> {
+        #[derive(Deserialize)]
+        struct Metadata {
+            #[serde(default)]
+            labels: Option<std::collections::BTreeMap<String, String>>,
+        }
+        let scratch = Scratch::new()?;
+        let config = scratch.kubeconfig(kubeconfig)?;
+        let mut args: Vec<OsString> = vec![
+            "get".into(),
+            "metadata".into(),
+            name.into(),
+            "--output=json".into(),
+        ];
+        args.extend(self.cluster_args(&config, namespace));
+        let done = self
+            .run(
+                "get metadata",
+                &args,
+                Output::Capture,
+                &mut |_| {},
+                std::future::pending(),
+            )
+            .await?;
+        match self.expect_success("get metadata", name, done) {
+            Ok(done) => {
+                let metadata: Metadata = serde_json::from_str(&done.stdout)
+                    .map_err(|e| HelmError::Output(format!("helm get metadata -o json: {e}")))?;
+                Ok(Some(metadata.labels.unwrap_or_default()))
+            }
+            Err(HelmError::ReleaseNotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     async fn recover_pending(
@@ -565,23 +649,15 @@ impl Helm {
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // Its own process group: a Ctrl-C meant for the worker must not reach
-            // helm mid-upgrade; the worker decides when helm is interrupted.
-            .process_group(0);
+            .stderr(Stdio::piped());
         for key in OVERRIDING_ENV {
             command.env_remove(key);
         }
-        #[cfg(target_os = "linux")]
-        // SAFETY: prctl is async-signal-safe and only changes this child's own settings.
-        unsafe {
-            command.pre_exec(|| {
-                // A worker that dies must not leave helm running unsupervised: the
-                // release it leaves pending is recovered by the retry instead.
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        // Its own process group, which dies with this worker (and whenever this call ends):
+        // a Ctrl-C meant for the worker must not reach helm mid-upgrade, and a worker that
+        // dies must not leave helm running unsupervised; the release it leaves pending is
+        // recovered by the retry instead.
+        let _group = GroupWatchdog::arm(&mut command).map_err(HelmError::Spawn)?;
         tracing::debug!(command = command_name, "running helm");
         let mut child = command.spawn().map_err(HelmError::Spawn)?;
         let pid = child.id();

@@ -4,6 +4,7 @@
 //! into retryable and terminal [`HelmError`]s.
 
 mod cli;
+mod desired;
 mod error;
 mod release;
 mod render;

@@ -55,6 +55,13 @@ pub struct Release {
     /// Whether helm itself waits for the resources (and rolls back on timeout). False:
     /// helm applies and returns, and the caller watches the rollout.
     pub wait: bool,
+    /// The step asking (workflow run and activity), if any. An upgrade finding the release
+    /// at a deployed revision that this step made with the same chart and values is a
+    /// no-op: a retry of the step makes no second revision. Another step's identical
+    /// request still makes one (each deployment is its own revision; maintenance
+    /// re-applies).
+    #[serde(default)]
+    pub step: Option<String>,
 }
 
 /// `info.status` of a release revision.
@@ -198,6 +205,9 @@ pub enum Recovery {
 pub struct Installed {
     pub release: ReleaseInfo,
     pub recovered: Option<Recovery>,
+    /// The release already held this chart and these values: no new revision was made.
+    #[serde(default)]
+    pub unchanged: bool,
 }
 
 #[cfg(test)]

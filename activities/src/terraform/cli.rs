@@ -13,6 +13,7 @@ use tokio::process::Command;
 use super::error::TerraformError;
 use super::messages::{ChangeSummary, Diagnostic, LockInfo, TerraformMessage};
 use super::plan::{PlanGuard, PlanReport};
+use crate::process_group::GroupWatchdog;
 
 /// The saved plan inside a working directory.
 pub const PLAN_FILE: &str = "windlass.tfplan";
@@ -258,21 +259,14 @@ impl Terraform {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            // Its own process group: a Ctrl-C meant for the worker must not reach terraform
-            // mid-apply; the worker decides when terraform is interrupted.
-            .process_group(0)
             // Dropped only when its run lost the state lock: it must stop writing.
             .kill_on_drop(true);
-        #[cfg(target_os = "linux")]
-        // SAFETY: prctl is async-signal-safe and only changes this child's own settings.
-        unsafe {
-            command.pre_exec(|| {
-                // A worker that dies must not leave terraform running unsupervised; its
-                // lock is then recovered by the retry (see `super::locks`).
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        // Its own process group, which dies with this worker and whenever this call ends or
+        // is dropped: a Ctrl-C meant for the worker must not reach terraform mid-apply, and
+        // nothing terraform started (provisioners, providers) may outlive the attempt and
+        // create what the retry then creates again. Its lock is then recovered by the retry
+        // (see `super::locks`).
+        let _group = GroupWatchdog::arm(&mut command).map_err(TerraformError::Spawn)?;
         let mut child = command.spawn().map_err(TerraformError::Spawn)?;
         let pid = child.id();
         let stdout = child.stdout.take().expect("stdout is piped");
@@ -369,7 +363,7 @@ fn expect_success(command: &str, done: Finished) -> Result<Finished, TerraformEr
 
 fn failure(command: &str, done: Finished) -> TerraformError {
     if let Some(lock) = done.diagnostics.iter().find_map(LockInfo::from_diagnostic) {
-        return TerraformError::Locked(lock);
+        return TerraformError::Locked(Box::new(lock));
     }
     TerraformError::Failed {
         command: command.to_owned(),

@@ -6,7 +6,7 @@ use super::plan::ResourceChange;
 pub enum TerraformError {
     /// Another run holds the state lock: wait for it, or recover it if its holder is dead.
     #[error("terraform state is locked by {} since {} (lock {})", .0.who, .0.created, .0.id)]
-    Locked(LockInfo),
+    Locked(Box<LockInfo>),
     /// The plan would replace or destroy something the request did not allow to go.
     #[error("refusing a plan that would {}", describe_refusal(.0))]
     Refused(Vec<ResourceChange>),

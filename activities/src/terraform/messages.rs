@@ -83,6 +83,8 @@ pub struct LockInfo {
     pub operation: String,
     pub who: String,
     pub created: String,
+    /// Terraform's free-form `Info`: Windlass writes its [`super::LockHolder`] there.
+    pub info: String,
 }
 
 impl LockInfo {
@@ -103,6 +105,7 @@ impl LockInfo {
                 "Operation" => info.operation = value,
                 "Who" => info.who = value,
                 "Created" => info.created = value,
+                "Info" => info.info = value,
                 _ => {}
             }
         }

@@ -5,11 +5,17 @@ mod error;
 mod locks;
 mod messages;
 mod plan;
+mod reconcile;
 mod remote_state;
 
 pub use cli::{PLAN_FILE, Plan, Terraform};
 pub use error::TerraformError;
-pub use locks::{StaleLockPolicy, is_stale};
+pub use locks::{LockHolder, LockVerdict, StaleLockPolicy, is_stale, judge};
 pub use messages::{ChangeSummary, Diagnostic, LockInfo, TerraformMessage};
 pub use plan::{PlanGuard, PlanReport, ResourceChange};
-pub use remote_state::{BACKEND_OVERRIDE_FILE, RemoteState, StateLease, write_backend_override};
+pub use reconcile::{
+    ExistingResource, RECONCILE_IMPORTS_FILE, forget, state_addresses, write_imports,
+};
+pub use remote_state::{
+    BACKEND_OVERRIDE_FILE, LOCAL_STATE_FILE, RemoteState, StateLease, write_backend_override,
+};

@@ -27,7 +27,9 @@ use crate::object_store::{ObjectStore, StoreError};
 /// (it overrides the blueprint's `azurerm` backend block, which the user keeps).
 pub const BACKEND_OVERRIDE_FILE: &str = "windlass_backend_override.tf";
 const BACKEND_OVERRIDE: &str = "terraform {\n  backend \"local\" {}\n}\n";
-const LOCAL_STATE: &str = "terraform.tfstate";
+/// The state file terraform keeps in its working directory.
+pub const LOCAL_STATE_FILE: &str = "terraform.tfstate";
+const LOCAL_STATE: &str = LOCAL_STATE_FILE;
 const SYNC_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Terraform's lock-info JSON, as its own backends write it.
@@ -58,6 +60,7 @@ impl From<LockRecord> for LockInfo {
             who: r.who,
             // The format terraform prints, which `locks::is_stale` reads.
             created: r.created,
+            info: r.info,
         }
     }
 }
@@ -101,10 +104,21 @@ impl RemoteState {
 
     /// Takes the lock for `operation`, naming `holder` (worker and activity attempt).
     pub async fn lock(&self, operation: &str, holder: &str) -> Result<StateLease, TerraformError> {
+        self.lock_with_info(operation, holder, "").await
+    }
+
+    /// [`Self::lock`], with `info` in the lock's `Info` (a [`super::LockHolder`], which
+    /// lets a retry tell at once that the holder is dead).
+    pub async fn lock_with_info(
+        &self,
+        operation: &str,
+        holder: &str,
+        info: &str,
+    ) -> Result<StateLease, TerraformError> {
         let record = LockRecord {
             id: uuid::Uuid::new_v4().to_string(),
             operation: operation.to_owned(),
-            info: String::new(),
+            info: info.to_owned(),
             who: holder.to_owned(),
             version: String::new(),
             created: Utc::now()
@@ -134,7 +148,7 @@ impl RemoteState {
             });
         }
         match self.holder().await? {
-            Some(held) => Err(TerraformError::Locked(held)),
+            Some(held) => Err(TerraformError::Locked(Box::new(held))),
             // Released between our attempt and the read: let the caller try again.
             None => Err(TerraformError::Output(
                 "state lock changed hands; try again".into(),

@@ -86,6 +86,8 @@ struct StandInContext<'a> {
     cluster_seconds: u32,
     node_pool_seconds: u32,
     journal_path: Option<&'a str>,
+    /// Where the stand-in keeps what exists of this cluster (see `standin_existing_dir`).
+    existing_dir: Option<String>,
     kube_ca_pem: Option<&'a str>,
 }
 
@@ -108,7 +110,7 @@ pub(crate) fn render(
     let names = AwsNames::new(spec);
     let standin = match rendering {
         Rendering::Cloud => None,
-        Rendering::StandIn(options) => Some(standin_context(options)),
+        Rendering::StandIn(options) => Some(standin_context(options, spec)),
     };
     let flavour = if standin.is_some() {
         "standin"
@@ -174,13 +176,17 @@ pub(crate) fn render(
     Ok(Blueprint { files, inventory })
 }
 
-fn standin_context(options: &StandInOptions) -> StandInContext<'_> {
+fn standin_context<'a>(options: &'a StandInOptions, spec: &ClusterSpec) -> StandInContext<'a> {
     StandInContext {
         kube_api_url: &options.kube_api_url,
         create_seconds: options.create_seconds,
         cluster_seconds: options.create_seconds.saturating_mul(3),
         node_pool_seconds: options.create_seconds.saturating_mul(2),
         journal_path: options.journal_path.as_deref(),
+        existing_dir: options
+            .journal_path
+            .as_deref()
+            .map(|journal| super::standin_existing_dir(journal, spec.id)),
         kube_ca_pem: options.kube_ca_pem.as_deref(),
     }
 }

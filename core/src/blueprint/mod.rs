@@ -53,6 +53,15 @@ pub struct StandInOptions {
     pub kube_ca_pem: Option<String>,
 }
 
+/// The directory where the stand-in rendering records what exists of cluster `cluster`
+/// beside the journal `journal_path`: one file per resource, named after its address,
+/// holding the address; created when the resource is, removed when it is destroyed. It is
+/// the stand-in's cloud, which a retry asks what already exists (the journal only ever
+/// grows, and is shared by every cluster).
+pub fn standin_existing_dir(journal_path: &str, cluster: uuid::Uuid) -> String {
+    format!("{journal_path}.resources/{cluster}")
+}
+
 /// A rendered blueprint: file path (relative to the blueprint's root) to content, and the
 /// resources it creates.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
