@@ -87,7 +87,10 @@ pub(crate) async fn audit_proof(
 /// A succeeded verifying run (Azure access setup, AWS access verification) verifies its
 /// account. `Err(reason)` when another organisation verified the same account first (the
 /// run then ends failed); the reason does not say which organisation.
-pub(crate) async fn verify_account(store: &Store, run: &Run) -> Result<std::result::Result<(), String>> {
+pub(crate) async fn verify_account(
+    store: &Store,
+    run: &Run,
+) -> Result<std::result::Result<(), String>> {
     let Some(proof) = Proof::of(run) else {
         return Ok(Ok(()));
     };
@@ -113,7 +116,11 @@ pub(crate) async fn verify_account(store: &Store, run: &Run) -> Result<std::resu
 /// An AWS verification exists only to prove ownership: its failure (the role refused this
 /// organisation's ExternalId) is a refused proof, audited as such. A proof that lost the
 /// race was audited by [`verify_account`] already.
-pub(crate) async fn audit_refused_proof(store: &Store, run: &Run, error: Option<&str>) -> Result<()> {
+pub(crate) async fn audit_refused_proof(
+    store: &Store,
+    run: &Run,
+    error: Option<&str>,
+) -> Result<()> {
     if run.kind != WorkflowKind::AwsAccessVerify {
         return Ok(());
     }

@@ -226,6 +226,18 @@ pub fn mask_kubeconfig(masker: &mut Masker, kubeconfig: &str) {
     }
 }
 
+/// The step an activity attempt belongs to, the same for every attempt of it: workflow,
+/// workflow run and activity id.
+pub(crate) fn step_identity(ctx: &ActivityContext) -> String {
+    let info = ctx.info();
+    format!(
+        "{}/{}/{}",
+        info.workflow_id.as_deref().unwrap_or("-"),
+        info.workflow_run_id.as_deref().unwrap_or("-"),
+        info.activity_id
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,16 +254,4 @@ mod tests {
             "sent *** and ***"
         );
     }
-}
-
-/// The step an activity attempt belongs to, the same for every attempt of it: workflow,
-/// workflow run and activity id.
-pub(crate) fn step_identity(ctx: &ActivityContext) -> String {
-    let info = ctx.info();
-    format!(
-        "{}/{}/{}",
-        info.workflow_id.as_deref().unwrap_or("-"),
-        info.workflow_run_id.as_deref().unwrap_or("-"),
-        info.activity_id
-    )
 }

@@ -251,6 +251,32 @@ impl Authenticated {
         action: &str,
         handed: &[Role],
     ) -> Result<Caller, Problem> {
+        self.authorize_handing(state, organization_id, action, handed, true)
+            .await
+    }
+
+    /// As [`Self::authorize_grant`] for taking roles away: only the ceiling applies, not
+    /// the form of a new grant, so a role stored before today's rules (an environment-type
+    /// grant without a project, a scope naming a deleted project) can still be removed.
+    pub async fn authorize_removal(
+        &self,
+        state: &AppState,
+        organization_id: Uuid,
+        action: &str,
+        taken: &[Role],
+    ) -> Result<Caller, Problem> {
+        self.authorize_handing(state, organization_id, action, taken, false)
+            .await
+    }
+
+    async fn authorize_handing(
+        &self,
+        state: &AppState,
+        organization_id: Uuid,
+        action: &str,
+        handed: &[Role],
+        check_form: bool,
+    ) -> Result<Caller, Problem> {
         let (caller, roles) = self.roles_in(state, organization_id).await?;
         if !rbac::allows(&roles, Permission::MembersManage, &Target::default()) {
             return deny(
@@ -263,7 +289,7 @@ impl Authenticated {
             .await;
         }
         for role in handed {
-            if let Err(problem) = well_formed(state, organization_id, role).await {
+            if check_form && let Err(problem) = well_formed(state, organization_id, role).await {
                 let refused: Result<Caller, Problem> = Err(problem);
                 caller
                     .record(

@@ -584,3 +584,57 @@ async fn bindings_mappings_and_tokens_are_listed_and_taken_back_but_never_the_la
         role: BuiltInRole::Viewer,
     };
 }
+
+#[tokio::test]
+async fn a_binding_stored_before_todays_rules_can_still_be_taken_back() {
+    let stack = Stack::without_worker().await;
+    let (org, _) = stack.organization_with_azure_account().await;
+    // An environment-type grant without a project: what bindings looked like before
+    // grants had to name one. It covers nothing now, and must not be stuck forever.
+    let legacy = Role::Custom {
+        name: "preview-deployer".to_owned(),
+        grants: vec![windlass_core::rbac::Grant {
+            permission: Permission::EnvironmentsDeploy,
+            scope: Scope::EnvironmentType {
+                project_id: None,
+                environment: Environment::Preview,
+            },
+        }],
+    };
+    let subject = format!("user:{}", Uuid::new_v4().simple());
+    let binding = stack.store.bind_role(org, &subject, &legacy).await.unwrap();
+    // Handing it out again is refused as malformed...
+    let bindings = format!("/v1/organizations/{org}/role-bindings");
+    let (status, _, refused) = stack
+        .api
+        .post(
+            &bindings,
+            json!({"subject": subject, "role": serde_json::to_value(&legacy).unwrap()}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused:#}");
+    // ...but taking it back is only the ceiling's business.
+    let (status, _, body) = stack
+        .api
+        .delete(&format!("{bindings}/{}", binding.id))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body:#}");
+    let (_, listed) = stack.api.get(&bindings).await;
+    assert!(
+        !listed.to_string().contains(&subject),
+        "the legacy binding is gone: {listed:#}"
+    );
+    let audit = stack
+        .store
+        .audit_entries(org, &Default::default())
+        .await
+        .unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "access.delete_role_binding"
+                && e.result == windlass_core::audit::AuditResult::Success),
+        "{audit:?}"
+    );
+}

@@ -107,7 +107,7 @@ pub(super) async fn delete_group_mapping(
     let found = state.store.group_mapping(organization_id, mapping_id).await;
     let mapping = super::existing(&state, &authn, organization_id, found).await?;
     let caller = authn
-        .authorize_grant(
+        .authorize_removal(
             &state,
             organization_id,
             "access.delete_group_mapping",

@@ -106,7 +106,7 @@ pub(super) async fn delete_connection(
         .map(|m| m.role)
         .collect();
     let caller = authn
-        .authorize_grant(
+        .authorize_removal(
             &state,
             organization_id,
             "access.delete_identity_connection",

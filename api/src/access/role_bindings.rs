@@ -137,7 +137,7 @@ pub(super) async fn delete_role_binding(
     let found = state.store.role_binding(organization_id, binding_id).await;
     let binding = super::existing(&state, &authn, organization_id, found).await?;
     let caller = authn
-        .authorize_grant(
+        .authorize_removal(
             &state,
             organization_id,
             "access.delete_role_binding",
@@ -184,7 +184,7 @@ pub(super) async fn remove_member(
     // with nothing bound, for any member manager, who then learns it is not found).
     let held: Vec<Role> = bindings.iter().map(|b| b.role.clone()).collect();
     let caller = authn
-        .authorize_grant(&state, organization_id, "access.remove_member", &held)
+        .authorize_removal(&state, organization_id, "access.remove_member", &held)
         .await?;
     let removed = if bindings.is_empty() {
         Err(Problem::not_found(format!(
