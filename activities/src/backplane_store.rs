@@ -159,22 +159,31 @@ impl RunBackplane for StoreBackplane {
             OutcomeStatus::Cancelled => RunStatus::Cancelled,
         };
         let mut error = outcome.error.clone();
-        // Before the end is recorded, so a setup whose proof lost the race ends failed.
-        if status == RunStatus::Succeeded
-            && let Some(run) = self.store.run_by_id(run_id).await?
-            && run.finished_at.is_none()
-            && let Err(reason) = account_proof::verify_account(&self.store, &run).await?
-        {
-            status = RunStatus::Failed;
-            error = Some(reason);
-        }
-        // Before the end is recorded (and so before `workflow.finished`): a retry after a
-        // failed append finds the run unfinished and audits again, never not at all.
-        if outcome.status == OutcomeStatus::Failed
-            && let Some(run) = self.store.run_by_id(run_id).await?
-            && run.finished_at.is_none()
-        {
-            account_proof::audit_refused_proof(&self.store, &run, error.as_deref()).await?;
+        // What the run proves about its cloud account is settled before its end is
+        // recorded (and so before `workflow.finished`), read once from the unfinished run:
+        // a setup whose proof lost the race ends failed, and a retry after a failed audit
+        // append finds the run unfinished and audits again, never not at all.
+        let unfinished = match outcome.status {
+            OutcomeStatus::Cancelled => None,
+            OutcomeStatus::Succeeded | OutcomeStatus::Failed => self
+                .store
+                .run_by_id(run_id)
+                .await?
+                .filter(|run| run.finished_at.is_none()),
+        };
+        if let Some(run) = &unfinished {
+            match outcome.status {
+                OutcomeStatus::Succeeded => {
+                    if let Err(reason) = account_proof::verify_account(&self.store, run).await? {
+                        status = RunStatus::Failed;
+                        error = Some(reason);
+                    }
+                }
+                OutcomeStatus::Failed => {
+                    account_proof::audit_refused_proof(&self.store, run, error.as_deref()).await?;
+                }
+                OutcomeStatus::Cancelled => {}
+            }
         }
         self.store
             .record_run_end(
