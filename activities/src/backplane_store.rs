@@ -11,7 +11,7 @@ use windlass_core::runs::{Run, RunStatus, WorkflowKind};
 use windlass_core::secrets::{SecretRef, resolve_sealed_for_run};
 use windlass_core::step_logs::LogLine;
 use windlass_core::{Error, Result, Store};
-use windlass_workflows::cluster_contracts::UpgradeClusterInput;
+use windlass_workflows::cluster_contracts::{DeleteClusterInput, UpgradeClusterInput};
 use windlass_workflows::contracts::{OutcomeStatus, RunOutcome};
 use windlass_workflows::deployment_contracts::{
     BeginDeployment, DeploymentStart, DropQueued, FinishDeployment,
@@ -38,30 +38,38 @@ impl StoreBackplane {
 
     /// A succeeded upgrade moves the cluster's spec to its new version (idempotent: a
     /// repeated delivery sets the same version).
-    async fn apply_to_cluster(&self, run_id: Uuid) -> Result<()> {
-        let Some(run) = self.store.run_by_id(run_id).await? else {
-            return Ok(());
-        };
-        if run.kind != WorkflowKind::UpgradeCluster {
-            return Ok(());
+    /// What a successful cluster run changes in the read model, applied while the run
+    /// still holds its cluster (so a maintenance waiting for it reads the cluster as the
+    /// run left it). Workflows since `CLUSTER_CHANGE_IS_ITS_OWN_STEP` apply it in a step
+    /// of their own first; repeating it here changes nothing.
+    async fn apply_to_cluster(&self, run: &Run) -> Result<()> {
+        match run.kind {
+            WorkflowKind::UpgradeCluster => {
+                let Ok(input) = serde_json::from_value::<UpgradeClusterInput>(run.input.clone())
+                else {
+                    tracing::error!(run_id = %run.id, "an upgrade run's input is unreadable");
+                    return Ok(());
+                };
+                self.store
+                    .record_cluster_version(
+                        run.organization_id,
+                        input.cluster.id,
+                        &input.to_version,
+                    )
+                    .await
+            }
+            WorkflowKind::DeleteCluster => {
+                let Ok(input) = serde_json::from_value::<DeleteClusterInput>(run.input.clone())
+                else {
+                    tracing::error!(run_id = %run.id, "a delete run's input is unreadable");
+                    return Ok(());
+                };
+                self.store
+                    .mark_cluster_deleted(run.organization_id, input.cluster.id)
+                    .await
+            }
+            _ => Ok(()),
         }
-        let Ok(input) = serde_json::from_value::<UpgradeClusterInput>(run.input.clone()) else {
-            tracing::error!(%run_id, "an upgrade run's input is unreadable");
-            return Ok(());
-        };
-        let mut spec = match self
-            .store
-            .cluster(run.organization_id, input.cluster.id)
-            .await
-        {
-            Ok(spec) => spec,
-            Err(Error::NotFound { .. }) => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        spec.kubernetes_version = input.to_version;
-        spec.node_pool_version = None;
-        self.store.update_cluster_spec(&spec).await?;
-        Ok(())
     }
 }
 
@@ -185,6 +193,9 @@ impl RunBackplane for StoreBackplane {
                 OutcomeStatus::Cancelled => {}
             }
         }
+        if let Some(run) = unfinished.as_ref().filter(|_| status == RunStatus::Succeeded) {
+            self.apply_to_cluster(run).await?;
+        }
         self.store
             .record_run_end(
                 run_id,
@@ -194,9 +205,6 @@ impl RunBackplane for StoreBackplane {
                 "windlass-worker",
             )
             .await?;
-        if status == RunStatus::Succeeded {
-            self.apply_to_cluster(run_id).await?;
-        }
         tracing::info!(%run_id, status = status.as_str(), "run finished");
         Ok(())
     }

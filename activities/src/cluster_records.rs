@@ -6,9 +6,17 @@ use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use windlass_core::Store;
 use windlass_core::clusters::ClusterSpec;
-use windlass_workflows::cluster_contracts::{ClusterRef, record_activity_names};
+use windlass_core::runs::RunStatus;
+use windlass_workflows::cluster_contracts::{
+    ClusterChange, ClusterRef, HeldCluster, HoldCluster, ReleaseCluster, record_activity_names,
+};
+use windlass_workflows::contracts::OutcomeStatus;
 
-use crate::error::retryable_unless;
+use crate::error::{retryable, retryable_unless};
+
+/// How often a maintenance waiting for its cluster asks again: a provisioning or an
+/// upgrade takes minutes, so asking every few seconds only fills the history of attempts.
+const BUSY_RETRY: std::time::Duration = std::time::Duration::from_secs(15);
 
 pub struct ClusterRecords {
     store: Store,
@@ -37,5 +45,86 @@ impl ClusterRecords {
             Err(windlass_core::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(retryable_unless(!e.is_retryable(), e)),
         }
+    }
+
+    #[activity(name = record_activity_names::HOLD_CLUSTER)]
+    pub async fn hold_for_maintenance(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        request: HoldCluster,
+    ) -> Result<Option<HeldCluster>, ActivityError> {
+        let held = self
+            .store
+            .hold_cluster_for_maintenance(
+                request.cluster.organization_id,
+                request.cluster.cluster_id,
+                &request.workflow_id,
+                request.hold,
+            )
+            .await;
+        match held {
+            Ok(held) => Ok(held.map(|held| HeldCluster {
+                run_id: held.run.id,
+                cluster: held.cluster,
+            })),
+            // Another run has the cluster: wait for it (this is what serializes them).
+            Err(windlass_core::Error::Conflict(busy)) => {
+                tracing::info!(
+                    cluster_id = %request.cluster.cluster_id,
+                    workflow_id = %request.workflow_id,
+                    %busy,
+                    "maintenance waits for its cluster"
+                );
+                Err(retryable(busy, "ClusterBusy", Some(BUSY_RETRY)))
+            }
+            Err(e) => Err(retryable_unless(!e.is_retryable(), e)),
+        }
+    }
+
+    #[activity(name = record_activity_names::RELEASE_CLUSTER)]
+    pub async fn release_from_maintenance(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        release: ReleaseCluster,
+    ) -> Result<(), ActivityError> {
+        let status = match release.status {
+            OutcomeStatus::Succeeded => RunStatus::Succeeded,
+            OutcomeStatus::Failed => RunStatus::Failed,
+            OutcomeStatus::Cancelled => RunStatus::Cancelled,
+        };
+        // The first end wins: a hold a delete took back keeps its "cancelled".
+        self.store
+            .finish_run(release.run_id, status, None, release.error.as_deref())
+            .await
+            .map(|_| ())
+            .map_err(|e| retryable_unless(!e.is_retryable(), e))
+    }
+
+    #[activity(name = record_activity_names::RECORD_CHANGE)]
+    pub async fn record_change(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        change: ClusterChange,
+    ) -> Result<(), ActivityError> {
+        let recorded = match &change {
+            ClusterChange::Upgraded {
+                cluster,
+                kubernetes_version,
+            } => {
+                self.store
+                    .record_cluster_version(
+                        cluster.organization_id,
+                        cluster.cluster_id,
+                        kubernetes_version,
+                    )
+                    .await
+            }
+            ClusterChange::Deleted { cluster } => {
+                self.store
+                    .mark_cluster_deleted(cluster.organization_id, cluster.cluster_id)
+                    .await
+            }
+        };
+        recorded.map_err(|e| retryable_unless(!e.is_retryable(), e))
     }
 }

@@ -15,12 +15,13 @@ use windlass_core::clusters::parse_minor_version;
 use windlass_core::clusters::{ClusterSpec, NetworkSpec, NodePoolSpec};
 use windlass_core::maintenance::MaintenanceWindow;
 use windlass_core::rbac::{Permission, Target};
-use windlass_core::runs::{NewRun, Run, RunFilter, WorkflowKind};
+use windlass_core::runs::{NewRun, Run, RunFilter, RunStatus, WorkflowKind};
 use windlass_workflows::cluster_contracts::{
     AwsTarget, CloudTarget, DeleteClusterInput, MaintenanceInput, MaintenanceTask,
     ProvisionClusterInput, UpgradeClusterInput,
 };
 use windlass_workflows::contracts::AzureTarget;
+use windlass_workflows::engine::EngineError;
 
 use crate::AppState;
 use crate::authz::Authenticated;
@@ -237,6 +238,40 @@ async fn create(
             files: request.dry_run.then_some(blueprint.files),
         },
     ))
+}
+
+/// A delete does not wait for maintenance: the maintenance holding the cluster is asked
+/// to stop and its hold ends now (as cancelled), so the delete can take the cluster. What
+/// the maintenance was doing stops when its activities see the cancellation; terraform's
+/// state lock keeps the two apart meanwhile.
+async fn take_back_from_maintenance(state: &AppState, cluster_id: Uuid) -> Result<(), Problem> {
+    let target = windlass_core::store::cluster_target(cluster_id);
+    let Some(hold) = state.store.unfinished_run_for_target(&target).await? else {
+        return Ok(());
+    };
+    if hold.kind != WorkflowKind::ClusterMaintenance {
+        // Another operation: the delete answers 409 naming it.
+        return Ok(());
+    }
+    match state
+        .engine
+        .cancel(hold.engine_workflow_id(), "the cluster is being deleted")
+        .await
+    {
+        Ok(()) | Err(EngineError::NotFound(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    state
+        .store
+        .finish_run(
+            hold.id,
+            RunStatus::Cancelled,
+            None,
+            Some("taken back: the cluster is being deleted"),
+        )
+        .await?;
+    tracing::info!(%cluster_id, run_id = %hold.id, "maintenance stopped for a delete");
+    Ok(())
 }
 
 /// Cluster operations act as Windlass's multi-tenant application in the customer's tenant
@@ -476,6 +511,7 @@ async fn delete_cluster(
             cluster: spec,
             target: acting_target(&account, &state.config.azure_application_id),
         };
+        take_back_from_maintenance(&state, cluster_id).await?;
         let started = launch(
             &state,
             NewRun {

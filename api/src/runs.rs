@@ -274,7 +274,7 @@ pub(crate) async fn launch(state: &AppState, new: NewRun) -> Result<(StatusCode,
         }
         Err(error) => {
             // If Temporal did start it and only the answer was lost, the run is real.
-            if state.engine.describe(&run.workflow_id).await.is_ok() {
+            if state.engine.describe(run.engine_workflow_id()).await.is_ok() {
                 tracing::warn!(run_id = %run.id, %error, "start answer lost; workflow exists");
                 state.store.mark_run_started(run.id, "").await?;
             } else {
@@ -403,7 +403,7 @@ async fn get_run(
 /// A run the workflow could not record the end of (terminated, timed out, or its worker
 /// lost its database) still shows how it ended.
 pub(crate) async fn repair_from_engine(state: &AppState, run: Run) -> Result<Run, Problem> {
-    match state.engine.describe(&run.workflow_id).await {
+    match state.engine.describe(run.engine_workflow_id()).await {
         Ok(workflow) if workflow.status.is_finished() => {
             let error = (workflow.status != RunStatus::Succeeded)
                 .then(|| format!("workflow {}", workflow.status.as_str()));
@@ -486,7 +486,7 @@ async fn cancel(state: &AppState, organization_id: Uuid, run_id: Uuid) -> Result
     } else {
         state
             .engine
-            .cancel(&run.workflow_id, "cancelled through the API")
+            .cancel(run.engine_workflow_id(), "cancelled through the API")
             .await
     };
     match cancelled {

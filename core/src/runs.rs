@@ -18,10 +18,14 @@ pub enum WorkflowKind {
     DeleteCluster,
     DeployEnvironment,
     AwsAccessVerify,
+    /// A maintenance holding its cluster while it runs tasks inside the window. The
+    /// workflow is started by the cluster's schedule, not by the API; each stretch of work
+    /// between waits for a window is one run (see [`Run::engine_workflow_id`]).
+    ClusterMaintenance,
 }
 
 impl WorkflowKind {
-    pub const ALL: [WorkflowKind; 7] = [
+    pub const ALL: [WorkflowKind; 8] = [
         Self::AzureAccessSetup,
         Self::AzureAccessTeardown,
         Self::ProvisionCluster,
@@ -29,6 +33,7 @@ impl WorkflowKind {
         Self::DeleteCluster,
         Self::DeployEnvironment,
         Self::AwsAccessVerify,
+        Self::ClusterMaintenance,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -40,6 +45,7 @@ impl WorkflowKind {
             Self::DeleteCluster => "delete_cluster",
             Self::DeployEnvironment => "deploy_environment",
             Self::AwsAccessVerify => "aws_access_verify",
+            Self::ClusterMaintenance => "cluster_maintenance",
         }
     }
 
@@ -124,7 +130,28 @@ impl Run {
     pub fn id_from_workflow_id(workflow_id: &str) -> Option<Uuid> {
         workflow_id.strip_prefix("run-")?.parse().ok()
     }
+
+    /// The run's `workflow_id` for the `hold`-th time maintenance workflow `workflow_id`
+    /// holds its cluster: workflow ids are unique per run, and one maintenance can hold
+    /// its cluster several times (it lets go while it waits for the next window).
+    pub fn maintenance_hold_workflow_id(workflow_id: &str, hold: u32) -> String {
+        format!("{workflow_id}{MAINTENANCE_HOLD_SEPARATOR}{hold}")
+    }
+
+    /// The Temporal workflow this run is (or is a part of): what to describe or cancel.
+    pub fn engine_workflow_id(&self) -> &str {
+        match self.kind {
+            WorkflowKind::ClusterMaintenance => self
+                .workflow_id
+                .split_once(MAINTENANCE_HOLD_SEPARATOR)
+                .map_or(self.workflow_id.as_str(), |(workflow, _)| workflow),
+            _ => &self.workflow_id,
+        }
+    }
 }
+
+/// Neither `run-<uuid>` nor a schedule's workflow ids (`<schedule id>-run-<time>`) hold it.
+const MAINTENANCE_HOLD_SEPARATOR: &str = "#hold-";
 
 #[derive(Debug, Clone)]
 pub struct NewRun {

@@ -18,6 +18,7 @@ mod eks_provisioning;
 mod environment_queue;
 mod forged_payloads;
 mod helm_retry;
+mod maintenance_holds;
 mod histories;
 mod plaintext_scan;
 mod run_events;

@@ -280,6 +280,13 @@ pub struct MaintenanceReport {
     pub key_rotation: Option<KeyRotated>,
     /// Windows the run waited for, with the task that did not fit.
     pub deferrals: Vec<Deferral>,
+    /// The runs under which it held the cluster (one per stretch of work between waits
+    /// for a window), in order.
+    #[serde(default)]
+    pub holds: Vec<uuid::Uuid>,
+    /// The cluster was deleted before the maintenance could work on it.
+    #[serde(default)]
+    pub cluster_deleted: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -397,6 +404,48 @@ pub struct ClusterRef {
 
 pub mod record_activity_names {
     pub const CURRENT_SPEC: &str = "clusters.current_spec";
+    pub const HOLD_CLUSTER: &str = "clusters.hold_for_maintenance";
+    pub const RELEASE_CLUSTER: &str = "clusters.release_from_maintenance";
+    pub const RECORD_CHANGE: &str = "clusters.record_change";
+}
+
+/// What a cluster run did that Windlass's record of the cluster must show.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "change")]
+pub enum ClusterChange {
+    /// Control plane and node pools run this version.
+    Upgraded {
+        cluster: ClusterRef,
+        kubernetes_version: String,
+    },
+    /// Its cloud resources are gone.
+    Deleted { cluster: ClusterRef },
+}
+
+/// Maintenance asks for its cluster before it works on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldCluster {
+    pub cluster: ClusterRef,
+    /// The maintenance workflow's id.
+    pub workflow_id: String,
+    /// Which stretch of work of that workflow (1, 2, ...), so a retried request returns
+    /// the same hold and a later one is a new run.
+    pub hold: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeldCluster {
+    /// The run standing for the hold (kind `cluster_maintenance`, target `cluster:<id>`).
+    pub run_id: uuid::Uuid,
+    /// The cluster as it is now.
+    pub cluster: ClusterSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseCluster {
+    pub run_id: uuid::Uuid,
+    pub status: crate::contracts::OutcomeStatus,
+    pub error: Option<String>,
 }
 
 /// Activities on Windlass's read model of clusters.
@@ -408,6 +457,26 @@ impl ClusterRecordActivities {
     /// cluster is deleted.
     #[activity(name = record_activity_names::CURRENT_SPEC)]
     pub fn current_spec(_: ClusterRef) -> Result<Option<ClusterSpec>, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Holds the cluster for maintenance: fails (retryably) while another run holds it;
+    /// none once the cluster is deleted.
+    #[activity(name = record_activity_names::HOLD_CLUSTER)]
+    pub fn hold_for_maintenance(_: HoldCluster) -> Result<Option<HeldCluster>, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Lets go of the cluster (idempotent; a hold already taken back stays as it ended).
+    #[activity(name = record_activity_names::RELEASE_CLUSTER)]
+    pub fn release_from_maintenance(_: ReleaseCluster) -> Result<(), ActivityError> {
+        unimplemented!()
+    }
+
+    /// Records what an upgrade or a delete did (idempotent), before the run ends and lets
+    /// go of the cluster.
+    #[activity(name = record_activity_names::RECORD_CHANGE)]
+    pub fn record_change(_: ClusterChange) -> Result<(), ActivityError> {
         unimplemented!()
     }
 }

@@ -11,10 +11,10 @@ use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{WorkflowContext, WorkflowResult};
 
 use crate::cluster_contracts::{
-    ClusterActivities, ClusterRequest, DeleteClusterInput, DeleteClusterOutput,
-    LifecycleActivities, TerraformAction, TerraformRun,
+    ClusterActivities, ClusterChange, ClusterRecordActivities, ClusterRef, ClusterRequest,
+    DeleteClusterInput, DeleteClusterOutput, LifecycleActivities, TerraformAction, TerraformRun,
 };
-use crate::outcome::{ended, long_step, record, step};
+use crate::outcome::{bookkeeping, ended, long_step, record, step};
 
 #[workflow]
 #[derive(Default)]
@@ -76,6 +76,22 @@ async fn delete(
         )
         .await,
     )?;
+    if ctx.patched(crate::patches::CLUSTER_CHANGE_IS_ITS_OWN_STEP) {
+        ended(
+            ctx,
+            ctx.execute_activity(
+                ClusterRecordActivities::record_change,
+                ClusterChange::Deleted {
+                    cluster: ClusterRef {
+                        organization_id: input.cluster.organization_id,
+                        cluster_id: input.cluster.id,
+                    },
+                },
+                bookkeeping("record-deletion"),
+            )
+            .await,
+        )?;
+    }
     Ok(DeleteClusterOutput {
         terraform,
         resource_group_deleted,

@@ -18,3 +18,14 @@ pub const DEPLOY_CHILD_OUTLIVES_QUEUE: &str = "deploy-child-outlives-queue";
 /// replaces the run's own result: it is logged, and the API repairs the record from
 /// Temporal. Before: its failure became the run's failure.
 pub const BOOKKEEPING_NEVER_SPOILS_THE_RESULT: &str = "bookkeeping-never-spoils-the-result";
+
+/// `ClusterMaintenance` holds its cluster (as the cluster target's one unfinished run)
+/// while it works, lets go while it waits for a window, and takes the cluster again, as it
+/// is then, after every wait; a deleted cluster ends it. Before: it read the spec once and
+/// worked whatever else ran on the cluster.
+pub const MAINTENANCE_HOLDS_ITS_CLUSTER: &str = "maintenance-holds-its-cluster";
+
+/// `UpgradeCluster` and `DeleteCluster` record what they did to the cluster (its new
+/// version; that it is deleted) in a step of their own before the run's end is recorded.
+/// Before: recording the end applied the upgrade (and nothing recorded a delete).
+pub const CLUSTER_CHANGE_IS_ITS_OWN_STEP: &str = "cluster-change-is-its-own-step";

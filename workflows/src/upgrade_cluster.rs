@@ -11,10 +11,11 @@ use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{WorkflowContext, WorkflowResult, WorkflowTermination};
 
 use crate::cluster_contracts::{
-    ClusterActivities, ClusterRequest, MaintenanceActivities, TerraformAction, TerraformRun,
-    UpgradeClusterInput, UpgradeClusterOutput,
+    ClusterActivities, ClusterChange, ClusterRecordActivities, ClusterRef, ClusterRequest,
+    MaintenanceActivities, TerraformAction, TerraformRun, UpgradeClusterInput,
+    UpgradeClusterOutput,
 };
-use crate::outcome::{ended, long_step, record, step};
+use crate::outcome::{bookkeeping, ended, long_step, record, step};
 
 #[workflow]
 #[derive(Default)]
@@ -118,6 +119,23 @@ async fn upgrade(
         )
         .await,
     )?;
+    if ctx.patched(crate::patches::CLUSTER_CHANGE_IS_ITS_OWN_STEP) {
+        ended(
+            ctx,
+            ctx.execute_activity(
+                ClusterRecordActivities::record_change,
+                ClusterChange::Upgraded {
+                    cluster: ClusterRef {
+                        organization_id: input.cluster.organization_id,
+                        cluster_id: input.cluster.id,
+                    },
+                    kubernetes_version: input.to_version.clone(),
+                },
+                bookkeeping("record-version"),
+            )
+            .await,
+        )?;
+    }
     Ok(UpgradeClusterOutput {
         offered,
         control_plane,

@@ -15,7 +15,7 @@ impl Store {
             .await?;
         let json = serde_json::to_string(spec)
             .map_err(|e| Error::InvalidInput(format!("cluster spec: {e}")))?;
-        sqlx::query(
+        let inserted = sqlx::query(
             "INSERT INTO clusters (id, organization_id, cloud_account_id, name, spec, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
@@ -27,6 +27,7 @@ impl Store {
         .bind(crate::clock::to_db(spec.created_at))
         .execute(self.pool())
         .await
+        .map(|_| ())
         .map_err(|e| {
             if is_unique_violation(&e) {
                 Error::Conflict(format!(
@@ -36,8 +37,64 @@ impl Store {
             } else {
                 e.into()
             }
-        })?;
+        });
+        if let Err(conflict) = inserted {
+            if self.cluster_was_deleted(spec.organization_id, spec.id).await? {
+                return Err(Error::Conflict(format!(
+                    "cluster {} (the one this Idempotency-Key made) was deleted; \
+                     use a new key to make a new cluster",
+                    spec.id
+                )));
+            }
+            return Err(conflict);
+        }
         self.cluster(spec.organization_id, spec.id).await
+    }
+
+    async fn cluster_was_deleted(&self, organization_id: Uuid, id: Uuid) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT id FROM clusters WHERE id = $1 AND organization_id = $2 \
+             AND deleted_at IS NOT NULL",
+        )
+        .bind(id.to_string())
+        .bind(organization_id.to_string())
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.is_some())
+    }
+
+    /// A delete run succeeded: the cluster is gone for reads, upgrades, deploys and
+    /// maintenance, and its name is free again. Repeating it changes nothing.
+    pub async fn mark_cluster_deleted(&self, organization_id: Uuid, id: Uuid) -> Result<()> {
+        sqlx::query(
+            "UPDATE clusters SET deleted_at = $3, name = name || '#deleted-' || id \
+             WHERE id = $1 AND organization_id = $2 AND deleted_at IS NULL",
+        )
+        .bind(id.to_string())
+        .bind(organization_id.to_string())
+        .bind(crate::clock::now_db())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// An upgrade run brought the cluster to `version` (control plane and node pools).
+    /// Repeating it changes nothing; a deleted cluster is left as it is.
+    pub async fn record_cluster_version(
+        &self,
+        organization_id: Uuid,
+        id: Uuid,
+        version: &str,
+    ) -> Result<()> {
+        let mut spec = match self.cluster(organization_id, id).await {
+            Ok(spec) => spec,
+            Err(Error::NotFound { .. }) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        version.clone_into(&mut spec.kubernetes_version);
+        spec.node_pool_version = None;
+        self.update_cluster_spec(&spec).await?;
+        Ok(())
     }
 
     /// Replaces a cluster's desired spec (its id, organisation, account and name stay).
@@ -46,7 +103,8 @@ impl Store {
         let json = serde_json::to_string(spec)
             .map_err(|e| Error::InvalidInput(format!("cluster spec: {e}")))?;
         let updated = sqlx::query(
-            "UPDATE clusters SET spec = $1 WHERE id = $2 AND organization_id = $3 AND name = $4",
+            "UPDATE clusters SET spec = $1 \
+             WHERE id = $2 AND organization_id = $3 AND name = $4 AND deleted_at IS NULL",
         )
         .bind(json)
         .bind(spec.id.to_string())
@@ -61,7 +119,7 @@ impl Store {
     }
 
     pub async fn cluster(&self, organization_id: Uuid, id: Uuid) -> Result<ClusterSpec> {
-        let row = sqlx::query("SELECT spec FROM clusters WHERE id = $1 AND organization_id = $2")
+        let row = sqlx::query("SELECT spec FROM clusters WHERE id = $1 AND organization_id = $2 AND deleted_at IS NULL")
             .bind(id.to_string())
             .bind(organization_id.to_string())
             .fetch_optional(self.pool())
@@ -72,7 +130,8 @@ impl Store {
 
     pub async fn clusters(&self, organization_id: Uuid) -> Result<Vec<ClusterSpec>> {
         let rows = sqlx::query(
-            "SELECT spec FROM clusters WHERE organization_id = $1 ORDER BY created_at, id",
+            "SELECT spec FROM clusters WHERE organization_id = $1 AND deleted_at IS NULL \
+             ORDER BY created_at, id",
         )
         .bind(organization_id.to_string())
         .fetch_all(self.pool())

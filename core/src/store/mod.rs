@@ -8,6 +8,7 @@ mod cloud_accounts;
 mod clusters;
 mod environments;
 mod keys;
+mod maintenance_holds;
 mod organizations;
 mod role_bindings;
 mod runs;
@@ -22,6 +23,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor};
 
 pub use keys::WrappedKeyRow;
+pub use maintenance_holds::{MaintenanceHold, cluster_target};
 pub use secrets::SealedSecret;
 
 use crate::{Error, Result};

@@ -20,6 +20,15 @@ impl Store {
     /// different request it is refused. A target with an unfinished run is refused too, so
     /// a setup and a teardown of one account never overlap.
     pub async fn insert_run(&self, new: NewRun) -> Result<InsertedRun> {
+        self.insert_run_as(new, Run::workflow_id_for).await
+    }
+
+    /// As [`Store::insert_run`], for a run whose Temporal workflow id is not `run-<id>`.
+    pub(super) async fn insert_run_as(
+        &self,
+        new: NewRun,
+        workflow_id: impl FnOnce(Uuid) -> String,
+    ) -> Result<InsertedRun> {
         if let Some(existing) = self.run_for_idempotency_key(&new).await? {
             return same_request(existing, &new).map(InsertedRun::Existing);
         }
@@ -38,7 +47,7 @@ impl Store {
         .bind(new.organization_id.to_string())
         .bind(new.kind.as_str())
         .bind(&new.target)
-        .bind(Run::workflow_id_for(id))
+        .bind(workflow_id(id))
         .bind(new.idempotency_key.clone())
         .bind(&new.request_fingerprint)
         .bind(new.input.to_string())

@@ -202,6 +202,11 @@ impl Engine {
                         .into(),
                 ));
             }
+            WorkflowKind::ClusterMaintenance => {
+                return Err(EngineError::InvalidInput(
+                    "cluster_maintenance: maintenance starts from its cluster's schedule".into(),
+                ));
+            }
             WorkflowKind::ProvisionCluster => {
                 let input: ProvisionClusterInput =
                     serde_json::from_value(input).map_err(invalid)?;

@@ -110,18 +110,36 @@ impl Engine {
         }
     }
 
-    /// Removes the cluster's schedule (a deleted cluster has no maintenance); an absent
-    /// schedule counts as removed.
+    /// Removes the cluster's schedule (a deleted cluster has no maintenance) and cancels
+    /// the maintenance it started that is still going (waiting for a window or for the
+    /// cluster); an absent schedule counts as removed.
     pub async fn delete_maintenance_schedule(
         &self,
         cluster_id: uuid::Uuid,
     ) -> Result<(), EngineError> {
-        match self
+        let handle = self
             .client
-            .get_schedule_handle(maintenance_schedule_id(cluster_id))
-            .delete(Default::default())
-            .await
-        {
+            .get_schedule_handle(maintenance_schedule_id(cluster_id));
+        match handle.describe(Default::default()).await {
+            Ok(description) => {
+                for running in description.running_actions() {
+                    match self
+                        .cancel(&running.workflow_id, "the cluster is being deleted")
+                        .await
+                    {
+                        Ok(()) | Err(EngineError::NotFound(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            Err(ScheduleError::Rpc(status))
+                if status.code() == temporalio_client::tonic::Code::NotFound =>
+            {
+                return Ok(());
+            }
+            Err(e) => return Err(schedule_error(e)),
+        }
+        match handle.delete(Default::default()).await {
             Ok(()) => Ok(()),
             Err(ScheduleError::Rpc(status))
                 if status.code() == temporalio_client::tonic::Code::NotFound =>
