@@ -21,11 +21,12 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 const ENCODING_TAG: &[u8] = b"windlass.audit.v1";
 
 /// Upper bound on an entry's details: the log records facts, not payloads.
-const MAX_DETAILS_BYTES: usize = 16 * 1024;
+pub(crate) const MAX_DETAILS_BYTES: usize = 16 * 1024;
 
-/// Keys that name a credential. Details carrying one are refused outright, because an
-/// immutable log cannot be cleaned up afterwards.
-const SECRET_KEYS: [&str; 10] = [
+/// Keys that name a credential. Details carrying one are refused by `validate`, because an
+/// immutable log cannot be cleaned up afterwards; the store renames them first
+/// (`audit_sanitize.rs`), so an entry is never lost over a name.
+pub(crate) const SECRET_KEYS: [&str; 10] = [
     "password",
     "secret",
     "client_secret",

@@ -241,17 +241,27 @@ async fn entries_are_chained_filtered_and_kept_per_organization(store: &Store) {
     assert_eq!(report.head_seq, Some(5));
     assert_eq!(report.head_hash, Some(cancel.hash));
 
-    // Refused entries leave no trace in the chain.
+    // An entry is reshaped, never refused over its content (the change it records would go
+    // unrecorded): an email becomes a digest, a credential's key is renamed and its value
+    // digested. Only a malformed action (a bug in Windlass, not input) is refused.
+    let reshaped = store
+        .append_audit(NewAuditEntry {
+            actor: "ada@example.com".into(),
+            details: json!({"secret": "hunter2"}),
+            ..event(Some(acme), "runs.start")
+        })
+        .await
+        .unwrap();
+    assert!(reshaped.actor.starts_with("sha256:"), "{reshaped:?}");
+    assert!(!reshaped.details.to_string().contains("hunter2"));
+    assert!(reshaped.details.get("secret~renamed").is_some());
     assert!(
         store
-            .append_audit(NewAuditEntry {
-                actor: "ada@example.com".into(),
-                ..event(Some(acme), "runs.start")
-            })
+            .append_audit(event(Some(acme), "Runs Start"))
             .await
             .is_err()
     );
-    assert_eq!(store.verify_audit_chain().await.unwrap().entries_checked, 5);
+    assert_eq!(store.verify_audit_chain().await.unwrap().entries_checked, 6);
 }
 
 async fn the_database_refuses_update_and_delete(store: &Store) {

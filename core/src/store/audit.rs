@@ -136,6 +136,8 @@ impl Store {
     /// lock that conflicts with itself but not with readers), so two concurrent appends can
     /// never pick the same predecessor and fork the chain.
     pub async fn append_audit(&self, new: NewAuditEntry) -> Result<AuditEntry> {
+        // Reshaped, never refused over its content: the entry must be written.
+        let new = new.sanitized();
         new.validate()?;
         let mut tx = self.begin_audit_append().await?;
         let head = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
