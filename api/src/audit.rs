@@ -11,6 +11,7 @@ use windlass_core::audit::{
 };
 
 use windlass_core::rbac::Permission;
+use windlass_core::store::AuditedError;
 
 use crate::AppState;
 use crate::authz::Authenticated;
@@ -84,6 +85,67 @@ impl Caller {
         let entry = self.entry(organization_id, action, resource, result, details);
         if let Err(error) = state.store.append_audit(entry).await {
             tracing::error!(%error, action, "could not append to the audit log");
+        }
+    }
+}
+
+impl Caller {
+    /// Makes a change of Windlass's own records and its audit entry in one transaction:
+    /// if the entry cannot be written, the change does not happen (503, nothing to undo).
+    /// A change that fails is recorded as a failed attempt, as with [`Caller::record`].
+    pub async fn audited<T, C>(
+        &self,
+        state: &AppState,
+        organization_id: Option<Uuid>,
+        action: &str,
+        resource: impl FnOnce(Option<&T>) -> String,
+        details: serde_json::Value,
+        change: C,
+    ) -> Result<T, Problem>
+    where
+        C: for<'c> FnOnce(
+            &'c mut windlass_core::store::Connection,
+        ) -> futures::future::BoxFuture<'c, windlass_core::Result<T>>,
+    {
+        let mut resource = Some(resource);
+        let mut details = Some(details);
+        let made = state
+            .store
+            .audited(change, |value| {
+                let resource = resource.take().expect("called once")(Some(value));
+                let details = details.take().expect("called once");
+                self.entry(
+                    organization_id,
+                    action,
+                    resource,
+                    AuditResult::Success,
+                    details,
+                )
+            })
+            .await;
+        match made {
+            Ok((value, _)) => Ok(value),
+            Err(AuditedError::Change(error)) => {
+                let failed: Result<T, Problem> = Err(error.into());
+                let resource = resource.take().map(|r| r(None)).unwrap_or_default();
+                self.record(
+                    state,
+                    organization_id,
+                    action,
+                    resource,
+                    &failed,
+                    details.take().unwrap_or_default(),
+                )
+                .await;
+                failed
+            }
+            Err(AuditedError::Audit(error)) => {
+                tracing::error!(%error, action, "audit log unwritable: change refused");
+                Err(Problem::unavailable(
+                    "the audit log could not be written, so nothing was changed; try again",
+                    5,
+                ))
+            }
         }
     }
 }

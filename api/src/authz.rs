@@ -298,7 +298,8 @@ impl Authenticated {
                         action,
                         format!("organization:{organization_id}"),
                         &refused,
-                        serde_json::json!({}),
+                        // What was asked for, however large (the log cuts it with a digest).
+                        serde_json::json!({"role": role}),
                     )
                     .await;
                 return refused;

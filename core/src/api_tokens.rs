@@ -4,7 +4,7 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
@@ -28,6 +28,30 @@ pub struct ApiToken {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
+fn validate_token_request(name: &str, lifetime: Duration) -> Result<()> {
+    if lifetime <= Duration::zero() || lifetime > Duration::days(MAX_LIFETIME_DAYS) {
+        return Err(Error::InvalidInput(format!(
+            "an API token lives between 1 second and {MAX_LIFETIME_DAYS} days"
+        )));
+    }
+    if name.trim().is_empty() || name.len() > 100 {
+        return Err(Error::InvalidInput(
+            "token name: 1 to 100 characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn new_secret(id: Uuid) -> Result<Zeroizing<String>> {
+    // 256 random bits; a data key is exactly that.
+    let random = DataKey::generate()?;
+    Ok(Zeroizing::new(format!(
+        "{PREFIX}{}_{}",
+        id.simple(),
+        to_hex(random.expose_bytes())
+    )))
+}
+
 fn hash(token: &str) -> String {
     format!("{:x}", Sha256::digest(token.as_bytes()))
 }
@@ -41,25 +65,39 @@ impl Store {
         role: &Role,
         lifetime: Duration,
     ) -> Result<(ApiToken, Zeroizing<String>)> {
-        if lifetime <= Duration::zero() || lifetime > Duration::days(MAX_LIFETIME_DAYS) {
-            return Err(Error::InvalidInput(format!(
-                "an API token lives between 1 second and {MAX_LIFETIME_DAYS} days"
-            )));
-        }
-        if name.trim().is_empty() || name.len() > 100 {
-            return Err(Error::InvalidInput(
-                "token name: 1 to 100 characters".into(),
-            ));
-        }
+        let (id, secret) = self
+            .prepare_api_token(organization_id, name, lifetime)
+            .await?;
+        let mut conn = self.pool().acquire().await?;
+        let token = Self::insert_api_token_on(&mut conn, organization_id, id, name, role, &secret, lifetime)
+            .await?;
+        Ok((token, secret))
+    }
+
+    /// Validates a token request and makes its secret, without storing anything: the
+    /// caller stores it with [`Store::insert_api_token_on`] (inside [`Store::audited`]).
+    pub async fn prepare_api_token(
+        &self,
+        organization_id: Uuid,
+        name: &str,
+        lifetime: Duration,
+    ) -> Result<(Uuid, Zeroizing<String>)> {
+        validate_token_request(name, lifetime)?;
         self.organization(organization_id).await?;
         let id = Uuid::new_v4();
-        // 256 random bits; a data key is exactly that.
-        let random = DataKey::generate()?;
-        let secret = Zeroizing::new(format!(
-            "{PREFIX}{}_{}",
-            id.simple(),
-            to_hex(random.expose_bytes())
-        ));
+        Ok((id, new_secret(id)?))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn insert_api_token_on(
+        conn: &mut AnyConnection,
+        organization_id: Uuid,
+        id: Uuid,
+        name: &str,
+        role: &Role,
+        secret: &Zeroizing<String>,
+        lifetime: Duration,
+    ) -> Result<ApiToken> {
         let now = Utc::now();
         sqlx::query(
             "INSERT INTO api_tokens (id, organization_id, name, token_hash, role, created_at, \
@@ -68,11 +106,11 @@ impl Store {
         .bind(id.to_string())
         .bind(organization_id.to_string())
         .bind(name.trim())
-        .bind(hash(&secret))
+        .bind(hash(secret))
         .bind(serde_json::to_string(role).map_err(|e| Error::InvalidInput(e.to_string()))?)
         .bind(clock::to_db(now))
         .bind(clock::to_db(now + lifetime))
-        .execute(self.pool())
+        .execute(&mut *conn)
         .await
         .map_err(|e| {
             if is_unique_violation(&e) {
@@ -81,7 +119,15 @@ impl Store {
                 e.into()
             }
         })?;
-        Ok((self.api_token(organization_id, id).await?, secret))
+        let row = sqlx::query(
+            "SELECT id, organization_id, name, role, created_at, expires_at, revoked_at \
+             FROM api_tokens WHERE id = $1 AND organization_id = $2",
+        )
+        .bind(id.to_string())
+        .bind(organization_id.to_string())
+        .fetch_one(&mut *conn)
+        .await?;
+        token_from_row(&row)
     }
 
     pub async fn api_token(&self, organization_id: Uuid, id: Uuid) -> Result<ApiToken> {

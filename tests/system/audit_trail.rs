@@ -94,3 +94,106 @@ async fn state_changes_and_workflow_ends_are_audited_and_tampering_is_detected()
     assert!(!intact, "{report}");
     assert!(report.contains(&format!("seq {seq}")), "{report}");
 }
+
+/// The database refuses this test's chosen entries, as a full disk, a revoked grant or a
+/// lost connection would refuse any.
+async fn refuse_entries(stack: &Stack, actions: &[&str]) {
+    let list = actions
+        .iter()
+        .map(|a| format!("'{a}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    sqlx::query(&format!(
+        "CREATE TRIGGER refuse_entries BEFORE INSERT ON audit_log \
+         WHEN NEW.action IN ({list}) BEGIN SELECT RAISE(ABORT, 'forced append failure'); END"
+    ))
+    .execute(stack.store.pool_for_tests())
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_grant_whose_audit_entry_cannot_be_written_does_not_happen() {
+    let stack = Stack::without_worker().await;
+    let org = stack.organization().await;
+    let base = format!("/v1/organizations/{org}");
+    let (_, bindings_before) = stack.api.get(&format!("{base}/role-bindings")).await;
+    let (_, tokens_before) = stack.api.get(&format!("{base}/api-tokens")).await;
+    refuse_entries(&stack, &["access.bind_role", "access.issue_api_token"]).await;
+
+    let admin = serde_json::json!({"type": "built_in", "role": "admin"});
+    let (status, _, refused) = stack
+        .api
+        .post(
+            &format!("{base}/role-bindings"),
+            serde_json::json!({"subject": format!("user:{}", uuid::Uuid::new_v4().simple()),
+                "role": admin}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{refused}");
+    let (status, _, refused) = stack
+        .api
+        .post(
+            &format!("{base}/api-tokens"),
+            serde_json::json!({"name": "backdoor", "role": admin, "expires_in_days": 30}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{refused}");
+    // Nothing was granted: what an auditor would check.
+    assert_eq!(
+        stack.api.get(&format!("{base}/role-bindings")).await.1,
+        bindings_before
+    );
+    assert_eq!(
+        stack.api.get(&format!("{base}/api-tokens")).await.1,
+        tokens_before
+    );
+    let (_, trail) = stack.api.get(&format!("{base}/audit")).await;
+    assert!(
+        !trail.to_string().contains("access.bind_role"),
+        "{trail:#}"
+    );
+}
+
+#[tokio::test]
+async fn oversized_and_credential_named_input_is_on_the_record_not_lost() {
+    let stack = Stack::without_worker().await;
+    let org = stack.organization().await;
+    let base = format!("/v1/organizations/{org}");
+    // A 17,000-character custom role name: refused, and the refusal is recorded.
+    let name = "r".repeat(17_000);
+    let (status, _, refused) = stack
+        .api
+        .post(
+            &format!("{base}/role-bindings"),
+            serde_json::json!({"subject": format!("user:{}", uuid::Uuid::new_v4().simple()),
+                "role": {"type": "custom",
+                "name": name, "grants": [{"permission": "runs_read",
+                "scope": {"kind": "all_clusters"}}]}}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    let (_, trail) = stack
+        .api
+        .get(&format!("{base}/audit?action=access.bind_role"))
+        .await;
+    let entries = trail.as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{trail:#}");
+    assert_eq!(entries[0]["result"], "failed");
+    let kept = entries[0].to_string();
+    assert!(kept.len() < 17_000 && kept.contains("sha256:"), "{kept}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_windlass"))
+        .args(["audit", "verify"])
+        .env("WINDLASS_DATABASE_URL", &stack.database_url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

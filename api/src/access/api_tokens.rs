@@ -5,7 +5,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+use windlass_core::Store;
 use windlass_core::api_tokens::ApiToken;
+use zeroize::Zeroizing;
 use windlass_core::rbac::{Permission, Role};
 
 use crate::AppState;
@@ -49,31 +51,58 @@ pub(super) async fn issue_api_token(
             std::slice::from_ref(&body.role),
         )
         .await?;
-    let issued = state
+    let lifetime = chrono::Duration::days(i64::from(body.expires_in_days));
+    let details = serde_json::json!({"name": body.name, "role": body.role});
+    let issued = match state
         .store
-        .issue_api_token(
-            organization_id,
-            &body.name,
-            &body.role,
-            chrono::Duration::days(i64::from(body.expires_in_days)),
-        )
+        .prepare_api_token(organization_id, &body.name, lifetime)
         .await
-        .map_err(Problem::from);
-    let resource = match &issued {
-        Ok((token, _)) => format!("api_token:{}", token.id),
-        Err(_) => format!("organization:{organization_id}"),
+    {
+        Ok((id, secret)) => {
+            let (name, role) = (body.name.clone(), body.role.clone());
+            caller
+                .audited(
+                    &state,
+                    Some(organization_id),
+                    "access.issue_api_token",
+                    |issued: Option<&(ApiToken, Zeroizing<String>)>| match issued {
+                        Some((token, _)) => format!("api_token:{}", token.id),
+                        None => format!("organization:{organization_id}"),
+                    },
+                    details,
+                    move |conn| {
+                        Box::pin(async move {
+                            let token = Store::insert_api_token_on(
+                                conn,
+                                organization_id,
+                                id,
+                                &name,
+                                &role,
+                                &secret,
+                                lifetime,
+                            )
+                            .await?;
+                            Ok((token, secret))
+                        })
+                    },
+                )
+                .await
+        }
+        Err(error) => {
+            let failed = Err(Problem::from(error));
+            caller
+                .record(
+                    &state,
+                    Some(organization_id),
+                    "access.issue_api_token",
+                    format!("organization:{organization_id}"),
+                    &failed,
+                    details,
+                )
+                .await;
+            failed
+        }
     };
-    caller
-        .record(
-            &state,
-            Some(organization_id),
-            "access.issue_api_token",
-            resource,
-            &issued,
-            serde_json::json!({"name": body.name.chars().take(100).collect::<String>(),
-                "role": body.role}),
-        )
-        .await;
     let (token, secret) = issued?;
     Ok((
         StatusCode::CREATED,

@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use uuid::Uuid;
+use windlass_core::Store;
 use windlass_core::identity_connections::RoleBinding;
 use windlass_core::rbac::{Permission, Role};
 
@@ -81,27 +82,39 @@ pub(super) async fn bind_role(
             std::slice::from_ref(&body.role),
         )
         .await?;
-    let bound = async {
-        let subject = subject_of(&state, organization_id, &body).await?;
-        Ok(state
-            .store
-            .bind_role(organization_id, &subject, &body.role)
-            .await?)
-    }
-    .await;
-    let resource = match &bound {
-        Ok(binding) => format!("role_binding:{}", binding.id),
-        Err(_) => format!("organization:{organization_id}"),
+    let subject = match subject_of(&state, organization_id, &body).await {
+        Ok(subject) => subject,
+        Err(problem) => {
+            let failed: Result<(), Problem> = Err(problem);
+            caller
+                .record(
+                    &state,
+                    Some(organization_id),
+                    "access.bind_role",
+                    format!("organization:{organization_id}"),
+                    &failed,
+                    serde_json::json!({"role": body.role}),
+                )
+                .await;
+            return Err(failed.unwrap_err());
+        }
     };
-    caller
-        .record(
+    let role = body.role.clone();
+    let bound = caller
+        .audited(
             &state,
             Some(organization_id),
             "access.bind_role",
-            resource,
-            &bound,
-            serde_json::json!({"role": body.role,
-                "subject": bound.as_ref().ok().map(|b| b.subject.clone())}),
+            |binding: Option<&RoleBinding>| match binding {
+                Some(binding) => format!("role_binding:{}", binding.id),
+                None => format!("organization:{organization_id}"),
+            },
+            serde_json::json!({"role": body.role, "subject": subject}),
+            move |conn| {
+                Box::pin(async move {
+                    Store::bind_role_on(conn, organization_id, &subject, &role).await
+                })
+            },
         )
         .await;
     Ok((StatusCode::CREATED, axum::Json(bound?)))

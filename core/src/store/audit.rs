@@ -1,5 +1,5 @@
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, AnyConnection, Row, Transaction};
 use uuid::Uuid;
 
 use super::{Backend, Store, parse_uuid};
@@ -136,69 +136,13 @@ impl Store {
     /// lock that conflicts with itself but not with readers), so two concurrent appends can
     /// never pick the same predecessor and fork the chain.
     pub async fn append_audit(&self, new: NewAuditEntry) -> Result<AuditEntry> {
-        // Reshaped, never refused over its content: the entry must be written.
-        let new = new.sanitized();
-        new.validate()?;
         let mut tx = self.begin_audit_append().await?;
-        let head = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut *tx)
-            .await?;
-        let (prev_seq, prev_hash) = match head {
-            Some(row) => (row.try_get::<i64, _>("seq")?, row.try_get("hash")?),
-            None => (0, GENESIS_HASH.to_owned()),
-        };
-        let mut stored = StoredEntry {
-            seq: prev_seq + 1,
-            id: Uuid::new_v4().to_string(),
-            organization_id: new.organization_id.map(|id| id.to_string()),
-            // Stamped inside the lock, so time never goes backwards along seq.
-            occurred_at: clock::now_db(),
-            actor: new.actor,
-            actor_kind: new.actor_kind.as_str().to_owned(),
-            action: new.action,
-            resource: new.resource,
-            cluster_id: new.cluster_id.map(|id| id.to_string()),
-            project_id: new.project_id.map(|id| id.to_string()),
-            environment: new.environment.map(|e| e.as_str().to_owned()),
-            service: new.service,
-            client: new.client,
-            ip: new.ip,
-            result: new.result.as_str().to_owned(),
-            details: new.details.to_string(),
-            prev_hash,
-            hash: String::new(),
-        };
-        stored.hash = stored.compute_hash();
-        sqlx::query(&format!(
-            "INSERT INTO audit_log ({COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-             $17, $18)"
-        ))
-        .bind(stored.seq)
-        .bind(&stored.id)
-        .bind(stored.organization_id.clone())
-        .bind(&stored.occurred_at)
-        .bind(&stored.actor)
-        .bind(&stored.actor_kind)
-        .bind(&stored.action)
-        .bind(&stored.resource)
-        .bind(stored.cluster_id.clone())
-        .bind(stored.project_id.clone())
-        .bind(stored.environment.clone())
-        .bind(stored.service.clone())
-        .bind(stored.client.clone())
-        .bind(stored.ip.clone())
-        .bind(&stored.result)
-        .bind(&stored.details)
-        .bind(&stored.prev_hash)
-        .bind(&stored.hash)
-        .execute(&mut *tx)
-        .await?;
+        let appended = append_in(&mut tx, new).await?;
         tx.commit().await?;
-        stored.into_entry()
+        Ok(appended)
     }
 
-    async fn begin_audit_append(&self) -> Result<Transaction<'static, Any>> {
+    pub(super) async fn begin_audit_append(&self) -> Result<Transaction<'static, Any>> {
         Ok(match self.backend() {
             // A deferred transaction would read the head under a shared lock and then fail to
             // upgrade it; IMMEDIATE takes the write lock first, waiting out busy_timeout.
@@ -212,6 +156,8 @@ impl Store {
             }
         })
     }
+
+
 
     /// One organisation's entries, oldest first. Platform-wide entries (no organisation) are
     /// never listed here.
@@ -302,4 +248,67 @@ impl Store {
             }
         }
     }
+}
+
+/// Appends `new` on `conn`, which must be inside a transaction begun by
+/// [`Store::begin_audit_append`] (it holds the lock that keeps the chain from forking).
+pub(super) async fn append_in(conn: &mut AnyConnection, new: NewAuditEntry) -> Result<AuditEntry> {
+    // Reshaped, never refused over its content: the entry must be written.
+    let new = new.sanitized();
+    new.validate()?;
+    let head = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut *conn)
+        .await?;
+        let (prev_seq, prev_hash) = match head {
+            Some(row) => (row.try_get::<i64, _>("seq")?, row.try_get("hash")?),
+            None => (0, GENESIS_HASH.to_owned()),
+        };
+        let mut stored = StoredEntry {
+            seq: prev_seq + 1,
+            id: Uuid::new_v4().to_string(),
+            organization_id: new.organization_id.map(|id| id.to_string()),
+            // Stamped inside the lock, so time never goes backwards along seq.
+            occurred_at: clock::now_db(),
+            actor: new.actor,
+            actor_kind: new.actor_kind.as_str().to_owned(),
+            action: new.action,
+            resource: new.resource,
+            cluster_id: new.cluster_id.map(|id| id.to_string()),
+            project_id: new.project_id.map(|id| id.to_string()),
+            environment: new.environment.map(|e| e.as_str().to_owned()),
+            service: new.service,
+            client: new.client,
+            ip: new.ip,
+            result: new.result.as_str().to_owned(),
+            details: new.details.to_string(),
+            prev_hash,
+            hash: String::new(),
+        };
+        stored.hash = stored.compute_hash();
+        sqlx::query(&format!(
+            "INSERT INTO audit_log ({COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+             $17, $18)"
+        ))
+        .bind(stored.seq)
+        .bind(&stored.id)
+        .bind(stored.organization_id.clone())
+        .bind(&stored.occurred_at)
+        .bind(&stored.actor)
+        .bind(&stored.actor_kind)
+        .bind(&stored.action)
+        .bind(&stored.resource)
+        .bind(stored.cluster_id.clone())
+        .bind(stored.project_id.clone())
+        .bind(stored.environment.clone())
+        .bind(stored.service.clone())
+        .bind(stored.client.clone())
+        .bind(stored.ip.clone())
+        .bind(&stored.result)
+        .bind(&stored.details)
+        .bind(&stored.prev_hash)
+        .bind(&stored.hash)
+        .execute(&mut *conn)
+        .await?;
+    stored.into_entry()
 }

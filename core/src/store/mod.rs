@@ -4,6 +4,7 @@
 //! accept, so the same SQL runs on both; the two migration folders keep the schemas in step.
 
 mod audit;
+mod audited;
 mod cloud_accounts;
 mod clusters;
 mod environments;
@@ -22,6 +23,9 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor};
 
+pub use audited::AuditedError;
+/// A store connection, for changes made inside [`Store::audited`].
+pub type Connection = sqlx::AnyConnection;
 pub use keys::WrappedKeyRow;
 pub use maintenance_holds::{MaintenanceHold, cluster_target};
 pub use secrets::SealedSecret;

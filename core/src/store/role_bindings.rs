@@ -1,7 +1,7 @@
 //! Who may do what: role bindings of people, an organisation's identity connections and
 //! the group mappings of each connection.
 
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 
@@ -32,6 +32,17 @@ impl Store {
         subject: &str,
         role: &Role,
     ) -> Result<RoleBinding> {
+        let mut conn = self.pool().acquire().await?;
+        Self::bind_role_on(&mut conn, organization_id, subject, role).await
+    }
+
+    /// [`Store::bind_role`] on a given connection (for [`Store::audited`]).
+    pub async fn bind_role_on(
+        conn: &mut AnyConnection,
+        organization_id: Uuid,
+        subject: &str,
+        role: &Role,
+    ) -> Result<RoleBinding> {
         let role_text = encode(role)?;
         sqlx::query(
             "INSERT INTO role_bindings (id, organization_id, subject, role, created_at) \
@@ -42,7 +53,7 @@ impl Store {
         .bind(subject)
         .bind(&role_text)
         .bind(clock::now_db())
-        .execute(self.pool())
+        .execute(&mut *conn)
         .await?;
         let row = sqlx::query(
             "SELECT id, organization_id, subject, role, created_at FROM role_bindings \
@@ -51,7 +62,7 @@ impl Store {
         .bind(organization_id.to_string())
         .bind(subject)
         .bind(&role_text)
-        .fetch_one(self.pool())
+        .fetch_one(&mut *conn)
         .await?;
         binding_from_row(&row)
     }

@@ -1,0 +1,48 @@
+//! A change and its audit entry commit together or not at all: the change runs inside the
+//! transaction that appends the entry (holding the audit lock, so the chain cannot fork),
+//! and if the entry cannot be written, the change is rolled back.
+
+use futures::future::BoxFuture;
+use sqlx::AnyConnection;
+
+use super::Store;
+use super::audit::append_in;
+use crate::Error;
+use crate::audit::{AuditEntry, NewAuditEntry};
+
+/// Why an audited change did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditedError {
+    /// The change itself failed (nothing was written; record the attempt separately).
+    #[error(transparent)]
+    Change(Error),
+    /// Its entry could not be written, so the change was rolled back.
+    #[error("the audit log could not be written, so nothing was changed: {0}")]
+    Audit(Error),
+}
+
+impl Store {
+    pub async fn audited<T, C, E>(
+        &self,
+        change: C,
+        entry: E,
+    ) -> std::result::Result<(T, AuditEntry), AuditedError>
+    where
+        C: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, crate::Result<T>>,
+        E: FnOnce(&T) -> NewAuditEntry,
+    {
+        let mut tx = self
+            .begin_audit_append()
+            .await
+            .map_err(AuditedError::Audit)?;
+        // Dropping the transaction on an error rolls the change back.
+        let value = change(&mut tx).await.map_err(AuditedError::Change)?;
+        let appended = append_in(&mut tx, entry(&value))
+            .await
+            .map_err(AuditedError::Audit)?;
+        tx.commit()
+            .await
+            .map_err(|e| AuditedError::Audit(e.into()))?;
+        Ok((value, appended))
+    }
+}
