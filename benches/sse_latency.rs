@@ -137,6 +137,7 @@ async fn measure(bed: &Bed, label: &str, live: LiveLogs, lines: u32, pace: Durat
             azure_application_id: Uuid::new_v4().to_string(),
             // Benchmarks start no Azure work: nobody reads the issuer.
             workload_identity_issuer: "http://127.0.0.1".into(),
+            trusted_proxies: Default::default(),
         }),
         auth: Arc::new(Authentication {
             oidc: windlass_api::oidc::OidcVerifier::new(vec![windlass_api::oidc::TrustedIssuer {

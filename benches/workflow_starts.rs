@@ -153,6 +153,7 @@ async fn bench() {
             azure_application_id: Uuid::new_v4().to_string(),
             // Benchmarks start no Azure work: nobody reads the issuer.
             workload_identity_issuer: "http://127.0.0.1".into(),
+            trusted_proxies: Default::default(),
         }),
         auth: Arc::new(windlass_api::Authentication {
             oidc: windlass_api::oidc::OidcVerifier::new(vec![windlass_api::oidc::TrustedIssuer {

@@ -278,6 +278,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         config: std::sync::Arc::new(windlass_api::ApiConfig {
             azure_application_id: args.azure_application_id,
             workload_identity_issuer: api.clone(),
+            trusted_proxies: Default::default(),
         }),
         auth: std::sync::Arc::new(auth),
         keys,

@@ -2,6 +2,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use windlass_api::client_address::TrustedProxies;
 use windlass_api::oidc::{OidcVerifier, TrustedIssuer};
 use windlass_api::{ApiConfig, AppState, Authentication};
 use windlass_workflows::engine::Engine;
@@ -30,6 +31,10 @@ pub struct ServeArgs {
     /// `http://<listen>`.
     #[arg(long, env = "WINDLASS_WORKLOAD_IDENTITY_ISSUER")]
     pub workload_identity_issuer: Option<String>,
+    /// Proxies in front of the API (addresses or CIDRs, comma-separated) whose
+    /// `X-Forwarded-For` names the client in audit entries. Default: none (the peer).
+    #[arg(long, env = "WINDLASS_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
     /// Issuer (`iss`) of the OIDC provider people sign in with.
     #[arg(long, env = "WINDLASS_OIDC_ISSUER", requires_all = ["oidc_audience", "oidc_jwks_uri"])]
     pub oidc_issuer: Option<String>,
@@ -80,6 +85,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             workload_identity_issuer: args
                 .workload_identity_issuer
                 .unwrap_or_else(|| format!("http://{}", args.listen)),
+            trusted_proxies: TrustedProxies::parse(&args.trusted_proxies)
+                .map_err(anyhow::Error::msg)?,
         }),
         auth: Arc::new(auth),
         keys,

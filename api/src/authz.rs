@@ -3,9 +3,8 @@
 //! token. Each route names the permission it needs; a caller without it gets 403, and the
 //! refusal is audited. There are no passwords anywhere.
 
-use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
@@ -51,6 +50,11 @@ pub async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Response {
+    let peer = crate::client_address::peer(request.extensions());
+    let client = state.config.trusted_proxies.client(peer, request.headers());
+    request
+        .extensions_mut()
+        .insert(crate::client_address::ClientAddress(client));
     if PUBLIC.contains(&request.uri().path())
         || request.uri().path().starts_with(crate::webhooks::PREFIX)
     {
@@ -156,10 +160,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(200).collect());
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string());
+        let ip = match parts.extensions.get::<crate::client_address::ClientAddress>() {
+            Some(crate::client_address::ClientAddress(client)) => *client,
+            None => crate::client_address::peer(&parts.extensions),
+        }
+        .map(|ip| ip.to_string());
         Ok(Self {
             principal,
             client,

@@ -6,6 +6,7 @@
 mod access;
 mod audit;
 mod authz;
+pub mod client_address;
 mod cloud_accounts;
 mod clusters;
 mod deployments;
@@ -51,6 +52,8 @@ pub struct ApiConfig {
     /// Windlass's workload-identity issuer URL (`iss` of the assertions workers present
     /// to Entra ID); its discovery document and keys are served under `/.well-known/`.
     pub workload_identity_issuer: String,
+    /// Proxies whose `X-Forwarded-For` names the client in audit entries.
+    pub trusted_proxies: client_address::TrustedProxies,
 }
 
 /// How callers prove who they are. API tokens need no configuration; people sign in with

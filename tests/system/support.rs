@@ -186,6 +186,7 @@ impl Stack {
             config: Arc::new(ApiConfig {
                 azure_application_id: APPLICATION_ID.into(),
                 workload_identity_issuer: base.clone(),
+                trusted_proxies: Default::default(),
             }),
             auth: Arc::new(Authentication {
                 oidc: OidcVerifier::new(vec![TrustedIssuer {
