@@ -1,11 +1,31 @@
 //! Operator commands that act on the store directly.
 
+use std::sync::Arc;
+
+use windlass_core::audit_digests::AuditDigests;
+
 use crate::config::{KeyArgs, StoreArgs};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum AuditCommand {
-    /// Walk the hash chain; exit 1 at the first edited, removed or reordered entry.
-    Verify(StoreArgs),
+    /// Walk the platform-wide chain, every organisation's chain and every signed digest;
+    /// exit 1 at the first edited, removed or reordered entry or a head no longer matching
+    /// its signed digest. Digests are checked when the KEK is at hand (`--kek-file` exists
+    /// or `--kms-key-id`), since their public keys derive from it, not from the database.
+    Verify {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        keys: KeyArgs,
+    },
+    /// Sign every chain's head that grew since its last digest (`windlass serve` does it
+    /// hourly).
+    Digest {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        keys: KeyArgs,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -22,35 +42,88 @@ pub enum KeysCommand {
 
 pub async fn audit(command: AuditCommand) -> anyhow::Result<()> {
     match command {
-        AuditCommand::Verify(store) => {
+        AuditCommand::Verify { store, keys } => {
             let store = store.connect().await?;
+            let mut broken = false;
             let report = store.verify_audit_chain().await?;
+            match &report.first_break {
+                None => println!(
+                    "audit chain intact: {} entries, head seq {} hash {}",
+                    report.entries_checked,
+                    report.head_seq.unwrap_or(0),
+                    report.head_hash.as_deref().unwrap_or("-")
+                ),
+                Some(b) => {
+                    broken = true;
+                    println!(
+                        "audit chain BROKEN at seq {}: {} ({} entries checked)",
+                        b.seq, b.reason, report.entries_checked
+                    );
+                }
+            }
+            let digests = if keys.kms_key_id.is_some() || keys.kek_file.exists() {
+                Some(AuditDigests::new(Arc::new(keys.key_ring(&store).await?)))
+            } else {
+                println!(
+                    "signed digests not checked: no KEK at {} (give --kek-file or --kms-key-id)",
+                    keys.kek_file.display()
+                );
+                None
+            };
+            for chain in store.audit_chains().await? {
+                let name = chain.map_or_else(|| "platform".to_owned(), |id| format!("organization {id}"));
+                let own = store.verify_organization_chain(chain).await?;
+                match &own.first_break {
+                    None => println!(
+                        "{name}: chain intact, {} entries, head {}",
+                        own.entries_checked,
+                        own.head_hash.as_deref().unwrap_or("-")
+                    ),
+                    Some(b) => {
+                        broken = true;
+                        println!("{name}: chain BROKEN at chain_seq {}: {}", b.seq, b.reason);
+                    }
+                }
+                if let Some(digests) = &digests {
+                    let checked = digests.verify(&store, chain).await?;
+                    match &checked.first_mismatch {
+                        None => println!("{name}: {} signed digests match", checked.digests_checked),
+                        Some(m) => {
+                            broken = true;
+                            println!(
+                                "{name}: signed digest {} does NOT match chain_seq {}: {}",
+                                m.digest_id, m.chain_seq, m.reason
+                            );
+                        }
+                    }
+                }
+            }
             // Checking the log is itself on the record, after the check.
             let outcome = serde_json::json!({
                 "entries_checked": report.entries_checked,
-                "intact": report.first_break.is_none(),
+                "intact": !broken,
             });
             store
                 .append_audit(operator_action("audit.verify", "audit_log", outcome))
                 .await?;
-            match &report.first_break {
-                None => {
-                    println!(
-                        "audit chain intact: {} entries, head seq {} hash {}",
-                        report.entries_checked,
-                        report.head_seq.unwrap_or(0),
-                        report.head_hash.as_deref().unwrap_or("-")
-                    );
-                    Ok(())
-                }
-                Some(broken) => {
-                    println!(
-                        "audit chain BROKEN at seq {}: {} ({} entries checked)",
-                        broken.seq, broken.reason, report.entries_checked
-                    );
-                    std::process::exit(1);
-                }
+            if broken {
+                std::process::exit(1);
             }
+            Ok(())
+        }
+        AuditCommand::Digest { store, keys } => {
+            let store = store.connect().await?;
+            let digests = AuditDigests::new(Arc::new(keys.key_ring(&store).await?));
+            let signed = digests.sign_heads(&store).await?;
+            store
+                .append_audit(operator_action(
+                    "audit.digest",
+                    "audit_digests",
+                    serde_json::json!({"signed": signed.len()}),
+                ))
+                .await?;
+            println!("signed {} chain heads", signed.len());
+            Ok(())
         }
     }
 }

@@ -131,6 +131,11 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     .key_ring(&store)
     .await?;
     let keys = std::sync::Arc::new(keys);
+    crate::audit_digest_task::spawn(
+        store.clone(),
+        keys.clone(),
+        std::time::Duration::from_secs(3600),
+    );
     let engine_config = EngineConfig {
         payload_keys: Some(crate::config::payload_keys(&keys).await?),
         ..EngineConfig::new(temporal.address.clone())

@@ -2,6 +2,7 @@
 //! and `migrate` are the production pieces, configured by flags or environment.
 
 mod admin;
+mod audit_digest_task;
 mod cluster_config;
 mod config;
 mod deploy_command;

@@ -43,6 +43,9 @@ pub struct ServeArgs {
     pub oidc_audience: Option<String>,
     #[arg(long, env = "WINDLASS_OIDC_JWKS_URI")]
     pub oidc_jwks_uri: Option<String>,
+    /// How often the audit chains' heads are signed (seconds).
+    #[arg(long, env = "WINDLASS_AUDIT_DIGEST_SECONDS", default_value_t = 3600)]
+    pub audit_digest_seconds: u64,
     /// Apply database migrations before serving (the embedded default does).
     #[arg(long, env = "WINDLASS_MIGRATE_ON_START", default_value_t = false)]
     pub migrate: bool,
@@ -54,6 +57,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         store.migrate().await?;
     }
     let keys = Arc::new(args.keys.key_ring(&store).await?);
+    crate::audit_digest_task::spawn(
+        store.clone(),
+        keys.clone(),
+        std::time::Duration::from_secs(args.audit_digest_seconds.max(1)),
+    );
     let live_logs = args.live_logs.live_logs(&args.redis)?;
     let engine = Engine::connect(&args.engine.config(&keys).await?).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)

@@ -7,8 +7,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 use windlass_core::audit::{
-    ActorKind, AuditEntry, AuditFilter, AuditResult, Environment, NewAuditEntry,
+    ActorKind, AuditEntry, AuditFilter, AuditResult, Environment, ExportedAuditEntry,
+    NewAuditEntry,
 };
+use windlass_core::audit_digests::{AuditDigest, AuditDigests};
 
 use windlass_core::rbac::Permission;
 use windlass_core::store::AuditedError;
@@ -19,7 +21,9 @@ use crate::extract::{Path, Query};
 use crate::problem::Problem;
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list_audit_entries))
+    OpenApiRouter::new()
+        .routes(routes!(list_audit_entries))
+        .routes(routes!(export_audit))
 }
 
 /// The caller of a request, authenticated and authorised (see `authz`).
@@ -197,4 +201,83 @@ async fn list_audit_entries(
         )
         .await?;
     Ok(axum::Json(entries))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ExportQuery {
+    /// Entries after this position in the organisation's chain (for paging).
+    after_chain_seq: Option<i64>,
+    /// 1 to 1000, default 1000.
+    limit: Option<u32>,
+}
+
+/// The organisation's audit chain as stored, its signed digests and the keys that signed
+/// them: everything needed to verify the trail without Windlass.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct AuditExport {
+    /// Oldest first; each entry's `chain_hash` is `organization_chain_hash` of its fields.
+    pub entries: Vec<ExportedAuditEntry>,
+    /// Every digest of the chain (signed heads), oldest first.
+    pub digests: Vec<AuditDigest>,
+    /// `{"keys": [JWK, ...]}`: ES256 public keys of the digests.
+    #[schema(value_type = Object)]
+    pub public_keys: serde_json::Value,
+    /// How to recompute the hashes and check the signatures.
+    pub verification: &'static str,
+}
+
+const VERIFICATION: &str = "chain_hash = sha256(\"windlass.audit.organization.v1\" || chain_prev_hash || \
+fields), each field in the order chain_seq, id, organization_id, occurred_at, actor, actor_kind, action, \
+resource, cluster_id, project_id, environment, service, client, ip, result, details as 0x00 when null, \
+else 0x01 || u64 big-endian byte length || UTF-8 text; hex lowercase. The first entry links to 64 zeros. \
+A digest's signature is ES256 (r || s, base64url) over \"windlass.audit.digest.v1\\n<organization id>\\n\
+<chain_seq>\\n<chain_hash>\\n<signed_at>\". scripts/verify_audit_export.py does both.";
+
+/// Export the organisation's audit chain for verification outside Windlass.
+#[utoipa::path(get, path = "/v1/organizations/{organization_id}/audit/export", tag = "audit",
+    params(("organization_id" = Uuid, Path), ExportQuery),
+    responses((status = OK, body = AuditExport), (status = NOT_FOUND, body = Problem),
+        (status = BAD_REQUEST, body = Problem)))]
+async fn export_audit(
+    State(state): State<AppState>,
+    Path(organization_id): Path<Uuid>,
+    request: Authenticated,
+    Query(query): Query<ExportQuery>,
+) -> Result<axum::Json<AuditExport>, Problem> {
+    let caller = request
+        .authorize(&state, organization_id, Permission::AuditRead)
+        .await?;
+    if query.limit.is_some_and(|l| !(1..=1000).contains(&l)) {
+        return Err(Problem::bad_request("limit must be between 1 and 1000"));
+    }
+    let exported = async {
+        let digests = AuditDigests::new(state.keys.clone());
+        Ok::<_, Problem>(AuditExport {
+            entries: state
+                .store
+                .audit_export(
+                    organization_id,
+                    query.after_chain_seq.unwrap_or(0),
+                    query.limit.unwrap_or(1000),
+                )
+                .await?,
+            digests: state.store.audit_digests(Some(organization_id)).await?,
+            public_keys: digests.public_keys().await?,
+            verification: VERIFICATION,
+        })
+    }
+    .await;
+    // Reading the trail is on the trail too (after the read, so the export ends before it).
+    caller
+        .record(
+            &state,
+            Some(organization_id),
+            "audit.export",
+            format!("organization:{organization_id}"),
+            &exported,
+            serde_json::json!({"after_chain_seq": query.after_chain_seq}),
+        )
+        .await;
+    Ok(axum::Json(exported?))
 }

@@ -19,6 +19,8 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 
 /// Bumped if the canonical encoding ever changes, so old and new hashes cannot be confused.
 const ENCODING_TAG: &[u8] = b"windlass.audit.v1";
+/// The organisation chains' encoding, distinct from the platform-wide chain's.
+const ORGANIZATION_ENCODING_TAG: &[u8] = b"windlass.audit.organization.v1";
 
 /// Upper bound on an entry's details: the log records facts, not payloads.
 pub(crate) const MAX_DETAILS_BYTES: usize = 16 * 1024;
@@ -149,6 +151,37 @@ pub struct AuditEntry {
     pub details: serde_json::Value,
     pub prev_hash: String,
     pub hash: String,
+    /// Position in the organisation's own chain (the platform's for platform events);
+    /// none for entries written before organisation chains existed.
+    pub chain_seq: Option<i64>,
+    pub chain_prev_hash: Option<String>,
+    /// [`organization_chain_hash`] of this entry: what a customer verifies its slice with.
+    pub chain_hash: Option<String>,
+}
+
+/// An entry of an organisation's chain exactly as stored: every field is the text the
+/// chain hash covers, so a customer can recompute it without Windlass.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ExportedAuditEntry {
+    pub chain_seq: i64,
+    pub id: String,
+    pub organization_id: Option<String>,
+    pub occurred_at: String,
+    pub actor: String,
+    pub actor_kind: String,
+    pub action: String,
+    pub resource: String,
+    pub cluster_id: Option<String>,
+    pub project_id: Option<String>,
+    pub environment: Option<String>,
+    pub service: Option<String>,
+    pub client: Option<String>,
+    pub ip: Option<String>,
+    pub result: String,
+    /// The details' JSON text as stored (hash it as is; do not re-serialise).
+    pub details: String,
+    pub chain_prev_hash: String,
+    pub chain_hash: String,
 }
 
 /// An event to record; the store assigns `seq`, `id`, `occurred_at` and the hashes.
@@ -304,8 +337,21 @@ impl std::fmt::Display for ChainBreakReason {
 /// stored text, length-prefixed (or a single 0 byte when absent) so no two different entries
 /// encode to the same bytes. `fields` must always be passed in the same order.
 pub fn chain_hash(prev_hash: &str, fields: &[Option<&str>]) -> String {
+    tagged_hash(ENCODING_TAG, prev_hash, fields)
+}
+
+/// The hash of an entry in its organisation's chain: as [`chain_hash`], under its own tag,
+/// over `chain_prev_hash` and the fields in this order: chain_seq, id, organization_id,
+/// occurred_at, actor, actor_kind, action, resource, cluster_id, project_id, environment,
+/// service, client, ip, result, details (each as stored, i.e. as exported). A customer
+/// recomputes it from an exported entry alone (`scripts/verify_audit_export.py`).
+pub fn organization_chain_hash(chain_prev_hash: &str, fields: &[Option<&str>]) -> String {
+    tagged_hash(ORGANIZATION_ENCODING_TAG, chain_prev_hash, fields)
+}
+
+fn tagged_hash(tag: &[u8], prev_hash: &str, fields: &[Option<&str>]) -> String {
     let mut hasher = Sha256::new();
-    hasher.update(ENCODING_TAG);
+    hasher.update(tag);
     hasher.update(prev_hash.as_bytes());
     for field in fields {
         match field {

@@ -6,6 +6,7 @@
 pub mod api_tokens;
 pub mod app_manifests;
 pub mod audit;
+pub mod audit_digests;
 pub mod audit_sanitize;
 pub mod blueprint;
 pub mod clock;

@@ -17,18 +17,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_lc_rs::agreement::{self, ECDH_P256};
-use aws_lc_rs::hkdf;
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
-use zeroize::Zeroizing;
 
-use crate::crypto::{CryptoError, DataKey};
+use crate::crypto::{DataKey, DerivedSigningKey, b64};
 use crate::keys::KeyRing;
-use crate::{Error, Result};
+use crate::Result;
 
 /// The key ring purpose the signing keys are derived from.
 pub const PURPOSE: &str = "workload_identity";
@@ -59,92 +53,33 @@ impl std::fmt::Display for WorkloadSubject {
     }
 }
 
-struct SigningKey {
-    kid: String,
-    pair: EcdsaKeyPair,
-    /// Uncompressed point: 0x04 || x || y.
-    public: Vec<u8>,
+/// The workload-identity key of one data key version (label and key ids as first shipped:
+/// Entra ID's federated credentials and cached JWKS know them).
+fn derive_signing_key(version: u32, data_key: &DataKey) -> Result<DerivedSigningKey> {
+    Ok(DerivedSigningKey::derive(
+        b"windlass workload identity es256",
+        "wi",
+        version,
+        data_key,
+    )?)
 }
 
-impl SigningKey {
-    fn derive(version: u32, data_key: &DataKey) -> Result<Self> {
-        let salt = hkdf::Salt::new(hkdf::HKDF_SHA256, b"windlass workload identity es256");
-        let prk = salt.extract(data_key.expose_bytes());
-        // A 32-byte string is a valid P-256 scalar unless it is zero or >= n (about 2^-32):
-        // the counter picks the next candidate then, deterministically.
-        for counter in 0u8..=255 {
-            let mut scalar = Zeroizing::new([0u8; 32]);
-            let info = [format!("v{version}").into_bytes(), vec![counter]].concat();
-            let info = [info.as_slice()];
-            prk.expand(&info, hkdf::HKDF_SHA256)
-                .and_then(|okm| okm.fill(scalar.as_mut()))
-                .map_err(|_| crypto("deriving the signing key"))?;
-            let Ok(private) = agreement::PrivateKey::from_private_key(&ECDH_P256, scalar.as_ref())
-            else {
-                continue;
-            };
-            let public = private
-                .compute_public_key()
-                .map_err(|_| crypto("computing the public key"))?
-                .as_ref()
-                .to_vec();
-            let pair = EcdsaKeyPair::from_private_key_and_public_key(
-                &ECDSA_P256_SHA256_FIXED_SIGNING,
-                scalar.as_ref(),
-                &public,
-            )
-            .map_err(|_| crypto("loading the signing key"))?;
-            let thumb: String = Sha256::digest(&public)
-                .iter()
-                .take(4)
-                .map(|b| format!("{b:02x}"))
-                .collect();
-            return Ok(Self {
-                kid: format!("wi-v{version}-{thumb}"),
-                pair,
-                public,
-            });
-        }
-        Err(crypto("no valid signing key derivable"))
-    }
-
-    fn jwk(&self) -> Value {
-        json!({
-            "kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": self.kid,
-            "x": b64(&self.public[1..33]), "y": b64(&self.public[33..65]),
-        })
-    }
-
-    fn sign_jwt(&self, claims: &Value) -> Result<String> {
-        let header = json!({"alg": "ES256", "typ": "JWT", "kid": self.kid});
-        let signing_input = format!(
-            "{}.{}",
-            b64(header.to_string().as_bytes()),
-            b64(claims.to_string().as_bytes())
-        );
-        // ES256 in JWS is the fixed-width r || s, which is what this algorithm produces.
-        let signature = self
-            .pair
-            .sign(&SystemRandom::new(), signing_input.as_bytes())
-            .map_err(|_| crypto("signing"))?;
-        Ok(format!("{signing_input}.{}", b64(signature.as_ref())))
-    }
-}
-
-fn crypto(what: &'static str) -> Error {
-    Error::Crypto(CryptoError::Malformed(what))
-}
-
-fn b64(bytes: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+fn sign_jwt(key: &DerivedSigningKey, claims: &Value) -> Result<String> {
+    let header = json!({"alg": "ES256", "typ": "JWT", "kid": key.kid()});
+    let signing_input = format!(
+        "{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes())
+    );
+    let signature = key.sign(signing_input.as_bytes())?;
+    Ok(format!("{signing_input}.{}", b64(&signature)))
 }
 
 /// The issuer: mints assertions (workers) and publishes its keys (the API).
 pub struct WorkloadIdentityIssuer {
     issuer: String,
     keys: Arc<KeyRing>,
-    derived: Mutex<HashMap<u32, Arc<SigningKey>>>,
+    derived: Mutex<HashMap<u32, Arc<DerivedSigningKey>>>,
 }
 
 impl std::fmt::Debug for WorkloadIdentityIssuer {
@@ -170,12 +105,12 @@ impl WorkloadIdentityIssuer {
         &self.issuer
     }
 
-    fn signing_key(&self, version: u32, data_key: &DataKey) -> Result<Arc<SigningKey>> {
+    fn signing_key(&self, version: u32, data_key: &DataKey) -> Result<Arc<DerivedSigningKey>> {
         let mut derived = self.derived.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(key) = derived.get(&version) {
             return Ok(key.clone());
         }
-        let key = Arc::new(SigningKey::derive(version, data_key)?);
+        let key = Arc::new(derive_signing_key(version, data_key)?);
         derived.insert(version, key.clone());
         Ok(key)
     }
@@ -194,7 +129,7 @@ impl WorkloadIdentityIssuer {
             "exp": now + ASSERTION_LIFETIME.as_secs() as i64,
             "jti": Uuid::new_v4().to_string(),
         });
-        key.sign_jwt(&claims)
+        sign_jwt(&key, &claims)
     }
 
     /// Every signing key's public half (`{"keys": [...]}`), newest first.
@@ -236,20 +171,22 @@ mod tests {
     #[test]
     fn the_same_data_key_derives_the_same_signing_key_and_versions_differ() {
         let data_key = DataKey::from_bytes(&[9u8; 32]).unwrap();
-        let a = SigningKey::derive(1, &data_key).unwrap();
-        let b = SigningKey::derive(1, &data_key).unwrap();
-        let c = SigningKey::derive(2, &data_key).unwrap();
-        assert_eq!(a.public, b.public);
-        assert_eq!(a.kid, b.kid);
-        assert_ne!(a.public, c.public);
+        let a = derive_signing_key(1, &data_key).unwrap();
+        let b = derive_signing_key(1, &data_key).unwrap();
+        let c = derive_signing_key(2, &data_key).unwrap();
+        assert_eq!(a.public_key(), b.public_key());
+        assert_eq!(a.kid(), b.kid());
+        assert_ne!(a.public_key(), c.public_key());
+        // The key ids Entra ID has cached since the first release.
+        assert!(a.kid().starts_with("wi-v1-"), "{}", a.kid());
     }
 
     #[test]
     fn a_minted_jwt_verifies_against_its_jwk() {
         use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
         use base64::Engine as _;
-        let key = SigningKey::derive(1, &DataKey::from_bytes(&[3u8; 32]).unwrap()).unwrap();
-        let jwt = key.sign_jwt(&json!({"sub": "x"})).unwrap();
+        let key = derive_signing_key(1, &DataKey::from_bytes(&[3u8; 32]).unwrap()).unwrap();
+        let jwt = sign_jwt(&key, &json!({"sub": "x"})).unwrap();
         let (input, signature) = jwt.rsplit_once('.').unwrap();
         let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(signature)

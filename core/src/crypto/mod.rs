@@ -5,10 +5,12 @@
 //! does not decrypt.
 
 mod data_key;
+mod derived_signing_key;
 mod kms_kek;
 mod local_kek;
 
 pub use data_key::DataKey;
+pub use derived_signing_key::{DerivedSigningKey, b64};
 pub use kms_kek::AwsKmsKek;
 pub use local_kek::LocalKeyFile;
 

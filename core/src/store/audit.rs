@@ -5,14 +5,15 @@ use uuid::Uuid;
 use super::{Backend, Store, parse_uuid};
 use crate::audit::{
     ActorKind, AuditEntry, AuditFilter, AuditResult, ChainBreak, ChainBreakReason,
-    ChainVerification, Environment, GENESIS_HASH, NewAuditEntry, chain_hash,
+    ChainVerification, Environment, ExportedAuditEntry, GENESIS_HASH, NewAuditEntry, chain_hash,
+    organization_chain_hash,
 };
 use crate::clock;
 use crate::{Error, Result};
 
 const COLUMNS: &str = "seq, id, organization_id, occurred_at, actor, actor_kind, action, \
      resource, cluster_id, project_id, environment, service, client, ip, result, details, \
-     prev_hash, hash";
+     prev_hash, hash, chain_seq, chain_prev_hash, chain_hash";
 
 const DEFAULT_PAGE: u32 = 100;
 const MAX_PAGE: u32 = 1000;
@@ -41,9 +42,39 @@ struct StoredEntry {
     details: String,
     prev_hash: String,
     hash: String,
+    chain_seq: Option<i64>,
+    chain_prev_hash: Option<String>,
+    chain_hash: Option<String>,
 }
 
 impl StoredEntry {
+    /// The hash in the organisation's chain, from the stored text (see
+    /// [`organization_chain_hash`] for the order).
+    fn compute_chain_hash(&self) -> Option<String> {
+        let chain_seq = self.chain_seq?.to_string();
+        Some(organization_chain_hash(
+            self.chain_prev_hash.as_deref()?,
+            &[
+                Some(&chain_seq),
+                Some(&self.id),
+                self.organization_id.as_deref(),
+                Some(&self.occurred_at),
+                Some(&self.actor),
+                Some(&self.actor_kind),
+                Some(&self.action),
+                Some(&self.resource),
+                self.cluster_id.as_deref(),
+                self.project_id.as_deref(),
+                self.environment.as_deref(),
+                self.service.as_deref(),
+                self.client.as_deref(),
+                self.ip.as_deref(),
+                Some(&self.result),
+                Some(&self.details),
+            ],
+        ))
+    }
+
     fn compute_hash(&self) -> String {
         let seq = self.seq.to_string();
         chain_hash(
@@ -89,6 +120,9 @@ impl StoredEntry {
             details: row.try_get("details")?,
             prev_hash: row.try_get("prev_hash")?,
             hash: row.try_get("hash")?,
+            chain_seq: row.try_get("chain_seq")?,
+            chain_prev_hash: row.try_get("chain_prev_hash")?,
+            chain_hash: row.try_get("chain_hash")?,
         })
     }
 
@@ -125,6 +159,9 @@ impl StoredEntry {
                 .map_err(|e| Error::InvalidInput(format!("corrupt audit_log.details: {e}")))?,
             prev_hash: self.prev_hash,
             hash: self.hash,
+            chain_seq: self.chain_seq,
+            chain_prev_hash: self.chain_prev_hash,
+            chain_hash: self.chain_hash,
         })
     }
 }
@@ -158,6 +195,158 @@ impl Store {
     }
 
 
+
+    /// Walks one organisation's own chain (`None`: the platform's) from its first entry:
+    /// what a customer can check with its slice alone. `seq` in a break is the chain_seq.
+    pub async fn verify_organization_chain(
+        &self,
+        organization_id: Option<Uuid>,
+    ) -> Result<ChainVerification> {
+        let mut report = ChainVerification {
+            entries_checked: 0,
+            head_seq: None,
+            head_hash: None,
+            first_break: None,
+        };
+        let organization = organization_id.map(|id| id.to_string());
+        let mut expected_seq = 1;
+        let mut expected_prev = GENESIS_HASH.to_owned();
+        loop {
+            let rows = sqlx::query(&format!(
+                "SELECT {COLUMNS} FROM audit_log \
+                 WHERE organization_id IS NOT DISTINCT FROM $1 AND chain_seq >= $2 \
+                 ORDER BY chain_seq LIMIT $3"
+            ))
+            .bind(organization.clone())
+            .bind(expected_seq)
+            .bind(VERIFY_BATCH)
+            .fetch_all(self.pool())
+            .await?;
+            if rows.is_empty() {
+                return Ok(report);
+            }
+            for row in &rows {
+                let stored = StoredEntry::from_row(row)?;
+                let chain_seq = stored.chain_seq.unwrap_or_default();
+                let reason = if chain_seq != expected_seq {
+                    Some(ChainBreakReason::MissingEntries { expected_seq })
+                } else if stored.chain_prev_hash.as_deref() != Some(expected_prev.as_str()) {
+                    Some(ChainBreakReason::PrevHashMismatch)
+                } else if stored.compute_chain_hash() != stored.chain_hash {
+                    Some(ChainBreakReason::HashMismatch)
+                } else {
+                    None
+                };
+                if let Some(reason) = reason
+                    && report.first_break.is_none()
+                {
+                    report.first_break = Some(ChainBreak {
+                        seq: chain_seq,
+                        reason,
+                    });
+                }
+                report.entries_checked += 1;
+                expected_seq = chain_seq + 1;
+                expected_prev = stored.chain_hash.clone().unwrap_or_default();
+                report.head_seq = Some(chain_seq);
+                report.head_hash = stored.chain_hash;
+            }
+        }
+    }
+
+    /// The organisations with a chain of their own (`None`: the platform's).
+    pub async fn audit_chains(&self) -> Result<Vec<Option<Uuid>>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT organization_id FROM audit_log WHERE chain_seq IS NOT NULL",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                row.try_get::<Option<String>, _>("organization_id")?
+                    .map(|id| parse_uuid(&id, "audit_log.organization_id"))
+                    .transpose()
+            })
+            .collect()
+    }
+
+    /// The head (chain_seq, chain_hash) of an organisation's chain, if it has one.
+    pub async fn audit_chain_head(
+        &self,
+        organization_id: Option<Uuid>,
+    ) -> Result<Option<(i64, String)>> {
+        let row = sqlx::query(
+            "SELECT chain_seq, chain_hash FROM audit_log \
+             WHERE organization_id IS NOT DISTINCT FROM $1 AND chain_seq IS NOT NULL \
+             ORDER BY chain_seq DESC LIMIT 1",
+        )
+        .bind(organization_id.map(|id| id.to_string()))
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|row| Ok((row.try_get("chain_seq")?, row.try_get("chain_hash")?)))
+            .transpose()
+    }
+
+    /// The chain hash of entry `chain_seq` of an organisation's chain.
+    pub async fn audit_chain_hash_at(
+        &self,
+        organization_id: Option<Uuid>,
+        chain_seq: i64,
+    ) -> Result<Option<String>> {
+        let row = sqlx::query(
+            "SELECT chain_hash FROM audit_log \
+             WHERE organization_id IS NOT DISTINCT FROM $1 AND chain_seq = $2",
+        )
+        .bind(organization_id.map(|id| id.to_string()))
+        .bind(chain_seq)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|row| row.try_get("chain_hash")).transpose().map_err(Into::into)
+    }
+
+    /// An organisation's chain as stored (every field in its stored text, which is what
+    /// the hashes cover), for the customer to verify without Windlass.
+    pub async fn audit_export(
+        &self,
+        organization_id: Uuid,
+        after_chain_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<ExportedAuditEntry>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM audit_log WHERE organization_id = $1 AND chain_seq > $2 \
+             ORDER BY chain_seq LIMIT $3"
+        ))
+        .bind(organization_id.to_string())
+        .bind(after_chain_seq)
+        .bind(i64::from(limit.clamp(1, MAX_PAGE)))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let s = StoredEntry::from_row(row)?;
+                Ok(ExportedAuditEntry {
+                    chain_seq: s.chain_seq.unwrap_or_default(),
+                    id: s.id,
+                    organization_id: s.organization_id,
+                    occurred_at: s.occurred_at,
+                    actor: s.actor,
+                    actor_kind: s.actor_kind,
+                    action: s.action,
+                    resource: s.resource,
+                    cluster_id: s.cluster_id,
+                    project_id: s.project_id,
+                    environment: s.environment,
+                    service: s.service,
+                    client: s.client,
+                    ip: s.ip,
+                    result: s.result,
+                    details: s.details,
+                    chain_prev_hash: s.chain_prev_hash.unwrap_or_default(),
+                    chain_hash: s.chain_hash.unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
 
     /// One organisation's entries, oldest first. Platform-wide entries (no organisation) are
     /// never listed here.
@@ -263,10 +452,26 @@ pub(super) async fn append_in(conn: &mut AnyConnection, new: NewAuditEntry) -> R
             Some(row) => (row.try_get::<i64, _>("seq")?, row.try_get("hash")?),
             None => (0, GENESIS_HASH.to_owned()),
         };
+        let organization = new.organization_id.map(|id| id.to_string());
+        let chain_head = sqlx::query(
+            "SELECT chain_seq, chain_hash FROM audit_log \
+             WHERE organization_id IS NOT DISTINCT FROM $1 AND chain_seq IS NOT NULL \
+             ORDER BY chain_seq DESC LIMIT 1",
+        )
+        .bind(organization.clone())
+        .fetch_optional(&mut *conn)
+        .await?;
+        let (chain_seq, chain_prev_hash) = match chain_head {
+            Some(row) => (
+                row.try_get::<i64, _>("chain_seq")? + 1,
+                row.try_get::<String, _>("chain_hash")?,
+            ),
+            None => (1, GENESIS_HASH.to_owned()),
+        };
         let mut stored = StoredEntry {
             seq: prev_seq + 1,
             id: Uuid::new_v4().to_string(),
-            organization_id: new.organization_id.map(|id| id.to_string()),
+            organization_id: organization,
             // Stamped inside the lock, so time never goes backwards along seq.
             occurred_at: clock::now_db(),
             actor: new.actor,
@@ -283,12 +488,16 @@ pub(super) async fn append_in(conn: &mut AnyConnection, new: NewAuditEntry) -> R
             details: new.details.to_string(),
             prev_hash,
             hash: String::new(),
+            chain_seq: Some(chain_seq),
+            chain_prev_hash: Some(chain_prev_hash),
+            chain_hash: None,
         };
         stored.hash = stored.compute_hash();
+        stored.chain_hash = stored.compute_chain_hash();
         sqlx::query(&format!(
             "INSERT INTO audit_log ({COLUMNS}) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-             $17, $18)"
+             $17, $18, $19, $20, $21)"
         ))
         .bind(stored.seq)
         .bind(&stored.id)
@@ -308,6 +517,9 @@ pub(super) async fn append_in(conn: &mut AnyConnection, new: NewAuditEntry) -> R
         .bind(&stored.details)
         .bind(&stored.prev_hash)
         .bind(&stored.hash)
+        .bind(stored.chain_seq)
+        .bind(stored.chain_prev_hash.clone())
+        .bind(stored.chain_hash.clone())
         .execute(&mut *conn)
         .await?;
     stored.into_entry()

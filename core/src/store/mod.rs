@@ -4,6 +4,7 @@
 //! accept, so the same SQL runs on both; the two migration folders keep the schemas in step.
 
 mod audit;
+mod audit_digests;
 mod audited;
 mod cloud_accounts;
 mod clusters;
