@@ -134,6 +134,12 @@ fn routes(
             Permission::AuditRead,
         ),
         (
+            Method::GET,
+            format!("{base}/audit/export"),
+            None,
+            Permission::AuditRead,
+        ),
+        (
             Method::POST,
             format!("{base}/role-bindings"),
             Some(

@@ -197,3 +197,85 @@ async fn oversized_and_credential_named_input_is_on_the_record_not_lost() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+fn windlass(stack: &Stack, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_windlass"))
+        .args(args)
+        .args(["--database-url", &stack.database_url])
+        .arg("--kek-file")
+        .arg(stack.dir.path().join("kek"))
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// The customer's own check of the exported trail: Python and `cryptography`, no Windlass.
+fn customer_verifies(export: &Value) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("export.json");
+    std::fs::write(&path, export.to_string()).unwrap();
+    let root = crate::support::repo_root();
+    let out = Command::new(root.join(".venv/bin/python"))
+        .arg(root.join("scripts/verify_audit_export.py"))
+        .arg(&path)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_customer_verifies_its_exported_trail_without_windlass_and_sees_an_edit() {
+    let stack = Stack::without_worker().await;
+    let org = stack.organization().await;
+    let base = format!("/v1/organizations/{org}");
+    for name in ["ci", "deploy"] {
+        let (status, _, issued) = stack
+            .api
+            .post(
+                &format!("{base}/api-tokens"),
+                serde_json::json!({"name": name, "expires_in_days": 7,
+                    "role": {"type": "built_in", "role": "viewer"}}),
+                &[],
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{issued}");
+    }
+    let (signed, said) = windlass(&stack, &["audit", "digest"]);
+    assert!(signed && said.contains("signed"), "{said}");
+
+    let (status, export) = stack.api.get(&format!("{base}/audit/export")).await;
+    assert_eq!(status, StatusCode::OK, "{export}");
+    assert_eq!(export["entries"][0]["chain_seq"], 1);
+    assert!(!export["digests"].as_array().unwrap().is_empty(), "{export:#}");
+    let (intact, said) = customer_verifies(&export);
+    assert!(intact, "{said}");
+    let (intact, said) = windlass(&stack, &["audit", "verify"]);
+    assert!(intact && said.contains("signed digests match"), "{said}");
+
+    // Someone with the database file edits what a token was issued as.
+    let pool = stack.store.pool_for_tests();
+    sqlx::query("DROP TRIGGER audit_log_no_update")
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE audit_log SET details = '{\"name\":\"ci\",\"role\":\"admin\"}' \
+         WHERE organization_id = $1 AND chain_seq = 2",
+    )
+    .bind(org.to_string())
+    .execute(pool)
+    .await
+    .unwrap();
+    let (_, export) = stack.api.get(&format!("{base}/audit/export")).await;
+    let (intact, said) = customer_verifies(&export);
+    assert!(!intact && said.contains("chain_seq 2"), "{said}");
+    let (intact, said) = windlass(&stack, &["audit", "verify"]);
+    assert!(!intact, "{said}");
+    assert!(said.contains(&format!("organization {org}: chain BROKEN")), "{said}");
+}
