@@ -86,7 +86,8 @@ impl Caller {
                 (result, details)
             }
         };
-        let entry = self.entry(organization_id, action, resource, result, details);
+        let mut entry = self.entry(organization_id, action, resource, result, details);
+        crate::audit_scope::fill(state, &mut entry).await;
         if let Err(error) = state.store.append_audit(entry).await {
             tracing::error!(%error, action, "could not append to the audit log");
         }

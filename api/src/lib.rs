@@ -5,6 +5,7 @@
 
 mod access;
 mod audit;
+mod audit_scope;
 mod authz;
 pub mod client_address;
 mod cloud_accounts;

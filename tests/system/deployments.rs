@@ -234,6 +234,25 @@ async fn twenty_one_services_deploy_and_a_failing_one_rolls_the_whole_environmen
     let log = log.to_string();
     assert!(log.contains("deployment/api: 2/2 available"), "{log}");
     assert!(!log.contains(DB_PASSWORD));
+    // The deploy is on the record from the environment's and the cluster's standpoint.
+    let (_, environment) = stack
+        .api
+        .get(&format!("/v1/organizations/{org}/environments/{env}"))
+        .await;
+    let cluster = environment["cluster_id"].as_str().unwrap();
+    for filter in [
+        "environment=production".to_owned(),
+        format!("cluster_id={cluster}"),
+        format!("project_id={}", environment["project_id"].as_str().unwrap()),
+    ] {
+        let (_, trail) = stack
+            .api
+            .get(&format!(
+                "/v1/organizations/{org}/audit?action=environments.deploy&{filter}"
+            ))
+            .await;
+        assert_eq!(trail.as_array().map(Vec::len), Some(1), "{filter}: {trail:#}");
+    }
 
     // Revision 2: three new images, one of which never becomes ready.
     let second = deploy(
