@@ -365,7 +365,7 @@ async fn get_blueprint(
     Path((organization_id, cluster_id)): Path<(Uuid, Uuid)>,
     authn: Authenticated,
 ) -> Result<axum::Json<Blueprint>, Problem> {
-    authn
+    let caller = authn
         .authorize_on(
             &state,
             organization_id,
@@ -373,12 +373,27 @@ async fn get_blueprint(
             Target::cluster(cluster_id),
         )
         .await?;
-    let spec = state.store.cluster(organization_id, cluster_id).await?;
-    let account = state
-        .store
-        .cloud_account(organization_id, spec.cloud_account_id)
-        .await?;
-    Ok(axum::Json(cloud_blueprint(&spec, &account)?))
+    let exported = async {
+        let spec = state.store.cluster(organization_id, cluster_id).await?;
+        let account = state
+            .store
+            .cloud_account(organization_id, spec.cloud_account_id)
+            .await?;
+        cloud_blueprint(&spec, &account)
+    }
+    .await;
+    // A blueprint maps the customer's infrastructure: who took one is on the record.
+    caller
+        .record(
+            &state,
+            Some(organization_id),
+            "clusters.blueprint_export",
+            format!("cluster:{cluster_id}"),
+            &exported,
+            serde_json::json!({}),
+        )
+        .await;
+    Ok(axum::Json(exported?))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]

@@ -147,12 +147,27 @@ async fn list(
     Path(organization_id): Path<Uuid>,
     authn: Authenticated,
 ) -> Result<axum::Json<Vec<SecretListing>>, Problem> {
-    authn
+    let caller = authn
         .authorize(&state, organization_id, Permission::ProjectsRead)
         .await?;
-    let listings = state.store.secret_listings(organization_id).await?;
+    let listed = state
+        .store
+        .secret_listings(organization_id)
+        .await
+        .map_err(Problem::from);
+    // Secret names tell an attacker what to go after: reading them is on the record.
+    caller
+        .record(
+            &state,
+            Some(organization_id),
+            "secrets.list",
+            format!("organization:{organization_id}"),
+            &listed,
+            serde_json::json!({"count": listed.as_ref().map(Vec::len).unwrap_or(0)}),
+        )
+        .await;
     Ok(axum::Json(
-        listings
+        listed?
             .into_iter()
             .filter(|s| !s.name.starts_with(RESERVED_PREFIX))
             .collect(),
