@@ -119,13 +119,13 @@ impl Caller {
             .audited(change, |value| {
                 let resource = resource.take().expect("called once")(Some(value));
                 let details = details.take().expect("called once");
-                self.entry(
+                Some(self.entry(
                     organization_id,
                     action,
                     resource,
                     AuditResult::Success,
                     details,
-                )
+                ))
             })
             .await;
         match made {

@@ -44,10 +44,11 @@ impl Store {
         Ok(())
     }
 
-    /// Records a run's end and appends `workflow.finished`. Idempotent: only the call that
-    /// recorded the end appends the entry (if that append fails, the retry finds the run
-    /// already finished and the entry is lost: see the issue notes). Returns whether this
-    /// call recorded it.
+    /// Records a run's end and appends `workflow.finished`, in one transaction: the end is
+    /// recorded with its entry or not at all, so a worker dying between the two (or an
+    /// append that fails) leaves the run unfinished for the retry, never finished without
+    /// its entry. Idempotent: a repeated end (a retry, the API's repair) changes nothing
+    /// and appends nothing. Returns whether this call recorded it.
     pub async fn record_run_end(
         &self,
         run_id: Uuid,
@@ -56,29 +57,42 @@ impl Store {
         error: Option<&str>,
         client: &str,
     ) -> Result<bool> {
-        let recorded = self.finish_run(run_id, status, output, error).await?;
-        if recorded {
-            let run = self.run_by_id(run_id).await.ok().flatten();
-            let entry = NewAuditEntry {
-                client: Some(client.to_owned()),
-                ..NewAuditEntry::new(
-                    run.as_ref().map(|r| r.organization_id),
-                    "system:worker",
-                    ActorKind::System,
-                    "workflow.finished",
-                    format!("run:{run_id}"),
-                    match status {
-                        RunStatus::Succeeded => AuditResult::Success,
-                        _ => AuditResult::Failed,
-                    },
-                    serde_json::json!({
-                        "status": status.as_str(),
-                        "workflow": run.as_ref().map(|r| r.kind.as_str()),
-                    }),
-                )
-            };
-            self.append_audit(entry).await?;
-        }
+        let run = self.run_by_id(run_id).await?;
+        let (output, error) = (output.cloned(), error.map(str::to_owned));
+        let client = client.to_owned();
+        let (recorded, _) = self
+            .audited(
+                move |conn| {
+                    Box::pin(async move {
+                        Self::finish_run_on(conn, run_id, status, output.as_ref(), error.as_deref())
+                            .await
+                    })
+                },
+                |recorded| {
+                    recorded.then(|| NewAuditEntry {
+                        client: Some(client),
+                        ..NewAuditEntry::new(
+                            run.as_ref().map(|r| r.organization_id),
+                            "system:worker",
+                            ActorKind::System,
+                            "workflow.finished",
+                            format!("run:{run_id}"),
+                            match status {
+                                RunStatus::Succeeded => AuditResult::Success,
+                                _ => AuditResult::Failed,
+                            },
+                            serde_json::json!({
+                                "status": status.as_str(),
+                                "workflow": run.as_ref().map(|r| r.kind.as_str()),
+                            }),
+                        )
+                    })
+                },
+            )
+            .await
+            .map_err(|e| match e {
+                crate::store::AuditedError::Change(e) | crate::store::AuditedError::Audit(e) => e,
+            })?;
         Ok(recorded)
     }
 }

@@ -22,14 +22,16 @@ pub enum AuditedError {
 }
 
 impl Store {
+    /// Runs `change` and appends the entry `entry` makes of its result (none: the change
+    /// needs no entry, e.g. it found the work already done) in one transaction.
     pub async fn audited<T, C, E>(
         &self,
         change: C,
         entry: E,
-    ) -> std::result::Result<(T, AuditEntry), AuditedError>
+    ) -> std::result::Result<(T, Option<AuditEntry>), AuditedError>
     where
         C: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, crate::Result<T>>,
-        E: FnOnce(&T) -> NewAuditEntry,
+        E: FnOnce(&T) -> Option<NewAuditEntry>,
     {
         let mut tx = self
             .begin_audit_append()
@@ -37,9 +39,14 @@ impl Store {
             .map_err(AuditedError::Audit)?;
         // Dropping the transaction on an error rolls the change back.
         let value = change(&mut tx).await.map_err(AuditedError::Change)?;
-        let appended = append_in(&mut tx, entry(&value))
-            .await
-            .map_err(AuditedError::Audit)?;
+        let appended = match entry(&value) {
+            Some(entry) => Some(
+                append_in(&mut tx, entry)
+                    .await
+                    .map_err(AuditedError::Audit)?,
+            ),
+            None => None,
+        };
         tx.commit()
             .await
             .map_err(|e| AuditedError::Audit(e.into()))?;

@@ -1,5 +1,5 @@
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 use uuid::Uuid;
 
 use super::{Store, is_unique_violation, parse_uuid};
@@ -120,6 +120,20 @@ impl Store {
         output: Option<&serde_json::Value>,
         error: Option<&str>,
     ) -> Result<bool> {
+        let mut tx = self.pool().begin().await?;
+        let recorded = Self::finish_run_on(&mut tx, run_id, status, output, error).await?;
+        tx.commit().await?;
+        Ok(recorded)
+    }
+
+    /// [`Store::finish_run`] on a connection inside a transaction (for [`Store::audited`]).
+    pub async fn finish_run_on(
+        conn: &mut AnyConnection,
+        run_id: Uuid,
+        status: RunStatus,
+        output: Option<&serde_json::Value>,
+        error: Option<&str>,
+    ) -> Result<bool> {
         if !status.is_finished() {
             return Err(Error::InvalidInput(format!(
                 "{} is not a final status",
@@ -127,7 +141,6 @@ impl Store {
             )));
         }
         let now = clock::now_db();
-        let mut tx = self.pool().begin().await?;
         let updated = sqlx::query(
             "UPDATE workflow_runs SET status = $2, output = $3, error = $4, finished_at = $5, \
              updated_at = $5 WHERE id = $1 AND finished_at IS NULL",
@@ -137,7 +150,7 @@ impl Store {
         .bind(output.map(|o| o.to_string()))
         .bind(error)
         .bind(&now)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?
         .rows_affected();
         if updated > 0 && status != RunStatus::Succeeded {
@@ -154,10 +167,9 @@ impl Store {
             .bind(run_id.to_string())
             .bind(step_status)
             .bind(&now)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
         }
-        tx.commit().await?;
         Ok(updated > 0)
     }
 
