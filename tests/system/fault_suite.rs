@@ -32,8 +32,8 @@ use crate::topology::{Production, until};
 async fn a_cluster_and_a_deployment_come_through_kills_restarts_outages_and_a_zombie_whole() {
     let began = Instant::now();
     let mut bed = Production::start().await;
-    bed.spawn_worker();
-    bed.spawn_worker();
+    bed.spawn_ready_worker().await;
+    bed.spawn_ready_worker().await;
     let (org, account) = bed.organization_with_verified_azure_account().await;
     eprintln!(
         "fault suite: topology up, access set up after {:?}",
@@ -91,15 +91,16 @@ async fn provision_under_faults(
     .await;
     bed.kill_worker(&victim);
     let killed_at = Instant::now();
-    bed.spawn_worker();
     eprintln!(
         "fault suite: killed {victim} during terraform apply, {} resources created",
         bed.terraform_creations().len()
     );
 
     // Redis is gone for the whole retry (live logs and the shared rate limit go without
-    // it), and PostgreSQL restarts while the retry writes its log.
+    // it), the killed worker is replaced during the outage, and PostgreSQL restarts while
+    // the retry writes its log.
     bed.redis.down();
+    bed.spawn_ready_worker().await;
     until(
         "the apply retried and logging",
         Duration::from_secs(120),
@@ -131,6 +132,7 @@ async fn provision_under_faults(
     })
     .await;
     bed.redis.up().await;
+    bed.assert_workers_alive("the Redis outage and the PostgreSQL restart");
 
     // Temporal restarts while the charts install.
     bed.wait_for_run(org, &run_id, Duration::from_secs(120), |r| {
@@ -147,6 +149,7 @@ async fn provision_under_faults(
     .await;
     bed.temporal.restart().await;
     eprintln!("fault suite: Temporal restarted while charts install");
+    bed.assert_workers_alive("the Temporal restart");
 
     // SIGKILL during a bookkeeping step: with the run's row held, recording its end waits
     // in the database, in the session of the worker that runs it (named after it).
@@ -178,7 +181,7 @@ async fn provision_under_faults(
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     bed.kill_worker(&recorder);
-    bed.spawn_worker();
+    bed.spawn_ready_worker().await;
     held.rollback().await.unwrap();
     eprintln!("fault suite: killed {recorder} while it recorded the run's end");
 
@@ -189,6 +192,7 @@ async fn provision_under_faults(
         })
         .await;
     assert_eq!(run["status"], "succeeded", "{run:#}");
+    bed.assert_workers_alive("the provisioning");
     assert!(
         step(&run, "terraform-apply")["attempts"].as_u64().unwrap() >= 2,
         "{run:#}"
@@ -257,8 +261,8 @@ async fn deploy_under_faults(bed: &mut Production, org: Uuid, cluster: &str) -> 
     })
     .await;
     bed.kill_worker(&victim);
-    bed.spawn_worker();
     eprintln!("fault suite: killed {victim} while its helm upgraded api");
+    bed.spawn_ready_worker().await;
 
     // A zombie: the worker watching `slow` roll out (helm done) is frozen past its
     // heartbeat timeout; another worker takes the step over; then the frozen one resumes.

@@ -570,6 +570,32 @@ impl Production {
         name
     }
 
+    /// As [`Self::spawn_worker`], once the worker polls every queue (its `/readyz`).
+    pub async fn spawn_ready_worker(&mut self) -> String {
+        let name = self.spawn_worker();
+        let readyz = format!("http://{}/readyz", self.worker(&name).metrics);
+        until(
+            &format!("{name} ready"),
+            Duration::from_secs(60),
+            async || {
+                let response = reqwest::get(&readyz).await.ok()?;
+                response.status().is_success().then_some(())
+            },
+        )
+        .await;
+        self.assert_workers_alive(&format!("{name} started"));
+        name
+    }
+
+    /// Every worker still runs: none died of a fault it was not given.
+    pub fn assert_workers_alive(&mut self, after: &str) {
+        for worker in &mut self.workers {
+            if let Ok(Some(status)) = worker.child.try_wait() {
+                panic!("{} exited ({status}) after {after}", worker.name);
+            }
+        }
+    }
+
     pub fn workers(&self) -> &[Worker] {
         &self.workers
     }
@@ -814,7 +840,20 @@ impl Production {
         };
         for entry in entries.flatten() {
             let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            // Backtrace frames say little here; the messages before them do.
+            let tail: Vec<&str> = text
+                .lines()
+                .rev()
+                .filter(|l| {
+                    let l = l.trim_start();
+                    !l.starts_with("at ")
+                        && !l
+                            .split(':')
+                            .next()
+                            .is_some_and(|n| n.parse::<u32>().is_ok())
+                })
+                .take(30)
+                .collect();
             eprintln!("---- {} (last lines)", entry.path().display());
             for line in tail.into_iter().rev() {
                 eprintln!("{line}");
