@@ -864,8 +864,11 @@ impl Production {
 
 impl Drop for Production {
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        if std::thread::panicking() || std::env::var_os("WINDLASS_FAULT_SUITE_KEEP").is_some() {
             self.print_logs();
+            // Every process's log, the database and Temporal's history, to look into.
+            self.dir.disable_cleanup(true);
+            eprintln!("fault suite: kept {}", self.dir.path().display());
         }
         for worker in &mut self.workers {
             // A frozen worker must be able to die.
