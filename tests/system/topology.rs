@@ -846,11 +846,11 @@ impl Production {
                 .rev()
                 .filter(|l| {
                     let l = l.trim_start();
-                    !l.starts_with("at ")
-                        && !l
-                            .split(':')
+                    let frame = l.starts_with("at ")
+                        || l.split(':')
                             .next()
-                            .is_some_and(|n| n.parse::<u32>().is_ok())
+                            .is_some_and(|n| n.parse::<u32>().is_ok());
+                    !frame
                 })
                 .take(30)
                 .collect();
