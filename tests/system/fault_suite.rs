@@ -90,7 +90,6 @@ async fn provision_under_faults(
     )
     .await;
     bed.kill_worker(&victim);
-    let killed_at = Instant::now();
     eprintln!(
         "fault suite: killed {victim} during terraform apply, {} resources created",
         bed.terraform_creations().len()
@@ -101,16 +100,7 @@ async fn provision_under_faults(
     // the retry writes its log.
     bed.redis.down();
     bed.spawn_ready_worker().await;
-    until(
-        "the apply retried and logging",
-        Duration::from_secs(120),
-        async || {
-            let log = std::fs::read_to_string(&bed.standin.terraform_journal).ok()?;
-            // Progress of the retry: more created than at the kill (read from the stand-in).
-            (log.lines().count() > 5 && killed_at.elapsed() > Duration::from_secs(1)).then_some(())
-        },
-    )
-    .await;
+    // The retry runs on another worker and writes its log.
     bed.wait_for_run(org, &run_id, Duration::from_secs(120), |r| {
         r["steps"].as_array().is_some_and(|steps| {
             steps.iter().any(|s| {
@@ -120,6 +110,17 @@ async fn provision_under_faults(
             })
         })
     })
+    .await;
+    until(
+        "the retried apply logging",
+        Duration::from_secs(60),
+        async || {
+            let log = bed.step_log(org, &run_id, "terraform-apply").await;
+            log.iter()
+                .any(|l| l["attempt"].as_u64() >= Some(2))
+                .then_some(())
+        },
+    )
     .await;
     bed.postgres.restart(Duration::from_secs(2)).await;
     eprintln!("fault suite: PostgreSQL restarted during the retried apply, Redis down");

@@ -354,6 +354,34 @@ impl RestartableTemporal {
     }
 }
 
+/// A child process of a bed still being assembled: killed if assembling fails.
+struct Starting(Option<Child>);
+
+impl Starting {
+    /// Panics with its log if the process has exited.
+    fn assert_running(&mut self, what: &str, log: &Path) {
+        if let Some(child) = &mut self.0
+            && let Ok(Some(status)) = child.try_wait()
+        {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            panic!("{what} exited ({status}):\n{text}");
+        }
+    }
+
+    fn assembled(mut self) -> Child {
+        self.0.take().expect("still starting")
+    }
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// A `windlass worker` process.
 pub struct Worker {
     pub name: String,
@@ -399,7 +427,8 @@ impl Production {
         let temporal = RestartableTemporal::start(dir.path()).await;
 
         let state_dir = dir.path().join("standins");
-        let (out, err) = log_to(&logs.join("standins.log"));
+        let standins_log = logs.join("standins.log");
+        let (out, err) = log_to(&standins_log);
         let standins = scrubbed(env!("CARGO_BIN_EXE_windlass"))
             .arg("standins")
             .arg("--state-dir")
@@ -410,10 +439,12 @@ impl Production {
             .spawn()
             .expect("spawn windlass standins");
         let pid = standins.id();
+        let mut standins = Starting(Some(standins));
         let standin = until(
             "the stand-ins listening",
-            Duration::from_secs(60),
+            Duration::from_secs(90),
             async || {
+                standins.assert_running("windlass standins", &standins_log);
                 StandInAddresses::read(&state_dir)
                     .ok()
                     .flatten()
@@ -431,7 +462,8 @@ impl Production {
 
         let listen = format!("127.0.0.1:{}", free_port());
         let base = format!("http://{listen}");
-        let (out, err) = log_to(&logs.join("api.log"));
+        let api_log = logs.join("api.log");
+        let (out, err) = log_to(&api_log);
         let api_process = scrubbed(env!("CARGO_BIN_EXE_windlass"))
             .arg("serve")
             .env("WINDLASS_DATABASE_URL", postgres.url("windlass-api"))
@@ -453,8 +485,10 @@ impl Production {
             .stderr(err)
             .spawn()
             .expect("spawn windlass serve");
+        let mut api_process = Starting(Some(api_process));
         let probe = reqwest::Client::new();
-        until("the API healthy", Duration::from_secs(60), async || {
+        until("the API healthy", Duration::from_secs(90), async || {
+            api_process.assert_running("windlass serve", &api_log);
             let response = probe.get(format!("{base}/healthz")).send().await.ok()?;
             response.status().is_success().then_some(())
         })
@@ -481,9 +515,9 @@ impl Production {
         let production = Self {
             workers: Vec::new(),
             spawned: 0,
-            api_process,
+            api_process: api_process.assembled(),
             api,
-            standins,
+            standins: standins.assembled(),
             standin,
             http,
             temporal,
