@@ -669,6 +669,8 @@ impl Production {
         let output = scrubbed(env!("CARGO_BIN_EXE_windlass"))
             .args(["audit", "verify"])
             .env("WINDLASS_DATABASE_URL", self.postgres.url("windlass-audit"))
+            // The fleet's KEK: where verify checks signed digests, it checks them with it.
+            .env("WINDLASS_KEK_FILE", self.dir.path().join("kek"))
             .env("WINDLASS_LOG", "warn")
             .output()
             .unwrap();
