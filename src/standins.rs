@@ -50,9 +50,17 @@ pub async fn run(args: StandInsArgs) -> anyhow::Result<()> {
 
     let azurite_dir = dir.join("azurite");
     std::fs::create_dir_all(&azurite_dir)?;
-    let azurite = Azurite::start_in(&azurite_dir, args.azurite_port)
-        .await
-        .context("starting Azurite (scripts/setup.sh installs it)")?;
+    // A free port is chosen before Azurite binds it: if something took it meanwhile,
+    // another is chosen.
+    let mut tries = if args.azurite_port == 0 { 3 } else { 1 };
+    let azurite = loop {
+        tries -= 1;
+        match Azurite::start_in(&azurite_dir, args.azurite_port).await {
+            Ok(azurite) => break azurite,
+            Err(e) if tries > 0 => tracing::warn!(error = %e, "Azurite did not start; again"),
+            Err(e) => return Err(e).context("starting Azurite (scripts/setup.sh installs it)"),
+        }
+    };
     let kube = KubeStandIn::start(
         KubeStandInConfig {
             addr: loopback(args.kube_port),

@@ -81,13 +81,19 @@ impl Azurite {
             .process_group(0)
             .kill_on_drop(true)
             .spawn()?;
-        let azurite = Self {
+        let mut azurite = Self {
             child,
             port,
             _dir: None,
         };
         // Node starts slowly on a loaded machine; what counts is that it listens.
         for _ in 0..600 {
+            // It exits at once if another process took the port meanwhile.
+            if let Ok(Some(status)) = azurite.child.try_wait() {
+                return Err(std::io::Error::other(format!(
+                    "Azurite exited before listening on port {port} ({status})"
+                )));
+            }
             if tokio::net::TcpStream::connect(("127.0.0.1", port))
                 .await
                 .is_ok()
