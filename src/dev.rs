@@ -327,7 +327,7 @@ async fn demo_account(store: &Store) -> anyhow::Result<(uuid::Uuid, CloudAccount
 }
 
 /// Writes a credential readable by this user only.
-fn write_private(path: &std::path::Path, content: &str) -> anyhow::Result<()> {
+pub(crate) fn write_private(path: &std::path::Path, content: &str) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()

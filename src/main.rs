@@ -1,5 +1,6 @@
-//! `windlass`: one binary, four jobs. `dev` runs everything on one machine; `serve`, `worker`
-//! and `migrate` are the production pieces, configured by flags or environment.
+//! `windlass`: one binary. `dev` runs everything on one machine; `serve`, `worker` and
+//! `migrate` are the production pieces, configured by flags or environment; `standins`
+//! runs the local stand-ins alone for test beds of separate processes.
 
 mod admin;
 mod audit_digest_task;
@@ -10,6 +11,7 @@ mod dev;
 mod logging;
 mod placed_worker;
 mod serve;
+mod standins;
 mod worker;
 mod worker_probes;
 mod workers_command;
@@ -57,6 +59,10 @@ enum Command {
     Deploy(deploy_command::DeployArgs),
     /// List the workers polling a task queue (workflow and activity pollers).
     Workers(workers_command::WorkersArgs),
+    /// Run the local stand-ins on their own (Azure ARM/Graph/Entra with Azurite, a
+    /// Kubernetes API, an OIDC issuer; stand-ins, not the real services) for a test bed
+    /// whose API and workers are separate processes.
+    Standins(standins::StandInsArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -73,6 +79,7 @@ fn main() -> anyhow::Result<()> {
             Command::Audit(command) => admin::audit(command).await,
             Command::Keys(command) => admin::keys(command).await,
             Command::Workers(args) => workers_command::run(args).await,
+            Command::Standins(args) => standins::run(args).await,
             Command::Deploy(args) => {
                 let code = deploy_command::run(args).await?;
                 if code != std::process::ExitCode::SUCCESS {

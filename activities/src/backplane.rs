@@ -7,6 +7,7 @@
 //! answers only for runs of that placement.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use uuid::Uuid;
@@ -39,4 +40,75 @@ pub trait RunBackplane: Send + Sync + 'static {
 
 pub type SharedBackplane = Arc<dyn RunBackplane>;
 
+/// How long a write of the read model that no result depends on (a step's log lines, its
+/// journal entries) is tried again through a database restart before it is given up: as
+/// long as a restart takes, and well within a step's heartbeat timeout (10 s), since the
+/// attempt does not heartbeat while its start or end is being journalled.
+pub const PROJECTION_RETRY_LIMIT: Duration = Duration::from_secs(5);
+
+/// Calls `write` again, with backoff, while it fails with an error a retry can get past
+/// (a session ended by a restarting database, an API that cannot reach it), for up to
+/// `limit`; then returns its last result. The writes it is used for are idempotent.
+pub async fn retrying<T, F, Fut>(limit: Duration, mut write: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    // Tokio's clock, so tests can pause it.
+    let started = tokio::time::Instant::now();
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match write().await {
+            Err(error) if error.is_retryable() && started.elapsed() + delay < limit => {
+                tracing::debug!(%error, ?delay, "read model write failed; trying again");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            result => return result,
+        }
+    }
+}
+
 pub use crate::backplane_store::StoreBackplane;
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use windlass_core::Error;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_write_is_tried_again_through_a_restart_but_never_when_it_is_wrong() {
+        let calls = AtomicU32::new(0);
+        let written = retrying(PROJECTION_RETRY_LIMIT, || async {
+            match calls.fetch_add(1, Ordering::SeqCst) {
+                0 | 1 => Err(Error::BackplaneUnavailable("restarting".into())),
+                n => Ok(n),
+            }
+        })
+        .await;
+        assert_eq!(written.unwrap(), 2);
+
+        let calls = AtomicU32::new(0);
+        let refused: Result<()> = retrying(PROJECTION_RETRY_LIMIT, || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(Error::InvalidInput("wrong".into()))
+        })
+        .await;
+        assert!(refused.is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_is_given_up_within_the_limit() {
+        let started = tokio::time::Instant::now();
+        let given_up: Result<()> = retrying(PROJECTION_RETRY_LIMIT, || async {
+            Err(Error::BackplaneUnavailable("down".into()))
+        })
+        .await;
+        assert!(given_up.is_err());
+        assert!(started.elapsed() <= PROJECTION_RETRY_LIMIT);
+    }
+}

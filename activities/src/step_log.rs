@@ -196,7 +196,13 @@ async fn drain(
                 Err(_) => break,
             }
         }
-        if let Err(e) = backplane.append_step_log(run_id, &step_key, &batch).await {
+        // Lines already written are kept as they were, so a batch is tried again whole
+        // (a database restarting under it would otherwise leave a gap in the log).
+        let written = crate::backplane::retrying(crate::backplane::PROJECTION_RETRY_LIMIT, || {
+            backplane.append_step_log(run_id, &step_key, &batch)
+        })
+        .await;
+        if let Err(e) = written {
             // The log is for people; the step itself goes on.
             tracing::warn!(%run_id, step = %step_key, error = %e, lines = batch.len(), "step log lines not written");
         }

@@ -81,12 +81,19 @@ impl Azurite {
             .process_group(0)
             .kill_on_drop(true)
             .spawn()?;
-        let azurite = Self {
+        let mut azurite = Self {
             child,
             port,
             _dir: None,
         };
-        for _ in 0..200 {
+        // Node starts slowly on a loaded machine; what counts is that it listens.
+        for _ in 0..600 {
+            // It exits at once if another process took the port meanwhile.
+            if let Ok(Some(status)) = azurite.child.try_wait() {
+                return Err(std::io::Error::other(format!(
+                    "Azurite exited before listening on port {port} ({status})"
+                )));
+            }
             if tokio::net::TcpStream::connect(("127.0.0.1", port))
                 .await
                 .is_ok()
@@ -96,7 +103,7 @@ impl Azurite {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Err(std::io::Error::other(
-            "Azurite did not start listening within 10 s",
+            "Azurite did not start listening within 30 s",
         ))
     }
 

@@ -8,6 +8,7 @@
 // size does not matter on a loopback test stand-in.
 #![allow(clippy::result_large_err)]
 
+pub mod addresses;
 pub mod azure;
 pub mod azurite;
 pub mod eks_versions;
@@ -17,6 +18,7 @@ pub mod oidc;
 pub mod sts_trust;
 mod tls;
 
+pub use addresses::StandInAddresses;
 pub use azure::{AzureStandIn, StandInOptions, serve};
 pub use kube::{KubeStandIn, KubeStandInConfig};
 pub use oidc::OidcIssuerStandIn;

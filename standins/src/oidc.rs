@@ -1,6 +1,11 @@
 //! A local **stand-in** for an OIDC identity provider: an ES256 signing key made at start,
 //! its JWKS served on loopback, and tokens issued for any subject and groups. It is what
 //! an IdP looks like to Windlass's token verifier, not an IdP.
+//!
+//! Tokens are minted in process ([`OidcIssuerStandIn::token`]) or, for a test in another
+//! process than `windlass standins`, by `POST /_standin/tokens`
+//! (`{"subject": "...", "groups": [...], "lifetime_seconds": 3600}`), unauthenticated
+//! because it only listens on loopback.
 
 use std::net::SocketAddr;
 
@@ -47,7 +52,22 @@ impl OidcIssuerStandIn {
         let discovery = json!({"issuer": base, "jwks_uri": format!("{base}/jwks"),
             "response_types_supported": ["id_token"], "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["ES256"]});
+        let minter = std::sync::Arc::new((pkcs8.clone(), base.clone(), audience.to_owned()));
         let app = axum::Router::new()
+            .route(
+                "/_standin/tokens",
+                axum::routing::post(move |axum::Json(request): axum::Json<TokenRequest>| {
+                    let minter = minter.clone();
+                    async move {
+                        let (pkcs8, issuer, audience) = &*minter;
+                        let now = jsonwebtoken::get_current_timestamp();
+                        let claims = json!({"iss": issuer, "aud": audience,
+                            "sub": request.subject, "iat": now,
+                            "exp": now + request.lifetime_seconds, "groups": request.groups});
+                        axum::Json(json!({"token": sign(pkcs8, &claims)}))
+                    }
+                }),
+            )
             .route(
                 "/jwks",
                 axum::routing::get(move || {
@@ -105,9 +125,27 @@ impl OidcIssuerStandIn {
 
     /// Any claims, signed with the issuer's key.
     pub fn sign(&self, claims: &serde_json::Value) -> String {
-        let mut header = Header::new(Algorithm::ES256);
-        header.kid = Some("standin-1".into());
-        jsonwebtoken::encode(&header, claims, &EncodingKey::from_ec_der(&self.pkcs8))
-            .expect("ES256 signing with a freshly generated key")
+        sign(&self.pkcs8, claims)
     }
+}
+
+/// `POST /_standin/tokens`: a sign-in token for a test in another process.
+#[derive(serde::Deserialize)]
+struct TokenRequest {
+    subject: String,
+    #[serde(default)]
+    groups: Vec<String>,
+    #[serde(default = "default_lifetime")]
+    lifetime_seconds: u64,
+}
+
+fn default_lifetime() -> u64 {
+    3600
+}
+
+fn sign(pkcs8: &[u8], claims: &serde_json::Value) -> String {
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some("standin-1".into());
+    jsonwebtoken::encode(&header, claims, &EncodingKey::from_ec_der(pkcs8))
+        .expect("ES256 signing with a freshly generated key")
 }

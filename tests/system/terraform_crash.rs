@@ -16,7 +16,7 @@ use crate::support::{Stack, step};
 const GRACE_SECONDS: u64 = 60;
 
 /// Process ids and process groups of the live (not zombie) processes on this machine.
-fn processes() -> Vec<(u32, u32, u32, String)> {
+pub(crate) fn processes() -> Vec<(u32, u32, u32, String)> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
@@ -45,7 +45,7 @@ fn processes() -> Vec<(u32, u32, u32, String)> {
 }
 
 /// The process groups of the terraforms `worker` runs (each terraform leads its own).
-fn terraform_groups(worker: u32) -> BTreeSet<u32> {
+pub(crate) fn terraform_groups(worker: u32) -> BTreeSet<u32> {
     processes()
         .into_iter()
         .filter(|(pid, ppid, pgid, _)| *ppid == worker && pid == pgid)
@@ -57,7 +57,7 @@ fn terraform_groups(worker: u32) -> BTreeSet<u32> {
         .collect()
 }
 
-fn members_of(groups: &BTreeSet<u32>) -> Vec<(u32, u32, u32, String)> {
+pub(crate) fn members_of(groups: &BTreeSet<u32>) -> Vec<(u32, u32, u32, String)> {
     processes()
         .into_iter()
         .filter(|(_, _, pgid, _)| groups.contains(pgid))

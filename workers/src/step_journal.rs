@@ -6,7 +6,7 @@ use temporalio_sdk::activities::ActivityError;
 use temporalio_sdk::interceptors::{
     ActivityInboundInterceptor, ExecuteActivityInput, ExecuteActivityOutput, Next,
 };
-use windlass_activities::backplane::SharedBackplane;
+use windlass_activities::backplane::{PROJECTION_RETRY_LIMIT, SharedBackplane, retrying};
 use windlass_core::placement_wire::{StepFinished, StepStarted};
 use windlass_core::runs::{Run, StepOutcome};
 use windlass_workflows::contracts::activity_names;
@@ -53,7 +53,13 @@ impl ActivityInboundInterceptor for StepJournal {
                 attempt,
                 at: Utc::now(),
             };
-            if let Err(error) = self.backplane.step_started(run_id, started).await {
+            // Tried again through a database restart: a lost start or end would show the
+            // step with too few attempts, or running forever.
+            let journalled = retrying(PROJECTION_RETRY_LIMIT, || {
+                self.backplane.step_started(run_id, started.clone())
+            })
+            .await;
+            if let Err(error) = journalled {
                 // The journal is a projection: losing a line must not fail the cloud work.
                 tracing::warn!(%run_id, step = %step_key, %error, "could not journal step start");
             }
@@ -68,21 +74,20 @@ impl ActivityInboundInterceptor for StepJournal {
                 }),
                 Err(_) => None,
             };
-            if let Some(outcome) = outcome
-                && let Err(error) = self
-                    .backplane
-                    .step_finished(
-                        run_id,
-                        StepFinished {
-                            step_key: step_key.clone(),
-                            attempt,
-                            end: (&outcome).into(),
-                            at: Utc::now(),
-                        },
-                    )
-                    .await
-            {
-                tracing::warn!(%run_id, step = %step_key, %error, "could not journal step end");
+            if let Some(outcome) = outcome {
+                let finished = StepFinished {
+                    step_key: step_key.clone(),
+                    attempt,
+                    end: (&outcome).into(),
+                    at: Utc::now(),
+                };
+                let journalled = retrying(PROJECTION_RETRY_LIMIT, || {
+                    self.backplane.step_finished(run_id, finished.clone())
+                })
+                .await;
+                if let Err(error) = journalled {
+                    tracing::warn!(%run_id, step = %step_key, %error, "could not journal step end");
+                }
             }
             result
         })

@@ -54,7 +54,9 @@ impl std::fmt::Debug for RedisBuckets {
 }
 
 impl RedisBuckets {
-    /// Connects (and reconnects on its own after a failure). Keys are `<prefix>:<bucket>`.
+    /// Connects lazily (and reconnects on its own after a failure): a worker started
+    /// during a Redis outage runs, its requests going ahead unlimited until Redis answers,
+    /// instead of exiting. Only a malformed URL is an error. Keys are `<prefix>:<bucket>`.
     pub async fn connect(url: &str, prefix: impl Into<String>) -> Result<Self, RateLimitError> {
         let client = redis::Client::open(url)
             .map_err(|e| RateLimitError::Config(format!("Redis URL: {}", e.category())))?;
@@ -65,9 +67,8 @@ impl RedisBuckets {
             .set_response_timeout(Some(Duration::from_secs(2)))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_secs(1));
-        let connection = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(|e| RateLimitError::Unavailable(redis_error(&e)))?;
+        let connection = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| RateLimitError::Config(redis_error(&e)))?;
         Ok(Self {
             connection,
             script: Script::new(RESERVE),
