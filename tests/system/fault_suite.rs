@@ -470,12 +470,12 @@ async fn assert_whole(bed: &Production, org: Uuid, runs: &[&str]) {
     assert!(intact, "windlass audit verify: {report}");
 }
 
-/// The other moment of a bookkeeping kill: after the run's end is recorded, before its
-/// audit entry is appended. The retry finds the run already finished and appends nothing
-/// (`Store::record_run_end` audits only when its own call recorded the end), so the trail
-/// never says the run ended.
+/// The other moment of a bookkeeping kill: the worker recording the run's end dies while
+/// its audit entry waits to be appended. The end and its entry are one transaction
+/// (`Store::record_run_end`), so nothing of the end was recorded: the retry records both,
+/// and the trail says the run ended, once. (Before, the end committed first and a kill
+/// there lost the entry for good.)
 #[tokio::test]
-#[ignore = "the end's audit entry is lost when the recording worker dies between recording the end and auditing it, issue 11"]
 async fn a_worker_killed_between_recording_a_runs_end_and_auditing_it_leaves_the_end_audited() {
     let mut bed = Production::start().await;
     bed.spawn_ready_worker().await;
@@ -511,11 +511,12 @@ async fn a_worker_killed_between_recording_a_runs_end_and_auditing_it_leaves_the
         .fetch_optional(&mut probe)
         .await
         .unwrap();
-        let recorded = bed
-            .run(org, &run_id)
-            .await
-            .is_some_and(|r| r["finished_at"].is_string());
-        if let Some(name) = waiting.filter(|_| recorded) {
+        if let Some(name) = waiting {
+            let run = bed.run(org, &run_id).await;
+            assert!(
+                run.as_ref().is_some_and(|r| r["finished_at"].is_null()),
+                "the end was recorded before its entry: {run:?}"
+            );
             break name;
         }
         assert!(started_waiting.elapsed() < Duration::from_secs(180));
