@@ -24,6 +24,8 @@ mod problem;
 mod run_events;
 mod runs;
 mod secrets;
+mod webhook_refusals;
+mod webhook_signature;
 pub mod webhooks;
 mod workload_identity;
 
@@ -82,6 +84,7 @@ pub fn router(state: AppState) -> Router {
     let api = Arc::new(api);
     let metrics = ApiMetrics::new();
     let scrape = metrics.clone();
+    let webhook_refusals = webhook_refusals::WebhookRefusals::new(metrics.clone());
     router
         .merge(placement_routes::routes())
         .route(
@@ -97,6 +100,7 @@ pub fn router(state: AppState) -> Router {
             axum::routing::get(move || metrics::serve(axum::extract::State(scrape.clone()))),
         )
         .route_layer(axum::middleware::from_fn(metrics::name_route))
+        .layer(axum::Extension(webhook_refusals))
         .fallback(problem::unknown_route)
         .method_not_allowed_fallback(problem::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

@@ -27,6 +27,12 @@ struct RequestLabels {
     status: u16,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WebhookRefusalLabels {
+    /// One of `webhook_signature::Refusal`'s labels: a closed set.
+    reason: String,
+}
+
 /// The route template a request matched, handed from the inner (per-route) layer to the
 /// outer one through the response.
 #[derive(Clone)]
@@ -42,6 +48,8 @@ struct Inner {
     requests: Family<RequestLabels, Counter>,
     duration: Family<RequestLabels, Histogram, fn() -> Histogram>,
     in_flight: Gauge,
+    webhook_refusals: Family<WebhookRefusalLabels, Counter>,
+    webhook_rate_limited: Counter,
 }
 
 impl ApiMetrics {
@@ -63,14 +71,41 @@ impl ApiMetrics {
             "HTTP requests being answered",
             in_flight.clone(),
         );
+        let webhook_refusals = Family::<WebhookRefusalLabels, Counter>::default();
+        registry.register(
+            "webhook_refusals",
+            "Webhook calls refused before authentication, by reason",
+            webhook_refusals.clone(),
+        );
+        let webhook_rate_limited = Counter::default();
+        registry.register(
+            "webhook_rate_limited",
+            "Webhook calls answered 429 because their environment used up its refusals",
+            webhook_rate_limited.clone(),
+        );
         Self {
             inner: Arc::new(Inner {
                 registry: Mutex::new(registry),
                 requests,
                 duration,
                 in_flight,
+                webhook_refusals,
+                webhook_rate_limited,
             }),
         }
+    }
+
+    pub(crate) fn count_webhook_refusal(&self, reason: &'static str) {
+        self.inner
+            .webhook_refusals
+            .get_or_create(&WebhookRefusalLabels {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    pub(crate) fn count_webhook_rate_limited(&self) {
+        self.inner.webhook_rate_limited.inc();
     }
 
     pub fn encode(&self) -> String {

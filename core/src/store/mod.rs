@@ -16,6 +16,7 @@ mod runs;
 mod secrets;
 mod step_logs;
 mod steps;
+mod webhook_signatures;
 
 use std::str::FromStr;
 
