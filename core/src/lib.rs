@@ -8,6 +8,7 @@ pub mod app_manifests;
 pub mod audit;
 pub mod audit_sanitize;
 pub mod blueprint;
+pub mod chart_references;
 pub mod clock;
 pub mod cloud_accounts;
 pub mod cluster_charts;

@@ -5,6 +5,7 @@ mod access_control;
 mod api_contract;
 mod api_metrics;
 mod audit_trail;
+mod chart_references;
 mod aws_account_ownership;
 mod azure_access;
 mod cloud_account_ownership;
