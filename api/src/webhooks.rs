@@ -9,7 +9,7 @@
 //! environment and audited once per window (`webhook_refusals`).
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -102,9 +102,12 @@ async fn webhook_deploy(
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
-        ip: extensions
-            .get::<ConnectInfo<std::net::SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string()),
+        // The client behind trusted proxies, as `authenticate` established it.
+        ip: match extensions.get::<crate::client_address::ClientAddress>() {
+            Some(crate::client_address::ClientAddress(client)) => *client,
+            None => crate::client_address::peer(&extensions),
+        }
+        .map(|ip| ip.to_string()),
     };
     let key = idempotency_key(&headers)?;
     let verified = match &environment {

@@ -8,6 +8,7 @@ mod audit_trail;
 mod chart_references;
 mod aws_account_ownership;
 mod azure_access;
+mod bounded_reads;
 mod cloud_account_ownership;
 mod cluster_lifecycle;
 mod cluster_maintenance;

@@ -14,6 +14,7 @@ mod organizations;
 mod role_bindings;
 mod runs;
 mod secrets;
+mod step_log_pages;
 mod step_logs;
 mod steps;
 mod webhook_signatures;
@@ -30,6 +31,7 @@ pub type Connection = sqlx::AnyConnection;
 pub use keys::WrappedKeyRow;
 pub use maintenance_holds::{MaintenanceHold, cluster_target};
 pub use secrets::SealedSecret;
+pub use step_log_pages::RunLogCursor;
 
 use crate::{Error, Result};
 
