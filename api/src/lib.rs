@@ -13,6 +13,7 @@ mod deployments;
 mod environments;
 mod extract;
 mod health;
+mod jwks_cache;
 mod maintenance;
 mod metrics;
 pub mod oidc;
