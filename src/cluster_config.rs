@@ -8,7 +8,7 @@ use anyhow::Context;
 use windlass_activities::aws::AwsAccessVerification;
 use windlass_activities::azure_access::AzureConnector;
 use windlass_activities::clusters::{AwsClients, ClusterActivities, ClusterRendering, ClusterWork};
-use windlass_activities::helm::Helm;
+use windlass_activities::helm::{ChartHosts, Helm};
 use windlass_activities::rate_limit::RateLimiter;
 use windlass_activities::step_log::StepLogs;
 use windlass_activities::terraform::Terraform;
@@ -75,6 +75,16 @@ pub struct ClusterArgs {
     /// Overrides the endpoint for EKS alone.
     #[arg(long, env = "WINDLASS_AWS_EKS_ENDPOINT_URL")]
     pub aws_eks_endpoint_url: Option<String>,
+    /// Fetch user charts from any host, loopback and private ranges included. Off on
+    /// shared workers (a chart URL must not reach Windlass's own network); meant for test
+    /// beds and `windlass dev`, whose charts live on loopback. Placed workers always may
+    /// (they run in the customer's network).
+    #[arg(
+        long,
+        env = "WINDLASS_CHART_HOSTS_ALLOW_PRIVATE",
+        default_value_t = false
+    )]
+    pub chart_hosts_allow_private: bool,
 }
 
 impl ClusterArgs {
@@ -147,6 +157,11 @@ impl ClusterArgs {
             chart_timeout: Duration::from_secs(self.chart_timeout_seconds),
             worker_name: worker_name(),
             step_logs,
+            chart_hosts: if self.chart_hosts_allow_private {
+                ChartHosts::Any
+            } else {
+                ChartHosts::PublicOnly
+            },
         }))
     }
 }

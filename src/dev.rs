@@ -162,6 +162,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         chart_timeout_seconds: 300,
         aws_endpoint_url: None,
         aws_eks_endpoint_url: None,
+        // One machine, one developer: charts served on loopback are the point.
+        chart_hosts_allow_private: true,
     };
     // One fan-out for the worker and the API: lines published by the worker's steps reach
     // the API's followers in this same process.

@@ -107,8 +107,11 @@ pub async fn prepare(
         "a placed worker needs the customer's own Azure workload identity to reach its \
          clusters (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE)",
     )?;
-    let clusters = args
-        .clusters
+    // A placed worker runs in the customer's network: its private chart repositories are
+    // what it is there for.
+    let mut cluster_args = args.clusters.clone();
+    cluster_args.chart_hosts_allow_private = true;
+    let clusters = cluster_args
         .activities(
             AzureConnector::own_identity(template, identity),
             StepLogs::with_backplane(backplane.clone()),

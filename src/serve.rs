@@ -4,7 +4,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use windlass_api::client_address::TrustedProxies;
 use windlass_api::oidc::{OidcVerifier, TrustedIssuer};
-use windlass_api::{ApiConfig, AppState, Authentication};
+use windlass_api::{ApiConfig, ApiMetrics, AppState, Authentication, MetricsExposure};
 use windlass_workflows::engine::Engine;
 
 use crate::config::{EngineArgs, KeyArgs, LiveLogArgs, RedisArgs, StoreArgs};
@@ -46,6 +46,10 @@ pub struct ServeArgs {
     /// How often the audit chains' heads are signed (seconds).
     #[arg(long, env = "WINDLASS_AUDIT_DIGEST_SECONDS", default_value_t = 3600)]
     pub audit_digest_seconds: u64,
+    /// Serve `/metrics` on this address instead of the API's listener (so the scraper's
+    /// network, not the API's public one, sees it). Default: on the API's listener.
+    #[arg(long, env = "WINDLASS_API_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Apply database migrations before serving (the embedded default does).
     #[arg(long, env = "WINDLASS_MIGRATE_ON_START", default_value_t = false)]
     pub migrate: bool,
@@ -100,7 +104,24 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         keys,
         live_logs,
     };
-    serve(listener, state, shutdown_signal()).await
+    let Some(metrics_listen) = args.metrics_listen else {
+        return serve(listener, state, shutdown_signal()).await;
+    };
+    let metrics_listener = tokio::net::TcpListener::bind(metrics_listen)
+        .await
+        .with_context(|| format!("binding {metrics_listen}"))?;
+    tracing::info!(listen = %metrics_listen, "API metrics serving");
+    let metrics = ApiMetrics::new();
+    let scrape = axum::serve(
+        metrics_listener,
+        windlass_api::metrics_router(metrics.clone()),
+    )
+    .with_graceful_shutdown(shutdown_signal());
+    let app = windlass_api::router_with_metrics(state, metrics, MetricsExposure::Separate);
+    let api = serve_router(listener, app, shutdown_signal());
+    let (api, scrape) = tokio::join!(api, scrape);
+    scrape.context("API metrics server")?;
+    api
 }
 
 pub async fn serve(
@@ -108,7 +129,14 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let app = windlass_api::router(state);
+    serve_router(listener, windlass_api::router(state), shutdown).await
+}
+
+async fn serve_router(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     // Connect info gives the audit log the caller's address.
     axum::serve(
         listener,

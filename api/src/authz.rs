@@ -3,7 +3,6 @@
 //! token. Each route names the permission it needs; a caller without it gets 403, and the
 //! refusal is audited. There are no passwords anywhere.
 
-
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
@@ -60,38 +59,47 @@ pub async fn authenticate(
     {
         return next.run(request).await;
     }
-    let bearer = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|t| t.trim().to_owned());
-    let Some(token) = bearer else {
+    let Some(token) = bearer_token(request.headers()) else {
         return unauthenticated("send `Authorization: Bearer <token>`").into_response();
     };
-    let principal = if token.starts_with(placements::CREDENTIAL_PREFIX) {
-        match state.store.authenticate_placement(&token).await {
-            Ok(placement) => Principal::Placement(placement),
-            Err(_) => {
-                return unauthenticated("the placement credential is not valid").into_response();
-            }
-        }
-    } else if token.starts_with("wlt_") {
-        match state.store.authenticate_api_token(&token).await {
-            Ok(api_token) => Principal::ApiToken(api_token),
-            Err(_) => return unauthenticated("the API token is not valid").into_response(),
-        }
-    } else {
-        match verify_person(&state, &token, request.uri().path()).await {
-            Ok(identity) => Principal::User(identity),
-            Err(error) => {
-                tracing::info!(%error, "bearer token refused");
-                return unauthenticated("the bearer token is not valid").into_response();
-            }
-        }
+    let principal = match principal_for(&state, &token, request.uri().path()).await {
+        Ok(principal) => principal,
+        Err(problem) => return problem.into_response(),
     };
     request.extensions_mut().insert(principal);
     next.run(request).await
+}
+
+pub(crate) fn bearer_token(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_owned())
+}
+
+/// Who `token` stands for on `path`, as of now (a revoked token or an expired one no
+/// longer stands for anyone).
+async fn principal_for(state: &AppState, token: &str, path: &str) -> Result<Principal, Problem> {
+    if token.starts_with(placements::CREDENTIAL_PREFIX) {
+        match state.store.authenticate_placement(token).await {
+            Ok(placement) => Ok(Principal::Placement(placement)),
+            Err(_) => Err(unauthenticated("the placement credential is not valid")),
+        }
+    } else if token.starts_with("wlt_") {
+        match state.store.authenticate_api_token(token).await {
+            Ok(api_token) => Ok(Principal::ApiToken(api_token)),
+            Err(_) => Err(unauthenticated("the API token is not valid")),
+        }
+    } else {
+        match verify_person(state, token, path).await {
+            Ok(identity) => Ok(Principal::User(identity)),
+            Err(error) => {
+                tracing::info!(%error, "bearer token refused");
+                Err(unauthenticated("the bearer token is not valid"))
+            }
+        }
+    }
 }
 
 /// A person's token: from Windlass's own sign-in issuers, or, on an organisation's routes,
@@ -160,7 +168,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(200).collect());
-        let ip = match parts.extensions.get::<crate::client_address::ClientAddress>() {
+        let ip = match parts
+            .extensions
+            .get::<crate::client_address::ClientAddress>()
+        {
             Some(crate::client_address::ClientAddress(client)) => *client,
             None => crate::client_address::peer(&parts.extensions),
         }
@@ -178,6 +189,21 @@ fn unauthenticated(detail: &str) -> Problem {
 }
 
 impl Authenticated {
+    /// The same caller authenticated again with its token, for a long-lived response (a
+    /// live log stream) that must stop once the token is revoked or expires.
+    pub(crate) async fn renewed(
+        &self,
+        state: &AppState,
+        token: &str,
+        path: &str,
+    ) -> Result<Authenticated, Problem> {
+        Ok(Self {
+            principal: principal_for(state, token, path).await?,
+            client: self.client.clone(),
+            ip: self.ip.clone(),
+        })
+    }
+
     fn caller(&self, actor: String, actor_kind: ActorKind) -> Caller {
         Caller {
             actor,

@@ -221,6 +221,16 @@ pub(crate) async fn check_services(
     services: &[ServiceSpec],
 ) -> Result<(), Problem> {
     windlass_core::environments::validate_services(services)?;
+    let policy = state
+        .store
+        .organization(environment.organization_id)
+        .await?
+        .chart_policy();
+    for service in services {
+        if let ServiceSpec::HelmChart(chart) = service {
+            windlass_core::chart_references::check_policy(&chart.name, &chart.chart, policy)?;
+        }
+    }
     let known = state
         .store
         .secret_listings(environment.organization_id)

@@ -14,6 +14,7 @@ mod deployments;
 mod environments;
 mod extract;
 mod health;
+mod jwks_cache;
 mod maintenance;
 mod metrics;
 pub mod oidc;
@@ -22,9 +23,13 @@ mod organizations;
 mod placement_routes;
 mod placements;
 mod problem;
+mod request_limits;
 mod run_events;
 mod runs;
 mod secrets;
+mod stream_slots;
+mod webhook_refusals;
+mod webhook_signature;
 pub mod webhooks;
 mod workload_identity;
 
@@ -38,9 +43,10 @@ use windlass_core::Store;
 use windlass_core::live_logs::LiveLogs;
 use windlass_workflows::engine::Engine;
 
-pub use metrics::ApiMetrics;
+pub use metrics::{ApiMetrics, metrics_router};
 pub use openapi::openapi_document;
 pub use problem::Problem;
+pub use request_limits::{MAX_HEADER_BYTES, MAX_HEADER_COUNT};
 
 /// Requests are small JSON documents; anything bigger is a mistake or an attack.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -78,12 +84,31 @@ pub struct AppState {
     pub live_logs: LiveLogs,
 }
 
+/// The API with `/metrics` on the same listener.
 pub fn router(state: AppState) -> Router {
+    router_with_metrics(state, ApiMetrics::new(), MetricsExposure::OnApiListener)
+}
+
+/// Where `/metrics` is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsExposure {
+    OnApiListener,
+    /// On a listener of its own ([`metrics_router`] with the same `ApiMetrics`), so the
+    /// API's public address does not expose it.
+    Separate,
+}
+
+/// The API, counting into `metrics`.
+pub fn router_with_metrics(
+    state: AppState,
+    metrics: ApiMetrics,
+    exposure: MetricsExposure,
+) -> Router {
     let (router, api) = api_routes().split_for_parts();
     let api = Arc::new(api);
-    let metrics = ApiMetrics::new();
     let scrape = metrics.clone();
-    router
+    let webhook_refusals = webhook_refusals::WebhookRefusals::new(metrics.clone());
+    let router = router
         .merge(placement_routes::routes())
         .route(
             "/openapi.json",
@@ -92,12 +117,18 @@ pub fn router(state: AppState) -> Router {
                 async move { axum::Json(api.as_ref().clone()) }
             }),
         )
-        .merge(workload_identity::routes())
-        .route(
+        .merge(workload_identity::routes());
+    let router = match exposure {
+        MetricsExposure::OnApiListener => router.route(
             "/metrics",
             axum::routing::get(move || metrics::serve(axum::extract::State(scrape.clone()))),
-        )
+        ),
+        MetricsExposure::Separate => router,
+    };
+    router
         .route_layer(axum::middleware::from_fn(metrics::name_route))
+        .layer(axum::Extension(webhook_refusals))
+        .layer(axum::Extension(stream_slots::StreamSlots::new()))
         .fallback(problem::unknown_route)
         .method_not_allowed_fallback(problem::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -105,6 +136,7 @@ pub fn router(state: AppState) -> Router {
             authz::authenticate,
         ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(request_limits::limit_headers))
         .layer(axum::middleware::from_fn_with_state(
             metrics,
             metrics::track,

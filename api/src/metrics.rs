@@ -1,12 +1,17 @@
 //! The API's Prometheus metrics: requests by method, matched route and status, their
 //! latency, and how many are in flight. Served at `/metrics`, outside the OpenAPI document
-//! (it is for the operator's scraper, not for API clients) and without authentication.
+//! (it is for the operator's scraper, not for API clients) and without authentication, on
+//! the API's listener or on a listener of its own (`windlass serve --metrics-listen`).
+//!
+//! Every label comes from a closed set: methods are the standard ones or `other`, routes
+//! are route templates or `unmatched`, statuses are three digits. Nothing a caller sends
+//! becomes a label value.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header;
+use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -27,6 +32,12 @@ struct RequestLabels {
     status: u16,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WebhookRefusalLabels {
+    /// One of `webhook_signature::Refusal`'s labels: a closed set.
+    reason: String,
+}
+
 /// The route template a request matched, handed from the inner (per-route) layer to the
 /// outer one through the response.
 #[derive(Clone)]
@@ -42,6 +53,8 @@ struct Inner {
     requests: Family<RequestLabels, Counter>,
     duration: Family<RequestLabels, Histogram, fn() -> Histogram>,
     in_flight: Gauge,
+    webhook_refusals: Family<WebhookRefusalLabels, Counter>,
+    webhook_rate_limited: Counter,
 }
 
 impl ApiMetrics {
@@ -63,14 +76,41 @@ impl ApiMetrics {
             "HTTP requests being answered",
             in_flight.clone(),
         );
+        let webhook_refusals = Family::<WebhookRefusalLabels, Counter>::default();
+        registry.register(
+            "webhook_refusals",
+            "Webhook calls refused before authentication, by reason",
+            webhook_refusals.clone(),
+        );
+        let webhook_rate_limited = Counter::default();
+        registry.register(
+            "webhook_rate_limited",
+            "Webhook calls answered 429 because their environment used up its refusals",
+            webhook_rate_limited.clone(),
+        );
         Self {
             inner: Arc::new(Inner {
                 registry: Mutex::new(registry),
                 requests,
                 duration,
                 in_flight,
+                webhook_refusals,
+                webhook_rate_limited,
             }),
         }
+    }
+
+    pub(crate) fn count_webhook_refusal(&self, reason: &'static str) {
+        self.inner
+            .webhook_refusals
+            .get_or_create(&WebhookRefusalLabels {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    pub(crate) fn count_webhook_rate_limited(&self) {
+        self.inner.webhook_rate_limited.inc();
     }
 
     pub fn encode(&self) -> String {
@@ -98,7 +138,7 @@ pub(crate) async fn track(
     request: Request,
     next: Next,
 ) -> Response {
-    let method = request.method().to_string();
+    let method = method_label(request.method()).to_owned();
     let began = Instant::now();
     metrics.inner.in_flight.inc();
     let response = next.run(request).await;
@@ -121,6 +161,21 @@ pub(crate) async fn track(
     response
 }
 
+/// The method as a label: the standard methods by name, anything else `other`, so a scan
+/// with invented methods cannot grow the label set (each one was a new series).
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
 /// Inner (route) layer: names the matched route template on the response.
 pub(crate) async fn name_route(
     matched: Option<MatchedPath>,
@@ -136,6 +191,14 @@ pub(crate) async fn name_route(
     response
 }
 
+/// A router serving only `/metrics`, for a listener of its own.
+pub fn metrics_router(metrics: ApiMetrics) -> axum::Router {
+    axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || serve(State(metrics.clone()))),
+    )
+}
+
 pub(crate) async fn serve(State(metrics): State<ApiMetrics>) -> impl IntoResponse {
     (
         [(
@@ -144,4 +207,43 @@ pub(crate) async fn serve(State(metrics): State<ApiMetrics>) -> impl IntoRespons
         )],
         metrics.encode(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[test]
+    fn invented_methods_share_one_label() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        for invented in ["XYZZY", "get", "PROPFIND", "BREW"] {
+            assert_eq!(
+                method_label(&Method::from_bytes(invented.as_bytes()).unwrap()),
+                "other"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn metrics_can_be_served_on_a_router_of_their_own() {
+        let metrics = ApiMetrics::new();
+        metrics.count_webhook_rate_limited();
+        let response = metrics_router(metrics)
+            .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        assert!(
+            text.contains("windlass_api_webhook_rate_limited_total 1"),
+            "{text}"
+        );
+    }
 }

@@ -1,17 +1,21 @@
 //! Federated identity: OIDC bearer tokens (RS256 or ES256) from configured issuers,
 //! verified against each issuer's JWKS. There are no passwords anywhere in Windlass.
 //!
-//! Keys are cached per issuer; an unknown `kid` (the IdP rotated its keys) triggers one
-//! refetch, rate-limited so a flood of forged kids cannot turn into a flood of fetches.
+//! Keys are cached per issuer (`jwks_cache`); an unknown `kid` (the IdP rotated its keys)
+//! triggers one refetch, rate-limited and outside any lock a cached key needs, so a flood
+//! of forged kids neither floods the IdP nor holds up anyone's sign-in.
+//!
+//! Checked: signature (RS256 or ES256), `iss`, `aud`, `exp` and `nbf` (60 s of clock skew),
+//! `sub`, and `azp` when present (the party the token was issued to must be Windlass's
+//! client id, the audience, not another client of the same IdP).
 
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use tokio::sync::RwLock;
+
+use crate::jwks_cache::JwksCache;
 
 #[derive(Debug, Clone)]
 pub struct TrustedIssuer {
@@ -38,6 +42,10 @@ pub enum TokenError {
     Signature,
     #[error("token expired")]
     Expired,
+    #[error("token not valid yet (nbf)")]
+    NotYetValid,
+    #[error("token was issued to another client (azp)")]
+    AuthorizedParty,
     #[error("token is for another audience")]
     Audience,
     #[error("token is missing a required claim")]
@@ -71,6 +79,8 @@ pub struct OrganizationConnection {
 struct Claims {
     iss: String,
     sub: Option<String>,
+    /// The client the token was issued to (OIDC Core 2): when present, Windlass's.
+    azp: Option<String>,
     #[serde(default)]
     groups: Vec<String>,
 }
@@ -80,21 +90,11 @@ struct UnverifiedIssuer {
     iss: Option<String>,
 }
 
-struct CachedKeys {
-    keys: JwkSet,
-    fetched_at: Instant,
-}
-
 pub struct OidcVerifier {
     issuers: Vec<TrustedIssuer>,
-    http: reqwest::Client,
-    cache: RwLock<HashMap<String, CachedKeys>>,
+    keys: JwksCache,
     /// Clock skew tolerated on exp/nbf.
     leeway: Duration,
-    /// Keys are refreshed after this even without a kid miss.
-    max_key_age: Duration,
-    /// At most one refetch per issuer within this window.
-    min_refetch_interval: Duration,
 }
 
 impl Default for OidcVerifier {
@@ -108,19 +108,14 @@ impl OidcVerifier {
     pub fn new(issuers: Vec<TrustedIssuer>) -> Self {
         Self {
             issuers,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap_or_default(),
-            cache: RwLock::new(HashMap::new()),
+            // A sign-in whose key is not cached waits at most this for the IdP.
+            keys: JwksCache::new(Duration::from_secs(5)),
             leeway: Duration::from_secs(60),
-            max_key_age: Duration::from_secs(3600),
-            min_refetch_interval: Duration::from_secs(30),
         }
     }
 
     pub fn with_min_refetch_interval(mut self, interval: Duration) -> Self {
-        self.min_refetch_interval = interval;
+        self.keys.min_refetch_interval = interval;
         self
     }
 
@@ -175,17 +170,20 @@ impl OidcVerifier {
             return Err(TokenError::Algorithm);
         }
         let kid = header.kid.clone().ok_or(TokenError::UnknownKey)?;
-        let key = self.key(issuer, &kid).await?;
+        let key = self.keys.key(issuer, &kid).await?;
 
         let mut validation = Validation::new(header.alg);
         validation.set_audience(&[&issuer.audience]);
         validation.set_issuer(&[&issuer.issuer]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = self.leeway.as_secs();
+        // Off by default in jsonwebtoken: a token not valid yet is refused too.
+        validation.validate_nbf = true;
         let data = jsonwebtoken::decode::<Claims>(token, &key, &validation).map_err(|e| {
             use jsonwebtoken::errors::ErrorKind;
             match e.kind() {
-                ErrorKind::ExpiredSignature | ErrorKind::ImmatureSignature => TokenError::Expired,
+                ErrorKind::ExpiredSignature => TokenError::Expired,
+                ErrorKind::ImmatureSignature => TokenError::NotYetValid,
                 ErrorKind::InvalidAudience => TokenError::Audience,
                 ErrorKind::InvalidIssuer => TokenError::UnknownIssuer,
                 ErrorKind::InvalidSignature => TokenError::Signature,
@@ -194,58 +192,20 @@ impl OidcVerifier {
                 _ => TokenError::Malformed,
             }
         })?;
+        if data
+            .claims
+            .azp
+            .as_deref()
+            .is_some_and(|azp| azp != issuer.audience)
+        {
+            return Err(TokenError::AuthorizedParty);
+        }
         let subject = data
             .claims
             .sub
             .filter(|s| !s.is_empty())
             .ok_or(TokenError::Claims)?;
         Ok((data.claims.iss, subject, data.claims.groups))
-    }
-
-    async fn key(&self, issuer: &TrustedIssuer, kid: &str) -> Result<DecodingKey, TokenError> {
-        let fresh_enough = |cached: &CachedKeys| cached.fetched_at.elapsed() < self.max_key_age;
-        // Keyed by issuer and key URL: two organisations may name the same issuer with
-        // different key URLs, and one's keys must never verify the other's tokens.
-        let cache_key = format!("{}\n{}", issuer.issuer, issuer.jwks_uri);
-        if let Some(cached) = self.cache.read().await.get(&cache_key)
-            && fresh_enough(cached)
-            && let Some(jwk) = cached.keys.find(kid)
-        {
-            return DecodingKey::from_jwk(jwk).map_err(|_| TokenError::UnknownKey);
-        }
-        let mut cache = self.cache.write().await;
-        let recently_fetched = cache
-            .get(&cache_key)
-            .is_some_and(|c| c.fetched_at.elapsed() < self.min_refetch_interval);
-        if !recently_fetched {
-            let keys = self.fetch(issuer).await?;
-            cache.insert(
-                cache_key.clone(),
-                CachedKeys {
-                    keys,
-                    fetched_at: Instant::now(),
-                },
-            );
-        }
-        let jwk = cache
-            .get(&cache_key)
-            .and_then(|c| c.keys.find(kid))
-            .ok_or(TokenError::UnknownKey)?;
-        DecodingKey::from_jwk(jwk).map_err(|_| TokenError::UnknownKey)
-    }
-
-    async fn fetch(&self, issuer: &TrustedIssuer) -> Result<JwkSet, TokenError> {
-        let unavailable = |e: reqwest::Error| TokenError::JwksUnavailable(e.to_string());
-        self.http
-            .get(&issuer.jwks_uri)
-            .send()
-            .await
-            .map_err(unavailable)?
-            .error_for_status()
-            .map_err(unavailable)?
-            .json::<JwkSet>()
-            .await
-            .map_err(unavailable)
     }
 }
 

@@ -17,6 +17,50 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_organization))
         .routes(routes!(get_organization))
+        .routes(routes!(set_chart_policy))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChartPolicyRequest {
+    /// Let services name charts from plain `http://` repositories (charts then travel
+    /// unauthenticated and unencrypted; meant for repositories inside a placed worker's
+    /// own network).
+    allow_plain_http: bool,
+}
+
+/// Set the organisation's chart policy. An organisation-wide security setting, so it is
+/// its administrators' (members_manage); audited.
+#[utoipa::path(put, path = "/v1/organizations/{organization_id}/chart-policy", tag = "organizations",
+    params(("organization_id" = Uuid, Path)),
+    request_body = ChartPolicyRequest,
+    responses((status = OK, body = Organization), (status = NOT_FOUND, body = Problem),
+        (status = FORBIDDEN, body = Problem), (status = UNPROCESSABLE_ENTITY, body = Problem)))]
+async fn set_chart_policy(
+    State(state): State<AppState>,
+    Path(organization_id): Path<Uuid>,
+    request: Authenticated,
+    Json(body): Json<ChartPolicyRequest>,
+) -> Result<axum::Json<Organization>, Problem> {
+    let caller = request
+        .authorize(&state, organization_id, Permission::MembersManage)
+        .await?;
+    let updated = state
+        .store
+        .set_allow_plain_http_charts(organization_id, body.allow_plain_http)
+        .await
+        .map_err(Problem::from);
+    caller
+        .record(
+            &state,
+            Some(organization_id),
+            "organizations.chart_policy",
+            format!("organization:{organization_id}"),
+            &updated,
+            serde_json::json!({"allow_plain_http_charts": body.allow_plain_http}),
+        )
+        .await;
+    Ok(axum::Json(updated?))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -52,6 +52,15 @@ impl Problem {
         }
     }
 
+    /// 429: the caller (or, for unauthenticated routes, whoever shares its budget) sent
+    /// too many requests; `Retry-After` says when the budget refills.
+    pub fn too_many_requests(detail: impl Into<String>, retry_after_secs: u64) -> Self {
+        Self {
+            retry_after_secs: Some(retry_after_secs),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "too-many-requests", detail)
+        }
+    }
+
     pub fn internal() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,

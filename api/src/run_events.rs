@@ -4,6 +4,12 @@
 //! The stream subscribes to the live fan-out first, then replays what the store already
 //! has, so no line falls between the two; a line seen both ways is sent once. Event ids
 //! let a reconnecting client (`Last-Event-ID`) carry on without duplicates.
+//!
+//! Bounded: the store is read a page at a time ([`REPLAY_PAGE`] lines), a resume looks up
+//! the one line it names, a caller holds at most 8 streams and a run has at most 32
+//! (`stream_slots`; `429` beyond), and the caller is authenticated and authorised again
+//! every [`REAUTHORIZE_EVERY`]: a revoked or expired token's stream ends with an `error`
+//! event within that interval.
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
@@ -22,12 +28,14 @@ use uuid::Uuid;
 use windlass_core::live_logs::{LiveLine, LiveStream};
 use windlass_core::rbac::Permission;
 use windlass_core::runs::{Run, Step, StepStatus};
+use windlass_core::store::RunLogCursor;
 
 use crate::AppState;
 use crate::authz::Authenticated;
 use crate::extract::Path;
 use crate::problem::Problem;
 use crate::runs::{RunDetail, repair_from_engine};
+use crate::stream_slots::{SlotRefusal, StreamSlots};
 
 /// How often steps and the run's status are read while it runs.
 const POLL: Duration = Duration::from_millis(500);
@@ -37,6 +45,29 @@ const REPAIR_EVERY: u32 = 10;
 /// faster than the batched write).
 const RESUME_WAIT: Duration = Duration::from_secs(2);
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// Lines read from the store at once.
+pub(crate) const REPLAY_PAGE: u32 = 500;
+/// How often an open stream checks that its caller still may read the run.
+pub(crate) const REAUTHORIZE_EVERY: Duration = Duration::from_secs(10);
+
+/// What a stream needs to check its caller again.
+struct Access {
+    authn: Authenticated,
+    token: String,
+    path: String,
+    organization_id: Uuid,
+}
+
+impl Access {
+    async fn still_allowed(&self, state: &AppState) -> Result<(), Problem> {
+        self.authn
+            .renewed(state, &self.token, &self.path)
+            .await?
+            .authorize(state, self.organization_id, Permission::RunsRead)
+            .await
+            .map(|_| ())
+    }
+}
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(run_events))
@@ -46,7 +77,9 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
 /// `{"step","attempt","seq","at","level","line"}`, secrets masked), `step` (a step as in
 /// the run's detail, whenever it changes), `end` (the run's detail, once it is finished;
 /// then the stream closes). Lines printed before the request are replayed first; a finished
-/// run replays everything and ends at once. `Last-Event-ID` resumes after that line.
+/// run replays everything and ends at once. `Last-Event-ID` resumes after that line. The
+/// caller is checked again every 10 seconds; one no longer allowed gets an `error` event
+/// (a problem document) and the stream closes. At most 8 streams per caller, 32 per run.
 #[utoipa::path(get, path = "/v1/organizations/{organization_id}/runs/{run_id}/events",
     tag = "runs",
     params(("organization_id" = Uuid, Path), ("run_id" = Uuid, Path),
@@ -55,23 +88,45 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
     responses(
         (status = OK, content_type = "text/event-stream", body = String,
             description = "`event: log|step|end` with JSON data"),
-        (status = BAD_REQUEST, body = Problem), (status = NOT_FOUND, body = Problem)))]
+        (status = BAD_REQUEST, body = Problem), (status = NOT_FOUND, body = Problem),
+        (status = TOO_MANY_REQUESTS, body = Problem, description = "the caller or the run has as many streams open as allowed")))]
 async fn run_events(
     State(state): State<AppState>,
+    axum::Extension(slots): axum::Extension<StreamSlots>,
     Path((organization_id, run_id)): Path<(Uuid, Uuid)>,
     authn: Authenticated,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Problem> {
-    authn
+    let caller = authn
         .authorize(&state, organization_id, Permission::RunsRead)
         .await?;
     let resume = last_event_id(&headers)?;
     let run = state.store.run(organization_id, run_id).await?;
+    let slot = slots.take(&caller.actor, run_id).map_err(|refusal| {
+        let detail = match refusal {
+            SlotRefusal::Caller(limit) => {
+                format!("a caller may follow at most {limit} streams at once; close one")
+            }
+            SlotRefusal::Run(limit) => {
+                format!("at most {limit} streams may follow one run at once")
+            }
+        };
+        Problem::too_many_requests(detail, 5)
+    })?;
+    let access = Access {
+        authn,
+        // `authenticate` let the request in, so it carried a bearer token.
+        token: crate::authz::bearer_token(&headers).unwrap_or_default(),
+        path: format!("/v1/organizations/{organization_id}/runs/{run_id}/events"),
+        organization_id,
+    };
     // Subscribed before the replay is read: nothing printed in between is lost.
     let live = state.live_logs.subscribe(run_id).await;
     let (tx, rx) = mpsc::channel(256);
     tokio::spawn(async move {
-        match follow(&state, run, live, resume, &tx).await {
+        // Held while the stream is followed; given back however it ends.
+        let _slot = slot;
+        match follow(&state, run, live, resume, &access, &tx).await {
             Err(problem) if problem.status != StatusCode::GONE.as_u16() => {
                 // The client sees the stream close and reconnects with Last-Event-ID.
                 tracing::warn!(%run_id, detail = %problem.detail, "run events stream stopped");
@@ -151,41 +206,56 @@ impl Seen {
     }
 }
 
-/// Sends the run's events until it ends or the client leaves.
+/// Sends the run's events until it ends, the client leaves or the caller may no longer
+/// read the run.
 async fn follow(
     state: &AppState,
     mut run: Run,
     mut live: LiveStream,
     resume: Option<LineId>,
+    access: &Access,
     tx: &mpsc::Sender<Event>,
 ) -> Result<(), Problem> {
     let run_id = run.id;
     let mut seen = Seen::default();
-    let mut replay = state.store.run_log(run_id).await?;
+    let mut replay_from = None;
     if let Some(last) = resume {
-        let mut at = replay.iter().find(|l| LineId::of(l) == last).map(|l| l.at);
+        // One line looked up, not the whole log re-read, while it reaches the store.
+        let lookup = || {
+            state
+                .store
+                .run_log_line_at(run_id, &last.step, last.attempt, last.seq)
+        };
+        let mut at = lookup().await?;
         let deadline = tokio::time::Instant::now() + RESUME_WAIT;
         while at.is_none() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            replay = state.store.run_log(run_id).await?;
-            at = replay.iter().find(|l| LineId::of(l) == last).map(|l| l.at);
+            at = lookup().await?;
+        }
+        if let Some(at) = at {
+            replay_from = Some(RunLogCursor {
+                at,
+                step: last.step.clone(),
+                attempt: last.attempt,
+                seq: last.seq,
+            });
         }
         seen.resumed_after = Some((at, last));
     }
-    for line in &replay {
-        send_line(&mut seen, line, tx).await?;
-    }
+    replay(state, run_id, replay_from.as_ref(), &mut seen, tx).await?;
     let mut steps = HashMap::new();
     send_step_changes(state, run_id, &mut steps, tx).await?;
     let mut ticker = tokio::time::interval(POLL);
+    let mut reauthorize = tokio::time::interval_at(
+        tokio::time::Instant::now() + REAUTHORIZE_EVERY,
+        REAUTHORIZE_EVERY,
+    );
     let mut ticks = 0u32;
     loop {
         if run.status.is_finished() {
             // Whatever the fan-out dropped is in the store by now: the run's last
             // activity records its end only after every step's writer has flushed.
-            for line in state.store.run_log(run_id).await? {
-                send_line(&mut seen, &line, tx).await?;
-            }
+            replay(state, run_id, replay_from.as_ref(), &mut seen, tx).await?;
             send_step_changes(state, run_id, &mut steps, tx).await?;
             let detail = detail(state, run).await?;
             send(tx, Event::default().event("end").json_data(&detail)).await?;
@@ -199,6 +269,13 @@ async fn follow(
                 // every line, and the end catches up from it.
                 None => live = stream::pending().boxed(),
             },
+            _ = reauthorize.tick() => {
+                if let Err(problem) = access.still_allowed(state).await {
+                    tracing::info!(%run_id, status = problem.status, "run events stream ended: caller no longer authorised");
+                    send(tx, Event::default().event("error").json_data(&problem)).await?;
+                    return Ok(());
+                }
+            }
             _ = ticker.tick() => {
                 ticks += 1;
                 send_step_changes(state, run_id, &mut steps, tx).await?;
@@ -207,6 +284,32 @@ async fn follow(
                     run = repair_from_engine(state, run).await?;
                 }
             }
+        }
+    }
+}
+
+/// Sends the store's lines from `from` on (the start without it) a page at a time.
+async fn replay(
+    state: &AppState,
+    run_id: Uuid,
+    from: Option<&RunLogCursor>,
+    seen: &mut Seen,
+    tx: &mpsc::Sender<Event>,
+) -> Result<(), Problem> {
+    let mut cursor = from.cloned();
+    loop {
+        let page = state
+            .store
+            .run_log_page(run_id, cursor.as_ref(), REPLAY_PAGE)
+            .await?;
+        for line in &page {
+            send_line(seen, line, tx).await?;
+        }
+        match page.last() {
+            Some(last) if page.len() == REPLAY_PAGE as usize => {
+                cursor = Some(RunLogCursor::after(last));
+            }
+            _ => return Ok(()),
         }
     }
 }

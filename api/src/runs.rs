@@ -274,7 +274,12 @@ pub(crate) async fn launch(state: &AppState, new: NewRun) -> Result<(StatusCode,
         }
         Err(error) => {
             // If Temporal did start it and only the answer was lost, the run is real.
-            if state.engine.describe(run.engine_workflow_id()).await.is_ok() {
+            if state
+                .engine
+                .describe(run.engine_workflow_id())
+                .await
+                .is_ok()
+            {
                 tracing::warn!(run_id = %run.id, %error, "start answer lost; workflow exists");
                 state.store.mark_run_started(run.id, "").await?;
             } else {
@@ -301,25 +306,65 @@ pub(crate) async fn launch(state: &AppState, new: NewRun) -> Result<(StatusCode,
 pub struct StepLogQuery {
     /// The step's key, e.g. `terraform-apply` or `install-chart/cert-manager`.
     step: String,
+    /// Lines after this one (`<attempt>:<seq>`, the `Windlass-Next-Cursor` of the page
+    /// before); from the first line without it.
+    after: Option<String>,
+    /// Lines per page, 1 to 5000 (default 1000).
+    limit: Option<u32>,
 }
 
+const STEP_LOG_PAGE: u32 = 1000;
+const STEP_LOG_PAGE_MAX: u32 = 5000;
+/// Names the cursor of the next page when there may be one; absent on the last page.
+pub const NEXT_CURSOR_HEADER: &str = "windlass-next-cursor";
+
 /// What a step printed (terraform's messages, helm's output), every attempt, in order;
-/// secrets masked.
+/// secrets masked. A page at a time: when more lines follow, `Windlass-Next-Cursor` names
+/// the `after` of the next page.
 #[utoipa::path(get, path = "/v1/organizations/{organization_id}/runs/{run_id}/log", tag = "runs",
     params(("organization_id" = Uuid, Path), ("run_id" = Uuid, Path), StepLogQuery),
-    responses((status = OK, body = Vec<LogLine>), (status = NOT_FOUND, body = Problem)))]
+    responses((status = OK, body = Vec<LogLine>,
+            headers(("Windlass-Next-Cursor" = String, description = "`after` of the next page, if there may be one"))),
+        (status = BAD_REQUEST, body = Problem), (status = NOT_FOUND, body = Problem)))]
 async fn step_log(
     State(state): State<AppState>,
     Path((organization_id, run_id)): Path<(Uuid, Uuid)>,
     authn: Authenticated,
     Query(query): Query<StepLogQuery>,
-) -> Result<axum::Json<Vec<LogLine>>, Problem> {
+) -> Result<Response, Problem> {
     authn
         .authorize(&state, organization_id, Permission::RunsRead)
         .await?;
+    let limit = query.limit.unwrap_or(STEP_LOG_PAGE);
+    if !(1..=STEP_LOG_PAGE_MAX).contains(&limit) {
+        return Err(Problem::bad_request(format!(
+            "limit must be between 1 and {STEP_LOG_PAGE_MAX}"
+        )));
+    }
+    let after = query.after.as_deref().map(parse_log_cursor).transpose()?;
     // The run must be this organisation's.
     state.store.run(organization_id, run_id).await?;
-    Ok(axum::Json(state.store.step_log(run_id, &query.step).await?))
+    let page = state
+        .store
+        .step_log_page(run_id, &query.step, after, limit)
+        .await?;
+    let next = (page.len() == limit as usize)
+        .then(|| page.last().map(|l| format!("{}:{}", l.attempt, l.seq)))
+        .flatten();
+    let mut response = axum::Json(page).into_response();
+    if let Some(next) = next.and_then(|n| HeaderValue::from_str(&n).ok()) {
+        response.headers_mut().insert(NEXT_CURSOR_HEADER, next);
+    }
+    Ok(response)
+}
+
+fn parse_log_cursor(text: &str) -> Result<(u32, u32), Problem> {
+    let invalid = || Problem::bad_request("after must be `<attempt>:<seq>`");
+    let (attempt, seq) = text.split_once(':').ok_or_else(invalid)?;
+    Ok((
+        attempt.parse().map_err(|_| invalid())?,
+        seq.parse().map_err(|_| invalid())?,
+    ))
 }
 
 fn run_response(status: StatusCode, run: Run) -> Response {

@@ -1,13 +1,15 @@
 //! The deployment webhook CI pipelines call: no bearer token, a signature instead.
 //!
-//! `Windlass-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`, keyed
-//! with the environment's webhook secret (sealed in the store like every secret). A
-//! signature older or newer than five minutes is refused, so a captured call cannot be
-//! replayed later; within the window, an `Idempotency-Key` makes repeats harmless.
+//! The signature (`webhook_signature`) covers the timestamp, the Idempotency-Key and the
+//! body, keyed with the environment's webhook secret (sealed in the store like every
+//! secret). It is valid for five minutes in all (270 s back, 30 s ahead) and accepted once:
+//! the store's replay cache refuses a second call carrying the same (timestamp, signature),
+//! so a retry is signed afresh (a new `t`) and, with the same Idempotency-Key, answers the
+//! deployment the first call started. Failures are counted and rate-limited per
+//! environment and audited once per window (`webhook_refusals`).
 
-use aws_lc_rs::hmac;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -23,9 +25,9 @@ use crate::deployments::{DeployRequest, DeploymentStarted, request_deployment};
 use crate::extract::Path;
 use crate::problem::Problem;
 use crate::runs::idempotency_key;
-
-pub const SIGNATURE_HEADER: &str = "windlass-signature";
-const TOLERANCE_SECONDS: i64 = 300;
+use crate::webhook_refusals::{RefusalSummary, WebhookRefusals};
+use crate::webhook_signature::{self, PresentedSignature, Refusal};
+pub use crate::webhook_signature::{SIGNATURE_HEADER, sign};
 
 /// Paths under this prefix authenticate themselves (by signature), not with a bearer token.
 pub(crate) const PREFIX: &str = "/v1/webhooks/";
@@ -55,29 +57,21 @@ pub(crate) async fn issue_webhook_secret(
     Ok(secret)
 }
 
-/// The `Windlass-Signature` value for `body` at `timestamp`: what a CI pipeline computes.
-pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
-    let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
-    let mut context = hmac::Context::with_key(&key);
-    context.update(format!("{timestamp}.").as_bytes());
-    context.update(body);
-    let tag = context.sign();
-    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    format!("t={timestamp},v1={hex}")
-}
-
 /// Deploy an environment from a CI pipeline (signed; see the module documentation).
 #[utoipa::path(post, path = "/v1/webhooks/environments/{environment_id}/deployments",
     tag = "environments",
     params(("environment_id" = Uuid, Path),
-        ("Windlass-Signature" = String, Header, description = "t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">"),
+        ("Windlass-Signature" = String, Header, description = "t=<unix seconds>,v2=<hex HMAC-SHA256 of \"<t>\\n<Idempotency-Key>\\n<body>\">, accepted once within five minutes"),
         ("Idempotency-Key" = Option<String>, Header, description = "repeat-safe request key")),
     request_body = DeployRequest,
     responses((status = ACCEPTED, body = DeploymentStarted),
         (status = OK, body = DeploymentStarted, description = "the deployment this Idempotency-Key already started"),
-        (status = UNAUTHORIZED, body = Problem), (status = UNPROCESSABLE_ENTITY, body = Problem)))]
+        (status = BAD_REQUEST, body = Problem), (status = UNAUTHORIZED, body = Problem),
+        (status = UNPROCESSABLE_ENTITY, body = Problem),
+        (status = TOO_MANY_REQUESTS, body = Problem, description = "too many refused calls for this environment; see Retry-After")))]
 async fn webhook_deploy(
     State(state): State<AppState>,
+    axum::Extension(refusals): axum::Extension<WebhookRefusals>,
     Path(environment_id): Path<Uuid>,
     extensions: axum::http::Extensions,
     headers: HeaderMap,
@@ -89,14 +83,18 @@ async fn webhook_deploy(
         Problem::new(
             StatusCode::UNAUTHORIZED,
             "unauthenticated",
-            "the webhook signature is missing, stale or wrong",
+            "the webhook signature is missing, stale, already used or wrong",
         )
     };
-    let environment = state
-        .store
-        .environment_by_id(environment_id)
-        .await
-        .map_err(|_| refused())?;
+    let environment = state.store.environment_by_id(environment_id).await.ok();
+    // Unknown environments share one budget, so random ids cannot grow the table.
+    let budget = environment.as_ref().map_or(Uuid::nil(), |e| e.id);
+    if let Err(retry_after) = refusals.check(budget) {
+        return Err(Problem::too_many_requests(
+            "too many refused webhook calls for this environment; retry later",
+            retry_after,
+        ));
+    }
     let caller = Caller {
         actor: format!("webhook:{environment_id}"),
         actor_kind: ActorKind::ApiToken,
@@ -104,30 +102,42 @@ async fn webhook_deploy(
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
-        ip: extensions
-            .get::<ConnectInfo<std::net::SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string()),
-    };
-    if let Err(problem) = verify(&state, &environment, &headers, &body).await {
-        let entry = caller.entry(
-            Some(environment.organization_id),
-            "environments.deploy",
-            format!("environment:{environment_id}"),
-            AuditResult::Denied,
-            serde_json::json!({"trigger": "webhook", "reason": problem.detail}),
-        );
-        if let Err(error) = state.store.append_audit(entry).await {
-            tracing::error!(%error, "could not audit a refused webhook");
+        // The client behind trusted proxies, as `authenticate` established it.
+        ip: match extensions.get::<crate::client_address::ClientAddress>() {
+            Some(crate::client_address::ClientAddress(client)) => *client,
+            None => crate::client_address::peer(&extensions),
         }
+        .map(|ip| ip.to_string()),
+    };
+    let key = idempotency_key(&headers)?;
+    let verified = match &environment {
+        Some(environment) => {
+            match verify(&state, environment, &headers, key.as_deref(), &body).await {
+                Ok(presented) => first_use(&state, environment, &presented).await?,
+                Err(refusal) => Err(refusal),
+            }
+        }
+        None => Err(Refusal::UnknownEnvironment),
+    };
+    if let Err(reason) = verified {
+        tracing::info!(%environment_id, reason = reason.as_label(), "webhook call refused");
+        let audit = environment.map(|e| (state.clone(), caller, e.organization_id));
+        refusals.refuse(budget, reason, move |summary| {
+            if let Some((state, caller, organization_id)) = audit {
+                tokio::spawn(audit_refusals(state, caller, organization_id, summary));
+            }
+        });
         return Err(refused());
     }
+    let Some(environment) = environment else {
+        return Err(refused());
+    };
     let request: DeployRequest = if body.is_empty() {
         DeployRequest::default()
     } else {
         serde_json::from_slice(&body)
             .map_err(|e| Problem::unprocessable(format!("the body is not a deploy request: {e}")))?
     };
-    let key = idempotency_key(&headers)?;
     let (status, started) = request_deployment(
         &state,
         &caller,
@@ -140,31 +150,45 @@ async fn webhook_deploy(
     Ok((status, axum::Json(started)))
 }
 
+/// One entry for a window's refusals, however many there were.
+async fn audit_refusals(
+    state: AppState,
+    caller: Caller,
+    organization_id: Uuid,
+    summary: RefusalSummary,
+) {
+    let entry = caller.entry(
+        Some(organization_id),
+        "environments.deploy",
+        format!("environment:{}", summary.environment_id),
+        AuditResult::Denied,
+        serde_json::json!({
+            "trigger": "webhook",
+            "refused": summary.refused,
+            "reasons": summary.reasons,
+            "window_seconds": summary.window_seconds,
+        }),
+    );
+    if let Err(error) = state.store.append_audit(entry).await {
+        tracing::error!(%error, "could not audit refused webhook calls");
+    }
+}
+
 async fn verify(
     state: &AppState,
     environment: &EnvironmentSpec,
     headers: &HeaderMap,
+    idempotency_key: Option<&str>,
     body: &[u8],
-) -> Result<(), Problem> {
-    let bad = |why: &str| Problem::new(StatusCode::UNAUTHORIZED, "unauthenticated", why);
+) -> Result<PresentedSignature, Refusal> {
     let header = headers
         .get(SIGNATURE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| bad("no signature header"))?;
-    let mut timestamp = None;
-    let mut signature = None;
-    for part in header.split(',') {
-        match part.trim().split_once('=') {
-            Some(("t", t)) => timestamp = t.parse::<i64>().ok(),
-            Some(("v1", v)) => signature = decode_hex(v),
-            _ => {}
-        }
-    }
-    let (Some(timestamp), Some(signature)) = (timestamp, signature) else {
-        return Err(bad("malformed signature header"));
-    };
-    if (chrono::Utc::now().timestamp() - timestamp).abs() > TOLERANCE_SECONDS {
-        return Err(bad("signature timestamp outside the five-minute window"));
+        .ok_or(Refusal::MissingSignature)?
+        .to_str()
+        .map_err(|_| Refusal::MalformedSignature)?;
+    let presented = webhook_signature::parse(header)?;
+    if !webhook_signature::within_window(presented.timestamp, chrono::Utc::now().timestamp()) {
+        return Err(Refusal::OutsideWindow);
     }
     let secret = open_secret(
         &state.store,
@@ -175,35 +199,33 @@ async fn verify(
         },
     )
     .await
-    .map_err(|_| bad("the environment has no webhook secret"))?;
-    let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
-    let mut signed = format!("{timestamp}.").into_bytes();
-    signed.extend_from_slice(body);
-    hmac::verify(&key, &signed, &signature).map_err(|_| bad("signature mismatch"))
+    .map_err(|_| Refusal::NoWebhookSecret)?;
+    webhook_signature::verify(&secret, &presented, idempotency_key, body)?;
+    Ok(presented)
 }
 
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_signature_names_its_time_and_covers_the_body() {
-        let a = sign("whsec_x", 1_700_000_000, b"{}");
-        assert!(a.starts_with("t=1700000000,v1="));
-        assert_eq!(a.len(), "t=1700000000,v1=".len() + 64);
-        assert_ne!(a, sign("whsec_x", 1_700_000_000, b"{\"images\":{}}"));
-        assert_ne!(a, sign("whsec_y", 1_700_000_000, b"{}"));
-        assert_eq!(decode_hex("0aff"), Some(vec![0x0a, 0xff]));
-        assert_eq!(decode_hex("0g"), None);
-    }
+/// Whether this genuine signature is presented for the first time. Only a genuine one
+/// reaches the cache, so garbage cannot fill it; entries are kept twice the window, past
+/// which the window check refuses the timestamp anyway.
+async fn first_use(
+    state: &AppState,
+    environment: &EnvironmentSpec,
+    presented: &PresentedSignature,
+) -> Result<Result<(), Refusal>, Problem> {
+    let forget_before =
+        chrono::Utc::now() - chrono::Duration::seconds(2 * webhook_signature::WINDOW_SECONDS);
+    let first = state
+        .store
+        .first_use_of_webhook_signature(
+            environment.id,
+            presented.timestamp,
+            &presented.tag_hex(),
+            forget_before,
+        )
+        .await?;
+    Ok(if first {
+        Ok(())
+    } else {
+        Err(Refusal::Replayed)
+    })
 }

@@ -1,9 +1,9 @@
 //! OIDC bearer tokens against a local issuer: a JWKS endpoint on loopback serving keys
 //! generated here, and tokens signed with them (ES256), as an IdP would issue them.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
@@ -58,6 +58,10 @@ fn claims(overrides: Value) -> Value {
 struct Issuer {
     keys: Arc<Mutex<Vec<Value>>>,
     fetches: Arc<AtomicUsize>,
+    /// How long each answer takes (an IdP having a bad day).
+    delay_ms: Arc<AtomicU64>,
+    /// Answer 503 instead of the keys.
+    down: Arc<AtomicBool>,
     jwks_uri: String,
 }
 
@@ -66,14 +70,26 @@ async fn issuer(initial: &[&SigningKey]) -> Issuer {
         initial.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>(),
     ));
     let fetches = Arc::new(AtomicUsize::new(0));
-    let (k, f) = (keys.clone(), fetches.clone());
+    let delay_ms = Arc::new(AtomicU64::new(0));
+    let down = Arc::new(AtomicBool::new(false));
+    let (k, f, d, o) = (
+        keys.clone(),
+        fetches.clone(),
+        delay_ms.clone(),
+        down.clone(),
+    );
     let app = axum::Router::new().route(
         "/jwks",
         axum::routing::get(move || {
-            let (k, f) = (k.clone(), f.clone());
+            let (k, f, d, o) = (k.clone(), f.clone(), d.clone(), o.clone());
             async move {
                 f.fetch_add(1, Ordering::SeqCst);
-                axum::Json(json!({"keys": *k.lock().unwrap()}))
+                tokio::time::sleep(Duration::from_millis(d.load(Ordering::SeqCst))).await;
+                if o.load(Ordering::SeqCst) {
+                    return Err(axum::http::StatusCode::SERVICE_UNAVAILABLE);
+                }
+                let keys = k.lock().unwrap().clone();
+                Ok(axum::Json(json!({ "keys": keys })))
             }
         }),
     );
@@ -83,6 +99,8 @@ async fn issuer(initial: &[&SigningKey]) -> Issuer {
     Issuer {
         keys,
         fetches,
+        delay_ms,
+        down,
         jwks_uri,
     }
 }
@@ -214,4 +232,121 @@ async fn a_rotated_key_is_fetched_once_and_forged_kids_cannot_flood_the_idp() {
         );
     }
     assert!(idp.fetches.load(Ordering::SeqCst) - before <= 1);
+}
+
+#[tokio::test]
+async fn tokens_not_valid_yet_or_issued_to_another_client_are_refused() {
+    let key = signing_key("k1");
+    let idp = issuer(&[&key]).await;
+    let verifier = verifier(&idp);
+    let now = jsonwebtoken::get_current_timestamp();
+    assert_eq!(
+        verifier
+            .verify(&token(&key, claims(json!({"nbf": now + 3600}))))
+            .await,
+        Err(TokenError::NotYetValid)
+    );
+    // Within the tolerated clock skew, and in the past: valid.
+    for nbf in [now + 20, now - 10] {
+        assert!(
+            verifier
+                .verify(&token(&key, claims(json!({"nbf": nbf}))))
+                .await
+                .is_ok()
+        );
+    }
+    // Issued to another client of the same IdP for Windlass's audience: refused.
+    assert_eq!(
+        verifier
+            .verify(&token(&key, claims(json!({"azp": "some-other-client"}))))
+            .await,
+        Err(TokenError::AuthorizedParty)
+    );
+    assert!(
+        verifier
+            .verify(&token(&key, claims(json!({"azp": AUDIENCE}))))
+            .await
+            .is_ok()
+    );
+}
+
+/// The bound this test holds a valid sign-in to while unknown kids flood the verifier and
+/// the IdP takes seconds to answer: a cached key is never behind a fetch.
+const VALID_LOGIN_BOUND: Duration = Duration::from_millis(250);
+
+#[tokio::test]
+async fn an_unknown_kid_flood_during_an_idp_outage_does_not_delay_a_valid_login() {
+    let key = signing_key("k1");
+    let idp = issuer(&[&key]).await;
+    let verifier = Arc::new(verifier(&idp).with_min_refetch_interval(Duration::from_millis(50)));
+    verifier
+        .verify(&token(&key, claims(json!({}))))
+        .await
+        .unwrap();
+    assert_eq!(idp.fetches.load(Ordering::SeqCst), 1);
+
+    // The IdP now takes 3 s to answer; once a refetch is allowed again, 200 tokens with
+    // made-up kids arrive at once, and one of them starts a (slow) refetch.
+    idp.delay_ms.store(3000, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let flood: Vec<_> = (0..200)
+        .map(|i| {
+            let verifier = verifier.clone();
+            let forged = token(
+                &SigningKey {
+                    kid: format!("forged-{i}"),
+                    ..signing_key("x")
+                },
+                claims(json!({})),
+            );
+            tokio::spawn(async move { verifier.verify(&forged).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let began = Instant::now();
+    verifier
+        .verify(&token(&key, claims(json!({}))))
+        .await
+        .unwrap();
+    let took = began.elapsed();
+    assert!(
+        took < VALID_LOGIN_BOUND,
+        "a valid login took {took:?} during the flood"
+    );
+
+    for refused in flood {
+        assert_eq!(refused.await.unwrap(), Err(TokenError::UnknownKey));
+    }
+    assert_eq!(
+        idp.fetches.load(Ordering::SeqCst),
+        2,
+        "one refetch for the whole flood"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_fetch_is_remembered_and_not_retried_within_the_interval() {
+    let key = signing_key("k1");
+    let idp = issuer(&[&key]).await;
+    idp.down.store(true, Ordering::SeqCst);
+    let verifier = verifier(&idp).with_min_refetch_interval(Duration::from_millis(400));
+    for _ in 0..10 {
+        assert!(matches!(
+            verifier.verify(&token(&key, claims(json!({})))).await,
+            Err(TokenError::JwksUnavailable(_))
+        ));
+    }
+    assert_eq!(
+        idp.fetches.load(Ordering::SeqCst),
+        1,
+        "the failure is cached"
+    );
+    // Back up, and the interval over: the next sign-in fetches and succeeds.
+    idp.down.store(false, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    verifier
+        .verify(&token(&key, claims(json!({}))))
+        .await
+        .unwrap();
+    assert_eq!(idp.fetches.load(Ordering::SeqCst), 2);
 }

@@ -397,31 +397,7 @@ impl ServiceSpec {
                         "service {name}: values must be an object"
                     )));
                 }
-                let (location, version) = match &s.chart {
-                    ChartSource::Repository { url, name, version } => {
-                        if name.is_empty() {
-                            return Err(Error::InvalidInput(format!(
-                                "service {}: the chart name is empty",
-                                s.name
-                            )));
-                        }
-                        let ok = url.starts_with("https://") || url.starts_with("http://");
-                        (ok.then_some(()), version)
-                    }
-                    ChartSource::Oci { reference, version } => {
-                        (reference.starts_with("oci://").then_some(()), version)
-                    }
-                };
-                if location.is_none() {
-                    return Err(Error::InvalidInput(format!(
-                        "service {name}: a chart comes from an http(s) repository or an oci:// reference"
-                    )));
-                }
-                if version.is_empty() {
-                    return Err(Error::InvalidInput(format!(
-                        "service {name}: pin the chart to a version"
-                    )));
-                }
+                crate::chart_references::validate(name, &s.chart)?;
                 Ok(())
             }
         }

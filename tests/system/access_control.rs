@@ -156,6 +156,12 @@ fn routes(
             Permission::MembersManage,
         ),
         (
+            Method::PUT,
+            format!("{base}/chart-policy"),
+            Some(json!({"allow_plain_http": false})),
+            Permission::MembersManage,
+        ),
+        (
             Method::DELETE,
             format!("{base}/role-bindings/{}", Uuid::new_v4()),
             None,

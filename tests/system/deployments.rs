@@ -549,49 +549,87 @@ async fn a_ci_pipeline_deploys_through_the_signed_webhook_and_a_bad_signature_is
     );
     let body = json!({"images": {"web-1": "shop/web:ci-42"}}).to_string();
     let http = reqwest::Client::new();
-    let send = |signature: String, body: String| {
+    let send = |signature: String, key: &str, body: String| {
         http.post(&url)
             .header("content-type", "application/json")
             .header("windlass-signature", signature)
-            .header("idempotency-key", "pipeline-42")
+            .header("idempotency-key", key)
             .body(body)
             .send()
+    };
+    let sign = |secret: &str, at: i64, key: &str, body: &str| {
+        windlass_api::webhooks::sign(secret, at, Some(key), body.as_bytes())
     };
     let now = chrono::Utc::now().timestamp();
 
     let forged = send(
-        windlass_api::webhooks::sign("whsec_guess", now, body.as_bytes()),
+        sign("whsec_guess", now, "pipeline-42", &body),
+        "pipeline-42",
         body.clone(),
     )
     .await
     .unwrap();
     assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
     let stale = send(
-        windlass_api::webhooks::sign(&secret, now - 3600, body.as_bytes()),
+        sign(&secret, now - 3600, "pipeline-42", &body),
+        "pipeline-42",
         body.clone(),
     )
     .await
     .unwrap();
     assert_eq!(stale.status(), StatusCode::UNAUTHORIZED);
+    // Five minutes in all: ten minutes apart is never inside one window.
+    let ahead = send(
+        sign(&secret, now + 290, "pipeline-42", &body),
+        "pipeline-42",
+        body.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ahead.status(), StatusCode::UNAUTHORIZED);
     let tampered = send(
-        windlass_api::webhooks::sign(&secret, now, body.as_bytes()),
+        sign(&secret, now, "pipeline-42", &body),
+        "pipeline-42",
         body.replace("ci-42", "evil"),
     )
     .await
     .unwrap();
     assert_eq!(tampered.status(), StatusCode::UNAUTHORIZED);
+    // Once a panic (overflow in the age computation): now a refusal like any other.
+    let signed_at_min = sign(&secret, i64::MIN, "pipeline-42", &body);
+    let overflow = send(signed_at_min, "pipeline-42", body.clone())
+        .await
+        .unwrap();
+    assert_eq!(overflow.status(), StatusCode::UNAUTHORIZED);
+    let raw_min = format!("t={},v2={}", i64::MIN, "00".repeat(32));
+    let overflow = send(raw_min, "pipeline-42", body.clone()).await.unwrap();
+    assert_eq!(overflow.status(), StatusCode::UNAUTHORIZED);
     assert!(deployments(&stack, org, &env).await.is_empty());
 
-    let signed = windlass_api::webhooks::sign(&secret, now, body.as_bytes());
-    let accepted = send(signed.clone(), body.clone()).await.unwrap();
+    let signed = sign(&secret, now, "pipeline-42", &body);
+    let accepted = send(signed.clone(), "pipeline-42", body.clone())
+        .await
+        .unwrap();
     assert_eq!(accepted.status(), StatusCode::ACCEPTED);
     let started: Value = accepted.json().await.unwrap();
     assert_eq!(started["deployment"]["trigger"], "webhook");
-    // The pipeline retries: the same deployment, not a second one.
-    let again = send(signed, body).await.unwrap();
+    // A captured call replayed: as it was, and with new Idempotency-Keys (which the
+    // signature covers). None of them starts anything.
+    for key in ["pipeline-42", "replay-1", "replay-2", "replay-3"] {
+        let replayed = send(signed.clone(), key, body.clone()).await.unwrap();
+        assert_eq!(replayed.status(), StatusCode::UNAUTHORIZED, "{key}");
+    }
+    // The pipeline retries, signing afresh with the same key: the same deployment.
+    let retried = sign(&secret, now + 1, "pipeline-42", &body);
+    let again = send(retried, "pipeline-42", body.clone()).await.unwrap();
     assert_eq!(again.status(), StatusCode::OK);
     let again: Value = again.json().await.unwrap();
     assert_eq!(again["run"]["id"], started["run"]["id"]);
+    assert_eq!(
+        deployments(&stack, org, &env).await.len(),
+        1,
+        "one deployment"
+    );
     let run = finished(&stack, org, &started).await;
     assert_eq!(run["status"], "succeeded", "{run:#}");
     assert_eq!(deployed_images(&stack)["web-1"], "shop/web:ci-42");
@@ -626,6 +664,66 @@ async fn a_ci_pipeline_deploys_through_the_signed_webhook_and_a_bad_signature_is
     assert_eq!(failed.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("FAILED    deploy/web-3"), "{stdout}");
     assert!(stdout.contains("rolled back to revision 2"), "{stdout}");
+
+    // A flood of forged calls: counted, answered 429 once the environment's budget of
+    // refusals is spent (the ten above count too), and not appended to the audit log one
+    // by one (one summary entry per window, written when the window closes).
+    let audited_before = refused_webhook_entries(&stack, org).await;
+    let mut statuses = Vec::new();
+    for attempt in 0..20 {
+        let forged = sign("whsec_guess", now, &format!("flood-{attempt}"), &body);
+        let answer = send(forged, &format!("flood-{attempt}"), body.clone())
+            .await
+            .unwrap();
+        statuses.push(answer.status().as_u16());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        10,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        10,
+        "{statuses:?}"
+    );
+    let metrics = http
+        .get(format!("{}/metrics", stack.api.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("windlass_api_webhook_rate_limited_total 10"),
+        "{metrics}"
+    );
+    // The call replayed as it was is a replay; under new keys it no longer matches.
+    for (reason, count) in [
+        ("replayed", 1),
+        ("signature_mismatch", 15),
+        ("outside_window", 2),
+    ] {
+        let line = format!("windlass_api_webhook_refusals_total{{reason=\"{reason}\"}} {count}");
+        assert!(metrics.contains(&line), "{line} in {metrics}");
+    }
+    assert_eq!(refused_webhook_entries(&stack, org).await, audited_before);
+}
+
+/// Audit entries of refused webhook calls in the organisation.
+async fn refused_webhook_entries(stack: &Stack, org: Uuid) -> usize {
+    stack
+        .store
+        .audit_entries(org, &Default::default())
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e.action == "environments.deploy"
+                && e.result == windlass_core::audit::AuditResult::Denied
+        })
+        .count()
 }
 
 const PLACED_SECRET: &str = "acme-api-key-7d1c";

@@ -39,6 +39,11 @@ impl EventStream {
         }
         let response = request.send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
+        Self::from_response(response)
+    }
+
+    /// Reads an SSE response already answered `200`.
+    pub fn from_response(response: reqwest::Response) -> Self {
         assert_eq!(
             response.headers()["content-type"].to_str().unwrap(),
             "text/event-stream"

@@ -283,6 +283,8 @@ impl Stack {
                 stale_lock_grace: Duration::from_secs(1),
                 chart_timeout: Duration::from_secs(60),
                 worker_name: "in-process".into(),
+                // The test bed's charts and registries are on loopback.
+                chart_hosts: windlass_activities::helm::ChartHosts::Any,
                 step_logs: windlass_activities::step_log::StepLogs::new(self.store.clone())
                     .with_live(self.live_logs.clone()),
             })

@@ -56,6 +56,9 @@ pub struct ClusterWork {
     pub worker_name: String,
     /// Where terraform's and helm's output goes, step by step.
     pub step_logs: crate::step_log::StepLogs,
+    /// Which hosts user charts may be fetched from: public ones on shared workers; any on
+    /// placed workers (their own network), tests and `windlass dev` (loopback stand-ins).
+    pub chart_hosts: crate::helm::ChartHosts,
 }
 
 impl ClusterWork {

@@ -138,6 +138,14 @@ pub(super) async fn deploy(
             serde_json::json!({ "objects": objects }),
         ),
     };
+    if let Err(error) = crate::helm::chart_hosts::check(&chart, work.work.chart_hosts).await {
+        tracing::warn!(service = %service.name(), %error, "chart host refused");
+        return Err(if error.is_retryable() {
+            retryable(error, "ChartHostUnresolved", Some(Duration::from_secs(5)))
+        } else {
+            terminal(error, "ChartHostRefused")
+        });
+    }
     let release = Release {
         name: service.name().to_owned(),
         namespace: request.namespace.clone(),

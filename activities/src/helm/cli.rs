@@ -17,6 +17,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 use zeroize::Zeroizing;
 
+use super::args::HelmArgs;
 use super::desired::{DESIRED_LABEL, desired_digest};
 use super::error::HelmError;
 use super::release::{Chart, Installed, Recovery, Release, ReleaseInfo, Revision};
@@ -249,14 +250,13 @@ impl Helm {
         let scratch = Scratch::new()?;
         let config = scratch.kubeconfig(kubeconfig)?;
         let values = scratch.values(values)?;
-        let mut args: Vec<OsString> = vec![
-            "upgrade".into(),
-            "--install".into(),
-            release.name.clone().into(),
-        ];
-        args.extend(release.chart.args().into_iter().map(OsString::from));
-        args.extend(self.cluster_args(&config, &release.namespace));
-        args.extend(
+        let mut args = HelmArgs::command(["upgrade"]);
+        args.flag("--install")
+            .flags(release.chart.flags())
+            .flags(self.cluster_args(&config, &release.namespace))
+            .positional(&release.name)
+            .positional(release.chart.positional());
+        args.flags(
             [
                 "--create-namespace".to_string(),
                 format!("--timeout={}", go_duration(release.timeout)),
@@ -269,12 +269,17 @@ impl Helm {
             .map(OsString::from),
         );
         if release.wait {
-            args.extend(["--wait=watcher", "--rollback-on-failure"].map(OsString::from));
+            args.flags(["--wait=watcher", "--rollback-on-failure"]);
         }
-        args.push("--values".into());
-        args.push(values.into_os_string());
+        args.flag("--values").flag(values.into_os_string());
         let done = self
-            .run("upgrade", &args, Output::Stream, log, cancel.as_mut())
+            .run(
+                "upgrade",
+                &args.build(),
+                Output::Stream,
+                log,
+                cancel.as_mut(),
+            )
             .await?;
         self.expect_success("upgrade", &release.name, done)?;
         let info = self
@@ -326,17 +331,14 @@ impl Helm {
         }
         let scratch = Scratch::new()?;
         let config = scratch.kubeconfig(kubeconfig)?;
-        let mut args: Vec<OsString> = vec![
-            "get".into(),
-            "metadata".into(),
-            name.into(),
-            "--output=json".into(),
-        ];
-        args.extend(self.cluster_args(&config, namespace));
+        let mut args = HelmArgs::command(["get", "metadata"]);
+        args.flag("--output=json")
+            .flags(self.cluster_args(&config, namespace))
+            .positional(name);
         let done = self
             .run(
                 "get metadata",
-                &args,
+                &args.build(),
                 Output::Capture,
                 &mut |_| {},
                 std::future::pending(),
@@ -436,13 +438,11 @@ impl Helm {
     ) -> Result<ReleaseInfo, HelmError> {
         let scratch = Scratch::new()?;
         let config = scratch.kubeconfig(kubeconfig)?;
-        let mut args: Vec<OsString> = vec![
-            "rollback".into(),
-            release.name.clone().into(),
-            revision.to_string().into(),
-        ];
-        args.extend(self.cluster_args(&config, &release.namespace));
-        args.extend(
+        let mut args = HelmArgs::command(["rollback"]);
+        args.flags(self.cluster_args(&config, &release.namespace))
+            .positional(&release.name)
+            .positional(revision.to_string());
+        args.flags(
             [
                 format!("--timeout={}", go_duration(release.timeout)),
                 format!("--history-max={}", self.history_max),
@@ -450,10 +450,10 @@ impl Helm {
             .map(OsString::from),
         );
         if release.wait {
-            args.push("--wait=watcher".into());
+            args.flag("--wait=watcher");
         }
         let done = self
-            .run("rollback", &args, Output::Stream, log, cancel)
+            .run("rollback", &args.build(), Output::Stream, log, cancel)
             .await?;
         self.expect_success("rollback", &release.name, done)?;
         self.status(kubeconfig, &release.name, &release.namespace)
@@ -472,11 +472,12 @@ impl Helm {
     ) -> Result<(), HelmError> {
         let scratch = Scratch::new()?;
         let config = scratch.kubeconfig(kubeconfig)?;
-        let mut args: Vec<OsString> = vec!["uninstall".into(), name.into()];
-        args.extend(self.cluster_args(&config, namespace));
-        args.push("--ignore-not-found".into());
+        let mut args = HelmArgs::command(["uninstall"]);
+        args.flags(self.cluster_args(&config, namespace))
+            .flag("--ignore-not-found")
+            .positional(name);
         let done = self
-            .run("uninstall", &args, Output::Stream, log, cancel)
+            .run("uninstall", &args.build(), Output::Stream, log, cancel)
             .await?;
         self.expect_success("uninstall", name, done).map(|_| ())
     }
@@ -490,12 +491,14 @@ impl Helm {
     ) -> Result<Option<ReleaseInfo>, HelmError> {
         let scratch = Scratch::new()?;
         let config = scratch.kubeconfig(kubeconfig)?;
-        let mut args: Vec<OsString> = vec!["status".into(), name.into(), "--output=json".into()];
-        args.extend(self.cluster_args(&config, namespace));
+        let mut args = HelmArgs::command(["status"]);
+        args.flag("--output=json")
+            .flags(self.cluster_args(&config, namespace))
+            .positional(name);
         let done = self
             .run(
                 "status",
-                &args,
+                &args.build(),
                 Output::Capture,
                 &mut |_| {},
                 std::future::pending(),
@@ -517,17 +520,14 @@ impl Helm {
     ) -> Result<Vec<Revision>, HelmError> {
         let scratch = Scratch::new()?;
         let config = scratch.kubeconfig(kubeconfig)?;
-        let mut args: Vec<OsString> = vec![
-            "history".into(),
-            name.into(),
-            "--output=json".into(),
-            "--max=256".into(),
-        ];
-        args.extend(self.cluster_args(&config, namespace));
+        let mut args = HelmArgs::command(["history"]);
+        args.flags(["--output=json", "--max=256"])
+            .flags(self.cluster_args(&config, namespace))
+            .positional(name);
         let done = self
             .run(
                 "history",
-                &args,
+                &args.build(),
                 Output::Capture,
                 &mut |_| {},
                 std::future::pending(),
@@ -548,18 +548,18 @@ impl Helm {
     ) -> Result<Rendered, HelmError> {
         let scratch = Scratch::new()?;
         let values = scratch.values(values)?;
-        let mut args: Vec<OsString> = vec!["template".into(), release.name.clone().into()];
-        args.extend(release.chart.args().into_iter().map(OsString::from));
-        args.extend([
-            OsString::from("--namespace"),
-            release.namespace.clone().into(),
-            "--values".into(),
-            values.into_os_string(),
-        ]);
+        let mut args = HelmArgs::command(["template"]);
+        args.flags(release.chart.flags())
+            .flag("--namespace")
+            .flag(&release.namespace)
+            .flag("--values")
+            .flag(values.into_os_string())
+            .positional(&release.name)
+            .positional(release.chart.positional());
         let done = self
             .run(
                 "template",
-                &args,
+                &args.build(),
                 Output::Capture,
                 &mut |_| {},
                 std::future::pending(),
@@ -580,13 +580,15 @@ impl Helm {
     ) -> Result<Vec<LintMessage>, HelmError> {
         let scratch = Scratch::new()?;
         let values = scratch.values(values)?;
-        let mut args: Vec<OsString> = vec!["lint".into()];
-        args.extend(chart.args().into_iter().map(OsString::from));
-        args.extend([OsString::from("--values"), values.into_os_string()]);
+        let mut args = HelmArgs::command(["lint"]);
+        args.flags(chart.flags())
+            .flag("--values")
+            .flag(values.into_os_string())
+            .positional(chart.positional());
         let done = self
             .run(
                 "lint",
-                &args,
+                &args.build(),
                 Output::Capture,
                 &mut |_| {},
                 std::future::pending(),

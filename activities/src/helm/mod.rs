@@ -3,12 +3,15 @@
 //! file; values are typed Rust structs written as JSON; failures are classified
 //! into retryable and terminal [`HelmError`]s.
 
+mod args;
+pub mod chart_hosts;
 mod cli;
 mod desired;
 mod error;
 mod release;
 mod render;
 
+pub use chart_hosts::{ChartHostError, ChartHosts};
 pub use cli::{Helm, Kubeconfig, LintMessage};
 pub use error::HelmError;
 pub use release::{Chart, Installed, Recovery, Release, ReleaseInfo, ReleaseStatus, Revision};

@@ -26,20 +26,24 @@ pub enum Chart {
 }
 
 impl Chart {
-    /// The chart arguments of `upgrade`, `template` and `lint`.
-    pub(crate) fn args(&self) -> Vec<String> {
+    /// The chart's positional argument of `upgrade`, `template` and `lint` (given after
+    /// `--`, see `args`).
+    pub(crate) fn positional(&self) -> String {
         match self {
-            Self::Local(path) => vec![path.display().to_string()],
-            Self::Repository { url, name, version } => vec![
-                name.clone(),
-                "--repo".into(),
-                url.clone(),
-                "--version".into(),
-                version.clone(),
-            ],
-            Self::Oci { reference, version } => {
-                vec![reference.clone(), "--version".into(), version.clone()]
+            Self::Local(path) => path.display().to_string(),
+            Self::Repository { name, .. } => name.clone(),
+            Self::Oci { reference, .. } => reference.clone(),
+        }
+    }
+
+    /// Where helm finds the chart and which version: flags with their values.
+    pub(crate) fn flags(&self) -> Vec<String> {
+        match self {
+            Self::Local(_) => Vec::new(),
+            Self::Repository { url, version, .. } => {
+                vec![format!("--repo={url}"), format!("--version={version}")]
             }
+            Self::Oci { version, .. } => vec![format!("--version={version}")],
         }
     }
 }
@@ -258,16 +262,13 @@ mod tests {
             name: "cert-manager".into(),
             version: "v1.19.1".into(),
         };
+        assert_eq!(repo.positional(), "cert-manager");
         assert_eq!(
-            repo.args(),
-            [
-                "cert-manager",
-                "--repo",
-                "https://charts.jetstack.io",
-                "--version",
-                "v1.19.1"
-            ]
+            repo.flags(),
+            ["--repo=https://charts.jetstack.io", "--version=v1.19.1"]
         );
-        assert_eq!(Chart::Local("charts/loki".into()).args(), ["charts/loki"]);
+        let local = Chart::Local("charts/loki".into());
+        assert_eq!(local.positional(), "charts/loki");
+        assert!(local.flags().is_empty());
     }
 }

@@ -15,8 +15,10 @@ mod organizations;
 mod role_bindings;
 mod runs;
 mod secrets;
+mod step_log_pages;
 mod step_logs;
 mod steps;
+mod webhook_signatures;
 
 use std::str::FromStr;
 
@@ -30,6 +32,7 @@ pub type Connection = sqlx::AnyConnection;
 pub use keys::WrappedKeyRow;
 pub use maintenance_holds::{MaintenanceHold, cluster_target};
 pub use secrets::SealedSecret;
+pub use step_log_pages::RunLogCursor;
 
 use crate::{Error, Result};
 

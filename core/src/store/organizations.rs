@@ -34,11 +34,13 @@ impl Store {
     }
 
     pub async fn organization(&self, id: Uuid) -> Result<Organization> {
-        let row = sqlx::query("SELECT id, name, created_at FROM organizations WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_optional(self.pool())
-            .await?
-            .ok_or_else(|| Error::not_found("organization", id))?;
+        let row = sqlx::query(
+            "SELECT id, name, created_at, allow_plain_http_charts FROM organizations WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or_else(|| Error::not_found("organization", id))?;
         organization_from_row(&row)
     }
 }
@@ -48,12 +50,29 @@ fn organization_from_row(row: &AnyRow) -> Result<Organization> {
         id: parse_uuid(&row.try_get::<String, _>("id")?, "organizations.id")?,
         name: row.try_get("name")?,
         created_at: clock::from_db(&row.try_get::<String, _>("created_at")?),
+        allow_plain_http_charts: row.try_get::<i64, _>("allow_plain_http_charts")? != 0,
     })
 }
 
 impl Store {
+    /// Lets (or stops) the organisation's services name plain-HTTP chart repositories.
+    pub async fn set_allow_plain_http_charts(&self, id: Uuid, allow: bool) -> Result<Organization> {
+        let updated =
+            sqlx::query("UPDATE organizations SET allow_plain_http_charts = $1 WHERE id = $2")
+                .bind(i64::from(allow))
+                .bind(id.to_string())
+                .execute(self.pool())
+                .await?;
+        if updated.rows_affected() == 0 {
+            return Err(Error::not_found("organization", id));
+        }
+        self.organization(id).await
+    }
+}
+
+impl Store {
     pub async fn organization_by_name(&self, name: &str) -> Result<Option<Organization>> {
-        let row = sqlx::query("SELECT id, name, created_at FROM organizations WHERE name = $1")
+        let row = sqlx::query("SELECT id, name, created_at, allow_plain_http_charts FROM organizations WHERE name = $1")
             .bind(name.trim())
             .fetch_optional(self.pool())
             .await?;
