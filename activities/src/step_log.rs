@@ -214,11 +214,16 @@ async fn drain(
 pub fn mask_kubeconfig(masker: &mut Masker, kubeconfig: &str) {
     for line in kubeconfig.lines() {
         let line = line.trim().trim_start_matches('-').trim();
+        // `user.token`/`password`/key data, `auth-provider.config`'s tokens and secrets.
         for key in [
             "token",
             "client-key-data",
             "client-certificate-data",
             "password",
+            "access-token",
+            "refresh-token",
+            "id-token",
+            "client-secret",
         ] {
             let value = line
                 .strip_prefix(key)
@@ -228,6 +233,16 @@ pub fn mask_kubeconfig(masker: &mut Masker, kubeconfig: &str) {
             if let Some(value) = value {
                 masker.mask_value(value);
             }
+        }
+        // `exec.args` passing a credential as `--token=<value>` (or password, secret).
+        let arg = line.trim_matches('"');
+        if let Some((flag, value)) = arg.split_once('=')
+            && flag.starts_with("--")
+            && ["token", "password", "secret"]
+                .iter()
+                .any(|k| flag.contains(k))
+        {
+            masker.mask_value(value.trim_matches('"'));
         }
     }
 }
@@ -258,6 +273,19 @@ mod tests {
         assert_eq!(
             masker.apply("sent abcdefgh12345678 and S0VZREFUQTEyMzQ="),
             "sent *** and ***"
+        );
+    }
+
+    #[test]
+    fn auth_provider_and_exec_credentials_are_masked() {
+        let mut masker = Masker::new();
+        mask_kubeconfig(
+            &mut masker,
+            "users:\n- name: a\n  user:\n    auth-provider:\n      config:\n        access-token: at-123\n        refresh-token: rt-456\n        client-secret: cs-789\n    exec:\n      command: get-creds\n      args:\n      - --token=ex-abc\n      - \"--client-secret=ex-def\"\n",
+        );
+        assert_eq!(
+            masker.apply("at-123 rt-456 cs-789 ex-abc ex-def get-creds"),
+            "*** *** *** *** *** get-creds"
         );
     }
 }

@@ -47,14 +47,14 @@ pub fn validate(service: &str, source: &ChartSource) -> Result<()> {
             if !(url.starts_with("https://") || url.starts_with("http://")) {
                 return refuse("a chart repository is an https:// URL".into());
             }
-            check_url(url).or_else(|why| refuse(why))?;
+            check_url(url).or_else(&refuse)?;
             version
         }
         ChartSource::Oci { reference, version } => {
             if !reference.starts_with("oci://") {
                 return refuse("an OCI chart is an oci:// reference".into());
             }
-            check_url(reference).or_else(|why| refuse(why))?;
+            check_url(reference).or_else(&refuse)?;
             let path = reference["oci://".len()..].split_once('/').map(|(_, p)| p);
             let segments_ok = path.is_some_and(|p| {
                 p.split('/').all(|segment| {
