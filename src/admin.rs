@@ -71,7 +71,8 @@ pub async fn audit(command: AuditCommand) -> anyhow::Result<()> {
                 None
             };
             for chain in store.audit_chains().await? {
-                let name = chain.map_or_else(|| "platform".to_owned(), |id| format!("organization {id}"));
+                let name =
+                    chain.map_or_else(|| "platform".to_owned(), |id| format!("organization {id}"));
                 let own = store.verify_organization_chain(chain).await?;
                 match &own.first_break {
                     None => println!(
@@ -87,7 +88,9 @@ pub async fn audit(command: AuditCommand) -> anyhow::Result<()> {
                 if let Some(digests) = &digests {
                     let checked = digests.verify(&store, chain).await?;
                     match &checked.first_mismatch {
-                        None => println!("{name}: {} signed digests match", checked.digests_checked),
+                        None => {
+                            println!("{name}: {} signed digests match", checked.digests_checked)
+                        }
                         Some(m) => {
                             broken = true;
                             println!(

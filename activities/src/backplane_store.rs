@@ -193,7 +193,10 @@ impl RunBackplane for StoreBackplane {
                 OutcomeStatus::Cancelled => {}
             }
         }
-        if let Some(run) = unfinished.as_ref().filter(|_| status == RunStatus::Succeeded) {
+        if let Some(run) = unfinished
+            .as_ref()
+            .filter(|_| status == RunStatus::Succeeded)
+        {
             self.apply_to_cluster(run).await?;
         }
         self.store

@@ -7,8 +7,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 use windlass_core::audit::{
-    ActorKind, AuditEntry, AuditFilter, AuditResult, Environment, ExportedAuditEntry,
-    NewAuditEntry,
+    ActorKind, AuditEntry, AuditFilter, AuditResult, Environment, ExportedAuditEntry, NewAuditEntry,
 };
 use windlass_core::audit_digests::{AuditDigest, AuditDigests};
 

@@ -69,8 +69,16 @@ impl Store {
             .prepare_api_token(organization_id, name, lifetime)
             .await?;
         let mut conn = self.pool().acquire().await?;
-        let token = Self::insert_api_token_on(&mut conn, organization_id, id, name, role, &secret, lifetime)
-            .await?;
+        let token = Self::insert_api_token_on(
+            &mut conn,
+            organization_id,
+            id,
+            name,
+            role,
+            &secret,
+            lifetime,
+        )
+        .await?;
         Ok((token, secret))
     }
 

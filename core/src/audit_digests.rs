@@ -81,7 +81,9 @@ impl AuditDigests {
     async fn keys(&self) -> Result<Vec<DerivedSigningKey>> {
         let mut keys = Vec::new();
         for (version, data_key) in self.keys.all_versions(PURPOSE, "").await? {
-            keys.push(DerivedSigningKey::derive(LABEL, "audit", version, &data_key)?);
+            keys.push(DerivedSigningKey::derive(
+                LABEL, "audit", version, &data_key,
+            )?);
         }
         Ok(keys)
     }
@@ -107,7 +109,8 @@ impl AuditDigests {
                 continue;
             }
             let signed_at = clock::now_db();
-            let signature = key.sign(signed_text(chain, chain_seq, &chain_hash, &signed_at).as_bytes())?;
+            let signature =
+                key.sign(signed_text(chain, chain_seq, &chain_hash, &signed_at).as_bytes())?;
             let digest = AuditDigest {
                 id: Uuid::new_v4(),
                 organization_id: chain,
@@ -152,10 +155,7 @@ impl AuditDigests {
                     if !valid {
                         Some("bad signature")
                     } else {
-                        match store
-                            .audit_chain_hash_at(chain, digest.chain_seq)
-                            .await?
-                        {
+                        match store.audit_chain_hash_at(chain, digest.chain_seq).await? {
                             None => Some("entry missing"),
                             Some(hash) if hash != digest.chain_hash => Some("entry rewritten"),
                             Some(_) => None,

@@ -153,7 +153,8 @@ mod tests {
 
     #[test]
     fn emails_become_digests_and_oversized_details_a_summary() {
-        let mut e = entry(json!({"many": (0..5000).map(|i| format!("item-{i}")).collect::<Vec<_>>()}));
+        let mut e =
+            entry(json!({"many": (0..5000).map(|i| format!("item-{i}")).collect::<Vec<_>>()}));
         e.actor = "ada@example.com".into();
         e.ip = Some("not an ip".into());
         let e = e.sanitized();

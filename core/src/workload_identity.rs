@@ -20,9 +20,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::Result;
 use crate::crypto::{DataKey, DerivedSigningKey, b64};
 use crate::keys::KeyRing;
-use crate::Result;
 
 /// The key ring purpose the signing keys are derived from.
 pub const PURPOSE: &str = "workload_identity";

@@ -35,8 +35,21 @@ fn event(org: Uuid, n: u32) -> NewAuditEntry {
 }
 
 const TEXT_COLUMNS: [&str; 15] = [
-    "id", "organization_id", "occurred_at", "actor", "actor_kind", "action", "resource",
-    "cluster_id", "project_id", "environment", "service", "client", "ip", "result", "details",
+    "id",
+    "organization_id",
+    "occurred_at",
+    "actor",
+    "actor_kind",
+    "action",
+    "resource",
+    "cluster_id",
+    "project_id",
+    "environment",
+    "service",
+    "client",
+    "ip",
+    "result",
+    "details",
 ];
 
 /// What the database owner does: edit a row, then recompute both chains from there on.
@@ -133,8 +146,7 @@ async fn customer_verifies(store: &Store, digests: &AuditDigests, org: Uuid) -> 
         .expect("python from scripts/setup.sh");
     (
         out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
     )
 }
 
@@ -154,7 +166,10 @@ async fn a_rewritten_entry_with_recomputed_chains_is_caught_by_the_signed_digest
         [1, 2, 3]
     );
     assert_eq!(digests.sign_heads(store).await.unwrap().len(), 2);
-    assert!(digests.sign_heads(store).await.unwrap().is_empty(), "nothing grew");
+    assert!(
+        digests.sign_heads(store).await.unwrap().is_empty(),
+        "nothing grew"
+    );
     store.append_audit(event(acme, 3)).await.unwrap();
     assert_eq!(digests.sign_heads(store).await.unwrap().len(), 1);
     let (ok, said) = customer_verifies(store, &digests, acme).await;

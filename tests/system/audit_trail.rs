@@ -151,10 +151,7 @@ async fn a_grant_whose_audit_entry_cannot_be_written_does_not_happen() {
         tokens_before
     );
     let (_, trail) = stack.api.get(&format!("{base}/audit")).await;
-    assert!(
-        !trail.to_string().contains("access.bind_role"),
-        "{trail:#}"
-    );
+    assert!(!trail.to_string().contains("access.bind_role"), "{trail:#}");
 }
 
 #[tokio::test]
@@ -252,7 +249,10 @@ async fn a_customer_verifies_its_exported_trail_without_windlass_and_sees_an_edi
     let (status, export) = stack.api.get(&format!("{base}/audit/export")).await;
     assert_eq!(status, StatusCode::OK, "{export}");
     assert_eq!(export["entries"][0]["chain_seq"], 1);
-    assert!(!export["digests"].as_array().unwrap().is_empty(), "{export:#}");
+    assert!(
+        !export["digests"].as_array().unwrap().is_empty(),
+        "{export:#}"
+    );
     let (intact, said) = customer_verifies(&export);
     assert!(intact, "{said}");
     let (intact, said) = windlass(&stack, &["audit", "verify"]);
@@ -277,5 +277,8 @@ async fn a_customer_verifies_its_exported_trail_without_windlass_and_sees_an_edi
     assert!(!intact && said.contains("chain_seq 2"), "{said}");
     let (intact, said) = windlass(&stack, &["audit", "verify"]);
     assert!(!intact, "{said}");
-    assert!(said.contains(&format!("organization {org}: chain BROKEN")), "{said}");
+    assert!(
+        said.contains(&format!("organization {org}: chain BROKEN")),
+        "{said}"
+    );
 }

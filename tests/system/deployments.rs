@@ -251,7 +251,11 @@ async fn twenty_one_services_deploy_and_a_failing_one_rolls_the_whole_environmen
                 "/v1/organizations/{org}/audit?action=environments.deploy&{filter}"
             ))
             .await;
-        assert_eq!(trail.as_array().map(Vec::len), Some(1), "{filter}: {trail:#}");
+        assert_eq!(
+            trail.as_array().map(Vec::len),
+            Some(1),
+            "{filter}: {trail:#}"
+        );
     }
 
     // Revision 2: three new images, one of which never becomes ready.

@@ -108,7 +108,10 @@ async fn maintenance_waits_for_the_provisioning_lets_go_between_windows_and_ends
         .await;
 
     // The schedule fires (an operator's trigger) in the middle of the provisioning.
-    let path = format!("/v1/organizations/{org}/clusters/{}/maintenance", cluster.id);
+    let path = format!(
+        "/v1/organizations/{org}/clusters/{}/maintenance",
+        cluster.id
+    );
     let (status, _, _) = stack
         .api
         .post(&format!("{path}/trigger"), json!({}), &[])
@@ -177,7 +180,11 @@ async fn maintenance_waits_for_the_provisioning_lets_go_between_windows_and_ends
         asked_before.len() + 1,
         "the upgrade check asked AKS once"
     );
-    assert!(asked.iter().all(|t| *t > provisioned_at || asked_before.contains(t)));
+    assert!(
+        asked
+            .iter()
+            .all(|t| *t > provisioned_at || asked_before.contains(t))
+    );
     assert_eq!(maintenance_runs(&stack, org).await.len(), 1);
     let engine = Engine::connect(&stack.engine_config).await.unwrap();
     assert_eq!(

@@ -105,10 +105,20 @@ async fn maintain_on_a_spec_read_once(
             let now = workflow_now(ctx);
             match next_step(&window, task, now) {
                 Next::Run(_) => break,
-                Next::WaitUntil(task, until) => wait_for_window(ctx, &mut report, task, now, until).await?,
+                Next::WaitUntil(task, until) => {
+                    wait_for_window(ctx, &mut report, task, now, until).await?
+                }
             }
         }
-        run_task(ctx, task, &input.cluster, &input.target, &mut storage, &mut report).await?;
+        run_task(
+            ctx,
+            task,
+            &input.cluster,
+            &input.target,
+            &mut storage,
+            &mut report,
+        )
+        .await?;
     }
     Ok(report)
 }

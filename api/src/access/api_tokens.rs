@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use windlass_core::Store;
 use windlass_core::api_tokens::ApiToken;
-use zeroize::Zeroizing;
 use windlass_core::rbac::{Permission, Role};
+use zeroize::Zeroizing;
 
 use crate::AppState;
 use crate::authz::Authenticated;

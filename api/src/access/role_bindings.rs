@@ -85,7 +85,7 @@ pub(super) async fn bind_role(
     let subject = match subject_of(&state, organization_id, &body).await {
         Ok(subject) => subject,
         Err(problem) => {
-            let failed: Result<(), Problem> = Err(problem);
+            let failed: Result<(), Problem> = Err(problem.clone());
             caller
                 .record(
                     &state,
@@ -96,7 +96,7 @@ pub(super) async fn bind_role(
                     serde_json::json!({"role": body.role}),
                 )
                 .await;
-            return Err(failed.unwrap_err());
+            return Err(problem);
         }
     };
     let role = body.role.clone();

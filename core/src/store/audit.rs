@@ -194,8 +194,6 @@ impl Store {
         })
     }
 
-
-
     /// Walks one organisation's own chain (`None`: the platform's) from its first entry:
     /// what a customer can check with its slice alone. `seq` in a break is the chain_seq.
     pub async fn verify_organization_chain(
@@ -301,7 +299,9 @@ impl Store {
         .bind(chain_seq)
         .fetch_optional(self.pool())
         .await?;
-        row.map(|row| row.try_get("chain_hash")).transpose().map_err(Into::into)
+        row.map(|row| row.try_get("chain_hash"))
+            .transpose()
+            .map_err(Into::into)
     }
 
     /// An organisation's chain as stored (every field in its stored text, which is what
@@ -448,79 +448,79 @@ pub(super) async fn append_in(conn: &mut AnyConnection, new: NewAuditEntry) -> R
     let head = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
         .fetch_optional(&mut *conn)
         .await?;
-        let (prev_seq, prev_hash) = match head {
-            Some(row) => (row.try_get::<i64, _>("seq")?, row.try_get("hash")?),
-            None => (0, GENESIS_HASH.to_owned()),
-        };
-        let organization = new.organization_id.map(|id| id.to_string());
-        let chain_head = sqlx::query(
-            "SELECT chain_seq, chain_hash FROM audit_log \
+    let (prev_seq, prev_hash) = match head {
+        Some(row) => (row.try_get::<i64, _>("seq")?, row.try_get("hash")?),
+        None => (0, GENESIS_HASH.to_owned()),
+    };
+    let organization = new.organization_id.map(|id| id.to_string());
+    let chain_head = sqlx::query(
+        "SELECT chain_seq, chain_hash FROM audit_log \
              WHERE organization_id IS NOT DISTINCT FROM $1 AND chain_seq IS NOT NULL \
              ORDER BY chain_seq DESC LIMIT 1",
-        )
-        .bind(organization.clone())
-        .fetch_optional(&mut *conn)
-        .await?;
-        let (chain_seq, chain_prev_hash) = match chain_head {
-            Some(row) => (
-                row.try_get::<i64, _>("chain_seq")? + 1,
-                row.try_get::<String, _>("chain_hash")?,
-            ),
-            None => (1, GENESIS_HASH.to_owned()),
-        };
-        let mut stored = StoredEntry {
-            seq: prev_seq + 1,
-            id: Uuid::new_v4().to_string(),
-            organization_id: organization,
-            // Stamped inside the lock, so time never goes backwards along seq.
-            occurred_at: clock::now_db(),
-            actor: new.actor,
-            actor_kind: new.actor_kind.as_str().to_owned(),
-            action: new.action,
-            resource: new.resource,
-            cluster_id: new.cluster_id.map(|id| id.to_string()),
-            project_id: new.project_id.map(|id| id.to_string()),
-            environment: new.environment.map(|e| e.as_str().to_owned()),
-            service: new.service,
-            client: new.client,
-            ip: new.ip,
-            result: new.result.as_str().to_owned(),
-            details: new.details.to_string(),
-            prev_hash,
-            hash: String::new(),
-            chain_seq: Some(chain_seq),
-            chain_prev_hash: Some(chain_prev_hash),
-            chain_hash: None,
-        };
-        stored.hash = stored.compute_hash();
-        stored.chain_hash = stored.compute_chain_hash();
-        sqlx::query(&format!(
-            "INSERT INTO audit_log ({COLUMNS}) \
+    )
+    .bind(organization.clone())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let (chain_seq, chain_prev_hash) = match chain_head {
+        Some(row) => (
+            row.try_get::<i64, _>("chain_seq")? + 1,
+            row.try_get::<String, _>("chain_hash")?,
+        ),
+        None => (1, GENESIS_HASH.to_owned()),
+    };
+    let mut stored = StoredEntry {
+        seq: prev_seq + 1,
+        id: Uuid::new_v4().to_string(),
+        organization_id: organization,
+        // Stamped inside the lock, so time never goes backwards along seq.
+        occurred_at: clock::now_db(),
+        actor: new.actor,
+        actor_kind: new.actor_kind.as_str().to_owned(),
+        action: new.action,
+        resource: new.resource,
+        cluster_id: new.cluster_id.map(|id| id.to_string()),
+        project_id: new.project_id.map(|id| id.to_string()),
+        environment: new.environment.map(|e| e.as_str().to_owned()),
+        service: new.service,
+        client: new.client,
+        ip: new.ip,
+        result: new.result.as_str().to_owned(),
+        details: new.details.to_string(),
+        prev_hash,
+        hash: String::new(),
+        chain_seq: Some(chain_seq),
+        chain_prev_hash: Some(chain_prev_hash),
+        chain_hash: None,
+    };
+    stored.hash = stored.compute_hash();
+    stored.chain_hash = stored.compute_chain_hash();
+    sqlx::query(&format!(
+        "INSERT INTO audit_log ({COLUMNS}) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
              $17, $18, $19, $20, $21)"
-        ))
-        .bind(stored.seq)
-        .bind(&stored.id)
-        .bind(stored.organization_id.clone())
-        .bind(&stored.occurred_at)
-        .bind(&stored.actor)
-        .bind(&stored.actor_kind)
-        .bind(&stored.action)
-        .bind(&stored.resource)
-        .bind(stored.cluster_id.clone())
-        .bind(stored.project_id.clone())
-        .bind(stored.environment.clone())
-        .bind(stored.service.clone())
-        .bind(stored.client.clone())
-        .bind(stored.ip.clone())
-        .bind(&stored.result)
-        .bind(&stored.details)
-        .bind(&stored.prev_hash)
-        .bind(&stored.hash)
-        .bind(stored.chain_seq)
-        .bind(stored.chain_prev_hash.clone())
-        .bind(stored.chain_hash.clone())
-        .execute(&mut *conn)
-        .await?;
+    ))
+    .bind(stored.seq)
+    .bind(&stored.id)
+    .bind(stored.organization_id.clone())
+    .bind(&stored.occurred_at)
+    .bind(&stored.actor)
+    .bind(&stored.actor_kind)
+    .bind(&stored.action)
+    .bind(&stored.resource)
+    .bind(stored.cluster_id.clone())
+    .bind(stored.project_id.clone())
+    .bind(stored.environment.clone())
+    .bind(stored.service.clone())
+    .bind(stored.client.clone())
+    .bind(stored.ip.clone())
+    .bind(&stored.result)
+    .bind(&stored.details)
+    .bind(&stored.prev_hash)
+    .bind(&stored.hash)
+    .bind(stored.chain_seq)
+    .bind(stored.chain_prev_hash.clone())
+    .bind(stored.chain_hash.clone())
+    .execute(&mut *conn)
+    .await?;
     stored.into_entry()
 }

@@ -39,7 +39,10 @@ impl Store {
             }
         });
         if let Err(conflict) = inserted {
-            if self.cluster_was_deleted(spec.organization_id, spec.id).await? {
+            if self
+                .cluster_was_deleted(spec.organization_id, spec.id)
+                .await?
+            {
                 return Err(Error::Conflict(format!(
                     "cluster {} (the one this Idempotency-Key made) was deleted; \
                      use a new key to make a new cluster",

@@ -52,7 +52,9 @@ impl Store {
             }),
         };
         let run = match self
-            .insert_run_as(new, |_| Run::maintenance_hold_workflow_id(workflow_id, hold))
+            .insert_run_as(new, |_| {
+                Run::maintenance_hold_workflow_id(workflow_id, hold)
+            })
             .await?
         {
             InsertedRun::Created(run) => {

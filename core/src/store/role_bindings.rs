@@ -1,8 +1,8 @@
 //! Who may do what: role bindings of people, an organisation's identity connections and
 //! the group mappings of each connection.
 
-use sqlx::{AnyConnection, Row};
 use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 use uuid::Uuid;
 
 use super::{Store, is_unique_violation, parse_uuid};
