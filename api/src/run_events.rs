@@ -101,7 +101,24 @@ async fn run_events(
         .authorize(&state, organization_id, Permission::RunsRead)
         .await?;
     let resume = last_event_id(&headers)?;
-    let run = state.store.run(organization_id, run_id).await?;
+    let run = state
+        .store
+        .run(organization_id, run_id)
+        .await
+        .map_err(Problem::from);
+    // Who watched a run's live log is on the record (the log can show what a run did in
+    // the customer's cloud), once per stream opened.
+    caller
+        .record(
+            &state,
+            Some(organization_id),
+            "runs.log_stream",
+            format!("run:{run_id}"),
+            &run,
+            serde_json::json!({"resume": resume.is_some()}),
+        )
+        .await;
+    let run = run?;
     let slot = slots.take(&caller.actor, run_id).map_err(|refusal| {
         let detail = match refusal {
             SlotRefusal::Caller(limit) => {

@@ -332,7 +332,7 @@ async fn step_log(
     authn: Authenticated,
     Query(query): Query<StepLogQuery>,
 ) -> Result<Response, Problem> {
-    authn
+    let caller = authn
         .authorize(&state, organization_id, Permission::RunsRead)
         .await?;
     let limit = query.limit.unwrap_or(STEP_LOG_PAGE);
@@ -342,12 +342,28 @@ async fn step_log(
         )));
     }
     let after = query.after.as_deref().map(parse_log_cursor).transpose()?;
-    // The run must be this organisation's.
-    state.store.run(organization_id, run_id).await?;
-    let page = state
-        .store
-        .step_log_page(run_id, &query.step, after, limit)
-        .await?;
+    let page = async {
+        // The run must be this organisation's.
+        state.store.run(organization_id, run_id).await?;
+        Ok::<_, Problem>(
+            state
+                .store
+                .step_log_page(run_id, &query.step, after, limit)
+                .await?,
+        )
+    }
+    .await;
+    caller
+        .record(
+            &state,
+            Some(organization_id),
+            "runs.log_read",
+            format!("run:{run_id}"),
+            &page,
+            serde_json::json!({"step": query.step, "after": query.after}),
+        )
+        .await;
+    let page = page?;
     let next = (page.len() == limit as usize)
         .then(|| page.last().map(|l| format!("{}:{}", l.attempt, l.seq)))
         .flatten();

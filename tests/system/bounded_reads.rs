@@ -167,4 +167,15 @@ async fn a_step_log_reads_a_page_at_a_time() {
         let (status, problem) = stack.api.get(&format!("{base}{bad}")).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {problem}");
     }
+    // Each page read is on the record, with the step and the cursor it was read from.
+    let (_, trail) = stack
+        .api
+        .get(&format!(
+            "/v1/organizations/{org}/audit?action=runs.log_read&limit=1000"
+        ))
+        .await;
+    let reads = trail.as_array().unwrap();
+    assert_eq!(reads.len(), 1 + 3, "{trail:#}");
+    assert!(reads.iter().all(|e| e["resource"] == format!("run:{run_id}")));
+    assert_eq!(reads[0]["details"]["step"], "assign-role");
 }

@@ -48,56 +48,42 @@ struct StoredEntry {
 }
 
 impl StoredEntry {
+    /// The fields both hashes cover, in their order, after the position (`seq` in the
+    /// platform-wide chain, `chain_seq` in the organisation's).
+    fn hashed_fields<'a>(&'a self, position: &'a str) -> [Option<&'a str>; 16] {
+        [
+            Some(position),
+            Some(&self.id),
+            self.organization_id.as_deref(),
+            Some(&self.occurred_at),
+            Some(&self.actor),
+            Some(&self.actor_kind),
+            Some(&self.action),
+            Some(&self.resource),
+            self.cluster_id.as_deref(),
+            self.project_id.as_deref(),
+            self.environment.as_deref(),
+            self.service.as_deref(),
+            self.client.as_deref(),
+            self.ip.as_deref(),
+            Some(&self.result),
+            Some(&self.details),
+        ]
+    }
+
     /// The hash in the organisation's chain, from the stored text (see
     /// [`organization_chain_hash`] for the order).
     fn compute_chain_hash(&self) -> Option<String> {
         let chain_seq = self.chain_seq?.to_string();
         Some(organization_chain_hash(
             self.chain_prev_hash.as_deref()?,
-            &[
-                Some(&chain_seq),
-                Some(&self.id),
-                self.organization_id.as_deref(),
-                Some(&self.occurred_at),
-                Some(&self.actor),
-                Some(&self.actor_kind),
-                Some(&self.action),
-                Some(&self.resource),
-                self.cluster_id.as_deref(),
-                self.project_id.as_deref(),
-                self.environment.as_deref(),
-                self.service.as_deref(),
-                self.client.as_deref(),
-                self.ip.as_deref(),
-                Some(&self.result),
-                Some(&self.details),
-            ],
+            &self.hashed_fields(&chain_seq),
         ))
     }
 
     fn compute_hash(&self) -> String {
         let seq = self.seq.to_string();
-        chain_hash(
-            &self.prev_hash,
-            &[
-                Some(&seq),
-                Some(&self.id),
-                self.organization_id.as_deref(),
-                Some(&self.occurred_at),
-                Some(&self.actor),
-                Some(&self.actor_kind),
-                Some(&self.action),
-                Some(&self.resource),
-                self.cluster_id.as_deref(),
-                self.project_id.as_deref(),
-                self.environment.as_deref(),
-                self.service.as_deref(),
-                self.client.as_deref(),
-                self.ip.as_deref(),
-                Some(&self.result),
-                Some(&self.details),
-            ],
-        )
+        chain_hash(&self.prev_hash, &self.hashed_fields(&seq))
     }
 
     fn from_row(row: &AnyRow) -> Result<Self> {
