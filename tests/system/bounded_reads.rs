@@ -176,6 +176,10 @@ async fn a_step_log_reads_a_page_at_a_time() {
         .await;
     let reads = trail.as_array().unwrap();
     assert_eq!(reads.len(), 1 + 3, "{trail:#}");
-    assert!(reads.iter().all(|e| e["resource"] == format!("run:{run_id}")));
+    assert!(
+        reads
+            .iter()
+            .all(|e| e["resource"] == format!("run:{run_id}"))
+    );
     assert_eq!(reads[0]["details"]["step"], "assign-role");
 }
