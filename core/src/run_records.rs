@@ -90,9 +90,7 @@ impl Store {
                 },
             )
             .await
-            .map_err(|e| match e {
-                crate::store::AuditedError::Change(e) | crate::store::AuditedError::Audit(e) => e,
-            })?;
+            .map_err(crate::store::AuditedError::into_inner)?;
         Ok(recorded)
     }
 }

@@ -54,23 +54,6 @@ async fn append_many(store: &Store, count: usize) -> Vec<AuditEntry> {
     entries
 }
 
-/// What an attacker with superuser rights on the database would do first.
-async fn disable_protection(store: &Store) {
-    let statements: &[&str] = match store.backend() {
-        Backend::Sqlite => &[
-            "DROP TRIGGER audit_log_no_update",
-            "DROP TRIGGER audit_log_no_delete",
-        ],
-        Backend::Postgres => &["ALTER TABLE audit_log DISABLE TRIGGER USER"],
-    };
-    for statement in statements {
-        sqlx::query(statement)
-            .execute(store.pool_for_tests())
-            .await
-            .unwrap();
-    }
-}
-
 async fn raw(store: &Store, sql: &str) -> Result<u64, sqlx::Error> {
     sqlx::query(sql)
         .execute(store.pool_for_tests())
@@ -289,7 +272,7 @@ async fn the_database_refuses_update_and_delete(store: &Store) {
 
 async fn an_edited_entry_breaks_the_chain_there(store: &Store) {
     let entries = append_many(store, 5).await;
-    disable_protection(store).await;
+    support::disable_audit_protection(store).await;
     let edited = raw(
         store,
         "UPDATE audit_log SET action = 'runs.inspect' WHERE seq = 3",
@@ -329,7 +312,7 @@ async fn an_edited_entry_breaks_the_chain_there(store: &Store) {
 
 async fn a_removed_entry_breaks_the_chain_there(store: &Store) {
     append_many(store, 5).await;
-    disable_protection(store).await;
+    support::disable_audit_protection(store).await;
     assert_eq!(
         raw(store, "DELETE FROM audit_log WHERE seq = 3")
             .await

@@ -15,7 +15,6 @@ use windlass_core::audit::{
 use windlass_core::audit_digests::AuditDigests;
 use windlass_core::crypto::LocalKeyFile;
 use windlass_core::keys::KeyRing;
-use windlass_core::store::Backend;
 
 #[macro_use]
 mod support;
@@ -54,17 +53,8 @@ const TEXT_COLUMNS: [&str; 15] = [
 
 /// What the database owner does: edit a row, then recompute both chains from there on.
 async fn rewrite_and_rechain(store: &Store, org: Uuid, chain_seq: i64, details: &str) {
+    support::disable_audit_protection(store).await;
     let pool = store.pool_for_tests();
-    let off: &[&str] = match store.backend() {
-        Backend::Sqlite => &[
-            "DROP TRIGGER audit_log_no_update",
-            "DROP TRIGGER audit_log_no_delete",
-        ],
-        Backend::Postgres => &["ALTER TABLE audit_log DISABLE TRIGGER USER"],
-    };
-    for sql in off {
-        sqlx::query(sql).execute(pool).await.unwrap();
-    }
     sqlx::query("UPDATE audit_log SET details = $1 WHERE organization_id = $2 AND chain_seq = $3")
         .bind(details)
         .bind(org.to_string())

@@ -259,16 +259,8 @@ impl Store {
         &self,
         organization_id: Option<Uuid>,
     ) -> Result<Option<(i64, String)>> {
-        let row = sqlx::query(
-            "SELECT chain_seq, chain_hash FROM audit_log \
-             WHERE organization_id IS NOT DISTINCT FROM $1 AND chain_seq IS NOT NULL \
-             ORDER BY chain_seq DESC LIMIT 1",
-        )
-        .bind(organization_id.map(|id| id.to_string()))
-        .fetch_optional(self.pool())
-        .await?;
-        row.map(|row| Ok((row.try_get("chain_seq")?, row.try_get("chain_hash")?)))
-            .transpose()
+        let mut conn = self.pool().acquire().await?;
+        chain_head(&mut conn, organization_id.map(|id| id.to_string())).await
     }
 
     /// The chain hash of entry `chain_seq` of an organisation's chain.
@@ -439,19 +431,8 @@ pub(super) async fn append_in(conn: &mut AnyConnection, new: NewAuditEntry) -> R
         None => (0, GENESIS_HASH.to_owned()),
     };
     let organization = new.organization_id.map(|id| id.to_string());
-    let chain_head = sqlx::query(
-        "SELECT chain_seq, chain_hash FROM audit_log \
-             WHERE organization_id IS NOT DISTINCT FROM $1 AND chain_seq IS NOT NULL \
-             ORDER BY chain_seq DESC LIMIT 1",
-    )
-    .bind(organization.clone())
-    .fetch_optional(&mut *conn)
-    .await?;
-    let (chain_seq, chain_prev_hash) = match chain_head {
-        Some(row) => (
-            row.try_get::<i64, _>("chain_seq")? + 1,
-            row.try_get::<String, _>("chain_hash")?,
-        ),
+    let (chain_seq, chain_prev_hash) = match chain_head(conn, organization.clone()).await? {
+        Some((seq, hash)) => (seq + 1, hash),
         None => (1, GENESIS_HASH.to_owned()),
     };
     let mut stored = StoredEntry {
@@ -509,4 +490,22 @@ pub(super) async fn append_in(conn: &mut AnyConnection, new: NewAuditEntry) -> R
     .execute(&mut *conn)
     .await?;
     stored.into_entry()
+}
+
+/// The last entry (chain_seq, chain_hash) of an organisation's chain (`None`: the
+/// platform's), if it has one.
+async fn chain_head(
+    conn: &mut AnyConnection,
+    organization_id: Option<String>,
+) -> Result<Option<(i64, String)>> {
+    let row = sqlx::query(
+        "SELECT chain_seq, chain_hash FROM audit_log \
+         WHERE organization_id IS NOT DISTINCT FROM $1 AND chain_seq IS NOT NULL \
+         ORDER BY chain_seq DESC LIMIT 1",
+    )
+    .bind(organization_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|row| Ok((row.try_get("chain_seq")?, row.try_get("chain_hash")?)))
+        .transpose()
 }

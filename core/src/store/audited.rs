@@ -21,6 +21,15 @@ pub enum AuditedError {
     Audit(Error),
 }
 
+impl AuditedError {
+    /// The underlying store error, whichever half failed.
+    pub fn into_inner(self) -> Error {
+        match self {
+            Self::Change(e) | Self::Audit(e) => e,
+        }
+    }
+}
+
 impl Store {
     /// Runs `change` and appends the entry `entry` makes of its result (none: the change
     /// needs no entry, e.g. it found the work already done) in one transaction.

@@ -3,6 +3,25 @@
 use sqlx::Connection;
 use windlass_core::Store;
 
+/// What an attacker with owner rights on the database does first: remove the triggers that
+/// keep `audit_log` append-only. (Only the audit suites call it.)
+#[allow(dead_code)]
+pub async fn disable_audit_protection(store: &Store) {
+    let statements: &[&str] = match store.backend() {
+        windlass_core::store::Backend::Sqlite => &[
+            "DROP TRIGGER audit_log_no_update",
+            "DROP TRIGGER audit_log_no_delete",
+        ],
+        windlass_core::store::Backend::Postgres => &["ALTER TABLE audit_log DISABLE TRIGGER USER"],
+    };
+    for statement in statements {
+        sqlx::query(statement)
+            .execute(store.pool_for_tests())
+            .await
+            .unwrap();
+    }
+}
+
 pub struct TestStore {
     pub store: Store,
     _dir: Option<tempfile::TempDir>,
