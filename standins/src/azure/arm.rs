@@ -18,6 +18,12 @@ use super::{
 
 const AUTHZ: &str = "providers/microsoft.authorization/";
 
+/// Microsoft.Resources versions served: Windlass's client's and the Azure SDK for
+/// Python's (azure-mgmt-resource 26), whose shapes agree for what is served here.
+const RESOURCES_API_VERSIONS: &[&str] = &["2021-04-01", "2024-11-01", "2025-04-01"];
+/// Microsoft.Storage versions served: Windlass's client's and azure-mgmt-storage 25's.
+const STORAGE_API_VERSIONS: &[&str] = &["2023-05-01", "2024-01-01", "2025-06-01", "2026-09-01"];
+
 pub(crate) fn handle(
     shared: &Shared,
     method: &Method,
@@ -83,7 +89,7 @@ pub(crate) fn handle(
             super::aks_versions::list(shared, segs[5])
         }),
         (&Method::GET, ["subscriptions", _, "providers", _]) => {
-            versioned(api_version, &["2021-04-01"], || {
+            versioned(api_version, RESOURCES_API_VERSIONS, || {
                 read_provider(shared, segs[1], segs[3])
             })
         }
@@ -98,7 +104,7 @@ pub(crate) fn handle(
             ],
         ) => {
             let register = *action == "register";
-            versioned(api_version, &["2021-04-01"], || {
+            versioned(api_version, RESOURCES_API_VERSIONS, || {
                 register_provider(shared, segs[1], segs[3], register)
             })
         }
@@ -115,11 +121,11 @@ pub(crate) fn handle(
                 _,
                 ..,
             ],
-        ) => versioned(api_version, &["2023-05-01", "2024-01-01"], || {
+        ) => versioned(api_version, STORAGE_API_VERSIONS, || {
             super::storage::handle(shared, method, &segs, body)
         }),
         (_, ["subscriptions", _, "resourcegroups", _]) => {
-            versioned(api_version, &["2021-04-01"], || {
+            versioned(api_version, RESOURCES_API_VERSIONS, || {
                 resource_group(shared, method, segs[1], segs[3], body)
             })
         }
@@ -256,7 +262,13 @@ fn role_definition(
         );
     }
     match *method {
-        Method::GET => match shared.with_state(|s| s.role_definitions.get(&key).cloned()) {
+        // A new custom role is missing from the replicas reads go to for a while.
+        Method::GET => match shared.with_state(|s| {
+            s.role_definitions
+                .get(&key)
+                .filter(|_| s.settled(&key))
+                .cloned()
+        }) {
             Some(v) => json(StatusCode::OK, v),
             None => arm_error(
                 StatusCode::NOT_FOUND,
@@ -363,6 +375,8 @@ fn put_role_definition(shared: &Shared, full_id: &str, id: &str, body: &Value) -
             }
             None => {
                 s.record_creation(&key);
+                let delay = s.faults.role_replication_ms;
+                s.settle_after(&key, delay);
                 (StatusCode::CREATED, json!(now))
             }
         };
@@ -487,7 +501,7 @@ fn put_role_assignment(
                 return json(StatusCode::OK, existing.clone());
             }
             return arm_error(
-                StatusCode::BAD_REQUEST,
+                StatusCode::CONFLICT,
                 "RoleAssignmentUpdateNotPermitted",
                 "Tenant ID, application ID, principal ID, and scope are not allowed to be updated.",
             );
@@ -518,6 +532,8 @@ fn put_role_assignment(
         });
         s.role_assignments.insert(key.clone(), doc.clone());
         s.record_creation(&key);
+        let delay = s.faults.assignment_propagation_ms;
+        s.settle_after(&key, delay);
         json(StatusCode::CREATED, doc)
     })
 }
@@ -527,9 +543,9 @@ fn role_definition_exists(s: &State, role_def: &str) -> bool {
     let wanted_uuid = wanted.rsplit('/').next().unwrap_or_default();
     !wanted_uuid.is_empty()
         && (super::authorization::is_built_in(wanted_uuid)
-            || s.role_definitions
-                .keys()
-                .any(|k| *k == wanted || k.rsplit('/').next() == Some(wanted_uuid)))
+            || s.role_definitions.keys().any(|k| {
+                (*k == wanted || k.rsplit('/').next() == Some(wanted_uuid)) && s.settled(k)
+            }))
 }
 
 // ---------------------------------------------------------- resource groups
@@ -550,6 +566,11 @@ fn resource_group(
         Method::GET => match shared.with_state(|s| s.resource_groups.get(&key).cloned()) {
             Some(v) => json(StatusCode::OK, v),
             None => rg_not_found(name),
+        },
+        // "Check existence": 204 or 404 without a body.
+        Method::HEAD => match shared.with_state(|s| s.resource_groups.contains_key(&key)) {
+            true => StatusCode::NO_CONTENT.into_response(),
+            false => StatusCode::NOT_FOUND.into_response(),
         },
         Method::PUT => {
             let body = match parse_body(body) {
@@ -661,6 +682,8 @@ pub(super) fn new_operation(
         method: method.to_string(),
         resource_key: resource_key.to_string(),
         polls_remaining: s.faults.lro_polls,
+        runs_until: (s.faults.lro_duration_ms > 0)
+            .then(|| Utc::now() + chrono::Duration::milliseconds(s.faults.lro_duration_ms as i64)),
         outcome: s.faults.lro_outcome.clone(),
         status: "InProgress".to_string(),
         started_at: Utc::now(),
@@ -690,9 +713,11 @@ fn poll(s: &mut State, sub: &str, op_id: &str) -> Option<Operation> {
         return None;
     }
     if op.status == "InProgress" {
+        // The operation runs on its own clock; polling does not hurry it.
+        let running = op.runs_until.is_some_and(|t| t > Utc::now());
         if op.polls_remaining > 0 {
             op.polls_remaining -= 1;
-        } else {
+        } else if !running {
             op.status = op.outcome.clone();
             let op = op.clone();
             finish(s, &op);

@@ -59,7 +59,7 @@ pub(crate) fn arm_action(method: &Method, path: &str) -> Option<String> {
     let lower = path.trim_matches('/').to_ascii_lowercase();
     let segs: Vec<&str> = lower.split('/').collect();
     let verb = |read: &str, write: &str, delete: &str| match *method {
-        Method::GET => Some(read.to_owned()),
+        Method::GET | Method::HEAD => Some(read.to_owned()),
         Method::PUT => Some(write.to_owned()),
         Method::DELETE => Some(delete.to_owned()),
         _ => None,
@@ -124,22 +124,14 @@ pub(crate) fn arm_action(method: &Method, path: &str) -> Option<String> {
                 "resourcegroups",
                 _,
                 "providers",
-                "microsoft.storage",
-                "storageaccounts",
                 _,
-                rest @ ..,
+                _,
+                ..,
             ],
-        ) => match (method, rest) {
-            (&Method::POST, ["listaccountsas"]) => {
-                Some("Microsoft.Storage/storageAccounts/listAccountSas/action".to_owned())
-            }
-            (_, []) => verb(
-                "Microsoft.Storage/storageAccounts/read",
-                "Microsoft.Storage/storageAccounts/write",
-                "Microsoft.Storage/storageAccounts/delete",
-            ),
-            _ => None,
-        },
+        ) => {
+            let original: Vec<&str> = path.trim_matches('/').split('/').collect();
+            resource_action(method, &original[5..])
+        }
         (_, ["subscriptions", _, "resourcegroups", _]) => verb(
             "Microsoft.Resources/subscriptions/resourceGroups/read",
             "Microsoft.Resources/subscriptions/resourceGroups/write",
@@ -149,8 +141,30 @@ pub(crate) fn arm_action(method: &Method, path: &str) -> Option<String> {
     }
 }
 
+/// The action on a resource inside a resource group, as ARM names it from the path
+/// after `providers/`: `{namespace}/{type}[/{child type}...]/read|write|delete`, or
+/// `.../{action}/action` for a POST to an action (`listKeys`, `listAccountSas`).
+fn resource_action(method: &Method, after_providers: &[&str]) -> Option<String> {
+    let (namespace, rest) = after_providers.split_first()?;
+    let mut types: Vec<&str> = rest.iter().step_by(2).copied().collect();
+    let trailing = rest.len() % 2 == 1;
+    if trailing && *method == Method::POST {
+        let action = types.pop()?;
+        let mut prefix = vec![*namespace];
+        prefix.extend(types);
+        return Some(format!("{}/{action}/action", prefix.join("/")));
+    }
+    let base = format!("{namespace}/{}", types.join("/"));
+    match *method {
+        Method::GET => Some(format!("{base}/read")),
+        Method::PUT | Method::PATCH => Some(format!("{base}/write")),
+        Method::DELETE => Some(format!("{base}/delete")),
+        _ => None,
+    }
+}
+
 /// ARM's wildcard match: `*` spans any characters; case-insensitive.
-fn action_matches(pattern: &str, action: &str) -> bool {
+pub(crate) fn action_matches(pattern: &str, action: &str) -> bool {
     let pattern = pattern.to_ascii_lowercase();
     let action = action.to_ascii_lowercase();
     let parts: Vec<&str> = pattern.split('*').collect();
@@ -177,7 +191,7 @@ fn action_matches(pattern: &str, action: &str) -> bool {
 }
 
 /// Whether `scope` is `assigned` or below it.
-fn within(assigned: &str, scope: &str) -> bool {
+pub(crate) fn within(assigned: &str, scope: &str) -> bool {
     let assigned = assigned.trim_end_matches('/').to_ascii_lowercase();
     let scope = scope.trim_end_matches('/').to_ascii_lowercase();
     scope == assigned || scope.starts_with(&format!("{assigned}/"))
@@ -218,11 +232,13 @@ fn role_permissions(state: &State, role_definition_id: &str) -> Option<(Vec<Stri
 }
 
 pub(crate) fn allowed(state: &State, principal_object_id: &str, action: &str, scope: &str) -> bool {
-    state.role_assignments.values().any(|assignment| {
+    state.role_assignments.iter().any(|(key, assignment)| {
         let p = &assignment["properties"];
-        p["principalId"]
-            .as_str()
-            .is_some_and(|id| id.eq_ignore_ascii_case(principal_object_id))
+        // A new assignment authorises nothing until ARM's caches have it.
+        state.settled(key)
+            && p["principalId"]
+                .as_str()
+                .is_some_and(|id| id.eq_ignore_ascii_case(principal_object_id))
             && p["scope"].as_str().is_some_and(|s| within(s, scope))
             && p["roleDefinitionId"]
                 .as_str()
@@ -355,6 +371,27 @@ mod tests {
                 "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/sa/listAccountSas"
             ),
             "Microsoft.Storage/storageAccounts/listAccountSas/action"
+        );
+        assert_eq!(
+            a(
+                Method::PUT,
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/c/agentPools/p"
+            ),
+            "Microsoft.ContainerService/managedClusters/agentPools/write"
+        );
+        assert_eq!(
+            a(
+                Method::POST,
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/sa/listKeys"
+            ),
+            "Microsoft.Storage/storageAccounts/listKeys/action"
+        );
+        assert_eq!(
+            a(
+                Method::GET,
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/sa"
+            ),
+            "Microsoft.Storage/storageAccounts/read"
         );
     }
 }

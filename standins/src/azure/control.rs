@@ -12,7 +12,10 @@ use serde_json::{Value, json};
 
 use super::{
     Shared,
-    state::{Application, Faults, FaultsPatch, ServicePrincipal, State as StandInState},
+    state::{
+        Application, BusyRule, DenyPolicy, Faults, FaultsPatch, Lock, ServicePrincipal,
+        State as StandInState,
+    },
 };
 
 pub(crate) fn routes() -> Router<Shared> {
@@ -24,6 +27,65 @@ pub(crate) fn routes() -> Router<Shared> {
         .route("/writes", get(writes))
         .route("/applications", post(post_application))
         .route("/role-assignments", post(post_role_assignment))
+        .route("/locks", post(post_lock))
+        .route("/deny-policies", post(post_deny_policy))
+        .route("/busy", post(post_busy))
+        .route("/taken-storage-account-names", post(post_taken_name))
+        .route(
+            "/tenants/{tenant}/enterprise-applications/{app_id}",
+            axum::routing::delete(delete_enterprise_application),
+        )
+}
+
+/// `POST /_standin/locks`: a management lock on a scope.
+async fn post_lock(State(shared): State<Shared>, Json(lock): Json<Lock>) -> StatusCode {
+    shared.mutate(|s| s.locks.push(lock));
+    StatusCode::NO_CONTENT
+}
+
+/// `POST /_standin/deny-policies`: a policy assignment denying matching actions.
+async fn post_deny_policy(
+    State(shared): State<Shared>,
+    Json(policy): Json<DenyPolicy>,
+) -> StatusCode {
+    shared.mutate(|s| s.deny_policies.push(policy));
+    StatusCode::NO_CONTENT
+}
+
+/// `POST /_standin/busy`: the next matching requests answer `409 AnotherOperationInProgress`.
+async fn post_busy(State(shared): State<Shared>, Json(mut rule): Json<BusyRule>) -> StatusCode {
+    rule.method = rule.method.to_ascii_uppercase();
+    rule.path_contains = rule.path_contains.to_ascii_lowercase();
+    shared.mutate(|s| s.busy.push(rule));
+    StatusCode::NO_CONTENT
+}
+
+#[derive(serde::Deserialize)]
+struct TakenName {
+    name: String,
+}
+
+/// `POST /_standin/taken-storage-account-names`: another customer owns this name.
+async fn post_taken_name(State(shared): State<Shared>, Json(taken): Json<TakenName>) -> StatusCode {
+    shared.mutate(|s| {
+        s.taken_storage_account_names
+            .push(taken.name.to_ascii_lowercase())
+    });
+    StatusCode::NO_CONTENT
+}
+
+/// `DELETE /_standin/tenants/{tenant}/enterprise-applications/{app_id}`: the customer
+/// deletes the enterprise application; its role assignments stay, orphaned.
+async fn delete_enterprise_application(
+    State(shared): State<Shared>,
+    Path((tenant, app_id)): Path<(String, String)>,
+) -> StatusCode {
+    let removed = shared.mutate(|s| delete_enterprise_application_in(s, &tenant, &app_id));
+    if removed.is_some() {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::NOT_FOUND
+    }
 }
 
 /// `POST /_standin/applications`: an app registration, its federated credentials and its
@@ -58,6 +120,17 @@ async fn post_role_assignment(
 ) -> StatusCode {
     shared.mutate(|s| assign_role(s, &seed.scope, &seed.role_definition_id, &seed.principal_id));
     StatusCode::NO_CONTENT
+}
+
+pub(crate) fn delete_enterprise_application_in(
+    s: &mut StandInState,
+    tenant: &str,
+    app_id: &str,
+) -> Option<String> {
+    let id = s.service_principal_in(tenant, app_id)?.id.clone();
+    s.service_principals.remove(&id);
+    s.record_deletion(&format!("/serviceprincipals/{id}"));
+    Some(id)
 }
 
 pub(crate) fn seed_service_principal(

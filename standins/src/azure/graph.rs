@@ -59,7 +59,12 @@ pub(crate) fn handle(
     match (method, rest, by_app_id) {
         (&Method::POST, "servicePrincipals", _) => create(shared, tenant, body),
         (&Method::GET, _, Some(app_id)) => {
-            match shared.with_state(|s| s.service_principal_in(tenant, app_id).cloned()) {
+            let found = shared.with_state(|s| {
+                s.service_principal_in(tenant, app_id)
+                    .filter(|sp| s.settled(&format!("/serviceprincipals/{}", sp.id)))
+                    .cloned()
+            });
+            match found {
                 Some(sp) => json(StatusCode::OK, sp_json(&sp)),
                 None => not_found(app_id),
             }
@@ -140,6 +145,9 @@ fn create(shared: &Shared, tenant: &str, body: &[u8]) -> Response {
         let key = format!("/serviceprincipals/{}", sp.id);
         s.service_principals.insert(sp.id.clone(), sp.clone());
         s.record_creation(&key);
+        // Reads go to replicas that learn of it later (read-after-write lag).
+        let lag = s.faults.graph_lag_ms;
+        s.settle_after(&key, lag);
         json(StatusCode::CREATED, sp_json(&sp))
     })
 }

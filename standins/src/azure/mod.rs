@@ -11,6 +11,7 @@ mod aks_versions;
 mod arm;
 mod auth;
 pub mod authorization;
+mod conditions;
 mod control;
 mod federation;
 mod graph;
@@ -39,8 +40,9 @@ pub use authorization::{
     CONTRIBUTOR_ROLE_ID, OWNER_ROLE_ID, READER_ROLE_ID, STORAGE_ACCOUNT_CONTRIBUTOR_ROLE_ID,
 };
 pub use state::{
-    Application, Faults, FaultsPatch, FederatedCredential, IssuedToken, LroMode, Operation,
-    Provider, RequestRecord, ServicePrincipal, State, TokenRequestRecord, WriteCounts,
+    Application, BusyRule, DenyPolicy, Faults, FaultsPatch, FederatedCredential, IssuedToken, Lock,
+    LroMode, Operation, Provider, RequestRecord, ServicePrincipal, State, TokenRequestRecord,
+    WriteCounts,
 };
 pub use storage::BlobBackend;
 
@@ -247,9 +249,100 @@ impl AzureStandIn {
         self.shared.mutate(|s| {
             s.faults.lro_mode = mode;
             s.faults.lro_polls = polls;
+            // Counted polls only: the test decides how long the operation runs.
+            s.faults.lro_duration_ms = 0;
             s.faults.lro_outcome = outcome.to_string();
             s.faults.lro_retry_after_secs = retry_after_secs;
         });
+    }
+
+    /// A new custom role definition stays unknown (reads miss it, assigning it answers
+    /// `400 RoleDefinitionDoesNotExist`) for `delay` after it was created.
+    pub fn set_role_replication_delay(&self, delay: Duration) {
+        self.shared
+            .mutate(|s| s.faults.role_replication_ms = delay.as_millis() as u64);
+    }
+
+    /// A new role assignment authorises nothing (`403 AuthorizationFailed`) for `delay`.
+    pub fn set_assignment_propagation_delay(&self, delay: Duration) {
+        self.shared
+            .mutate(|s| s.faults.assignment_propagation_ms = delay.as_millis() as u64);
+    }
+
+    /// Graph reads miss a new service principal for `delay` (read-after-write lag).
+    pub fn set_graph_lag(&self, delay: Duration) {
+        self.shared
+            .mutate(|s| s.faults.graph_lag_ms = delay.as_millis() as u64);
+    }
+
+    /// Every long-running operation takes `duration` on the stand-in's clock and its
+    /// monitors answer `Retry-After: retry_after_secs`.
+    pub fn set_lro_clock(&self, duration: Duration, retry_after_secs: u64) {
+        self.shared.mutate(|s| {
+            s.faults.lro_duration_ms = duration.as_millis() as u64;
+            s.faults.lro_polls = 0;
+            s.faults.lro_retry_after_secs = Some(retry_after_secs);
+        });
+    }
+
+    /// Turns the replication and propagation delays real Azure always has off: what
+    /// the stand-in was before it simulated them.
+    pub fn without_propagation_delays(&self) {
+        self.shared.mutate(|s| {
+            s.faults.replication_delay_ms = 0;
+            s.faults.role_replication_ms = 0;
+            s.faults.assignment_propagation_ms = 0;
+            s.faults.graph_lag_ms = 0;
+        });
+    }
+
+    /// A management lock (`CanNotDelete` or `ReadOnly`) on `scope`.
+    pub fn add_lock(&self, scope: &str, name: &str, level: &str) {
+        let lock = Lock {
+            scope: scope.to_owned(),
+            name: name.to_owned(),
+            level: level.to_owned(),
+        };
+        self.shared.mutate(|s| s.locks.push(lock));
+    }
+
+    /// A policy assignment at `scope` denying requests whose action matches `action`.
+    pub fn add_deny_policy(&self, scope: &str, assignment_name: &str, action: &str) {
+        let policy = DenyPolicy {
+            scope: scope.to_owned(),
+            assignment_name: assignment_name.to_owned(),
+            display_name: format!("Deny {action}"),
+            action: action.to_owned(),
+        };
+        self.shared.mutate(|s| s.deny_policies.push(policy));
+    }
+
+    /// Another Azure customer owns a storage account named `name` (names are global).
+    pub fn take_storage_account_name(&self, name: &str) {
+        self.shared.mutate(|s| {
+            s.taken_storage_account_names
+                .push(name.to_ascii_lowercase())
+        });
+    }
+
+    /// The next `count` `method` requests whose path contains `path_contains` answer
+    /// `409 AnotherOperationInProgress` with `Retry-After: retry_after_secs`.
+    pub fn busy_next(&self, method: &str, path_contains: &str, count: u32, retry_after_secs: u64) {
+        let rule = BusyRule {
+            method: method.to_ascii_uppercase(),
+            path_contains: path_contains.to_ascii_lowercase(),
+            count,
+            retry_after_secs,
+        };
+        self.shared.mutate(|s| s.busy.push(rule));
+    }
+
+    /// The customer deletes the enterprise application (service principal) of `app_id`
+    /// in `tenant`, as in the Entra admin centre: its role assignments stay behind,
+    /// orphaned ("Identity not found"). Returns the deleted object id.
+    pub fn delete_enterprise_application(&self, tenant: &str, app_id: &str) -> Option<String> {
+        self.shared
+            .mutate(|s| control::delete_enterprise_application_in(s, tenant, app_id))
     }
 
     /// Applied writes for a resource id (ARM id, or `/servicePrincipals/{id}`).
@@ -381,6 +474,10 @@ pub async fn serve(addr: SocketAddr) -> std::io::Result<()> {
 fn router(shared: Shared) -> Router {
     Router::new()
         .route("/{tenant}/oauth2/v2.0/token", post(token::token))
+        .route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            axum::routing::get(token::openid_configuration),
+        )
         .nest("/_standin", control::routes())
         .fallback(dispatch)
         .with_state(shared)
@@ -419,6 +516,13 @@ async fn dispatch(
                         if let Err(refused) = shared.with_state(|s| {
                             authorization::authorize_arm(s, &caller, &method, &path)
                         }) {
+                            return record_request(&shared, &method, &uri, principal, refused);
+                        }
+                        // Locks, deny policies and operations in flight, which ARM checks
+                        // after RBAC and before the resource provider sees the request.
+                        if let Some(refused) =
+                            shared.mutate(|s| conditions::refuse(s, &method, &path))
+                        {
                             return record_request(&shared, &method, &uri, principal, refused);
                         }
                         let api_version = uri.query().and_then(|q| {

@@ -35,6 +35,56 @@ pub struct State {
     /// App registrations by `<home tenant>/<app id>` (lower-cased), with their federated
     /// identity credentials. Seeded through the control API.
     pub applications: BTreeMap<String, Application>,
+    /// When a just-written object becomes visible everywhere (lower-cased id of a role
+    /// definition or role assignment, or `/serviceprincipals/{id}` for Graph reads): until
+    /// then ARM's replicas do not know it (see [`Faults::role_replication_ms`],
+    /// [`Faults::assignment_propagation_ms`], [`Faults::graph_lag_ms`]).
+    pub settles_at: BTreeMap<String, DateTime<Utc>>,
+    /// Management locks (`Microsoft.Authorization/locks`), seeded by tests.
+    pub locks: Vec<Lock>,
+    /// Azure Policy assignments with a `deny` effect, seeded by tests.
+    pub deny_policies: Vec<DenyPolicy>,
+    /// Storage account names taken by other Azure customers (the names are global).
+    pub taken_storage_account_names: Vec<String>,
+    /// Requests to answer `409 AnotherOperationInProgress`, as ARM does while an earlier
+    /// operation on the resource is still running.
+    pub busy: Vec<BusyRule>,
+}
+
+/// A management lock on a scope: `CanNotDelete` refuses deletes at and below it,
+/// `ReadOnly` refuses writes too (`409 ScopeLocked`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Lock {
+    pub scope: String,
+    pub name: String,
+    /// "CanNotDelete" | "ReadOnly"
+    pub level: String,
+}
+
+/// A policy assignment whose definition denies requests whose action matches `action`
+/// (ARM wildcards) at or below `scope` (`403 RequestDisallowedByPolicy`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DenyPolicy {
+    pub scope: String,
+    /// The policy assignment's name, e.g. `deny-public-storage`.
+    pub assignment_name: String,
+    pub display_name: String,
+    pub action: String,
+}
+
+/// The next `count` requests whose path contains `path_contains` (case-insensitive) and
+/// whose method is `method` answer `409 AnotherOperationInProgress` with `Retry-After`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BusyRule {
+    pub method: String,
+    pub path_contains: String,
+    pub count: u32,
+    #[serde(default = "default_busy_retry_after")]
+    pub retry_after_secs: u64,
+}
+
+fn default_busy_retry_after() -> u64 {
+    1
 }
 
 /// What an access token stands for: ARM and Graph authorise its principal.
@@ -113,6 +163,9 @@ pub struct Operation {
     pub method: String,
     pub resource_key: String,
     pub polls_remaining: u32,
+    /// Before this the operation is in progress, however often it is polled.
+    #[serde(default)]
+    pub runs_until: Option<DateTime<Utc>>,
     /// Terminal status once polls run out: Succeeded | Failed | Canceled.
     pub outcome: String,
     pub status: String,
@@ -174,6 +227,18 @@ pub struct Faults {
     pub throttle_retry_after_secs: u64,
     /// A service principal younger than this is unknown to ARM.
     pub replication_delay_ms: u64,
+    /// A custom role definition younger than this is unknown to reads and to role
+    /// assignments (`RoleDefinitionDoesNotExist`): role definitions replicate slowly.
+    pub role_replication_ms: u64,
+    /// A role assignment younger than this does not authorise anything yet (ARM caches
+    /// assignments; real Azure takes up to about ten minutes).
+    pub assignment_propagation_ms: u64,
+    /// A service principal younger than this is not returned by Graph reads (Graph's
+    /// read-after-write lag across its replicas).
+    pub graph_lag_ms: u64,
+    /// A long-running operation runs at least this long on the stand-in's clock, however
+    /// often it is polled.
+    pub lro_duration_ms: u64,
     /// Time a provider stays "Registering".
     pub provider_registration_ms: u64,
     pub lro_mode: LroMode,
@@ -191,12 +256,17 @@ impl Default for Faults {
             throttle_skip: 0,
             throttle_count: 0,
             throttle_retry_after_secs: 1,
-            replication_delay_ms: 0,
+            // Real Azure always behaves so: on by default, short enough for tests.
+            replication_delay_ms: 1000,
+            role_replication_ms: 2000,
+            assignment_propagation_ms: 2000,
+            graph_lag_ms: 1000,
             provider_registration_ms: 0,
             lro_mode: LroMode::Location,
-            lro_polls: 2,
+            lro_polls: 0,
+            lro_duration_ms: 1000,
             lro_outcome: "Succeeded".to_string(),
-            lro_retry_after_secs: Some(0),
+            lro_retry_after_secs: Some(1),
         }
     }
 }
@@ -209,6 +279,10 @@ pub struct FaultsPatch {
     pub throttle_count: Option<u32>,
     pub throttle_retry_after_secs: Option<u64>,
     pub replication_delay_ms: Option<u64>,
+    pub role_replication_ms: Option<u64>,
+    pub assignment_propagation_ms: Option<u64>,
+    pub graph_lag_ms: Option<u64>,
+    pub lro_duration_ms: Option<u64>,
     pub provider_registration_ms: Option<u64>,
     pub lro_mode: Option<LroMode>,
     pub lro_polls: Option<u32>,
@@ -228,6 +302,10 @@ impl Faults {
             throttle_count,
             throttle_retry_after_secs,
             replication_delay_ms,
+            role_replication_ms,
+            assignment_propagation_ms,
+            graph_lag_ms,
+            lro_duration_ms,
             provider_registration_ms,
             lro_mode,
             lro_polls,
@@ -248,6 +326,21 @@ impl State {
         self.service_principals.values().find(|sp| {
             sp.tenant_id.eq_ignore_ascii_case(tenant) && sp.app_id.eq_ignore_ascii_case(app_id)
         })
+    }
+
+    /// Whether `key` was written long enough ago to be seen (see [`State::settles_at`]).
+    pub fn settled(&self, key: &str) -> bool {
+        self.settles_at
+            .get(&key.to_ascii_lowercase())
+            .is_none_or(|at| *at <= Utc::now())
+    }
+
+    /// `key` becomes visible `delay_ms` from now.
+    pub fn settle_after(&mut self, key: &str, delay_ms: u64) {
+        if delay_ms > 0 {
+            let at = Utc::now() + chrono::Duration::milliseconds(delay_ms as i64);
+            self.settles_at.insert(key.to_ascii_lowercase(), at);
+        }
     }
 
     pub fn record_creation(&mut self, key: &str) {

@@ -107,6 +107,18 @@ fn put(
         .unwrap_or_else(|| format!("https://{name}.blob.core.windows.net/"));
     let base = shared.base_url.clone();
     shared.mutate(|s| {
+        // Account names are global across Azure: another customer may hold this one.
+        if !s.resources.contains_key(key)
+            && s.taken_storage_account_names
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(name))
+        {
+            return arm_error(
+                StatusCode::CONFLICT,
+                "StorageAccountAlreadyTaken",
+                format!("The storage account named {name} is already taken."),
+            );
+        }
         if !s.resource_groups.contains_key(&rg_key(sub, rg)) {
             return arm_error(
                 StatusCode::NOT_FOUND,

@@ -150,3 +150,28 @@ fn check(
     };
     Ok(resource.trim_end_matches('/').to_string())
 }
+
+/// Entra ID's tenant discovery document (`/{tenant}/v2.0/.well-known/openid-configuration`),
+/// which MSAL-based clients (azure-identity for Python, .NET, Java) read before their
+/// first token request to find the token endpoint.
+pub(crate) async fn openid_configuration(
+    State(shared): State<Shared>,
+    Path(tenant): Path<String>,
+) -> Response {
+    let base = &shared.base_url;
+    json(
+        StatusCode::OK,
+        json!({
+            "issuer": format!("{base}/{tenant}/v2.0"),
+            "token_endpoint": format!("{base}/{tenant}/oauth2/v2.0/token"),
+            "authorization_endpoint": format!("{base}/{tenant}/oauth2/v2.0/authorize"),
+            "jwks_uri": format!("{base}/{tenant}/discovery/v2.0/keys"),
+            "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+            "response_types_supported": ["code", "id_token", "token id_token"],
+            "subject_types_supported": ["pairwise"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "tenant_region_scope": "EU",
+            "cloud_instance_name": "windlass-standin.invalid",
+        }),
+    )
+}
