@@ -21,7 +21,8 @@ use windlass_core::workload_identity::{
 };
 
 use crate::azure::{
-    ArmClient, AzureClientConfig, AzureError, ClientAssertionSource, GraphClient, Retry,
+    ArmClient, AzureClientConfig, AzureError, ClientAssertionSource, GraphClient, Lag, Retry,
+    SettleWindows,
     role_assignment_id, role_definition_id, role_definition_resource_id, windlass_custom_role,
 };
 use crate::error::{retryable, terminal};
@@ -239,7 +240,7 @@ impl AzureAccess {
                 .register_provider(&input.target.subscription_id, &input.namespace),
         )
         .await?
-        .map_err(azure_failure)?;
+        .map_err(self.connector.failure(&ctx))?;
         tracing::info!(namespace = %input.namespace, subscription = %input.target.subscription_id, "provider registered");
         Ok(ProviderRegistered {
             namespace: input.namespace,
@@ -263,7 +264,7 @@ impl AzureAccess {
                 .put_role_definition(&target.subscription_id, id, &role),
         )
         .await?
-        .map_err(azure_failure)?;
+        .map_err(self.connector.failure(&ctx))?;
         Ok(CustomRole { id: created.id })
     }
 
@@ -281,7 +282,7 @@ impl AzureAccess {
                 .ensure_service_principal(&input.application_id),
         )
         .await?
-        .map_err(azure_failure)?;
+        .map_err(self.connector.failure(&ctx))?;
         Ok(ServicePrincipal {
             object_id: principal.id,
         })
@@ -311,16 +312,27 @@ impl AzureAccess {
         let clients = self.connector.setup_clients(target)?;
         let scope = subscription_scope(target);
         let id = assignment_id(target, &input.application_id);
-        let assigned = heartbeating(
-            &ctx,
-            clients.arm.put_role_assignment(
-                &scope,
-                id,
-                &input.role_definition_id,
-                &input.principal_object_id,
-            ),
-        )
-        .await?;
+        let assign = async {
+            let put = || {
+                clients.arm.put_role_assignment(
+                    &scope,
+                    id,
+                    &input.role_definition_id,
+                    &input.principal_object_id,
+                )
+            };
+            match put().await {
+                Err(error) if error.code() == Some("RoleAssignmentUpdateNotPermitted") => {
+                    if replace_orphaned_assignment(&clients.arm, &scope, id, &input).await? {
+                        put().await
+                    } else {
+                        Err(error)
+                    }
+                }
+                other => other,
+            }
+        };
+        let assigned = heartbeating(&ctx, assign).await?;
         match assigned {
             Ok(assignment) => Ok(RoleAssigned { id: assignment.id }),
             // Someone already granted exactly this role to this principal under another id:
@@ -331,7 +343,7 @@ impl AzureAccess {
                     id: format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{id}"),
                 })
             }
-            Err(error) => Err(azure_failure(error)),
+            Err(error) => Err(self.connector.failure(&ctx)(error)),
         }
     }
 
@@ -359,7 +371,13 @@ impl AzureAccess {
                 .get_role_definition(&target.subscription_id, custom_role_id(target))
                 .await?
             {
-                None => problems.push("the custom role does not exist".to_owned()),
+                // Right after its creation the role may not have replicated to the
+                // replica this read reaches: waited out within the replication window.
+                None => {
+                    return Err(AzureError::RoleDefinitionDoesNotExist {
+                        message: "the custom role is not readable (yet)".to_owned(),
+                    });
+                }
                 Some(found) => {
                     let wanted = windlass_custom_role(&target.subscription_id);
                     let actions = |r: &crate::azure::RoleDefinition| {
@@ -392,7 +410,7 @@ impl AzureAccess {
             }
             Ok::<_, AzureError>(problems)
         };
-        let problems = heartbeating(&ctx, verify).await?.map_err(azure_failure)?;
+        let problems = heartbeating(&ctx, verify).await?.map_err(self.connector.failure(&ctx))?;
         if !problems.is_empty() {
             return Err(terminal(
                 invalid(format!("access is not as set up: {}", problems.join("; "))),
@@ -413,7 +431,7 @@ impl AzureAccess {
         let id = assignment_id(&input.target, &input.application_id);
         let existed = heartbeating(&ctx, clients.arm.delete_role_assignment(&scope, id))
             .await?
-            .map_err(azure_failure)?;
+            .map_err(self.connector.failure(&ctx))?;
         Ok(Removal {
             removed: existed
                 .then(|| format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{id}")),
@@ -446,7 +464,7 @@ impl AzureAccess {
                 "RoleDefinitionHasAssignments",
                 Some(Duration::from_secs(5)),
             )),
-            Err(error) => Err(azure_failure(error)),
+            Err(error) => Err(self.connector.failure(&ctx)(error)),
         }
     }
 
@@ -473,22 +491,118 @@ impl AzureAccess {
                 }
             }
         };
-        let removed = heartbeating(&ctx, remove).await?.map_err(azure_failure)?;
+        let removed = heartbeating(&ctx, remove).await?.map_err(self.connector.failure(&ctx))?;
         Ok(Removal {
             removed: removed.map(|id| format!("servicePrincipals/{id}")),
         })
     }
 }
 
+/// Our assignment id names a principal that is not the one being assigned: the
+/// assignment of an earlier service principal of the same application, which the
+/// customer deleted (deleting an enterprise application leaves its role assignments
+/// behind, "Identity not found"). ARM refuses to repoint it
+/// (`RoleAssignmentUpdateNotPermitted`); the documented fix is to delete the orphan and
+/// assign again. Returns whether it was deleted.
+async fn replace_orphaned_assignment(
+    arm: &ArmClient,
+    scope: &str,
+    id: Uuid,
+    input: &AssignRole,
+) -> Result<bool, AzureError> {
+    let Some(existing) = arm.get_role_assignment(scope, id).await? else {
+        return Ok(false);
+    };
+    let ours = existing
+        .properties
+        .role_definition_id
+        .eq_ignore_ascii_case(&input.role_definition_id);
+    let orphaned = !existing
+        .properties
+        .principal_id
+        .eq_ignore_ascii_case(&input.principal_object_id);
+    if !(ours && orphaned) {
+        return Ok(false);
+    }
+    tracing::warn!(
+        assignment = %existing.id,
+        orphaned_principal = %existing.properties.principal_id,
+        principal = %input.principal_object_id,
+        "replacing the Windlass role assignment of a deleted service principal"
+    );
+    arm.delete_role_assignment(scope, id).await?;
+    Ok(true)
+}
+
 pub(crate) fn azure_failure(error: AzureError) -> ActivityError {
     let kind = error.code().unwrap_or("AzureError").to_owned();
     match error.retry() {
-        // Throttling says when to come back; other transient errors use Temporal's backoff.
-        Retry::After(delay) if matches!(error, AzureError::Throttled { .. }) => {
+        // Throttling and operations in progress say when to come back; other transient
+        // errors use Temporal's backoff.
+        Retry::After(delay)
+            if matches!(error, AzureError::Throttled { .. })
+                || error.code() == Some("AnotherOperationInProgress") =>
+        {
             retryable(error, &kind, Some(delay))
         }
         Retry::After(_) => retryable(error, &kind, None),
+        // Without the step's age the window cannot be applied: the step's budget bounds it.
+        Retry::Settling { delay, .. } => retryable(error, &kind, Some(delay)),
         Retry::Never => terminal(error, &kind),
+    }
+}
+
+/// As [`azure_failure`], with Azure's replication and propagation lags waited out for a
+/// bounded time: such an error is retried while the step, counted from its first
+/// attempt, is younger than the lag's window, and is terminal after, saying what was
+/// waited for and what to check.
+pub(crate) fn azure_failure_in(
+    ctx: &ActivityContext,
+    windows: &SettleWindows,
+    error: AzureError,
+) -> ActivityError {
+    let Retry::Settling { lag, delay } = error.retry() else {
+        return azure_failure(error);
+    };
+    let kind = error.code().unwrap_or("AzureError").to_owned();
+    let waited = step_age(ctx);
+    let window = windows.of(lag);
+    if waited < window {
+        tracing::info!(?lag, ?waited, ?window, error = %error, "Azure has not caught up yet; retrying");
+        return retryable(error, &kind, Some(delay.min(window - waited)));
+    }
+    terminal(NotSettled { lag, window, error }, &kind)
+}
+
+/// A lag that outlasted its window.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "waited {window:?} for {} and Azure still answers: {error}. {}",
+    lag.waited_for(),
+    lag.remedy()
+)]
+struct NotSettled {
+    lag: Lag,
+    window: Duration,
+    error: AzureError,
+}
+
+/// Time since the step's first attempt was scheduled: the window counts every attempt.
+fn step_age(ctx: &ActivityContext) -> Duration {
+    let info = ctx.info();
+    info.scheduled_time
+        .or(info.started_time)
+        .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
+        .unwrap_or_default()
+}
+
+impl AzureConnector {
+    /// The verdict for an error of a step running `ctx` (see [`azure_failure_in`]).
+    pub(crate) fn failure<'a>(
+        &'a self,
+        ctx: &'a ActivityContext,
+    ) -> impl Fn(AzureError) -> ActivityError + 'a {
+        move |error| azure_failure_in(ctx, &self.template.settle_windows, error)
     }
 }
 

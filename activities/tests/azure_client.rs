@@ -99,6 +99,7 @@ async fn provider_registration_waits_until_registered() {
 #[tokio::test]
 async fn custom_role_put_twice_is_one_creation() {
     let (standin, arm, _) = setup().await;
+    standin.set_role_replication_delay(Duration::from_millis(300));
     let org = Uuid::from_u128(42);
     let id = role_definition_id(org, SUB);
     assert_eq!(
@@ -116,6 +117,9 @@ async fn custom_role_put_twice_is_one_creation() {
     let writes = standin.state().writes[&resource_id.to_ascii_lowercase()];
     assert_eq!((writes.creations, writes.changes), (1, 0));
 
+    // A new role replicates slowly: reads miss it for a while, as in real Azure.
+    assert!(arm.get_role_definition(SUB, id).await.unwrap().is_none());
+    tokio::time::sleep(Duration::from_millis(350)).await;
     let read = arm
         .get_role_definition(SUB, id)
         .await
@@ -283,7 +287,9 @@ async fn custom_role_matches_the_reference_permissions_exactly() {
     assert_eq!(RESOURCE_PROVIDERS, expected_providers);
 
     // Check what ARM actually stored, not just the struct.
-    let (_standin, arm, _) = setup().await;
+    let (standin, arm, _) = setup().await;
+    // What was stored, not how fast it replicates (see custom_role_put_twice_is_one_creation).
+    standin.set_role_replication_delay(Duration::ZERO);
     let id = role_definition_id(Uuid::from_u128(7), SUB);
     arm.put_role_definition(SUB, id, &windlass_custom_role(SUB))
         .await
@@ -310,6 +316,8 @@ async fn custom_role_matches_the_reference_permissions_exactly() {
 async fn role_assignment_retries_through_replication_delay() {
     let (standin, arm, graph) = setup().await;
     standin.set_replication_delay(Duration::from_millis(500));
+    // This test is about the principal; the role replicates at once here.
+    standin.set_role_replication_delay(Duration::ZERO);
     // A principal created now (the tenant's own identity exists since long ago).
     let sp = graph
         .ensure_service_principal("5c2a7e1d-8b3f-4d6a-9e0c-1f2a3b4c5d6e")
@@ -332,8 +340,15 @@ async fn role_assignment_retries_through_replication_delay() {
         "{err:?}"
     );
     assert!(
-        matches!(err.retry(), Retry::After(_)),
-        "replication lag must be retryable"
+        matches!(
+            err.retry(),
+            Retry::Settling {
+                lag: Lag::PrincipalReplication,
+                ..
+            }
+        ),
+        "replication lag must be waited out: {:?}",
+        err.retry()
     );
 
     tokio::time::sleep(Duration::from_millis(550)).await;
@@ -357,7 +372,8 @@ async fn role_assignment_retries_through_replication_delay() {
     assert_eq!(dup.code(), Some("RoleAssignmentExists"));
     assert_eq!(dup.retry(), Retry::Never);
 
-    // Unknown role definition: terminal.
+    // Unknown role definition: indistinguishable from one still replicating, so waited
+    // out within the replication window only (then terminal, in the activity layer).
     let missing = role_definition_resource_id(SUB, Uuid::from_u128(99));
     let err = arm
         .put_role_assignment(&scope, Uuid::new_v4(), &missing, &sp.id)
@@ -367,7 +383,13 @@ async fn role_assignment_retries_through_replication_delay() {
         matches!(err, AzureError::RoleDefinitionDoesNotExist { .. }),
         "{err:?}"
     );
-    assert_eq!(err.retry(), Retry::Never);
+    assert!(matches!(
+        err.retry(),
+        Retry::Settling {
+            lag: Lag::RoleDefinitionReplication,
+            ..
+        }
+    ));
 
     assert!(
         arm.delete_role_assignment(&scope, assignment)
@@ -544,8 +566,16 @@ async fn missing_retry_after_uses_configured_default() {
 #[tokio::test]
 async fn ensure_service_principal_is_idempotent() {
     let (standin, _, graph) = setup().await;
+    standin.set_graph_lag(Duration::from_millis(300));
     let app_id = "5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d";
     let first = graph.ensure_service_principal(app_id).await.unwrap();
+    // Graph's read-after-write lag: the principal exists (409) but reads miss it yet.
+    let lagging = graph
+        .ensure_service_principal(app_id)
+        .await
+        .expect_err("not readable yet");
+    assert!(lagging.is_retryable(), "{lagging:?}");
+    tokio::time::sleep(Duration::from_millis(350)).await;
     let second = graph.ensure_service_principal(app_id).await.unwrap();
     assert_eq!(first.id, second.id);
     assert_eq!(first.app_id, app_id);
@@ -708,4 +738,86 @@ async fn entra_refuses_expired_mismatched_and_unknown_assertions() {
         assert!(!last.granted);
     }
     assert!(standin.requests().is_empty(), "nothing reached ARM");
+}
+
+#[tokio::test]
+async fn another_operation_in_progress_is_retried_after_retry_after() {
+    let (standin, arm, _) = setup().await;
+    standin.busy_next("PUT", "/resourcegroups/rg-busy", 1, 1);
+    let started = Instant::now();
+    arm.put_resource_group(SUB, "rg-busy", "westeurope", &BTreeMap::new())
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After: 1 was not honoured"
+    );
+    assert_eq!(count_requests(&standin, "PUT", "rg-busy"), 2);
+
+    // Busier than the client retries in place: surfaced retryable, with ARM's delay.
+    standin.busy_next("PUT", "/resourcegroups/rg-busier", 5, 1);
+    let err = arm
+        .put_resource_group(SUB, "rg-busier", "westeurope", &BTreeMap::new())
+        .await
+        .expect_err("still busy");
+    assert_eq!(err.code(), Some("AnotherOperationInProgress"));
+    assert_eq!(err.retry(), Retry::After(Duration::from_secs(1)));
+}
+
+#[tokio::test]
+async fn policy_and_lock_refusals_are_terminal_and_name_the_policy_and_the_lock() {
+    let (standin, arm, _) = setup().await;
+    let scope = format!("/subscriptions/{SUB}");
+    standin.add_deny_policy(
+        &format!("{scope}/resourceGroups/rg-denied"),
+        "deny-rg",
+        "Microsoft.Resources/subscriptions/resourceGroups/write",
+    );
+    let denied = arm
+        .put_resource_group(SUB, "rg-denied", "westeurope", &BTreeMap::new())
+        .await
+        .expect_err("denied by policy");
+    assert!(
+        matches!(denied, AzureError::DisallowedByPolicy { .. }),
+        "{denied:?}"
+    );
+    assert_eq!(denied.retry(), Retry::Never);
+    assert!(denied.to_string().contains("policyAssignments/deny-rg"), "{denied}");
+
+    arm.put_resource_group(SUB, "rg-kept", "westeurope", &BTreeMap::new())
+        .await
+        .unwrap();
+    standin.add_lock(&format!("{scope}/resourceGroups/rg-kept"), "keep", "CanNotDelete");
+    let locked = arm
+        .delete_resource_group(SUB, "rg-kept")
+        .await
+        .expect_err("locked");
+    assert!(matches!(locked, AzureError::ScopeLocked { .. }), "{locked:?}");
+    assert_eq!(locked.retry(), Retry::Never);
+    assert!(
+        locked
+            .to_string()
+            .contains("rg-kept/providers/Microsoft.Authorization/locks/keep"),
+        "{locked}"
+    );
+    assert!(
+        arm.get_resource_group(SUB, "rg-kept").await.unwrap().is_some(),
+        "the locked group is still there"
+    );
+}
+
+#[tokio::test]
+async fn a_storage_account_name_taken_elsewhere_is_terminal() {
+    let (standin, arm, _) = setup().await;
+    arm.put_resource_group(SUB, "rg-sa", "westeurope", &BTreeMap::new())
+        .await
+        .unwrap();
+    standin.take_storage_account_name("takenbyother01");
+    let err = arm
+        .put_storage_account(SUB, "rg-sa", "takenbyother01", "westeurope", &BTreeMap::new())
+        .await
+        .expect_err("taken");
+    assert_eq!(err.code(), Some("StorageAccountAlreadyTaken"));
+    assert_eq!(err.status(), Some(409));
+    assert_eq!(err.retry(), Retry::Never);
 }

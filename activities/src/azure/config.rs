@@ -11,7 +11,7 @@ use std::{fmt, sync::Arc, time::Duration};
 use futures::future::BoxFuture;
 use url::Url;
 
-use super::error::AzureError;
+use super::error::{AzureError, SettleWindows};
 use crate::rate_limit::RateLimiter;
 
 /// Base URLs and token scopes. Scopes are audience identifiers, so they
@@ -110,6 +110,9 @@ pub struct AzureClientConfig {
     /// The fleet's request budget per subscription; every ARM request waits for a token.
     /// `None` sends without waiting (ARM's own 429s are still handled).
     pub rate_limiter: Option<RateLimiter>,
+    /// How long replication and propagation lags are waited out before they are
+    /// terminal (role definitions, service principals, role assignments).
+    pub settle_windows: SettleWindows,
 }
 
 impl AzureClientConfig {
@@ -133,6 +136,7 @@ impl AzureClientConfig {
             provider_poll_max: Duration::from_secs(30),
             provider_timeout: Duration::from_secs(10 * 60),
             rate_limiter: None,
+            settle_windows: SettleWindows::default(),
         }
     }
 }

@@ -7,7 +7,100 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retry {
     After(Duration),
+    /// Azure has not caught up with a write yet (replication, propagation): worth trying
+    /// again after `delay`, but only within the bounded window for `lag`, after which the
+    /// error is terminal (see [`SettleWindows`]).
+    Settling { lag: Lag, delay: Duration },
     Never,
+}
+
+/// The documented ways Azure lags behind a write that succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lag {
+    /// A new custom role definition is unknown to role assignments and reads
+    /// (`RoleDefinitionDoesNotExist`) until it has replicated.
+    RoleDefinitionReplication,
+    /// A new service principal is unknown to ARM (`PrincipalNotFound`) until the
+    /// directory has replicated it.
+    PrincipalReplication,
+    /// A new role assignment does not authorise anything (`403 AuthorizationFailed`)
+    /// until ARM's caches have it; Azure documents up to about ten minutes.
+    AssignmentPropagation,
+}
+
+impl Lag {
+    /// What was waited for, for the terminal message once the window has passed.
+    pub fn waited_for(self) -> &'static str {
+        match self {
+            Lag::RoleDefinitionReplication => {
+                "the Windlass custom role to replicate to Azure's role assignment service"
+            }
+            Lag::PrincipalReplication => {
+                "Windlass's service principal to replicate from Microsoft Graph to Azure \
+                 Resource Manager"
+            }
+            Lag::AssignmentPropagation => {
+                "the Windlass role assignment to take effect in Azure Resource Manager"
+            }
+        }
+    }
+
+    /// What the user should check when the wait was in vain.
+    pub fn remedy(self) -> &'static str {
+        match self {
+            Lag::RoleDefinitionReplication => {
+                "check that the custom role exists in the subscription (Access control \
+                 (IAM) > Roles), then run the access setup again"
+            }
+            Lag::PrincipalReplication => {
+                "check that the Windlass enterprise application exists in the tenant, then \
+                 run the access setup again"
+            }
+            Lag::AssignmentPropagation => {
+                "the Windlass role does not grant this action, or its assignment was \
+                 removed: run the access setup again (it restores both)"
+            }
+        }
+    }
+}
+
+/// How long each [`Lag`] is waited out, counted from the step's first attempt, before
+/// the error is terminal. Real Azure settles within minutes; tests shorten these (or set
+/// them to zero to show what fails without the wait).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SettleWindows {
+    pub role_definition_replication: Duration,
+    pub principal_replication: Duration,
+    pub assignment_propagation: Duration,
+}
+
+impl Default for SettleWindows {
+    fn default() -> Self {
+        Self {
+            role_definition_replication: Duration::from_secs(10 * 60),
+            principal_replication: Duration::from_secs(10 * 60),
+            // Azure: "can take up to 10 minutes"; a little more for ARM's caches.
+            assignment_propagation: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+impl SettleWindows {
+    pub fn none() -> Self {
+        Self {
+            role_definition_replication: Duration::ZERO,
+            principal_replication: Duration::ZERO,
+            assignment_propagation: Duration::ZERO,
+        }
+    }
+
+    pub fn of(&self, lag: Lag) -> Duration {
+        match lag {
+            Lag::RoleDefinitionReplication => self.role_definition_replication,
+            Lag::PrincipalReplication => self.principal_replication,
+            Lag::AssignmentPropagation => self.assignment_propagation,
+        }
+    }
 }
 
 /// Terminal state of a long-running operation that did not succeed.
@@ -35,6 +128,33 @@ pub enum AzureError {
 
     #[error("role definition does not exist: {message}")]
     RoleDefinitionDoesNotExist { message: String },
+
+    /// `403 RequestDisallowedByPolicy`: an Azure Policy assignment of the customer's
+    /// denies the request. Retrying cannot help; the customer must exempt Windlass's
+    /// resources or change the policy.
+    #[error(
+        "Azure Policy assignment '{policy}' denied {method} {path} \
+         (RequestDisallowedByPolicy): ask the subscription's administrators to exempt it \
+         or change the policy. {message}"
+    )]
+    DisallowedByPolicy {
+        policy: String,
+        method: String,
+        path: String,
+        message: String,
+    },
+
+    /// `409 ScopeLocked`: a management lock forbids the change.
+    #[error(
+        "a management lock forbids {method} {path} (ScopeLocked): remove the lock {locks} \
+         or ask the subscription's administrators to. {message}"
+    )]
+    ScopeLocked {
+        locks: String,
+        method: String,
+        path: String,
+        message: String,
+    },
 
     #[error("Azure refused the caller's credentials or permissions ({status} {code}): {message}")]
     Unauthorized {
@@ -78,14 +198,37 @@ pub enum AzureError {
 
 /// Used when a retryable error comes without a server-provided delay.
 const DEFAULT_TRANSIENT_DELAY: Duration = Duration::from_secs(5);
-/// Directory replication usually settles within seconds to a minute.
-const REPLICATION_DELAY: Duration = Duration::from_secs(10);
+/// Directory and role replication usually settle within seconds to a minute.
+const REPLICATION_DELAY: Duration = Duration::from_secs(5);
+/// Between checks whether a new role assignment has taken effect.
+const PROPAGATION_DELAY: Duration = Duration::from_secs(5);
 
 impl AzureError {
     pub fn retry(&self) -> Retry {
         match self {
             AzureError::Throttled { retry_after, .. } => Retry::After(*retry_after),
-            AzureError::PrincipalNotFound { .. } => Retry::After(REPLICATION_DELAY),
+            AzureError::PrincipalNotFound { .. } => Retry::Settling {
+                lag: Lag::PrincipalReplication,
+                delay: REPLICATION_DELAY,
+            },
+            AzureError::RoleDefinitionDoesNotExist { .. } => Retry::Settling {
+                lag: Lag::RoleDefinitionReplication,
+                delay: REPLICATION_DELAY,
+            },
+            // Only ARM's RBAC refusal can be a fresh assignment still propagating; other
+            // 401/403s (a bad token, Graph's missing permission) are what they say.
+            AzureError::Unauthorized { status: 403, code, .. } if code == "AuthorizationFailed" => {
+                Retry::Settling {
+                    lag: Lag::AssignmentPropagation,
+                    delay: PROPAGATION_DELAY,
+                }
+            }
+            // Another operation on the resource is running: come back when ARM says.
+            AzureError::Api {
+                code, retry_after, ..
+            } if code == "AnotherOperationInProgress" => {
+                Retry::After(retry_after.unwrap_or(DEFAULT_TRANSIENT_DELAY))
+            }
             AzureError::Api {
                 status,
                 retry_after,
@@ -99,8 +242,9 @@ impl AzureError {
             } => Retry::After(DEFAULT_TRANSIENT_DELAY),
             // Still converging (e.g. provider registration): checking again is safe.
             AzureError::Timeout { .. } => Retry::After(DEFAULT_TRANSIENT_DELAY),
-            AzureError::RoleDefinitionDoesNotExist { .. }
-            | AzureError::Unauthorized { .. }
+            AzureError::Unauthorized { .. }
+            | AzureError::DisallowedByPolicy { .. }
+            | AzureError::ScopeLocked { .. }
             | AzureError::Api { .. }
             | AzureError::Operation { .. }
             | AzureError::Credential { .. }
@@ -110,7 +254,7 @@ impl AzureError {
     }
 
     pub fn is_retryable(&self) -> bool {
-        matches!(self.retry(), Retry::After(_))
+        !matches!(self.retry(), Retry::Never)
     }
 
     /// ARM/Graph error code, when the service sent one.
@@ -122,6 +266,8 @@ impl AzureError {
             | AzureError::Operation { code, .. } => Some(code),
             AzureError::PrincipalNotFound { .. } => Some("PrincipalNotFound"),
             AzureError::RoleDefinitionDoesNotExist { .. } => Some("RoleDefinitionDoesNotExist"),
+            AzureError::DisallowedByPolicy { .. } => Some("RequestDisallowedByPolicy"),
+            AzureError::ScopeLocked { .. } => Some("ScopeLocked"),
             _ => None,
         }
     }
@@ -129,6 +275,8 @@ impl AzureError {
     pub fn status(&self) -> Option<u16> {
         match self {
             AzureError::Throttled { .. } => Some(429),
+            AzureError::DisallowedByPolicy { .. } => Some(403),
+            AzureError::ScopeLocked { .. } => Some(409),
             AzureError::Unauthorized { status, .. } | AzureError::Api { status, .. } => {
                 Some(*status)
             }

@@ -137,6 +137,11 @@ impl Http {
                     })
                 }
                 500..=599 => Err(error_from(method, url, &reply)),
+                // Another operation on the resource is still running: ARM says when to
+                // come back (Retry-After), as for throttling.
+                409 if reply.error_detail().0 == "AnotherOperationInProgress" => {
+                    Err(error_from(method, url, &reply))
+                }
                 _ => Ok(reply),
             }
         };
@@ -150,7 +155,9 @@ impl Http {
             )
             .when(move |e| match e.retry() {
                 super::error::Retry::After(d) => d <= max_wait,
-                super::error::Retry::Never => false,
+                // Replication and propagation are waited out across attempts, within
+                // their windows (`azure_access::azure_failure_in`), not here.
+                super::error::Retry::Settling { .. } | super::error::Retry::Never => false,
             })
             .adjust(|e, next| {
                 let hinted = match e {
@@ -221,6 +228,18 @@ fn subscription_of(url: &Url) -> Option<&str> {
 pub(crate) fn error_from(method: Method, url: &Url, reply: &Reply) -> AzureError {
     let (code, message) = reply.error_detail();
     match (reply.status, code.as_str()) {
+        (_, "RequestDisallowedByPolicy") => AzureError::DisallowedByPolicy {
+            policy: denying_policy(&reply.body).unwrap_or_else(|| "(not named)".to_owned()),
+            method: method.to_string(),
+            path: url.path().to_string(),
+            message,
+        },
+        (_, "ScopeLocked") => AzureError::ScopeLocked {
+            locks: locked_scopes(&message).unwrap_or_else(|| "(not named)".to_owned()),
+            method: method.to_string(),
+            path: url.path().to_string(),
+            message,
+        },
         (429, _) => AzureError::Throttled {
             retry_after: reply.retry_after().unwrap_or(Duration::from_secs(1)),
             code,
@@ -240,6 +259,49 @@ pub(crate) fn error_from(method: Method, url: &Url, reply: &Reply) -> AzureError
             retry_after: reply.retry_after(),
         },
     }
+}
+
+/// The policy assignment that denied a request: ARM names it in the error's
+/// `additionalInfo` (`PolicyViolation`) and in the message's "Policy identifiers".
+fn denying_policy(body: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let error = &v["error"];
+    let from_info = error["additionalInfo"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| i["type"] == "PolicyViolation")
+        .find_map(|i| {
+            let info = &i["info"];
+            let name = info["policyAssignmentDisplayName"]
+                .as_str()
+                .or(info["policyAssignmentName"].as_str())?;
+            Some(match info["policyAssignmentId"].as_str() {
+                Some(id) => format!("{name} ({id})"),
+                None => name.to_owned(),
+            })
+        });
+    from_info.or_else(|| {
+        let message = error["message"].as_str()?;
+        let start = message.find("Policy identifiers: '")? + "Policy identifiers: '".len();
+        let end = message[start..].rfind('\'')? + start;
+        let ids: Value = serde_json::from_str(&message[start..end]).ok()?;
+        let assignment = &ids[0]["policyAssignment"];
+        Some(format!(
+            "{} ({})",
+            assignment["name"].as_str()?,
+            assignment["id"].as_str().unwrap_or_default()
+        ))
+    })
+}
+
+/// The locked scopes (lock ids where ARM gives them) from a `ScopeLocked` message:
+/// "... because following scope(s) are locked: '<scope>'. Please remove the lock ...".
+fn locked_scopes(message: &str) -> Option<String> {
+    let start = message.find("are locked: ")? + "are locked: ".len();
+    let rest = &message[start..];
+    let end = rest.find(". Please").unwrap_or(rest.len());
+    Some(rest[..end].trim().to_owned())
 }
 
 fn map_core_error(err: azure_core::Error) -> AzureError {
@@ -280,6 +342,26 @@ fn credential_error_is_transient(err: &azure_core::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn policy_and_lock_refusals_name_what_refused() {
+        let body = serde_json::json!({"error": {
+            "code": "RequestDisallowedByPolicy",
+            "message": "Resource 'sa' was disallowed by policy. Policy identifiers: '[{\"policyAssignment\":{\"name\":\"Deny storage\",\"id\":\"/subscriptions/s/providers/Microsoft.Authorization/policyAssignments/deny-storage\"}}]'."
+        }});
+        assert_eq!(
+            denying_policy(body.to_string().as_bytes()).unwrap(),
+            "Deny storage (/subscriptions/s/providers/Microsoft.Authorization/policyAssignments/deny-storage)"
+        );
+        assert_eq!(
+            locked_scopes(
+                "The scope '/subscriptions/s/resourceGroups/rg' cannot perform delete operation \
+                 because following scope(s) are locked: '/subscriptions/s/resourceGroups/rg/providers/Microsoft.Authorization/locks/keep'. Please remove the lock and try again."
+            )
+            .unwrap(),
+            "'/subscriptions/s/resourceGroups/rg/providers/Microsoft.Authorization/locks/keep'"
+        );
+    }
 
     #[test]
     fn the_subscription_is_read_from_arm_paths() {

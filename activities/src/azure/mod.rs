@@ -23,7 +23,7 @@ pub use arm::{
 pub use blobs::{BlobContainer, VersionedBlob};
 pub use config::{AzureClientConfig, AzureEndpoints, ClientAssertionSource};
 pub use credential::federated_credential;
-pub use error::{AzureError, LroOutcome, Retry};
+pub use error::{AzureError, Lag, LroOutcome, Retry, SettleWindows};
 pub use graph::{GraphClient, ServicePrincipal};
 pub use role::{
     Permission, RESOURCE_PROVIDERS, ROLE_ACTIONS, ROLE_DATA_ACTIONS, RoleDefinition,

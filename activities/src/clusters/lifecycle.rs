@@ -12,7 +12,6 @@ use windlass_workflows::cluster_contracts::{
 use super::ClusterWork;
 use super::storage::aws_failure;
 use crate::aws::s3::delete_bucket_with_contents;
-use crate::azure_access::azure_failure;
 use crate::heartbeat::heartbeating;
 
 pub struct ClusterLifecycleActivities {
@@ -40,7 +39,7 @@ impl ClusterLifecycleActivities {
                     ),
                 )
                 .await?
-                .map_err(azure_failure)?;
+                .map_err(self.work.azure.failure(&ctx))?;
                 Ok(account.map(|account| ClusterStorage {
                     location: StorageLocation::AzureBlob {
                         resource_group: names.resource_group.clone(),
@@ -84,11 +83,11 @@ impl ClusterLifecycleActivities {
                 let existed =
                     heartbeating(&ctx, arm.get_resource_group(sub, &names.resource_group))
                         .await?
-                        .map_err(azure_failure)?
+                        .map_err(self.work.azure.failure(&ctx))?
                         .is_some();
                 heartbeating(&ctx, arm.delete_resource_group(sub, &names.resource_group))
                     .await?
-                    .map_err(azure_failure)?;
+                    .map_err(self.work.azure.failure(&ctx))?;
                 tracing::info!(cluster = %request.cluster.id, resource_group = %names.resource_group, existed, "resource group deleted");
                 Ok(existed)
             }

@@ -11,7 +11,6 @@ use windlass_workflows::cluster_contracts::{
 };
 
 use super::ClusterWork;
-use crate::azure_access::azure_failure;
 use crate::heartbeat::heartbeating;
 
 pub struct ClusterMaintenanceActivities {
@@ -47,7 +46,7 @@ impl ClusterMaintenanceActivities {
             arm.kubernetes_versions(&target.subscription_id, &request.cluster.region),
         )
         .await?
-        .map_err(azure_failure)?;
+        .map_err(self.work.azure.failure(&ctx))?;
         Ok(upgrade_check(
             &request.cluster.kubernetes_version,
             offered

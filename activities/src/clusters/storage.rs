@@ -44,7 +44,7 @@ pub(super) async fn bootstrap(
                 arm.put_resource_group(sub, &names.resource_group, &request.cluster.region, &tags),
             )
             .await?
-            .map_err(azure_failure)?;
+            .map_err(work.azure.failure(ctx))?;
             let account = heartbeating(
                 ctx,
                 arm.put_storage_account(
@@ -56,7 +56,7 @@ pub(super) async fn bootstrap(
                 ),
             )
             .await?
-            .map_err(azure_failure)?;
+            .map_err(work.azure.failure(ctx))?;
             ClusterStorage {
                 location: StorageLocation::AzureBlob {
                     resource_group: names.resource_group.clone(),
