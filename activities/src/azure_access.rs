@@ -22,8 +22,8 @@ use windlass_core::workload_identity::{
 
 use crate::azure::{
     ArmClient, AzureClientConfig, AzureError, ClientAssertionSource, GraphClient, Lag, Retry,
-    SettleWindows,
-    role_assignment_id, role_definition_id, role_definition_resource_id, windlass_custom_role,
+    SettleWindows, role_assignment_id, role_definition_id, role_definition_resource_id,
+    windlass_custom_role,
 };
 use crate::error::{retryable, terminal};
 use crate::heartbeat::heartbeating;
@@ -410,7 +410,9 @@ impl AzureAccess {
             }
             Ok::<_, AzureError>(problems)
         };
-        let problems = heartbeating(&ctx, verify).await?.map_err(self.connector.failure(&ctx))?;
+        let problems = heartbeating(&ctx, verify)
+            .await?
+            .map_err(self.connector.failure(&ctx))?;
         if !problems.is_empty() {
             return Err(terminal(
                 invalid(format!("access is not as set up: {}", problems.join("; "))),
@@ -491,7 +493,9 @@ impl AzureAccess {
                 }
             }
         };
-        let removed = heartbeating(&ctx, remove).await?.map_err(self.connector.failure(&ctx))?;
+        let removed = heartbeating(&ctx, remove)
+            .await?
+            .map_err(self.connector.failure(&ctx))?;
         Ok(Removal {
             removed: removed.map(|id| format!("servicePrincipals/{id}")),
         })
@@ -547,7 +551,7 @@ pub(crate) fn azure_failure(error: AzureError) -> ActivityError {
         }
         Retry::After(_) => retryable(error, &kind, None),
         // Without the step's age the window cannot be applied: the step's budget bounds it.
-        Retry::Settling { delay, .. } => retryable(error, &kind, Some(delay)),
+        Retry::Settling { .. } => retryable(error, &kind, None),
         Retry::Never => terminal(error, &kind),
     }
 }
@@ -561,7 +565,7 @@ pub(crate) fn azure_failure_in(
     windows: &SettleWindows,
     error: AzureError,
 ) -> ActivityError {
-    let Retry::Settling { lag, delay } = error.retry() else {
+    let Retry::Settling { lag } = error.retry() else {
         return azure_failure(error);
     };
     let kind = error.code().unwrap_or("AzureError").to_owned();
@@ -569,7 +573,8 @@ pub(crate) fn azure_failure_in(
     let window = windows.of(lag);
     if waited < window {
         tracing::info!(?lag, ?waited, ?window, error = %error, "Azure has not caught up yet; retrying");
-        return retryable(error, &kind, Some(delay.min(window - waited)));
+        // The step's backoff (soon at first, then up to 30 s) paces the checks.
+        return retryable(error, &kind, None);
     }
     terminal(NotSettled { lag, window, error }, &kind)
 }
@@ -577,7 +582,7 @@ pub(crate) fn azure_failure_in(
 /// A lag that outlasted its window.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "waited {window:?} for {} and Azure still answers: {error}. {}",
+    "waited {window:?} for {}; Azure still answers: {error} To fix: {}.",
     lag.waited_for(),
     lag.remedy()
 )]

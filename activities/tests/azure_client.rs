@@ -782,17 +782,27 @@ async fn policy_and_lock_refusals_are_terminal_and_name_the_policy_and_the_lock(
         "{denied:?}"
     );
     assert_eq!(denied.retry(), Retry::Never);
-    assert!(denied.to_string().contains("policyAssignments/deny-rg"), "{denied}");
+    assert!(
+        denied.to_string().contains("policyAssignments/deny-rg"),
+        "{denied}"
+    );
 
     arm.put_resource_group(SUB, "rg-kept", "westeurope", &BTreeMap::new())
         .await
         .unwrap();
-    standin.add_lock(&format!("{scope}/resourceGroups/rg-kept"), "keep", "CanNotDelete");
+    standin.add_lock(
+        &format!("{scope}/resourceGroups/rg-kept"),
+        "keep",
+        "CanNotDelete",
+    );
     let locked = arm
         .delete_resource_group(SUB, "rg-kept")
         .await
         .expect_err("locked");
-    assert!(matches!(locked, AzureError::ScopeLocked { .. }), "{locked:?}");
+    assert!(
+        matches!(locked, AzureError::ScopeLocked { .. }),
+        "{locked:?}"
+    );
     assert_eq!(locked.retry(), Retry::Never);
     assert!(
         locked
@@ -801,7 +811,10 @@ async fn policy_and_lock_refusals_are_terminal_and_name_the_policy_and_the_lock(
         "{locked}"
     );
     assert!(
-        arm.get_resource_group(SUB, "rg-kept").await.unwrap().is_some(),
+        arm.get_resource_group(SUB, "rg-kept")
+            .await
+            .unwrap()
+            .is_some(),
         "the locked group is still there"
     );
 }
@@ -814,7 +827,13 @@ async fn a_storage_account_name_taken_elsewhere_is_terminal() {
         .unwrap();
     standin.take_storage_account_name("takenbyother01");
     let err = arm
-        .put_storage_account(SUB, "rg-sa", "takenbyother01", "westeurope", &BTreeMap::new())
+        .put_storage_account(
+            SUB,
+            "rg-sa",
+            "takenbyother01",
+            "westeurope",
+            &BTreeMap::new(),
+        )
         .await
         .expect_err("taken");
     assert_eq!(err.code(), Some("StorageAccountAlreadyTaken"));

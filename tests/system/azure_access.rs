@@ -312,3 +312,74 @@ async fn throttled_calls_wait_for_retry_after_and_the_run_still_completes() {
         .count();
     assert!(retried >= 1, "some step retried through Temporal: {run:#}");
 }
+
+#[tokio::test]
+async fn a_setup_after_the_customer_deleted_the_enterprise_app_replaces_the_orphaned_assignment() {
+    let stack = Stack::start().await;
+    let (org, account) = stack.organization_with_azure_account().await;
+    let first = stack.set_up_access(org, account).await;
+    let assignment_id = first["output"]["role_assignment_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let old_principal = first["output"]["service_principal_object_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The customer deletes Windlass's enterprise application in the Entra admin centre:
+    // its role assignment stays behind, naming a principal that no longer exists.
+    let tenant = stack
+        .store
+        .cloud_account(org, account)
+        .await
+        .unwrap()
+        .tenant_id;
+    let deleted = stack
+        .azure
+        .delete_enterprise_application(&tenant, APPLICATION_ID)
+        .expect("the enterprise application existed");
+    assert_eq!(deleted, old_principal);
+
+    // Setting up again makes a new principal; ARM refuses to repoint the assignment
+    // (RoleAssignmentUpdateNotPermitted), so the setup deletes the orphan and assigns anew.
+    let again = stack.set_up_access(org, account).await;
+    let new_principal = again["output"]["service_principal_object_id"]
+        .as_str()
+        .unwrap();
+    assert_ne!(new_principal, old_principal);
+    assert_eq!(
+        again["output"]["role_assignment_id"],
+        assignment_id.as_str()
+    );
+
+    let role_id = again["output"]["role_definition_id"].as_str().unwrap();
+    let assignments: Vec<Value> = stack
+        .azure
+        .state()
+        .role_assignments
+        .values()
+        .filter(|a| {
+            a["properties"]["roleDefinitionId"]
+                .as_str()
+                .unwrap()
+                .eq_ignore_ascii_case(role_id)
+        })
+        .cloned()
+        .collect();
+    assert_eq!(assignments.len(), 1, "{assignments:#?}");
+    assert_eq!(assignments[0]["properties"]["principalId"], new_principal);
+    let writes = stack.azure.writes_of(&assignment_id);
+    assert_eq!((writes.creations, writes.deletions), (2, 1), "{writes:?}");
+    let requests = stack.azure.requests();
+    let refused = requests
+        .iter()
+        .position(|r| r.method == "PUT" && r.path.contains("roleAssignments") && r.status == 409)
+        .expect("ARM refused to repoint the orphaned assignment");
+    assert!(
+        requests[refused..]
+            .iter()
+            .any(|r| r.method == "DELETE" && r.path.contains("roleAssignments") && r.status == 200),
+        "the orphan was deleted after the refusal"
+    );
+}

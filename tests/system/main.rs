@@ -7,6 +7,7 @@ mod api_metrics;
 mod audit_trail;
 mod aws_account_ownership;
 mod azure_access;
+mod azure_propagation;
 mod bounded_reads;
 mod chart_references;
 mod cloud_account_ownership;

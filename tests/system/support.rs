@@ -13,7 +13,9 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use uuid::Uuid;
 use windlass_activities::ActivitySet;
-use windlass_activities::azure::{AzureClientConfig, AzureEndpoints, ClientAssertionSource};
+use windlass_activities::azure::{
+    AzureClientConfig, AzureEndpoints, ClientAssertionSource, SettleWindows,
+};
 use windlass_activities::azure_access::{AzureAccess, AzureConnector};
 use windlass_activities::clusters::{ClusterActivities, ClusterRendering, ClusterWork};
 use windlass_activities::helm::Helm;
@@ -83,6 +85,9 @@ pub struct Stack {
     /// Windlass's workload-identity issuer, at the API's base URL.
     pub issuer: Arc<WorkloadIdentityIssuer>,
     worker: Option<Fleet>,
+    /// How long the in-process worker's Azure clients wait out replication and
+    /// propagation (set before `start_in_process_worker`).
+    pub settle_windows: SettleWindows,
     pub dir: TempDir,
     server: tokio::task::JoinHandle<()>,
 }
@@ -227,6 +232,7 @@ impl Stack {
             keys,
             issuer,
             worker: None,
+            settle_windows: SettleWindows::default(),
             dir,
             server,
         }
@@ -243,6 +249,7 @@ impl Stack {
         config.lro_default_poll_interval = Duration::from_millis(100);
         config.provider_poll_initial = Duration::from_millis(100);
         config.provider_poll_max = Duration::from_millis(500);
+        config.settle_windows = self.settle_windows;
         config
     }
 

@@ -8,9 +8,11 @@ use std::time::Duration;
 pub enum Retry {
     After(Duration),
     /// Azure has not caught up with a write yet (replication, propagation): worth trying
-    /// again after `delay`, but only within the bounded window for `lag`, after which the
-    /// error is terminal (see [`SettleWindows`]).
-    Settling { lag: Lag, delay: Duration },
+    /// again (on the step's backoff, soon at first), but only within the bounded window
+    /// for `lag`, after which the error is terminal (see [`SettleWindows`]).
+    Settling {
+        lag: Lag,
+    },
     Never,
 }
 
@@ -119,14 +121,14 @@ pub enum AzureError {
 
     #[error(
         "principal {principal_id} is not visible to Azure Resource Manager yet \
-         (directory replication delay): {message}"
+         (PrincipalNotFound, directory replication delay): {message}"
     )]
     PrincipalNotFound {
         principal_id: String,
         message: String,
     },
 
-    #[error("role definition does not exist: {message}")]
+    #[error("role definition does not exist (RoleDefinitionDoesNotExist): {message}")]
     RoleDefinitionDoesNotExist { message: String },
 
     /// `403 RequestDisallowedByPolicy`: an Azure Policy assignment of the customer's
@@ -198,10 +200,6 @@ pub enum AzureError {
 
 /// Used when a retryable error comes without a server-provided delay.
 const DEFAULT_TRANSIENT_DELAY: Duration = Duration::from_secs(5);
-/// Directory and role replication usually settle within seconds to a minute.
-const REPLICATION_DELAY: Duration = Duration::from_secs(5);
-/// Between checks whether a new role assignment has taken effect.
-const PROPAGATION_DELAY: Duration = Duration::from_secs(5);
 
 impl AzureError {
     pub fn retry(&self) -> Retry {
@@ -209,20 +207,17 @@ impl AzureError {
             AzureError::Throttled { retry_after, .. } => Retry::After(*retry_after),
             AzureError::PrincipalNotFound { .. } => Retry::Settling {
                 lag: Lag::PrincipalReplication,
-                delay: REPLICATION_DELAY,
             },
             AzureError::RoleDefinitionDoesNotExist { .. } => Retry::Settling {
                 lag: Lag::RoleDefinitionReplication,
-                delay: REPLICATION_DELAY,
             },
             // Only ARM's RBAC refusal can be a fresh assignment still propagating; other
             // 401/403s (a bad token, Graph's missing permission) are what they say.
-            AzureError::Unauthorized { status: 403, code, .. } if code == "AuthorizationFailed" => {
-                Retry::Settling {
-                    lag: Lag::AssignmentPropagation,
-                    delay: PROPAGATION_DELAY,
-                }
-            }
+            AzureError::Unauthorized {
+                status: 403, code, ..
+            } if code == "AuthorizationFailed" => Retry::Settling {
+                lag: Lag::AssignmentPropagation,
+            },
             // Another operation on the resource is running: come back when ARM says.
             AzureError::Api {
                 code, retry_after, ..
