@@ -157,6 +157,11 @@ pub struct AzureArgs {
         default_value_t = 2
     )]
     pub azure_provider_poll_seconds: u64,
+    /// How long Azure's replication and propagation lags (a new role, principal or role
+    /// assignment not yet visible) are waited out before a step fails with them; unset,
+    /// 10 minutes for replication and 15 for role assignments, as Azure documents.
+    #[arg(long, env = "WINDLASS_AZURE_SETTLE_WINDOW_SECONDS")]
+    pub azure_settle_window_seconds: Option<u64>,
 }
 
 impl AzureArgs {
@@ -204,6 +209,14 @@ impl AzureArgs {
         }
         template.lro_default_poll_interval = Duration::from_secs(self.azure_default_poll_seconds);
         template.provider_poll_initial = Duration::from_secs(self.azure_provider_poll_seconds);
+        if let Some(seconds) = self.azure_settle_window_seconds {
+            let window = Duration::from_secs(seconds);
+            template.settle_windows = windlass_activities::azure::SettleWindows {
+                role_definition_replication: window,
+                principal_replication: window,
+                assignment_propagation: window,
+            };
+        }
         Ok(template)
     }
 }

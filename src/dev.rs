@@ -148,6 +148,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         azure_extra_ca_file: Some(ca_file),
         azure_default_poll_seconds: 1,
         azure_provider_poll_seconds: 1,
+        azure_settle_window_seconds: None,
     };
     let clusters = ClusterArgs {
         cluster_workdir: data_dir.join("clusters"),

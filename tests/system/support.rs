@@ -232,7 +232,13 @@ impl Stack {
             keys,
             issuer,
             worker: None,
-            settle_windows: SettleWindows::default(),
+            // Long enough for the stand-in's delays, short enough that a lag that never
+            // settles fails a test in a minute rather than Azure's ten.
+            settle_windows: SettleWindows {
+                role_definition_replication: Duration::from_secs(60),
+                principal_replication: Duration::from_secs(60),
+                assignment_propagation: Duration::from_secs(60),
+            },
             dir,
             server,
         }

@@ -212,11 +212,18 @@ impl AzureError {
                 lag: Lag::RoleDefinitionReplication,
             },
             // Only ARM's RBAC refusal can be a fresh assignment still propagating; other
-            // 401/403s (a bad token, Graph's missing permission) are what they say.
+            // 401/403s (a bad token, Graph's missing permission) are what they say. An
+            // action the Windlass role does not grant will not propagate either: that is
+            // a missing permission, terminal at once.
             AzureError::Unauthorized {
-                status: 403, code, ..
-            } if code == "AuthorizationFailed" => Retry::Settling {
-                lag: Lag::AssignmentPropagation,
+                status: 403,
+                code,
+                message,
+            } if code == "AuthorizationFailed" => match refused_action(message) {
+                Some(action) if !super::role::grants(action) => Retry::Never,
+                _ => Retry::Settling {
+                    lag: Lag::AssignmentPropagation,
+                },
             },
             // Another operation on the resource is running: come back when ARM says.
             AzureError::Api {
@@ -281,5 +288,51 @@ impl AzureError {
 
     pub fn is_not_found(&self) -> bool {
         self.status() == Some(404)
+    }
+}
+
+/// The action ARM names in an `AuthorizationFailed` message ("... does not have
+/// authorization to perform action 'X' over scope ...").
+pub fn refused_action(message: &str) -> Option<&str> {
+    let start = message.find("perform action '")? + "perform action '".len();
+    let end = message[start..].find('\'')? + start;
+    Some(&message[start..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(action: &str) -> AzureError {
+        AzureError::Unauthorized {
+            status: 403,
+            code: "AuthorizationFailed".to_owned(),
+            message: format!(
+                "The client 'c' with object id 'c' does not have authorization to perform \
+                 action '{action}' over scope '/subscriptions/s' or the scope is invalid. If \
+                 access was recently granted, please refresh your credentials."
+            ),
+        }
+    }
+
+    #[test]
+    fn a_refusal_is_propagation_only_for_actions_the_windlass_role_grants() {
+        let propagating = Retry::Settling {
+            lag: Lag::AssignmentPropagation,
+        };
+        assert_eq!(
+            refusal("Microsoft.Resources/subscriptions/resourceGroups/write").retry(),
+            propagating
+        );
+        assert_eq!(
+            refusal("Microsoft.Storage/storageAccounts/listAccountSas/action").retry(),
+            propagating
+        );
+        // Not in the role: waiting would not help.
+        assert_eq!(refusal("Microsoft.Sql/servers/write").retry(), Retry::Never);
+        assert_eq!(
+            refusal("Microsoft.Authorization/roleDefinitions/write").retry(),
+            Retry::Never
+        );
     }
 }

@@ -93,6 +93,33 @@ pub const ROLE_ACTIONS: [&str; 68] = [
     "Microsoft.ContainerInstance/locations/usages/read",
 ];
 
+/// Whether the Windlass role's actions cover `action` (ARM's wildcard match: `*` spans
+/// any characters, case-insensitively; the role has no `notActions`).
+pub fn grants(action: &str) -> bool {
+    ROLE_ACTIONS
+        .iter()
+        .any(|pattern| wildcard_match(pattern, action))
+}
+
+fn wildcard_match(pattern: &str, action: &str) -> bool {
+    let (pattern, action) = (pattern.to_ascii_lowercase(), action.to_ascii_lowercase());
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == action;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    let Some(mut rest) = action.strip_prefix(first) else {
+        return false;
+    };
+    for middle in &parts[1..parts.len() - 1] {
+        let Some(at) = rest.find(middle) else {
+            return false;
+        };
+        rest = &rest[at + middle.len()..];
+    }
+    rest.ends_with(last)
+}
+
 /// Data-plane actions of the custom role.
 pub const ROLE_DATA_ACTIONS: [&str; 6] = [
     "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/*",
