@@ -97,12 +97,15 @@ impl Caller {
     /// Makes a change of Windlass's own records and its audit entry in one transaction:
     /// if the entry cannot be written, the change does not happen (503, nothing to undo).
     /// A change that fails is recorded as a failed attempt, as with [`Caller::record`].
+    ///
+    /// `resource` names what the entry is about: with the change's result on success,
+    /// with `None` for a failed attempt (and for finding the entry's scope beforehand).
     pub async fn audited<T, C>(
         &self,
         state: &AppState,
         organization_id: Option<Uuid>,
         action: &str,
-        resource: impl FnOnce(Option<&T>) -> String,
+        resource: impl Fn(Option<&T>) -> String,
         details: serde_json::Value,
         change: C,
     ) -> Result<T, Problem>
@@ -111,47 +114,123 @@ impl Caller {
             &'c mut windlass_core::store::Connection,
         ) -> futures::future::BoxFuture<'c, windlass_core::Result<T>>,
     {
-        let mut resource = Some(resource);
-        let mut details = Some(details);
+        // The scope (cluster, project, environment, service) is looked up before the
+        // transaction: the change's own rows are not visible outside it yet, and the
+        // lookup must not hold the audit lock.
+        let mut scoped = self.entry(
+            organization_id,
+            action,
+            resource(None),
+            AuditResult::Success,
+            details.clone(),
+        );
+        crate::audit_scope::fill(state, &mut scoped).await;
         let made = state
             .store
             .audited(change, |value| {
-                let resource = resource.take().expect("called once")(Some(value));
-                let details = details.take().expect("called once");
-                Some(self.entry(
+                let mut entry = self.entry(
                     organization_id,
                     action,
-                    resource,
+                    resource(Some(value)),
                     AuditResult::Success,
-                    details,
-                ))
+                    details.clone(),
+                );
+                crate::audit_scope::fill_named(&mut entry);
+                entry.cluster_id = entry.cluster_id.or(scoped.cluster_id);
+                entry.project_id = entry.project_id.or(scoped.project_id);
+                entry.environment = entry.environment.or(scoped.environment);
+                entry.service = entry.service.take().or(scoped.service.clone());
+                Some(entry)
             })
             .await;
         match made {
             Ok((value, _)) => Ok(value),
             Err(AuditedError::Change(error)) => {
                 let failed: Result<T, Problem> = Err(error.into());
-                let resource = resource.take().map(|r| r(None)).unwrap_or_default();
                 self.record(
                     state,
                     organization_id,
                     action,
-                    resource,
+                    resource(None),
                     &failed,
-                    details.take().unwrap_or_default(),
+                    details,
                 )
                 .await;
                 failed
             }
-            Err(AuditedError::Audit(error)) => {
-                tracing::error!(%error, action, "audit log unwritable: change refused");
-                Err(Problem::unavailable(
-                    "the audit log could not be written, so nothing was changed; try again",
-                    5,
-                ))
-            }
+            Err(AuditedError::Audit(error)) => Err(unwritable(error, action)),
         }
     }
+
+    /// A change outside Windlass's records (Temporal: a cancel, a schedule's pause) made
+    /// only once its entry is written, in one transaction with it (see
+    /// [`windlass_core::Store::audited_ahead`]); a change that fails is recorded as a
+    /// failed attempt instead.
+    pub async fn audited_call<T>(
+        &self,
+        state: &AppState,
+        organization_id: Option<Uuid>,
+        action: &str,
+        resource: String,
+        details: serde_json::Value,
+        change: impl std::future::Future<Output = Result<T, Problem>>,
+    ) -> Result<T, Problem> {
+        let mut entry = self.entry(
+            organization_id,
+            action,
+            resource.clone(),
+            AuditResult::Success,
+            details.clone(),
+        );
+        crate::audit_scope::fill(state, &mut entry).await;
+        // The problem travels out through the store's error type and back.
+        let mut refused = None;
+        let made = state
+            .store
+            .audited_ahead(entry, async {
+                change.await.map_err(|problem| {
+                    refused = Some(problem);
+                    windlass_core::Error::InvalidInput("refused".into())
+                })
+            })
+            .await;
+        match made {
+            Ok(value) => Ok(value),
+            Err(AuditedError::Change(_)) => {
+                let problem = refused.take().unwrap_or_else(Problem::internal);
+                self.refused(state, organization_id, action, resource, details, problem)
+                    .await
+            }
+            Err(AuditedError::Audit(error)) => Err(unwritable(error, action)),
+        }
+    }
+
+    /// Records a refused or failed attempt (nothing changed) and hands the problem back,
+    /// for the checks a route makes before its change.
+    pub async fn refused<T>(
+        &self,
+        state: &AppState,
+        organization_id: Option<Uuid>,
+        action: &str,
+        resource: String,
+        details: serde_json::Value,
+        problem: Problem,
+    ) -> Result<T, Problem> {
+        // Recorded as a `()` result: `T` (a response) need not be shareable across the await.
+        let failed: Result<(), Problem> = Err(problem);
+        self.record(state, organization_id, action, resource, &failed, details)
+            .await;
+        Err(failed.unwrap_err())
+    }
+}
+
+/// The answer to a change refused because its entry could not be written.
+pub(crate) fn unwritable(error: windlass_core::Error, action: &str) -> Problem {
+    tracing::error!(%error, action, "audit log unwritable: change refused");
+    Problem::unavailable(
+        "the audit log could not be written, so nothing was changed; try again",
+        5,
+    )
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -13,12 +13,14 @@ use windlass_core::environments::{
     DEFAULT_MAX_PARALLEL, DeployPolicy, EnvironmentSpec, Project, ServiceSpec,
 };
 use windlass_core::rbac::{Permission, Target};
+use windlass_core::secrets::SecretScope;
+use windlass_core::store::Store;
 
 use crate::AppState;
 use crate::authz::Authenticated;
 use crate::extract::{Json, Path};
 use crate::problem::Problem;
-use crate::webhooks::issue_webhook_secret;
+use crate::webhooks::new_webhook_secret;
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -49,23 +51,22 @@ async fn create_project(
     let caller = authn
         .authorize(&state, organization_id, Permission::ProjectsWrite)
         .await?;
-    let created = state
-        .store
-        .create_project(organization_id, &request.name)
-        .await
-        .map_err(Problem::from);
-    let resource = match &created {
-        Ok(p) => format!("project:{}", p.id),
-        Err(_) => format!("organization:{organization_id}"),
-    };
-    caller
-        .record(
+    let name = request.name.clone();
+    let created = caller
+        .audited(
             &state,
             Some(organization_id),
             "projects.create",
-            resource,
-            &created,
+            |project: Option<&Project>| match project {
+                Some(p) => format!("project:{}", p.id),
+                None => format!("organization:{organization_id}"),
+            },
             serde_json::json!({"name": request.name}),
+            move |conn| {
+                Box::pin(
+                    async move { Store::create_project_on(conn, organization_id, &name).await },
+                )
+            },
         )
         .await;
     Ok((StatusCode::CREATED, axum::Json(created?)))
@@ -128,32 +129,63 @@ async fn create_environment(
     let caller = authn
         .authorize_on(&state, organization_id, Permission::ProjectsWrite, target)
         .await?;
-    let created = create(&state, &authn, organization_id, project_id, &request).await;
-    let resource = match &created {
-        Ok(c) => format!("environment:{}", c.environment.id),
-        Err(_) => format!("project:{project_id}"),
+    let details = serde_json::json!({"name": request.name, "cluster_id": request.cluster_id,
+        "services": request.services.len()});
+    let spec = match prepare(&state, &authn, organization_id, project_id, &request).await {
+        Ok(spec) => spec,
+        Err(problem) => {
+            return caller
+                .refused(
+                    &state,
+                    Some(organization_id),
+                    "environments.create",
+                    format!("project:{project_id}"),
+                    details,
+                    problem,
+                )
+                .await;
+        }
     };
-    caller
-        .record(
+    // The environment and its first webhook secret are one change with one entry.
+    let (webhook_secret, sealed) = new_webhook_secret(&state, &spec).await?;
+    let environment = caller
+        .audited(
             &state,
             Some(organization_id),
             "environments.create",
-            resource,
-            &created,
-            serde_json::json!({"name": request.name, "cluster_id": request.cluster_id,
-                "services": request.services.len()}),
+            |created: Option<&EnvironmentSpec>| match created {
+                Some(environment) => format!("environment:{}", environment.id),
+                None => format!("project:{project_id}"),
+            },
+            details,
+            move |conn| {
+                Box::pin(async move {
+                    let environment = Store::create_environment_on(conn, &spec).await?;
+                    Store::upsert_sealed_secret_on(conn, &sealed, &SecretScope::Organization)
+                        .await?;
+                    Ok(environment)
+                })
+            },
         )
-        .await;
-    Ok((StatusCode::CREATED, axum::Json(created?)))
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(EnvironmentCreated {
+            environment,
+            webhook_secret: webhook_secret.to_string(),
+        }),
+    ))
 }
 
-async fn create(
+/// The environment a request describes, checked: its project, cluster (which the caller
+/// may use, and which hosts its type) and services.
+async fn prepare(
     state: &AppState,
     authn: &Authenticated,
     organization_id: Uuid,
     project_id: Uuid,
     request: &CreateEnvironment,
-) -> Result<EnvironmentCreated, Problem> {
+) -> Result<EnvironmentSpec, Problem> {
     let project = state.store.project(organization_id, project_id).await?;
     let cluster = state
         .store
@@ -203,12 +235,7 @@ async fn create(
     };
     spec.validate()?;
     check_services(state, Some(authn), &spec, &spec.services).await?;
-    let environment = state.store.create_environment(&spec).await?;
-    let webhook_secret = issue_webhook_secret(state, &environment).await?;
-    Ok(EnvironmentCreated {
-        environment,
-        webhook_secret,
-    })
+    Ok(spec)
 }
 
 /// Every secret the services name must exist and be in scope for the environment (a
@@ -364,26 +391,32 @@ async fn replace_services(
         Permission::ProjectsWrite,
     )
     .await?;
-    let count = services.len();
-    let updated = async {
-        check_services(&state, Some(&authn), &environment, &services).await?;
-        Ok(state
-            .store
-            .update_environment(&EnvironmentSpec {
-                services,
-                ..environment
-            })
-            .await?)
+    let details = serde_json::json!({"services": services.len()});
+    let resource = format!("environment:{environment_id}");
+    if let Err(problem) = check_services(&state, Some(&authn), &environment, &services).await {
+        return caller
+            .refused(
+                &state,
+                Some(organization_id),
+                "environments.update",
+                resource,
+                details,
+                problem,
+            )
+            .await;
     }
-    .await;
-    caller
-        .record(
+    let changed = EnvironmentSpec {
+        services,
+        ..environment
+    };
+    let updated = caller
+        .audited(
             &state,
             Some(organization_id),
             "environments.update",
-            format!("environment:{environment_id}"),
-            &updated,
-            serde_json::json!({"services": count}),
+            |_| resource.clone(),
+            details,
+            move |conn| Box::pin(async move { Store::update_environment_on(conn, &changed).await }),
         )
         .await;
     Ok(axum::Json(updated?))
@@ -411,18 +444,22 @@ async fn rotate_webhook_secret(
         Permission::ProjectsWrite,
     )
     .await?;
-    let issued = issue_webhook_secret(&state, &environment).await;
+    let (secret, sealed) = new_webhook_secret(&state, &environment).await?;
     caller
-        .record(
+        .audited(
             &state,
             Some(organization_id),
             "environments.webhook_secret.rotate",
-            format!("environment:{environment_id}"),
-            &issued,
+            |_| format!("environment:{environment_id}"),
             serde_json::json!({}),
+            move |conn| {
+                Box::pin(async move {
+                    Store::upsert_sealed_secret_on(conn, &sealed, &SecretScope::Organization).await
+                })
+            },
         )
-        .await;
+        .await?;
     Ok(axum::Json(WebhookSecret {
-        webhook_secret: issued?,
+        webhook_secret: secret.to_string(),
     }))
 }

@@ -119,27 +119,40 @@ async fn change(
             Target::cluster(cluster_id),
         )
         .await?;
-    let outcome = async {
+    let checked = async {
         let cluster = state.store.cluster(organization_id, cluster_id).await?;
         let account = state
             .store
             .cloud_account(organization_id, cluster.cloud_account_id)
             .await?;
         crate::cloud_accounts::require_verified(&account)?;
-        operation.await
+        Ok::<_, Problem>(())
     }
     .await;
+    let resource = format!("cluster:{cluster_id}");
+    if let Err(problem) = checked {
+        return caller
+            .refused(
+                state,
+                Some(organization_id),
+                action,
+                resource,
+                details,
+                problem,
+            )
+            .await;
+    }
+    // The schedule changes only once its entry is written.
     caller
-        .record(
+        .audited_call(
             state,
             Some(organization_id),
             action,
-            format!("cluster:{cluster_id}"),
-            &outcome,
+            resource,
             details,
+            operation,
         )
-        .await;
-    outcome?;
+        .await?;
     Ok(axum::Json(
         state.engine.maintenance_schedule(cluster_id).await?,
     ))

@@ -10,6 +10,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 use windlass_core::placements::Placement;
 use windlass_core::rbac::Permission;
+use windlass_core::store::Store;
 
 use crate::AppState;
 use crate::authz::Authenticated;
@@ -51,22 +52,21 @@ async fn register(
     let caller = authn
         .authorize(&state, organization_id, Permission::ClustersWrite)
         .await?;
-    let registered = state
-        .store
-        .register_placement(organization_id, &request.name)
-        .await
-        .map_err(Problem::from);
-    caller
-        .record(
+    let name = request.name.clone();
+    let (placement, credential) = caller
+        .audited(
             &state,
             Some(organization_id),
             "placements.register",
-            format!("placement:{}", request.name),
-            &registered,
+            |_| format!("placement:{}", request.name),
             serde_json::json!({}),
+            move |conn| {
+                Box::pin(
+                    async move { Store::register_placement_on(conn, organization_id, &name).await },
+                )
+            },
         )
-        .await;
-    let (placement, credential) = registered?;
+        .await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(RegisteredPlacement {
@@ -104,22 +104,36 @@ async fn delete(
     let caller = authn
         .authorize(&state, organization_id, Permission::ClustersWrite)
         .await?;
-    let deleted = state
-        .store
-        .delete_placement(organization_id, &name)
-        .await
-        .map_err(Problem::from);
+    let resource = format!("placement:{name}");
+    let routed = match state.store.clusters_routed_to(organization_id, &name).await {
+        Ok(routed) => routed,
+        Err(error) => {
+            return caller
+                .refused(
+                    &state,
+                    Some(organization_id),
+                    "placements.delete",
+                    resource,
+                    serde_json::json!({}),
+                    error.into(),
+                )
+                .await;
+        }
+    };
     caller
-        .record(
+        .audited(
             &state,
             Some(organization_id),
             "placements.delete",
-            format!("placement:{name}"),
-            &deleted,
+            |_| resource.clone(),
             serde_json::json!({}),
+            move |conn| {
+                Box::pin(async move {
+                    Store::delete_placement_on(conn, organization_id, &name, routed).await
+                })
+            },
         )
-        .await;
-    deleted?;
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -19,8 +19,12 @@ use windlass_workflows::contracts::{AzureAccessSetupInput, AzureAccessTeardownIn
 use windlass_workflows::deployment_contracts::CancelledDeployment;
 use windlass_workflows::engine::{Accepted, EngineError};
 
-use crate::AppState;
+use futures::future::BoxFuture;
 use windlass_core::rbac::Permission;
+use windlass_core::store::{Connection, Store};
+
+use crate::AppState;
+use crate::audit::Caller;
 
 use crate::authz::Authenticated;
 use crate::clusters::acting_target;
@@ -192,36 +196,30 @@ async fn start_run(
         .await?;
     let kind = request.kind();
     let account_id = request.cloud_account_id();
-    let started = start(&state, organization_id, &headers, request).await;
-    let resource = match &started {
-        Ok((_, run)) => format!("run:{}", run.id),
-        Err(_) => format!("cloud_account:{account_id}"),
-    };
     let details = serde_json::json!({
         "workflow": kind.as_str(),
         "cloud_account_id": account_id,
-        "repeat": matches!(&started, Ok((StatusCode::OK, _))),
     });
-    caller
-        .record(
-            &state,
-            Some(organization_id),
-            "runs.start",
-            resource,
-            &started,
-            details,
-        )
-        .await;
-    let (status, run) = started?;
+    let audit = LaunchAudit {
+        caller: &caller,
+        action: "runs.start",
+        refused_resource: format!("cloud_account:{account_id}"),
+        details,
+    };
+    let new = match prepare_start(&state, organization_id, &headers, request).await {
+        Ok(new) => new,
+        Err(problem) => return audit.refused(&state, organization_id, problem).await,
+    };
+    let (status, run) = launch(&state, audit, new, |run| format!("run:{}", run.id)).await?;
     Ok(run_response(status, run))
 }
 
-async fn start(
+async fn prepare_start(
     state: &AppState,
     organization_id: Uuid,
     headers: &HeaderMap,
     request: StartRun,
-) -> Result<(StatusCode, Run), Problem> {
+) -> Result<NewRun, Problem> {
     let key = idempotency_key(headers)?;
     let account = state
         .store
@@ -232,27 +230,108 @@ async fn start(
         crate::cloud_accounts::require_verified(&account)?;
     }
     let input = request.workflow_input(&account, &state.config.azure_application_id)?;
-    launch(
-        state,
-        NewRun {
-            organization_id,
-            kind: request.kind(),
-            target: format!("cloud_account:{}", account.id),
-            idempotency_key: key,
-            request_fingerprint: fingerprint(&request),
-            input,
-        },
-    )
-    .await
+    Ok(NewRun {
+        organization_id,
+        kind: request.kind(),
+        target: format!("cloud_account:{}", account.id),
+        idempotency_key: key,
+        request_fingerprint: fingerprint(&request),
+        input,
+    })
+}
+
+/// Who starts a run and how its entry reads: `refused_resource` names what a refused
+/// start was about (no run exists then).
+pub(crate) struct LaunchAudit<'a> {
+    pub caller: &'a Caller,
+    pub action: &'a str,
+    pub refused_resource: String,
+    pub details: serde_json::Value,
+}
+
+impl LaunchAudit<'_> {
+    /// Records a start refused before anything was written.
+    pub async fn refused<T>(
+        self,
+        state: &AppState,
+        organization_id: Uuid,
+        problem: Problem,
+    ) -> Result<T, Problem> {
+        self.caller
+            .refused(
+                state,
+                Some(organization_id),
+                self.action,
+                self.refused_resource,
+                self.details,
+                problem,
+            )
+            .await
+    }
 }
 
 /// Records a run and starts its workflow; with an idempotency key already used for the
 /// same request, returns that run instead (200). A run whose start was interrupted is
 /// started now.
-pub(crate) async fn launch(state: &AppState, new: NewRun) -> Result<(StatusCode, Run), Problem> {
+///
+/// The run, its idempotency key and the start's audit entry (`resource` names what the
+/// entry is about) commit together; Temporal is asked after, so a start the API could not
+/// hand over stays pending and is handed over by the repeat.
+pub(crate) async fn launch(
+    state: &AppState,
+    audit: LaunchAudit<'_>,
+    new: NewRun,
+    resource: impl Fn(&Run) -> String,
+) -> Result<(StatusCode, Run), Problem> {
+    launch_with(state, audit, new, resource, |_| Box::pin(async { Ok(()) })).await
+}
+
+/// [`launch`], with `before` made in the same transaction before the run is recorded (a
+/// cluster's row, a deployment's).
+pub(crate) async fn launch_with<B>(
+    state: &AppState,
+    audit: LaunchAudit<'_>,
+    new: NewRun,
+    resource: impl Fn(&Run) -> String,
+    before: B,
+) -> Result<(StatusCode, Run), Problem>
+where
+    B: for<'c> FnOnce(&'c mut Connection) -> BoxFuture<'c, windlass_core::Result<()>>
+        + Send
+        + 'static,
+{
     let organization_id = new.organization_id;
     let input = new.input.clone();
-    let inserted = state.store.insert_run(new).await?;
+    let LaunchAudit {
+        caller,
+        action,
+        refused_resource,
+        mut details,
+    } = audit;
+    if let Some(map) = details.as_object_mut() {
+        map.insert(
+            "idempotency_key".into(),
+            new.idempotency_key.is_some().into(),
+        );
+    }
+    let inserted = caller
+        .audited(
+            state,
+            Some(organization_id),
+            action,
+            |inserted: Option<&InsertedRun>| match inserted {
+                Some(InsertedRun::Created(run) | InsertedRun::Existing(run)) => resource(run),
+                None => refused_resource.clone(),
+            },
+            details,
+            move |conn| {
+                Box::pin(async move {
+                    before(conn).await?;
+                    Store::insert_run_on(conn, new).await
+                })
+            },
+        )
+        .await?;
     let (run, status) = match inserted {
         InsertedRun::Existing(run) if run.status != RunStatus::Pending => {
             return Ok((StatusCode::OK, run));
@@ -283,13 +362,15 @@ pub(crate) async fn launch(state: &AppState, new: NewRun) -> Result<(StatusCode,
                 tracing::warn!(run_id = %run.id, %error, "start answer lost; workflow exists");
                 state.store.mark_run_started(run.id, "").await?;
             } else {
+                // The run's end is on the record with its start.
                 state
                     .store
-                    .finish_run(
+                    .record_run_end(
                         run.id,
                         RunStatus::Failed,
                         None,
                         Some(&format!("could not start: {error}")),
+                        "api",
                     )
                     .await?;
                 return Err(error.into());
@@ -496,21 +577,38 @@ async fn cancel_run(
     let caller = authn
         .authorize(&state, organization_id, Permission::RunsCancel)
         .await?;
-    let cancelled = cancel(&state, organization_id, run_id).await;
-    caller
-        .record(
+    let reached_temporal = caller
+        .audited_call(
             &state,
             Some(organization_id),
             "runs.cancel",
             format!("run:{run_id}"),
-            &cancelled,
             serde_json::json!({}),
+            cancel(&state, organization_id, run_id),
         )
-        .await;
-    Ok((StatusCode::ACCEPTED, axum::Json(cancelled?)))
+        .await?;
+    if !reached_temporal {
+        // Never reached Temporal: nothing runs, so it is cancelled now (outside the
+        // audited transaction, which holds the store's write lock on SQLite).
+        state
+            .store
+            .finish_run(
+                run_id,
+                RunStatus::Cancelled,
+                None,
+                Some("cancelled before it started"),
+            )
+            .await?;
+    }
+    tracing::info!(%run_id, %organization_id, "run cancellation requested");
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(state.store.run(organization_id, run_id).await?),
+    ))
 }
 
-async fn cancel(state: &AppState, organization_id: Uuid, run_id: Uuid) -> Result<Run, Problem> {
+/// Asks Temporal to cancel the run; false when Temporal never had it.
+async fn cancel(state: &AppState, organization_id: Uuid, run_id: Uuid) -> Result<bool, Problem> {
     let run = state.store.run(organization_id, run_id).await?;
     if run.status.is_finished() {
         return Err(Problem::conflict(format!(
@@ -551,23 +649,10 @@ async fn cancel(state: &AppState, organization_id: Uuid, run_id: Uuid) -> Result
             .await
     };
     match cancelled {
-        Ok(()) => {}
-        // Never reached Temporal: nothing runs, so it is cancelled now.
-        Err(EngineError::NotFound(_)) => {
-            state
-                .store
-                .finish_run(
-                    run_id,
-                    RunStatus::Cancelled,
-                    None,
-                    Some("cancelled before it started"),
-                )
-                .await?;
-        }
-        Err(error) => return Err(error.into()),
+        Ok(()) => Ok(true),
+        Err(EngineError::NotFound(_)) => Ok(false),
+        Err(error) => Err(error.into()),
     }
-    tracing::info!(%run_id, %organization_id, "run cancellation requested");
-    Ok(state.store.run(organization_id, run_id).await?)
 }
 
 #[cfg(test)]

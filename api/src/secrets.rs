@@ -8,7 +8,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 use windlass_core::rbac::{Permission, Target};
-use windlass_core::secrets::{RESERVED_PREFIX, SecretListing, SecretScope, put_scoped_secret};
+use windlass_core::secrets::{RESERVED_PREFIX, SecretListing, SecretScope, seal_secret};
+use windlass_core::store::Store;
 use zeroize::Zeroizing;
 
 use crate::AppState;
@@ -88,7 +89,9 @@ async fn put(
     let caller = authn
         .authorize_on(&state, organization_id, Permission::SecretsWrite, target)
         .await?;
-    let stored = async {
+    let resource = format!("secret:{}", name.chars().take(128).collect::<String>());
+    let details = serde_json::json!({"scope": scope});
+    let sealed = async {
         if name.starts_with(RESERVED_PREFIX) {
             return Err(Problem::unprocessable(format!(
                 "secret names starting with {RESERVED_PREFIX} are Windlass's own"
@@ -112,29 +115,36 @@ async fn put(
                 )
                 .await?;
         }
-        put_scoped_secret(
-            &state.store,
-            &state.keys,
-            organization_id,
-            &name,
-            &value,
-            &scope,
-        )
-        .await
-        .map_err(Problem::from)
+        Ok(seal_secret(&state.keys, organization_id, &name, &value).await?)
     }
     .await;
+    let sealed = match sealed {
+        Ok(sealed) => sealed,
+        Err(problem) => {
+            return caller
+                .refused(
+                    &state,
+                    Some(organization_id),
+                    "secrets.put",
+                    resource,
+                    details,
+                    problem,
+                )
+                .await;
+        }
+    };
     caller
-        .record(
+        .audited(
             &state,
             Some(organization_id),
             "secrets.put",
-            format!("secret:{}", name.chars().take(128).collect::<String>()),
-            &stored,
-            serde_json::json!({"scope": scope}),
+            |_| resource.clone(),
+            details,
+            move |conn| {
+                Box::pin(async move { Store::upsert_sealed_secret_on(conn, &sealed, &scope).await })
+            },
         )
-        .await;
-    stored?;
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -4,6 +4,7 @@
 mod access_control;
 mod api_contract;
 mod api_metrics;
+mod audit_every_route;
 mod audit_trail;
 mod aws_account_ownership;
 mod azure_access;

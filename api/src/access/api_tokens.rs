@@ -143,20 +143,15 @@ pub(super) async fn revoke_api_token(
     let caller = authn
         .authorize(&state, organization_id, Permission::MembersManage)
         .await?;
-    let revoked = state
-        .store
-        .revoke_api_token(organization_id, token_id)
-        .await
-        .map_err(Problem::from);
     caller
-        .record(
+        .audited(
             &state,
             Some(organization_id),
             "access.revoke_api_token",
-            format!("api_token:{token_id}"),
-            &revoked,
+            |_| format!("api_token:{token_id}"),
             serde_json::json!({}),
+            move |conn| Box::pin(Store::revoke_api_token_on(conn, organization_id, token_id)),
         )
-        .await;
-    revoked.map(|_| StatusCode::NO_CONTENT)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

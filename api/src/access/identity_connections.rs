@@ -7,6 +7,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 use windlass_core::identity_connections::{IdentityConnection, NewIdentityConnection};
 use windlass_core::rbac::{Permission, Role};
+use windlass_core::store::Store;
 
 use crate::AppState;
 use crate::authz::Authenticated;
@@ -39,29 +40,26 @@ pub(super) async fn create_connection(
     let caller = authn
         .authorize(&state, organization_id, Permission::MembersManage)
         .await?;
-    let created = state
-        .store
-        .create_identity_connection(&NewIdentityConnection {
-            organization_id,
-            name: body.name.clone(),
-            issuer: body.issuer.clone(),
-            audience: body.audience.clone(),
-            jwks_uri: body.jwks_uri.clone(),
-        })
-        .await
-        .map_err(Problem::from);
-    let resource = match &created {
-        Ok(connection) => format!("identity_connection:{}", connection.id),
-        Err(_) => format!("organization:{organization_id}"),
+    let new = NewIdentityConnection {
+        organization_id,
+        name: body.name.clone(),
+        issuer: body.issuer.clone(),
+        audience: body.audience.clone(),
+        jwks_uri: body.jwks_uri.clone(),
     };
-    caller
-        .record(
+    let created = caller
+        .audited(
             &state,
             Some(organization_id),
             "access.create_identity_connection",
-            resource,
-            &created,
-            serde_json::json!({"issuer": body.issuer.chars().take(512).collect::<String>()}),
+            |created: Option<&IdentityConnection>| match created {
+                Some(connection) => format!("identity_connection:{}", connection.id),
+                None => format!("organization:{organization_id}"),
+            },
+            serde_json::json!({"issuer": body.issuer}),
+            move |conn| {
+                Box::pin(async move { Store::create_identity_connection_on(conn, &new).await })
+            },
         )
         .await;
     Ok((StatusCode::CREATED, axum::Json(created?)))
@@ -113,20 +111,21 @@ pub(super) async fn delete_connection(
             &mapped,
         )
         .await?;
-    let deleted = state
-        .store
-        .delete_identity_connection(organization_id, connection_id)
-        .await
-        .map_err(Problem::from);
     caller
-        .record(
+        .audited(
             &state,
             Some(organization_id),
             "access.delete_identity_connection",
-            format!("identity_connection:{connection_id}"),
-            &deleted,
+            |_| format!("identity_connection:{connection_id}"),
             serde_json::json!({}),
+            move |conn| {
+                Box::pin(Store::delete_identity_connection_on(
+                    conn,
+                    organization_id,
+                    connection_id,
+                ))
+            },
         )
-        .await;
-    deleted.map(|_| StatusCode::NO_CONTENT)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -157,22 +157,21 @@ pub(super) async fn delete_role_binding(
             std::slice::from_ref(&binding.role),
         )
         .await?;
-    let deleted = state
-        .store
-        .delete_role_bindings(organization_id, &[binding_id])
-        .await
-        .map_err(Problem::from);
     caller
-        .record(
+        .audited(
             &state,
             Some(organization_id),
             "access.delete_role_binding",
-            format!("role_binding:{binding_id}"),
-            &deleted,
+            |_| format!("role_binding:{binding_id}"),
             serde_json::json!({"subject": binding.subject, "role": binding.role}),
+            move |conn| {
+                Box::pin(async move {
+                    Store::delete_role_bindings_on(conn, organization_id, &[binding_id]).await
+                })
+            },
         )
-        .await;
-    deleted.map(|_| StatusCode::NO_CONTENT)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Remove a person from the organisation: every role binding of theirs goes at once.
@@ -199,32 +198,38 @@ pub(super) async fn remove_member(
     let caller = authn
         .authorize_removal(&state, organization_id, "access.remove_member", &held)
         .await?;
-    let removed = if bindings.is_empty() {
-        Err(Problem::not_found(format!(
-            "{subject} holds no role in this organization"
-        )))
-    } else {
-        let ids: Vec<Uuid> = bindings.iter().map(|b| b.id).collect();
-        state
-            .store
-            .delete_role_bindings(organization_id, &ids)
-            .await
-            .map_err(Problem::from)
-    };
     let resource = if is_pseudonym(&subject) {
         subject.clone()
     } else {
         format!("organization:{organization_id}")
     };
+    let details = serde_json::json!({"bindings": bindings.len()});
+    if bindings.is_empty() {
+        return caller
+            .refused(
+                &state,
+                Some(organization_id),
+                "access.remove_member",
+                resource,
+                details,
+                Problem::not_found(format!("{subject} holds no role in this organization")),
+            )
+            .await;
+    }
+    let ids: Vec<Uuid> = bindings.iter().map(|b| b.id).collect();
     caller
-        .record(
+        .audited(
             &state,
             Some(organization_id),
             "access.remove_member",
-            resource,
-            &removed,
-            serde_json::json!({"bindings": bindings.len()}),
+            |_| resource.clone(),
+            details,
+            move |conn| {
+                Box::pin(async move {
+                    Store::delete_role_bindings_on(conn, organization_id, &ids).await
+                })
+            },
         )
-        .await;
-    removed.map(|_| StatusCode::NO_CONTENT)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
