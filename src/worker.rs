@@ -258,8 +258,8 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
 /// An operator's drain (SIGTERM: a scale-down, a rollout) is an operator action on the
 /// record, before the drain starts. A placed worker has no store to write to: its drain
 /// shows in the fleet listing (`windlass workers`) instead.
-async fn record_drain(backing: &windlass_workers::worker::Backing, queues: &[String]) {
-    let windlass_workers::worker::Backing::Store(store) = backing else {
+async fn record_drain(backing: &windlass_workers::Backing, queues: &[String]) {
+    let windlass_workers::Backing::Store(store) = backing else {
         return;
     };
     let host = hostname();
