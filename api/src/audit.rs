@@ -17,6 +17,7 @@ use windlass_core::store::AuditedError;
 use crate::AppState;
 use crate::authz::Authenticated;
 use crate::extract::{Path, Query};
+use crate::pagination::{Page, PageQuery};
 use crate::problem::Problem;
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
@@ -243,6 +244,8 @@ pub struct AuditQuery {
     action: Option<String>,
     /// Entries after this sequence number (for paging).
     after_seq: Option<i64>,
+    /// The `Windlass-Next-Cursor` of the page before (instead of `after_seq`).
+    after: Option<String>,
     /// 1 to 1000, default 100.
     limit: Option<u32>,
 }
@@ -250,20 +253,31 @@ pub struct AuditQuery {
 /// The organisation's audit trail, oldest first.
 #[utoipa::path(get, path = "/v1/organizations/{organization_id}/audit", tag = "audit",
     params(("organization_id" = Uuid, Path), AuditQuery),
-    responses((status = OK, body = Vec<AuditEntry>), (status = NOT_FOUND, body = Problem),
-        (status = BAD_REQUEST, body = Problem)))]
+    responses((status = OK, body = Vec<AuditEntry>,
+            headers(("Windlass-Next-Cursor" = String, description = "`after` of the next page, when there may be one"))),
+        (status = NOT_FOUND, body = Problem), (status = BAD_REQUEST, body = Problem)))]
 async fn list_audit_entries(
     State(state): State<AppState>,
     Path(organization_id): Path<Uuid>,
     request: Authenticated,
     Query(query): Query<AuditQuery>,
-) -> Result<axum::Json<Vec<AuditEntry>>, Problem> {
+) -> Result<Page<AuditEntry>, Problem> {
     request
         .authorize(&state, organization_id, Permission::AuditRead)
         .await?;
-    if query.limit.is_some_and(|l| !(1..=1000).contains(&l)) {
-        return Err(Problem::bad_request("limit must be between 1 and 1000"));
-    }
+    let page = PageQuery {
+        after: query.after,
+        limit: query.limit,
+    };
+    let limit = page.limit(100, 1000)?;
+    let after_seq = match page.position()? {
+        Some(position) => Some(
+            position
+                .parse::<i64>()
+                .map_err(|_| Problem::bad_request("after is not a cursor this API gave out"))?,
+        ),
+        None => query.after_seq,
+    };
     let entries = state
         .store
         .audit_entries(
@@ -274,12 +288,12 @@ async fn list_audit_entries(
                 environment: query.environment,
                 service: query.service,
                 action: query.action,
-                after_seq: query.after_seq,
-                limit: query.limit,
+                after_seq,
+                limit: Some(limit),
             },
         )
         .await?;
-    Ok(axum::Json(entries))
+    Ok(Page::of(entries, limit, |entry| entry.seq.to_string()))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

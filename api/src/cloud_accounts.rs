@@ -13,7 +13,8 @@ use crate::AppState;
 use windlass_core::rbac::Permission;
 
 use crate::authz::Authenticated;
-use crate::extract::{Json, Path};
+use crate::extract::{Json, Path, Query};
+use crate::pagination::{Page, PageQuery};
 use crate::problem::Problem;
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
@@ -182,17 +183,20 @@ pub(crate) fn require_verified(account: &CloudAccount) -> Result<(), Problem> {
 }
 
 #[utoipa::path(get, path = "/v1/organizations/{organization_id}/cloud-accounts",
-    tag = "cloud accounts", params(("organization_id" = Uuid, Path)),
-    responses((status = OK, body = Vec<CloudAccount>), (status = NOT_FOUND, body = Problem)))]
+    tag = "cloud accounts", params(PageQuery, ("organization_id" = Uuid, Path)),
+    responses((status = OK, body = Vec<CloudAccount>, headers(("Windlass-Next-Cursor" = String, description = "`after` of the next page, when there may be one"))), (status = NOT_FOUND, body = Problem)))]
 async fn list_cloud_accounts(
     State(state): State<AppState>,
     Path(organization_id): Path<Uuid>,
     authn: Authenticated,
-) -> Result<axum::Json<Vec<CloudAccount>>, Problem> {
+    Query(page): Query<PageQuery>,
+) -> Result<Page<CloudAccount>, Problem> {
     authn
         .authorize(&state, organization_id, Permission::CloudAccountsRead)
         .await?;
-    Ok(axum::Json(
+    Page::cut(
         state.store.cloud_accounts(organization_id).await?,
-    ))
+        &page,
+        |x| format!("{}|{}", windlass_core::clock::to_db(x.created_at), x.id),
+    )
 }

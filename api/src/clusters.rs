@@ -26,7 +26,8 @@ use windlass_workflows::engine::EngineError;
 use crate::AppState;
 use crate::authz::Authenticated;
 use crate::cloud_accounts::require_verified;
-use crate::extract::{Json, Path};
+use crate::extract::{Json, Path, Query};
+use crate::pagination::{Page, PageQuery};
 use crate::problem::Problem;
 use crate::runs::{LaunchAudit, fingerprint, idempotency_key, launch, launch_with};
 use windlass_core::store::{Connection, Store};
@@ -337,17 +338,20 @@ fn cloud_blueprint(spec: &ClusterSpec, account: &CloudAccount) -> Result<Bluepri
 
 /// Clusters of an organisation.
 #[utoipa::path(get, path = "/v1/organizations/{organization_id}/clusters", tag = "clusters",
-    params(("organization_id" = Uuid, Path)),
-    responses((status = OK, body = Vec<ClusterSpec>), (status = NOT_FOUND, body = Problem)))]
+    params(PageQuery, ("organization_id" = Uuid, Path)),
+    responses((status = OK, body = Vec<ClusterSpec>, headers(("Windlass-Next-Cursor" = String, description = "`after` of the next page, when there may be one"))), (status = NOT_FOUND, body = Problem)))]
 async fn list_clusters(
     State(state): State<AppState>,
     Path(organization_id): Path<Uuid>,
     authn: Authenticated,
-) -> Result<axum::Json<Vec<ClusterSpec>>, Problem> {
+    Query(page): Query<PageQuery>,
+) -> Result<Page<ClusterSpec>, Problem> {
     authn
         .authorize(&state, organization_id, Permission::ClustersRead)
         .await?;
-    Ok(axum::Json(state.store.clusters(organization_id).await?))
+    Page::cut(state.store.clusters(organization_id).await?, &page, |x| {
+        format!("{}|{}", windlass_core::clock::to_db(x.created_at), x.id)
+    })
 }
 
 /// One cluster: its spec and the latest run acting on it.
@@ -377,6 +381,7 @@ async fn get_cluster(
                 status: None,
                 kind: None,
                 limit: Some(500),
+                before: None,
             },
         )
         .await?

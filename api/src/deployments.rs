@@ -20,6 +20,7 @@ use crate::audit::Caller;
 use crate::authz::Authenticated;
 use crate::environments::{check_services, environment_for};
 use crate::extract::{Json, Path, Query};
+use crate::pagination::{Page, PageQuery};
 use crate::problem::Problem;
 use crate::runs::{fingerprint, idempotency_key};
 use windlass_core::store::Store;
@@ -272,24 +273,19 @@ async fn with_images(
     Ok(environment)
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct ListDeployments {
-    /// 1 to 500, default 50.
-    limit: Option<u32>,
-}
-
 /// Deployments of the environment, newest revision first.
 #[utoipa::path(get, path = "/v1/organizations/{organization_id}/environments/{environment_id}/deployments",
     tag = "environments",
-    params(("organization_id" = Uuid, Path), ("environment_id" = Uuid, Path), ListDeployments),
-    responses((status = OK, body = Vec<Deployment>), (status = NOT_FOUND, body = Problem)))]
+    params(("organization_id" = Uuid, Path), ("environment_id" = Uuid, Path), PageQuery),
+    responses((status = OK, body = Vec<Deployment>,
+            headers(("Windlass-Next-Cursor" = String, description = "`after` of the next page, when there may be one"))),
+        (status = NOT_FOUND, body = Problem), (status = BAD_REQUEST, body = Problem)))]
 async fn list_deployments(
     State(state): State<AppState>,
     Path((organization_id, environment_id)): Path<(Uuid, Uuid)>,
     authn: Authenticated,
-    Query(query): Query<ListDeployments>,
-) -> Result<axum::Json<Vec<Deployment>>, Problem> {
+    Query(page): Query<PageQuery>,
+) -> Result<Page<Deployment>, Problem> {
     environment_for(
         &state,
         &authn,
@@ -298,13 +294,15 @@ async fn list_deployments(
         Permission::ProjectsRead,
     )
     .await?;
-    if query.limit.is_some_and(|l| !(1..=500).contains(&l)) {
-        return Err(Problem::bad_request("limit must be between 1 and 500"));
-    }
-    Ok(axum::Json(
-        state
-            .store
-            .deployments(environment_id, query.limit.unwrap_or(50))
-            .await?,
-    ))
+    let limit = page.limit(50, 500)?;
+    let before = page
+        .position()?
+        .map(|p| p.parse::<u32>())
+        .transpose()
+        .map_err(|_| Problem::bad_request("after is not a cursor this API gave out"))?;
+    let deployments = state
+        .store
+        .deployments(environment_id, limit, before)
+        .await?;
+    Ok(Page::of(deployments, limit, |d| d.revision.to_string()))
 }

@@ -18,7 +18,8 @@ use windlass_core::store::Store;
 
 use crate::AppState;
 use crate::authz::Authenticated;
-use crate::extract::{Json, Path};
+use crate::extract::{Json, Path, Query};
+use crate::pagination::{Page, PageQuery};
 use crate::problem::Problem;
 use crate::webhooks::new_webhook_secret;
 
@@ -74,17 +75,20 @@ async fn create_project(
 
 /// Projects of an organisation.
 #[utoipa::path(get, path = "/v1/organizations/{organization_id}/projects", tag = "environments",
-    params(("organization_id" = Uuid, Path)),
-    responses((status = OK, body = Vec<Project>)))]
+    params(PageQuery, ("organization_id" = Uuid, Path)),
+    responses((status = OK, body = Vec<Project>, headers(("Windlass-Next-Cursor" = String, description = "`after` of the next page, when there may be one")))))]
 async fn list_projects(
     State(state): State<AppState>,
     Path(organization_id): Path<Uuid>,
     authn: Authenticated,
-) -> Result<axum::Json<Vec<Project>>, Problem> {
+    Query(page): Query<PageQuery>,
+) -> Result<Page<Project>, Problem> {
     authn
         .authorize(&state, organization_id, Permission::ProjectsRead)
         .await?;
-    Ok(axum::Json(state.store.projects(organization_id).await?))
+    Page::cut(state.store.projects(organization_id).await?, &page, |x| {
+        x.name.clone()
+    })
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -301,23 +305,26 @@ pub(crate) async fn check_services(
 
 /// Environments of a project.
 #[utoipa::path(get, path = "/v1/organizations/{organization_id}/projects/{project_id}/environments",
-    tag = "environments", params(("organization_id" = Uuid, Path), ("project_id" = Uuid, Path)),
-    responses((status = OK, body = Vec<EnvironmentSpec>), (status = NOT_FOUND, body = Problem)))]
+    tag = "environments", params(PageQuery, ("organization_id" = Uuid, Path), ("project_id" = Uuid, Path)),
+    responses((status = OK, body = Vec<EnvironmentSpec>, headers(("Windlass-Next-Cursor" = String, description = "`after` of the next page, when there may be one"))), (status = NOT_FOUND, body = Problem)))]
 async fn list_environments(
     State(state): State<AppState>,
     Path((organization_id, project_id)): Path<(Uuid, Uuid)>,
     authn: Authenticated,
-) -> Result<axum::Json<Vec<EnvironmentSpec>>, Problem> {
+    Query(page): Query<PageQuery>,
+) -> Result<Page<EnvironmentSpec>, Problem> {
     authn
         .authorize(&state, organization_id, Permission::ProjectsRead)
         .await?;
     state.store.project(organization_id, project_id).await?;
-    Ok(axum::Json(
+    Page::cut(
         state
             .store
             .environments(organization_id, project_id)
             .await?,
-    ))
+        &page,
+        |x| x.name.clone(),
+    )
 }
 
 /// An environment the caller may read, with the target its grants are checked on.

@@ -20,6 +20,7 @@ mod metrics;
 pub mod oidc;
 mod openapi;
 mod organizations;
+mod pagination;
 mod placement_routes;
 mod placements;
 mod problem;

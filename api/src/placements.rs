@@ -14,7 +14,8 @@ use windlass_core::store::Store;
 
 use crate::AppState;
 use crate::authz::Authenticated;
-use crate::extract::{Json, Path};
+use crate::extract::{Json, Path, Query};
+use crate::pagination::{Page, PageQuery};
 use crate::problem::Problem;
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
@@ -77,17 +78,20 @@ async fn register(
 }
 
 #[utoipa::path(get, path = "/v1/organizations/{organization_id}/placements",
-    tag = "placements", params(("organization_id" = Uuid, Path)),
-    responses((status = OK, body = Vec<Placement>)))]
+    tag = "placements", params(PageQuery, ("organization_id" = Uuid, Path)),
+    responses((status = OK, body = Vec<Placement>, headers(("Windlass-Next-Cursor" = String, description = "`after` of the next page, when there may be one")))))]
 async fn list(
     State(state): State<AppState>,
     Path(organization_id): Path<Uuid>,
     authn: Authenticated,
-) -> Result<axum::Json<Vec<Placement>>, Problem> {
+    Query(page): Query<PageQuery>,
+) -> Result<Page<Placement>, Problem> {
     authn
         .authorize(&state, organization_id, Permission::ClustersRead)
         .await?;
-    Ok(axum::Json(state.store.placements(organization_id).await?))
+    Page::cut(state.store.placements(organization_id).await?, &page, |x| {
+        x.name.clone()
+    })
 }
 
 /// Removes a placement; its credential stops working at once. Refused (409) while a

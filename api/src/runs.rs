@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 use windlass_core::cloud_accounts::{CloudAccount, CloudProvider};
 use windlass_core::runs::{
-    InsertedRun, NewRun, Run, RunFilter, RunStatus, Step, StepStatus, WorkflowKind,
+    InsertedRun, NewRun, Run, RunFilter, RunPosition, RunStatus, Step, StepStatus, WorkflowKind,
 };
 use windlass_core::step_logs::LogLine;
 use windlass_workflows::aws_access_contracts::AwsAccessVerifyInput;
@@ -29,6 +29,7 @@ use crate::audit::Caller;
 use crate::authz::Authenticated;
 use crate::clusters::acting_target;
 use crate::extract::{Json, Path, Query};
+use crate::pagination::{Page, PageQuery};
 use crate::problem::Problem;
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
@@ -396,8 +397,7 @@ pub struct StepLogQuery {
 
 const STEP_LOG_PAGE: u32 = 1000;
 const STEP_LOG_PAGE_MAX: u32 = 5000;
-/// Names the cursor of the next page when there may be one; absent on the last page.
-pub const NEXT_CURSOR_HEADER: &str = "windlass-next-cursor";
+pub use crate::pagination::NEXT_CURSOR_HEADER;
 
 /// What a step printed (terraform's messages, helm's output), every attempt, in order;
 /// secrets masked. A page at a time: when more lines follow, `Windlass-Next-Cursor` names
@@ -480,25 +480,34 @@ pub struct ListRuns {
     workflow: Option<WorkflowKind>,
     /// 1 to 500, default 50.
     limit: Option<u32>,
+    /// The `Windlass-Next-Cursor` of the page before (older runs after it).
+    after: Option<String>,
 }
 
 /// Runs of an organisation, newest first.
 #[utoipa::path(get, path = "/v1/organizations/{organization_id}/runs", tag = "runs",
     params(("organization_id" = Uuid, Path), ListRuns),
-    responses((status = OK, body = Vec<Run>), (status = NOT_FOUND, body = Problem),
-        (status = BAD_REQUEST, body = Problem)))]
+    responses((status = OK, body = Vec<Run>,
+            headers(("Windlass-Next-Cursor" = String, description = "`after` of the next page, when there may be one"))),
+        (status = NOT_FOUND, body = Problem), (status = BAD_REQUEST, body = Problem)))]
 async fn list_runs(
     State(state): State<AppState>,
     Path(organization_id): Path<Uuid>,
     authn: Authenticated,
     Query(query): Query<ListRuns>,
-) -> Result<axum::Json<Vec<Run>>, Problem> {
+) -> Result<Page<Run>, Problem> {
     authn
         .authorize(&state, organization_id, Permission::RunsRead)
         .await?;
-    if query.limit.is_some_and(|l| !(1..=500).contains(&l)) {
-        return Err(Problem::bad_request("limit must be between 1 and 500"));
-    }
+    let page = PageQuery {
+        after: query.after,
+        limit: query.limit,
+    };
+    let limit = page.limit(50, 500)?;
+    let before = page
+        .position()?
+        .map(|p| parse_run_position(&p))
+        .transpose()?;
     let runs = state
         .store
         .runs(
@@ -506,11 +515,26 @@ async fn list_runs(
             &RunFilter {
                 status: query.status,
                 kind: query.workflow,
-                limit: query.limit,
+                limit: Some(limit),
+                before,
             },
         )
         .await?;
-    Ok(axum::Json(runs))
+    Ok(Page::of(runs, limit, |run| {
+        format!("{}|{}", windlass_core::clock::to_db(run.created_at), run.id)
+    }))
+}
+
+/// A run's place in the newest-first listing, from a cursor's position.
+fn parse_run_position(position: &str) -> Result<RunPosition, Problem> {
+    let invalid = || Problem::bad_request("after is not a cursor this API gave out");
+    let (at, id) = position.split_once('|').ok_or_else(invalid)?;
+    Ok(RunPosition {
+        created_at: chrono::DateTime::parse_from_rfc3339(at)
+            .map_err(|_| invalid())?
+            .with_timezone(&chrono::Utc),
+        id: id.parse().map_err(|_| invalid())?,
+    })
 }
 
 /// One run: status, current step, and every step with attempts, timings and last error.

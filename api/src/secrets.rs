@@ -14,7 +14,8 @@ use zeroize::Zeroizing;
 
 use crate::AppState;
 use crate::authz::Authenticated;
-use crate::extract::{Json, Path};
+use crate::extract::{Json, Path, Query};
+use crate::pagination::{Page, PageQuery};
 use crate::problem::Problem;
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
@@ -150,13 +151,14 @@ async fn put(
 
 /// The organisation's secrets: names and scopes, never values.
 #[utoipa::path(get, path = "/v1/organizations/{organization_id}/secrets", tag = "secrets",
-    params(("organization_id" = Uuid, Path)),
-    responses((status = OK, body = Vec<SecretListing>)))]
+    params(PageQuery, ("organization_id" = Uuid, Path)),
+    responses((status = OK, body = Vec<SecretListing>, headers(("Windlass-Next-Cursor" = String, description = "`after` of the next page, when there may be one")))))]
 async fn list(
     State(state): State<AppState>,
     Path(organization_id): Path<Uuid>,
     authn: Authenticated,
-) -> Result<axum::Json<Vec<SecretListing>>, Problem> {
+    Query(page): Query<PageQuery>,
+) -> Result<Page<SecretListing>, Problem> {
     let caller = authn
         .authorize(&state, organization_id, Permission::ProjectsRead)
         .await?;
@@ -176,10 +178,12 @@ async fn list(
             serde_json::json!({"count": listed.as_ref().map(Vec::len).unwrap_or(0)}),
         )
         .await;
-    Ok(axum::Json(
+    Page::cut(
         listed?
             .into_iter()
             .filter(|s| !s.name.starts_with(RESERVED_PREFIX))
             .collect(),
-    ))
+        &page,
+        |x| x.name.clone(),
+    )
 }

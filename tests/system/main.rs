@@ -23,6 +23,7 @@ mod fault_suite;
 mod forged_payloads;
 mod helm_retry;
 mod histories;
+mod list_pages;
 mod maintenance_holds;
 mod plaintext_scan;
 mod run_events;

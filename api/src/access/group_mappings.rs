@@ -11,7 +11,8 @@ use windlass_core::store::Store;
 
 use crate::AppState;
 use crate::authz::Authenticated;
-use crate::extract::{Json, Path};
+use crate::extract::{Json, Path, Query};
+use crate::pagination::{Page, PageQuery};
 use crate::problem::Problem;
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -89,19 +90,22 @@ pub(super) async fn map_group(
 
 /// The organisation's group mappings.
 #[utoipa::path(get, path = "/v1/organizations/{organization_id}/group-mappings", tag = "access",
-    params(("organization_id" = Uuid, Path)),
-    responses((status = OK, body = Vec<GroupMapping>), (status = FORBIDDEN, body = Problem)))]
+    params(PageQuery, ("organization_id" = Uuid, Path)),
+    responses((status = OK, body = Vec<GroupMapping>, headers(("Windlass-Next-Cursor" = String, description = "`after` of the next page, when there may be one"))), (status = FORBIDDEN, body = Problem)))]
 pub(super) async fn list_group_mappings(
     State(state): State<AppState>,
     Path(organization_id): Path<Uuid>,
     authn: Authenticated,
-) -> Result<axum::Json<Vec<GroupMapping>>, Problem> {
+    Query(page): Query<PageQuery>,
+) -> Result<Page<GroupMapping>, Problem> {
     authn
         .authorize(&state, organization_id, Permission::MembersManage)
         .await?;
-    Ok(axum::Json(
+    Page::cut(
         state.store.group_mappings(organization_id).await?,
-    ))
+        &page,
+        |x| format!("{}|{}", windlass_core::clock::to_db(x.created_at), x.id),
+    )
 }
 
 /// Remove a group mapping (only one the caller could have made).

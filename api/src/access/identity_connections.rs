@@ -11,7 +11,8 @@ use windlass_core::store::Store;
 
 use crate::AppState;
 use crate::authz::Authenticated;
-use crate::extract::{Json, Path};
+use crate::extract::{Json, Path, Query};
+use crate::pagination::{Page, PageQuery};
 use crate::problem::Problem;
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -67,19 +68,22 @@ pub(super) async fn create_connection(
 
 /// The organisation's identity connections.
 #[utoipa::path(get, path = "/v1/organizations/{organization_id}/identity-connections",
-    tag = "access", params(("organization_id" = Uuid, Path)),
-    responses((status = OK, body = Vec<IdentityConnection>), (status = FORBIDDEN, body = Problem)))]
+    tag = "access", params(PageQuery, ("organization_id" = Uuid, Path)),
+    responses((status = OK, body = Vec<IdentityConnection>, headers(("Windlass-Next-Cursor" = String, description = "`after` of the next page, when there may be one"))), (status = FORBIDDEN, body = Problem)))]
 pub(super) async fn list_connections(
     State(state): State<AppState>,
     Path(organization_id): Path<Uuid>,
     authn: Authenticated,
-) -> Result<axum::Json<Vec<IdentityConnection>>, Problem> {
+    Query(page): Query<PageQuery>,
+) -> Result<Page<IdentityConnection>, Problem> {
     authn
         .authorize(&state, organization_id, Permission::MembersManage)
         .await?;
-    Ok(axum::Json(
+    Page::cut(
         state.store.identity_connections(organization_id).await?,
-    ))
+        &page,
+        |x| x.name.clone(),
+    )
 }
 
 /// Disconnect an identity provider and drop its group mappings; its tokens stop working

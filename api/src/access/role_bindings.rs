@@ -10,8 +10,9 @@ use windlass_core::rbac::{Permission, Role};
 
 use crate::AppState;
 use crate::authz::Authenticated;
-use crate::extract::{Json, Path};
+use crate::extract::{Json, Path, Query};
 use crate::oidc::organization_subject;
+use crate::pagination::{Page, PageQuery};
 use crate::problem::Problem;
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -122,19 +123,22 @@ pub(super) async fn bind_role(
 
 /// Who holds which role in the organisation.
 #[utoipa::path(get, path = "/v1/organizations/{organization_id}/role-bindings", tag = "access",
-    params(("organization_id" = Uuid, Path)),
-    responses((status = OK, body = Vec<RoleBinding>), (status = FORBIDDEN, body = Problem)))]
+    params(PageQuery, ("organization_id" = Uuid, Path)),
+    responses((status = OK, body = Vec<RoleBinding>, headers(("Windlass-Next-Cursor" = String, description = "`after` of the next page, when there may be one"))), (status = FORBIDDEN, body = Problem)))]
 pub(super) async fn list_role_bindings(
     State(state): State<AppState>,
     Path(organization_id): Path<Uuid>,
     authn: Authenticated,
-) -> Result<axum::Json<Vec<RoleBinding>>, Problem> {
+    Query(page): Query<PageQuery>,
+) -> Result<Page<RoleBinding>, Problem> {
     authn
         .authorize(&state, organization_id, Permission::MembersManage)
         .await?;
-    Ok(axum::Json(
+    Page::cut(
         state.store.role_bindings(organization_id).await?,
-    ))
+        &page,
+        |x| format!("{}|{}", windlass_core::clock::to_db(x.created_at), x.id),
+    )
 }
 
 /// Take one role binding away (only one the caller could have granted).

@@ -284,13 +284,20 @@ impl Store {
     }
 
     /// The environment's deployments, newest first.
-    pub async fn deployments(&self, environment_id: Uuid, limit: u32) -> Result<Vec<Deployment>> {
+    /// Newest revision first; with `before`, the revisions older than it only.
+    pub async fn deployments(
+        &self,
+        environment_id: Uuid,
+        limit: u32,
+        before: Option<u32>,
+    ) -> Result<Vec<Deployment>> {
         let rows = sqlx::query(&format!(
             "SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE environment_id = $1 \
-             ORDER BY revision DESC LIMIT $2"
+             AND revision < $3 ORDER BY revision DESC LIMIT $2"
         ))
         .bind(environment_id.to_string())
         .bind(limit.clamp(1, 500) as i64)
+        .bind(before.map_or(i64::MAX, i64::from))
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(deployment_from_row).collect()

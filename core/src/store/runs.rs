@@ -249,12 +249,27 @@ impl Store {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM workflow_runs WHERE organization_id = $1 \
              AND ($2 = '' OR status = $2) AND ($3 = '' OR kind = $3) \
+             AND ($5 = '' OR created_at < $5 OR (created_at = $5 AND id < $6)) \
              ORDER BY created_at DESC, id DESC LIMIT $4"
         ))
         .bind(organization_id.to_string())
         .bind(filter.status.map(RunStatus::as_str).unwrap_or_default())
         .bind(filter.kind.map(WorkflowKind::as_str).unwrap_or_default())
         .bind(i64::from(limit))
+        .bind(
+            filter
+                .before
+                .as_ref()
+                .map(|p| clock::to_db(p.created_at))
+                .unwrap_or_default(),
+        )
+        .bind(
+            filter
+                .before
+                .as_ref()
+                .map(|p| p.id.to_string())
+                .unwrap_or_default(),
+        )
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(run_from_row).collect()
