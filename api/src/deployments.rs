@@ -148,6 +148,7 @@ pub(crate) async fn request_deployment(
         .flat_map(|s| s.secrets().into_values())
         .collect();
     let services = environment.services.clone();
+    let in_flight_limit = state.config.runs_in_flight_per_organization;
     let images_set = !request.images.is_empty();
     let with_images = environment.clone();
     // The run, its secret grants, the numbered deployment and the entry: one commit.
@@ -165,7 +166,7 @@ pub(crate) async fn request_deployment(
             details,
             move |conn| {
                 Box::pin(async move {
-                    let inserted = Store::insert_run_on(conn, new_run).await?;
+                    let inserted = Store::insert_run_on(conn, new_run, in_flight_limit).await?;
                     let run_id = match &inserted {
                         // A repeat of a request already handed over: nothing more to write.
                         InsertedRun::Existing(run) if run.status != RunStatus::Pending => {

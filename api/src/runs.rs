@@ -303,6 +303,7 @@ where
 {
     let organization_id = new.organization_id;
     let input = new.input.clone();
+    let in_flight_limit = state.config.runs_in_flight_per_organization;
     let LaunchAudit {
         caller,
         action,
@@ -328,7 +329,7 @@ where
             move |conn| {
                 Box::pin(async move {
                     before(conn).await?;
-                    Store::insert_run_on(conn, new).await
+                    Store::insert_run_on(conn, new, in_flight_limit).await
                 })
             },
         )

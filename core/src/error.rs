@@ -30,6 +30,10 @@ pub enum Error {
     /// the change was rolled back: try again.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// The organisation already has as many unfinished runs as it may: try again once
+    /// some have ended.
+    #[error("{0}")]
+    InFlightLimit(String),
 }
 
 impl Error {

@@ -24,9 +24,41 @@ impl Store {
     }
 
     /// [`Store::insert_run`] on a given connection (for [`Store::audited`]: the run, its
-    /// idempotency key and the entry of its start commit together).
-    pub async fn insert_run_on(conn: &mut AnyConnection, new: NewRun) -> Result<InsertedRun> {
+    /// idempotency key and the entry of its start commit together), refused
+    /// ([`Error::InFlightLimit`]) when the organisation already has `in_flight_limit`
+    /// unfinished runs. A repeat of an accepted request is answered whatever the count.
+    pub async fn insert_run_on(
+        conn: &mut AnyConnection,
+        new: NewRun,
+        in_flight_limit: u32,
+    ) -> Result<InsertedRun> {
+        if Self::run_for_idempotency_key_on(conn, &new)
+            .await?
+            .is_none()
+        {
+            let in_flight = Self::runs_in_flight_on(conn, new.organization_id).await?;
+            if in_flight >= i64::from(in_flight_limit) {
+                return Err(Error::InFlightLimit(format!(
+                    "the organization has {in_flight} runs in flight, its limit; \
+                     try again once some have finished"
+                )));
+            }
+        }
         Self::insert_run_as_on(conn, new, Run::workflow_id_for).await
+    }
+
+    /// Unfinished runs of the organisation that hold workers (maintenance holds wait for
+    /// their cluster, not for a worker, and are not counted).
+    async fn runs_in_flight_on(conn: &mut AnyConnection, organization_id: Uuid) -> Result<i64> {
+        Ok(sqlx::query(
+            "SELECT COUNT(*) AS n FROM workflow_runs WHERE organization_id = $1 \
+             AND finished_at IS NULL AND kind <> $2",
+        )
+        .bind(organization_id.to_string())
+        .bind(WorkflowKind::ClusterMaintenance.as_str())
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get("n")?)
     }
 
     /// As [`Store::insert_run`], for a run whose Temporal workflow id is not `run-<id>`.
