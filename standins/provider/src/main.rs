@@ -8,7 +8,10 @@
 //! mirror (a wrapper script passing `--schema`), reads the go-plugin handshake line from
 //! stdout and speaks gRPC over mutual TLS to it. A stand-in, not the real provider.
 
+mod azure;
+mod cloud;
 mod handshake;
+mod plan;
 mod proto;
 mod schema;
 mod service;

@@ -13,6 +13,7 @@ mod auth;
 pub mod authorization;
 mod control;
 mod federation;
+mod generic;
 mod graph;
 mod reply;
 pub mod state;

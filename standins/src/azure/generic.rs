@@ -1,0 +1,104 @@
+//! ARM resources the stand-in keeps as plain documents, with ARM's resource rules but no
+//! behaviour of their own: virtual networks and subnets, public IPs, NAT gateways,
+//! container registries, managed identities and their federated credentials, blob
+//! containers, managed clusters and their agent pools (what the terraform provider
+//! stand-in creates from the exported blueprint).
+//!
+//! As ARM: a PUT creates (201) or replaces (200) the resource at its path and reports it
+//! `Succeeded`; the resource group, and for a child resource its parent, must exist
+//! (`ResourceGroupNotFound`, `ParentResourceNotFound`); GET answers 404
+//! `ResourceNotFound` for what does not exist; DELETE removes the resource and its
+//! children (200), or answers 204 when there is nothing to delete. Each creation and
+//! deletion is recorded in the stand-in's write journal.
+
+use axum::{
+    http::{Method, StatusCode},
+    response::{IntoResponse, Response},
+};
+use serde_json::json;
+
+use super::{
+    Shared,
+    arm::{method_not_allowed, parse_body, rg_key},
+    reply::{arm_error, json},
+};
+
+/// `segs`: `subscriptions/{sub}/resourceGroups/{rg}/providers/{ns}/{type}/{name}` and
+/// any number of `/{child type}/{child name}` pairs.
+pub(crate) fn handle(shared: &Shared, method: &Method, segs: &[&str], body: &[u8]) -> Response {
+    let id = format!("/{}", segs.join("/"));
+    let key = id.to_ascii_lowercase();
+    let (sub, rg, name) = (segs[1], segs[3], segs[segs.len() - 1]);
+    let resource_type = std::iter::once(segs[5])
+        .chain(segs[6..].iter().step_by(2).copied())
+        .collect::<Vec<_>>()
+        .join("/");
+    match *method {
+        Method::GET => match shared.with_state(|s| s.resources.get(&key).cloned()) {
+            Some(doc) => json(StatusCode::OK, doc),
+            None => arm_error(
+                StatusCode::NOT_FOUND,
+                "ResourceNotFound",
+                format!(
+                    "The Resource '{resource_type}/{name}' under resource group '{rg}' was not found."
+                ),
+            ),
+        },
+        Method::PUT => {
+            let mut doc = match parse_body(body) {
+                Ok(doc) => doc,
+                Err(response) => return response,
+            };
+            // A nested resource needs its top-level resource (a container its storage
+            // account; `blobServices/default` exists implicitly, as in ARM).
+            let parent =
+                (segs.len() > 8).then(|| format!("/{}", segs[..8].join("/")).to_ascii_lowercase());
+            shared.mutate(|s| {
+                if !s.resource_groups.contains_key(&rg_key(sub, rg)) {
+                    return arm_error(
+                        StatusCode::NOT_FOUND,
+                        "ResourceGroupNotFound",
+                        format!("Resource group '{rg}' could not be found."),
+                    );
+                }
+                if let Some(parent) = &parent {
+                    if !s.resources.contains_key(parent) {
+                        return arm_error(
+                            StatusCode::NOT_FOUND,
+                            "ParentResourceNotFound",
+                            format!(
+                                "Can not perform requested operation on nested resource. Parent resource '{}' not found.",
+                                segs[7]
+                            ),
+                        );
+                    }
+                }
+                doc["id"] = json!(id);
+                doc["name"] = json!(name);
+                doc["type"] = json!(resource_type);
+                if !doc["properties"].is_object() {
+                    doc["properties"] = json!({});
+                }
+                doc["properties"]["provisioningState"] = json!("Succeeded");
+                let existed = s.resources.insert(key.clone(), doc.clone()).is_some();
+                if existed {
+                    s.record_change(&key);
+                    json(StatusCode::OK, doc)
+                } else {
+                    s.record_creation(&key);
+                    json(StatusCode::CREATED, doc)
+                }
+            })
+        }
+        Method::DELETE => shared.mutate(|s| {
+            if s.resources.remove(&key).is_none() {
+                return StatusCode::NO_CONTENT.into_response();
+            }
+            let children = format!("{key}/");
+            s.resources.retain(|k, _| !k.starts_with(&children));
+            s.record_deletion(&key);
+            StatusCode::OK.into_response()
+        }),
+        _ => method_not_allowed(),
+    }
+}
