@@ -339,3 +339,70 @@ async fn the_exported_network_and_storage_apply_import_and_destroy_against_arm()
         assert!(!bed.exists(id), "{id} survived destroy");
     }
 }
+
+/// The cluster itself: a managed cluster on the ARM stand-in whose admin credentials
+/// (`listClusterAdminCredential`) are the Kubernetes stand-in's, so the exported
+/// blueprint's `kube_config_raw` output reaches a Kubernetes API server; its node pool,
+/// the workload identities' federated credentials (trusting the cluster's OIDC issuer)
+/// and the registry come with it. The role assignments are left out: the ARM stand-in
+/// knows neither the built-in roles they name nor service principals for managed
+/// identities.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_exported_cluster_applies_with_credentials_of_the_kubernetes_stand_in() {
+    let bed = Bed::start().await;
+    let kube = windlass_standins::kube::KubeStandIn::start(Default::default())
+        .await
+        .unwrap();
+    bed.arm.set_managed_cluster_kubeconfig(&kube.kubeconfig());
+    bed.bootstrap().await;
+    let dir = bed.workdir("cluster");
+    bed.tf(&dir, &["init", "-input=false", "-no-color"]);
+    let output = bed.tf(
+        &dir,
+        &[
+            "apply",
+            "-auto-approve",
+            "-input=false",
+            "-no-color",
+            "-target=azurerm_kubernetes_cluster_node_pool.pool",
+            "-target=azurerm_federated_identity_credential.workload",
+            "-target=azurerm_container_registry.this",
+            "-target=azurerm_storage_container.kubeconfigs",
+        ],
+    );
+    assert!(output.contains("Apply complete!"), "{output}");
+
+    let cluster = bed.id(&format!(
+        "/providers/Microsoft.ContainerService/managedClusters/{}",
+        bed.names.cluster
+    ));
+    assert_eq!(bed.arm.creations_of(&cluster), 1);
+    let doc = bed.arm.state().resources[&cluster.to_ascii_lowercase()].clone();
+    assert_eq!(
+        doc["properties"]["dnsPrefix"],
+        bed.names.dns_prefix.as_str()
+    );
+    assert_eq!(doc["properties"]["kubernetesVersion"], "1.33");
+
+    // The kubeconfig terraform hands on is the Kubernetes stand-in's.
+    let kubeconfig = bed.tf(&dir, &["output", "-raw", "kube_config_raw"]);
+    assert!(
+        kubeconfig.contains(&format!("server: {}", kube.url())),
+        "{kubeconfig}"
+    );
+
+    // Each workload identity's federated credential trusts the cluster's issuer.
+    let issuer = bed.tf(&dir, &["output", "-raw", "oidc_issuer_url"]);
+    let credentials: Vec<_> = bed
+        .arm
+        .state()
+        .resources
+        .into_iter()
+        .filter(|(k, _)| k.contains("/federatedidentitycredentials/"))
+        .map(|(_, doc)| doc)
+        .collect();
+    assert_eq!(credentials.len(), 3, "{credentials:#?}");
+    for credential in &credentials {
+        assert_eq!(credential["properties"]["issuer"], issuer.as_str());
+    }
+}

@@ -143,6 +143,20 @@ pub(crate) fn handle(
                 resource_group(shared, method, segs[1], segs[3], body)
             })
         }
+        (
+            &Method::POST,
+            [
+                "subscriptions",
+                _,
+                "resourcegroups",
+                _,
+                "providers",
+                "microsoft.containerservice",
+                "managedclusters",
+                _,
+                "listclusteradmincredential" | "listclusterusercredential",
+            ],
+        ) => super::generic::cluster_credentials(shared, &segs),
         // Any other resource in a resource group: kept as a document (generic.rs).
         (
             _,

@@ -15,6 +15,7 @@ use axum::{
     http::{Method, StatusCode},
     response::{IntoResponse, Response},
 };
+use base64::Engine;
 use serde_json::json;
 
 use super::{
@@ -101,4 +102,37 @@ pub(crate) fn handle(shared: &Shared, method: &Method, segs: &[&str], body: &[u8
         }),
         _ => method_not_allowed(),
     }
+}
+
+/// `POST .../managedClusters/{name}/listClusterAdminCredential` (and the user variant):
+/// the cluster's kubeconfig, base64 in `kubeconfigs[].value` as AKS returns it, which
+/// here is the Kubernetes stand-in's (`AzureStandIn::set_managed_cluster_kubeconfig`).
+pub(crate) fn cluster_credentials(shared: &Shared, segs: &[&str]) -> Response {
+    let cluster = format!("/{}", segs[..8].join("/")).to_ascii_lowercase();
+    shared.with_state(|s| {
+        if !s.resources.contains_key(&cluster) {
+            return arm_error(
+                StatusCode::NOT_FOUND,
+                "ResourceNotFound",
+                format!(
+                    "The Resource 'Microsoft.ContainerService/managedClusters/{}' under resource group '{}' was not found.",
+                    segs[7], segs[3]
+                ),
+            );
+        }
+        match &s.managed_cluster_kubeconfig {
+            Some(kubeconfig) => json(
+                StatusCode::OK,
+                json!({"kubeconfigs": [{
+                    "name": "clusterAdmin",
+                    "value": base64::engine::general_purpose::STANDARD.encode(kubeconfig),
+                }]}),
+            ),
+            None => arm_error(
+                StatusCode::CONFLICT,
+                "OperationNotAllowed",
+                "The stand-in has no Kubernetes API server to hand out credentials for.",
+            ),
+        }
+    })
 }

@@ -351,6 +351,13 @@ impl AzureStandIn {
         object_id
     }
 
+    /// Makes `kubeconfig` (the Kubernetes stand-in's) the credentials of every managed
+    /// cluster, as AKS's `listClusterAdminCredential` returns them.
+    pub fn set_managed_cluster_kubeconfig(&self, kubeconfig: &str) {
+        self.shared
+            .mutate(|s| s.managed_cluster_kubeconfig = Some(kubeconfig.to_owned()));
+    }
+
     /// Assigns a role (a built-in like [`OWNER_ROLE_ID`] or a custom role's id) to a
     /// principal at `scope`, as a tenant's administrator would. Idempotent.
     pub fn assign_role(&self, scope: &str, role_definition_id: &str, principal_id: &str) {

@@ -186,6 +186,28 @@ impl ArmClient {
             .ok_or_else(|| CloudError::Refused(format!("PUT {id} succeeded but GET finds nothing")))
     }
 
+    /// A POST action on a resource (`listClusterAdminCredential`); returns its body.
+    pub async fn post(&self, path: &str, api_version: &str) -> Result<Json, CloudError> {
+        let url = self.url(path, api_version);
+        let response = self
+            .send(
+                reqwest::Method::POST,
+                &url,
+                Some(&Json::Object(Default::default())),
+            )
+            .await?;
+        let status = response.status().as_u16();
+        if status != 200 {
+            return Err(refusal(
+                &reqwest::Method::POST,
+                &url,
+                status,
+                &response.text().await.unwrap_or_default(),
+            ));
+        }
+        Ok(response.json().await.unwrap_or_default())
+    }
+
     pub async fn delete(&self, id: &str, api_version: &str) -> Result<(), CloudError> {
         let url = self.url(id, api_version);
         let response = self.send(reqwest::Method::DELETE, &url, None).await?;

@@ -6,6 +6,8 @@ use serde_json::{Value as Json, json};
 
 use crate::value::Value;
 
+pub const MANAGED_CLUSTERS: &str = "Microsoft.ContainerService/managedClusters";
+
 /// How one resource type maps onto ARM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -34,7 +36,7 @@ pub fn kind(type_name: &str) -> Option<Kind> {
         "azurerm_user_assigned_identity" => {
             Kind::InGroup("Microsoft.ManagedIdentity/userAssignedIdentities")
         }
-        "azurerm_kubernetes_cluster" => Kind::InGroup("Microsoft.ContainerService/managedClusters"),
+        "azurerm_kubernetes_cluster" => Kind::InGroup(MANAGED_CLUSTERS),
         "azurerm_subnet" => Kind::Subnet,
         "azurerm_storage_container" => Kind::StorageContainer,
         "azurerm_federated_identity_credential" => Kind::FederatedIdentityCredential,
@@ -233,6 +235,66 @@ impl Kind {
             Kind::StorageContainer => {
                 set("resource_manager_id", Value::String(id.to_owned()));
             }
+            Kind::InGroup(MANAGED_CLUSTERS) => {
+                let location = attrs.str_attr("location").unwrap_or_default();
+                let prefix = attrs.str_attr("dns_prefix").unwrap_or_default();
+                set(
+                    "oidc_issuer_url",
+                    string_or(&props["oidcIssuerProfile"]["issuerURL"], || {
+                        Value::String(format!(
+                            "https://{location}.oic.prod-aks.azure.com/{}/",
+                            derived_uuid(id, "oidc")
+                        ))
+                    }),
+                );
+                set(
+                    "fqdn",
+                    string_or(&props["fqdn"], || {
+                        Value::String(format!("{prefix}.hcp.{location}.azmk8s.io"))
+                    }),
+                );
+                set(
+                    "current_kubernetes_version",
+                    attrs.get("kubernetes_version").clone(),
+                );
+                let mut identities = Vec::new();
+                for block in attrs_list(attrs, "identity") {
+                    let mut identity = block;
+                    identity.insert(
+                        "principal_id".into(),
+                        string_or(&doc["identity"]["principalId"], || {
+                            derived("cluster-identity")
+                        }),
+                    );
+                    identity.insert("tenant_id".into(), derived("tenant"));
+                    identities.push(Value::Map(identity));
+                }
+                set("identity", Value::List(identities));
+                let kubelet = &props["identityProfile"]["kubeletidentity"];
+                set(
+                    "kubelet_identity",
+                    Value::List(vec![Value::Map(
+                        [
+                            ("client_id", string_or(&kubelet["clientId"], || derived("kubelet-client"))),
+                            ("object_id", string_or(&kubelet["objectId"], || derived("kubelet-object"))),
+                            (
+                                "user_assigned_identity_id",
+                                string_or(&kubelet["resourceId"], || {
+                                    Value::String(format!(
+                                        "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{}-agentpool",
+                                        id.split('/').nth(2).unwrap_or_default(),
+                                        attrs.str_attr("node_resource_group").unwrap_or_default(),
+                                        attrs.str_attr("name").unwrap_or_default()
+                                    ))
+                                }),
+                            ),
+                        ]
+                        .into_iter()
+                        .map(|(k, v)| (k.to_owned(), v))
+                        .collect(),
+                    )]),
+                );
+            }
             Kind::NatGatewayPublicIp => {
                 let ip = attrs.str_attr("public_ip_address_id").unwrap_or_default();
                 set("id", Value::String(format!("{id}|{ip}")));
@@ -376,6 +438,20 @@ fn snake(camel: &str) -> String {
         }
     }
     out
+}
+
+/// The objects of a list block in `attrs`.
+fn attrs_list(attrs: &Value, name: &str) -> Vec<std::collections::BTreeMap<String, Value>> {
+    match attrs.get(name) {
+        Value::List(items) => items
+            .iter()
+            .filter_map(|item| match item {
+                Value::Map(m) => Some(m.clone()),
+                _ => None,
+            })
+            .collect(),
+        _ => vec![],
+    }
 }
 
 fn string_or(json: &Json, fallback: impl FnOnce() -> Value) -> Value {

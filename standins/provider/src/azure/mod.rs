@@ -95,7 +95,62 @@ impl AzureCloud {
                 self.arm.put(&id, api, &body).await?
             }
         };
-        Ok(kind.observed(&id, attrs, &doc))
+        let mut observed = kind.observed(&id, attrs, &doc);
+        if kind == Kind::InGroup(kinds::MANAGED_CLUSTERS) {
+            self.add_credentials(&id, &mut observed).await?;
+        }
+        Ok(observed)
+    }
+
+    /// A managed cluster's admin kubeconfig, as the real provider reads it after
+    /// creating the cluster (`listClusterAdminCredential`): `kube_config_raw` and the
+    /// `kube_config` block's host and CA.
+    async fn add_credentials(&self, id: &str, observed: &mut Value) -> Result<(), CloudError> {
+        let body = self
+            .arm
+            .post(
+                &format!("{id}/listClusterAdminCredential"),
+                Kind::InGroup(kinds::MANAGED_CLUSTERS).api_version(),
+            )
+            .await?;
+        let encoded = body["kubeconfigs"][0]["value"].as_str().unwrap_or_default();
+        let kubeconfig =
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, encoded)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| {
+                    CloudError::Refused(format!("{id}: no kubeconfig in the credentials"))
+                })?;
+        let field = |key: &str| {
+            kubeconfig
+                .lines()
+                .find_map(|l| l.trim().strip_prefix(key))
+                .map(|v| Value::String(v.trim().trim_matches('"').to_owned()))
+                .unwrap_or(Value::Null)
+        };
+        let block = Value::Map(
+            [
+                ("host", field("server:")),
+                (
+                    "cluster_ca_certificate",
+                    field("certificate-authority-data:"),
+                ),
+                ("client_certificate", field("client-certificate-data:")),
+                ("client_key", field("client-key-data:")),
+                ("username", Value::String("clusterAdmin".into())),
+                ("password", field("token:")),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+        );
+        if let Value::Map(fields) = observed {
+            fields.insert("kube_config_raw".into(), Value::String(kubeconfig.clone()));
+            fields.insert("kube_admin_config_raw".into(), Value::String(kubeconfig));
+            fields.insert("kube_config".into(), Value::List(vec![block.clone()]));
+            fields.insert("kube_admin_config".into(), Value::List(vec![block]));
+        }
+        Ok(())
     }
 
     async fn holder(&self, id: &str, api: &str) -> Result<serde_json::Value, CloudError> {
