@@ -4,8 +4,9 @@
 //! - a create plans every computed attribute the configuration leaves null as unknown
 //!   ("known after apply"), and an optional block it leaves out whose content is all
 //!   computed (`kubelet_identity`) as an unknown list;
-//! - an update keeps what Terraform proposed (configuration over prior state) and asks
-//!   for replacement when an attribute the cloud cannot change in place changed;
+//! - an update keeps what Terraform proposed (configuration over prior state), and the
+//!   prior value of a left-out all-computed block, and asks for replacement when an
+//!   attribute the cloud cannot change in place changed;
 //! - after apply, every unknown takes what the cloud reported, or null.
 
 use std::collections::BTreeMap;
@@ -107,7 +108,20 @@ pub fn plan_update(
     prior: &Value,
     proposed: &Value,
 ) -> (Value, Vec<pb::AttributePath>) {
-    let planned = conform(block, proposed);
+    let mut planned = conform(block, proposed);
+    // A block the configuration leaves out whose content the cloud computes
+    // (`kubelet_identity`) keeps what the cloud reported, as the SDK keeps it.
+    if let Value::Map(fields) = &mut planned {
+        for nested in &block.block_types {
+            let left_out = matches!(fields.get(&nested.type_name), Some(Value::List(items)) if items.is_empty());
+            if left_out && all_computed(&nested.block) {
+                fields.insert(
+                    nested.type_name.clone(),
+                    prior.get(&nested.type_name).clone(),
+                );
+            }
+        }
+    }
     let replace = block
         .attributes
         .iter()
@@ -135,15 +149,15 @@ pub fn settle(block: &Block, planned: &Value, observed: &Value) -> Value {
     };
     let mut out = fields.clone();
     for attribute in &block.attributes {
-        if let Some(value) = out.get_mut(&attribute.name) {
-            if value.has_unknown() {
-                let seen = observed.get(&attribute.name);
-                *value = if seen.has_unknown() {
-                    Value::Null
-                } else {
-                    seen.clone()
-                };
-            }
+        if let Some(value) = out.get_mut(&attribute.name)
+            && value.has_unknown()
+        {
+            let seen = observed.get(&attribute.name);
+            *value = if seen.has_unknown() {
+                Value::Null
+            } else {
+                seen.clone()
+            };
         }
     }
     for nested in &block.block_types {

@@ -340,15 +340,13 @@ async fn the_exported_network_and_storage_apply_import_and_destroy_against_arm()
     }
 }
 
-/// The cluster itself: a managed cluster on the ARM stand-in whose admin credentials
-/// (`listClusterAdminCredential`) are the Kubernetes stand-in's, so the exported
-/// blueprint's `kube_config_raw` output reaches a Kubernetes API server; its node pool,
-/// the workload identities' federated credentials (trusting the cluster's OIDC issuer)
-/// and the registry come with it. The role assignments are left out: the ARM stand-in
-/// knows neither the built-in roles they name nor service principals for managed
-/// identities.
+/// The whole exported blueprint: the cluster is a managed cluster on the ARM stand-in
+/// whose admin credentials (`listClusterAdminCredential`) are the Kubernetes stand-in's,
+/// so the `kube_config_raw` output reaches a Kubernetes API server; the workload
+/// identities' federated credentials trust the cluster's OIDC issuer; the role
+/// assignments name the identities' service principals with the built-in roles.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_exported_cluster_applies_with_credentials_of_the_kubernetes_stand_in() {
+async fn the_whole_exported_blueprint_applies_with_credentials_of_the_kubernetes_stand_in() {
     let bed = Bed::start().await;
     let kube = windlass_standins::kube::KubeStandIn::start(Default::default())
         .await
@@ -359,16 +357,7 @@ async fn the_exported_cluster_applies_with_credentials_of_the_kubernetes_stand_i
     bed.tf(&dir, &["init", "-input=false", "-no-color"]);
     let output = bed.tf(
         &dir,
-        &[
-            "apply",
-            "-auto-approve",
-            "-input=false",
-            "-no-color",
-            "-target=azurerm_kubernetes_cluster_node_pool.pool",
-            "-target=azurerm_federated_identity_credential.workload",
-            "-target=azurerm_container_registry.this",
-            "-target=azurerm_storage_container.kubeconfigs",
-        ],
+        &["apply", "-auto-approve", "-input=false", "-no-color"],
     );
     assert!(output.contains("Apply complete!"), "{output}");
 
@@ -377,7 +366,8 @@ async fn the_exported_cluster_applies_with_credentials_of_the_kubernetes_stand_i
         bed.names.cluster
     ));
     assert_eq!(bed.arm.creations_of(&cluster), 1);
-    let doc = bed.arm.state().resources[&cluster.to_ascii_lowercase()].clone();
+    let state = bed.arm.state();
+    let doc = state.resources[&cluster.to_ascii_lowercase()].clone();
     assert_eq!(
         doc["properties"]["dnsPrefix"],
         bed.names.dns_prefix.as_str()
@@ -393,11 +383,9 @@ async fn the_exported_cluster_applies_with_credentials_of_the_kubernetes_stand_i
 
     // Each workload identity's federated credential trusts the cluster's issuer.
     let issuer = bed.tf(&dir, &["output", "-raw", "oidc_issuer_url"]);
-    let credentials: Vec<_> = bed
-        .arm
-        .state()
+    let credentials: Vec<_> = state
         .resources
-        .into_iter()
+        .iter()
         .filter(|(k, _)| k.contains("/federatedidentitycredentials/"))
         .map(|(_, doc)| doc)
         .collect();
@@ -405,4 +393,44 @@ async fn the_exported_cluster_applies_with_credentials_of_the_kubernetes_stand_i
     for credential in &credentials {
         assert_eq!(credential["properties"]["issuer"], issuer.as_str());
     }
+
+    // The six role assignments, each naming an identity ARM made a service principal for.
+    let kubelet = doc["properties"]["identityProfile"]["kubeletidentity"]["objectId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let assignments: Vec<_> = state
+        .role_assignments
+        .values()
+        .filter(|a| {
+            a["properties"]["scope"]
+                .as_str()
+                .is_some_and(|s| s.contains(&bed.names.resource_group))
+        })
+        .collect();
+    assert_eq!(assignments.len(), 6, "{assignments:#?}");
+    for assignment in &assignments {
+        let principal = assignment["properties"]["principalId"].as_str().unwrap();
+        assert!(
+            state.service_principals.contains_key(principal),
+            "{principal} is no service principal"
+        );
+    }
+    assert!(
+        assignments
+            .iter()
+            .any(|a| a["properties"]["principalId"] == kubelet.as_str()
+                && a["properties"]["roleDefinitionId"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with("7f951dda-4ed3-4680-a7ca-43fe172d538d")),
+        "the kubelet identity has no AcrPull: {assignments:#?}"
+    );
+
+    // Applied again: nothing to do.
+    let (ok, output) = bed.terraform(
+        &dir,
+        &["plan", "-detailed-exitcode", "-input=false", "-no-color"],
+    );
+    assert!(ok, "a second plan wants changes:\n{output}");
 }

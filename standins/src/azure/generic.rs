@@ -16,12 +16,13 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use base64::Engine;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{
     Shared,
     arm::{method_not_allowed, parse_body, rg_key},
     reply::{arm_error, json},
+    state::{ServicePrincipal, State},
 };
 
 /// `segs`: `subscriptions/{sub}/resourceGroups/{rg}/providers/{ns}/{type}/{name}` and
@@ -62,17 +63,17 @@ pub(crate) fn handle(shared: &Shared, method: &Method, segs: &[&str], body: &[u8
                         format!("Resource group '{rg}' could not be found."),
                     );
                 }
-                if let Some(parent) = &parent {
-                    if !s.resources.contains_key(parent) {
-                        return arm_error(
-                            StatusCode::NOT_FOUND,
-                            "ParentResourceNotFound",
-                            format!(
-                                "Can not perform requested operation on nested resource. Parent resource '{}' not found.",
-                                segs[7]
-                            ),
-                        );
-                    }
+                if let Some(parent) = &parent
+                    && !s.resources.contains_key(parent)
+                {
+                    return arm_error(
+                        StatusCode::NOT_FOUND,
+                        "ParentResourceNotFound",
+                        format!(
+                            "Can not perform requested operation on nested resource. Parent resource '{}' not found.",
+                            segs[7]
+                        ),
+                    );
                 }
                 doc["id"] = json!(id);
                 doc["name"] = json!(name);
@@ -81,6 +82,8 @@ pub(crate) fn handle(shared: &Shared, method: &Method, segs: &[&str], body: &[u8
                     doc["properties"] = json!({});
                 }
                 doc["properties"]["provisioningState"] = json!("Succeeded");
+                let previous = s.resources.get(&key).cloned();
+                managed_identities(s, sub, &resource_type, &mut doc, previous.as_ref());
                 let existed = s.resources.insert(key.clone(), doc.clone()).is_some();
                 if existed {
                     s.record_change(&key);
@@ -135,4 +138,91 @@ pub(crate) fn cluster_credentials(shared: &Shared, segs: &[&str]) -> Response {
             ),
         }
     })
+}
+
+/// Managed identities are service principals in the subscription's tenant, which role
+/// assignments name: a user-assigned identity, a cluster's system-assigned identity and
+/// its kubelet identity each get one when first created (kept when the resource is
+/// replaced), and ARM reports their ids as Azure does.
+fn managed_identities(
+    s: &mut State,
+    sub: &str,
+    resource_type: &str,
+    doc: &mut Value,
+    previous: Option<&Value>,
+) {
+    let tenant = subscription_tenant(s, sub);
+    let principal = |s: &mut State, kept: &Value, name: &str| -> (String, String) {
+        let object_id = kept["principalId"]
+            .as_str()
+            .or(kept["objectId"].as_str())
+            .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+        let client_id = kept["clientId"]
+            .as_str()
+            .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+        s.service_principals
+            .entry(object_id.clone())
+            .or_insert_with(|| ServicePrincipal {
+                id: object_id.clone(),
+                tenant_id: tenant.clone(),
+                app_id: client_id.clone(),
+                display_name: name.to_owned(),
+                created_at: chrono::Utc::now(),
+                graph_permissions: vec![],
+            });
+        (object_id, client_id)
+    };
+    let name = doc["name"].as_str().unwrap_or_default().to_owned();
+    match resource_type.to_ascii_lowercase().as_str() {
+        "microsoft.managedidentity/userassignedidentities" => {
+            let kept = previous.map_or(Value::Null, |p| p["properties"].clone());
+            let (object_id, client_id) = principal(s, &kept, &name);
+            doc["properties"]["principalId"] = json!(object_id);
+            doc["properties"]["clientId"] = json!(client_id);
+            doc["properties"]["tenantId"] = json!(tenant);
+        }
+        "microsoft.containerservice/managedclusters" => {
+            if doc["identity"]["type"]
+                .as_str()
+                .is_some_and(|t| t.eq_ignore_ascii_case("SystemAssigned"))
+            {
+                let kept = previous.map_or(Value::Null, |p| p["identity"].clone());
+                let (object_id, _) = principal(s, &kept, &name);
+                doc["identity"]["principalId"] = json!(object_id);
+                doc["identity"]["tenantId"] = json!(tenant);
+            }
+            let kept = previous.map_or(Value::Null, |p| {
+                p["properties"]["identityProfile"]["kubeletidentity"].clone()
+            });
+            let (object_id, client_id) = principal(s, &kept, &format!("{name}-agentpool"));
+            let node_group = doc["properties"]["nodeResourceGroup"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            doc["properties"]["identityProfile"]["kubeletidentity"] = json!({
+                "resourceId": format!(
+                    "/subscriptions/{sub}/resourceGroups/{node_group}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}-agentpool"
+                ),
+                "clientId": client_id,
+                "objectId": object_id,
+            });
+        }
+        _ => {}
+    }
+}
+
+/// The tenant a subscription trusts: that of the principals holding roles on it.
+fn subscription_tenant(s: &State, sub: &str) -> String {
+    let scope = format!("/subscriptions/{sub}").to_ascii_lowercase();
+    s.role_assignments
+        .values()
+        .filter(|a| {
+            a["properties"]["scope"]
+                .as_str()
+                .is_some_and(|x| x.to_ascii_lowercase().starts_with(&scope))
+        })
+        .filter_map(|a| a["properties"]["principalId"].as_str())
+        .find_map(|p| s.service_principals.get(p))
+        .map(|sp| sp.tenant_id.clone())
+        .unwrap_or_default()
 }

@@ -132,11 +132,15 @@ impl ArmClient {
                 .map_err(|e| CloudError::Refused(format!("{method} {url}: {e}")))?;
             let status = response.status().as_u16();
             let retry_after = retry_after(&response);
-            if attempt < ATTEMPTS && (status == 429 || status == 409) {
-                // 409 is retried only for a concurrent operation on the same resource.
-                if status == 409 {
+            if attempt < ATTEMPTS && matches!(status, 400 | 409 | 429) {
+                // 409 is retried only for a concurrent operation on the same resource; 400
+                // only for a principal the directory replica does not know yet (a role
+                // assignment right after its identity's creation), as azurerm does.
+                if status != 429 {
                     let text = response.text().await.unwrap_or_default();
-                    if !text.contains("AnotherOperationInProgress") {
+                    if !text.contains("AnotherOperationInProgress")
+                        && !text.contains("PrincipalNotFound")
+                    {
                         return Err(refusal(&method, url, status, &text));
                     }
                 }

@@ -164,6 +164,14 @@ impl Kind {
                     "principalType": attrs.get("principal_type").to_json(),
                 }});
             }
+            Kind::InGroup(MANAGED_CLUSTERS) => {
+                let mut props = properties(attrs);
+                // The identity is the resource's, beside its properties, as ARM has it.
+                if let Some(identity) = props.as_object_mut().and_then(|p| p.remove("identity")) {
+                    body["identity"] = json!({"type": identity[0]["type"]});
+                }
+                body["properties"] = props;
+            }
             _ => {
                 body["properties"] = properties(attrs);
             }
@@ -379,7 +387,8 @@ impl Kind {
     }
 }
 
-/// The attributes that are no part of the ARM path or envelope, as camelCase properties.
+/// The attributes that are no part of the ARM path or envelope, as camelCase properties
+/// (what is still unknown inside them, computed by ARM, is sent as null).
 fn properties(attrs: &Value) -> Json {
     let Value::Map(fields) = attrs else {
         return json!({});
@@ -390,7 +399,7 @@ fn properties(attrs: &Value) -> Json {
             name.as_str(),
             "id" | "name" | "location" | "tags" | "resource_group_name" | "timeouts"
         ) || value.is_null()
-            || value.has_unknown()
+            || matches!(value, Value::Unknown)
         {
             continue;
         }
