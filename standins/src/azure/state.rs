@@ -35,6 +35,9 @@ pub struct State {
     /// App registrations by `<home tenant>/<app id>` (lower-cased), with their federated
     /// identity credentials. Seeded through the control API.
     pub applications: BTreeMap<String, Application>,
+    /// The kubeconfig every managed cluster's credentials are (`listClusterAdminCredential`):
+    /// the Kubernetes stand-in's, when the test bed runs one.
+    pub managed_cluster_kubeconfig: Option<String>,
 }
 
 /// What an access token stands for: ARM and Graph authorise its principal.
