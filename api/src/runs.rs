@@ -551,10 +551,13 @@ async fn get_run(
         .authorize(&state, organization_id, Permission::RunsRead)
         .await?;
     let mut run = state.store.run(organization_id, run_id).await?;
-    if !run.status.is_finished() {
+    let mut steps = state.store.steps(run_id).await?;
+    if repair_is_due(&run, &steps) {
         run = repair_from_engine(&state, run).await?;
+        if run.status.is_finished() {
+            steps = state.store.steps(run_id).await?;
+        }
     }
-    let steps = state.store.steps(run_id).await?;
     let current_step = steps
         .iter()
         .filter(|s| matches!(s.status, StepStatus::Running | StepStatus::Retrying))
@@ -565,6 +568,53 @@ async fn get_run(
         current_step,
         steps,
     }))
+}
+
+/// How long an unfinished run may show no progress (its record or a step changing) before
+/// a read asks Temporal whether it ended unrecorded; and how often, at most, per run.
+const QUIET_BEFORE_REPAIR: std::time::Duration = std::time::Duration::from_secs(20);
+const REPAIR_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Whether a read of this run should check it with Temporal: only an unfinished run that
+/// has been quiet for a while (workers record every step's start and end, so a moving run
+/// never needs Temporal on the read path), and at most once per interval per run in this
+/// process however many clients read it.
+pub(crate) fn repair_is_due(run: &Run, steps: &[Step]) -> bool {
+    use std::collections::HashMap;
+    use std::sync::{LazyLock, Mutex};
+    use std::time::Instant;
+    static LAST_CHECKED: LazyLock<Mutex<HashMap<Uuid, Instant>>> =
+        LazyLock::new(|| Mutex::new(HashMap::new()));
+    if run.status.is_finished() {
+        return false;
+    }
+    let last_progress = steps
+        .iter()
+        .flat_map(|s| [Some(s.last_started_at), s.finished_at])
+        .flatten()
+        .chain([run.updated_at])
+        .max()
+        .unwrap_or(run.updated_at);
+    let quiet = (chrono::Utc::now() - last_progress)
+        .to_std()
+        .unwrap_or_default();
+    if quiet < QUIET_BEFORE_REPAIR {
+        return false;
+    }
+    let now = Instant::now();
+    let mut checked = LAST_CHECKED.lock().unwrap_or_else(|e| e.into_inner());
+    if checked
+        .get(&run.id)
+        .is_some_and(|at| now.duration_since(*at) < REPAIR_INTERVAL)
+    {
+        return false;
+    }
+    // Bounded: entries older than the interval decide nothing any more.
+    if checked.len() > 10_000 {
+        checked.retain(|_, at| now.duration_since(*at) < REPAIR_INTERVAL);
+    }
+    checked.insert(run.id, now);
+    true
 }
 
 /// A run the workflow could not record the end of (terminated, timed out, or its worker
