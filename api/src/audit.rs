@@ -247,6 +247,7 @@ pub struct AuditQuery {
     /// The `Windlass-Next-Cursor` of the page before (instead of `after_seq`).
     after: Option<String>,
     /// 1 to 1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
@@ -302,6 +303,7 @@ pub struct ExportQuery {
     /// Entries after this position in the organisation's chain (for paging).
     after_chain_seq: Option<i64>,
     /// 1 to 1000, default 1000.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 

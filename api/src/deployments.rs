@@ -295,7 +295,7 @@ async fn list_deployments(
         Permission::ProjectsRead,
     )
     .await?;
-    let limit = page.limit(50, 500)?;
+    let limit = page.limit(50, crate::pagination::MAX_LIMIT)?;
     let before = page
         .position()?
         .map(|p| p.parse::<u32>())

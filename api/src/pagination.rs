@@ -26,6 +26,7 @@ pub struct PageQuery {
     /// The `Windlass-Next-Cursor` of the page before; from the start without it.
     pub after: Option<String>,
     /// Items per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 

@@ -393,6 +393,7 @@ pub struct StepLogQuery {
     /// before); from the first line without it.
     after: Option<String>,
     /// Lines per page, 1 to 5000 (default 1000).
+    #[param(minimum = 1, maximum = 5000)]
     limit: Option<u32>,
 }
 
@@ -480,6 +481,7 @@ pub struct ListRuns {
     status: Option<RunStatus>,
     workflow: Option<WorkflowKind>,
     /// 1 to 500, default 50.
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
     /// The `Windlass-Next-Cursor` of the page before (older runs after it).
     after: Option<String>,

@@ -296,7 +296,7 @@ impl Store {
              AND revision < $3 ORDER BY revision DESC LIMIT $2"
         ))
         .bind(environment_id.to_string())
-        .bind(limit.clamp(1, 500) as i64)
+        .bind(limit.clamp(1, 1000) as i64)
         .bind(before.map_or(i64::MAX, i64::from))
         .fetch_all(self.pool())
         .await?;
