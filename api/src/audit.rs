@@ -147,17 +147,15 @@ impl Caller {
         match made {
             Ok((value, _)) => Ok(value),
             Err(AuditedError::Change(error)) => {
-                let failed: Result<T, Problem> = Err(error.into());
-                self.record(
+                self.refused(
                     state,
                     organization_id,
                     action,
                     resource(None),
-                    &failed,
                     details,
+                    error.into(),
                 )
-                .await;
-                failed
+                .await
             }
             Err(AuditedError::Audit(error)) => Err(unwritable(error, action)),
         }

@@ -525,6 +525,18 @@ fn dump(database_url: &str) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
+/// The estate's cluster's maintenance schedule, as its owner reads it.
+async fn schedule(stack: &Stack, estate: &Estate) -> Value {
+    stack
+        .api
+        .get(&format!(
+            "/v1/organizations/{}/clusters/{}/maintenance",
+            estate.org, estate.cluster
+        ))
+        .await
+        .1
+}
+
 #[tokio::test]
 async fn when_the_trail_cannot_be_written_no_route_changes_anything() {
     let stack = Stack::without_worker().await;
@@ -538,14 +550,7 @@ async fn when_the_trail_cannot_be_written_no_route_changes_anything() {
             made.learn(call.action, &answer);
         }
     }
-    let schedule_before = stack
-        .api
-        .get(&format!(
-            "/v1/organizations/{}/clusters/{}/maintenance",
-            estate.org, estate.cluster
-        ))
-        .await
-        .1;
+    let schedule_before = schedule(&stack, &estate).await;
     let database_before = dump(&stack.database_url);
     sqlx::query(
         "CREATE TRIGGER refuse_entries BEFORE INSERT ON audit_log \
@@ -588,14 +593,7 @@ async fn when_the_trail_cannot_be_written_no_route_changes_anything() {
         "a route changed the database without its entry"
     );
     // Nor did anything reach Temporal: the schedule is as it was.
-    let schedule_after = stack
-        .api
-        .get(&format!(
-            "/v1/organizations/{}/clusters/{}/maintenance",
-            estate.org, estate.cluster
-        ))
-        .await
-        .1;
+    let schedule_after = schedule(&stack, &estate).await;
     assert_eq!(schedule_after["paused"], schedule_before["paused"]);
     assert_eq!(schedule_after["note"], schedule_before["note"]);
 }
