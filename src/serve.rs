@@ -35,6 +35,11 @@ pub struct ServeArgs {
     /// `X-Forwarded-For` names the client in audit entries. Default: none (the peer).
     #[arg(long, env = "WINDLASS_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: String,
+    /// Unfinished runs one organisation may have at once; starts beyond it answer 429
+    /// with Retry-After.
+    #[arg(long, env = "WINDLASS_RUNS_IN_FLIGHT_PER_ORGANIZATION",
+        default_value_t = windlass_api::DEFAULT_RUNS_IN_FLIGHT_PER_ORGANIZATION)]
+    pub runs_in_flight_per_organization: u32,
     /// Issuer (`iss`) of the OIDC provider people sign in with.
     #[arg(long, env = "WINDLASS_OIDC_ISSUER", requires_all = ["oidc_audience", "oidc_jwks_uri"])]
     pub oidc_issuer: Option<String>,
@@ -99,6 +104,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 .unwrap_or_else(|| format!("http://{}", args.listen)),
             trusted_proxies: TrustedProxies::parse(&args.trusted_proxies)
                 .map_err(anyhow::Error::msg)?,
+            runs_in_flight_per_organization: args.runs_in_flight_per_organization,
         }),
         auth: Arc::new(auth),
         keys,

@@ -195,6 +195,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    let drain_backing = backing.clone();
     let fleet = {
         let metrics = metrics.clone();
         tokio::task::spawn_blocking(move || {
@@ -237,6 +238,10 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     // Not ready from this instant: load balancers and `kubectl rollout` see it before the
     // in-flight work has finished.
     metrics.set_draining();
+    let drained_queues: Vec<String> = fleet.queues().map(str::to_owned).collect();
+    if stopped_by_itself.is_none() {
+        record_drain(&drain_backing, &drained_queues).await;
+    }
     let drained = tokio::task::spawn_blocking(move || fleet.drain()).await?;
     let _ = stop_probes.send(());
     if let Some(probes) = probes {
@@ -248,4 +253,29 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
         anyhow::bail!("the worker for task queue {queue} stopped");
     }
     Ok(())
+}
+
+/// An operator's drain (SIGTERM: a scale-down, a rollout) is an operator action on the
+/// record, before the drain starts. A placed worker has no store to write to: its drain
+/// shows in the fleet listing (`windlass workers`) instead.
+async fn record_drain(backing: &windlass_workers::Backing, queues: &[String]) {
+    let windlass_workers::Backing::Store(store) = backing else {
+        return;
+    };
+    let host = hostname();
+    let entry = crate::admin::operator_action(
+        "workers.drain",
+        &format!("worker:{host}:{}", std::process::id()),
+        serde_json::json!({"task_queues": queues}),
+    );
+    if let Err(error) = store.append_audit(entry).await {
+        // The drain goes on: refusing to stop would not undo the signal.
+        tracing::error!(%error, "could not record the drain in the audit log");
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".into())
 }

@@ -17,6 +17,7 @@ use windlass_core::store::AuditedError;
 use crate::AppState;
 use crate::authz::Authenticated;
 use crate::extract::{Path, Query};
+use crate::pagination::{Page, PageQuery};
 use crate::problem::Problem;
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
@@ -97,12 +98,15 @@ impl Caller {
     /// Makes a change of Windlass's own records and its audit entry in one transaction:
     /// if the entry cannot be written, the change does not happen (503, nothing to undo).
     /// A change that fails is recorded as a failed attempt, as with [`Caller::record`].
+    ///
+    /// `resource` names what the entry is about: with the change's result on success,
+    /// with `None` for a failed attempt (and for finding the entry's scope beforehand).
     pub async fn audited<T, C>(
         &self,
         state: &AppState,
         organization_id: Option<Uuid>,
         action: &str,
-        resource: impl FnOnce(Option<&T>) -> String,
+        resource: impl Fn(Option<&T>) -> String,
         details: serde_json::Value,
         change: C,
     ) -> Result<T, Problem>
@@ -111,47 +115,121 @@ impl Caller {
             &'c mut windlass_core::store::Connection,
         ) -> futures::future::BoxFuture<'c, windlass_core::Result<T>>,
     {
-        let mut resource = Some(resource);
-        let mut details = Some(details);
+        // The scope (cluster, project, environment, service) is looked up before the
+        // transaction: the change's own rows are not visible outside it yet, and the
+        // lookup must not hold the audit lock.
+        let mut scoped = self.entry(
+            organization_id,
+            action,
+            resource(None),
+            AuditResult::Success,
+            details.clone(),
+        );
+        crate::audit_scope::fill(state, &mut scoped).await;
         let made = state
             .store
             .audited(change, |value| {
-                let resource = resource.take().expect("called once")(Some(value));
-                let details = details.take().expect("called once");
-                Some(self.entry(
+                let mut entry = self.entry(
                     organization_id,
                     action,
-                    resource,
+                    resource(Some(value)),
                     AuditResult::Success,
-                    details,
-                ))
+                    details.clone(),
+                );
+                crate::audit_scope::fill_named(&mut entry);
+                entry.cluster_id = entry.cluster_id.or(scoped.cluster_id);
+                entry.project_id = entry.project_id.or(scoped.project_id);
+                entry.environment = entry.environment.or(scoped.environment);
+                entry.service = entry.service.take().or(scoped.service.clone());
+                Some(entry)
             })
             .await;
         match made {
             Ok((value, _)) => Ok(value),
             Err(AuditedError::Change(error)) => {
-                let failed: Result<T, Problem> = Err(error.into());
-                let resource = resource.take().map(|r| r(None)).unwrap_or_default();
-                self.record(
+                self.refused(
                     state,
                     organization_id,
                     action,
-                    resource,
-                    &failed,
-                    details.take().unwrap_or_default(),
+                    resource(None),
+                    details,
+                    error.into(),
                 )
-                .await;
-                failed
+                .await
             }
-            Err(AuditedError::Audit(error)) => {
-                tracing::error!(%error, action, "audit log unwritable: change refused");
-                Err(Problem::unavailable(
-                    "the audit log could not be written, so nothing was changed; try again",
-                    5,
-                ))
-            }
+            Err(AuditedError::Audit(error)) => Err(unwritable(error, action)),
         }
     }
+
+    /// A change outside Windlass's records (Temporal: a cancel, a schedule's pause) made
+    /// only once its entry is written, in one transaction with it (see
+    /// [`windlass_core::Store::audited_ahead`]); a change that fails is recorded as a
+    /// failed attempt instead.
+    pub async fn audited_call<T>(
+        &self,
+        state: &AppState,
+        organization_id: Option<Uuid>,
+        action: &str,
+        resource: String,
+        details: serde_json::Value,
+        change: impl std::future::Future<Output = Result<T, Problem>>,
+    ) -> Result<T, Problem> {
+        let mut entry = self.entry(
+            organization_id,
+            action,
+            resource.clone(),
+            AuditResult::Success,
+            details.clone(),
+        );
+        crate::audit_scope::fill(state, &mut entry).await;
+        // The problem travels out through the store's error type and back.
+        let mut refused = None;
+        let made = state
+            .store
+            .audited_ahead(entry, async {
+                change.await.map_err(|problem| {
+                    refused = Some(problem);
+                    windlass_core::Error::InvalidInput("refused".into())
+                })
+            })
+            .await;
+        match made {
+            Ok(value) => Ok(value),
+            Err(AuditedError::Change(_)) => {
+                let problem = refused.take().unwrap_or_else(Problem::internal);
+                self.refused(state, organization_id, action, resource, details, problem)
+                    .await
+            }
+            Err(AuditedError::Audit(error)) => Err(unwritable(error, action)),
+        }
+    }
+
+    /// Records a refused or failed attempt (nothing changed) and hands the problem back,
+    /// for the checks a route makes before its change.
+    pub async fn refused<T>(
+        &self,
+        state: &AppState,
+        organization_id: Option<Uuid>,
+        action: &str,
+        resource: String,
+        details: serde_json::Value,
+        problem: Problem,
+    ) -> Result<T, Problem> {
+        // Recorded as a `()` result: `T` (a response) need not be shareable across the await.
+        let failed: Result<(), Problem> = Err(problem);
+        self.record(state, organization_id, action, resource, &failed, details)
+            .await;
+        Err(failed.unwrap_err())
+    }
+}
+
+/// The answer to a change refused because its entry could not be written.
+pub(crate) fn unwritable(error: windlass_core::Error, action: &str) -> Problem {
+    tracing::error!(%error, action, "audit log unwritable: change refused");
+    Problem::unavailable(
+        "the audit log could not be written, so nothing was changed; try again",
+        5,
+    )
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -164,27 +242,41 @@ pub struct AuditQuery {
     action: Option<String>,
     /// Entries after this sequence number (for paging).
     after_seq: Option<i64>,
+    /// The `Windlass-Next-Cursor` of the page before (instead of `after_seq`).
+    after: Option<String>,
     /// 1 to 1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
 /// The organisation's audit trail, oldest first.
 #[utoipa::path(get, path = "/v1/organizations/{organization_id}/audit", tag = "audit",
     params(("organization_id" = Uuid, Path), AuditQuery),
-    responses((status = OK, body = Vec<AuditEntry>), (status = NOT_FOUND, body = Problem),
-        (status = BAD_REQUEST, body = Problem)))]
+    responses((status = OK, body = Vec<AuditEntry>,
+            headers(("Windlass-Next-Cursor" = String, description = "`after` of the next page, when there may be one"))),
+        (status = NOT_FOUND, body = Problem), (status = BAD_REQUEST, body = Problem)))]
 async fn list_audit_entries(
     State(state): State<AppState>,
     Path(organization_id): Path<Uuid>,
     request: Authenticated,
     Query(query): Query<AuditQuery>,
-) -> Result<axum::Json<Vec<AuditEntry>>, Problem> {
+) -> Result<Page<AuditEntry>, Problem> {
     request
         .authorize(&state, organization_id, Permission::AuditRead)
         .await?;
-    if query.limit.is_some_and(|l| !(1..=1000).contains(&l)) {
-        return Err(Problem::bad_request("limit must be between 1 and 1000"));
-    }
+    let page = PageQuery {
+        after: query.after,
+        limit: query.limit,
+    };
+    let limit = page.limit(100, 1000)?;
+    let after_seq = match page.position()? {
+        Some(position) => Some(
+            position
+                .parse::<i64>()
+                .map_err(|_| Problem::bad_request("after is not a cursor this API gave out"))?,
+        ),
+        None => query.after_seq,
+    };
     let entries = state
         .store
         .audit_entries(
@@ -195,12 +287,12 @@ async fn list_audit_entries(
                 environment: query.environment,
                 service: query.service,
                 action: query.action,
-                after_seq: query.after_seq,
-                limit: query.limit,
+                after_seq,
+                limit: Some(limit),
             },
         )
         .await?;
-    Ok(axum::Json(entries))
+    Ok(Page::of(entries, limit, |entry| entry.seq.to_string()))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -209,6 +301,7 @@ pub struct ExportQuery {
     /// Entries after this position in the organisation's chain (for paging).
     after_chain_seq: Option<i64>,
     /// 1 to 1000, default 1000.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 

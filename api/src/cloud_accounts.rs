@@ -7,12 +7,14 @@ use uuid::Uuid;
 use windlass_core::cloud_accounts::{
     CloudAccount, CloudProvider, NewCloudAccount, aws_external_id, aws_role_arn,
 };
+use windlass_core::store::Store;
 
 use crate::AppState;
 use windlass_core::rbac::Permission;
 
 use crate::authz::Authenticated;
-use crate::extract::{Json, Path};
+use crate::extract::{Json, Path, Query};
+use crate::pagination::{Page, PageQuery};
 use crate::problem::Problem;
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
@@ -80,30 +82,45 @@ async fn create_cloud_account(
     let caller = authn
         .authorize(&state, organization_id, Permission::CloudAccountsWrite)
         .await?;
-    let provider = request.provider.as_str();
-    let created = register(&state, organization_id, request).await;
-    let resource = match &created {
-        Ok(account) => format!("cloud_account:{}", account.id),
-        Err(_) => "cloud_account".to_owned(),
+    let details = serde_json::json!({"provider": request.provider.as_str()});
+    let new = match prepare(&state, organization_id, request).await {
+        Ok(new) => new,
+        Err(problem) => {
+            return caller
+                .refused(
+                    &state,
+                    Some(organization_id),
+                    "cloud_accounts.create",
+                    "cloud_account".to_owned(),
+                    details,
+                    problem,
+                )
+                .await;
+        }
     };
-    caller
-        .record(
+    let created = caller
+        .audited(
             &state,
             Some(organization_id),
             "cloud_accounts.create",
-            resource,
-            &created,
-            serde_json::json!({"provider": provider}),
+            |created: Option<&CloudAccount>| match created {
+                Some(account) => format!("cloud_account:{}", account.id),
+                None => "cloud_account".to_owned(),
+            },
+            details,
+            move |conn| Box::pin(Store::create_cloud_account_on(conn, new)),
         )
         .await;
     Ok((StatusCode::CREATED, axum::Json(created?)))
 }
 
-async fn register(
+/// The account a request registers, checked: well-formed, and not proven by another
+/// organisation.
+async fn prepare(
     state: &AppState,
     organization_id: Uuid,
     request: CreateCloudAccount,
-) -> Result<CloudAccount, Problem> {
+) -> Result<NewCloudAccount, Problem> {
     validate(&request)?;
     let tenant_id = request.tenant_id.unwrap_or_default().to_lowercase();
     let external_id = request.external_id.to_lowercase();
@@ -129,17 +146,13 @@ async fn register(
             ),
         ));
     }
-    let account = state
-        .store
-        .create_cloud_account(NewCloudAccount {
-            organization_id,
-            provider: request.provider,
-            tenant_id,
-            external_id,
-            display_name: request.display_name.trim().to_owned(),
-        })
-        .await?;
-    Ok(account)
+    Ok(NewCloudAccount {
+        organization_id,
+        provider: request.provider,
+        tenant_id,
+        external_id,
+        display_name: request.display_name.trim().to_owned(),
+    })
 }
 
 /// Cluster, maintenance and teardown runs act in a customer's cloud with Windlass's own
@@ -170,17 +183,20 @@ pub(crate) fn require_verified(account: &CloudAccount) -> Result<(), Problem> {
 }
 
 #[utoipa::path(get, path = "/v1/organizations/{organization_id}/cloud-accounts",
-    tag = "cloud accounts", params(("organization_id" = Uuid, Path)),
-    responses((status = OK, body = Vec<CloudAccount>), (status = NOT_FOUND, body = Problem)))]
+    tag = "cloud accounts", params(PageQuery, ("organization_id" = Uuid, Path)),
+    responses((status = OK, body = Vec<CloudAccount>, headers(("Windlass-Next-Cursor" = String, description = "`after` of the next page, when there may be one"))), (status = NOT_FOUND, body = Problem)))]
 async fn list_cloud_accounts(
     State(state): State<AppState>,
     Path(organization_id): Path<Uuid>,
     authn: Authenticated,
-) -> Result<axum::Json<Vec<CloudAccount>>, Problem> {
+    Query(page): Query<PageQuery>,
+) -> Result<Page<CloudAccount>, Problem> {
     authn
         .authorize(&state, organization_id, Permission::CloudAccountsRead)
         .await?;
-    Ok(axum::Json(
+    Page::cut(
         state.store.cloud_accounts(organization_id).await?,
-    ))
+        &page,
+        |x| format!("{}|{}", windlass_core::clock::to_db(x.created_at), x.id),
+    )
 }

@@ -26,9 +26,11 @@ use windlass_workflows::engine::EngineError;
 use crate::AppState;
 use crate::authz::Authenticated;
 use crate::cloud_accounts::require_verified;
-use crate::extract::{Json, Path};
+use crate::extract::{Json, Path, Query};
+use crate::pagination::{Page, PageQuery};
 use crate::problem::Problem;
-use crate::runs::{fingerprint, idempotency_key, launch};
+use crate::runs::{LaunchAudit, fingerprint, idempotency_key, launch, launch_with};
+use windlass_core::store::{Connection, Store};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -105,11 +107,6 @@ async fn create_cluster(
     let caller = authn
         .authorize(&state, organization_id, Permission::ClustersWrite)
         .await?;
-    let started = create(&state, organization_id, &headers, &request).await;
-    let resource = match &started {
-        Ok((_, s)) => format!("cluster:{}", s.cluster.id),
-        Err(_) => format!("cloud_account:{}", request.cloud_account_id),
-    };
     let details = serde_json::json!({
         "name": request.name,
         "region": request.region,
@@ -121,17 +118,13 @@ async fn create_cluster(
     } else {
         "clusters.create"
     };
-    caller
-        .record(
-            &state,
-            Some(organization_id),
-            action,
-            resource,
-            &started,
-            details,
-        )
-        .await;
-    let (status, started) = started?;
+    let audit = LaunchAudit {
+        caller: &caller,
+        action,
+        refused_resource: format!("cloud_account:{}", request.cloud_account_id),
+        details,
+    };
+    let (status, started) = create(&state, organization_id, &headers, &request, audit).await?;
     Ok((status, axum::Json(started)).into_response())
 }
 
@@ -140,7 +133,62 @@ async fn create(
     organization_id: Uuid,
     headers: &HeaderMap,
     request: &CreateCluster,
+    audit: LaunchAudit<'_>,
 ) -> Result<(StatusCode, ClusterStarted), Problem> {
+    let prepared = prepare_create(state, organization_id, headers, request).await;
+    let (spec, account, new_spec, new_run) = match prepared {
+        Ok(prepared) => prepared,
+        Err(problem) => return audit.refused(state, organization_id, problem).await,
+    };
+    let blueprint = cloud_blueprint(&spec, &account)?;
+    let target = acting_target(&account, &state.config.azure_application_id);
+    // The cluster's row (a real, new one), its provisioning run and the entry: one commit.
+    let (status, run) = launch_with(
+        state,
+        audit,
+        new_run,
+        |_| format!("cluster:{}", spec.id),
+        move |conn| {
+            Box::pin(async move {
+                if let Some(spec) = new_spec {
+                    Store::create_cluster_on(conn, &spec).await?;
+                }
+                Ok(())
+            })
+        },
+    )
+    .await?;
+    if !request.dry_run {
+        // Repeated requests come here too, so a schedule whose creation failed once is
+        // made by the retry.
+        state
+            .engine
+            .ensure_maintenance_schedule(MaintenanceInput {
+                cluster: spec.clone(),
+                target,
+                tasks: MaintenanceTask::all(),
+            })
+            .await?;
+    }
+    Ok((
+        status,
+        ClusterStarted {
+            cluster: spec,
+            run,
+            inventory: blueprint.inventory,
+            files: request.dry_run.then_some(blueprint.files),
+        },
+    ))
+}
+
+/// The cluster a request describes (or the one its Idempotency-Key made), its account,
+/// the spec to record (none: a dry run, or already recorded) and its provisioning run.
+async fn prepare_create(
+    state: &AppState,
+    organization_id: Uuid,
+    headers: &HeaderMap,
+    request: &CreateCluster,
+) -> Result<(ClusterSpec, CloudAccount, Option<ClusterSpec>, NewRun), Problem> {
     let key = idempotency_key(headers)?;
     let account = state
         .store
@@ -157,6 +205,7 @@ async fn create(
         Err(windlass_core::Error::NotFound { .. }) => None,
         Err(e) => return Err(e.into()),
     };
+    let mut new_spec = None;
     let spec = match existing {
         Some(spec) => spec,
         None => {
@@ -188,12 +237,13 @@ async fn create(
                 crate::placements::check_owned(state, organization_id, placement).await?;
             }
             if !request.dry_run {
-                state.store.create_cluster(&spec).await?;
+                new_spec = Some(spec.clone());
             }
             spec
         }
     };
-    let blueprint = cloud_blueprint(&spec, &account)?;
+    // Refused now rather than after the cluster is recorded.
+    cloud_blueprint(&spec, &account)?;
     let target = acting_target(&account, &state.config.azure_application_id);
     let input = ProvisionClusterInput {
         cluster: spec.clone(),
@@ -202,75 +252,57 @@ async fn create(
         allow_cluster_replacement: false,
         sequential_charts: false,
     };
-    let (status, run) = launch(
-        state,
-        NewRun {
-            organization_id,
-            kind: WorkflowKind::ProvisionCluster,
-            target: format!("cluster:{}", spec.id),
-            idempotency_key: key,
-            request_fingerprint: fingerprint(request),
-            input: serde_json::to_value(&input).map_err(|e| {
-                tracing::error!(error = %e, "serialising workflow input");
-                Problem::internal()
-            })?,
-        },
-    )
-    .await?;
-    if !request.dry_run {
-        // Repeated requests come here too, so a schedule whose creation failed once is
-        // made by the retry.
-        state
-            .engine
-            .ensure_maintenance_schedule(MaintenanceInput {
-                cluster: spec.clone(),
-                target,
-                tasks: MaintenanceTask::all(),
-            })
-            .await?;
-    }
-    Ok((
-        status,
-        ClusterStarted {
-            cluster: spec,
-            run,
-            inventory: blueprint.inventory,
-            files: request.dry_run.then_some(blueprint.files),
-        },
-    ))
+    let new_run = NewRun {
+        organization_id,
+        kind: WorkflowKind::ProvisionCluster,
+        target: format!("cluster:{}", spec.id),
+        idempotency_key: key,
+        request_fingerprint: fingerprint(request),
+        input: serde_json::to_value(&input).map_err(|e| {
+            tracing::error!(error = %e, "serialising workflow input");
+            Problem::internal()
+        })?,
+    };
+    Ok((spec, account, new_spec, new_run))
 }
 
 /// A delete does not wait for maintenance: the maintenance holding the cluster is asked
 /// to stop and its hold ends now (as cancelled), so the delete can take the cluster. What
 /// the maintenance was doing stops when its activities see the cancellation; terraform's
 /// state lock keeps the two apart meanwhile.
-async fn take_back_from_maintenance(state: &AppState, cluster_id: Uuid) -> Result<(), Problem> {
+async fn maintenance_hold(state: &AppState, cluster_id: Uuid) -> Result<Option<Run>, Problem> {
     let target = windlass_core::store::cluster_target(cluster_id);
-    let Some(hold) = state.store.unfinished_run_for_target(&target).await? else {
-        return Ok(());
-    };
-    if hold.kind != WorkflowKind::ClusterMaintenance {
+    Ok(state
+        .store
+        .unfinished_run_for_target(&target)
+        .await?
         // Another operation: the delete answers 409 naming it.
-        return Ok(());
-    }
-    match state
-        .engine
+        .filter(|run| run.kind == WorkflowKind::ClusterMaintenance))
+}
+
+/// Stops the maintenance holding the cluster (its workflow cancelled, its hold ended as
+/// cancelled), inside the delete's transaction.
+async fn take_back_from_maintenance(
+    engine: &windlass_workflows::engine::Engine,
+    conn: &mut Connection,
+    hold: &Run,
+) -> windlass_core::Result<()> {
+    match engine
         .cancel(hold.engine_workflow_id(), "the cluster is being deleted")
         .await
     {
         Ok(()) | Err(EngineError::NotFound(_)) => {}
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(windlass_core::Error::Unavailable(format!("Temporal: {e}"))),
     }
-    state
-        .store
-        .finish_run(
-            hold.id,
-            RunStatus::Cancelled,
-            None,
-            Some("taken back: the cluster is being deleted"),
-        )
-        .await?;
-    tracing::info!(%cluster_id, run_id = %hold.id, "maintenance stopped for a delete");
+    Store::finish_run_on(
+        conn,
+        hold.id,
+        RunStatus::Cancelled,
+        None,
+        Some("taken back: the cluster is being deleted"),
+    )
+    .await?;
+    tracing::info!(run_id = %hold.id, "maintenance stopped for a delete");
     Ok(())
 }
 
@@ -306,17 +338,20 @@ fn cloud_blueprint(spec: &ClusterSpec, account: &CloudAccount) -> Result<Bluepri
 
 /// Clusters of an organisation.
 #[utoipa::path(get, path = "/v1/organizations/{organization_id}/clusters", tag = "clusters",
-    params(("organization_id" = Uuid, Path)),
-    responses((status = OK, body = Vec<ClusterSpec>), (status = NOT_FOUND, body = Problem)))]
+    params(PageQuery, ("organization_id" = Uuid, Path)),
+    responses((status = OK, body = Vec<ClusterSpec>, headers(("Windlass-Next-Cursor" = String, description = "`after` of the next page, when there may be one"))), (status = NOT_FOUND, body = Problem)))]
 async fn list_clusters(
     State(state): State<AppState>,
     Path(organization_id): Path<Uuid>,
     authn: Authenticated,
-) -> Result<axum::Json<Vec<ClusterSpec>>, Problem> {
+    Query(page): Query<PageQuery>,
+) -> Result<Page<ClusterSpec>, Problem> {
     authn
         .authorize(&state, organization_id, Permission::ClustersRead)
         .await?;
-    Ok(axum::Json(state.store.clusters(organization_id).await?))
+    Page::cut(state.store.clusters(organization_id).await?, &page, |x| {
+        format!("{}|{}", windlass_core::clock::to_db(x.created_at), x.id)
+    })
 }
 
 /// One cluster: its spec and the latest run acting on it.
@@ -346,6 +381,7 @@ async fn get_cluster(
                 status: None,
                 kind: None,
                 limit: Some(500),
+                before: None,
             },
         )
         .await?
@@ -428,28 +464,28 @@ async fn upgrade_cluster(
             Target::cluster(cluster_id),
         )
         .await?;
-    let started = upgrade(&state, organization_id, cluster_id, &headers, &request).await;
-    caller
-        .record(
-            &state,
-            Some(organization_id),
-            "clusters.upgrade",
-            format!("cluster:{cluster_id}"),
-            &started,
-            serde_json::json!({"kubernetes_version": request.kubernetes_version}),
-        )
-        .await;
-    let (status, run) = started?;
+    let audit = LaunchAudit {
+        caller: &caller,
+        action: "clusters.upgrade",
+        refused_resource: format!("cluster:{cluster_id}"),
+        details: serde_json::json!({"kubernetes_version": request.kubernetes_version}),
+    };
+    let new_run =
+        match prepare_upgrade(&state, organization_id, cluster_id, &headers, &request).await {
+            Ok(new_run) => new_run,
+            Err(problem) => return audit.refused(&state, organization_id, problem).await,
+        };
+    let (status, run) = launch(&state, audit, new_run, |_| format!("cluster:{cluster_id}")).await?;
     Ok((status, axum::Json(run)).into_response())
 }
 
-async fn upgrade(
+async fn prepare_upgrade(
     state: &AppState,
     organization_id: Uuid,
     cluster_id: Uuid,
     headers: &HeaderMap,
     request: &UpgradeRequest,
-) -> Result<(StatusCode, Run), Problem> {
+) -> Result<NewRun, Problem> {
     let key = idempotency_key(headers)?;
     let spec = state.store.cluster(organization_id, cluster_id).await?;
     let account = state
@@ -481,19 +517,14 @@ async fn upgrade(
         target: acting_target(&account, &state.config.azure_application_id),
         to_version: request.kubernetes_version.clone(),
     };
-    let (status, run) = launch(
-        state,
-        NewRun {
-            organization_id,
-            kind: WorkflowKind::UpgradeCluster,
-            target: format!("cluster:{cluster_id}"),
-            idempotency_key: key,
-            request_fingerprint: fingerprint(request),
-            input: serde_json::to_value(&input).map_err(|_| Problem::internal())?,
-        },
-    )
-    .await?;
-    Ok((status, run))
+    Ok(NewRun {
+        organization_id,
+        kind: WorkflowKind::UpgradeCluster,
+        target: format!("cluster:{cluster_id}"),
+        idempotency_key: key,
+        request_fingerprint: fingerprint(request),
+        input: serde_json::to_value(&input).map_err(|_| Problem::internal())?,
+    })
 }
 
 /// Delete the cluster: terraform destroy, then its resource group. Safe to repeat after
@@ -515,7 +546,7 @@ async fn delete_cluster(
             Target::cluster(cluster_id),
         )
         .await?;
-    let started = async {
+    let prepared = async {
         let spec = state.store.cluster(organization_id, cluster_id).await?;
         let account = state
             .store
@@ -526,33 +557,47 @@ async fn delete_cluster(
             cluster: spec,
             target: acting_target(&account, &state.config.azure_application_id),
         };
-        take_back_from_maintenance(&state, cluster_id).await?;
-        let started = launch(
-            &state,
-            NewRun {
-                organization_id,
-                kind: WorkflowKind::DeleteCluster,
-                target: format!("cluster:{cluster_id}"),
-                idempotency_key: None,
-                request_fingerprint: String::new(),
-                input: serde_json::to_value(&input).map_err(|_| Problem::internal())?,
-            },
-        )
-        .await?;
-        state.engine.delete_maintenance_schedule(cluster_id).await?;
-        Ok::<_, Problem>(started)
+        let hold = maintenance_hold(&state, cluster_id).await?;
+        Ok::<_, Problem>((input, hold))
     }
     .await;
-    caller
-        .record(
-            &state,
-            Some(organization_id),
-            "clusters.delete",
-            format!("cluster:{cluster_id}"),
-            &started,
-            serde_json::json!({}),
-        )
-        .await;
-    let (_, run) = started?;
+    let mut audit = LaunchAudit {
+        caller: &caller,
+        action: "clusters.delete",
+        refused_resource: format!("cluster:{cluster_id}"),
+        details: serde_json::json!({}),
+    };
+    let (input, hold) = match prepared {
+        Ok(prepared) => prepared,
+        Err(problem) => return audit.refused(&state, organization_id, problem).await,
+    };
+    audit.details = serde_json::json!({"maintenance_taken_back": hold.as_ref().map(|h| h.id)});
+    let new_run = NewRun {
+        organization_id,
+        kind: WorkflowKind::DeleteCluster,
+        target: format!("cluster:{cluster_id}"),
+        idempotency_key: None,
+        request_fingerprint: String::new(),
+        input: serde_json::to_value(&input).map_err(|_| Problem::internal())?,
+    };
+    let engine = state.engine.clone();
+    // A maintenance holding the cluster is taken back in the same commit as the delete
+    // run (the hold is the cluster's one unfinished run until then).
+    let (_, run) = launch_with(
+        &state,
+        audit,
+        new_run,
+        |_| format!("cluster:{cluster_id}"),
+        move |conn| {
+            Box::pin(async move {
+                if let Some(hold) = hold {
+                    take_back_from_maintenance(&engine, conn, &hold).await?;
+                }
+                Ok(())
+            })
+        },
+    )
+    .await?;
+    state.engine.delete_maintenance_schedule(cluster_id).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(run)).into_response())
 }

@@ -20,8 +20,10 @@ use crate::audit::Caller;
 use crate::authz::Authenticated;
 use crate::environments::{check_services, environment_for};
 use crate::extract::{Json, Path, Query};
+use crate::pagination::{Page, PageQuery};
 use crate::problem::Problem;
 use crate::runs::{fingerprint, idempotency_key};
+use windlass_core::store::Store;
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(deploy, list_deployments))
@@ -93,81 +95,110 @@ pub(crate) async fn request_deployment(
 ) -> Result<(StatusCode, DeploymentStarted), Problem> {
     let organization_id = environment.organization_id;
     let environment_id = environment.id;
-    let started = queue(state, environment, trigger, request, idempotency_key).await;
-    let resource = match &started {
-        Ok((_, s)) => format!("run:{}", s.run.id),
-        Err(_) => format!("environment:{environment_id}"),
-    };
-    caller
-        .record(
-            state,
-            Some(organization_id),
-            "environments.deploy",
-            resource,
-            &started,
-            serde_json::json!({
-                "environment_id": environment_id,
-                "trigger": trigger.as_str(),
-                "images": request.images,
-                "revision": started.as_ref().ok().map(|(_, s)| s.deployment.revision),
-            }),
-        )
-        .await;
-    started
-}
-
-async fn queue(
-    state: &AppState,
-    environment: EnvironmentSpec,
-    trigger: DeploymentTrigger,
-    request: &DeployRequest,
-    idempotency_key: Option<String>,
-) -> Result<(StatusCode, DeploymentStarted), Problem> {
-    let organization_id = environment.organization_id;
-    let environment = with_images(state, environment, &request.images).await?;
-    let cluster = state
-        .store
-        .cluster(organization_id, environment.cluster_id)
-        .await?;
-    let account = state
-        .store
-        .cloud_account(organization_id, cluster.cloud_account_id)
-        .await?;
-    let target = crate::clusters::acting_target(&account, &state.config.azure_application_id);
-    let inserted = state
-        .store
-        .insert_run(NewRun {
-            organization_id,
-            kind: WorkflowKind::DeployEnvironment,
-            // Runs of one environment queue in its workflow, not on this column.
-            target: format!("deployment:{}", Uuid::new_v4()),
-            idempotency_key,
-            request_fingerprint: fingerprint(&(environment.id, request)),
-            input: serde_json::json!({
-                "environment_id": environment.id,
-                "trigger": trigger.as_str(),
-                "images": request.images,
-            }),
-        })
-        .await?;
-    let (run, status) = match inserted {
-        InsertedRun::Existing(run) if run.status != RunStatus::Pending => {
-            let deployment = state.store.deployment(run.id).await?;
-            return Ok((StatusCode::OK, DeploymentStarted { deployment, run }));
+    let details = serde_json::json!({
+        "environment_id": environment_id,
+        "trigger": trigger.as_str(),
+        "images": request.images,
+    });
+    let prepared = async {
+        let environment = with_images(state, environment, &request.images).await?;
+        let cluster = state
+            .store
+            .cluster(organization_id, environment.cluster_id)
+            .await?;
+        let account = state
+            .store
+            .cloud_account(organization_id, cluster.cloud_account_id)
+            .await?;
+        Ok::<_, Problem>((environment, cluster, account))
+    }
+    .await;
+    let (environment, cluster, account) = match prepared {
+        Ok(prepared) => prepared,
+        Err(problem) => {
+            return caller
+                .refused(
+                    state,
+                    Some(organization_id),
+                    "environments.deploy",
+                    format!("environment:{environment_id}"),
+                    details,
+                    problem,
+                )
+                .await;
         }
-        InsertedRun::Existing(run) => (run, StatusCode::OK),
-        InsertedRun::Created(run) => (run, StatusCode::ACCEPTED),
+    };
+    let target = crate::clusters::acting_target(&account, &state.config.azure_application_id);
+    let new_run = NewRun {
+        organization_id,
+        kind: WorkflowKind::DeployEnvironment,
+        // Runs of one environment queue in its workflow, not on this column.
+        target: format!("deployment:{}", Uuid::new_v4()),
+        idempotency_key,
+        request_fingerprint: fingerprint(&(environment.id, request)),
+        input: serde_json::json!({
+            "environment_id": environment.id,
+            "trigger": trigger.as_str(),
+            "images": request.images,
+        }),
     };
     let secrets: Vec<String> = environment
         .services
         .iter()
         .flat_map(|s| s.secrets().into_values())
         .collect();
-    state.store.grant_secrets(run.id, &secrets).await?;
-    let deployment = state
-        .store
-        .insert_deployment(run.id, environment.id, trigger, &environment.services)
+    let services = environment.services.clone();
+    let in_flight_limit = state.config.runs_in_flight_per_organization;
+    let images_set = !request.images.is_empty();
+    let with_images = environment.clone();
+    // The run, its secret grants, the numbered deployment and the entry: one commit.
+    let (inserted, deployment) = caller
+        .audited(
+            state,
+            Some(organization_id),
+            "environments.deploy",
+            |recorded: Option<&(InsertedRun, Deployment)>| match recorded {
+                Some((InsertedRun::Created(run) | InsertedRun::Existing(run), _)) => {
+                    format!("run:{}", run.id)
+                }
+                None => format!("environment:{environment_id}"),
+            },
+            details,
+            move |conn| {
+                Box::pin(async move {
+                    let inserted = Store::insert_run_on(conn, new_run, in_flight_limit).await?;
+                    let run_id = match &inserted {
+                        // A repeat of a request already handed over: nothing more to write.
+                        InsertedRun::Existing(run) if run.status != RunStatus::Pending => {
+                            let deployment = Store::deployment_on(conn, run.id).await?;
+                            return Ok((inserted, deployment));
+                        }
+                        InsertedRun::Created(run) | InsertedRun::Existing(run) => run.id,
+                    };
+                    if images_set {
+                        Store::update_environment_on(conn, &with_images).await?;
+                    }
+                    Store::grant_secrets_on(conn, run_id, &secrets).await?;
+                    let deployment = Store::insert_deployment_on(
+                        conn,
+                        run_id,
+                        environment_id,
+                        trigger,
+                        &services,
+                    )
+                    .await?;
+                    Ok((inserted, deployment))
+                })
+            },
+        )
         .await?;
+    let (run, status) = match inserted {
+        InsertedRun::Existing(run) if run.status != RunStatus::Pending => {
+            return Ok((StatusCode::OK, DeploymentStarted { deployment, run }));
+        }
+        InsertedRun::Existing(run) => (run, StatusCode::OK),
+        InsertedRun::Created(run) => (run, StatusCode::ACCEPTED),
+    };
     let request = DeploymentRequest {
         run_id: run.id,
         workflow_id: run.workflow_id.clone(),
@@ -198,7 +229,7 @@ async fn queue(
             .await?;
         state
             .store
-            .finish_run(run.id, RunStatus::Failed, None, Some(&detail))
+            .record_run_end(run.id, RunStatus::Failed, None, Some(&detail), "api")
             .await?;
         return Err(error.into());
     }
@@ -214,7 +245,8 @@ async fn queue(
     ))
 }
 
-/// The environment with the requested images set (and kept for later deployments).
+/// The environment with the requested images set (kept for later deployments by the
+/// deployment's own commit).
 async fn with_images(
     state: &AppState,
     mut environment: EnvironmentSpec,
@@ -239,30 +271,22 @@ async fn with_images(
         *slot = image.clone();
     }
     check_services(state, None, &environment, &environment.services).await?;
-    if images.is_empty() {
-        return Ok(environment);
-    }
-    Ok(state.store.update_environment(&environment).await?)
-}
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct ListDeployments {
-    /// 1 to 500, default 50.
-    limit: Option<u32>,
+    Ok(environment)
 }
 
 /// Deployments of the environment, newest revision first.
 #[utoipa::path(get, path = "/v1/organizations/{organization_id}/environments/{environment_id}/deployments",
     tag = "environments",
-    params(("organization_id" = Uuid, Path), ("environment_id" = Uuid, Path), ListDeployments),
-    responses((status = OK, body = Vec<Deployment>), (status = NOT_FOUND, body = Problem)))]
+    params(("organization_id" = Uuid, Path), ("environment_id" = Uuid, Path), PageQuery),
+    responses((status = OK, body = Vec<Deployment>,
+            headers(("Windlass-Next-Cursor" = String, description = "`after` of the next page, when there may be one"))),
+        (status = NOT_FOUND, body = Problem), (status = BAD_REQUEST, body = Problem)))]
 async fn list_deployments(
     State(state): State<AppState>,
     Path((organization_id, environment_id)): Path<(Uuid, Uuid)>,
     authn: Authenticated,
-    Query(query): Query<ListDeployments>,
-) -> Result<axum::Json<Vec<Deployment>>, Problem> {
+    Query(page): Query<PageQuery>,
+) -> Result<Page<Deployment>, Problem> {
     environment_for(
         &state,
         &authn,
@@ -271,13 +295,15 @@ async fn list_deployments(
         Permission::ProjectsRead,
     )
     .await?;
-    if query.limit.is_some_and(|l| !(1..=500).contains(&l)) {
-        return Err(Problem::bad_request("limit must be between 1 and 500"));
-    }
-    Ok(axum::Json(
-        state
-            .store
-            .deployments(environment_id, query.limit.unwrap_or(50))
-            .await?,
-    ))
+    let limit = page.limit(50, crate::pagination::MAX_LIMIT)?;
+    let before = page
+        .position()?
+        .map(|p| p.parse::<u32>())
+        .transpose()
+        .map_err(|_| Problem::bad_request("after is not a cursor this API gave out"))?;
+    let deployments = state
+        .store
+        .deployments(environment_id, limit, before)
+        .await?;
+    Ok(Page::of(deployments, limit, |d| d.revision.to_string()))
 }

@@ -13,12 +13,15 @@ use windlass_core::environments::{
     DEFAULT_MAX_PARALLEL, DeployPolicy, EnvironmentSpec, Project, ServiceSpec,
 };
 use windlass_core::rbac::{Permission, Target};
+use windlass_core::secrets::SecretScope;
+use windlass_core::store::Store;
 
 use crate::AppState;
 use crate::authz::Authenticated;
-use crate::extract::{Json, Path};
+use crate::extract::{Json, Path, Query};
+use crate::pagination::{Page, PageQuery};
 use crate::problem::Problem;
-use crate::webhooks::issue_webhook_secret;
+use crate::webhooks::new_webhook_secret;
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -49,23 +52,22 @@ async fn create_project(
     let caller = authn
         .authorize(&state, organization_id, Permission::ProjectsWrite)
         .await?;
-    let created = state
-        .store
-        .create_project(organization_id, &request.name)
-        .await
-        .map_err(Problem::from);
-    let resource = match &created {
-        Ok(p) => format!("project:{}", p.id),
-        Err(_) => format!("organization:{organization_id}"),
-    };
-    caller
-        .record(
+    let name = request.name.clone();
+    let created = caller
+        .audited(
             &state,
             Some(organization_id),
             "projects.create",
-            resource,
-            &created,
+            |project: Option<&Project>| match project {
+                Some(p) => format!("project:{}", p.id),
+                None => format!("organization:{organization_id}"),
+            },
             serde_json::json!({"name": request.name}),
+            move |conn| {
+                Box::pin(
+                    async move { Store::create_project_on(conn, organization_id, &name).await },
+                )
+            },
         )
         .await;
     Ok((StatusCode::CREATED, axum::Json(created?)))
@@ -73,17 +75,20 @@ async fn create_project(
 
 /// Projects of an organisation.
 #[utoipa::path(get, path = "/v1/organizations/{organization_id}/projects", tag = "environments",
-    params(("organization_id" = Uuid, Path)),
-    responses((status = OK, body = Vec<Project>)))]
+    params(PageQuery, ("organization_id" = Uuid, Path)),
+    responses((status = OK, body = Vec<Project>, headers(("Windlass-Next-Cursor" = String, description = "`after` of the next page, when there may be one")))))]
 async fn list_projects(
     State(state): State<AppState>,
     Path(organization_id): Path<Uuid>,
     authn: Authenticated,
-) -> Result<axum::Json<Vec<Project>>, Problem> {
+    Query(page): Query<PageQuery>,
+) -> Result<Page<Project>, Problem> {
     authn
         .authorize(&state, organization_id, Permission::ProjectsRead)
         .await?;
-    Ok(axum::Json(state.store.projects(organization_id).await?))
+    Page::cut(state.store.projects(organization_id).await?, &page, |x| {
+        x.name.clone()
+    })
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -128,32 +133,63 @@ async fn create_environment(
     let caller = authn
         .authorize_on(&state, organization_id, Permission::ProjectsWrite, target)
         .await?;
-    let created = create(&state, &authn, organization_id, project_id, &request).await;
-    let resource = match &created {
-        Ok(c) => format!("environment:{}", c.environment.id),
-        Err(_) => format!("project:{project_id}"),
+    let details = serde_json::json!({"name": request.name, "cluster_id": request.cluster_id,
+        "services": request.services.len()});
+    let spec = match prepare(&state, &authn, organization_id, project_id, &request).await {
+        Ok(spec) => spec,
+        Err(problem) => {
+            return caller
+                .refused(
+                    &state,
+                    Some(organization_id),
+                    "environments.create",
+                    format!("project:{project_id}"),
+                    details,
+                    problem,
+                )
+                .await;
+        }
     };
-    caller
-        .record(
+    // The environment and its first webhook secret are one change with one entry.
+    let (webhook_secret, sealed) = new_webhook_secret(&state, &spec).await?;
+    let environment = caller
+        .audited(
             &state,
             Some(organization_id),
             "environments.create",
-            resource,
-            &created,
-            serde_json::json!({"name": request.name, "cluster_id": request.cluster_id,
-                "services": request.services.len()}),
+            |created: Option<&EnvironmentSpec>| match created {
+                Some(environment) => format!("environment:{}", environment.id),
+                None => format!("project:{project_id}"),
+            },
+            details,
+            move |conn| {
+                Box::pin(async move {
+                    let environment = Store::create_environment_on(conn, &spec).await?;
+                    Store::upsert_sealed_secret_on(conn, &sealed, &SecretScope::Organization)
+                        .await?;
+                    Ok(environment)
+                })
+            },
         )
-        .await;
-    Ok((StatusCode::CREATED, axum::Json(created?)))
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(EnvironmentCreated {
+            environment,
+            webhook_secret: webhook_secret.to_string(),
+        }),
+    ))
 }
 
-async fn create(
+/// The environment a request describes, checked: its project, cluster (which the caller
+/// may use, and which hosts its type) and services.
+async fn prepare(
     state: &AppState,
     authn: &Authenticated,
     organization_id: Uuid,
     project_id: Uuid,
     request: &CreateEnvironment,
-) -> Result<EnvironmentCreated, Problem> {
+) -> Result<EnvironmentSpec, Problem> {
     let project = state.store.project(organization_id, project_id).await?;
     let cluster = state
         .store
@@ -203,12 +239,7 @@ async fn create(
     };
     spec.validate()?;
     check_services(state, Some(authn), &spec, &spec.services).await?;
-    let environment = state.store.create_environment(&spec).await?;
-    let webhook_secret = issue_webhook_secret(state, &environment).await?;
-    Ok(EnvironmentCreated {
-        environment,
-        webhook_secret,
-    })
+    Ok(spec)
 }
 
 /// Every secret the services name must exist and be in scope for the environment (a
@@ -274,23 +305,26 @@ pub(crate) async fn check_services(
 
 /// Environments of a project.
 #[utoipa::path(get, path = "/v1/organizations/{organization_id}/projects/{project_id}/environments",
-    tag = "environments", params(("organization_id" = Uuid, Path), ("project_id" = Uuid, Path)),
-    responses((status = OK, body = Vec<EnvironmentSpec>), (status = NOT_FOUND, body = Problem)))]
+    tag = "environments", params(PageQuery, ("organization_id" = Uuid, Path), ("project_id" = Uuid, Path)),
+    responses((status = OK, body = Vec<EnvironmentSpec>, headers(("Windlass-Next-Cursor" = String, description = "`after` of the next page, when there may be one"))), (status = NOT_FOUND, body = Problem)))]
 async fn list_environments(
     State(state): State<AppState>,
     Path((organization_id, project_id)): Path<(Uuid, Uuid)>,
     authn: Authenticated,
-) -> Result<axum::Json<Vec<EnvironmentSpec>>, Problem> {
+    Query(page): Query<PageQuery>,
+) -> Result<Page<EnvironmentSpec>, Problem> {
     authn
         .authorize(&state, organization_id, Permission::ProjectsRead)
         .await?;
     state.store.project(organization_id, project_id).await?;
-    Ok(axum::Json(
+    Page::cut(
         state
             .store
             .environments(organization_id, project_id)
             .await?,
-    ))
+        &page,
+        |x| x.name.clone(),
+    )
 }
 
 /// An environment the caller may read, with the target its grants are checked on.
@@ -364,26 +398,32 @@ async fn replace_services(
         Permission::ProjectsWrite,
     )
     .await?;
-    let count = services.len();
-    let updated = async {
-        check_services(&state, Some(&authn), &environment, &services).await?;
-        Ok(state
-            .store
-            .update_environment(&EnvironmentSpec {
-                services,
-                ..environment
-            })
-            .await?)
+    let details = serde_json::json!({"services": services.len()});
+    let resource = format!("environment:{environment_id}");
+    if let Err(problem) = check_services(&state, Some(&authn), &environment, &services).await {
+        return caller
+            .refused(
+                &state,
+                Some(organization_id),
+                "environments.update",
+                resource,
+                details,
+                problem,
+            )
+            .await;
     }
-    .await;
-    caller
-        .record(
+    let changed = EnvironmentSpec {
+        services,
+        ..environment
+    };
+    let updated = caller
+        .audited(
             &state,
             Some(organization_id),
             "environments.update",
-            format!("environment:{environment_id}"),
-            &updated,
-            serde_json::json!({"services": count}),
+            |_| resource.clone(),
+            details,
+            move |conn| Box::pin(async move { Store::update_environment_on(conn, &changed).await }),
         )
         .await;
     Ok(axum::Json(updated?))
@@ -411,18 +451,22 @@ async fn rotate_webhook_secret(
         Permission::ProjectsWrite,
     )
     .await?;
-    let issued = issue_webhook_secret(&state, &environment).await;
+    let (secret, sealed) = new_webhook_secret(&state, &environment).await?;
     caller
-        .record(
+        .audited(
             &state,
             Some(organization_id),
             "environments.webhook_secret.rotate",
-            format!("environment:{environment_id}"),
-            &issued,
+            |_| format!("environment:{environment_id}"),
             serde_json::json!({}),
+            move |conn| {
+                Box::pin(async move {
+                    Store::upsert_sealed_secret_on(conn, &sealed, &SecretScope::Organization).await
+                })
+            },
         )
-        .await;
+        .await?;
     Ok(axum::Json(WebhookSecret {
-        webhook_secret: issued?,
+        webhook_secret: secret.to_string(),
     }))
 }

@@ -20,6 +20,7 @@ mod metrics;
 pub mod oidc;
 mod openapi;
 mod organizations;
+mod pagination;
 mod placement_routes;
 mod placements;
 mod problem;
@@ -61,7 +62,13 @@ pub struct ApiConfig {
     pub workload_identity_issuer: String,
     /// Proxies whose `X-Forwarded-For` names the client in audit entries.
     pub trusted_proxies: client_address::TrustedProxies,
+    /// Unfinished runs an organisation may have; a start beyond it is a 429 with
+    /// Retry-After, so a burst waits at the door instead of in every queue.
+    pub runs_in_flight_per_organization: u32,
 }
+
+/// [`ApiConfig::runs_in_flight_per_organization`] unless configured.
+pub const DEFAULT_RUNS_IN_FLIGHT_PER_ORGANIZATION: u32 = 200;
 
 /// How callers prove who they are. API tokens need no configuration; people sign in with
 /// Windlass's own OIDC issuers (none configured: no platform sign-in), or with an

@@ -12,7 +12,8 @@ use windlass_workflows::engine::schedules::MaintenanceSchedule;
 
 use crate::AppState;
 use crate::authz::Authenticated;
-use crate::extract::{Json, Path};
+use crate::extract::{Json, Path, Query};
+use crate::pagination::{Page, PageQuery};
 use crate::problem::Problem;
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
@@ -52,18 +53,23 @@ pub struct ClusterMaintenance {
 
 /// Every cluster's maintenance schedule in the organisation.
 #[utoipa::path(get, path = "/v1/organizations/{organization_id}/maintenance-schedules", tag = "clusters",
-    params(("organization_id" = Uuid, Path)),
-    responses((status = OK, body = Vec<ClusterMaintenance>), (status = NOT_FOUND, body = Problem)))]
+    params(PageQuery, ("organization_id" = Uuid, Path)),
+    responses((status = OK, body = Vec<ClusterMaintenance>, headers(("Windlass-Next-Cursor" = String, description = "`after` of the next page, when there may be one"))), (status = NOT_FOUND, body = Problem)))]
 async fn list_schedules(
     State(state): State<AppState>,
     Path(organization_id): Path<Uuid>,
     authn: Authenticated,
-) -> Result<axum::Json<Vec<ClusterMaintenance>>, Problem> {
+    Query(page): Query<PageQuery>,
+) -> Result<Page<ClusterMaintenance>, Problem> {
     authn
         .authorize(&state, organization_id, Permission::ClustersRead)
         .await?;
+    // The page is cut from the clusters first: Temporal is asked for that page only.
+    let clusters = Page::cut(state.store.clusters(organization_id).await?, &page, |c| {
+        c.name.clone()
+    })?;
     let mut listed = Vec::new();
-    for cluster in state.store.clusters(organization_id).await? {
+    for cluster in clusters.items {
         let (schedule, error) = match state.engine.maintenance_schedule(cluster.id).await {
             Ok(s) => (Some(s), None),
             Err(e) => (None, Some(e.to_string())),
@@ -76,7 +82,10 @@ async fn list_schedules(
             error,
         });
     }
-    Ok(axum::Json(listed))
+    Ok(Page {
+        items: listed,
+        next: clusters.next,
+    })
 }
 
 /// The cluster's maintenance schedule: paused or not, next firings, recent runs.
@@ -119,27 +128,40 @@ async fn change(
             Target::cluster(cluster_id),
         )
         .await?;
-    let outcome = async {
+    let checked = async {
         let cluster = state.store.cluster(organization_id, cluster_id).await?;
         let account = state
             .store
             .cloud_account(organization_id, cluster.cloud_account_id)
             .await?;
         crate::cloud_accounts::require_verified(&account)?;
-        operation.await
+        Ok::<_, Problem>(())
     }
     .await;
+    let resource = format!("cluster:{cluster_id}");
+    if let Err(problem) = checked {
+        return caller
+            .refused(
+                state,
+                Some(organization_id),
+                action,
+                resource,
+                details,
+                problem,
+            )
+            .await;
+    }
+    // The schedule changes only once its entry is written.
     caller
-        .record(
+        .audited_call(
             state,
             Some(organization_id),
             action,
-            format!("cluster:{cluster_id}"),
-            &outcome,
+            resource,
             details,
+            operation,
         )
-        .await;
-    outcome?;
+        .await?;
     Ok(axum::Json(
         state.engine.maintenance_schedule(cluster_id).await?,
     ))

@@ -4,10 +4,12 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
+use windlass_core::audit::AuditResult;
 use windlass_core::organizations::Organization;
+use windlass_core::rbac::{BuiltInRole, Permission, Role};
+use windlass_core::store::{AuditedError, Store};
 
 use crate::AppState;
-use windlass_core::rbac::{BuiltInRole, Permission, Role};
 
 use crate::authz::Authenticated;
 use crate::extract::{Json, Path};
@@ -45,19 +47,21 @@ async fn set_chart_policy(
     let caller = request
         .authorize(&state, organization_id, Permission::MembersManage)
         .await?;
-    let updated = state
-        .store
-        .set_allow_plain_http_charts(organization_id, body.allow_plain_http)
-        .await
-        .map_err(Problem::from);
-    caller
-        .record(
+    let allow = body.allow_plain_http;
+    let updated = caller
+        .audited(
             &state,
             Some(organization_id),
             "organizations.chart_policy",
-            format!("organization:{organization_id}"),
-            &updated,
-            serde_json::json!({"allow_plain_http_charts": body.allow_plain_http}),
+            |_| format!("organization:{organization_id}"),
+            serde_json::json!({"allow_plain_http_charts": allow}),
+            move |conn| {
+                Box::pin(Store::set_allow_plain_http_charts_on(
+                    conn,
+                    organization_id,
+                    allow,
+                ))
+            },
         )
         .await;
     Ok(axum::Json(updated?))
@@ -80,22 +84,53 @@ async fn create_organization(
     Json(body): Json<CreateOrganization>,
 ) -> Result<(StatusCode, axum::Json<Organization>), Problem> {
     let (caller, identity) = request.user()?;
-    let created = create_as_admin(&state, &body.name, &identity.subject).await;
-    let (org_id, resource) = match &created {
-        Ok(org) => (Some(org.id), format!("organization:{}", org.id)),
-        Err(_) => (None, "organization".to_owned()),
-    };
-    caller
-        .record(
-            &state,
-            org_id,
-            "organizations.create",
-            resource,
-            &created,
-            serde_json::json!({}),
+    // The entry opens the new organisation's own chain, so its id is chosen first.
+    let id = Uuid::new_v4();
+    let name = body.name.clone();
+    let subject = identity.subject.clone();
+    let created = state
+        .store
+        .audited(
+            move |conn| {
+                Box::pin(async move {
+                    let organization = Store::create_organization_on(conn, id, &name).await?;
+                    // Whoever creates an organisation administers it.
+                    let admin = Role::BuiltIn {
+                        role: BuiltInRole::Admin,
+                    };
+                    Store::bind_role_on(conn, id, &subject, &admin).await?;
+                    Ok(organization)
+                })
+            },
+            |organization| {
+                Some(caller.entry(
+                    Some(organization.id),
+                    "organizations.create",
+                    format!("organization:{}", organization.id),
+                    AuditResult::Success,
+                    serde_json::json!({}),
+                ))
+            },
         )
         .await;
-    Ok((StatusCode::CREATED, axum::Json(created?)))
+    match created {
+        Ok((organization, _)) => Ok((StatusCode::CREATED, axum::Json(organization))),
+        Err(AuditedError::Change(error)) => {
+            caller
+                .refused(
+                    &state,
+                    None,
+                    "organizations.create",
+                    "organization".to_owned(),
+                    serde_json::json!({}),
+                    error.into(),
+                )
+                .await
+        }
+        Err(AuditedError::Audit(error)) => {
+            Err(crate::audit::unwritable(error, "organizations.create"))
+        }
+    }
 }
 
 #[utoipa::path(get, path = "/v1/organizations/{organization_id}", tag = "organizations",
@@ -110,24 +145,4 @@ async fn get_organization(
         .authorize(&state, organization_id, Permission::OrganizationRead)
         .await?;
     Ok(axum::Json(state.store.organization(organization_id).await?))
-}
-
-/// Whoever creates an organisation administers it.
-async fn create_as_admin(
-    state: &AppState,
-    name: &str,
-    subject: &str,
-) -> Result<Organization, Problem> {
-    let organization = state.store.create_organization(name).await?;
-    state
-        .store
-        .bind_role(
-            organization.id,
-            subject,
-            &Role::BuiltIn {
-                role: BuiltInRole::Admin,
-            },
-        )
-        .await?;
-    Ok(organization)
 }

@@ -10,10 +10,12 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 use windlass_core::placements::Placement;
 use windlass_core::rbac::Permission;
+use windlass_core::store::Store;
 
 use crate::AppState;
 use crate::authz::Authenticated;
-use crate::extract::{Json, Path};
+use crate::extract::{Json, Path, Query};
+use crate::pagination::{Page, PageQuery};
 use crate::problem::Problem;
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
@@ -51,22 +53,21 @@ async fn register(
     let caller = authn
         .authorize(&state, organization_id, Permission::ClustersWrite)
         .await?;
-    let registered = state
-        .store
-        .register_placement(organization_id, &request.name)
-        .await
-        .map_err(Problem::from);
-    caller
-        .record(
+    let name = request.name.clone();
+    let (placement, credential) = caller
+        .audited(
             &state,
             Some(organization_id),
             "placements.register",
-            format!("placement:{}", request.name),
-            &registered,
+            |_| format!("placement:{}", request.name),
             serde_json::json!({}),
+            move |conn| {
+                Box::pin(
+                    async move { Store::register_placement_on(conn, organization_id, &name).await },
+                )
+            },
         )
-        .await;
-    let (placement, credential) = registered?;
+        .await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(RegisteredPlacement {
@@ -77,17 +78,20 @@ async fn register(
 }
 
 #[utoipa::path(get, path = "/v1/organizations/{organization_id}/placements",
-    tag = "placements", params(("organization_id" = Uuid, Path)),
-    responses((status = OK, body = Vec<Placement>)))]
+    tag = "placements", params(PageQuery, ("organization_id" = Uuid, Path)),
+    responses((status = OK, body = Vec<Placement>, headers(("Windlass-Next-Cursor" = String, description = "`after` of the next page, when there may be one")))))]
 async fn list(
     State(state): State<AppState>,
     Path(organization_id): Path<Uuid>,
     authn: Authenticated,
-) -> Result<axum::Json<Vec<Placement>>, Problem> {
+    Query(page): Query<PageQuery>,
+) -> Result<Page<Placement>, Problem> {
     authn
         .authorize(&state, organization_id, Permission::ClustersRead)
         .await?;
-    Ok(axum::Json(state.store.placements(organization_id).await?))
+    Page::cut(state.store.placements(organization_id).await?, &page, |x| {
+        x.name.clone()
+    })
 }
 
 /// Removes a placement; its credential stops working at once. Refused (409) while a
@@ -104,22 +108,36 @@ async fn delete(
     let caller = authn
         .authorize(&state, organization_id, Permission::ClustersWrite)
         .await?;
-    let deleted = state
-        .store
-        .delete_placement(organization_id, &name)
-        .await
-        .map_err(Problem::from);
+    let resource = format!("placement:{name}");
+    let routed = match state.store.clusters_routed_to(organization_id, &name).await {
+        Ok(routed) => routed,
+        Err(error) => {
+            return caller
+                .refused(
+                    &state,
+                    Some(organization_id),
+                    "placements.delete",
+                    resource,
+                    serde_json::json!({}),
+                    error.into(),
+                )
+                .await;
+        }
+    };
     caller
-        .record(
+        .audited(
             &state,
             Some(organization_id),
             "placements.delete",
-            format!("placement:{name}"),
-            &deleted,
+            |_| resource.clone(),
             serde_json::json!({}),
+            move |conn| {
+                Box::pin(async move {
+                    Store::delete_placement_on(conn, organization_id, &name, routed).await
+                })
+            },
         )
-        .await;
-    deleted?;
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -100,6 +100,11 @@ impl From<windlass_core::Error> for Problem {
             Error::Conflict(detail) => Problem::conflict(detail),
             Error::InvalidInput(detail) => Problem::unprocessable(detail),
             Error::Forbidden(detail) => Problem::new(StatusCode::FORBIDDEN, "forbidden", detail),
+            Error::InFlightLimit(detail) => Problem::too_many_requests(detail, 10),
+            Error::Unavailable(detail) => {
+                tracing::warn!(%detail, "a service the change needs is unavailable");
+                Problem::unavailable("the workflow engine is unavailable; retry shortly", 5)
+            }
             ref e if e.is_retryable() => {
                 tracing::warn!(error = %e, "store unavailable");
                 Problem::unavailable("the database is unavailable; retry shortly", 2)

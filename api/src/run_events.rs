@@ -34,7 +34,7 @@ use crate::AppState;
 use crate::authz::Authenticated;
 use crate::extract::Path;
 use crate::problem::Problem;
-use crate::runs::{RunDetail, repair_from_engine};
+use crate::runs::{RunDetail, repair_from_engine, repair_is_due};
 use crate::stream_slots::{SlotRefusal, StreamSlots};
 
 /// How often steps and the run's status are read while it runs.
@@ -297,7 +297,9 @@ async fn follow(
                 ticks += 1;
                 send_step_changes(state, run_id, &mut steps, tx).await?;
                 run = state.store.run(run.organization_id, run_id).await?;
-                if !run.status.is_finished() && ticks.is_multiple_of(REPAIR_EVERY) {
+                if ticks.is_multiple_of(REPAIR_EVERY)
+                    && repair_is_due(&run, &state.store.steps(run_id).await?)
+                {
                     run = repair_from_engine(state, run).await?;
                 }
             }

@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 use windlass_core::cloud_accounts::{CloudAccount, CloudProvider};
 use windlass_core::runs::{
-    InsertedRun, NewRun, Run, RunFilter, RunStatus, Step, StepStatus, WorkflowKind,
+    InsertedRun, NewRun, Run, RunFilter, RunPosition, RunStatus, Step, StepStatus, WorkflowKind,
 };
 use windlass_core::step_logs::LogLine;
 use windlass_workflows::aws_access_contracts::AwsAccessVerifyInput;
@@ -19,12 +19,17 @@ use windlass_workflows::contracts::{AzureAccessSetupInput, AzureAccessTeardownIn
 use windlass_workflows::deployment_contracts::CancelledDeployment;
 use windlass_workflows::engine::{Accepted, EngineError};
 
-use crate::AppState;
+use futures::future::BoxFuture;
 use windlass_core::rbac::Permission;
+use windlass_core::store::{Connection, Store};
+
+use crate::AppState;
+use crate::audit::Caller;
 
 use crate::authz::Authenticated;
 use crate::clusters::acting_target;
 use crate::extract::{Json, Path, Query};
+use crate::pagination::{Page, PageQuery};
 use crate::problem::Problem;
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
@@ -192,36 +197,30 @@ async fn start_run(
         .await?;
     let kind = request.kind();
     let account_id = request.cloud_account_id();
-    let started = start(&state, organization_id, &headers, request).await;
-    let resource = match &started {
-        Ok((_, run)) => format!("run:{}", run.id),
-        Err(_) => format!("cloud_account:{account_id}"),
-    };
     let details = serde_json::json!({
         "workflow": kind.as_str(),
         "cloud_account_id": account_id,
-        "repeat": matches!(&started, Ok((StatusCode::OK, _))),
     });
-    caller
-        .record(
-            &state,
-            Some(organization_id),
-            "runs.start",
-            resource,
-            &started,
-            details,
-        )
-        .await;
-    let (status, run) = started?;
+    let audit = LaunchAudit {
+        caller: &caller,
+        action: "runs.start",
+        refused_resource: format!("cloud_account:{account_id}"),
+        details,
+    };
+    let new = match prepare_start(&state, organization_id, &headers, request).await {
+        Ok(new) => new,
+        Err(problem) => return audit.refused(&state, organization_id, problem).await,
+    };
+    let (status, run) = launch(&state, audit, new, |run| format!("run:{}", run.id)).await?;
     Ok(run_response(status, run))
 }
 
-async fn start(
+async fn prepare_start(
     state: &AppState,
     organization_id: Uuid,
     headers: &HeaderMap,
     request: StartRun,
-) -> Result<(StatusCode, Run), Problem> {
+) -> Result<NewRun, Problem> {
     let key = idempotency_key(headers)?;
     let account = state
         .store
@@ -232,27 +231,109 @@ async fn start(
         crate::cloud_accounts::require_verified(&account)?;
     }
     let input = request.workflow_input(&account, &state.config.azure_application_id)?;
-    launch(
-        state,
-        NewRun {
-            organization_id,
-            kind: request.kind(),
-            target: format!("cloud_account:{}", account.id),
-            idempotency_key: key,
-            request_fingerprint: fingerprint(&request),
-            input,
-        },
-    )
-    .await
+    Ok(NewRun {
+        organization_id,
+        kind: request.kind(),
+        target: format!("cloud_account:{}", account.id),
+        idempotency_key: key,
+        request_fingerprint: fingerprint(&request),
+        input,
+    })
+}
+
+/// Who starts a run and how its entry reads: `refused_resource` names what a refused
+/// start was about (no run exists then).
+pub(crate) struct LaunchAudit<'a> {
+    pub caller: &'a Caller,
+    pub action: &'a str,
+    pub refused_resource: String,
+    pub details: serde_json::Value,
+}
+
+impl LaunchAudit<'_> {
+    /// Records a start refused before anything was written.
+    pub async fn refused<T>(
+        self,
+        state: &AppState,
+        organization_id: Uuid,
+        problem: Problem,
+    ) -> Result<T, Problem> {
+        self.caller
+            .refused(
+                state,
+                Some(organization_id),
+                self.action,
+                self.refused_resource,
+                self.details,
+                problem,
+            )
+            .await
+    }
 }
 
 /// Records a run and starts its workflow; with an idempotency key already used for the
 /// same request, returns that run instead (200). A run whose start was interrupted is
 /// started now.
-pub(crate) async fn launch(state: &AppState, new: NewRun) -> Result<(StatusCode, Run), Problem> {
+///
+/// The run, its idempotency key and the start's audit entry (`resource` names what the
+/// entry is about) commit together; Temporal is asked after, so a start the API could not
+/// hand over stays pending and is handed over by the repeat.
+pub(crate) async fn launch(
+    state: &AppState,
+    audit: LaunchAudit<'_>,
+    new: NewRun,
+    resource: impl Fn(&Run) -> String,
+) -> Result<(StatusCode, Run), Problem> {
+    launch_with(state, audit, new, resource, |_| Box::pin(async { Ok(()) })).await
+}
+
+/// [`launch`], with `before` made in the same transaction before the run is recorded (a
+/// cluster's row, a deployment's).
+pub(crate) async fn launch_with<B>(
+    state: &AppState,
+    audit: LaunchAudit<'_>,
+    new: NewRun,
+    resource: impl Fn(&Run) -> String,
+    before: B,
+) -> Result<(StatusCode, Run), Problem>
+where
+    B: for<'c> FnOnce(&'c mut Connection) -> BoxFuture<'c, windlass_core::Result<()>>
+        + Send
+        + 'static,
+{
     let organization_id = new.organization_id;
     let input = new.input.clone();
-    let inserted = state.store.insert_run(new).await?;
+    let in_flight_limit = state.config.runs_in_flight_per_organization;
+    let LaunchAudit {
+        caller,
+        action,
+        refused_resource,
+        mut details,
+    } = audit;
+    if let Some(map) = details.as_object_mut() {
+        map.insert(
+            "idempotency_key".into(),
+            new.idempotency_key.is_some().into(),
+        );
+    }
+    let inserted = caller
+        .audited(
+            state,
+            Some(organization_id),
+            action,
+            |inserted: Option<&InsertedRun>| match inserted {
+                Some(InsertedRun::Created(run) | InsertedRun::Existing(run)) => resource(run),
+                None => refused_resource.clone(),
+            },
+            details,
+            move |conn| {
+                Box::pin(async move {
+                    before(conn).await?;
+                    Store::insert_run_on(conn, new, in_flight_limit).await
+                })
+            },
+        )
+        .await?;
     let (run, status) = match inserted {
         InsertedRun::Existing(run) if run.status != RunStatus::Pending => {
             return Ok((StatusCode::OK, run));
@@ -283,13 +364,15 @@ pub(crate) async fn launch(state: &AppState, new: NewRun) -> Result<(StatusCode,
                 tracing::warn!(run_id = %run.id, %error, "start answer lost; workflow exists");
                 state.store.mark_run_started(run.id, "").await?;
             } else {
+                // The run's end is on the record with its start.
                 state
                     .store
-                    .finish_run(
+                    .record_run_end(
                         run.id,
                         RunStatus::Failed,
                         None,
                         Some(&format!("could not start: {error}")),
+                        "api",
                     )
                     .await?;
                 return Err(error.into());
@@ -310,13 +393,13 @@ pub struct StepLogQuery {
     /// before); from the first line without it.
     after: Option<String>,
     /// Lines per page, 1 to 5000 (default 1000).
+    #[param(minimum = 1, maximum = 5000)]
     limit: Option<u32>,
 }
 
 const STEP_LOG_PAGE: u32 = 1000;
 const STEP_LOG_PAGE_MAX: u32 = 5000;
-/// Names the cursor of the next page when there may be one; absent on the last page.
-pub const NEXT_CURSOR_HEADER: &str = "windlass-next-cursor";
+pub use crate::pagination::NEXT_CURSOR_HEADER;
 
 /// What a step printed (terraform's messages, helm's output), every attempt, in order;
 /// secrets masked. A page at a time: when more lines follow, `Windlass-Next-Cursor` names
@@ -398,26 +481,36 @@ pub struct ListRuns {
     status: Option<RunStatus>,
     workflow: Option<WorkflowKind>,
     /// 1 to 500, default 50.
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
+    /// The `Windlass-Next-Cursor` of the page before (older runs after it).
+    after: Option<String>,
 }
 
 /// Runs of an organisation, newest first.
 #[utoipa::path(get, path = "/v1/organizations/{organization_id}/runs", tag = "runs",
     params(("organization_id" = Uuid, Path), ListRuns),
-    responses((status = OK, body = Vec<Run>), (status = NOT_FOUND, body = Problem),
-        (status = BAD_REQUEST, body = Problem)))]
+    responses((status = OK, body = Vec<Run>,
+            headers(("Windlass-Next-Cursor" = String, description = "`after` of the next page, when there may be one"))),
+        (status = NOT_FOUND, body = Problem), (status = BAD_REQUEST, body = Problem)))]
 async fn list_runs(
     State(state): State<AppState>,
     Path(organization_id): Path<Uuid>,
     authn: Authenticated,
     Query(query): Query<ListRuns>,
-) -> Result<axum::Json<Vec<Run>>, Problem> {
+) -> Result<Page<Run>, Problem> {
     authn
         .authorize(&state, organization_id, Permission::RunsRead)
         .await?;
-    if query.limit.is_some_and(|l| !(1..=500).contains(&l)) {
-        return Err(Problem::bad_request("limit must be between 1 and 500"));
-    }
+    let page = PageQuery {
+        after: query.after,
+        limit: query.limit,
+    };
+    let limit = page.limit(50, 500)?;
+    let before = page
+        .position()?
+        .map(|p| parse_run_position(&p))
+        .transpose()?;
     let runs = state
         .store
         .runs(
@@ -425,11 +518,26 @@ async fn list_runs(
             &RunFilter {
                 status: query.status,
                 kind: query.workflow,
-                limit: query.limit,
+                limit: Some(limit),
+                before,
             },
         )
         .await?;
-    Ok(axum::Json(runs))
+    Ok(Page::of(runs, limit, |run| {
+        format!("{}|{}", windlass_core::clock::to_db(run.created_at), run.id)
+    }))
+}
+
+/// A run's place in the newest-first listing, from a cursor's position.
+fn parse_run_position(position: &str) -> Result<RunPosition, Problem> {
+    let invalid = || Problem::bad_request("after is not a cursor this API gave out");
+    let (at, id) = position.split_once('|').ok_or_else(invalid)?;
+    Ok(RunPosition {
+        created_at: chrono::DateTime::parse_from_rfc3339(at)
+            .map_err(|_| invalid())?
+            .with_timezone(&chrono::Utc),
+        id: id.parse().map_err(|_| invalid())?,
+    })
 }
 
 /// One run: status, current step, and every step with attempts, timings and last error.
@@ -445,10 +553,13 @@ async fn get_run(
         .authorize(&state, organization_id, Permission::RunsRead)
         .await?;
     let mut run = state.store.run(organization_id, run_id).await?;
-    if !run.status.is_finished() {
+    let mut steps = state.store.steps(run_id).await?;
+    if repair_is_due(&run, &steps) {
         run = repair_from_engine(&state, run).await?;
+        if run.status.is_finished() {
+            steps = state.store.steps(run_id).await?;
+        }
     }
-    let steps = state.store.steps(run_id).await?;
     let current_step = steps
         .iter()
         .filter(|s| matches!(s.status, StepStatus::Running | StepStatus::Retrying))
@@ -459,6 +570,53 @@ async fn get_run(
         current_step,
         steps,
     }))
+}
+
+/// How long an unfinished run may show no progress (its record or a step changing) before
+/// a read asks Temporal whether it ended unrecorded; and how often, at most, per run.
+const QUIET_BEFORE_REPAIR: std::time::Duration = std::time::Duration::from_secs(20);
+const REPAIR_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Whether a read of this run should check it with Temporal: only an unfinished run that
+/// has been quiet for a while (workers record every step's start and end, so a moving run
+/// never needs Temporal on the read path), and at most once per interval per run in this
+/// process however many clients read it.
+pub(crate) fn repair_is_due(run: &Run, steps: &[Step]) -> bool {
+    use std::collections::HashMap;
+    use std::sync::{LazyLock, Mutex};
+    use std::time::Instant;
+    static LAST_CHECKED: LazyLock<Mutex<HashMap<Uuid, Instant>>> =
+        LazyLock::new(|| Mutex::new(HashMap::new()));
+    if run.status.is_finished() {
+        return false;
+    }
+    let last_progress = steps
+        .iter()
+        .flat_map(|s| [Some(s.last_started_at), s.finished_at])
+        .flatten()
+        .chain([run.updated_at])
+        .max()
+        .unwrap_or(run.updated_at);
+    let quiet = (chrono::Utc::now() - last_progress)
+        .to_std()
+        .unwrap_or_default();
+    if quiet < QUIET_BEFORE_REPAIR {
+        return false;
+    }
+    let now = Instant::now();
+    let mut checked = LAST_CHECKED.lock().unwrap_or_else(|e| e.into_inner());
+    if checked
+        .get(&run.id)
+        .is_some_and(|at| now.duration_since(*at) < REPAIR_INTERVAL)
+    {
+        return false;
+    }
+    // Bounded: entries older than the interval decide nothing any more.
+    if checked.len() > 10_000 {
+        checked.retain(|_, at| now.duration_since(*at) < REPAIR_INTERVAL);
+    }
+    checked.insert(run.id, now);
+    true
 }
 
 /// A run the workflow could not record the end of (terminated, timed out, or its worker
@@ -496,21 +654,38 @@ async fn cancel_run(
     let caller = authn
         .authorize(&state, organization_id, Permission::RunsCancel)
         .await?;
-    let cancelled = cancel(&state, organization_id, run_id).await;
-    caller
-        .record(
+    let reached_temporal = caller
+        .audited_call(
             &state,
             Some(organization_id),
             "runs.cancel",
             format!("run:{run_id}"),
-            &cancelled,
             serde_json::json!({}),
+            cancel(&state, organization_id, run_id),
         )
-        .await;
-    Ok((StatusCode::ACCEPTED, axum::Json(cancelled?)))
+        .await?;
+    if !reached_temporal {
+        // Never reached Temporal: nothing runs, so it is cancelled now (outside the
+        // audited transaction, which holds the store's write lock on SQLite).
+        state
+            .store
+            .finish_run(
+                run_id,
+                RunStatus::Cancelled,
+                None,
+                Some("cancelled before it started"),
+            )
+            .await?;
+    }
+    tracing::info!(%run_id, %organization_id, "run cancellation requested");
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(state.store.run(organization_id, run_id).await?),
+    ))
 }
 
-async fn cancel(state: &AppState, organization_id: Uuid, run_id: Uuid) -> Result<Run, Problem> {
+/// Asks Temporal to cancel the run; false when Temporal never had it.
+async fn cancel(state: &AppState, organization_id: Uuid, run_id: Uuid) -> Result<bool, Problem> {
     let run = state.store.run(organization_id, run_id).await?;
     if run.status.is_finished() {
         return Err(Problem::conflict(format!(
@@ -551,23 +726,10 @@ async fn cancel(state: &AppState, organization_id: Uuid, run_id: Uuid) -> Result
             .await
     };
     match cancelled {
-        Ok(()) => {}
-        // Never reached Temporal: nothing runs, so it is cancelled now.
-        Err(EngineError::NotFound(_)) => {
-            state
-                .store
-                .finish_run(
-                    run_id,
-                    RunStatus::Cancelled,
-                    None,
-                    Some("cancelled before it started"),
-                )
-                .await?;
-        }
-        Err(error) => return Err(error.into()),
+        Ok(()) => Ok(true),
+        Err(EngineError::NotFound(_)) => Ok(false),
+        Err(error) => Err(error.into()),
     }
-    tracing::info!(%run_id, %organization_id, "run cancellation requested");
-    Ok(state.store.run(organization_id, run_id).await?)
 }
 
 #[cfg(test)]

@@ -8,12 +8,14 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 use windlass_core::rbac::{Permission, Target};
-use windlass_core::secrets::{RESERVED_PREFIX, SecretListing, SecretScope, put_scoped_secret};
+use windlass_core::secrets::{RESERVED_PREFIX, SecretListing, SecretScope, seal_secret};
+use windlass_core::store::Store;
 use zeroize::Zeroizing;
 
 use crate::AppState;
 use crate::authz::Authenticated;
-use crate::extract::{Json, Path};
+use crate::extract::{Json, Path, Query};
+use crate::pagination::{Page, PageQuery};
 use crate::problem::Problem;
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
@@ -88,7 +90,9 @@ async fn put(
     let caller = authn
         .authorize_on(&state, organization_id, Permission::SecretsWrite, target)
         .await?;
-    let stored = async {
+    let resource = format!("secret:{}", name.chars().take(128).collect::<String>());
+    let details = serde_json::json!({"scope": scope});
+    let sealed = async {
         if name.starts_with(RESERVED_PREFIX) {
             return Err(Problem::unprocessable(format!(
                 "secret names starting with {RESERVED_PREFIX} are Windlass's own"
@@ -112,41 +116,49 @@ async fn put(
                 )
                 .await?;
         }
-        put_scoped_secret(
-            &state.store,
-            &state.keys,
-            organization_id,
-            &name,
-            &value,
-            &scope,
-        )
-        .await
-        .map_err(Problem::from)
+        Ok(seal_secret(&state.keys, organization_id, &name, &value).await?)
     }
     .await;
+    let sealed = match sealed {
+        Ok(sealed) => sealed,
+        Err(problem) => {
+            return caller
+                .refused(
+                    &state,
+                    Some(organization_id),
+                    "secrets.put",
+                    resource,
+                    details,
+                    problem,
+                )
+                .await;
+        }
+    };
     caller
-        .record(
+        .audited(
             &state,
             Some(organization_id),
             "secrets.put",
-            format!("secret:{}", name.chars().take(128).collect::<String>()),
-            &stored,
-            serde_json::json!({"scope": scope}),
+            |_| resource.clone(),
+            details,
+            move |conn| {
+                Box::pin(async move { Store::upsert_sealed_secret_on(conn, &sealed, &scope).await })
+            },
         )
-        .await;
-    stored?;
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// The organisation's secrets: names and scopes, never values.
 #[utoipa::path(get, path = "/v1/organizations/{organization_id}/secrets", tag = "secrets",
-    params(("organization_id" = Uuid, Path)),
-    responses((status = OK, body = Vec<SecretListing>)))]
+    params(PageQuery, ("organization_id" = Uuid, Path)),
+    responses((status = OK, body = Vec<SecretListing>, headers(("Windlass-Next-Cursor" = String, description = "`after` of the next page, when there may be one")))))]
 async fn list(
     State(state): State<AppState>,
     Path(organization_id): Path<Uuid>,
     authn: Authenticated,
-) -> Result<axum::Json<Vec<SecretListing>>, Problem> {
+    Query(page): Query<PageQuery>,
+) -> Result<Page<SecretListing>, Problem> {
     let caller = authn
         .authorize(&state, organization_id, Permission::ProjectsRead)
         .await?;
@@ -166,10 +178,12 @@ async fn list(
             serde_json::json!({"count": listed.as_ref().map(Vec::len).unwrap_or(0)}),
         )
         .await;
-    Ok(axum::Json(
+    Page::cut(
         listed?
             .into_iter()
             .filter(|s| !s.name.starts_with(RESERVED_PREFIX))
             .collect(),
-    ))
+        &page,
+        |x| x.name.clone(),
+    )
 }

@@ -17,7 +17,9 @@ use uuid::Uuid;
 use windlass_core::audit::{ActorKind, AuditResult};
 use windlass_core::deployments::DeploymentTrigger;
 use windlass_core::environments::EnvironmentSpec;
-use windlass_core::secrets::{SecretRef, open_secret, put_secret, webhook_secret_name};
+use windlass_core::secrets::{SecretRef, open_secret, seal_secret, webhook_secret_name};
+use windlass_core::store::SealedSecret;
+use zeroize::Zeroizing;
 
 use crate::AppState;
 use crate::audit::Caller;
@@ -36,25 +38,25 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(webhook_deploy))
 }
 
-/// Generates and seals a new signing secret for the environment, replacing any other.
-pub(crate) async fn issue_webhook_secret(
+/// A new signing secret for the environment, and its sealed form that replaces any other
+/// when stored (with its audit entry: `Store::upsert_sealed_secret_on`).
+pub(crate) async fn new_webhook_secret(
     state: &AppState,
     environment: &EnvironmentSpec,
-) -> Result<String, Problem> {
-    let secret = format!(
+) -> Result<(Zeroizing<String>, SealedSecret), Problem> {
+    let secret = Zeroizing::new(format!(
         "whsec_{}{}",
         Uuid::new_v4().simple(),
         Uuid::new_v4().simple()
-    );
-    put_secret(
-        &state.store,
+    ));
+    let sealed = seal_secret(
         &state.keys,
         environment.organization_id,
         &webhook_secret_name(environment.id),
         &secret,
     )
     .await?;
-    Ok(secret)
+    Ok((secret, sealed))
 }
 
 /// Deploy an environment from a CI pipeline (signed; see the module documentation).

@@ -164,7 +164,22 @@ impl Store {
     }
 
     pub async fn revoke_api_token(&self, organization_id: Uuid, id: Uuid) -> Result<()> {
-        self.api_token(organization_id, id).await?;
+        let mut conn = self.pool().acquire().await?;
+        Self::revoke_api_token_on(&mut conn, organization_id, id).await
+    }
+
+    /// [`Store::revoke_api_token`] on a given connection (for [`Store::audited`]).
+    pub async fn revoke_api_token_on(
+        conn: &mut sqlx::AnyConnection,
+        organization_id: Uuid,
+        id: Uuid,
+    ) -> Result<()> {
+        sqlx::query("SELECT id FROM api_tokens WHERE id = $1 AND organization_id = $2")
+            .bind(id.to_string())
+            .bind(organization_id.to_string())
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or_else(|| Error::not_found("API token", id))?;
         sqlx::query(
             "UPDATE api_tokens SET revoked_at = $3 WHERE id = $1 AND organization_id = $2 \
              AND revoked_at IS NULL",
@@ -172,7 +187,7 @@ impl Store {
         .bind(id.to_string())
         .bind(organization_id.to_string())
         .bind(clock::now_db())
-        .execute(self.pool())
+        .execute(&mut *conn)
         .await?;
         Ok(())
     }

@@ -26,6 +26,14 @@ pub enum Error {
     /// A placed worker could not reach the API's placement routes (or got a 5xx): try again.
     #[error("placement backplane unavailable: {0}")]
     BackplaneUnavailable(String),
+    /// A service a change needs besides the store (the workflow engine) did not answer;
+    /// the change was rolled back: try again.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// The organisation already has as many unfinished runs as it may: try again once
+    /// some have ended.
+    #[error("{0}")]
+    InFlightLimit(String),
 }
 
 impl Error {
@@ -53,7 +61,7 @@ impl Error {
                             .is_some_and(|c| TRANSIENT_SQLSTATES.contains(&c.as_ref()))
                 })
             }
-            Self::BackplaneUnavailable(_) => true,
+            Self::BackplaneUnavailable(_) | Self::Unavailable(_) => true,
             _ => false,
         }
     }

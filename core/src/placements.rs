@@ -7,6 +7,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use sqlx::AnyConnection;
 use sqlx::Row;
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -54,8 +55,18 @@ impl Store {
         organization_id: Uuid,
         name: &str,
     ) -> Result<(Placement, Zeroizing<String>)> {
+        let mut conn = self.pool().acquire().await?;
+        Self::register_placement_on(&mut conn, organization_id, name).await
+    }
+
+    /// [`Store::register_placement`] on a given connection (for [`Store::audited`]).
+    pub async fn register_placement_on(
+        conn: &mut AnyConnection,
+        organization_id: Uuid,
+        name: &str,
+    ) -> Result<(Placement, Zeroizing<String>)> {
         crate::clusters::validate_placement(name)?;
-        self.organization(organization_id).await?;
+        Self::organization_on(conn, organization_id).await?;
         let id = Uuid::new_v4();
         let random = DataKey::generate()?;
         let credential = Zeroizing::new(format!(
@@ -72,7 +83,7 @@ impl Store {
         .bind(name)
         .bind(hash(&credential))
         .bind(clock::now_db())
-        .execute(self.pool())
+        .execute(&mut *conn)
         .await
         .map_err(|e| {
             if is_unique_violation(&e) {
@@ -81,17 +92,30 @@ impl Store {
                 e.into()
             }
         })?;
-        Ok((self.placement(organization_id, name).await?, credential))
+        Ok((
+            Self::placement_on(conn, organization_id, name).await?,
+            credential,
+        ))
     }
 
     /// The organisation's placement of that name (404 for another organisation's).
     pub async fn placement(&self, organization_id: Uuid, name: &str) -> Result<Placement> {
+        let mut conn = self.pool().acquire().await?;
+        Self::placement_on(&mut conn, organization_id, name).await
+    }
+
+    /// [`Store::placement`] on a given connection (for [`Store::audited`]).
+    pub async fn placement_on(
+        conn: &mut AnyConnection,
+        organization_id: Uuid,
+        name: &str,
+    ) -> Result<Placement> {
         let row = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM placements WHERE name = $1 AND organization_id = $2"
         ))
         .bind(name)
         .bind(organization_id.to_string())
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *conn)
         .await?
         .ok_or_else(|| Error::not_found("placement", name))?;
         from_row(&row)
@@ -110,13 +134,30 @@ impl Store {
     /// Removes the placement (its credential stops working at once). Refused while one of
     /// the organisation's clusters still routes there.
     pub async fn delete_placement(&self, organization_id: Uuid, name: &str) -> Result<()> {
-        let placement = self.placement(organization_id, name).await?;
-        let routed = self
+        let routed = self.clusters_routed_to(organization_id, name).await?;
+        let mut conn = self.pool().acquire().await?;
+        Self::delete_placement_on(&mut conn, organization_id, name, routed).await
+    }
+
+    /// How many of the organisation's clusters route to the placement `name`.
+    pub async fn clusters_routed_to(&self, organization_id: Uuid, name: &str) -> Result<usize> {
+        Ok(self
             .clusters(organization_id)
             .await?
             .into_iter()
             .filter(|c| c.placement.as_deref() == Some(name))
-            .count();
+            .count())
+    }
+
+    /// Removes the placement on a given connection (for [`Store::audited`]), refused when
+    /// `routed` (from [`Store::clusters_routed_to`]) clusters still route there.
+    pub async fn delete_placement_on(
+        conn: &mut sqlx::AnyConnection,
+        organization_id: Uuid,
+        name: &str,
+        routed: usize,
+    ) -> Result<()> {
+        let placement = Self::placement_on(conn, organization_id, name).await?;
         if routed > 0 {
             return Err(Error::Conflict(format!(
                 "{routed} cluster(s) still route to placement {name:?}"
@@ -124,7 +165,7 @@ impl Store {
         }
         sqlx::query("DELETE FROM placements WHERE id = $1")
             .bind(placement.id.to_string())
-            .execute(self.pool())
+            .execute(&mut *conn)
             .await?;
         Ok(())
     }

@@ -176,6 +176,24 @@ pub struct RunFilter {
     pub status: Option<RunStatus>,
     pub kind: Option<WorkflowKind>,
     pub limit: Option<u32>,
+    /// Runs older than this one only (the next page of a newest-first listing).
+    pub before: Option<RunPosition>,
+}
+
+/// Where a run sits in a newest-first listing: its creation time and id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunPosition {
+    pub created_at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+impl RunPosition {
+    pub fn of(run: &Run) -> Self {
+        Self {
+            created_at: run.created_at,
+            id: run.id,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -130,20 +130,27 @@ pub async fn put_scoped_secret(
     value: &str,
     scope: &SecretScope,
 ) -> Result<()> {
+    let sealed = seal_secret(keys, organization_id, name, value).await?;
+    store.upsert_sealed_secret(&sealed, scope).await
+}
+
+/// A secret's value sealed with its organisation's key, ready to store (for a write that
+/// commits with its audit entry: [`Store::upsert_sealed_secret_on`]).
+pub async fn seal_secret(
+    keys: &KeyRing,
+    organization_id: Uuid,
+    name: &str,
+    value: &str,
+) -> Result<SealedSecret> {
     validate_name(name)?;
     let (version, key) = keys.organization_key(organization_id).await?;
     let sealed = key.seal(value.as_bytes(), &associated_data(organization_id, name))?;
-    store
-        .upsert_sealed_secret(
-            &SealedSecret {
-                organization_id,
-                name: name.to_owned(),
-                key_version: version,
-                ciphertext: to_hex(&sealed),
-            },
-            scope,
-        )
-        .await
+    Ok(SealedSecret {
+        organization_id,
+        name: name.to_owned(),
+        key_version: version,
+        ciphertext: to_hex(&sealed),
+    })
 }
 
 /// The value of `secret` for the run `run_id`, if the run was granted it.

@@ -751,7 +751,7 @@ async fn nobody_grants_a_permission_beyond_the_scope_they_hold_it_at() {
     );
     let (_, bindings) = stack
         .api
-        .get(&format!("/v1/organizations/{org}/role-bindings"))
+        .get(&format!("/v1/organizations/{org}/role-bindings?limit=1000"))
         .await;
     // The creator's admin binding plus exactly the allowed ones.
     assert_eq!(bindings.as_array().unwrap().len(), expected_bindings + 1);

@@ -281,3 +281,47 @@ async fn a_malformed_last_event_id_is_refused_and_unknown_runs_are_not_found() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 }
+
+/// A run whose workflow ended without recording it (terminated by an operator) shows how
+/// it ended once it has been quiet a while; reads of a run that moves never ask Temporal.
+#[tokio::test]
+async fn a_run_ended_behind_windlass_back_is_repaired_once_quiet() {
+    let stack = crate::support::Stack::without_worker().await;
+    let (org, account) = stack.organization_with_azure_account().await;
+    let (_, started) = stack
+        .start_run(org, crate::support::setup_request(account), None)
+        .await;
+    let id = started["id"].as_str().unwrap().to_owned();
+    let workflow_id = started["workflow_id"].as_str().unwrap().to_owned();
+    let cli = crate::support::repo_root().join(".venv/bin/temporal");
+    let terminated = std::process::Command::new(cli)
+        .args(["workflow", "terminate", "--workflow-id", &workflow_id])
+        .args([
+            "--address",
+            stack.temporal.address.trim_start_matches("http://"),
+            "--reason",
+            "operator",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        terminated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&terminated.stderr)
+    );
+    // Just started: the read model is believed, Temporal is not asked.
+    assert_eq!(stack.run(org, &id).await["status"], "running");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let run = stack.run(org, &id).await;
+        if run["status"] == "terminated" {
+            assert_eq!(run["error"], "workflow terminated");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never repaired: {run:#}"
+        );
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
+}

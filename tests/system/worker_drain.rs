@@ -146,6 +146,15 @@ async fn sigterm_stops_polling_and_lets_in_flight_activities_finish_once() {
         .unwrap()
         .unwrap();
     assert!(exit.success(), "the drained worker exits 0: {exit}");
+    // The operator's drain is on the record as an operator (support) action.
+    let drains: Vec<(String, String)> =
+        sqlx::query_as("SELECT actor_kind, details FROM audit_log WHERE action = 'workers.drain'")
+            .fetch_all(stack.store.pool_for_tests())
+            .await
+            .unwrap();
+    assert_eq!(drains.len(), 1, "{drains:?}");
+    assert_eq!(drains[0].0, "support");
+    assert!(drains[0].1.contains("task_queues"), "{drains:?}");
     let drained = stack.run(org, &id).await;
     assert!(
         drained["finished_at"].is_null(),

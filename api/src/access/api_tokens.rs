@@ -12,7 +12,8 @@ use zeroize::Zeroizing;
 
 use crate::AppState;
 use crate::authz::Authenticated;
-use crate::extract::{Json, Path};
+use crate::extract::{Json, Path, Query};
+use crate::pagination::{Page, PageQuery};
 use crate::problem::Problem;
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -115,17 +116,20 @@ pub(super) async fn issue_api_token(
 
 /// The organisation's API tokens: names, roles, expiry and revocation, never a secret.
 #[utoipa::path(get, path = "/v1/organizations/{organization_id}/api-tokens", tag = "access",
-    params(("organization_id" = Uuid, Path)),
-    responses((status = OK, body = Vec<ApiToken>), (status = FORBIDDEN, body = Problem)))]
+    params(PageQuery, ("organization_id" = Uuid, Path)),
+    responses((status = OK, body = Vec<ApiToken>, headers(("Windlass-Next-Cursor" = String, description = "`after` of the next page, when there may be one"))), (status = FORBIDDEN, body = Problem)))]
 pub(super) async fn list_api_tokens(
     State(state): State<AppState>,
     Path(organization_id): Path<Uuid>,
     authn: Authenticated,
-) -> Result<axum::Json<Vec<ApiToken>>, Problem> {
+    Query(page): Query<PageQuery>,
+) -> Result<Page<ApiToken>, Problem> {
     authn
         .authorize(&state, organization_id, Permission::MembersManage)
         .await?;
-    Ok(axum::Json(state.store.api_tokens(organization_id).await?))
+    Page::cut(state.store.api_tokens(organization_id).await?, &page, |x| {
+        format!("{}|{}", windlass_core::clock::to_db(x.created_at), x.id)
+    })
 }
 
 /// Revoke an API token; it stops working at once.
@@ -143,20 +147,15 @@ pub(super) async fn revoke_api_token(
     let caller = authn
         .authorize(&state, organization_id, Permission::MembersManage)
         .await?;
-    let revoked = state
-        .store
-        .revoke_api_token(organization_id, token_id)
-        .await
-        .map_err(Problem::from);
     caller
-        .record(
+        .audited(
             &state,
             Some(organization_id),
             "access.revoke_api_token",
-            format!("api_token:{token_id}"),
-            &revoked,
+            |_| format!("api_token:{token_id}"),
             serde_json::json!({}),
+            move |conn| Box::pin(Store::revoke_api_token_on(conn, organization_id, token_id)),
         )
-        .await;
-    revoked.map(|_| StatusCode::NO_CONTENT)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -7,10 +7,12 @@ use serde::Deserialize;
 use uuid::Uuid;
 use windlass_core::identity_connections::GroupMapping;
 use windlass_core::rbac::{Permission, Role};
+use windlass_core::store::Store;
 
 use crate::AppState;
 use crate::authz::Authenticated;
-use crate::extract::{Json, Path};
+use crate::extract::{Json, Path, Query};
+use crate::pagination::{Page, PageQuery};
 use crate::problem::Problem;
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -42,36 +44,45 @@ pub(super) async fn map_group(
             std::slice::from_ref(&body.role),
         )
         .await?;
-    let mapped = if (1..=256).contains(&body.idp_group.len())
-        && !body.idp_group.chars().any(char::is_control)
-    {
-        state
-            .store
-            .map_group_to_role(
-                organization_id,
-                body.connection_id,
-                &body.idp_group,
-                &body.role,
+    let connection_id = body.connection_id;
+    let details = serde_json::json!({"role": body.role, "connection_id": connection_id});
+    if !(1..=256).contains(&body.idp_group.len()) || body.idp_group.chars().any(char::is_control) {
+        return caller
+            .refused(
+                &state,
+                Some(organization_id),
+                "access.map_group",
+                format!("identity_connection:{connection_id}"),
+                details,
+                Problem::unprocessable("idp_group: 1 to 256 printable bytes"),
             )
-            .await
-            .map_err(Problem::from)
-    } else {
-        Err(Problem::unprocessable(
-            "idp_group: 1 to 256 printable bytes",
-        ))
-    };
-    let resource = match &mapped {
-        Ok(mapping) => format!("group_mapping:{}", mapping.id),
-        Err(_) => format!("identity_connection:{}", body.connection_id),
-    };
-    caller
-        .record(
+            .await;
+    }
+    let MapGroup {
+        idp_group, role, ..
+    } = body;
+    let mapped = caller
+        .audited(
             &state,
             Some(organization_id),
             "access.map_group",
-            resource,
-            &mapped,
-            serde_json::json!({"role": body.role, "connection_id": body.connection_id}),
+            |mapped: Option<&GroupMapping>| match mapped {
+                Some(mapping) => format!("group_mapping:{}", mapping.id),
+                None => format!("identity_connection:{connection_id}"),
+            },
+            details,
+            move |conn| {
+                Box::pin(async move {
+                    Store::map_group_to_role_on(
+                        conn,
+                        organization_id,
+                        connection_id,
+                        &idp_group,
+                        &role,
+                    )
+                    .await
+                })
+            },
         )
         .await;
     Ok((StatusCode::CREATED, axum::Json(mapped?)))
@@ -79,19 +90,22 @@ pub(super) async fn map_group(
 
 /// The organisation's group mappings.
 #[utoipa::path(get, path = "/v1/organizations/{organization_id}/group-mappings", tag = "access",
-    params(("organization_id" = Uuid, Path)),
-    responses((status = OK, body = Vec<GroupMapping>), (status = FORBIDDEN, body = Problem)))]
+    params(PageQuery, ("organization_id" = Uuid, Path)),
+    responses((status = OK, body = Vec<GroupMapping>, headers(("Windlass-Next-Cursor" = String, description = "`after` of the next page, when there may be one"))), (status = FORBIDDEN, body = Problem)))]
 pub(super) async fn list_group_mappings(
     State(state): State<AppState>,
     Path(organization_id): Path<Uuid>,
     authn: Authenticated,
-) -> Result<axum::Json<Vec<GroupMapping>>, Problem> {
+    Query(page): Query<PageQuery>,
+) -> Result<Page<GroupMapping>, Problem> {
     authn
         .authorize(&state, organization_id, Permission::MembersManage)
         .await?;
-    Ok(axum::Json(
+    Page::cut(
         state.store.group_mappings(organization_id).await?,
-    ))
+        &page,
+        |x| format!("{}|{}", windlass_core::clock::to_db(x.created_at), x.id),
+    )
 }
 
 /// Remove a group mapping (only one the caller could have made).
@@ -114,20 +128,21 @@ pub(super) async fn delete_group_mapping(
             std::slice::from_ref(&mapping.role),
         )
         .await?;
-    let deleted = state
-        .store
-        .delete_group_mapping(organization_id, mapping_id)
-        .await
-        .map_err(Problem::from);
     caller
-        .record(
+        .audited(
             &state,
             Some(organization_id),
             "access.delete_group_mapping",
-            format!("group_mapping:{mapping_id}"),
-            &deleted,
+            |_| format!("group_mapping:{mapping_id}"),
             serde_json::json!({"role": mapping.role}),
+            move |conn| {
+                Box::pin(Store::delete_group_mapping_on(
+                    conn,
+                    organization_id,
+                    mapping_id,
+                ))
+            },
         )
-        .await;
-    deleted.map(|_| StatusCode::NO_CONTENT)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -7,10 +7,12 @@ use serde::Deserialize;
 use uuid::Uuid;
 use windlass_core::identity_connections::{IdentityConnection, NewIdentityConnection};
 use windlass_core::rbac::{Permission, Role};
+use windlass_core::store::Store;
 
 use crate::AppState;
 use crate::authz::Authenticated;
-use crate::extract::{Json, Path};
+use crate::extract::{Json, Path, Query};
+use crate::pagination::{Page, PageQuery};
 use crate::problem::Problem;
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -39,29 +41,26 @@ pub(super) async fn create_connection(
     let caller = authn
         .authorize(&state, organization_id, Permission::MembersManage)
         .await?;
-    let created = state
-        .store
-        .create_identity_connection(&NewIdentityConnection {
-            organization_id,
-            name: body.name.clone(),
-            issuer: body.issuer.clone(),
-            audience: body.audience.clone(),
-            jwks_uri: body.jwks_uri.clone(),
-        })
-        .await
-        .map_err(Problem::from);
-    let resource = match &created {
-        Ok(connection) => format!("identity_connection:{}", connection.id),
-        Err(_) => format!("organization:{organization_id}"),
+    let new = NewIdentityConnection {
+        organization_id,
+        name: body.name.clone(),
+        issuer: body.issuer.clone(),
+        audience: body.audience.clone(),
+        jwks_uri: body.jwks_uri.clone(),
     };
-    caller
-        .record(
+    let created = caller
+        .audited(
             &state,
             Some(organization_id),
             "access.create_identity_connection",
-            resource,
-            &created,
-            serde_json::json!({"issuer": body.issuer.chars().take(512).collect::<String>()}),
+            |created: Option<&IdentityConnection>| match created {
+                Some(connection) => format!("identity_connection:{}", connection.id),
+                None => format!("organization:{organization_id}"),
+            },
+            serde_json::json!({"issuer": body.issuer}),
+            move |conn| {
+                Box::pin(async move { Store::create_identity_connection_on(conn, &new).await })
+            },
         )
         .await;
     Ok((StatusCode::CREATED, axum::Json(created?)))
@@ -69,19 +68,22 @@ pub(super) async fn create_connection(
 
 /// The organisation's identity connections.
 #[utoipa::path(get, path = "/v1/organizations/{organization_id}/identity-connections",
-    tag = "access", params(("organization_id" = Uuid, Path)),
-    responses((status = OK, body = Vec<IdentityConnection>), (status = FORBIDDEN, body = Problem)))]
+    tag = "access", params(PageQuery, ("organization_id" = Uuid, Path)),
+    responses((status = OK, body = Vec<IdentityConnection>, headers(("Windlass-Next-Cursor" = String, description = "`after` of the next page, when there may be one"))), (status = FORBIDDEN, body = Problem)))]
 pub(super) async fn list_connections(
     State(state): State<AppState>,
     Path(organization_id): Path<Uuid>,
     authn: Authenticated,
-) -> Result<axum::Json<Vec<IdentityConnection>>, Problem> {
+    Query(page): Query<PageQuery>,
+) -> Result<Page<IdentityConnection>, Problem> {
     authn
         .authorize(&state, organization_id, Permission::MembersManage)
         .await?;
-    Ok(axum::Json(
+    Page::cut(
         state.store.identity_connections(organization_id).await?,
-    ))
+        &page,
+        |x| x.name.clone(),
+    )
 }
 
 /// Disconnect an identity provider and drop its group mappings; its tokens stop working
@@ -113,20 +115,21 @@ pub(super) async fn delete_connection(
             &mapped,
         )
         .await?;
-    let deleted = state
-        .store
-        .delete_identity_connection(organization_id, connection_id)
-        .await
-        .map_err(Problem::from);
     caller
-        .record(
+        .audited(
             &state,
             Some(organization_id),
             "access.delete_identity_connection",
-            format!("identity_connection:{connection_id}"),
-            &deleted,
+            |_| format!("identity_connection:{connection_id}"),
             serde_json::json!({}),
+            move |conn| {
+                Box::pin(Store::delete_identity_connection_on(
+                    conn,
+                    organization_id,
+                    connection_id,
+                ))
+            },
         )
-        .await;
-    deleted.map(|_| StatusCode::NO_CONTENT)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -10,8 +10,9 @@ use windlass_core::rbac::{Permission, Role};
 
 use crate::AppState;
 use crate::authz::Authenticated;
-use crate::extract::{Json, Path};
+use crate::extract::{Json, Path, Query};
 use crate::oidc::organization_subject;
+use crate::pagination::{Page, PageQuery};
 use crate::problem::Problem;
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -122,19 +123,22 @@ pub(super) async fn bind_role(
 
 /// Who holds which role in the organisation.
 #[utoipa::path(get, path = "/v1/organizations/{organization_id}/role-bindings", tag = "access",
-    params(("organization_id" = Uuid, Path)),
-    responses((status = OK, body = Vec<RoleBinding>), (status = FORBIDDEN, body = Problem)))]
+    params(PageQuery, ("organization_id" = Uuid, Path)),
+    responses((status = OK, body = Vec<RoleBinding>, headers(("Windlass-Next-Cursor" = String, description = "`after` of the next page, when there may be one"))), (status = FORBIDDEN, body = Problem)))]
 pub(super) async fn list_role_bindings(
     State(state): State<AppState>,
     Path(organization_id): Path<Uuid>,
     authn: Authenticated,
-) -> Result<axum::Json<Vec<RoleBinding>>, Problem> {
+    Query(page): Query<PageQuery>,
+) -> Result<Page<RoleBinding>, Problem> {
     authn
         .authorize(&state, organization_id, Permission::MembersManage)
         .await?;
-    Ok(axum::Json(
+    Page::cut(
         state.store.role_bindings(organization_id).await?,
-    ))
+        &page,
+        |x| format!("{}|{}", windlass_core::clock::to_db(x.created_at), x.id),
+    )
 }
 
 /// Take one role binding away (only one the caller could have granted).
@@ -157,22 +161,21 @@ pub(super) async fn delete_role_binding(
             std::slice::from_ref(&binding.role),
         )
         .await?;
-    let deleted = state
-        .store
-        .delete_role_bindings(organization_id, &[binding_id])
-        .await
-        .map_err(Problem::from);
     caller
-        .record(
+        .audited(
             &state,
             Some(organization_id),
             "access.delete_role_binding",
-            format!("role_binding:{binding_id}"),
-            &deleted,
+            |_| format!("role_binding:{binding_id}"),
             serde_json::json!({"subject": binding.subject, "role": binding.role}),
+            move |conn| {
+                Box::pin(async move {
+                    Store::delete_role_bindings_on(conn, organization_id, &[binding_id]).await
+                })
+            },
         )
-        .await;
-    deleted.map(|_| StatusCode::NO_CONTENT)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Remove a person from the organisation: every role binding of theirs goes at once.
@@ -199,32 +202,38 @@ pub(super) async fn remove_member(
     let caller = authn
         .authorize_removal(&state, organization_id, "access.remove_member", &held)
         .await?;
-    let removed = if bindings.is_empty() {
-        Err(Problem::not_found(format!(
-            "{subject} holds no role in this organization"
-        )))
-    } else {
-        let ids: Vec<Uuid> = bindings.iter().map(|b| b.id).collect();
-        state
-            .store
-            .delete_role_bindings(organization_id, &ids)
-            .await
-            .map_err(Problem::from)
-    };
     let resource = if is_pseudonym(&subject) {
         subject.clone()
     } else {
         format!("organization:{organization_id}")
     };
+    let details = serde_json::json!({"bindings": bindings.len()});
+    if bindings.is_empty() {
+        return caller
+            .refused(
+                &state,
+                Some(organization_id),
+                "access.remove_member",
+                resource,
+                details,
+                Problem::not_found(format!("{subject} holds no role in this organization")),
+            )
+            .await;
+    }
+    let ids: Vec<Uuid> = bindings.iter().map(|b| b.id).collect();
     caller
-        .record(
+        .audited(
             &state,
             Some(organization_id),
             "access.remove_member",
-            resource,
-            &removed,
-            serde_json::json!({"bindings": bindings.len()}),
+            |_| resource.clone(),
+            details,
+            move |conn| {
+                Box::pin(async move {
+                    Store::delete_role_bindings_on(conn, organization_id, &ids).await
+                })
+            },
         )
-        .await;
-    removed.map(|_| StatusCode::NO_CONTENT)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -61,4 +61,31 @@ impl Store {
             .map_err(|e| AuditedError::Audit(e.into()))?;
         Ok((value, appended))
     }
+
+    /// For a change outside the store (a Temporal cancel, a schedule's pause): appends
+    /// `entry` first, then makes the change, then commits. If the entry cannot be written
+    /// the change is never attempted; if the change fails the entry is rolled back with
+    /// it. Only a commit failing after the change could leave it unrecorded, and the
+    /// entry is already written by then.
+    pub async fn audited_ahead<T, C>(
+        &self,
+        entry: NewAuditEntry,
+        change: C,
+    ) -> std::result::Result<T, AuditedError>
+    where
+        C: std::future::Future<Output = crate::Result<T>>,
+    {
+        let mut tx = self
+            .begin_audit_append()
+            .await
+            .map_err(AuditedError::Audit)?;
+        append_in(&mut tx, entry)
+            .await
+            .map_err(AuditedError::Audit)?;
+        let value = change.await.map_err(AuditedError::Change)?;
+        tx.commit()
+            .await
+            .map_err(|e| AuditedError::Audit(e.into()))?;
+        Ok(value)
+    }
 }

@@ -1,5 +1,5 @@
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 use uuid::Uuid;
 
 use super::{Store, is_unique_violation, parse_uuid};
@@ -12,7 +12,16 @@ const COLUMNS: &str = "id, organization_id, provider, tenant_id, external_id, di
 
 impl Store {
     pub async fn create_cloud_account(&self, new: NewCloudAccount) -> Result<CloudAccount> {
-        self.organization(new.organization_id).await?;
+        let mut conn = self.pool().acquire().await?;
+        Self::create_cloud_account_on(&mut conn, new).await
+    }
+
+    /// [`Store::create_cloud_account`] on a given connection (for [`Store::audited`]).
+    pub async fn create_cloud_account_on(
+        conn: &mut AnyConnection,
+        new: NewCloudAccount,
+    ) -> Result<CloudAccount> {
+        Self::organization_on(conn, new.organization_id).await?;
         let id = Uuid::new_v4();
         sqlx::query(
             "INSERT INTO cloud_accounts (id, organization_id, provider, tenant_id, external_id, \
@@ -25,7 +34,7 @@ impl Store {
         .bind(&new.external_id)
         .bind(&new.display_name)
         .bind(clock::now_db())
-        .execute(self.pool())
+        .execute(&mut *conn)
         .await
         .map_err(|e| {
             if is_unique_violation(&e) {
@@ -38,17 +47,27 @@ impl Store {
                 e.into()
             }
         })?;
-        self.cloud_account(new.organization_id, id).await
+        Self::cloud_account_on(conn, new.organization_id, id).await
     }
 
     /// A cloud account of one organisation: another organisation's id reads as not found.
     pub async fn cloud_account(&self, organization_id: Uuid, id: Uuid) -> Result<CloudAccount> {
+        let mut conn = self.pool().acquire().await?;
+        Self::cloud_account_on(&mut conn, organization_id, id).await
+    }
+
+    /// [`Store::cloud_account`] on a given connection (for [`Store::audited`]).
+    pub async fn cloud_account_on(
+        conn: &mut AnyConnection,
+        organization_id: Uuid,
+        id: Uuid,
+    ) -> Result<CloudAccount> {
         let row = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM cloud_accounts WHERE id = $1 AND organization_id = $2"
         ))
         .bind(id.to_string())
         .bind(organization_id.to_string())
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *conn)
         .await?
         .ok_or_else(|| Error::not_found("cloud account", id))?;
         cloud_account_from_row(&row)

@@ -1,5 +1,5 @@
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Connection as _, Row};
 use uuid::Uuid;
 
 use super::{Store, is_unique_violation};
@@ -9,12 +9,22 @@ use crate::{Error, Result};
 impl Store {
     /// Records a cluster's spec. Names are unique within an organisation.
     pub async fn create_cluster(&self, spec: &ClusterSpec) -> Result<ClusterSpec> {
+        let mut conn = self.pool().acquire().await?;
+        Self::create_cluster_on(&mut conn, spec).await
+    }
+
+    /// [`Store::create_cluster`] on a given connection (for [`Store::audited`]).
+    pub async fn create_cluster_on(
+        conn: &mut AnyConnection,
+        spec: &ClusterSpec,
+    ) -> Result<ClusterSpec> {
         spec.validate()?;
         // Same organisation: another organisation's account reads as not found.
-        self.cloud_account(spec.organization_id, spec.cloud_account_id)
-            .await?;
+        Self::cloud_account_on(conn, spec.organization_id, spec.cloud_account_id).await?;
         let json = serde_json::to_string(spec)
             .map_err(|e| Error::InvalidInput(format!("cluster spec: {e}")))?;
+        // In a savepoint: a taken name must not abort the transaction around it.
+        let mut savepoint = conn.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO clusters (id, organization_id, cloud_account_id, name, spec, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -25,7 +35,7 @@ impl Store {
         .bind(&spec.name)
         .bind(json)
         .bind(crate::clock::to_db(spec.created_at))
-        .execute(self.pool())
+        .execute(&mut *savepoint)
         .await
         .map(|_| ())
         .map_err(|e| {
@@ -38,11 +48,12 @@ impl Store {
                 e.into()
             }
         });
+        match &inserted {
+            Ok(()) => savepoint.commit().await?,
+            Err(_) => savepoint.rollback().await?,
+        }
         if let Err(conflict) = inserted {
-            if self
-                .cluster_was_deleted(spec.organization_id, spec.id)
-                .await?
-            {
+            if Self::cluster_was_deleted_on(conn, spec.organization_id, spec.id).await? {
                 return Err(Error::Conflict(format!(
                     "cluster {} (the one this Idempotency-Key made) was deleted; \
                      use a new key to make a new cluster",
@@ -51,17 +62,22 @@ impl Store {
             }
             return Err(conflict);
         }
-        self.cluster(spec.organization_id, spec.id).await
+        Self::cluster_on(conn, spec.organization_id, spec.id).await
     }
 
-    async fn cluster_was_deleted(&self, organization_id: Uuid, id: Uuid) -> Result<bool> {
+    /// [`Store::cluster_was_deleted`] on a given connection (for [`Store::audited`]).
+    async fn cluster_was_deleted_on(
+        conn: &mut AnyConnection,
+        organization_id: Uuid,
+        id: Uuid,
+    ) -> Result<bool> {
         let row = sqlx::query(
             "SELECT id FROM clusters WHERE id = $1 AND organization_id = $2 \
              AND deleted_at IS NOT NULL",
         )
         .bind(id.to_string())
         .bind(organization_id.to_string())
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *conn)
         .await?;
         Ok(row.is_some())
     }
@@ -122,10 +138,20 @@ impl Store {
     }
 
     pub async fn cluster(&self, organization_id: Uuid, id: Uuid) -> Result<ClusterSpec> {
+        let mut conn = self.pool().acquire().await?;
+        Self::cluster_on(&mut conn, organization_id, id).await
+    }
+
+    /// [`Store::cluster`] on a given connection (for [`Store::audited`]).
+    pub async fn cluster_on(
+        conn: &mut AnyConnection,
+        organization_id: Uuid,
+        id: Uuid,
+    ) -> Result<ClusterSpec> {
         let row = sqlx::query("SELECT spec FROM clusters WHERE id = $1 AND organization_id = $2 AND deleted_at IS NULL")
             .bind(id.to_string())
             .bind(organization_id.to_string())
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut *conn)
             .await?
             .ok_or_else(|| Error::not_found("cluster", id))?;
         spec_from_row(&row)

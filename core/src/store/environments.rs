@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Connection as _, Row};
 use uuid::Uuid;
 
 use super::{Store, is_unique_violation, parse_uuid};
@@ -21,8 +21,19 @@ const DEPLOYMENT_COLUMNS: &str = "run_id, environment_id, revision, state, trigg
 
 impl Store {
     pub async fn create_project(&self, organization_id: Uuid, name: &str) -> Result<Project> {
-        validate_label("project name", name)?;
         self.organization(organization_id).await?;
+        let mut conn = self.pool().acquire().await?;
+        Self::create_project_on(&mut conn, organization_id, name).await
+    }
+
+    /// [`Store::create_project`] on a given connection (for [`Store::audited`]); the
+    /// organisation is the caller's, already checked.
+    pub async fn create_project_on(
+        conn: &mut AnyConnection,
+        organization_id: Uuid,
+        name: &str,
+    ) -> Result<Project> {
+        validate_label("project name", name)?;
         let project = Project {
             id: Uuid::new_v4(),
             organization_id,
@@ -36,7 +47,7 @@ impl Store {
         .bind(organization_id.to_string())
         .bind(name)
         .bind(clock::to_db(project.created_at))
-        .execute(self.pool())
+        .execute(&mut *conn)
         .await
         .map_err(|e| conflict_or(e, format!("a project named {name} already exists")))?;
         Ok(project)
@@ -69,9 +80,19 @@ impl Store {
     /// Records an environment. Its project and cluster must be the organisation's, and a
     /// cluster namespace holds one environment.
     pub async fn create_environment(&self, spec: &EnvironmentSpec) -> Result<EnvironmentSpec> {
-        spec.validate()?;
         self.project(spec.organization_id, spec.project_id).await?;
         self.cluster(spec.organization_id, spec.cluster_id).await?;
+        let mut conn = self.pool().acquire().await?;
+        Self::create_environment_on(&mut conn, spec).await
+    }
+
+    /// [`Store::create_environment`] on a given connection (for [`Store::audited`]); its
+    /// project and cluster are already checked to be the organisation's.
+    pub async fn create_environment_on(
+        conn: &mut AnyConnection,
+        spec: &EnvironmentSpec,
+    ) -> Result<EnvironmentSpec> {
+        spec.validate()?;
         sqlx::query(&format!(
             "INSERT INTO environments ({ENVIRONMENT_COLUMNS}) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
@@ -87,7 +108,7 @@ impl Store {
         .bind(spec.max_parallel as i64)
         .bind(services_json(&spec.services)?)
         .bind(clock::to_db(spec.created_at))
-        .execute(self.pool())
+        .execute(&mut *conn)
         .await
         .map_err(|e| {
             conflict_or(
@@ -98,7 +119,23 @@ impl Store {
                 ),
             )
         })?;
-        self.environment(spec.organization_id, spec.id).await
+        Self::environment_on(conn, spec.organization_id, spec.id).await
+    }
+
+    async fn environment_on(
+        conn: &mut AnyConnection,
+        organization_id: Uuid,
+        id: Uuid,
+    ) -> Result<EnvironmentSpec> {
+        let row = sqlx::query(&format!(
+            "SELECT {ENVIRONMENT_COLUMNS} FROM environments WHERE id = $1 AND organization_id = $2"
+        ))
+        .bind(id.to_string())
+        .bind(organization_id.to_string())
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| Error::not_found("environment", id))?;
+        environment_from_row(&row)
     }
 
     pub async fn environment(&self, organization_id: Uuid, id: Uuid) -> Result<EnvironmentSpec> {
@@ -141,6 +178,15 @@ impl Store {
     /// Replaces what the environment should run (and how it deploys); takes effect at its
     /// next deployment.
     pub async fn update_environment(&self, spec: &EnvironmentSpec) -> Result<EnvironmentSpec> {
+        let mut conn = self.pool().acquire().await?;
+        Self::update_environment_on(&mut conn, spec).await
+    }
+
+    /// [`Store::update_environment`] on a given connection (for [`Store::audited`]).
+    pub async fn update_environment_on(
+        conn: &mut AnyConnection,
+        spec: &EnvironmentSpec,
+    ) -> Result<EnvironmentSpec> {
         spec.validate()?;
         let updated = sqlx::query(
             "UPDATE environments SET services = $1, deploy_policy = $2, max_parallel = $3 \
@@ -151,12 +197,12 @@ impl Store {
         .bind(spec.max_parallel as i64)
         .bind(spec.id.to_string())
         .bind(spec.organization_id.to_string())
-        .execute(self.pool())
+        .execute(&mut *conn)
         .await?;
         if updated.rows_affected() == 0 {
             return Err(Error::not_found("environment", spec.id));
         }
-        self.environment(spec.organization_id, spec.id).await
+        Self::environment_on(conn, spec.organization_id, spec.id).await
     }
 
     /// Numbers a new deployment of the environment (one more than the newest) for the run
@@ -168,12 +214,26 @@ impl Store {
         trigger: DeploymentTrigger,
         services: &[ServiceSpec],
     ) -> Result<Deployment> {
+        let mut conn = self.pool().acquire().await?;
+        Self::insert_deployment_on(&mut conn, run_id, environment_id, trigger, services).await
+    }
+
+    /// [`Store::insert_deployment`] on a given connection (for [`Store::audited`]).
+    pub async fn insert_deployment_on(
+        conn: &mut AnyConnection,
+        run_id: Uuid,
+        environment_id: Uuid,
+        trigger: DeploymentTrigger,
+        services: &[ServiceSpec],
+    ) -> Result<Deployment> {
         validate_services(services)?;
         let services = services_json(services)?;
         // Two requests at once may pick the same number; the unique index decides, the
         // loser takes the next one.
         for _ in 0..5 {
             let now = clock::now_db();
+            // In a savepoint: losing the race must not abort the transaction around it.
+            let mut savepoint = conn.begin().await?;
             let inserted = sqlx::query(
                 "INSERT INTO deployments (run_id, environment_id, revision, state, trigger_source, \
                  services, releases, detail, created_at, updated_at, finished_at) \
@@ -185,12 +245,16 @@ impl Store {
             .bind(trigger.as_str())
             .bind(&services)
             .bind(&now)
-            .execute(self.pool())
+            .execute(&mut *savepoint)
             .await;
+            match &inserted {
+                Ok(_) => savepoint.commit().await?,
+                Err(_) => savepoint.rollback().await?,
+            }
             match inserted {
-                Ok(_) => return self.deployment(run_id).await,
+                Ok(_) => return Self::deployment_on(conn, run_id).await,
                 Err(e) if is_unique_violation(&e) => {
-                    if let Ok(existing) = self.deployment(run_id).await {
+                    if let Ok(existing) = Self::deployment_on(conn, run_id).await {
                         return Ok(existing);
                     }
                 }
@@ -203,24 +267,37 @@ impl Store {
     }
 
     pub async fn deployment(&self, run_id: Uuid) -> Result<Deployment> {
+        let mut conn = self.pool().acquire().await?;
+        Self::deployment_on(&mut conn, run_id).await
+    }
+
+    /// [`Store::deployment`] on a given connection (for [`Store::audited`]).
+    pub async fn deployment_on(conn: &mut AnyConnection, run_id: Uuid) -> Result<Deployment> {
         let row = sqlx::query(&format!(
             "SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE run_id = $1"
         ))
         .bind(run_id.to_string())
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *conn)
         .await?
         .ok_or_else(|| Error::not_found("deployment", run_id))?;
         deployment_from_row(&row)
     }
 
     /// The environment's deployments, newest first.
-    pub async fn deployments(&self, environment_id: Uuid, limit: u32) -> Result<Vec<Deployment>> {
+    /// Newest revision first; with `before`, the revisions older than it only.
+    pub async fn deployments(
+        &self,
+        environment_id: Uuid,
+        limit: u32,
+        before: Option<u32>,
+    ) -> Result<Vec<Deployment>> {
         let rows = sqlx::query(&format!(
             "SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE environment_id = $1 \
-             ORDER BY revision DESC LIMIT $2"
+             AND revision < $3 ORDER BY revision DESC LIMIT $2"
         ))
         .bind(environment_id.to_string())
-        .bind(limit.clamp(1, 500) as i64)
+        .bind(limit.clamp(1, 1000) as i64)
+        .bind(before.map_or(i64::MAX, i64::from))
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(deployment_from_row).collect()

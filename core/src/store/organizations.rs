@@ -1,5 +1,5 @@
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 use uuid::Uuid;
 
 use super::{Store, is_unique_violation, parse_uuid};
@@ -9,19 +9,29 @@ use crate::{Error, Result};
 
 impl Store {
     pub async fn create_organization(&self, name: &str) -> Result<Organization> {
+        let mut conn = self.pool().acquire().await?;
+        Self::create_organization_on(&mut conn, Uuid::new_v4(), name).await
+    }
+
+    /// [`Store::create_organization`] with its id chosen by the caller, on a given
+    /// connection (for [`Store::audited`], whose entry goes in the new organisation's chain).
+    pub async fn create_organization_on(
+        conn: &mut AnyConnection,
+        id: Uuid,
+        name: &str,
+    ) -> Result<Organization> {
         let name = name.trim();
         if name.is_empty() || name.len() > 100 {
             return Err(Error::InvalidInput(
                 "organization name must be 1 to 100 characters".into(),
             ));
         }
-        let id = Uuid::new_v4();
         let now = clock::now_db();
         sqlx::query("INSERT INTO organizations (id, name, created_at) VALUES ($1, $2, $3)")
             .bind(id.to_string())
             .bind(name)
             .bind(&now)
-            .execute(self.pool())
+            .execute(&mut *conn)
             .await
             .map_err(|e| {
                 if is_unique_violation(&e) {
@@ -30,15 +40,23 @@ impl Store {
                     e.into()
                 }
             })?;
-        self.organization(id).await
+        Self::organization_on(conn, id).await
     }
 
     pub async fn organization(&self, id: Uuid) -> Result<Organization> {
+        let mut conn = self.pool().acquire().await?;
+        Self::organization_on(&mut conn, id).await
+    }
+
+    pub(crate) async fn organization_on(
+        conn: &mut AnyConnection,
+        id: Uuid,
+    ) -> Result<Organization> {
         let row = sqlx::query(
             "SELECT id, name, created_at, allow_plain_http_charts FROM organizations WHERE id = $1",
         )
         .bind(id.to_string())
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *conn)
         .await?
         .ok_or_else(|| Error::not_found("organization", id))?;
         organization_from_row(&row)
@@ -56,17 +74,21 @@ fn organization_from_row(row: &AnyRow) -> Result<Organization> {
 
 impl Store {
     /// Lets (or stops) the organisation's services name plain-HTTP chart repositories.
-    pub async fn set_allow_plain_http_charts(&self, id: Uuid, allow: bool) -> Result<Organization> {
+    pub async fn set_allow_plain_http_charts_on(
+        conn: &mut AnyConnection,
+        id: Uuid,
+        allow: bool,
+    ) -> Result<Organization> {
         let updated =
             sqlx::query("UPDATE organizations SET allow_plain_http_charts = $1 WHERE id = $2")
                 .bind(i64::from(allow))
                 .bind(id.to_string())
-                .execute(self.pool())
+                .execute(&mut *conn)
                 .await?;
         if updated.rows_affected() == 0 {
             return Err(Error::not_found("organization", id));
         }
-        self.organization(id).await
+        Self::organization_on(conn, id).await
     }
 }
 

@@ -2,7 +2,7 @@
 //! the group mappings of each connection.
 
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::{AnyConnection, Connection as _, Row};
 use uuid::Uuid;
 
 use super::{Store, is_unique_violation, parse_uuid};
@@ -94,10 +94,20 @@ impl Store {
     /// Removes bindings; refused if it would leave the organisation without an admin, so
     /// nobody locks everyone out (the check and the delete are one transaction).
     pub async fn delete_role_bindings(&self, organization_id: Uuid, ids: &[Uuid]) -> Result<()> {
+        let mut conn = self.pool().acquire().await?;
+        Self::delete_role_bindings_on(&mut conn, organization_id, ids).await
+    }
+
+    /// [`Store::delete_role_bindings`] on a given connection (for [`Store::audited`]).
+    pub async fn delete_role_bindings_on(
+        conn: &mut AnyConnection,
+        organization_id: Uuid,
+        ids: &[Uuid],
+    ) -> Result<()> {
         let admin = encode(&Role::BuiltIn {
             role: BuiltInRole::Admin,
         })?;
-        let mut tx = self.pool().begin().await?;
+        let mut tx = conn.begin().await?;
         for id in ids {
             sqlx::query("DELETE FROM role_bindings WHERE organization_id = $1 AND id = $2")
                 .bind(organization_id.to_string())
@@ -128,8 +138,17 @@ impl Store {
         &self,
         new: &NewIdentityConnection,
     ) -> Result<IdentityConnection> {
+        let mut conn = self.pool().acquire().await?;
+        Self::create_identity_connection_on(&mut conn, new).await
+    }
+
+    /// [`Store::create_identity_connection`] on a given connection (for [`Store::audited`]).
+    pub async fn create_identity_connection_on(
+        conn: &mut AnyConnection,
+        new: &NewIdentityConnection,
+    ) -> Result<IdentityConnection> {
         new.validate()?;
-        self.organization(new.organization_id).await?;
+        Self::organization_on(conn, new.organization_id).await?;
         let id = Uuid::new_v4();
         sqlx::query(&format!(
             "INSERT INTO identity_connections ({CONNECTION_COLUMNS}) \
@@ -142,7 +161,7 @@ impl Store {
         .bind(&new.audience)
         .bind(&new.jwks_uri)
         .bind(clock::now_db())
-        .execute(self.pool())
+        .execute(&mut *conn)
         .await
         .map_err(|e| {
             if is_unique_violation(&e) {
@@ -155,11 +174,21 @@ impl Store {
                 e.into()
             }
         })?;
-        self.identity_connection(new.organization_id, id).await
+        Self::identity_connection_on(conn, new.organization_id, id).await
     }
 
     pub async fn identity_connection(
         &self,
+        organization_id: Uuid,
+        id: Uuid,
+    ) -> Result<IdentityConnection> {
+        let mut conn = self.pool().acquire().await?;
+        Self::identity_connection_on(&mut conn, organization_id, id).await
+    }
+
+    /// [`Store::identity_connection`] on a given connection (for [`Store::audited`]).
+    pub async fn identity_connection_on(
+        conn: &mut AnyConnection,
         organization_id: Uuid,
         id: Uuid,
     ) -> Result<IdentityConnection> {
@@ -169,7 +198,7 @@ impl Store {
         ))
         .bind(organization_id.to_string())
         .bind(id.to_string())
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *conn)
         .await?
         .ok_or_else(|| Error::not_found("identity connection", id))?;
         connection_from_row(&row)
@@ -208,8 +237,18 @@ impl Store {
 
     /// Deletes a connection and its group mappings: its tokens stop authenticating at once.
     pub async fn delete_identity_connection(&self, organization_id: Uuid, id: Uuid) -> Result<()> {
-        self.identity_connection(organization_id, id).await?;
-        let mut tx = self.pool().begin().await?;
+        let mut conn = self.pool().acquire().await?;
+        Self::delete_identity_connection_on(&mut conn, organization_id, id).await
+    }
+
+    /// [`Store::delete_identity_connection`] on a given connection (for [`Store::audited`]).
+    pub async fn delete_identity_connection_on(
+        conn: &mut AnyConnection,
+        organization_id: Uuid,
+        id: Uuid,
+    ) -> Result<()> {
+        Self::identity_connection_on(conn, organization_id, id).await?;
+        let mut tx = conn.begin().await?;
         sqlx::query("DELETE FROM group_mappings WHERE organization_id = $1 AND connection_id = $2")
             .bind(organization_id.to_string())
             .bind(id.to_string())
@@ -232,8 +271,19 @@ impl Store {
         idp_group: &str,
         role: &Role,
     ) -> Result<GroupMapping> {
-        self.identity_connection(organization_id, connection_id)
-            .await?;
+        let mut conn = self.pool().acquire().await?;
+        Self::map_group_to_role_on(&mut conn, organization_id, connection_id, idp_group, role).await
+    }
+
+    /// [`Store::map_group_to_role`] on a given connection (for [`Store::audited`]).
+    pub async fn map_group_to_role_on(
+        conn: &mut AnyConnection,
+        organization_id: Uuid,
+        connection_id: Uuid,
+        idp_group: &str,
+        role: &Role,
+    ) -> Result<GroupMapping> {
+        Self::identity_connection_on(conn, organization_id, connection_id).await?;
         let role_text = encode(role)?;
         sqlx::query(
             "INSERT INTO group_mappings (id, organization_id, connection_id, idp_group, role, \
@@ -246,7 +296,7 @@ impl Store {
         .bind(idp_group)
         .bind(&role_text)
         .bind(clock::now_db())
-        .execute(self.pool())
+        .execute(&mut *conn)
         .await?;
         let row = sqlx::query(
             "SELECT id, organization_id, connection_id, idp_group, role, created_at \
@@ -255,7 +305,7 @@ impl Store {
         .bind(connection_id.to_string())
         .bind(idp_group)
         .bind(&role_text)
-        .fetch_one(self.pool())
+        .fetch_one(&mut *conn)
         .await?;
         mapping_from_row(&row)
     }
@@ -272,24 +322,44 @@ impl Store {
     }
 
     pub async fn group_mapping(&self, organization_id: Uuid, id: Uuid) -> Result<GroupMapping> {
+        let mut conn = self.pool().acquire().await?;
+        Self::group_mapping_on(&mut conn, organization_id, id).await
+    }
+
+    /// [`Store::group_mapping`] on a given connection (for [`Store::audited`]).
+    pub async fn group_mapping_on(
+        conn: &mut AnyConnection,
+        organization_id: Uuid,
+        id: Uuid,
+    ) -> Result<GroupMapping> {
         let row = sqlx::query(
             "SELECT id, organization_id, connection_id, idp_group, role, created_at \
              FROM group_mappings WHERE organization_id = $1 AND id = $2",
         )
         .bind(organization_id.to_string())
         .bind(id.to_string())
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *conn)
         .await?
         .ok_or_else(|| Error::not_found("group mapping", id))?;
         mapping_from_row(&row)
     }
 
     pub async fn delete_group_mapping(&self, organization_id: Uuid, id: Uuid) -> Result<()> {
-        self.group_mapping(organization_id, id).await?;
+        let mut conn = self.pool().acquire().await?;
+        Self::delete_group_mapping_on(&mut conn, organization_id, id).await
+    }
+
+    /// [`Store::delete_group_mapping`] on a given connection (for [`Store::audited`]).
+    pub async fn delete_group_mapping_on(
+        conn: &mut AnyConnection,
+        organization_id: Uuid,
+        id: Uuid,
+    ) -> Result<()> {
+        Self::group_mapping_on(conn, organization_id, id).await?;
         sqlx::query("DELETE FROM group_mappings WHERE organization_id = $1 AND id = $2")
             .bind(organization_id.to_string())
             .bind(id.to_string())
-            .execute(self.pool())
+            .execute(&mut *conn)
             .await?;
         Ok(())
     }

@@ -1,5 +1,5 @@
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::{AnyConnection, Connection as _, Row};
 use uuid::Uuid;
 
 use super::{Store, is_unique_violation, parse_uuid};
@@ -23,20 +23,71 @@ impl Store {
         self.insert_run_as(new, Run::workflow_id_for).await
     }
 
+    /// [`Store::insert_run`] on a given connection (for [`Store::audited`]: the run, its
+    /// idempotency key and the entry of its start commit together), refused
+    /// ([`Error::InFlightLimit`]) when the organisation already has `in_flight_limit`
+    /// unfinished runs. A repeat of an accepted request is answered whatever the count.
+    pub async fn insert_run_on(
+        conn: &mut AnyConnection,
+        new: NewRun,
+        in_flight_limit: u32,
+    ) -> Result<InsertedRun> {
+        if Self::run_for_idempotency_key_on(conn, &new)
+            .await?
+            .is_none()
+        {
+            let in_flight = Self::runs_in_flight_on(conn, new.organization_id).await?;
+            if in_flight >= i64::from(in_flight_limit) {
+                return Err(Error::InFlightLimit(format!(
+                    "the organization has {in_flight} runs in flight, its limit; \
+                     try again once some have finished"
+                )));
+            }
+        }
+        Self::insert_run_as_on(conn, new, Run::workflow_id_for).await
+    }
+
+    /// Unfinished runs of the organisation that hold workers (maintenance holds wait for
+    /// their cluster, not for a worker, and are not counted).
+    async fn runs_in_flight_on(conn: &mut AnyConnection, organization_id: Uuid) -> Result<i64> {
+        Ok(sqlx::query(
+            "SELECT COUNT(*) AS n FROM workflow_runs WHERE organization_id = $1 \
+             AND finished_at IS NULL AND kind <> $2",
+        )
+        .bind(organization_id.to_string())
+        .bind(WorkflowKind::ClusterMaintenance.as_str())
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get("n")?)
+    }
+
     /// As [`Store::insert_run`], for a run whose Temporal workflow id is not `run-<id>`.
     pub(super) async fn insert_run_as(
         &self,
         new: NewRun,
         workflow_id: impl FnOnce(Uuid) -> String,
     ) -> Result<InsertedRun> {
-        if let Some(existing) = self.run_for_idempotency_key(&new).await? {
+        let mut conn = self.pool().acquire().await?;
+        Self::insert_run_as_on(&mut conn, new, workflow_id).await
+    }
+
+    /// [`Store::insert_run_as`] on a given connection.
+    pub(super) async fn insert_run_as_on(
+        conn: &mut AnyConnection,
+        new: NewRun,
+        workflow_id: impl FnOnce(Uuid) -> String,
+    ) -> Result<InsertedRun> {
+        if let Some(existing) = Self::run_for_idempotency_key_on(conn, &new).await? {
             return same_request(existing, &new).map(InsertedRun::Existing);
         }
-        if let Some(active) = self.unfinished_run_for_target(&new.target).await? {
+        if let Some(active) = Self::unfinished_run_for_target_on(conn, &new.target).await? {
             return Err(target_busy(&active));
         }
         let id = Uuid::new_v4();
         let now = clock::now_db();
+        // In a savepoint: a unique violation (a concurrent insert won) must not abort the
+        // transaction around it, which then reads the winner.
+        let mut savepoint = conn.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO workflow_runs (id, organization_id, kind, target, workflow_id, \
              temporal_run_id, status, idempotency_key, request_fingerprint, input, output, error, \
@@ -52,18 +103,22 @@ impl Store {
         .bind(&new.request_fingerprint)
         .bind(new.input.to_string())
         .bind(&now)
-        .execute(self.pool())
+        .execute(&mut *savepoint)
         .await;
+        match &inserted {
+            Ok(_) => savepoint.commit().await?,
+            Err(_) => savepoint.rollback().await?,
+        }
         match inserted {
             Ok(_) => Ok(InsertedRun::Created(
-                self.run(new.organization_id, id).await?,
+                Self::run_on(conn, new.organization_id, id).await?,
             )),
             // Lost a race with a concurrent insert: answer as if we had come second.
             Err(e) if is_unique_violation(&e) => {
-                if let Some(existing) = self.run_for_idempotency_key(&new).await? {
+                if let Some(existing) = Self::run_for_idempotency_key_on(conn, &new).await? {
                     return same_request(existing, &new).map(InsertedRun::Existing);
                 }
-                match self.unfinished_run_for_target(&new.target).await? {
+                match Self::unfinished_run_for_target_on(conn, &new.target).await? {
                     Some(active) => Err(target_busy(&active)),
                     None => Err(e.into()),
                 }
@@ -72,7 +127,11 @@ impl Store {
         }
     }
 
-    async fn run_for_idempotency_key(&self, new: &NewRun) -> Result<Option<Run>> {
+    /// [`Store::run_for_idempotency_key`] on a given connection (for [`Store::audited`]).
+    async fn run_for_idempotency_key_on(
+        conn: &mut AnyConnection,
+        new: &NewRun,
+    ) -> Result<Option<Run>> {
         let Some(key) = &new.idempotency_key else {
             return Ok(None);
         };
@@ -81,17 +140,26 @@ impl Store {
         ))
         .bind(new.organization_id.to_string())
         .bind(key)
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *conn)
         .await?;
         row.as_ref().map(run_from_row).transpose()
     }
 
     pub async fn unfinished_run_for_target(&self, target: &str) -> Result<Option<Run>> {
+        let mut conn = self.pool().acquire().await?;
+        Self::unfinished_run_for_target_on(&mut conn, target).await
+    }
+
+    /// [`Store::unfinished_run_for_target`] on a given connection (for [`Store::audited`]).
+    pub async fn unfinished_run_for_target_on(
+        conn: &mut AnyConnection,
+        target: &str,
+    ) -> Result<Option<Run>> {
         let row = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM workflow_runs WHERE target = $1 AND finished_at IS NULL"
         ))
         .bind(target)
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *conn)
         .await?;
         row.as_ref().map(run_from_row).transpose()
     }
@@ -175,12 +243,22 @@ impl Store {
 
     /// A run of one organisation: another organisation's run reads as not found.
     pub async fn run(&self, organization_id: Uuid, run_id: Uuid) -> Result<Run> {
+        let mut conn = self.pool().acquire().await?;
+        Self::run_on(&mut conn, organization_id, run_id).await
+    }
+
+    /// [`Store::run`] on a given connection (for [`Store::audited`]).
+    pub async fn run_on(
+        conn: &mut AnyConnection,
+        organization_id: Uuid,
+        run_id: Uuid,
+    ) -> Result<Run> {
         let row = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM workflow_runs WHERE id = $1 AND organization_id = $2"
         ))
         .bind(run_id.to_string())
         .bind(organization_id.to_string())
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *conn)
         .await?
         .ok_or_else(|| Error::not_found("run", run_id))?;
         run_from_row(&row)
@@ -203,12 +281,27 @@ impl Store {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM workflow_runs WHERE organization_id = $1 \
              AND ($2 = '' OR status = $2) AND ($3 = '' OR kind = $3) \
+             AND ($5 = '' OR created_at < $5 OR (created_at = $5 AND id < $6)) \
              ORDER BY created_at DESC, id DESC LIMIT $4"
         ))
         .bind(organization_id.to_string())
         .bind(filter.status.map(RunStatus::as_str).unwrap_or_default())
         .bind(filter.kind.map(WorkflowKind::as_str).unwrap_or_default())
         .bind(i64::from(limit))
+        .bind(
+            filter
+                .before
+                .as_ref()
+                .map(|p| clock::to_db(p.created_at))
+                .unwrap_or_default(),
+        )
+        .bind(
+            filter
+                .before
+                .as_ref()
+                .map(|p| p.id.to_string())
+                .unwrap_or_default(),
+        )
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(run_from_row).collect()

@@ -1,4 +1,4 @@
-use sqlx::Row;
+use sqlx::{AnyConnection, Connection as _, Row};
 use uuid::Uuid;
 
 use super::Store;
@@ -23,6 +23,17 @@ impl Store {
         scope: &SecretScope,
     ) -> Result<()> {
         self.organization(secret.organization_id).await?;
+        let mut conn = self.pool().acquire().await?;
+        Self::upsert_sealed_secret_on(&mut conn, secret, scope).await
+    }
+
+    /// [`Store::upsert_sealed_secret`] on a given connection (for [`Store::audited`]); the
+    /// organisation is the caller's, already checked.
+    pub async fn upsert_sealed_secret_on(
+        conn: &mut AnyConnection,
+        secret: &SealedSecret,
+        scope: &SecretScope,
+    ) -> Result<()> {
         let now = clock::now_db();
         sqlx::query(
             "INSERT INTO secrets (organization_id, name, key_version, ciphertext, created_at, \
@@ -37,7 +48,7 @@ impl Store {
         .bind(&secret.ciphertext)
         .bind(&now)
         .bind(scope.to_json())
-        .execute(self.pool())
+        .execute(&mut *conn)
         .await?;
         Ok(())
     }
@@ -87,7 +98,17 @@ impl Store {
     }
 
     pub async fn grant_secrets(&self, run_id: Uuid, names: &[String]) -> Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut conn = self.pool().acquire().await?;
+        Self::grant_secrets_on(&mut conn, run_id, names).await
+    }
+
+    /// [`Store::grant_secrets`] on a given connection (for [`Store::audited`]).
+    pub async fn grant_secrets_on(
+        conn: &mut AnyConnection,
+        run_id: Uuid,
+        names: &[String],
+    ) -> Result<()> {
+        let mut tx = conn.begin().await?;
         for name in names {
             sqlx::query(
                 "INSERT INTO run_secret_grants (run_id, secret_name) VALUES ($1, $2) \

@@ -108,6 +108,26 @@ pub(crate) fn handle(
                 register_provider(shared, segs[1], segs[3], register)
             })
         }
+        // Blob containers through ARM (the terraform provider stand-in's route to them).
+        (
+            _,
+            [
+                "subscriptions",
+                _,
+                "resourcegroups",
+                _,
+                "providers",
+                "microsoft.storage",
+                "storageaccounts",
+                _,
+                "blobservices",
+                "default",
+                "containers",
+                _,
+            ],
+        ) => versioned(api_version, &["2023-05-01", "2024-01-01"], || {
+            super::generic::handle(shared, method, &segs, body)
+        }),
         (
             _,
             [
@@ -129,6 +149,35 @@ pub(crate) fn handle(
                 resource_group(shared, method, segs[1], segs[3], body)
             })
         }
+        (
+            &Method::POST,
+            [
+                "subscriptions",
+                _,
+                "resourcegroups",
+                _,
+                "providers",
+                "microsoft.containerservice",
+                "managedclusters",
+                _,
+                "listclusteradmincredential" | "listclusterusercredential",
+            ],
+        ) => super::generic::cluster_credentials(shared, &segs),
+        // Any other resource in a resource group: kept as a document (generic.rs).
+        (
+            _,
+            [
+                "subscriptions",
+                _,
+                "resourcegroups",
+                _,
+                "providers",
+                _,
+                _,
+                _,
+                rest @ ..,
+            ],
+        ) if rest.len() % 2 == 0 => super::generic::handle(shared, method, &segs, body),
         _ => arm_error(
             StatusCode::NOT_FOUND,
             "InvalidResourceType",
@@ -733,6 +782,9 @@ fn finish(s: &mut State, op: &Operation) {
         ("DELETE", true) => {
             s.resource_groups.remove(&op.resource_key);
             s.resources.remove(&op.resource_key);
+            // A resource group takes what it holds with it.
+            let held = format!("{}/", op.resource_key);
+            s.resources.retain(|k, _| !k.starts_with(&held));
             s.record_deletion(&op.resource_key);
         }
         ("DELETE", false) => {

@@ -18,6 +18,13 @@ pub const READER_ROLE_ID: &str = "acdd72a7-3385-48ef-bd42-f606fba81ae7";
 /// that reads its clusters' storage (account SAS included).
 pub const STORAGE_ACCOUNT_CONTRIBUTOR_ROLE_ID: &str = "17d1049b-9a84-46fb-8f53-869881c3d3ab";
 
+/// Built-in roles the exported blueprint assigns to the cluster's identities (no call
+/// to the stand-in is authorised by them; they must exist to be assigned).
+pub const NETWORK_CONTRIBUTOR_ROLE_ID: &str = "4d97b98b-1d4f-4787-a291-c67834d212e7";
+pub const VIRTUAL_MACHINE_CONTRIBUTOR_ROLE_ID: &str = "9980e02c-c2be-4d73-94e8-173b1dc7cf3c";
+pub const STORAGE_BLOB_DATA_CONTRIBUTOR_ROLE_ID: &str = "ba92f5b4-2d11-453d-a403-e96b0029c9fe";
+pub const ACR_PULL_ROLE_ID: &str = "7f951dda-4ed3-4680-a7ca-43fe172d538d";
+
 /// `(actions, notActions)` of a built-in role.
 fn built_in(role_id: &str) -> Option<(Vec<&'static str>, Vec<&'static str>)> {
     match role_id {
@@ -43,6 +50,51 @@ fn built_in(role_id: &str) -> Option<(Vec<&'static str>, Vec<&'static str>)> {
                 "Microsoft.Storage/storageAccounts/*",
                 "Microsoft.Support/*",
             ],
+            vec![],
+        )),
+        NETWORK_CONTRIBUTOR_ROLE_ID => Some((
+            vec![
+                "Microsoft.Authorization/*/read",
+                "Microsoft.Insights/alertRules/*",
+                "Microsoft.Network/*",
+                "Microsoft.ResourceHealth/availabilityStatuses/read",
+                "Microsoft.Resources/deployments/*",
+                "Microsoft.Resources/subscriptions/resourceGroups/read",
+                "Microsoft.Support/*",
+            ],
+            vec![],
+        )),
+        // Abridged to its compute actions and the network joins it is known for; the
+        // stand-in serves no compute API.
+        VIRTUAL_MACHINE_CONTRIBUTOR_ROLE_ID => Some((
+            vec![
+                "Microsoft.Authorization/*/read",
+                "Microsoft.Compute/availabilitySets/*",
+                "Microsoft.Compute/locations/*",
+                "Microsoft.Compute/virtualMachines/*",
+                "Microsoft.Compute/virtualMachineScaleSets/*",
+                "Microsoft.Compute/disks/write",
+                "Microsoft.Compute/disks/read",
+                "Microsoft.Compute/disks/delete",
+                "Microsoft.Network/networkInterfaces/*",
+                "Microsoft.Network/virtualNetworks/read",
+                "Microsoft.Network/virtualNetworks/subnets/join/action",
+                "Microsoft.Resources/subscriptions/resourceGroups/read",
+            ],
+            vec![],
+        )),
+        // Its data actions (blobs) are Blob storage's to check, not ARM's.
+        STORAGE_BLOB_DATA_CONTRIBUTOR_ROLE_ID => Some((
+            vec![
+                "Microsoft.Storage/storageAccounts/blobServices/containers/delete",
+                "Microsoft.Storage/storageAccounts/blobServices/containers/read",
+                "Microsoft.Storage/storageAccounts/blobServices/containers/write",
+                "Microsoft.Storage/storageAccounts/blobServices/generateUserDelegationKey/action",
+            ],
+            vec![],
+        )),
+        ACR_PULL_ROLE_ID => Some((
+            vec!["Microsoft.ContainerRegistry/registries/pull/read"],
             vec![],
         )),
         _ => None,

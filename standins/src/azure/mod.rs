@@ -14,6 +14,7 @@ pub mod authorization;
 mod conditions;
 mod control;
 mod federation;
+mod generic;
 mod graph;
 mod reply;
 pub mod state;
@@ -441,6 +442,13 @@ impl AzureStandIn {
             &object_id,
         );
         object_id
+    }
+
+    /// Makes `kubeconfig` (the Kubernetes stand-in's) the credentials of every managed
+    /// cluster, as AKS's `listClusterAdminCredential` returns them.
+    pub fn set_managed_cluster_kubeconfig(&self, kubeconfig: &str) {
+        self.shared
+            .mutate(|s| s.managed_cluster_kubeconfig = Some(kubeconfig.to_owned()));
     }
 
     /// Assigns a role (a built-in like [`OWNER_ROLE_ID`] or a custom role's id) to a

@@ -49,6 +49,9 @@ pub struct State {
     /// Requests to answer `409 AnotherOperationInProgress`, as ARM does while an earlier
     /// operation on the resource is still running.
     pub busy: Vec<BusyRule>,
+    /// The kubeconfig every managed cluster's credentials are (`listClusterAdminCredential`):
+    /// the Kubernetes stand-in's, when the test bed runs one.
+    pub managed_cluster_kubeconfig: Option<String>,
 }
 
 /// A management lock on a scope: `CanNotDelete` refuses deletes at and below it,

@@ -1,0 +1,31 @@
+//! What a provider's resources do in the cloud behind them (the ARM stand-in for azurerm).
+
+use crate::value::Value;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CloudError {
+    /// The cloud refused or failed the call; the message is what the user sees.
+    #[error("{0}")]
+    Refused(String),
+    /// The stand-in does not manage this resource type (yet).
+    #[error("the provider stand-in does not manage {0}")]
+    Unsupported(String),
+    /// The provider is not configured to reach its cloud.
+    #[error("{0}")]
+    NotConfigured(String),
+}
+
+/// The cloud side of a resource's life. Values are the resource's terraform attributes.
+#[tonic::async_trait]
+pub trait Cloud: Send + Sync {
+    /// Creates the resource `planned` describes; returns what the cloud computed (at
+    /// least `id`), to settle the plan's unknowns with.
+    async fn create(&self, type_name: &str, planned: &Value) -> Result<Value, CloudError>;
+    /// Changes the resource in place; returns what the cloud computed.
+    async fn update(&self, type_name: &str, planned: &Value) -> Result<Value, CloudError>;
+    /// Whether the resource still exists.
+    async fn exists(&self, type_name: &str, state: &Value) -> Result<bool, CloudError>;
+    async fn delete(&self, type_name: &str, state: &Value) -> Result<(), CloudError>;
+    /// The attributes of the existing resource `id` (the provider's import id).
+    async fn import(&self, type_name: &str, id: &str) -> Result<Value, CloudError>;
+}
