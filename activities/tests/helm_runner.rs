@@ -44,6 +44,7 @@ fn release(name: &str, namespace: &str, chart_name: &str, timeout: Duration) -> 
         timeout,
         wait: true,
         step: Some(format!("test/run/install-{name}")),
+        force_conflicts: false,
     }
 }
 

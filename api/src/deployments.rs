@@ -124,6 +124,13 @@ async fn queue(
     idempotency_key: Option<String>,
 ) -> Result<(StatusCode, DeploymentStarted), Problem> {
     let organization_id = environment.organization_id;
+    // From reading the services to queueing, one request of the environment at a time:
+    // each sees the images the one before it set, and revisions follow that order.
+    let _one_at_a_time = state.store.lock_environment_deploys(environment.id).await?;
+    let environment = state
+        .store
+        .environment(organization_id, environment.id)
+        .await?;
     let environment = with_images(state, environment, &request.images).await?;
     let cluster = state
         .store

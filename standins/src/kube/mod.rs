@@ -14,12 +14,15 @@
 
 mod api;
 mod control;
+mod faults;
+mod managed;
 mod patch;
 mod proto;
 pub mod registry;
 mod rollout;
 pub mod select;
 pub mod store;
+pub mod validate;
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -97,7 +100,17 @@ impl Shared {
     /// the status its pods would give it, unless it changed again meanwhile.
     pub(crate) fn schedule_rollout(&self, (rt, ns, name, generation): Rollout) {
         let delay = self.with(|s| match s.get(&rt, &ns, &name) {
-            Some(obj) => s.settings.rollout_delay(&obj),
+            Some(obj) => {
+                // The Deployment controller sees a new spec at once and starts the
+                // rolling update; only the pods take time.
+                if rt.kind == "Deployment"
+                    && obj["metadata"]["generation"].as_i64() == Some(generation)
+                {
+                    let status = rollout::rolling_deployment(&obj, &obj["status"]);
+                    s.set_status(&rt, &ns, &name, status);
+                }
+                s.settings.rollout_delay(&obj)
+            }
             None => Duration::from_millis(s.settings.rollout_delay_ms),
         });
         let shared = self.clone();
@@ -112,7 +125,21 @@ impl Shared {
                 }
                 let fails =
                     rollout::has_image_containing(&obj, s.settings.fail_image_marker.as_deref());
-                if let Some(status) = rollout::settled_status(&rt.kind, &obj, fails) {
+                let job_fails = rt.kind == "Job"
+                    && rollout::has_image_containing(
+                        &obj,
+                        s.settings.job_failure_marker.as_deref(),
+                    );
+                if job_fails {
+                    s.set_status(&rt, &ns, &name, rollout::failed_job(&obj, false));
+                    shared.schedule_job_failed((rt.clone(), ns.clone(), name.clone(), generation));
+                    return;
+                }
+                if fails && rt.kind == "Deployment" {
+                    // Stuck: the new pods never become ready; the old ones stay.
+                    let status = rollout::rolling_deployment(&obj, &obj["status"]);
+                    s.set_status(&rt, &ns, &name, status);
+                } else if let Some(status) = rollout::settled_status(&rt.kind, &obj, fails) {
                     s.set_status(&rt, &ns, &name, status);
                 }
                 if fails && rt.kind == "Deployment" {
@@ -122,6 +149,32 @@ impl Shared {
                     );
                 }
             });
+        });
+    }
+
+    /// A failing Job's `Failed` condition follows `FailureTarget` once its pods are gone.
+    fn schedule_job_failed(&self, (rt, ns, name, generation): Rollout) {
+        let shared = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            shared.with(|s| {
+                let Some(obj) = s.get(&rt, &ns, &name) else {
+                    return;
+                };
+                if obj["metadata"]["generation"].as_i64() == Some(generation) {
+                    s.set_status(&rt, &ns, &name, rollout::failed_job(&obj, true));
+                }
+            });
+        });
+    }
+
+    /// Removes a `Terminating` namespace once its termination time has passed.
+    pub(crate) fn schedule_namespace_finalization(&self, name: &str) {
+        let delay = self.with(|s| Duration::from_millis(s.settings.namespace_termination_ms));
+        let (shared, name) = (self.clone(), name.to_string());
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            shared.with(|s| s.finalize_namespace(&name));
         });
     }
 
