@@ -300,6 +300,11 @@ impl KubeStandIn {
         self.shared.with(|s| s.settings.image_delays = rules);
     }
 
+    /// Changes any setting (failure injection, timings) for what follows.
+    pub fn update_settings(&self, change: impl FnOnce(&mut Settings)) {
+        self.shared.with(|s| change(&mut s.settings));
+    }
+
     pub fn set_fail_image_marker(&self, marker: Option<&str>) {
         self.shared
             .with(|s| s.settings.fail_image_marker = marker.map(String::from));
