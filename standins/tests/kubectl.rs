@@ -448,3 +448,94 @@ async fn kubectl_rides_out_throttling_and_transient_errors() {
     );
     k.ok(&["create", "configmap", "c"], None).await;
 }
+
+#[tokio::test]
+async fn client_certificate_and_exec_plugin_kubeconfigs_work_for_kubectl() {
+    let k = Kubectl::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let with_cert = dir.path().join("cert-kubeconfig");
+    std::fs::write(
+        &with_cert,
+        k.standin.client_certificate_kubeconfig("admin").unwrap(),
+    )
+    .unwrap();
+    let with_exec = dir.path().join("exec-kubeconfig");
+    std::fs::write(&with_exec, k.standin.exec_kubeconfig(dir.path()).unwrap()).unwrap();
+    for config in [&with_cert, &with_exec] {
+        let out = tokio::process::Command::new(kubectl_program())
+            .arg("--kubeconfig")
+            .arg(config)
+            .args(["get", "namespaces", "-o", "name"])
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            config.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("namespace/default"));
+    }
+
+    // A certificate from another cluster's CA fails the handshake.
+    let other = KubeStandIn::start(KubeStandInConfig::default())
+        .await
+        .unwrap();
+    let foreign = other.client_certificate_kubeconfig("admin").unwrap();
+    let ours = k.standin.kubeconfig();
+    let url = |c: &str| {
+        c.lines()
+            .find_map(|l| l.trim().strip_prefix("server: "))
+            .unwrap()
+            .to_owned()
+    };
+    let foreign_here = foreign.replace(&url(&foreign), &url(&ours)).replace(
+        &ca_line(&foreign),
+        &ca_line(&ours),
+    );
+    let config = dir.path().join("foreign-kubeconfig");
+    std::fs::write(&config, foreign_here).unwrap();
+    let out = tokio::process::Command::new(kubectl_program())
+        .arg("--kubeconfig")
+        .arg(&config)
+        .args(["get", "namespaces"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("certificate") || stderr.contains("tls") || stderr.contains("Unauthorized"),
+        "{stderr}"
+    );
+    // And no credential at all is 401.
+    let bare = dir.path().join("bare-kubeconfig");
+    std::fs::write(
+        &bare,
+        ours.replace(&ours.lines().find(|l| l.contains("token:")).unwrap().to_string(), "    username: nobody"),
+    )
+    .unwrap();
+    let out = tokio::process::Command::new(kubectl_program())
+        .arg("--kubeconfig")
+        .arg(&bare)
+        .args(["get", "namespaces"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Unauthorized")
+            || String::from_utf8_lossy(&out.stderr).contains("provide credentials"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn ca_line(kubeconfig: &str) -> String {
+    kubeconfig
+        .lines()
+        .find(|l| l.contains("certificate-authority-data"))
+        .unwrap()
+        .to_owned()
+}

@@ -8,12 +8,16 @@
 //! contains the configured failure marker, in which case it never does (as with
 //! pods stuck in `ImagePullBackOff`).
 //!
-//! HTTPS on loopback (a throwaway CA) with a bearer token;
-//! [`KubeStandIn::kubeconfig`] gives a kubeconfig for it. Test-only control
-//! under `/_standin/...`.
+//! HTTPS on loopback (a throwaway CA). Clients authenticate as on real clusters: a
+//! bearer token ([`KubeStandIn::kubeconfig`]), a client certificate signed by the
+//! stand-in's client CA ([`KubeStandIn::client_certificate_kubeconfig`], like an AKS
+//! admin kubeconfig) or an exec plugin printing an `ExecCredential`
+//! ([`KubeStandIn::exec_kubeconfig`], like kubelogin or `aws eks get-token`).
+//! Test-only control under `/_standin/...`.
 
 mod api;
 mod control;
+mod credentials;
 mod faults;
 mod managed;
 mod patch;
@@ -32,7 +36,7 @@ use std::time::Duration;
 use axum::{
     Router,
     body::Bytes,
-    extract::{OriginalUri, Query, State},
+    extract::{ConnectInfo, OriginalUri, Query, State},
     http::{HeaderMap, Method, header},
     response::Response,
 };
@@ -88,6 +92,7 @@ pub struct HelmReleaseRecord {
 pub(crate) struct Shared {
     store: Arc<Mutex<Store>>,
     token: Arc<str>,
+    credentials: Arc<credentials::Credentials>,
 }
 
 impl Shared {
@@ -229,9 +234,11 @@ impl KubeStandIn {
         let tcp = tokio::net::TcpListener::bind(config.addr).await?;
         let addr = tcp.local_addr()?;
         let url = format!("https://{addr}");
-        let tls = crate::tls::generate(
+        let credentials = Arc::new(credentials::Credentials::new()?);
+        let tls = crate::tls::generate_with_client_ca(
             "Windlass Kubernetes stand-in CA (not Kubernetes)",
             "windlass-kube-standin",
+            Some(credentials.ca_der()),
         )?;
         let token = config
             .token
@@ -239,6 +246,7 @@ impl KubeStandIn {
         let shared = Shared {
             store: Arc::new(Mutex::new(Store::new(config.settings))),
             token: token.into(),
+            credentials,
         };
         let app = Router::new()
             .nest("/_standin", control::routes())
@@ -246,6 +254,7 @@ impl KubeStandIn {
             .with_state(shared.clone());
         let listener = crate::tls::TlsListener::new(tcp, tls.config)?;
         let server = tokio::spawn(async move {
+            let app = app.into_make_service_with_connect_info::<credentials::Peer>();
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "Kubernetes stand-in stopped");
             }
@@ -283,6 +292,40 @@ impl KubeStandIn {
     /// its CA and the bearer token. It holds a credential: keep it out of logs.
     pub fn kubeconfig(&self) -> String {
         kubeconfig(&self.url, &self.ca_pem, &self.shared.token)
+    }
+
+    /// A kubeconfig authenticating with a client certificate for `user` (group
+    /// `system:masters`) signed by the stand-in's client CA, as an AKS admin kubeconfig
+    /// does. It holds a private key: keep it out of logs.
+    pub fn client_certificate_kubeconfig(&self, user: &str) -> std::io::Result<String> {
+        use base64::Engine as _;
+        let issued = self.shared.credentials.issue(user, "system:masters")?;
+        let b64 = |pem: &str| base64::engine::general_purpose::STANDARD.encode(pem);
+        Ok(kubeconfig_for(
+            &self.url,
+            &self.ca_pem,
+            &format!(
+                "    client-certificate-data: {}\n    client-key-data: {}",
+                b64(&issued.certificate_pem),
+                b64(&issued.key_pem)
+            ),
+        ))
+    }
+
+    /// A kubeconfig whose user runs an exec plugin (written into `dir`) that prints an
+    /// `ExecCredential`, as EKS (`aws eks get-token`) and AKS with Entra ID (kubelogin)
+    /// kubeconfigs do. The token it prints is accepted from now on.
+    pub fn exec_kubeconfig(&self, dir: &std::path::Path) -> std::io::Result<String> {
+        let token = self.shared.credentials.exec_token();
+        let plugin = credentials::write_exec_plugin(dir, &token)?;
+        Ok(kubeconfig_for(
+            &self.url,
+            &self.ca_pem,
+            &format!(
+                "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: {}\n      args: [\"eks\", \"get-token\", \"--cluster-name\", \"windlass-standin\"]\n      interactiveMode: Never\n      provideClusterInfo: false",
+                plugin.display()
+            ),
+        ))
     }
 
     pub fn settings(&self) -> Settings {
@@ -366,6 +409,11 @@ pub(crate) fn helm_releases(secrets: &[Value]) -> Vec<HelmReleaseRecord> {
 }
 
 fn kubeconfig(url: &str, ca_pem: &str, token: &str) -> String {
+    kubeconfig_for(url, ca_pem, &format!("    token: {token}"))
+}
+
+/// A kubeconfig with one context; `user` is the user's fields, indented four spaces.
+fn kubeconfig_for(url: &str, ca_pem: &str, user: &str) -> String {
     use base64::Engine as _;
     let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
     format!(
@@ -379,7 +427,7 @@ clusters:
 users:
 - name: windlass
   user:
-    token: {token}
+{user}
 contexts:
 - name: windlass-kube-standin
   context:
@@ -393,6 +441,7 @@ current-context: windlass-kube-standin
 
 async fn dispatch(
     State(shared): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<credentials::Peer>,
     method: Method,
     OriginalUri(uri): OriginalUri,
     Query(query): Query<HashMap<String, String>>,
@@ -405,7 +454,14 @@ async fn dispatch(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    let response = if open || presented == Some(&*shared.token) {
+    let authenticated = open
+        || presented == Some(&*shared.token)
+        || presented.is_some_and(|t| shared.credentials.accepts_token(t))
+        || peer
+            .certificate
+            .as_ref()
+            .is_some_and(|der| shared.credentials.accepts_certificate(der));
+    let response = if authenticated {
         api::handle(&shared, &method, &path, &query, &headers, body).await
     } else {
         api::error_reply(&ApiError::new(401, "Unauthorized", "Unauthorized"))
