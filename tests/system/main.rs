@@ -8,6 +8,7 @@ mod audit_trail;
 mod aws_account_ownership;
 mod azure_access;
 mod bounded_reads;
+mod chart_fetch;
 mod chart_references;
 mod cloud_account_ownership;
 mod cluster_lifecycle;
