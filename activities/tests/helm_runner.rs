@@ -909,7 +909,10 @@ async fn client_certificate_and_exec_plugin_kubeconfigs_work_for_kube_rs_and_hel
     let (standin, _) = cluster().await;
     let dir = tempfile::tempdir().unwrap();
     let kubeconfigs = [
-        ("cert", standin.client_certificate_kubeconfig("admin").unwrap()),
+        (
+            "cert",
+            standin.client_certificate_kubeconfig("admin").unwrap(),
+        ),
         ("exec", standin.exec_kubeconfig(dir.path()).unwrap()),
     ];
     let h = helm();
@@ -922,9 +925,17 @@ async fn client_certificate_and_exec_plugin_kubeconfigs_work_for_kube_rs_and_hel
             .await
             .unwrap_or_else(|e| panic!("{kind}: {e}"));
         assert!(standin.get("Namespace", "", &namespace).is_some());
-        let r = release("agent", &namespace, "windlass-agent", Duration::from_secs(30));
+        let r = release(
+            "agent",
+            &namespace,
+            "windlass-agent",
+            Duration::from_secs(30),
+        );
         install(&h, &Kubeconfig::new(text), &r, &agent("0.1.0")).await;
-        assert!(standin.get("Deployment", &namespace, "agent").is_some(), "{kind}");
+        assert!(
+            standin.get("Deployment", &namespace, "agent").is_some(),
+            "{kind}"
+        );
     }
     // The token-less requests were authenticated by what each kubeconfig carries.
     assert!(standin.requests().iter().all(|r| r.status != 401));
@@ -991,9 +1002,15 @@ async fn throttling_transient_errors_and_a_webhook_not_ready_are_retried_within_
         .await
         .unwrap_err();
     assert!(
-        matches!(error, windlass_activities::helm::HelmError::WebhookNotReady { .. }),
+        matches!(
+            error,
+            windlass_activities::helm::HelmError::WebhookNotReady { .. }
+        ),
         "{error:?}"
     );
     assert!(error.is_retryable());
-    assert!(error.to_string().contains("webhook.cert-manager.io"), "{error}");
+    assert!(
+        error.to_string().contains("webhook.cert-manager.io"),
+        "{error}"
+    );
 }

@@ -490,10 +490,9 @@ async fn client_certificate_and_exec_plugin_kubeconfigs_work_for_kubectl() {
             .unwrap()
             .to_owned()
     };
-    let foreign_here = foreign.replace(&url(&foreign), &url(&ours)).replace(
-        &ca_line(&foreign),
-        &ca_line(&ours),
-    );
+    let foreign_here = foreign
+        .replace(&url(&foreign), &url(&ours))
+        .replace(&ca_line(&foreign), &ca_line(&ours));
     let config = dir.path().join("foreign-kubeconfig");
     std::fs::write(&config, foreign_here).unwrap();
     let out = tokio::process::Command::new(kubectl_program())
@@ -513,7 +512,14 @@ async fn client_certificate_and_exec_plugin_kubeconfigs_work_for_kubectl() {
     let bare = dir.path().join("bare-kubeconfig");
     std::fs::write(
         &bare,
-        ours.replace(&ours.lines().find(|l| l.contains("token:")).unwrap().to_string(), "    username: nobody"),
+        ours.replace(
+            &ours
+                .lines()
+                .find(|l| l.contains("token:"))
+                .unwrap()
+                .to_string(),
+            "    username: nobody",
+        ),
     )
     .unwrap();
     let out = tokio::process::Command::new(kubectl_program())

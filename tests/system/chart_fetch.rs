@@ -125,7 +125,7 @@ async fn a_chart_from_an_unreachable_registry_fails_within_a_minute_naming_it_an
     assert!(
         errors
             .iter()
-            .any(|l| l["text"].as_str().unwrap_or_default().starts_with("Error:")),
+            .any(|l| l["line"].as_str().unwrap_or_default().starts_with("Error:")),
         "{log:#}"
     );
     // What the cluster holds: no cache release, web still on revision 1 and ready.

@@ -46,7 +46,10 @@ impl Credentials {
             DnType::CommonName,
             "Windlass Kubernetes stand-in client CA (not Kubernetes)",
         );
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         let cert = params.self_signed(&key).map_err(err)?;
         Ok(Self {
             ca_der: cert.der().clone(),
