@@ -1014,3 +1014,67 @@ async fn throttling_transient_errors_and_a_webhook_not_ready_are_retried_within_
         "{error}"
     );
 }
+
+/// helm 4 applies server-side: a field another manager changed (an admission policy, a
+/// person with `kubectl edit`) conflicts. A user's chart fails with the other manager
+/// named; a release Windlass owns takes the field back with `--force-conflicts`.
+#[tokio::test]
+async fn a_field_another_manager_changed_conflicts_unless_windlass_owns_the_release() {
+    let (standin, kubeconfig) = cluster().await;
+    let h = helm();
+    let mut r = release(
+        "agent",
+        "windlass",
+        "windlass-agent",
+        Duration::from_secs(30),
+    );
+    install(&h, &kubeconfig, &r, &agent("0.1.0")).await;
+    let client = windlass_activities::kube::client_from_kubeconfig(&standin.kubeconfig())
+        .await
+        .unwrap();
+    let deployments: kube::Api<k8s_openapi::api::apps::v1::Deployment> =
+        kube::Api::namespaced(client, "windlass");
+    // Someone edits the image by hand: an ordinary patch, owned by "kubectl-edit".
+    let edit = json!({"spec": {"template": {"spec": {"containers": [
+        {"name": "agent", "image": "registry.example/patched:1"}]}}}});
+    deployments
+        .patch(
+            "agent",
+            &kube::api::PatchParams {
+                field_manager: Some("kubectl-edit".into()),
+                ..Default::default()
+            },
+            &kube::api::Patch::Strategic(&edit),
+        )
+        .await
+        .unwrap();
+
+    let error = h
+        .upgrade_install(
+            &kubeconfig,
+            &r,
+            &agent("0.1.1"),
+            &mut |_| {},
+            std::future::pending(),
+        )
+        .await
+        .unwrap_err();
+    match &error {
+        windlass_activities::helm::HelmError::Conflict {
+            managers, message, ..
+        } => {
+            assert_eq!(managers, &["kubectl-edit"], "{message}");
+            assert!(message.contains("image"), "{message}");
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert!(!error.is_retryable());
+    assert!(image_of(&standin, "windlass", "agent").contains("patched"));
+
+    r.force_conflicts = true;
+    install(&h, &kubeconfig, &r, &agent("0.1.1")).await;
+    assert_eq!(
+        image_of(&standin, "windlass", "agent"),
+        "ghcr.io/windlass/agent:0.1.1"
+    );
+}
