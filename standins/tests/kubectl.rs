@@ -310,7 +310,7 @@ async fn server_side_apply_conflicts_name_the_other_manager_until_forced() {
 async fn invalid_objects_get_the_api_servers_422() {
     let k = Kubectl::start().await;
     // (`kubectl create service` would send protobuf, which the stand-in decodes for
-    // Secrets and ConfigMaps only; `create -f` sends JSON.)
+    // Secrets, ConfigMaps and Namespaces only; `create -f` sends JSON.)
     let service = r#"{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "2fa"},
         "spec": {"ports": [{"port": 80}]}}"#;
     let error = k.fails(&["create", "-f", "-"], Some(service)).await;
@@ -380,11 +380,8 @@ async fn a_deleted_namespace_is_terminating_and_takes_nothing_new() {
     let k = Kubectl::start().await;
     k.standin
         .update_settings(|s| s.namespace_termination_ms = 1500);
-    k.ok(
-        &["create", "-f", "-"],
-        Some(r#"{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps"}}"#),
-    )
-    .await;
+    // Sent as protobuf by kubectl's typed clientset.
+    k.ok(&["create", "namespace", "apps"], None).await;
     k.ok(&["create", "configmap", "settings", "-n", "apps"], None)
         .await;
     k.ok(&["delete", "namespace", "apps", "--wait=false"], None)
