@@ -10,6 +10,7 @@ mod aws_account_ownership;
 mod azure_access;
 mod backpressure;
 mod bounded_reads;
+mod chart_fetch;
 mod chart_references;
 mod cloud_account_ownership;
 mod cluster_lifecycle;
