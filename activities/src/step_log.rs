@@ -289,3 +289,34 @@ mod tests {
         );
     }
 }
+
+/// The step-log level of a line of helm's output: its `Error:` lines (and the
+/// `level=ERROR` lines of its structured logger) are errors, the rest is progress.
+pub(crate) fn helm_line_level(line: &str) -> &'static str {
+    let line = line.trim_start();
+    if line.starts_with("Error:") || line.starts_with("level=ERROR") {
+        "error"
+    } else if line.starts_with("level=WARN") || line.starts_with("WARNING:") {
+        "warn"
+    } else {
+        "info"
+    }
+}
+
+#[cfg(test)]
+mod helm_level_tests {
+    use super::helm_line_level;
+
+    #[test]
+    fn helm_error_lines_are_errors() {
+        assert_eq!(
+            helm_line_level("Error: UPGRADE FAILED: conflict occurred"),
+            "error"
+        );
+        assert_eq!(helm_line_level("level=WARN msg=\"upgrade failed\""), "warn");
+        assert_eq!(
+            helm_line_level("Release \"web\" has been upgraded."),
+            "info"
+        );
+    }
+}

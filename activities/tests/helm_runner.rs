@@ -44,6 +44,7 @@ fn release(name: &str, namespace: &str, chart_name: &str, timeout: Duration) -> 
         timeout,
         wait: true,
         step: Some(format!("test/run/install-{name}")),
+        force_conflicts: false,
     }
 }
 
@@ -898,5 +899,182 @@ async fn kubectl_reads_what_helm_installed() {
         String::from_utf8_lossy(&out.stderr).contains("Unauthorized"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Real clusters' kubeconfigs: a client certificate (AKS admin) and an exec plugin (EKS's
+/// `aws eks get-token`, AKS's kubelogin) work for kube-rs and for helm alike.
+#[tokio::test]
+async fn client_certificate_and_exec_plugin_kubeconfigs_work_for_kube_rs_and_helm() {
+    let (standin, _) = cluster().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfigs = [
+        (
+            "cert",
+            standin.client_certificate_kubeconfig("admin").unwrap(),
+        ),
+        ("exec", standin.exec_kubeconfig(dir.path()).unwrap()),
+    ];
+    let h = helm();
+    for (kind, text) in kubeconfigs {
+        let client = windlass_activities::kube::client_from_kubeconfig(&text)
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        let namespace = format!("via-{kind}");
+        windlass_activities::kube::ensure_namespace(&client, &namespace, &BTreeMap::new())
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        assert!(standin.get("Namespace", "", &namespace).is_some());
+        let r = release(
+            "agent",
+            &namespace,
+            "windlass-agent",
+            Duration::from_secs(30),
+        );
+        install(&h, &Kubeconfig::new(text), &r, &agent("0.1.0")).await;
+        assert!(
+            standin.get("Deployment", &namespace, "agent").is_some(),
+            "{kind}"
+        );
+    }
+    // The token-less requests were authenticated by what each kubeconfig carries.
+    assert!(standin.requests().iter().all(|r| r.status != 401));
+}
+
+/// Windlass's own writes (namespace, service secrets) ride out throttling and a transient
+/// server error within a bounded retry, and a webhook not serving yet fails helm with a
+/// retryable, typed verdict.
+#[tokio::test]
+async fn throttling_transient_errors_and_a_webhook_not_ready_are_retried_within_bounds() {
+    let (standin, kubeconfig) = cluster().await;
+    let client = windlass_activities::kube::client_from_kubeconfig(&standin.kubeconfig())
+        .await
+        .unwrap();
+    standin.update_settings(|s| {
+        s.throttle_next = 2;
+        s.retry_after_seconds = 1;
+        s.fail_next = 1;
+    });
+    windlass_activities::kube::ensure_namespace(&client, "apps", &BTreeMap::new())
+        .await
+        .unwrap();
+    let statuses: Vec<u16> = standin.requests().iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        2,
+        "{statuses:?}"
+    );
+    assert!(statuses.contains(&500), "{statuses:?}");
+    assert!(standin.get("Namespace", "", "apps").is_some());
+
+    // cert-manager's webhook configuration exists, but its pods are not serving yet.
+    standin.update_settings(|s| s.webhook_not_ready_ms = 60_000);
+    let webhook = json!({"apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration", "metadata": {"name": "cert-manager-webhook"},
+        "webhooks": [{"name": "webhook.cert-manager.io", "admissionReviewVersions": ["v1"],
+            "sideEffects": "None",
+            "clientConfig": {"service": {"name": "cert-manager-webhook", "namespace": "cert-manager", "port": 443}},
+            "rules": [{"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": ["*"]}]}]});
+    let api: kube::Api<kube::api::DynamicObject> = kube::Api::all_with(
+        client.clone(),
+        &kube::discovery::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+            "admissionregistration.k8s.io",
+            "v1",
+            "ValidatingWebhookConfiguration",
+        )),
+    );
+    api.create(
+        &Default::default(),
+        &serde_json::from_value(webhook).unwrap(),
+    )
+    .await
+    .unwrap();
+    let h = helm();
+    let r = release("agent", "apps", "windlass-agent", Duration::from_secs(30));
+    let error = h
+        .upgrade_install(
+            &kubeconfig,
+            &r,
+            &agent("0.1.0"),
+            &mut |_| {},
+            std::future::pending(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            windlass_activities::helm::HelmError::WebhookNotReady { .. }
+        ),
+        "{error:?}"
+    );
+    assert!(error.is_retryable());
+    assert!(
+        error.to_string().contains("webhook.cert-manager.io"),
+        "{error}"
+    );
+}
+
+/// helm 4 applies server-side: a field another manager changed (an admission policy, a
+/// person with `kubectl edit`) conflicts. A user's chart fails with the other manager
+/// named; a release Windlass owns takes the field back with `--force-conflicts`.
+#[tokio::test]
+async fn a_field_another_manager_changed_conflicts_unless_windlass_owns_the_release() {
+    let (standin, kubeconfig) = cluster().await;
+    let h = helm();
+    let mut r = release(
+        "agent",
+        "windlass",
+        "windlass-agent",
+        Duration::from_secs(30),
+    );
+    install(&h, &kubeconfig, &r, &agent("0.1.0")).await;
+    let client = windlass_activities::kube::client_from_kubeconfig(&standin.kubeconfig())
+        .await
+        .unwrap();
+    let deployments: kube::Api<k8s_openapi::api::apps::v1::Deployment> =
+        kube::Api::namespaced(client, "windlass");
+    // Someone edits the image by hand: an ordinary patch, owned by "kubectl-edit".
+    let edit = json!({"spec": {"template": {"spec": {"containers": [
+        {"name": "agent", "image": "registry.example/patched:1"}]}}}});
+    deployments
+        .patch(
+            "agent",
+            &kube::api::PatchParams {
+                field_manager: Some("kubectl-edit".into()),
+                ..Default::default()
+            },
+            &kube::api::Patch::Strategic(&edit),
+        )
+        .await
+        .unwrap();
+
+    let error = h
+        .upgrade_install(
+            &kubeconfig,
+            &r,
+            &agent("0.1.1"),
+            &mut |_| {},
+            std::future::pending(),
+        )
+        .await
+        .unwrap_err();
+    match &error {
+        windlass_activities::helm::HelmError::Conflict {
+            managers, message, ..
+        } => {
+            assert_eq!(managers, &["kubectl-edit"], "{message}");
+            assert!(message.contains("image"), "{message}");
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert!(!error.is_retryable());
+    assert!(image_of(&standin, "windlass", "agent").contains("patched"));
+
+    r.force_conflicts = true;
+    install(&h, &kubeconfig, &r, &agent("0.1.1")).await;
+    assert_eq!(
+        image_of(&standin, "windlass", "agent"),
+        "ghcr.io/windlass/agent:0.1.1"
     );
 }

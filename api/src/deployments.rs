@@ -100,7 +100,14 @@ pub(crate) async fn request_deployment(
         "trigger": trigger.as_str(),
         "images": request.images,
     });
+    // From reading the services to queueing, one request of the environment at a time:
+    // each sees the images the one before it set, and revisions follow that order.
+    let _one_at_a_time = state.store.lock_environment_deploys(environment_id).await?;
     let prepared = async {
+        let environment = state
+            .store
+            .environment(organization_id, environment.id)
+            .await?;
         let environment = with_images(state, environment, &request.images).await?;
         let cluster = state
             .store

@@ -312,6 +312,7 @@ impl ServiceSpec {
     pub fn validate(&self) -> Result<()> {
         validate_label("service name", self.name())?;
         let name = self.name();
+        self.validate_kubernetes_names()?;
         let image = |image: &str| {
             if image.is_empty() || image.len() > 512 || image.chars().any(char::is_whitespace) {
                 Err(Error::InvalidInput(format!(
@@ -404,6 +405,44 @@ impl ServiceSpec {
     }
 }
 
+impl ServiceSpec {
+    /// The rules of the Kubernetes objects the service becomes, beyond `validate_label`
+    /// (which already keeps a helm release name to 53 characters): a refused name would
+    /// only fail mid-deployment, with the environment half rolled out.
+    fn validate_kubernetes_names(&self) -> Result<()> {
+        let name = self.name();
+        match self {
+            // Its Kubernetes Service must be a DNS-1035 label.
+            Self::ContainerApp(_) if !name.starts_with(|c: char| c.is_ascii_lowercase()) => {
+                Err(Error::InvalidInput(format!(
+                    "service name {name:?} must start with a lowercase letter: a container app \
+                     is a Kubernetes Service, whose name is a DNS-1035 label"
+                )))
+            }
+            // The CronJob controller names each Job <name>-<11-digit time>, at most 63.
+            Self::CronJob(_) if name.len() > MAX_CRON_JOB_NAME => {
+                Err(Error::InvalidInput(format!(
+                    "service name {name:?} is {} characters; a cron job's name is at most \
+                 {MAX_CRON_JOB_NAME} (Kubernetes adds an 11-character suffix to name its Jobs)",
+                    name.len()
+                )))
+            }
+            // Each deployment runs the Job <name>-r<revision>, at most 63 characters.
+            Self::Job(_) if name.len() > MAX_JOB_NAME => Err(Error::InvalidInput(format!(
+                "service name {name:?} is {} characters; a job's name is at most {MAX_JOB_NAME} \
+                 (each deployment runs it as the Kubernetes Job {name}-r<revision>, at most 63)",
+                name.len()
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The longest name a cron job service may have (Kubernetes's CronJob limit).
+pub const MAX_CRON_JOB_NAME: usize = 52;
+/// The longest name a job service may have: 63 less `-r` and a ten-digit revision.
+pub const MAX_JOB_NAME: usize = 51;
+
 impl Resources {
     fn validate(&self, service: &str) -> Result<()> {
         let quantity = |q: &str| {
@@ -480,6 +519,39 @@ mod tests {
         let twice = validate_services(&[app("web"), app("web")]).unwrap_err();
         assert!(twice.to_string().contains("two services are named web"));
         assert!(app("Web_1").validate().is_err());
+    }
+
+    #[test]
+    fn names_follow_the_rules_of_the_kubernetes_objects_they_become() {
+        // A Service name is a DNS-1035 label: `2fa` is refused by a real API server.
+        let error = app("2fa").validate().unwrap_err().to_string();
+        assert!(
+            error.contains("must start with a lowercase letter"),
+            "{error}"
+        );
+        let cron = |name: &str| -> ServiceSpec {
+            serde_json::from_value(serde_json::json!({
+                "kind": "cron_job", "name": name, "image": "tools:1", "schedule": "0 3 * * *"
+            }))
+            .unwrap()
+        };
+        let job = |name: &str| -> ServiceSpec {
+            serde_json::from_value(serde_json::json!({
+                "kind": "job", "name": name, "image": "tools:1"
+            }))
+            .unwrap()
+        };
+        // A job or cron job may start with a digit (a DNS-1123 subdomain).
+        assert!(cron("2fa-cleanup").validate().is_ok());
+        assert!(cron(&"c".repeat(52)).validate().is_ok());
+        let error = cron(&"c".repeat(53)).validate().unwrap_err().to_string();
+        assert!(
+            error.contains("is 53 characters; a cron job's name is at most 52"),
+            "{error}"
+        );
+        assert!(job(&"j".repeat(51)).validate().is_ok());
+        let error = job(&"j".repeat(52)).validate().unwrap_err().to_string();
+        assert!(error.contains("a job's name is at most 51"), "{error}");
     }
 
     #[test]

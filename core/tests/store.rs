@@ -634,3 +634,38 @@ async fn failover_and_lost_races_on_postgresql_are_retryable() {
     assert!(!windlass_core::Error::from(violation).is_retryable());
     db.close().await;
 }
+
+/// Deployment requests of one environment queue one at a time (both backends): a second
+/// request waits until the first lets go; another environment's does not wait.
+#[tokio::test]
+async fn deployment_requests_of_one_environment_are_serialised() {
+    for db in [
+        support::TestStore::sqlite().await,
+        support::TestStore::postgres().await,
+    ] {
+        let store = db.store.clone();
+        let env = Uuid::new_v4();
+        let first = store.lock_environment_deploys(env).await.unwrap();
+        let other = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            store.lock_environment_deploys(Uuid::new_v4()),
+        )
+        .await
+        .expect("another environment does not wait")
+        .unwrap();
+        let waiting = {
+            let store = store.clone();
+            tokio::spawn(async move { store.lock_environment_deploys(env).await.map(|_| ()) })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(!waiting.is_finished(), "the second request waits");
+        drop(first);
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("it goes once the first lets go")
+            .unwrap()
+            .unwrap();
+        drop(other);
+        db.close().await;
+    }
+}

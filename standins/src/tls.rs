@@ -22,6 +22,17 @@ pub(crate) struct LoopbackTls {
 /// `ca_name` and `leaf_name` say which stand-in this is (and that it is not the real
 /// service) to anyone inspecting the certificate.
 pub(crate) fn generate(ca_name: &str, leaf_name: &str) -> io::Result<LoopbackTls> {
+    generate_with_client_ca(ca_name, leaf_name, None)
+}
+
+/// As [`generate`]; with `client_ca`, clients may also present a certificate, which is
+/// verified against that CA (an unverifiable one fails the handshake, as on a real API
+/// server); clients without one still connect (bearer tokens).
+pub(crate) fn generate_with_client_ca(
+    ca_name: &str,
+    leaf_name: &str,
+    client_ca: Option<CertificateDer<'static>>,
+) -> io::Result<LoopbackTls> {
     let err = |e: rcgen::Error| io::Error::other(e.to_string());
 
     let ca_key = KeyPair::generate().map_err(err)?;
@@ -47,10 +58,25 @@ pub(crate) fn generate(ca_name: &str, leaf_name: &str) -> io::Result<LoopbackTls
     // Explicit provider: the workspace may compile more than one rustls
     // backend, and the process-wide default would then be ambiguous.
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(io::Error::other)?
-        .with_no_client_auth()
+        .map_err(io::Error::other)?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(ca).map_err(io::Error::other)?;
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .allow_unauthenticated()
+            .build()
+            .map_err(io::Error::other)?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder
         .with_single_cert(chain, key)
         .map_err(io::Error::other)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];

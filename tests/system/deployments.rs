@@ -406,6 +406,25 @@ async fn deployments_of_one_environment_never_overlap_a_cancel_rolls_back_and_ne
             (1, json!("deployed"))
         ]
     );
+    // Both requests' images landed, in revision order: revision 3 holds revision 2's
+    // image too. (The two requests used to overwrite each other's image in the
+    // environment, so revision 4 could hold an older web-2 than revision 3, and the
+    // cancel below rolled web-2 to an image still 30 s from ready: a 1-in-4 failure.)
+    let newest = &deployments(&stack, org, &env).await[0];
+    let image = |name: &str| {
+        newest["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap()["image"]
+            .clone()
+    };
+    assert_eq!(
+        (image("web-1"), image("web-2")),
+        (json!("shop/web:slow-a"), json!("shop/web:slow-b")),
+        "{newest:#}"
+    );
 
     // Cancelled while a rollout is in progress: back to revision 3.
     kube.set_image_delays(vec![ImageDelay {

@@ -11,6 +11,7 @@ mod azure_access;
 mod azure_propagation;
 mod backpressure;
 mod bounded_reads;
+mod chart_fetch;
 mod chart_references;
 mod cloud_account_ownership;
 mod cluster_lifecycle;

@@ -208,10 +208,7 @@ async fn roll_out(
                     Ok(release) => (name, ServiceOutcome::Deployed(release.revision)),
                     Err(error) => {
                         stop.set(true);
-                        (
-                            name,
-                            ServiceOutcome::Failed(failure_text(&error.to_string())),
-                        )
+                        (name, ServiceOutcome::Failed(step_error(&error)))
                     }
                 }
             }
@@ -291,7 +288,7 @@ async fn roll_out(
             )
             .await
             .err()
-            .map(|error| format!("{name}: {}", failure_text(&error.to_string())))
+            .map(|error| format!("{name}: {}", step_error(&error)))
         }
     })
     .await
@@ -343,4 +340,13 @@ enum ServiceOutcome {
 /// The message of an activity failure without the SDK's wrapping.
 fn failure_text(error: &str) -> String {
     error.lines().next().unwrap_or(error).to_owned()
+}
+
+/// What a failed step said (the activity's own error, e.g. which chart could not be
+/// fetched from where), not Temporal's "Activity task failed" around it.
+fn step_error(error: &temporalio_sdk::ActivityExecutionError) -> String {
+    match error.cause().map(|cause| cause.failure().message.clone()) {
+        Some(message) if !message.trim().is_empty() => failure_text(&message),
+        _ => failure_text(&error.to_string()),
+    }
 }

@@ -45,13 +45,16 @@ pub(super) async fn install(
         timeout: work.chart_timeout,
         wait: true,
         step: Some(crate::step_log::step_identity(ctx)),
+        // The cluster's own charts are Windlass's: a policy add-on's edits to their
+        // objects (AKS mutates cert-manager's webhooks) are taken back, not a failure.
+        force_conflicts: true,
     };
     let cluster = request.cluster.id;
     let chart = request.chart.name.clone();
     let shown = masker.clone();
     let mut writer = work.step_logs.writer(ctx, masker);
     let mut log = |line: &str| {
-        writer.line("info", line);
+        writer.line(crate::step_log::helm_line_level(line), line);
         tracing::info!(target: "windlass::helm", %cluster, chart = %chart, "{}", shown.apply(line));
     };
     let installed = supervised(
@@ -122,6 +125,13 @@ fn json(values: &impl serde::Serialize) -> serde_json::Value {
 pub(crate) fn helm_failure(error: HelmError) -> ActivityError {
     match error {
         HelmError::Cancelled(_) => ActivityError::cancelled(),
+        HelmError::WebhookNotReady { .. } => retryable(
+            error,
+            "AdmissionWebhookNotReady",
+            Some(Duration::from_secs(5)),
+        ),
+        HelmError::Conflict { .. } => terminal(error, "FieldManagerConflict"),
+        HelmError::ChartFetch { .. } => terminal(error, "ChartFetchFailed"),
         ref e if e.is_retryable() => retryable(error, "HelmFailed", Some(Duration::from_secs(5))),
         _ => terminal(error, "HelmFailed"),
     }

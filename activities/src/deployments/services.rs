@@ -138,14 +138,7 @@ pub(super) async fn deploy(
             serde_json::json!({ "objects": objects }),
         ),
     };
-    if let Err(error) = crate::helm::chart_hosts::check(&chart, work.work.chart_hosts).await {
-        tracing::warn!(service = %service.name(), %error, "chart host refused");
-        return Err(if error.is_retryable() {
-            retryable(error, "ChartHostUnresolved", Some(Duration::from_secs(5)))
-        } else {
-            terminal(error, "ChartHostRefused")
-        });
-    }
+    let user_chart = matches!(service, ServiceSpec::HelmChart(_));
     let release = Release {
         name: service.name().to_owned(),
         namespace: request.namespace.clone(),
@@ -153,27 +146,20 @@ pub(super) async fn deploy(
         timeout,
         wait: false,
         step: Some(crate::step_log::step_identity(ctx)),
+        // Windlass's app chart is Windlass's own; a user's chart may share fields with
+        // other managers on purpose, so a conflict there is theirs to settle.
+        force_conflicts: !user_chart,
     };
     let mut writer = work.work.step_logs.writer(ctx, cluster.masker.clone());
     let installed = {
-        let mut log = |line: &str| writer.line("info", line);
-        supervised(
-            ctx,
-            work.work.helm.upgrade_install(
-                &Kubeconfig::new(cluster.text.clone()),
-                &release,
-                &values,
-                &mut log,
-                ctx.cancelled(),
-            ),
-        )
-        .await
+        let mut log = |line: &str| writer.line(crate::step_log::helm_line_level(line), line);
+        upgrade_fetching_the_chart(work, ctx, &cluster, &release, &values, &mut log).await
     };
     let installed = match installed {
         Ok(installed) => installed,
         Err(error) => {
             writer.finish().await;
-            return Err(helm_failure(error));
+            return Err(error);
         }
     };
     writer.line(
@@ -202,6 +188,64 @@ pub(super) async fn deploy(
     })
 }
 
+/// How many times a chart that could not be fetched is tried within one attempt, and
+/// the pause after each failure: a registry's brief hiccup passes, a wrong or unreachable
+/// registry fails within seconds instead of a quarter of an hour of activity retries.
+const CHART_FETCH_TRIES: [Duration; 3] = [
+    Duration::from_secs(2),
+    Duration::from_secs(5),
+    Duration::ZERO,
+];
+
+/// `helm upgrade --install`, with a short bounded retry while the chart cannot be fetched
+/// (its host does not resolve, or helm cannot get it); then the failure is terminal and
+/// names the chart and its registry.
+async fn upgrade_fetching_the_chart(
+    work: &DeploymentActivities,
+    ctx: &ActivityContext,
+    cluster: &Cluster,
+    release: &Release,
+    values: &serde_json::Value,
+    log: &mut (dyn FnMut(&str) + Send),
+) -> Result<crate::helm::Installed, ActivityError> {
+    let mut last = None;
+    for pause in CHART_FETCH_TRIES {
+        if let Err(error) =
+            crate::helm::chart_hosts::check(&release.chart, work.work.chart_hosts).await
+        {
+            tracing::warn!(release = %release.name, %error, "chart host refused");
+            if !error.is_retryable() {
+                return Err(terminal(error, "ChartHostRefused"));
+            }
+            log(&format!("Error: {error}"));
+            last = Some(terminal(error, "ChartFetchFailed"));
+            tokio::time::sleep(pause).await;
+            continue;
+        }
+        let installed = supervised(
+            ctx,
+            work.work.helm.upgrade_install(
+                &Kubeconfig::new(cluster.text.clone()),
+                release,
+                values,
+                &mut *log,
+                ctx.cancelled(),
+            ),
+        )
+        .await;
+        match installed {
+            Ok(installed) => return Ok(installed),
+            Err(error @ crate::helm::HelmError::ChartFetch { .. }) => {
+                tracing::warn!(release = %release.name, %error, "chart could not be fetched");
+                last = Some(helm_failure(error));
+                tokio::time::sleep(pause).await;
+            }
+            Err(error) => return Err(helm_failure(error)),
+        }
+    }
+    Err(last.expect("at least one try"))
+}
+
 pub(super) async fn roll_back(
     work: &DeploymentActivities,
     ctx: &ActivityContext,
@@ -220,6 +264,7 @@ pub(super) async fn roll_back(
                 timeout,
                 wait: false,
                 step: None,
+                force_conflicts: !matches!(spec, ServiceSpec::HelmChart(_)),
             };
             writer.line(
                 "info",
@@ -229,7 +274,8 @@ pub(super) async fn roll_back(
                 ),
             );
             let rolled = {
-                let mut log = |line: &str| writer.line("info", line);
+                let mut log =
+                    |line: &str| writer.line(crate::step_log::helm_line_level(line), line);
                 supervised(
                     ctx,
                     work.work.helm.rollback(
@@ -272,7 +318,7 @@ pub(super) async fn roll_back(
                     request.service
                 ),
             );
-            let mut log = |line: &str| writer.line("info", line);
+            let mut log = |line: &str| writer.line(crate::step_log::helm_line_level(line), line);
             supervised(
                 ctx,
                 work.work.helm.uninstall(
@@ -304,7 +350,7 @@ pub(super) async fn prune(
             "info",
             &format!("{name} is no longer in the environment; uninstalling it"),
         );
-        let mut log = |line: &str| writer.line("info", line);
+        let mut log = |line: &str| writer.line(crate::step_log::helm_line_level(line), line);
         let removed = supervised(
             ctx,
             work.work.helm.uninstall(

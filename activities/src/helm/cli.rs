@@ -271,6 +271,9 @@ impl Helm {
         if release.wait {
             args.flags(["--wait=watcher", "--rollback-on-failure"]);
         }
+        if release.force_conflicts {
+            args.flag("--force-conflicts");
+        }
         args.flag("--values").flag(values.into_os_string());
         let done = self
             .run(
@@ -281,7 +284,8 @@ impl Helm {
                 cancel.as_mut(),
             )
             .await?;
-        self.expect_success("upgrade", &release.name, done)?;
+        self.expect_success("upgrade", &release.name, done)
+            .map_err(|e| super::chart_fetch::classify(&release.chart, e))?;
         let info = self
             .status(kubeconfig, &release.name, &release.namespace)
             .await?
@@ -451,6 +455,9 @@ impl Helm {
         );
         if release.wait {
             args.flag("--wait=watcher");
+        }
+        if release.force_conflicts {
+            args.flag("--force-conflicts");
         }
         let done = self
             .run("rollback", &args.build(), Output::Stream, log, cancel)

@@ -39,6 +39,28 @@ pub enum HelmError {
         code: i32,
         message: String,
     },
+    /// Server-side apply refused to change fields another field manager owns (409).
+    /// The same apply conflicts the same way until someone decides whose the fields are.
+    #[error("helm {command} conflicts with fields managed by {}: {message}",
+        if .managers.is_empty() { "another field manager".to_string() } else { .managers.join(", ") })]
+    Conflict {
+        command: String,
+        managers: Vec<String>,
+        message: String,
+    },
+    /// An admission webhook did not answer (its pods are not serving yet, as right after
+    /// cert-manager installs): it soon will.
+    #[error("helm {command}: an admission webhook is not ready yet: {message}")]
+    WebhookNotReady { command: String, message: String },
+    /// The chart could not be fetched from its repository or registry (no such host,
+    /// refused, 404, unauthorised): the same reference fails the same way, so after a
+    /// short bounded retry (by the caller) it is final.
+    #[error("chart {chart} could not be fetched from {registry}: {message}")]
+    ChartFetch {
+        chart: String,
+        registry: String,
+        message: String,
+    },
     #[error("helm {0} was cancelled")]
     Cancelled(String),
     #[error("helm could not be started: {0}")]
@@ -59,9 +81,11 @@ impl HelmError {
             | Self::Timeout { .. }
             | Self::Unreachable { .. }
             | Self::Failed { .. }
+            | Self::WebhookNotReady { .. }
             | Self::Spawn(_)
             | Self::Files(_)
             | Self::Output(_) => true,
+            Self::Conflict { .. } | Self::ChartFetch { .. } => false,
             Self::InvalidChart { .. }
             | Self::Lint(_)
             | Self::ReleaseNotFound(_)
@@ -80,6 +104,16 @@ impl HelmError {
                 release: release.to_owned(),
                 status: "pending".into(),
             };
+        }
+        if has(&["apply failed with"]) && has(&["conflict"]) {
+            return Self::Conflict {
+                command,
+                managers: conflicting_managers(&message),
+                message,
+            };
+        }
+        if has(&["failed calling webhook"]) {
+            return Self::WebhookNotReady { command, message };
         }
         if has(&[
             "context deadline exceeded",
@@ -134,6 +168,19 @@ impl HelmError {
             message,
         }
     }
+}
+
+/// The managers a server-side apply conflict names (`conflict with "kubectl-edit"`).
+fn conflicting_managers(message: &str) -> Vec<String> {
+    let mut managers: Vec<String> = Vec::new();
+    for part in message.split("with \"").skip(1) {
+        if let Some(name) = part.split('"').next()
+            && !managers.iter().any(|m| m == name)
+        {
+            managers.push(name.to_owned());
+        }
+    }
+    managers
 }
 
 /// The `Error: ...` part of helm's stderr (warnings and progress lines dropped),
@@ -237,6 +284,31 @@ mod tests {
             e.to_string(),
             "helm upgrade rejected the chart or its values: parse error at (bad/templates/a.yaml:1): unexpected \"}\" in operand"
         );
+    }
+
+    #[test]
+    fn an_apply_conflict_is_terminal_and_names_the_other_manager() {
+        let e = classify(
+            "Error: UPGRADE FAILED: conflict occurred while applying object shop/web apps/v1, Kind=Deployment: \
+             Apply failed with 1 conflict: conflict with \"kubectl-edit\" using apps/v1: .spec.replicas\n",
+        );
+        match &e {
+            HelmError::Conflict { managers, .. } => assert_eq!(managers, &["kubectl-edit"]),
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+        assert!(!e.is_retryable());
+        assert!(e.to_string().contains("managed by kubectl-edit"), "{e}");
+    }
+
+    #[test]
+    fn a_webhook_not_serving_yet_is_retryable() {
+        let e = classify(
+            "Error: INSTALLATION FAILED: Internal error occurred: failed calling webhook \"webhook.cert-manager.io\": \
+             failed to call webhook: Post \"https://cert-manager-webhook.cert-manager.svc:443/validate?timeout=10s\": \
+             dial tcp 10.96.0.15:443: connect: connection refused\n",
+        );
+        assert!(matches!(e, HelmError::WebhookNotReady { .. }), "{e:?}");
+        assert!(e.is_retryable());
     }
 
     #[test]

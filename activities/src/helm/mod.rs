@@ -4,6 +4,7 @@
 //! into retryable and terminal [`HelmError`]s.
 
 mod args;
+mod chart_fetch;
 pub mod chart_hosts;
 mod cli;
 mod desired;

@@ -66,6 +66,12 @@ pub struct Release {
     /// re-applies).
     #[serde(default)]
     pub step: Option<String>,
+    /// Whether Windlass owns every field of the release's objects: server-side apply then
+    /// takes fields another manager changed back (`--force-conflicts`), as a policy
+    /// add-on's edits to a chart Windlass installs are not the chart's intent. False (a
+    /// user's chart): such a conflict fails, naming the other manager.
+    #[serde(default)]
+    pub force_conflicts: bool,
 }
 
 /// `info.status` of a release revision.

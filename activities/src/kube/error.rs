@@ -24,7 +24,23 @@ pub enum KubeError {
 }
 
 impl KubeError {
+    /// What passes within seconds: throttling, a server-side hiccup, an admission
+    /// webhook not serving yet, a namespace still being deleted, a broken connection.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Transport(_) => true,
+            Self::Api { code, message } => {
+                matches!(code, 429 | 500 | 502 | 503 | 504)
+                    || (*code == 403 && message.contains("because it is being terminated"))
+            }
+            _ => false,
+        }
+    }
+
     pub fn is_retryable(&self) -> bool {
+        if self.is_transient() {
+            return true;
+        }
         match self {
             Self::Transport(_) => true,
             // Conflicts, throttling and server-side trouble pass; the rest is our request.
@@ -43,5 +59,29 @@ impl From<kube::Error> for KubeError {
             },
             other => Self::Transport(other.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttling_server_errors_and_terminating_namespaces_are_transient() {
+        let api = |code: u16, message: &str| KubeError::Api {
+            code,
+            message: message.into(),
+        };
+        assert!(api(429, "too many requests").is_transient());
+        assert!(api(500, "failed calling webhook \"webhook.cert-manager.io\"").is_transient());
+        assert!(
+            api(
+                403,
+                "secrets \"s\" is forbidden: unable to create new content in namespace apps because it is being terminated"
+            )
+            .is_transient()
+        );
+        assert!(!api(403, "forbidden: RBAC").is_retryable());
+        assert!(!api(422, "Service \"2fa\" is invalid").is_retryable());
     }
 }

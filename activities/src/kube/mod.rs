@@ -4,6 +4,7 @@
 mod client;
 mod error;
 mod objects;
+mod retry;
 mod rollout;
 
 pub use client::client_from_kubeconfig;

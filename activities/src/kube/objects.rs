@@ -25,13 +25,17 @@ pub async fn ensure_namespace(
         },
         ..Namespace::default()
     };
-    Api::<Namespace>::all(client.clone())
-        .patch(
+    let api = Api::<Namespace>::all(client.clone());
+    super::retry::bounded("apply namespace", || async {
+        api.patch(
             name,
             &PatchParams::apply(FIELD_MANAGER).force(),
             &Patch::Apply(&namespace),
         )
-        .await?;
+        .await
+        .map_err(KubeError::from)
+    })
+    .await?;
     Ok(())
 }
 
@@ -59,13 +63,17 @@ pub async fn apply_secret(
         ),
         ..Secret::default()
     };
-    let result = Api::<Secret>::namespaced(client.clone(), namespace)
-        .patch(
+    let api = Api::<Secret>::namespaced(client.clone(), namespace);
+    let result = super::retry::bounded("apply secret", || async {
+        api.patch(
             name,
             &PatchParams::apply(FIELD_MANAGER).force(),
             &Patch::Apply(&secret),
         )
-        .await;
+        .await
+        .map_err(KubeError::from)
+    })
+    .await;
     // The request body held the values; drop our copy of them now.
     drop(secret);
     result?;

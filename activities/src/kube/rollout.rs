@@ -175,9 +175,11 @@ fn job_progress(job: &Job) -> Progress {
         return Progress::Progressing("waiting for the controller".into());
     };
     let conditions = status.conditions.as_deref().unwrap_or_default();
+    // `FailureTarget` comes first (the controller has decided; pods are being
+    // terminated), `Failed` once they are gone: either is the end of the Job.
     if let Some(failed) = conditions
         .iter()
-        .find(|c| c.type_ == "Failed" && c.status == "True")
+        .find(|c| (c.type_ == "Failed" || c.type_ == "FailureTarget") && c.status == "True")
     {
         return Progress::Failed(format!(
             "job failed: {}",
@@ -215,6 +217,18 @@ mod tests {
             deployment_progress(&d),
             Progress::Ready("2/2 available, 2/2 updated".into())
         );
+    }
+
+    #[test]
+    fn a_job_has_failed_from_its_failure_target_on() {
+        let job: Job = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "migrate"},
+            "spec": {"template": {}},
+            "status": {"failed": 3, "conditions": [{"type": "FailureTarget", "status": "True",
+                "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]}
+        }))
+        .unwrap();
+        assert!(matches!(job_progress(&job), Progress::Failed(m) if m.contains("backoff limit")));
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod audit_digests;
 mod audited;
 mod cloud_accounts;
 mod clusters;
+mod environment_lock;
 mod environments;
 mod keys;
 mod maintenance_holds;
@@ -27,6 +28,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor};
 
 pub use audited::AuditedError;
+pub use environment_lock::EnvironmentDeployLock;
 /// A store connection, for changes made inside [`Store::audited`].
 pub type Connection = sqlx::AnyConnection;
 pub use keys::WrappedKeyRow;

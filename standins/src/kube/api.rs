@@ -15,9 +15,10 @@ use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 
 use super::Shared;
+use super::managed::Writer;
 use super::registry::{self, ResourceType};
 use super::select::{FieldSelector, LabelSelector};
-use super::store::{ApiError, Event};
+use super::store::{ApiError, Event, Ownership};
 use super::{patch, proto};
 
 /// What a request path addresses.
@@ -151,6 +152,9 @@ pub(crate) async fn handle(
             let Some(rt) = shared.with(|s| s.find(p.group, p.version, p.resource)) else {
                 return not_found();
             };
+            if let Some(injected) = shared.with(|s| super::faults::injected(s, method, &rt)) {
+                return error_reply(&injected);
+            }
             match object(shared, method, &rt, &p, query, headers, body).await {
                 Ok(response) => response,
                 Err(e) => error_reply(&e),
@@ -205,6 +209,7 @@ async fn object(
             ));
         }
     };
+    let writer = writer(query, headers);
     let labels = LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))
         .map_err(ApiError::bad_request)?;
     let fields = FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))
@@ -236,7 +241,8 @@ async fn object(
                 ));
             }
             let obj = parse_body(headers, &body)?;
-            let (created, rollout) = shared.with(|s| s.create(rt, ns, obj, dry_run))?;
+            let (created, rollout) =
+                shared.with(|s| s.create_as(rt, ns, obj, dry_run, Ownership::Update(&writer)))?;
             if let Some(r) = rollout {
                 shared.schedule_rollout(r);
             }
@@ -244,18 +250,64 @@ async fn object(
         }
         (Method::PUT, Some(name)) => {
             let obj = parse_body(headers, &body)?;
-            let (updated, rollout) =
-                shared.with(|s| s.update(rt, ns, name, obj, status_only, dry_run))?;
+            let (updated, rollout) = shared.with(|s| {
+                s.update_as(
+                    rt,
+                    ns,
+                    name,
+                    obj,
+                    status_only,
+                    dry_run,
+                    Ownership::Update(&writer),
+                )
+            })?;
             if let Some(r) = rollout {
                 shared.schedule_rollout(r);
             }
             Ok(json_reply(StatusCode::OK, &updated))
         }
         (Method::PATCH, Some(name)) => {
-            patch_object(shared, rt, ns, name, headers, &body, status_only, dry_run)
+            let apply = content_type(headers) == "application/apply-patch+yaml";
+            let mut errors = Vec::new();
+            if apply && !query.contains_key("fieldManager") {
+                errors.push("fieldManager: Required value: is required for apply patch");
+            }
+            if !apply && query.contains_key("force") {
+                errors.push("force: Forbidden: may not be specified for non-apply patch");
+            }
+            if !errors.is_empty() {
+                let mut e = ApiError::new(
+                    422,
+                    "Invalid",
+                    format!(
+                        "PatchOptions.meta.k8s.io \"\" is invalid: {}",
+                        errors.join(", ")
+                    ),
+                );
+                e.kind = "PatchOptions".into();
+                e.group = "meta.k8s.io".into();
+                return Err(e);
+            }
+            patch_object(
+                shared,
+                rt,
+                ns,
+                name,
+                headers,
+                &body,
+                status_only,
+                dry_run,
+                &writer,
+            )
         }
         (Method::DELETE, Some(name)) => {
             let deleted = shared.with(|s| s.delete(rt, ns, name, dry_run))?;
+            if rt.group.is_empty()
+                && rt.resource == "namespaces"
+                && deleted["status"]["phase"] == "Terminating"
+            {
+                shared.schedule_namespace_finalization(name);
+            }
             Ok(json_reply(StatusCode::OK, &deleted))
         }
         (Method::DELETE, None) => {
@@ -297,13 +349,15 @@ fn patch_object(
     body: &Bytes,
     status_only: bool,
     dry_run: bool,
+    writer: &Writer,
 ) -> Result<Response, ApiError> {
     let content_type = content_type(headers);
     let patch = parse_body(headers, body)?;
     if content_type == "application/apply-patch+yaml" {
         // Server-side apply. Clients (helm, kubectl, client-go) send the applied
         // configuration as JSON, which is YAML too; YAML proper is refused.
-        let (obj, created, rollout) = shared.with(|s| s.apply(rt, ns, name, patch, dry_run))?;
+        let (obj, created, rollout) =
+            shared.with(|s| s.apply(rt, ns, name, patch, dry_run, writer))?;
         if let Some(r) = rollout {
             shared.schedule_rollout(r);
         }
@@ -333,7 +387,7 @@ fn patch_object(
         if patch["metadata"]["resourceVersion"].is_null() {
             obj["metadata"]["resourceVersion"] = Value::Null;
         }
-        s.update(rt, ns, name, obj, status_only, dry_run)
+        s.update_as(rt, ns, name, obj, status_only, dry_run, Ownership::Update(writer))
     })?;
     if let Some(r) = rollout {
         shared.schedule_rollout(r);
@@ -540,6 +594,24 @@ fn content_type(headers: &HeaderMap) -> String {
         .to_ascii_lowercase()
 }
 
+/// The field manager of a write: `fieldManager`, else the client's name from its
+/// User-Agent (`kubectl/v1.35.0 (linux/amd64)` → `kubectl`), as the API server does.
+fn writer(query: &HashMap<String, String>, headers: &HeaderMap) -> Writer {
+    let manager = query.get("fieldManager").cloned().unwrap_or_else(|| {
+        headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|ua| ua.split('/').next())
+            .filter(|m| !m.is_empty())
+            .unwrap_or("unknown")
+            .to_string()
+    });
+    Writer {
+        manager,
+        force: is_true(query.get("force")),
+    }
+}
+
 fn is_true(v: Option<&String>) -> bool {
     v.is_some_and(|v| v == "true" || v == "1")
 }
@@ -554,10 +626,16 @@ pub(crate) fn json_reply(status: StatusCode, body: &Value) -> Response {
 }
 
 pub(crate) fn error_reply(e: &ApiError) -> Response {
-    json_reply(
+    let mut response = json_reply(
         StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         &e.to_status(),
-    )
+    );
+    if let Some(seconds) = e.retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
 }
 
 /// What a real server answers for a path it does not serve.

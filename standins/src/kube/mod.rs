@@ -8,18 +8,25 @@
 //! contains the configured failure marker, in which case it never does (as with
 //! pods stuck in `ImagePullBackOff`).
 //!
-//! HTTPS on loopback (a throwaway CA) with a bearer token;
-//! [`KubeStandIn::kubeconfig`] gives a kubeconfig for it. Test-only control
-//! under `/_standin/...`.
+//! HTTPS on loopback (a throwaway CA). Clients authenticate as on real clusters: a
+//! bearer token ([`KubeStandIn::kubeconfig`]), a client certificate signed by the
+//! stand-in's client CA ([`KubeStandIn::client_certificate_kubeconfig`], like an AKS
+//! admin kubeconfig) or an exec plugin printing an `ExecCredential`
+//! ([`KubeStandIn::exec_kubeconfig`], like kubelogin or `aws eks get-token`).
+//! Test-only control under `/_standin/...`.
 
 mod api;
 mod control;
+mod credentials;
+mod faults;
+mod managed;
 mod patch;
 mod proto;
 pub mod registry;
 mod rollout;
 pub mod select;
 pub mod store;
+pub mod validate;
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -29,7 +36,7 @@ use std::time::Duration;
 use axum::{
     Router,
     body::Bytes,
-    extract::{OriginalUri, Query, State},
+    extract::{ConnectInfo, OriginalUri, Query, State},
     http::{HeaderMap, Method, header},
     response::Response,
 };
@@ -85,6 +92,7 @@ pub struct HelmReleaseRecord {
 pub(crate) struct Shared {
     store: Arc<Mutex<Store>>,
     token: Arc<str>,
+    credentials: Arc<credentials::Credentials>,
 }
 
 impl Shared {
@@ -97,7 +105,17 @@ impl Shared {
     /// the status its pods would give it, unless it changed again meanwhile.
     pub(crate) fn schedule_rollout(&self, (rt, ns, name, generation): Rollout) {
         let delay = self.with(|s| match s.get(&rt, &ns, &name) {
-            Some(obj) => s.settings.rollout_delay(&obj),
+            Some(obj) => {
+                // The Deployment controller sees a new spec at once and starts the
+                // rolling update; only the pods take time.
+                if rt.kind == "Deployment"
+                    && obj["metadata"]["generation"].as_i64() == Some(generation)
+                {
+                    let status = rollout::rolling_deployment(&obj, &obj["status"]);
+                    s.set_status(&rt, &ns, &name, status);
+                }
+                s.settings.rollout_delay(&obj)
+            }
             None => Duration::from_millis(s.settings.rollout_delay_ms),
         });
         let shared = self.clone();
@@ -112,7 +130,21 @@ impl Shared {
                 }
                 let fails =
                     rollout::has_image_containing(&obj, s.settings.fail_image_marker.as_deref());
-                if let Some(status) = rollout::settled_status(&rt.kind, &obj, fails) {
+                let job_fails = rt.kind == "Job"
+                    && rollout::has_image_containing(
+                        &obj,
+                        s.settings.job_failure_marker.as_deref(),
+                    );
+                if job_fails {
+                    s.set_status(&rt, &ns, &name, rollout::failed_job(&obj, false));
+                    shared.schedule_job_failed((rt.clone(), ns.clone(), name.clone(), generation));
+                    return;
+                }
+                if fails && rt.kind == "Deployment" {
+                    // Stuck: the new pods never become ready; the old ones stay.
+                    let status = rollout::rolling_deployment(&obj, &obj["status"]);
+                    s.set_status(&rt, &ns, &name, status);
+                } else if let Some(status) = rollout::settled_status(&rt.kind, &obj, fails) {
                     s.set_status(&rt, &ns, &name, status);
                 }
                 if fails && rt.kind == "Deployment" {
@@ -122,6 +154,32 @@ impl Shared {
                     );
                 }
             });
+        });
+    }
+
+    /// A failing Job's `Failed` condition follows `FailureTarget` once its pods are gone.
+    fn schedule_job_failed(&self, (rt, ns, name, generation): Rollout) {
+        let shared = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            shared.with(|s| {
+                let Some(obj) = s.get(&rt, &ns, &name) else {
+                    return;
+                };
+                if obj["metadata"]["generation"].as_i64() == Some(generation) {
+                    s.set_status(&rt, &ns, &name, rollout::failed_job(&obj, true));
+                }
+            });
+        });
+    }
+
+    /// Removes a `Terminating` namespace once its termination time has passed.
+    pub(crate) fn schedule_namespace_finalization(&self, name: &str) {
+        let delay = self.with(|s| Duration::from_millis(s.settings.namespace_termination_ms));
+        let (shared, name) = (self.clone(), name.to_string());
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            shared.with(|s| s.finalize_namespace(&name));
         });
     }
 
@@ -176,9 +234,11 @@ impl KubeStandIn {
         let tcp = tokio::net::TcpListener::bind(config.addr).await?;
         let addr = tcp.local_addr()?;
         let url = format!("https://{addr}");
-        let tls = crate::tls::generate(
+        let credentials = Arc::new(credentials::Credentials::new()?);
+        let tls = crate::tls::generate_with_client_ca(
             "Windlass Kubernetes stand-in CA (not Kubernetes)",
             "windlass-kube-standin",
+            Some(credentials.ca_der()),
         )?;
         let token = config
             .token
@@ -186,6 +246,7 @@ impl KubeStandIn {
         let shared = Shared {
             store: Arc::new(Mutex::new(Store::new(config.settings))),
             token: token.into(),
+            credentials,
         };
         let app = Router::new()
             .nest("/_standin", control::routes())
@@ -193,6 +254,7 @@ impl KubeStandIn {
             .with_state(shared.clone());
         let listener = crate::tls::TlsListener::new(tcp, tls.config)?;
         let server = tokio::spawn(async move {
+            let app = app.into_make_service_with_connect_info::<credentials::Peer>();
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "Kubernetes stand-in stopped");
             }
@@ -232,6 +294,40 @@ impl KubeStandIn {
         kubeconfig(&self.url, &self.ca_pem, &self.shared.token)
     }
 
+    /// A kubeconfig authenticating with a client certificate for `user` (group
+    /// `system:masters`) signed by the stand-in's client CA, as an AKS admin kubeconfig
+    /// does. It holds a private key: keep it out of logs.
+    pub fn client_certificate_kubeconfig(&self, user: &str) -> std::io::Result<String> {
+        use base64::Engine as _;
+        let issued = self.shared.credentials.issue(user, "system:masters")?;
+        let b64 = |pem: &str| base64::engine::general_purpose::STANDARD.encode(pem);
+        Ok(kubeconfig_for(
+            &self.url,
+            &self.ca_pem,
+            &format!(
+                "    client-certificate-data: {}\n    client-key-data: {}",
+                b64(&issued.certificate_pem),
+                b64(&issued.key_pem)
+            ),
+        ))
+    }
+
+    /// A kubeconfig whose user runs an exec plugin (written into `dir`) that prints an
+    /// `ExecCredential`, as EKS (`aws eks get-token`) and AKS with Entra ID (kubelogin)
+    /// kubeconfigs do. The token it prints is accepted from now on.
+    pub fn exec_kubeconfig(&self, dir: &std::path::Path) -> std::io::Result<String> {
+        let token = self.shared.credentials.exec_token();
+        let plugin = credentials::write_exec_plugin(dir, &token)?;
+        Ok(kubeconfig_for(
+            &self.url,
+            &self.ca_pem,
+            &format!(
+                "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: {}\n      args: [\"eks\", \"get-token\", \"--cluster-name\", \"windlass-standin\"]\n      interactiveMode: Never\n      provideClusterInfo: false",
+                plugin.display()
+            ),
+        ))
+    }
+
     pub fn settings(&self) -> Settings {
         self.shared.with(|s| s.settings.clone())
     }
@@ -245,6 +341,11 @@ impl KubeStandIn {
     /// Per-image rollout times, for rollouts started from now on.
     pub fn set_image_delays(&self, rules: Vec<ImageDelay>) {
         self.shared.with(|s| s.settings.image_delays = rules);
+    }
+
+    /// Changes any setting (failure injection, timings) for what follows.
+    pub fn update_settings(&self, change: impl FnOnce(&mut Settings)) {
+        self.shared.with(|s| change(&mut s.settings));
     }
 
     pub fn set_fail_image_marker(&self, marker: Option<&str>) {
@@ -308,6 +409,11 @@ pub(crate) fn helm_releases(secrets: &[Value]) -> Vec<HelmReleaseRecord> {
 }
 
 fn kubeconfig(url: &str, ca_pem: &str, token: &str) -> String {
+    kubeconfig_for(url, ca_pem, &format!("    token: {token}"))
+}
+
+/// A kubeconfig with one context; `user` is the user's fields, indented four spaces.
+fn kubeconfig_for(url: &str, ca_pem: &str, user: &str) -> String {
     use base64::Engine as _;
     let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
     format!(
@@ -321,7 +427,7 @@ clusters:
 users:
 - name: windlass
   user:
-    token: {token}
+{user}
 contexts:
 - name: windlass-kube-standin
   context:
@@ -335,6 +441,7 @@ current-context: windlass-kube-standin
 
 async fn dispatch(
     State(shared): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<credentials::Peer>,
     method: Method,
     OriginalUri(uri): OriginalUri,
     Query(query): Query<HashMap<String, String>>,
@@ -347,7 +454,14 @@ async fn dispatch(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    let response = if open || presented == Some(&*shared.token) {
+    let authenticated = open
+        || presented == Some(&*shared.token)
+        || presented.is_some_and(|t| shared.credentials.accepts_token(t))
+        || peer
+            .certificate
+            .as_ref()
+            .is_some_and(|der| shared.credentials.accepts_certificate(der));
+    let response = if authenticated {
         api::handle(&shared, &method, &path, &query, &headers, body).await
     } else {
         api::error_reply(&ApiError::new(401, "Unauthorized", "Unauthorized"))

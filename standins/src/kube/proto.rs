@@ -1,5 +1,6 @@
-//! Request bodies in the Kubernetes protobuf encoding, for the two kinds that
-//! arrive that way.
+//! Request bodies in the Kubernetes protobuf encoding, for the kinds that arrive
+//! that way from the clients Windlass runs (helm's release Secrets and ConfigMaps,
+//! `kubectl create namespace`).
 //!
 //! client-go's typed clientsets send built-in kinds as
 //! `application/vnd.kubernetes.protobuf` (kubernetes/kubernetes#125314), and
@@ -39,9 +40,10 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
     let mut obj = match kind.as_str() {
         "Secret" => secret(raw)?,
         "ConfigMap" => config_map(raw)?,
+        "Namespace" => namespace(raw)?,
         other => {
             return Err(format!(
-                "the stand-in decodes protobuf bodies for Secret and ConfigMap only, not {other:?}; send JSON"
+                "the stand-in decodes protobuf bodies for Secret, ConfigMap and Namespace only, not {other:?}; send JSON"
             ));
         }
     };
@@ -86,6 +88,18 @@ fn config_map(raw: &[u8]) -> Result<Value, String> {
             }
             (4, Wire::Varint(v)) => obj["immutable"] = json!(v != 0),
             _ => {}
+        }
+    }
+    Ok(obj)
+}
+
+/// `kubectl create namespace` sends one through the typed clientset. Its spec's
+/// finalizers and its status are the server's (see the store's defaulting).
+fn namespace(raw: &[u8]) -> Result<Value, String> {
+    let mut obj = json!({});
+    for field in Fields::new(raw) {
+        if let (1, Wire::Bytes(b)) = field? {
+            obj["metadata"] = object_meta(b)?;
         }
     }
     Ok(obj)

@@ -11,8 +11,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 
+use super::managed::{self, Writer};
 use super::registry::{self, ResourceType};
 use super::select::{FieldSelector, LabelSelector};
+use super::validate;
 
 /// How many past events a watch can resume from; older resourceVersions get
 /// `410 Gone`, as from a real server after compaction.
@@ -45,6 +47,22 @@ pub struct Settings {
     /// `delay_ms` instead of `rollout_delay_ms` (the first rule that matches).
     #[serde(default)]
     pub image_delays: Vec<ImageDelay>,
+    /// A Job whose pod template has an image containing this text fails (its pods exit
+    /// non-zero until the backoff limit): `FailureTarget`, then `Failed`. `None`: off.
+    pub job_failure_marker: Option<String>,
+    /// How long a deleted namespace stays `Terminating` (0: it goes at once).
+    pub namespace_termination_ms: u64,
+    /// The next this many API requests (not discovery) are answered `429 TooManyRequests`
+    /// with `Retry-After: retry_after_seconds`, as API Priority and Fairness does.
+    pub throttle_next: u32,
+    pub retry_after_seconds: u64,
+    /// The next this many API requests are answered `500 InternalError`, as an API
+    /// server answers while etcd is briefly unavailable.
+    pub fail_next: u32,
+    /// For this long after an admission webhook configuration is created, writes of
+    /// the resources its rules cover answer `500 failed calling webhook` (the webhook's
+    /// pods are not serving yet, as right after cert-manager installs). 0: off.
+    pub webhook_not_ready_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,6 +77,12 @@ impl Default for Settings {
             rollout_delay_ms: 200,
             fail_image_marker: Some("fail".into()),
             image_delays: Vec::new(),
+            job_failure_marker: None,
+            namespace_termination_ms: 0,
+            throttle_next: 0,
+            retry_after_seconds: 1,
+            fail_next: 0,
+            webhook_not_ready_ms: 0,
         }
     }
 }
@@ -91,7 +115,12 @@ pub struct ApiError {
     pub reason: &'static str,
     pub message: String,
     pub kind: String,
+    pub group: String,
     pub name: String,
+    /// `details.causes`: one per invalid field or conflicting manager.
+    pub causes: Vec<Value>,
+    /// Seconds a client should wait (`Retry-After`, `details.retryAfterSeconds`).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -101,7 +130,10 @@ impl ApiError {
             reason,
             message: message.into(),
             kind: String::new(),
+            group: String::new(),
             name: String::new(),
+            causes: Vec::new(),
+            retry_after: None,
         }
     }
 
@@ -132,6 +164,16 @@ impl ApiError {
     }
 
     pub fn to_status(&self) -> Value {
+        let mut details = json!({"name": self.name, "kind": self.kind});
+        if !self.group.is_empty() {
+            details["group"] = json!(self.group);
+        }
+        if !self.causes.is_empty() {
+            details["causes"] = json!(self.causes);
+        }
+        if let Some(seconds) = self.retry_after {
+            details["retryAfterSeconds"] = json!(seconds);
+        }
         json!({
             "kind": "Status",
             "apiVersion": "v1",
@@ -139,10 +181,77 @@ impl ApiError {
             "status": "Failure",
             "message": self.message,
             "reason": self.reason,
-            "details": {"name": self.name, "kind": self.kind},
+            "details": details,
             "code": self.code,
         })
     }
+}
+
+/// A write naming a resourceVersion that is no longer current.
+fn stale(rt: &ResourceType, name: &str) -> ApiError {
+    let mut e = ApiError::new(
+        409,
+        "Conflict",
+        format!(
+            "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; \
+             please apply your changes to the latest version and try again",
+            qualified(rt)
+        ),
+    );
+    e.kind = rt.resource.clone();
+    e.name = name.into();
+    e
+}
+
+/// Server-side apply's 409, in the API server's words: each conflicting field with the
+/// manager that owns it.
+fn apply_conflict(rt: &ResourceType, name: &str, conflicts: &[managed::Conflict]) -> ApiError {
+    let mut by_manager: Vec<(String, String, Vec<String>)> = Vec::new();
+    for c in conflicts {
+        let field = managed::describe(&c.path);
+        match by_manager
+            .iter_mut()
+            .find(|(m, v, _)| *m == c.manager && *v == c.api_version)
+        {
+            Some((_, _, fields)) => fields.push(field),
+            None => by_manager.push((c.manager.clone(), c.api_version.clone(), vec![field])),
+        }
+    }
+    let count = conflicts.len();
+    let mut message = format!(
+        "Apply failed with {count} conflict{}: ",
+        if count == 1 { "" } else { "s" }
+    );
+    let parts: Vec<String> = by_manager
+        .iter()
+        .map(|(manager, version, fields)| {
+            if fields.len() == 1 && count == 1 {
+                format!("conflict with \"{manager}\" using {version}: {}", fields[0])
+            } else {
+                let listed: Vec<String> = fields.iter().map(|f| format!("- {f}")).collect();
+                format!(
+                    "conflicts with \"{manager}\" using {version}:\n{}",
+                    listed.join("\n")
+                )
+            }
+        })
+        .collect();
+    message.push_str(&parts.join("\n"));
+    let mut e = ApiError::new(409, "Conflict", message);
+    e.kind = rt.resource.clone();
+    e.group = rt.group.clone();
+    e.name = name.into();
+    e.causes = conflicts
+        .iter()
+        .map(|c| {
+            json!({
+                "reason": "FieldManagerConflict",
+                "message": format!("conflict with \"{}\" using {}", c.manager, c.api_version),
+                "field": managed::describe(&c.path),
+            })
+        })
+        .collect();
+    e
 }
 
 /// `deployments.apps`, or `secrets` for the core group: how errors name a type.
@@ -166,10 +275,29 @@ pub struct Store {
     events: broadcast::Sender<Arc<Event>>,
     pub requests: VecDeque<RequestRecord>,
     next_cluster_ip: u32,
+    /// Admission webhooks not serving yet (see `faults`).
+    pub pending_webhooks: Vec<super::faults::PendingWebhook>,
 }
 
 /// A workload whose pods a rollout should settle: `(type, namespace, name, generation)`.
 pub type Rollout = (ResourceType, String, String, i64);
+
+/// How a write records field ownership (`metadata.managedFields`).
+#[derive(Debug, Clone, Copy)]
+pub enum Ownership<'a> {
+    /// The server's own write (seed objects, controllers): ownership stays as it is.
+    Server,
+    /// A client's create, update or non-apply patch (`operation: Update`).
+    Update(&'a Writer),
+    /// Server-side apply creating the object: the applier owns what it applied.
+    Apply(&'a Writer),
+    /// Already worked out by server-side apply (in the object's `managedFields`).
+    Computed,
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
 
 impl Store {
     pub fn new(settings: Settings) -> Self {
@@ -183,6 +311,7 @@ impl Store {
             events,
             requests: VecDeque::new(),
             next_cluster_ip: 10,
+            pending_webhooks: Vec::new(),
         };
         let ns = store
             .find("", "v1", "namespaces")
@@ -275,10 +404,22 @@ impl Store {
         &mut self,
         rt: &ResourceType,
         namespace: &str,
-        mut obj: Value,
+        obj: Value,
         dry_run: bool,
     ) -> Result<(Value, Option<Rollout>), ApiError> {
+        self.create_as(rt, namespace, obj, dry_run, Ownership::Server)
+    }
+
+    pub fn create_as(
+        &mut self,
+        rt: &ResourceType,
+        namespace: &str,
+        mut obj: Value,
+        dry_run: bool,
+        ownership: Ownership<'_>,
+    ) -> Result<(Value, Option<Rollout>), ApiError> {
         check_identity(rt, &mut obj)?;
+        let applied_fields = managed::fields_of(&obj);
         let name = match obj["metadata"]["name"].as_str() {
             Some(n) if !n.is_empty() => n.to_string(),
             _ => match obj["metadata"]["generateName"].as_str() {
@@ -290,6 +431,22 @@ impl Store {
             },
         };
         let ns = self.check_namespace(rt, namespace, &obj)?;
+        if rt.namespaced && self.terminating(&ns) {
+            let mut e = ApiError::new(
+                403,
+                "Forbidden",
+                format!(
+                    "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                    qualified(rt)
+                ),
+            );
+            e.kind = rt.resource.clone();
+            e.name = name;
+            e.causes = vec![
+                json!({"reason": "NamespaceTerminating", "message": format!("namespace {ns} is being terminated"), "field": "metadata.namespace"}),
+            ];
+            return Err(e);
+        }
         if self.get(rt, &ns, &name).is_some() {
             let mut e = ApiError::new(
                 409,
@@ -324,6 +481,25 @@ impl Store {
             obj.as_object_mut().expect("checked").remove("status");
         }
         self.default(rt, &mut obj, None);
+        validate::check(rt, &obj, None)?;
+        match ownership {
+            Ownership::Update(writer) => {
+                managed::record_update(None, &mut obj, writer, &rt.api_version(), &now_rfc3339())
+            }
+            Ownership::Apply(writer) => {
+                metadata_mut(&mut obj).insert(
+                    "managedFields".into(),
+                    managed::render(&[managed::Entry {
+                        manager: writer.manager.clone(),
+                        operation: "Apply".into(),
+                        api_version: rt.api_version(),
+                        time: now_rfc3339(),
+                        fields: applied_fields,
+                    }]),
+                );
+            }
+            Ownership::Server | Ownership::Computed => {}
+        }
         if dry_run {
             return Ok((obj, None));
         }
@@ -339,11 +515,34 @@ impl Store {
         rt: &ResourceType,
         namespace: &str,
         name: &str,
-        mut obj: Value,
+        obj: Value,
         status_only: bool,
         dry_run: bool,
     ) -> Result<(Value, Option<Rollout>), ApiError> {
+        self.update_as(
+            rt,
+            namespace,
+            name,
+            obj,
+            status_only,
+            dry_run,
+            Ownership::Server,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn update_as(
+        &mut self,
+        rt: &ResourceType,
+        namespace: &str,
+        name: &str,
+        mut obj: Value,
+        status_only: bool,
+        dry_run: bool,
+        ownership: Ownership<'_>,
+    ) -> Result<(Value, Option<Rollout>), ApiError> {
         check_identity(rt, &mut obj)?;
+        let computed_fields = obj["metadata"]["managedFields"].clone();
         let ns = scope_ns(rt, namespace);
         let current = self
             .get(rt, &ns, name)
@@ -352,18 +551,7 @@ impl Store {
             && !sent.is_empty()
             && Some(sent) != current["metadata"]["resourceVersion"].as_str()
         {
-            let mut e = ApiError::new(
-                409,
-                "Conflict",
-                format!(
-                    "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; \
-                     please apply your changes to the latest version and try again",
-                    qualified(rt)
-                ),
-            );
-            e.kind = rt.resource.clone();
-            e.name = name.into();
-            return Err(e);
+            return Err(stale(rt, name));
         }
         if obj["metadata"]["name"].as_str().is_some_and(|n| n != name) {
             return Err(ApiError::bad_request(
@@ -396,12 +584,37 @@ impl Store {
                 None => meta.remove(keep),
             };
         }
-        meta.remove("managedFields");
+        // Clients do not write ownership: the server keeps it, or works it out below.
+        let managed_fields = match ownership {
+            Ownership::Computed => computed_fields,
+            _ => current["metadata"]["managedFields"].clone(),
+        };
+        if managed_fields.is_null() {
+            meta.remove("managedFields");
+        } else {
+            meta.insert("managedFields".into(), managed_fields);
+        }
+        // Once set, only the server clears it (by removing the object).
+        if let Some(v) = current["metadata"].get("deletionTimestamp") {
+            meta.insert("deletionTimestamp".into(), v.clone());
+        }
         meta.insert(
             "resourceVersion".into(),
             current["metadata"]["resourceVersion"].clone(),
         );
         self.default(rt, &mut next, Some(&current));
+        validate::check(rt, &next, Some(&current))?;
+        if let Ownership::Update(writer) = ownership
+            && !status_only
+        {
+            managed::record_update(
+                Some(&current),
+                &mut next,
+                writer,
+                &rt.api_version(),
+                &now_rfc3339(),
+            );
+        }
         let spec_changed =
             has_spec(rt) && without_bookkeeping(&next) != without_bookkeeping(&current);
         if spec_changed {
@@ -433,24 +646,44 @@ impl Store {
         name: &str,
         mut obj: Value,
         dry_run: bool,
+        writer: &Writer,
     ) -> Result<(Value, bool, Option<Rollout>), ApiError> {
         if obj["metadata"]["name"].as_str() != Some(name) {
             return Err(ApiError::bad_request(
                 "metadata.name in the applied configuration must match the name on the URL",
             ));
         }
+        check_identity(rt, &mut obj)?;
         let ns = scope_ns(rt, namespace);
         match self.get(rt, &ns, name) {
             None => {
-                let (o, r) = self.create(rt, namespace, obj, dry_run)?;
+                let (o, r) =
+                    self.create_as(rt, namespace, obj, dry_run, Ownership::Apply(writer))?;
                 Ok((o, true, r))
             }
             Some(current) => {
-                metadata_mut(&mut obj).insert(
+                if let Some(sent) = obj["metadata"]["resourceVersion"].as_str()
+                    && !sent.is_empty()
+                    && Some(sent) != current["metadata"]["resourceVersion"].as_str()
+                {
+                    return Err(stale(rt, name));
+                }
+                let mut next =
+                    managed::apply(&current, &obj, writer, &rt.api_version(), &now_rfc3339())
+                        .map_err(|conflicts| apply_conflict(rt, name, &conflicts))?;
+                metadata_mut(&mut next).insert(
                     "resourceVersion".into(),
                     current["metadata"]["resourceVersion"].clone(),
                 );
-                let (o, r) = self.update(rt, namespace, name, obj, false, dry_run)?;
+                let (o, r) = self.update_as(
+                    rt,
+                    namespace,
+                    name,
+                    next,
+                    false,
+                    dry_run,
+                    Ownership::Computed,
+                )?;
                 Ok((o, false, r))
             }
         }
@@ -470,37 +703,78 @@ impl Store {
         if dry_run {
             return Ok(current);
         }
-        if rt.group.is_empty() && rt.resource == "namespaces" {
-            // The namespace controller would remove what the namespace held.
-            let namespaced: Vec<(TypeKey, Vec<ObjKey>)> = self
-                .objects
-                .iter()
-                .map(|(t, objs)| {
-                    (
-                        t.clone(),
-                        objs.keys().filter(|(n, _)| n == name).cloned().collect(),
-                    )
-                })
-                .collect();
-            for ((group, resource), keys) in namespaced {
-                let Some(t) = self
-                    .types
-                    .iter()
-                    .find(|t| t.group == group && t.resource == resource)
-                    .cloned()
-                else {
-                    continue;
-                };
-                for (n, o) in keys {
-                    self.remove(&t, &n, &o);
-                }
-            }
+        let is_namespace = rt.group.is_empty() && rt.resource == "namespaces";
+        if is_namespace && current["status"]["phase"] == "Terminating" {
+            return Ok(current);
+        }
+        if is_namespace && self.settings.namespace_termination_ms > 0 {
+            // The namespace controller empties it, then the `kubernetes` finalizer goes
+            // and the namespace with it (see `finalize_namespace`); meanwhile it is
+            // `Terminating` and takes no new objects.
+            self.remove_contents(name);
+            let mut obj = current;
+            metadata_mut(&mut obj).insert("deletionTimestamp".into(), json!(now_rfc3339()));
+            obj["status"] = json!({"phase": "Terminating", "conditions": [{
+                "type": "NamespaceDeletionContentFailure", "status": "False",
+                "reason": "ContentDeleted", "message": "All content successfully deleted, may be waiting on finalization",
+                "lastTransitionTime": now_rfc3339()}]});
+            return Ok(self.store(rt, "", name, obj, "MODIFIED"));
+        }
+        if is_namespace {
+            self.remove_contents(name);
         }
         if rt.group == "apiextensions.k8s.io" && rt.resource == "customresourcedefinitions" {
             let gone = registry::from_crd(&current);
             self.types.retain(|t| !gone.contains(t));
         }
         Ok(self.remove(rt, &ns, name).unwrap_or(current))
+    }
+
+    /// What the namespace controller does first: removes every object in `namespace`.
+    fn remove_contents(&mut self, namespace: &str) {
+        let namespaced: Vec<(TypeKey, Vec<ObjKey>)> = self
+            .objects
+            .iter()
+            .map(|(t, objs)| {
+                (
+                    t.clone(),
+                    objs.keys()
+                        .filter(|(n, _)| n == namespace)
+                        .cloned()
+                        .collect(),
+                )
+            })
+            .collect();
+        for ((group, resource), keys) in namespaced {
+            let Some(t) = self
+                .types
+                .iter()
+                .find(|t| t.group == group && t.resource == resource)
+                .cloned()
+            else {
+                continue;
+            };
+            for (n, o) in keys {
+                self.remove(&t, &n, &o);
+            }
+        }
+    }
+
+    /// Whether `namespace` is being deleted.
+    pub fn terminating(&self, namespace: &str) -> bool {
+        let ns_type = self.find("", "v1", "namespaces").expect("built in");
+        self.get(&ns_type, "", namespace)
+            .is_some_and(|n| n["status"]["phase"] == "Terminating")
+    }
+
+    /// The end of a namespace's deletion: its finalizer is done, it goes.
+    pub fn finalize_namespace(&mut self, namespace: &str) {
+        if !self.terminating(namespace) {
+            return;
+        }
+        self.remove_contents(namespace);
+        let ns_type = self.find("", "v1", "namespaces").expect("built in");
+        self.remove(&ns_type, "", namespace);
     }
 
     fn remove(&mut self, rt: &ResourceType, ns: &str, name: &str) -> Option<Value> {
@@ -542,6 +816,9 @@ impl Store {
                     self.types.push(t);
                 }
             }
+        }
+        if kind == "ADDED" {
+            super::faults::webhook_created(self, rt, &obj);
         }
         self.objects
             .entry(type_key(rt))
