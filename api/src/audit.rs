@@ -73,18 +73,7 @@ impl Caller {
     ) {
         let (result, details) = match outcome {
             Ok(_) => (AuditResult::Success, details),
-            Err(problem) => {
-                let mut details = details;
-                if let Some(map) = details.as_object_mut() {
-                    map.insert("status".into(), problem.status.into());
-                }
-                let result = if problem.status == 403 {
-                    AuditResult::Denied
-                } else {
-                    AuditResult::Failed
-                };
-                (result, details)
-            }
+            Err(problem) => refusal(problem, details),
         };
         let mut entry = self.entry(organization_id, action, resource, result, details);
         crate::audit_scope::fill(state, &mut entry).await;
@@ -219,8 +208,22 @@ impl Caller {
         let failed: Result<(), Problem> = Err(problem);
         self.record(state, organization_id, action, resource, &failed, details)
             .await;
-        Err(failed.unwrap_err())
+        failed.map(|()| unreachable!("recorded as a failure"))
     }
+}
+
+/// How a refused or failed attempt reads: denied for a 403, failed otherwise, with the
+/// answer's status in its details.
+fn refusal(problem: &Problem, mut details: serde_json::Value) -> (AuditResult, serde_json::Value) {
+    if let Some(map) = details.as_object_mut() {
+        map.insert("status".into(), problem.status.into());
+    }
+    let result = if problem.status == 403 {
+        AuditResult::Denied
+    } else {
+        AuditResult::Failed
+    };
+    (result, details)
 }
 
 /// The answer to a change refused because its entry could not be written.

@@ -222,8 +222,11 @@ async fn maintenance_waits_for_the_provisioning_lets_go_between_windows_and_ends
         target: serde_json::from_value(deleting["input"]["target"].clone()).unwrap(),
         tasks: MaintenanceTask::all(),
     };
-    late.cluster.maintenance_window.weekday = Utc::now().weekday();
-    late.cluster.maintenance_window.start = (Utc::now() - chrono::Duration::minutes(5)).time();
+    // Weekday and time of one instant: "today, five minutes ago" is yesterday just
+    // after midnight.
+    let opened = Utc::now() - chrono::Duration::minutes(5);
+    late.cluster.maintenance_window.weekday = opened.weekday();
+    late.cluster.maintenance_window.start = opened.time();
     let late_id = format!("cluster-maintenance-{}-late", cluster.id);
     let handle = engine
         .client()
