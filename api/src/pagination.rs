@@ -81,14 +81,42 @@ impl<T> Page<T> {
     /// projects): the items after `after` in the listing's order, which `position`
     /// must follow (ascending).
     pub fn cut(
-        mut items: Vec<T>,
+        items: Vec<T>,
         query: &PageQuery,
         position: impl Fn(&T) -> String,
     ) -> Result<Self, Problem> {
+        Self::cut_in_order(items, query, position, false)
+    }
+
+    /// [`Page::cut`] for a newest-first listing: `position` descending.
+    pub fn cut_newest_first(
+        items: Vec<T>,
+        query: &PageQuery,
+        position: impl Fn(&T) -> String,
+    ) -> Result<Self, Problem> {
+        Self::cut_in_order(items, query, position, true)
+    }
+
+    fn cut_in_order(
+        mut items: Vec<T>,
+        query: &PageQuery,
+        position: impl Fn(&T) -> String,
+        descending: bool,
+    ) -> Result<Self, Problem> {
         let limit = query.limit(DEFAULT_LIMIT, MAX_LIMIT)?;
         items.sort_by_key(|item| position(item));
+        if descending {
+            items.reverse();
+        }
         if let Some(after) = query.position()? {
-            items.retain(|item| position(item) > after);
+            items.retain(|item| {
+                let here = position(item);
+                if descending {
+                    here < after
+                } else {
+                    here > after
+                }
+            });
         }
         items.truncate(limit as usize);
         Ok(Self::of(items, limit, position))

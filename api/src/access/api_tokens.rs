@@ -127,7 +127,7 @@ pub(super) async fn list_api_tokens(
     authn
         .authorize(&state, organization_id, Permission::MembersManage)
         .await?;
-    Page::cut(state.store.api_tokens(organization_id).await?, &page, |x| {
+    Page::cut_newest_first(state.store.api_tokens(organization_id).await?, &page, |x| {
         format!("{}|{}", windlass_core::clock::to_db(x.created_at), x.id)
     })
 }
