@@ -47,19 +47,10 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<Placement> {
 const COLUMNS: &str = "id, organization_id, name, created_at";
 
 impl Store {
-    /// Registers `name` for the organisation; the returned credential is the only copy.
+    /// Registers `name` for the organisation, on the connection of an audited change; the
+    /// returned credential is the only copy.
     /// A name taken by anyone (this organisation or another) is a conflict that does not
     /// say by whom.
-    pub async fn register_placement(
-        &self,
-        organization_id: Uuid,
-        name: &str,
-    ) -> Result<(Placement, Zeroizing<String>)> {
-        let mut conn = self.pool().acquire().await?;
-        Self::register_placement_on(&mut conn, organization_id, name).await
-    }
-
-    /// [`Store::register_placement`] on a given connection (for [`Store::audited`]).
     pub async fn register_placement_on(
         conn: &mut AnyConnection,
         organization_id: Uuid,
@@ -131,14 +122,6 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
-    /// Removes the placement (its credential stops working at once). Refused while one of
-    /// the organisation's clusters still routes there.
-    pub async fn delete_placement(&self, organization_id: Uuid, name: &str) -> Result<()> {
-        let routed = self.clusters_routed_to(organization_id, name).await?;
-        let mut conn = self.pool().acquire().await?;
-        Self::delete_placement_on(&mut conn, organization_id, name, routed).await
-    }
-
     /// How many of the organisation's clusters route to the placement `name`.
     pub async fn clusters_routed_to(&self, organization_id: Uuid, name: &str) -> Result<usize> {
         Ok(self
@@ -149,8 +132,9 @@ impl Store {
             .count())
     }
 
-    /// Removes the placement on a given connection (for [`Store::audited`]), refused when
-    /// `routed` (from [`Store::clusters_routed_to`]) clusters still route there.
+    /// Removes the placement (its credential stops working at once) on the connection of an
+    /// audited change, refused when `routed` (from [`Store::clusters_routed_to`]) clusters
+    /// still route there.
     pub async fn delete_placement_on(
         conn: &mut sqlx::AnyConnection,
         organization_id: Uuid,

@@ -20,13 +20,7 @@ const DEPLOYMENT_COLUMNS: &str = "run_id, environment_id, revision, state, trigg
      services, releases, detail, created_at, finished_at";
 
 impl Store {
-    pub async fn create_project(&self, organization_id: Uuid, name: &str) -> Result<Project> {
-        self.organization(organization_id).await?;
-        let mut conn = self.pool().acquire().await?;
-        Self::create_project_on(&mut conn, organization_id, name).await
-    }
-
-    /// [`Store::create_project`] on a given connection (for [`Store::audited`]); the
+    /// Records a project, on the connection of an audited change ([`Store::audited`]); the
     /// organisation is the caller's, already checked.
     pub async fn create_project_on(
         conn: &mut AnyConnection,
@@ -77,17 +71,9 @@ impl Store {
         rows.iter().map(project_from_row).collect()
     }
 
-    /// Records an environment. Its project and cluster must be the organisation's, and a
-    /// cluster namespace holds one environment.
-    pub async fn create_environment(&self, spec: &EnvironmentSpec) -> Result<EnvironmentSpec> {
-        self.project(spec.organization_id, spec.project_id).await?;
-        self.cluster(spec.organization_id, spec.cluster_id).await?;
-        let mut conn = self.pool().acquire().await?;
-        Self::create_environment_on(&mut conn, spec).await
-    }
-
-    /// [`Store::create_environment`] on a given connection (for [`Store::audited`]); its
-    /// project and cluster are already checked to be the organisation's.
+    /// Records an environment, on the connection of an audited change. Its project and
+    /// cluster are already checked to be the organisation's; a cluster namespace holds one
+    /// environment.
     pub async fn create_environment_on(
         conn: &mut AnyConnection,
         spec: &EnvironmentSpec,
@@ -175,14 +161,8 @@ impl Store {
         rows.iter().map(environment_from_row).collect()
     }
 
-    /// Replaces what the environment should run (and how it deploys); takes effect at its
-    /// next deployment.
-    pub async fn update_environment(&self, spec: &EnvironmentSpec) -> Result<EnvironmentSpec> {
-        let mut conn = self.pool().acquire().await?;
-        Self::update_environment_on(&mut conn, spec).await
-    }
-
-    /// [`Store::update_environment`] on a given connection (for [`Store::audited`]).
+    /// Replaces what the environment should run (and how it deploys), on the connection of
+    /// an audited change; takes effect at its next deployment.
     pub async fn update_environment_on(
         conn: &mut AnyConnection,
         spec: &EnvironmentSpec,
@@ -206,19 +186,7 @@ impl Store {
     }
 
     /// Numbers a new deployment of the environment (one more than the newest) for the run
-    /// `run_id`, queued.
-    pub async fn insert_deployment(
-        &self,
-        run_id: Uuid,
-        environment_id: Uuid,
-        trigger: DeploymentTrigger,
-        services: &[ServiceSpec],
-    ) -> Result<Deployment> {
-        let mut conn = self.pool().acquire().await?;
-        Self::insert_deployment_on(&mut conn, run_id, environment_id, trigger, services).await
-    }
-
-    /// [`Store::insert_deployment`] on a given connection (for [`Store::audited`]).
+    /// `run_id`, queued, on the connection of an audited change.
     pub async fn insert_deployment_on(
         conn: &mut AnyConnection,
         run_id: Uuid,

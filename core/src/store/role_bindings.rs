@@ -93,12 +93,6 @@ impl Store {
 
     /// Removes bindings; refused if it would leave the organisation without an admin, so
     /// nobody locks everyone out (the check and the delete are one transaction).
-    pub async fn delete_role_bindings(&self, organization_id: Uuid, ids: &[Uuid]) -> Result<()> {
-        let mut conn = self.pool().acquire().await?;
-        Self::delete_role_bindings_on(&mut conn, organization_id, ids).await
-    }
-
-    /// [`Store::delete_role_bindings`] on a given connection (for [`Store::audited`]).
     pub async fn delete_role_bindings_on(
         conn: &mut AnyConnection,
         organization_id: Uuid,
@@ -236,12 +230,6 @@ impl Store {
     }
 
     /// Deletes a connection and its group mappings: its tokens stop authenticating at once.
-    pub async fn delete_identity_connection(&self, organization_id: Uuid, id: Uuid) -> Result<()> {
-        let mut conn = self.pool().acquire().await?;
-        Self::delete_identity_connection_on(&mut conn, organization_id, id).await
-    }
-
-    /// [`Store::delete_identity_connection`] on a given connection (for [`Store::audited`]).
     pub async fn delete_identity_connection_on(
         conn: &mut AnyConnection,
         organization_id: Uuid,
@@ -344,12 +332,7 @@ impl Store {
         mapping_from_row(&row)
     }
 
-    pub async fn delete_group_mapping(&self, organization_id: Uuid, id: Uuid) -> Result<()> {
-        let mut conn = self.pool().acquire().await?;
-        Self::delete_group_mapping_on(&mut conn, organization_id, id).await
-    }
-
-    /// [`Store::delete_group_mapping`] on a given connection (for [`Store::audited`]).
+    /// Removes a group mapping, on the connection of an audited change ([`Store::audited`]).
     pub async fn delete_group_mapping_on(
         conn: &mut AnyConnection,
         organization_id: Uuid,
