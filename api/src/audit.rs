@@ -171,25 +171,13 @@ impl Caller {
             details.clone(),
         );
         crate::audit_scope::fill(state, &mut entry).await;
-        // The problem travels out through the store's error type and back.
-        let mut refused = None;
-        let made = state
-            .store
-            .audited_ahead(entry, async {
-                change.await.map_err(|problem| {
-                    refused = Some(problem);
-                    windlass_core::Error::InvalidInput("refused".into())
-                })
-            })
-            .await;
-        match made {
-            Ok(value) => Ok(value),
-            Err(AuditedError::Change(_)) => {
-                let problem = refused.take().unwrap_or_else(Problem::internal);
+        match state.store.audited_ahead(entry, change).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(problem)) => {
                 self.refused(state, organization_id, action, resource, details, problem)
                     .await
             }
-            Err(AuditedError::Audit(error)) => Err(unwritable(error, action)),
+            Err(error) => Err(unwritable(error, action)),
         }
     }
 
@@ -272,14 +260,7 @@ async fn list_audit_entries(
         limit: query.limit,
     };
     let limit = page.limit(100, 1000)?;
-    let after_seq = match page.position()? {
-        Some(position) => Some(
-            position
-                .parse::<i64>()
-                .map_err(|_| Problem::bad_request("after is not a cursor this API gave out"))?,
-        ),
-        None => query.after_seq,
-    };
+    let after_seq = page.position_as::<i64>()?.or(query.after_seq);
     let entries = state
         .store
         .audit_entries(

@@ -136,12 +136,16 @@ async fn create(
     audit: LaunchAudit<'_>,
 ) -> Result<(StatusCode, ClusterStarted), Problem> {
     let prepared = prepare_create(state, organization_id, headers, request).await;
-    let (spec, account, new_spec, new_run) = match prepared {
+    let PreparedCluster {
+        spec,
+        blueprint,
+        target,
+        new_spec,
+        new_run,
+    } = match prepared {
         Ok(prepared) => prepared,
         Err(problem) => return audit.refused(state, organization_id, problem).await,
     };
-    let blueprint = cloud_blueprint(&spec, &account)?;
-    let target = acting_target(&account, &state.config.azure_application_id);
     // The cluster's row (a real, new one), its provisioning run and the entry: one commit.
     let (status, run) = launch_with(
         state,
@@ -181,14 +185,24 @@ async fn create(
     ))
 }
 
-/// The cluster a request describes (or the one its Idempotency-Key made), its account,
-/// the spec to record (none: a dry run, or already recorded) and its provisioning run.
+/// A cluster request, checked and rendered before anything is written.
+struct PreparedCluster {
+    /// The cluster the request describes, or the one its Idempotency-Key made.
+    spec: ClusterSpec,
+    blueprint: Blueprint,
+    target: CloudTarget,
+    /// The spec to record: none for a dry run, or when already recorded.
+    new_spec: Option<ClusterSpec>,
+    /// Its provisioning run.
+    new_run: NewRun,
+}
+
 async fn prepare_create(
     state: &AppState,
     organization_id: Uuid,
     headers: &HeaderMap,
     request: &CreateCluster,
-) -> Result<(ClusterSpec, CloudAccount, Option<ClusterSpec>, NewRun), Problem> {
+) -> Result<PreparedCluster, Problem> {
     let key = idempotency_key(headers)?;
     let account = state
         .store
@@ -242,8 +256,8 @@ async fn prepare_create(
             spec
         }
     };
-    // Refused now rather than after the cluster is recorded.
-    cloud_blueprint(&spec, &account)?;
+    // Rendered (and refused) now, rather than after the cluster is recorded.
+    let blueprint = cloud_blueprint(&spec, &account)?;
     let target = acting_target(&account, &state.config.azure_application_id);
     let input = ProvisionClusterInput {
         cluster: spec.clone(),
@@ -263,7 +277,13 @@ async fn prepare_create(
             Problem::internal()
         })?,
     };
-    Ok((spec, account, new_spec, new_run))
+    Ok(PreparedCluster {
+        spec,
+        blueprint,
+        target,
+        new_spec,
+        new_run,
+    })
 }
 
 /// A delete does not wait for maintenance: the maintenance holding the cluster is asked

@@ -154,10 +154,10 @@ pub(crate) async fn request_deployment(
         .iter()
         .flat_map(|s| s.secrets().into_values())
         .collect();
-    let services = environment.services.clone();
     let in_flight_limit = state.config.runs_in_flight_per_organization;
     let images_set = !request.images.is_empty();
-    let with_images = environment.clone();
+    // What this deployment runs, kept as the environment's own when it set images.
+    let recorded = environment.clone();
     // The run, its secret grants, the numbered deployment and the entry: one commit.
     let (inserted, deployment) = caller
         .audited(
@@ -183,7 +183,7 @@ pub(crate) async fn request_deployment(
                         InsertedRun::Created(run) | InsertedRun::Existing(run) => run.id,
                     };
                     if images_set {
-                        Store::update_environment_on(conn, &with_images).await?;
+                        Store::update_environment_on(conn, &recorded).await?;
                     }
                     Store::grant_secrets_on(conn, run_id, &secrets).await?;
                     let deployment = Store::insert_deployment_on(
@@ -191,7 +191,7 @@ pub(crate) async fn request_deployment(
                         run_id,
                         environment_id,
                         trigger,
-                        &services,
+                        &recorded.services,
                     )
                     .await?;
                     Ok((inserted, deployment))
@@ -303,11 +303,7 @@ async fn list_deployments(
     )
     .await?;
     let limit = page.limit(50, crate::pagination::MAX_LIMIT)?;
-    let before = page
-        .position()?
-        .map(|p| p.parse::<u32>())
-        .transpose()
-        .map_err(|_| Problem::bad_request("after is not a cursor this API gave out"))?;
+    let before = page.position_as::<u32>()?;
     let deployments = state
         .store
         .deployments(environment_id, limit, before)

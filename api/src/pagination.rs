@@ -46,6 +46,17 @@ impl PageQuery {
     pub fn position(&self) -> Result<Option<String>, Problem> {
         self.after.as_deref().map(decode).transpose()
     }
+
+    /// [`PageQuery::position`] parsed as the route's own position type.
+    pub fn position_as<P: std::str::FromStr>(&self) -> Result<Option<P>, Problem> {
+        self.position()?
+            .map(|position| position.parse().map_err(|_| not_a_cursor()))
+            .transpose()
+    }
+}
+
+fn not_a_cursor() -> Problem {
+    Problem::bad_request("after is not a cursor this API gave out")
 }
 
 /// A cursor for `position` (a route's own encoding of where an item sits).
@@ -54,9 +65,8 @@ pub fn encode(position: &str) -> String {
 }
 
 fn decode(cursor: &str) -> Result<String, Problem> {
-    let invalid = || Problem::bad_request("after is not a cursor this API gave out");
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
-    String::from_utf8(bytes).map_err(|_| invalid())
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| not_a_cursor())?;
+    String::from_utf8(bytes).map_err(|_| not_a_cursor())
 }
 
 /// One page of a listing, answered as a JSON array with the next page's cursor in

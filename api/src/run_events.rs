@@ -297,9 +297,8 @@ async fn follow(
                 ticks += 1;
                 send_step_changes(state, run_id, &mut steps, tx).await?;
                 run = state.store.run(run.organization_id, run_id).await?;
-                if ticks.is_multiple_of(REPAIR_EVERY)
-                    && repair_is_due(&run, &state.store.steps(run_id).await?)
-                {
+                // The steps just sent are the store's as of this tick.
+                if ticks.is_multiple_of(REPAIR_EVERY) && repair_is_due(&run, steps.values()) {
                     run = repair_from_engine(state, run).await?;
                 }
             }

@@ -507,10 +507,7 @@ async fn list_runs(
         limit: query.limit,
     };
     let limit = page.limit(50, 500)?;
-    let before = page
-        .position()?
-        .map(|p| parse_run_position(&p))
-        .transpose()?;
+    let before = page.position_as::<RunPosition>()?;
     let runs = state
         .store
         .runs(
@@ -524,20 +521,8 @@ async fn list_runs(
         )
         .await?;
     Ok(Page::of(runs, limit, |run| {
-        format!("{}|{}", windlass_core::clock::to_db(run.created_at), run.id)
+        RunPosition::of(run).to_string()
     }))
-}
-
-/// A run's place in the newest-first listing, from a cursor's position.
-fn parse_run_position(position: &str) -> Result<RunPosition, Problem> {
-    let invalid = || Problem::bad_request("after is not a cursor this API gave out");
-    let (at, id) = position.split_once('|').ok_or_else(invalid)?;
-    Ok(RunPosition {
-        created_at: chrono::DateTime::parse_from_rfc3339(at)
-            .map_err(|_| invalid())?
-            .with_timezone(&chrono::Utc),
-        id: id.parse().map_err(|_| invalid())?,
-    })
 }
 
 /// One run: status, current step, and every step with attempts, timings and last error.
@@ -581,7 +566,7 @@ const REPAIR_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 /// has been quiet for a while (workers record every step's start and end, so a moving run
 /// never needs Temporal on the read path), and at most once per interval per run in this
 /// process however many clients read it.
-pub(crate) fn repair_is_due(run: &Run, steps: &[Step]) -> bool {
+pub(crate) fn repair_is_due<'a>(run: &Run, steps: impl IntoIterator<Item = &'a Step>) -> bool {
     use std::collections::HashMap;
     use std::sync::{LazyLock, Mutex};
     use std::time::Instant;
@@ -591,7 +576,7 @@ pub(crate) fn repair_is_due(run: &Run, steps: &[Step]) -> bool {
         return false;
     }
     let last_progress = steps
-        .iter()
+        .into_iter()
         .flat_map(|s| [Some(s.last_started_at), s.finished_at])
         .flatten()
         .chain([run.updated_at])

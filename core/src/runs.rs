@@ -196,6 +196,28 @@ impl RunPosition {
     }
 }
 
+/// `<created_at as stored>|<id>`: what a listing's cursor carries.
+impl std::fmt::Display for RunPosition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}|{}", crate::clock::to_db(self.created_at), self.id)
+    }
+}
+
+impl std::str::FromStr for RunPosition {
+    type Err = crate::Error;
+
+    fn from_str(text: &str) -> Result<Self, crate::Error> {
+        let invalid = || crate::Error::InvalidInput(format!("{text:?} is not a run's position"));
+        let (at, id) = text.split_once('|').ok_or_else(invalid)?;
+        Ok(Self {
+            created_at: DateTime::parse_from_rfc3339(at)
+                .map_err(|_| invalid())?
+                .with_timezone(&Utc),
+            id: id.parse().map_err(|_| invalid())?,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StepStatus {

@@ -64,28 +64,23 @@ impl Store {
 
     /// For a change outside the store (a Temporal cancel, a schedule's pause): appends
     /// `entry` first, then makes the change, then commits. If the entry cannot be written
-    /// the change is never attempted; if the change fails the entry is rolled back with
-    /// it. Only a commit failing after the change could leave it unrecorded, and the
-    /// entry is already written by then.
-    pub async fn audited_ahead<T, C>(
+    /// the change is never attempted (the outer error); if the change fails the entry is
+    /// rolled back with it and the change's own error is handed back (the inner one). Only
+    /// a commit failing after the change could leave it unrecorded, and the entry is
+    /// already written by then.
+    pub async fn audited_ahead<T, E>(
         &self,
         entry: NewAuditEntry,
-        change: C,
-    ) -> std::result::Result<T, AuditedError>
-    where
-        C: std::future::Future<Output = crate::Result<T>>,
-    {
-        let mut tx = self
-            .begin_audit_append()
-            .await
-            .map_err(AuditedError::Audit)?;
-        append_in(&mut tx, entry)
-            .await
-            .map_err(AuditedError::Audit)?;
-        let value = change.await.map_err(AuditedError::Change)?;
-        tx.commit()
-            .await
-            .map_err(|e| AuditedError::Audit(e.into()))?;
-        Ok(value)
+        change: impl std::future::Future<Output = std::result::Result<T, E>>,
+    ) -> crate::Result<std::result::Result<T, E>> {
+        let mut tx = self.begin_audit_append().await?;
+        append_in(&mut tx, entry).await?;
+        let value = match change.await {
+            Ok(value) => value,
+            // Dropping the transaction rolls the entry back.
+            Err(error) => return Ok(Err(error)),
+        };
+        tx.commit().await?;
+        Ok(Ok(value))
     }
 }
