@@ -44,6 +44,10 @@ pub struct ClusterArgs {
         default_value = "cloud"
     )]
     pub terraform_rendering: RenderingKind,
+    /// Terraform's CLI configuration (`TF_CLI_CONFIG_FILE`), e.g. a provider mirror for
+    /// workers without registry access; unset: terraform's own default.
+    #[arg(long, env = "WINDLASS_TERRAFORM_CLI_CONFIG")]
+    pub terraform_cli_config: Option<PathBuf>,
     /// Stand-in rendering: the Kubernetes stand-in's URL.
     #[arg(long, env = "WINDLASS_KUBE_STANDIN_URL")]
     pub kube_standin_url: Option<String>,
@@ -135,6 +139,19 @@ impl ClusterArgs {
         let workdir = absolute(&self.cluster_workdir)?;
         std::fs::create_dir_all(&workdir)
             .with_context(|| format!("creating {}", workdir.display()))?;
+        let mut terraform = Terraform::locate();
+        if let Some(config) = &self.terraform_cli_config {
+            terraform = terraform.with_env(
+                "TF_CLI_CONFIG_FILE",
+                absolute(config)?.display().to_string(),
+            );
+        }
+        for (key, value) in azure
+            .terraform_cloud_env(&workdir)
+            .context("writing terraform's CA bundle")?
+        {
+            terraform = terraform.with_env(key, value);
+        }
         Ok(ClusterActivities::new(ClusterWork {
             azure,
             aws: Some({
@@ -148,7 +165,7 @@ impl ClusterArgs {
                     None => clients,
                 }
             }),
-            terraform: Terraform::locate(),
+            terraform,
             helm: Helm::locate(),
             rendering,
             workdir,

@@ -108,6 +108,22 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     .context("starting the Azure stand-in")?;
     let ca_file = data_dir.join("azure-standin-ca.pem");
     std::fs::write(&ca_file, &standin.ca_cert_pem)?;
+    // An AKS cluster's admin credentials are the Kubernetes stand-in's, a client
+    // certificate as AKS issues them.
+    standin.set_managed_cluster_kubeconfig(
+        &kube
+            .client_certificate_kubeconfig("clusterAdmin")
+            .context("issuing the clusters' admin certificate")?,
+    );
+    // Terraform applies the blueprints users export, through the provider stand-in
+    // (`windlass provider-standin`) that a mirror offers as azurerm and aws.
+    let terraform_cli_config = windlass_provider_standin::mirror::install_command(
+        &data_dir.join("terraform"),
+        &windlass_provider_standin::mirror::ProviderCommand::windlass(&std::env::current_exe()?),
+        &windlass_provider_standin::mirror::schema_dir(&std::env::current_dir()?),
+        &windlass_provider_standin::mirror::applied_providers(),
+    )
+    .context("installing the terraform provider stand-in (scripts/setup.sh installs the providers' schemas)")?;
     // Workers mint their assertions as the API's issuer; the stand-in verifies them
     // against its keys, as Entra ID would.
     let api = format!("http://{}", args.listen);
@@ -153,6 +169,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let clusters = ClusterArgs {
         cluster_workdir: data_dir.join("clusters"),
         charts_dir: std::env::current_dir()?.join("charts"),
+        terraform_cli_config: Some(terraform_cli_config),
         terraform_rendering: RenderingKind::StandIn,
         kube_standin_url: Some(kube.url().to_owned()),
         kube_standin_ca_file: Some(kube_ca_file),

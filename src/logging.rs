@@ -30,3 +30,16 @@ pub fn init(format: LogFormat) {
         LogFormat::Json => builder.json().init(),
     }
 }
+
+/// For `windlass provider-standin`, which terraform starts: warnings only unless
+/// `WINDLASS_PROVIDER_LOG` says otherwise (terraform folds a plugin's stderr into its own
+/// log), never the worker's `WINDLASS_LOG` it inherits.
+pub fn init_stderr() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_env_filter(
+            EnvFilter::try_from_env("WINDLASS_PROVIDER_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+}

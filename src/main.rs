@@ -63,10 +63,24 @@ enum Command {
     /// Kubernetes API, an OIDC issuer; stand-ins, not the real services) for a test bed
     /// whose API and workers are separate processes.
     Standins(standins::StandInsArgs),
+    /// The terraform provider stand-in (azurerm and aws against the local stand-ins; not
+    /// the real providers), as terraform starts it from the mirror `windlass dev` and the
+    /// tests install.
+    #[command(hide = true)]
+    ProviderStandin {
+        #[arg(long)]
+        schema: std::path::PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Command::ProviderStandin { schema } = &cli.command {
+        // A terraform plugin: its stdout carries the handshake, so nothing else may log
+        // there; its own logs go to stderr, which terraform keeps.
+        logging::init_stderr();
+        return windlass_provider_standin::run_plugin(schema);
+    }
     logging::init(cli.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -80,6 +94,7 @@ fn main() -> anyhow::Result<()> {
             Command::Keys(command) => admin::keys(command).await,
             Command::Workers(args) => workers_command::run(args).await,
             Command::Standins(args) => standins::run(args).await,
+            Command::ProviderStandin { .. } => unreachable!("run before the runtime starts"),
             Command::Deploy(args) => {
                 let code = deploy_command::run(args).await?;
                 if code != std::process::ExitCode::SUCCESS {

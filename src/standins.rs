@@ -85,6 +85,13 @@ pub async fn run(args: StandInsArgs) -> anyhow::Result<()> {
     .context("starting the Azure stand-in")?;
     let azure_ca_file = dir.join("azure-standin-ca.pem");
     std::fs::write(&azure_ca_file, &azure.ca_cert_pem)?;
+    // An AKS cluster's admin credentials are a client certificate of the Kubernetes
+    // stand-in, as AKS issues them.
+    azure.set_managed_cluster_kubeconfig(
+        &kube
+            .client_certificate_kubeconfig("clusterAdmin")
+            .context("issuing the clusters' admin certificate")?,
+    );
     let idp = OidcIssuerStandIn::start(args.oidc_port, &args.oidc_audience)
         .await
         .context("starting the OIDC issuer stand-in")?;

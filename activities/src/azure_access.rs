@@ -60,6 +60,22 @@ pub struct OwnIdentity {
     pub federated_token_file: std::path::PathBuf,
 }
 
+/// Terraform's federated credential in a customer's tenant.
+pub(crate) struct TerraformFederation {
+    pub(crate) tenant_id: String,
+    pub(crate) client_id: String,
+    pub(crate) token: FederatedToken,
+}
+
+/// Where terraform's federated token comes from.
+pub(crate) enum FederatedToken {
+    /// Minted by Windlass's issuer: short-lived, so written to a file and renewed while
+    /// terraform runs (`crate::clusters::terraform_credentials`).
+    Minted(ClientAssertionSource),
+    /// A placed worker's own projected token file, which Kubernetes renews.
+    File(std::path::PathBuf),
+}
+
 pub(crate) struct TenantClients {
     pub(crate) arm: ArmClient,
     pub(crate) graph: GraphClient,
@@ -105,6 +121,78 @@ impl AzureConnector {
         target: &AzureTarget,
     ) -> Result<Arc<TenantClients>, ActivityError> {
         self.clients_as(target, WorkloadSubject::Platform)
+    }
+
+    /// How terraform's azurerm provider authenticates for cluster work: as the clients of
+    /// [`Self::platform_clients`] do, by workload identity federation, never a secret.
+    pub(crate) fn platform_federation(
+        &self,
+        target: &AzureTarget,
+    ) -> Result<TerraformFederation, ActivityError> {
+        match &self.identities {
+            Identities::Minted(issuer) => {
+                let issuer = issuer.clone();
+                Ok(TerraformFederation {
+                    tenant_id: target.tenant_id.clone(),
+                    client_id: target.setup_identity_client_id.clone(),
+                    token: FederatedToken::Minted(ClientAssertionSource::callback(move || {
+                        let issuer = issuer.clone();
+                        async move {
+                            issuer
+                                .mint(WorkloadSubject::Platform, AZURE_TOKEN_EXCHANGE_AUDIENCE)
+                                .await
+                                .map_err(|e| format!("minting a workload-identity assertion: {e}"))
+                        }
+                    })),
+                })
+            }
+            Identities::Own(own) => {
+                // The same checks as for its ARM clients.
+                self.clients_as(target, WorkloadSubject::Platform)?;
+                Ok(TerraformFederation {
+                    tenant_id: own.tenant_id.clone(),
+                    client_id: own.client_id.clone(),
+                    token: FederatedToken::File(own.federated_token_file.clone()),
+                })
+            }
+        }
+    }
+
+    /// What terraform's azurerm provider needs to reach the cloud this connector reaches,
+    /// when it is not Azure's public cloud: the metadata host of a custom cloud
+    /// (`ARM_METADATA_HOSTNAME`, where the provider reads the cloud's endpoints) and the
+    /// CAs to trust (`SSL_CERT_FILE`, which the provider reads; the bundle is written
+    /// under `dir`).
+    pub fn terraform_cloud_env(
+        &self,
+        dir: &std::path::Path,
+    ) -> std::io::Result<Vec<(String, String)>> {
+        let mut env = Vec::new();
+        let arm = &self.template.endpoints.arm;
+        if arm.host_str() != Some("management.azure.com") {
+            let host = match (arm.host_str(), arm.port()) {
+                (Some(host), Some(port)) => format!("{host}:{port}"),
+                (Some(host), None) => host.to_owned(),
+                (None, _) => return Ok(env),
+            };
+            env.push(("ARM_METADATA_HOSTNAME".to_owned(), host));
+        }
+        if let Some(extra) = &self.template.extra_root_ca_pem {
+            // The system's roots and the extra CA: SSL_CERT_FILE replaces the roots.
+            let system = std::env::var_os("SSL_CERT_FILE")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| "/etc/ssl/certs/ca-certificates.crt".into());
+            let mut bundle = std::fs::read_to_string(&system).unwrap_or_default();
+            if !bundle.ends_with('\n') && !bundle.is_empty() {
+                bundle.push('\n');
+            }
+            bundle.push_str(extra);
+            std::fs::create_dir_all(dir)?;
+            let path = dir.join("terraform-ca-bundle.pem");
+            std::fs::write(&path, bundle)?;
+            env.push(("SSL_CERT_FILE".to_owned(), path.display().to_string()));
+        }
+        Ok(env)
     }
 
     fn clients_as(

@@ -3,20 +3,17 @@
 //! the real terraform.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
 use chrono::{DateTime, NaiveTime, Utc, Weekday};
 use uuid::Uuid;
 use windlass_core::Error;
-use windlass_core::blueprint::{
-    Blueprint, Origin, Rendering, ResourceKind as K, StandInOptions, render,
-};
+use windlass_core::blueprint::{Blueprint, Origin, Rendering, ResourceKind as K, render};
 use windlass_core::cloud_accounts::{CloudAccount, CloudProvider};
 use windlass_core::clusters::{ClusterSpec, NetworkSpec, NodePoolSpec};
 use windlass_core::maintenance::MaintenanceWindow;
 
 mod real_terraform;
-use real_terraform::{STANDIN_TOKEN, tf, write};
+use real_terraform::{tf, write};
 
 fn spec() -> ClusterSpec {
     ClusterSpec {
@@ -53,15 +50,6 @@ fn account() -> CloudAccount {
 
 fn at(text: &str) -> DateTime<Utc> {
     text.parse().unwrap()
-}
-
-fn stand_in(journal: Option<&Path>) -> Rendering {
-    Rendering::StandIn(StandInOptions {
-        kube_api_url: "https://127.0.0.1:6443".into(),
-        create_seconds: 0,
-        journal_path: journal.map(|p| p.display().to_string()),
-        kube_ca_pem: Some("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into()),
-    })
 }
 
 fn tfvars(blueprint: &Blueprint) -> serde_json::Value {
@@ -174,7 +162,8 @@ fn resource_addresses(blueprint: &Blueprint) -> BTreeSet<String> {
 
 #[test]
 fn the_rendered_resource_blocks_are_the_inventory() {
-    for rendering in [Rendering::Cloud, stand_in(None)] {
+    {
+        let rendering = Rendering::Cloud;
         let mut spec = spec();
         spec.node_pools.push(NodePoolSpec {
             name: "batch".into(),
@@ -433,7 +422,8 @@ fn assert_no_secrets(blueprint: &Blueprint) {
 
 #[test]
 fn no_file_holds_a_secret() {
-    for rendering in [Rendering::Cloud, stand_in(Some(Path::new("/tmp/j")))] {
+    {
+        let rendering = Rendering::Cloud;
         let blueprint = render(&spec(), &account(), &rendering).unwrap();
         assert_no_secrets(&blueprint);
     }
@@ -503,11 +493,8 @@ fn an_aws_cluster_on_an_azure_shaped_account_is_refused_clearly() {
 
 #[test]
 fn both_renderings_are_formatted_as_terraform_fmt_would() {
-    for rendering in [
-        Rendering::Cloud,
-        stand_in(None),
-        stand_in(Some(Path::new("/tmp/journal"))),
-    ] {
+    {
+        let rendering = Rendering::Cloud;
         let dir = tempfile::tempdir().unwrap();
         write(
             &render(&spec(), &account(), &rendering).unwrap(),
@@ -515,100 +502,4 @@ fn both_renderings_are_formatted_as_terraform_fmt_would() {
         );
         tf(dir.path(), &["fmt", "-check", "-diff", "-recursive"]);
     }
-}
-
-#[test]
-fn the_stand_in_plans_and_applies_with_real_terraform() {
-    let dir = tempfile::tempdir().unwrap();
-    let journal = dir.path().join("journal");
-    let mut spec = spec();
-    spec.node_pools.push(NodePoolSpec {
-        name: "batch".into(),
-        instance_type: "Standard_E8s_v5".into(),
-        min_count: 0,
-        max_count: 10,
-    });
-    let blueprint = render(&spec, &account(), &stand_in(Some(&journal))).unwrap();
-    write(&blueprint, dir.path());
-    let tfdir = dir.path().join("terraform");
-
-    tf(&tfdir, &["init", "-input=false", "-backend=false"]);
-    tf(&tfdir, &["validate"]);
-
-    // A local backend in place of the runner's http one.
-    std::fs::write(
-        tfdir.join("override.tf"),
-        "terraform {\n  backend \"local\" {}\n}\n",
-    )
-    .unwrap();
-    tf(&tfdir, &["init", "-input=false", "-reconfigure"]);
-    tf(&tfdir, &["plan", "-input=false", "-out=stand-in.tfplan"]);
-    let plan: serde_json::Value =
-        serde_json::from_str(&tf(&tfdir, &["show", "-json", "stand-in.tfplan"])).unwrap();
-    let planned: BTreeMap<String, serde_json::Value> = plan["resource_changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            assert_eq!(c["change"]["actions"], serde_json::json!(["create"]));
-            (
-                c["address"].as_str().unwrap().to_owned(),
-                c["change"]["after"]["input"].clone(),
-            )
-        })
-        .collect();
-    let managed: Vec<_> = blueprint.inventory.terraform_managed().collect();
-    assert_eq!(planned.len(), managed.len());
-    for item in &managed {
-        let input = &planned[&item.terraform_address];
-        // Where the stand-in carries a name, it is the inventory's.
-        if let Some(name) = input["name"].as_str() {
-            assert_eq!(name, item.name, "{}", item.terraform_address);
-        }
-    }
-    assert_eq!(
-        planned["terraform_data.subnet_zone[\"2\"]"]["address_prefixes"],
-        serde_json::json!(["10.0.16.0/20"])
-    );
-    assert_eq!(
-        planned["terraform_data.resource_group"]["tags"]["cluster_id"],
-        spec.id.to_string()
-    );
-
-    tf(&tfdir, &["apply", "-input=false", "stand-in.tfplan"]);
-    let mut journalled: Vec<String> = std::fs::read_to_string(&journal)
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect();
-    journalled.sort();
-    let mut expected: Vec<String> = managed
-        .iter()
-        .map(|r| r.terraform_address.clone())
-        .collect();
-    expected.sort();
-    assert_eq!(journalled, expected, "each resource created exactly once");
-
-    // The kubeconfig points at the stand-in, trusts its CA and carries the credential the
-    // worker gave terraform.
-    let kubeconfig = tf(&tfdir, &["output", "-raw", "kube_config_raw"]);
-    // yamlencode quotes every key.
-    assert!(
-        kubeconfig.contains(r#""server": "https://127.0.0.1:6443""#),
-        "{kubeconfig}"
-    );
-    let token = kubeconfig
-        .lines()
-        .find_map(|l| l.trim().strip_prefix(r#""token": "#))
-        .unwrap()
-        .trim_matches('"');
-    assert_eq!(token, STANDIN_TOKEN);
-    assert!(kubeconfig.contains(r#""certificate-authority-data": "LS0tLS1CRUdJTi"#));
-
-    // A second plan has nothing to do: nothing would be created again.
-    let again = real_terraform::command(&tfdir)
-        .args(["plan", "-input=false", "-detailed-exitcode"])
-        .status()
-        .unwrap();
-    assert_eq!(again.code(), Some(0));
 }

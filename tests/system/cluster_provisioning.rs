@@ -1,4 +1,5 @@
-//! AKS provisioning end to end: the API starts it, terraform (real, stand-in rendering)
+//! AKS provisioning end to end: the API starts it, the real terraform applies the blueprint
+//! users export (azurerm, served by the provider stand-in against the Azure stand-in) and
 //! builds the seed's inventory with its state in the cluster's own storage account (ARM
 //! stand-in backed by Azurite), the kubeconfig goes to the cluster's blob container, and the
 //! cluster charts install with the real helm against the Kubernetes stand-in.
@@ -41,7 +42,7 @@ pub(crate) async fn create_cluster(
     (status, started)
 }
 
-/// Resource address -> terraform_data id, from a state document.
+/// Resource address -> the id terraform recorded for it, from a state document.
 pub(crate) fn resource_ids(state: &[u8]) -> BTreeMap<String, String> {
     let state: Value = serde_json::from_slice(state).unwrap();
     let mut ids = BTreeMap::new();
@@ -69,13 +70,56 @@ pub(crate) fn resource_ids(state: &[u8]) -> BTreeMap<String, String> {
     ids
 }
 
-pub(crate) fn journal_counts(stack: &Stack) -> BTreeMap<String, usize> {
-    let journal = &stack.clusters.as_ref().unwrap().journal;
-    let mut counts = BTreeMap::new();
-    for line in std::fs::read_to_string(journal).unwrap_or_default().lines() {
-        *counts.entry(line.trim().to_owned()).or_insert(0) += 1;
-    }
-    counts
+/// The Azure stand-in's own journal of the cluster's resources: how many times each ARM
+/// resource under the cluster's resource group (the group included) came into existence,
+/// by lowercase id.
+pub(crate) fn cluster_creations(stack: &Stack, spec: &ClusterSpec) -> BTreeMap<String, u32> {
+    let group = format!(
+        "/resourcegroups/{}",
+        AzureNames::new(spec).resource_group.to_ascii_lowercase()
+    );
+    stack
+        .azure
+        .state()
+        .writes
+        .into_iter()
+        .filter(|(id, w)| {
+            w.creations > 0 && (id.contains(&format!("{group}/")) || id.ends_with(&group))
+        })
+        .map(|(id, w)| (id, w.creations))
+        .collect()
+}
+
+/// The ARM resources in a state document that ARM made, by address (lowercase ids). An
+/// association's composite id names no resource of its own, and the state container is
+/// made by the bootstrap through the Blob API, which ARM's journal does not see: both
+/// are left out.
+pub(crate) fn recorded_arm_ids(state: &[u8], spec: &ClusterSpec) -> BTreeMap<String, String> {
+    let state_container = format!(
+        "/containers/{}",
+        AzureNames::new(spec).state_container.to_ascii_lowercase()
+    );
+    resource_ids(state)
+        .into_iter()
+        .filter(|(_, id)| id.starts_with("/subscriptions/") && !id.contains('|'))
+        .map(|(address, id)| (address, id.to_ascii_lowercase()))
+        .filter(|(_, id)| !id.ends_with(&state_container))
+        .collect()
+}
+
+/// The private key of the clusters' admin kubeconfig, which no log or output may show.
+pub(crate) fn cluster_admin_key(stack: &Stack) -> String {
+    let kubeconfig = stack
+        .azure
+        .state()
+        .managed_cluster_kubeconfig
+        .expect("the stack gives managed clusters a kubeconfig");
+    kubeconfig
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("client-key-data:"))
+        .expect("a client-certificate kubeconfig")
+        .trim()
+        .to_owned()
 }
 
 fn assert_charts_deployed(stack: &Stack, run: &Value) {
@@ -120,14 +164,44 @@ async fn an_aks_cluster_is_provisioned_and_its_blueprint_reproduces_it() {
     }
     assert_charts_deployed(&stack, &run);
 
-    // Every stand-in resource was created once, and terraform reported each of them.
-    let journal = journal_counts(&stack);
-    assert!(journal.values().all(|n| *n == 1), "{journal:?}");
+    // The Azure stand-in's own journal: every resource of the cluster was created once,
+    // and each one terraform recorded is one of them.
+    let spec: ClusterSpec = serde_json::from_value(started["cluster"].clone()).unwrap();
+    let creations = cluster_creations(&stack, &spec);
+    assert!(creations.values().all(|n| *n == 1), "{creations:#?}");
+    let subscription = stack
+        .store
+        .cloud_account(org, account)
+        .await
+        .unwrap()
+        .external_id;
+    let state = stack
+        .state_container(&spec, &subscription)
+        .await
+        .get("cluster.tfstate")
+        .await
+        .unwrap()
+        .expect("the state is in the cluster's storage account");
+    let recorded = recorded_arm_ids(&state.content, &spec);
+    for (address, id) in &recorded {
+        assert_eq!(
+            creations.get(id),
+            Some(&1),
+            "{address} ({id}) in {creations:#?}"
+        );
+    }
+    assert!(
+        recorded.values().any(|id| id.contains("/managedclusters/")),
+        "{recorded:#?}"
+    );
+    // Terraform reported each creation: everything but what the bootstrap made and
+    // terraform imported.
     let added = run["output"]["terraform"]["add"].as_u64().unwrap() as usize;
-    assert_eq!(added, journal.len());
+    let managed = resource_ids(&state.content).len();
+    assert_eq!(added, managed - 3, "{run:#}");
 
     // Terraform's and helm's output is in the steps' logs, with the credential masked.
-    let kube_token = stack.clusters.as_ref().unwrap().kube.token().to_owned();
+    let kube_token = cluster_admin_key(&stack);
     let (status, log) = stack
         .api
         .get(&format!(
@@ -144,7 +218,7 @@ async fn an_aks_cluster_is_provisioned_and_its_blueprint_reproduces_it() {
     assert!(
         lines
             .iter()
-            .any(|l| l.contains("terraform_data.kubernetes_cluster: Creation complete")),
+            .any(|l| l.contains("azurerm_kubernetes_cluster.this: Creation complete")),
         "{lines:#?}"
     );
     assert!(
@@ -161,13 +235,6 @@ async fn an_aks_cluster_is_provisioned_and_its_blueprint_reproduces_it() {
     assert!(!log.to_string().contains(&kube_token) && !helm_log.to_string().contains(&kube_token));
 
     // The resource group carries the seed's tags.
-    let subscription = stack
-        .store
-        .cloud_account(org, account)
-        .await
-        .unwrap()
-        .external_id;
-    let spec: ClusterSpec = serde_json::from_value(started["cluster"].clone()).unwrap();
     let names = AzureNames::new(&spec);
     let groups = stack.azure.state().resource_groups;
     let group = groups
@@ -318,7 +385,6 @@ async fn a_dry_run_plans_the_inventory_and_creates_nothing() {
         .get(&format!("/v1/organizations/{org}/clusters"))
         .await;
     assert!(clusters.as_array().unwrap().is_empty());
-    assert!(journal_counts(&stack).is_empty());
 }
 
 #[tokio::test]
@@ -326,10 +392,12 @@ async fn a_worker_killed_during_apply_leaves_a_run_another_worker_completes() {
     let stack = Stack::with_clusters_without_worker().await;
     let (org, account) = stack.organization_with_azure_account().await;
     let mut first = stack
-        .cluster_worker_command("first", 2)
+        .cluster_worker_command("first", 0)
         .spawn()
         .expect("spawn windlass worker");
     stack.set_up_access(org, account).await;
+    // Long-running creations take seconds, so the kill lands in the middle of the apply.
+    stack.azure.set_lro_clock(Duration::from_secs(2), 1);
 
     let (status, started) = create_cluster(
         &stack,
@@ -365,7 +433,7 @@ async fn a_worker_killed_during_apply_leaves_a_run_another_worker_completes() {
             Some(blob) => resource_ids(&blob.content),
             None => BTreeMap::new(),
         };
-        if ids.len() >= 5 && !ids.contains_key("terraform_data.kubernetes_cluster") {
+        if ids.len() >= 5 && !ids.contains_key("azurerm_kubernetes_cluster.this") {
             break ids;
         }
         assert!(Instant::now() < deadline, "terraform recorded {ids:?}");
@@ -373,14 +441,6 @@ async fn a_worker_killed_during_apply_leaves_a_run_another_worker_completes() {
     };
     first.kill().expect("SIGKILL the worker");
     first.wait().unwrap();
-    // What the stand-in finished creating: a resource terraform had recorded but whose
-    // creation died with the worker is made by the retry (see `terraform_crash`).
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let finished = journal_counts(&stack);
-    let before_kill: BTreeMap<String, String> = before_kill
-        .into_iter()
-        .filter(|(address, _)| finished.contains_key(address))
-        .collect();
     assert!(!before_kill.is_empty());
     assert!(
         state.get("cluster.tfstate.lock").await.unwrap().is_some(),
@@ -389,7 +449,7 @@ async fn a_worker_killed_during_apply_leaves_a_run_another_worker_completes() {
 
     // Another worker, with an empty working directory, as on another machine.
     let mut second = stack
-        .cluster_worker_command("second", 2)
+        .cluster_worker_command("second", 0)
         .spawn()
         .expect("spawn windlass worker");
     let run = stack
@@ -404,12 +464,19 @@ async fn a_worker_killed_during_apply_leaves_a_run_another_worker_completes() {
     assert!(apply["attempts"].as_u64().unwrap() >= 2, "{apply:#}");
     assert_charts_deployed(&stack, &run);
 
-    // What the first worker finished was not made again: same resources, same ids.
-    let after = resource_ids(&state.get("cluster.tfstate").await.unwrap().unwrap().content);
-    for (address, id) in &before_kill {
-        assert_eq!(after.get(address), Some(id), "{address} was created again");
+    // What the first worker made was not made again: the Azure stand-in's own journal
+    // has every resource of the cluster created once, and the state records them all.
+    let creations = cluster_creations(&stack, &spec);
+    assert!(creations.values().all(|n| *n == 1), "{creations:#?}");
+    let after = state.get("cluster.tfstate").await.unwrap().unwrap().content;
+    for (address, id) in recorded_arm_ids(&after, &spec) {
+        assert_eq!(creations.get(&id), Some(&1), "{address} ({id})");
     }
-    assert!(after.contains_key("terraform_data.kubernetes_cluster"));
+    let after = resource_ids(&after);
+    for address in before_kill.keys() {
+        assert!(after.contains_key(address), "{address} was forgotten");
+    }
+    assert!(after.contains_key("azurerm_kubernetes_cluster.this"));
     assert!(
         state.get("cluster.tfstate.lock").await.unwrap().is_none(),
         "no lock is left once the run is done"

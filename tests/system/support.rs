@@ -2,7 +2,7 @@
 //! API on a loopback port, a worker (in this process or as a `windlass worker` child), and
 //! the Azure stand-in in place of Azure, which cannot run here.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -66,8 +66,13 @@ pub struct CustomerTenant {
 pub struct ClusterBed {
     pub azurite: Azurite,
     pub kube: KubeStandIn,
-    /// Each created stand-in resource's terraform address, appended as terraform creates it.
+    /// Each created stand-in resource's terraform address, appended as terraform creates it
+    /// (EKS's provider-less rendering; AKS blueprints are applied through the provider
+    /// stand-in against the Azure stand-in, whose own journal counts creations).
     pub journal: PathBuf,
+    /// Terraform's CLI configuration: the provider mirror offering the provider stand-in
+    /// as azurerm and aws.
+    pub terraform_cli_config: PathBuf,
 }
 
 pub struct Stack {
@@ -165,10 +170,22 @@ impl Stack {
             kube.set_rollout_delay(Duration::from_millis(200));
             std::fs::write(dir.path().join("kube-ca.pem"), kube.ca_cert_pem()).unwrap();
             std::fs::write(dir.path().join("kube-token"), kube.token()).unwrap();
+            let terraform_cli_config = windlass_provider_standin::mirror::install_command(
+                &dir.path().join("terraform"),
+                &windlass_provider_standin::mirror::ProviderCommand::windlass(Path::new(env!(
+                    "CARGO_BIN_EXE_windlass"
+                ))),
+                &windlass_provider_standin::mirror::schema_dir(&repo_root()),
+                &windlass_provider_standin::mirror::applied_providers(),
+            )
+            .expect(
+                "the provider mirror: run scripts/setup.sh (it installs the providers' schemas)",
+            );
             Some(ClusterBed {
                 azurite,
                 kube,
                 journal: dir.path().join("journal"),
+                terraform_cli_config,
             })
         } else {
             None
@@ -179,6 +196,15 @@ impl Stack {
         })
         .await
         .unwrap();
+        if let Some(bed) = &clusters {
+            // A managed cluster's admin credentials are a client certificate of the
+            // Kubernetes stand-in, as AKS issues them.
+            azure.set_managed_cluster_kubeconfig(
+                &bed.kube
+                    .client_certificate_kubeconfig("clusterAdmin")
+                    .unwrap(),
+            );
+        }
         let database_url = format!("sqlite://{}", dir.path().join("windlass.db").display());
         let store = Store::connect(&database_url).await.unwrap();
         store.migrate().await.unwrap();
@@ -290,12 +316,25 @@ impl Stack {
             Arc::new(LocalKeyFile::load_or_create(&self.dir.path().join("kek")).unwrap()),
         ));
         let clusters = self.clusters.as_ref().map(|bed| {
+            let azure = AzureConnector::new(self.azure_client_config(), self.issuer.clone());
+            let workdir = self.dir.path().join("clusters-in-process");
+            let terraform = azure
+                .terraform_cloud_env(&workdir)
+                .unwrap()
+                .into_iter()
+                .fold(
+                    Terraform::locate().with_env(
+                        "TF_CLI_CONFIG_FILE",
+                        bed.terraform_cli_config.display().to_string(),
+                    ),
+                    |tf, (k, v)| tf.with_env(k, v),
+                );
             ClusterActivities::new(ClusterWork {
-                azure: AzureConnector::new(self.azure_client_config(), self.issuer.clone()),
+                azure,
                 // AWS cluster work runs in `windlass worker` processes (moto's endpoint
                 // and credentials are given as environment there).
                 aws: None,
-                terraform: Terraform::locate(),
+                terraform,
                 helm: Helm::locate(),
                 rendering: ClusterRendering::StandIn {
                     options: BlueprintStandIn {
@@ -306,7 +345,7 @@ impl Stack {
                     },
                     kube_token: zeroize::Zeroizing::new(bed.kube.token().to_owned()),
                 },
-                workdir: self.dir.path().join("clusters-in-process"),
+                workdir,
                 charts_dir: repo_root().join("charts"),
                 stale_lock_grace: Duration::from_secs(1),
                 chart_timeout: Duration::from_secs(60),
@@ -406,6 +445,7 @@ impl Stack {
                 create_seconds.to_string(),
             )
             .env("WINDLASS_STANDIN_JOURNAL", &bed.journal)
+            .env("WINDLASS_TERRAFORM_CLI_CONFIG", &bed.terraform_cli_config)
             .env(
                 "WINDLASS_CLUSTER_WORKDIR",
                 self.dir.path().join(format!("clusters-{name}")),

@@ -406,6 +406,8 @@ pub struct Production {
     /// Trusts the stand-ins' CAs, for their control routes.
     http: reqwest::Client,
     pub temporal: RestartableTemporal,
+    /// Terraform's CLI configuration for the workers: the provider stand-in's mirror.
+    terraform_cli_config: PathBuf,
     pub redis: PrivateRedis,
     pub postgres: PrivatePostgres,
     pub dir: TempDir,
@@ -459,6 +461,25 @@ impl Production {
             );
         }
         let http = http.build().unwrap();
+        // Long-running creations take seconds, so a kill lands while some are under way.
+        let faults = http
+            .post(format!("{}/_standin/faults", standin.azure_url))
+            .json(&json!({"lro_duration_ms": 2000, "lro_retry_after_secs": 1}))
+            .send()
+            .await
+            .unwrap();
+        assert!(faults.status().is_success(), "{}", faults.status());
+        // The workers' terraform applies the exported blueprints through the provider
+        // stand-in, which this mirror offers as azurerm and aws.
+        let terraform_cli_config = windlass_provider_standin::mirror::install_command(
+            &dir.path().join("terraform"),
+            &windlass_provider_standin::mirror::ProviderCommand::windlass(Path::new(env!(
+                "CARGO_BIN_EXE_windlass"
+            ))),
+            &windlass_provider_standin::mirror::schema_dir(&repo_root()),
+            &windlass_provider_standin::mirror::applied_providers(),
+        )
+        .expect("the provider mirror: run scripts/setup.sh");
 
         let listen = format!("127.0.0.1:{}", free_port());
         let base = format!("http://{listen}");
@@ -521,6 +542,7 @@ impl Production {
             standin,
             http,
             temporal,
+            terraform_cli_config,
             redis,
             postgres,
             dir,
@@ -583,8 +605,7 @@ impl Production {
             .env("WINDLASS_KUBE_STANDIN_CA_FILE", &a.kube_ca_file)
             .env("WINDLASS_KUBE_STANDIN_TOKEN_FILE", &a.kube_token_file)
             .env("WINDLASS_STANDIN_JOURNAL", &a.terraform_journal)
-            // Long enough that a kill lands while terraform creates.
-            .env("WINDLASS_STANDIN_CREATE_SECONDS", "2")
+            .env("WINDLASS_TERRAFORM_CLI_CONFIG", &self.terraform_cli_config)
             .env("WINDLASS_CHARTS_DIR", repo_root().join("charts"))
             .env("WINDLASS_CHART_TIMEOUT_SECONDS", "60")
             .env(
@@ -806,17 +827,14 @@ impl Production {
         log.as_array().unwrap().clone()
     }
 
-    /// The terraform stand-in rendering's journal: how many times each resource was
-    /// created.
-    pub fn terraform_creations(&self) -> BTreeMap<String, usize> {
-        let mut counts = BTreeMap::new();
-        for line in std::fs::read_to_string(&self.standin.terraform_journal)
-            .unwrap()
-            .lines()
-        {
-            *counts.entry(line.trim().to_owned()).or_insert(0) += 1;
-        }
-        counts
+    /// The Azure stand-in's journal of what clusters' terraform made: how many times each
+    /// ARM resource in a resource group (the groups included) was created.
+    pub async fn cluster_creations(&self) -> BTreeMap<String, u64> {
+        self.azure_creations()
+            .await
+            .into_iter()
+            .filter(|(id, n)| *n > 0 && id.contains("/resourcegroups/"))
+            .collect()
     }
 
     /// The Azure stand-in's journal: how many times each ARM resource was created.

@@ -69,6 +69,13 @@ impl ClientAssertionSource {
         Self::Callback(Arc::new(move || Box::pin(f())))
     }
 
+    /// A fresh assertion.
+    pub async fn fetch(&self) -> Result<String, String> {
+        match self {
+            Self::Callback(f) => f().await.map(|jwt| jwt.trim().to_owned()),
+        }
+    }
+
     /// For a template whose assertions the connector sets per identity.
     pub fn set_per_identity() -> Self {
         Self::callback(|| async {

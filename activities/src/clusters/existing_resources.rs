@@ -1,15 +1,19 @@
 //! What of a cluster's blueprint already exists in its cloud, for the reconciliation before
 //! an apply (`crate::terraform::reconcile`).
 //!
-//! The stand-in rendering's cloud is the directory where each stand-in resource records
-//! itself when it is created and removes itself when it is destroyed
+//! The stand-in rendering's cloud (EKS, until the provider stand-in manages aws
+//! resources) is the directory where each stand-in resource records itself when it is
+//! created and removes itself when it is destroyed
 //! (`windlass_core::blueprint::standin_existing_dir`); its import id is its address. The
-//! cloud rendering has no lookup yet (`None`): nothing is reconciled there, as before, and
-//! the providers' refresh finds what is gone.
+//! providers' rendering has no lookup ahead (`None`): their refresh finds what is gone,
+//! and azurerm refuses to create what exists, which the apply then imports
+//! (`crate::terraform::already_existing`).
 
 use std::collections::BTreeSet;
 
 use windlass_core::blueprint::{Blueprint, standin_existing_dir};
+use windlass_core::cloud_accounts::CloudProvider;
+use windlass_core::clusters::ClusterSpec;
 
 use super::rendering::ClusterRendering;
 use crate::terraform::ExistingResource;
@@ -26,11 +30,16 @@ pub(super) struct ExistenceRecord {
 pub(super) fn existing_resources(
     rendering: &ClusterRendering,
     blueprint: &Blueprint,
-    cluster: uuid::Uuid,
+    spec: &ClusterSpec,
 ) -> std::io::Result<Option<ExistenceRecord>> {
     let ClusterRendering::StandIn { options, .. } = rendering else {
         return Ok(None);
     };
+    // AKS blueprints are the providers' rendering whatever the worker's setting.
+    if spec.provider != CloudProvider::Aws {
+        return Ok(None);
+    }
+    let cluster = spec.id;
     let Some(journal) = &options.journal_path else {
         // Without a journal the stand-in keeps no record.
         return Ok(None);

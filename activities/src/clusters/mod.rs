@@ -11,6 +11,7 @@ mod lifecycle;
 mod maintenance;
 mod rendering;
 pub(crate) mod storage;
+mod terraform_credentials;
 mod terraform_progress;
 mod terraform_steps;
 

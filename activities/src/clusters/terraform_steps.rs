@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
-use windlass_core::blueprint::{Blueprint, ResourceKind};
+use windlass_core::blueprint::{Blueprint, Origin, ResourceKind};
 use windlass_core::clusters::ClusterSpec;
 use windlass_workflows::cluster_contracts::{
     ClusterRequest, DriftCheck, DriftReport, PlannedChange, TerraformAction, TerraformRun,
@@ -17,14 +17,15 @@ use windlass_workflows::cluster_contracts::{
 use super::ClusterWork;
 use super::existing_resources::existing_resources;
 use super::storage::remote_state;
+use super::terraform_credentials::{self, TerraformCredentials};
 use super::terraform_progress::{StepCounts, TerraformProgress};
 use crate::error::{retryable, terminal};
 use crate::heartbeat::{supervised, supervised_with};
 use crate::step_log::StepLogWriter;
 use crate::terraform::{
-    LOCAL_STATE_FILE, LockHolder, LockVerdict, Plan, PlanGuard, RemoteState, StaleLockPolicy,
-    StateLease, Terraform, TerraformError, TerraformMessage, forget, judge, state_addresses,
-    write_backend_override, write_imports,
+    ADOPTED_IMPORTS_FILE, LOCAL_STATE_FILE, LockHolder, LockVerdict, Plan, PlanGuard, RemoteState,
+    StaleLockPolicy, StateLease, Terraform, TerraformError, TerraformMessage, already_existing,
+    forget, judge, state_addresses, write_backend_override, write_imports, write_imports_to,
 };
 
 pub(super) async fn apply(
@@ -43,7 +44,15 @@ pub(super) async fn apply(
         protected: cluster_addresses(&blueprint),
         allow_removal: run.allow_cluster_removal || run.action == TerraformAction::Destroy,
     };
-    let terraform = with_env(&work.terraform, work);
+    let credentials =
+        match terraform_credentials::for_target(work, &run.target, &terraform_dir).await {
+            Ok(credentials) => credentials,
+            Err(e) => {
+                release(lease, &terraform_dir, run.cluster.id).await;
+                return Err(e);
+            }
+        };
+    let terraform = with_env(&work.terraform, work, &credentials);
     let cluster_id = run.cluster.id;
     let mut writer = work.step_logs.writer(ctx, work.rendering.masker());
     if let Some(broken) = &broken {
@@ -53,7 +62,9 @@ pub(super) async fn apply(
     // step began.
     let checked_out = lease.check_out(&terraform_dir).await;
     let reconciled = match (&checked_out, run.action) {
-        (Ok(()), TerraformAction::Apply) => reconcile(work, &blueprint, cluster_id, &terraform_dir),
+        (Ok(()), TerraformAction::Apply) => {
+            reconcile(work, &blueprint, &run.cluster, &terraform_dir)
+        }
         _ => Ok(Reconciled::default()),
     };
     let reconciled = match reconciled {
@@ -76,9 +87,25 @@ pub(super) async fn apply(
             &format!("{address} exists but is not in the state (an earlier attempt died creating it): importing it"),
         );
     }
-    let at_start = recorded_addresses(&terraform_dir);
+    // What the blueprint's own import blocks adopt (the bootstrap's resources) was not
+    // created by any attempt, so it is left out of the counts.
+    let bootstrapped: BTreeSet<String> = blueprint
+        .inventory
+        .resources
+        .iter()
+        .filter(|r| r.origin == Origin::Bootstrap)
+        .map(|r| r.terraform_address.clone())
+        .collect();
+    let at_start: BTreeSet<String> = recorded_addresses(&terraform_dir)
+        .difference(&bootstrapped)
+        .cloned()
+        .collect();
     let progress = TerraformProgress::resume(ctx, &at_start);
-    let imported = reconciled.imported;
+    let mut imported = reconciled.imported;
+    let mut adoption = Adoption {
+        bootstrapped,
+        ..Adoption::default()
+    };
     let mut log = |m: &TerraformMessage| log_line(cluster_id, m, &mut writer);
     let outcome = supervised_with(ctx, progress.clone(), async {
         checked_out?;
@@ -87,23 +114,27 @@ pub(super) async fn apply(
                 terraform
                     .init(&terraform_dir, &mut log, ctx.cancelled())
                     .await?;
-                terraform
-                    .plan_and_apply(
-                        &terraform_dir,
-                        run.action == TerraformAction::Destroy,
-                        &guard,
-                        &mut log,
-                        ctx.cancelled(),
-                    )
-                    .await
+                apply_adopting(
+                    &terraform,
+                    &terraform_dir,
+                    run.action,
+                    &guard,
+                    &mut log,
+                    ctx,
+                    &mut adoption,
+                )
+                .await
             })
             .await
     })
     .await;
+    drop(credentials);
     writer.finish().await;
     release(lease, &terraform_dir, cluster_id).await;
     let plan = outcome.map_err(terraform_failure)?;
+    imported.extend(adoption.adopted);
     let mut summary = summary(&plan);
+    summary.add += adoption.created_by_earlier_rounds;
     let counts = progress.counts(
         StepCounts {
             add: summary.add,
@@ -125,6 +156,82 @@ fn recorded_addresses(dir: &Path) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
+/// How many times one attempt imports what an apply found already existing and applies
+/// again: each round adopts every resource that round refused, so more than a few means
+/// something else is wrong.
+const ADOPTION_ROUNDS: usize = 3;
+
+/// What the rounds of [`apply_adopting`] before the last one did.
+#[derive(Debug, Default)]
+struct Adoption {
+    /// Addresses the blueprint's own import blocks adopt: never counted as created.
+    bootstrapped: BTreeSet<String>,
+    /// Addresses imported because the cloud already had them.
+    adopted: Vec<String>,
+    /// Resources created by rounds that then failed on an existing one (the last
+    /// round's plan does not count them: they are in the state by then).
+    created_by_earlier_rounds: u32,
+}
+
+/// Plans and applies; when the provider refuses to create resources because they already
+/// exist (an earlier attempt died after the cloud made them and before terraform recorded
+/// them), imports them and applies again.
+async fn apply_adopting(
+    terraform: &Terraform,
+    dir: &Path,
+    action: TerraformAction,
+    guard: &PlanGuard,
+    log: &mut (dyn FnMut(&TerraformMessage) + Send),
+    ctx: &ActivityContext,
+    adoption: &mut Adoption,
+) -> Result<Plan, TerraformError> {
+    let destroy = action == TerraformAction::Destroy;
+    let mut existing = Vec::new();
+    let mut rounds = 0;
+    loop {
+        let before = recorded_addresses(dir);
+        let error = match terraform
+            .plan_and_apply(dir, destroy, guard, log, ctx.cancelled())
+            .await
+        {
+            Err(error @ TerraformError::Failed { .. }) if !destroy && rounds < ADOPTION_ROUNDS => {
+                error
+            }
+            other => return other,
+        };
+        let TerraformError::Failed { diagnostics, .. } = &error else {
+            unreachable!("matched above")
+        };
+        let found = already_existing(diagnostics);
+        if found.is_empty() {
+            return Err(error);
+        }
+        let after = recorded_addresses(dir);
+        let created = after
+            .difference(&before)
+            .filter(|a| !adoption.adopted.contains(a) && !adoption.bootstrapped.contains(*a))
+            .count();
+        existing.extend(found);
+        let new = write_imports_to(dir, ADOPTED_IMPORTS_FILE, &after, &existing)
+            .map_err(TerraformError::Workspace)?;
+        if new.is_empty() {
+            // Already imported and still refused: importing again will not help.
+            return Err(error);
+        }
+        for address in &new {
+            log(&TerraformMessage::line(
+                "warn",
+                format!(
+                    "{address} exists but is not in the state (an earlier attempt died creating it): importing it"
+                ),
+            ));
+        }
+        adoption.created_by_earlier_rounds += created as u32;
+        adoption.adopted.extend(new);
+        rounds += 1;
+    }
+}
+
 /// What a reconciliation changed before the apply.
 #[derive(Debug, Default)]
 struct Reconciled {
@@ -139,10 +246,11 @@ struct Reconciled {
 fn reconcile(
     work: &ClusterWork,
     blueprint: &Blueprint,
-    cluster: uuid::Uuid,
+    spec: &ClusterSpec,
     dir: &Path,
 ) -> std::io::Result<Reconciled> {
-    let Some(record) = existing_resources(&work.rendering, blueprint, cluster)? else {
+    let cluster = spec.id;
+    let Some(record) = existing_resources(&work.rendering, blueprint, spec)? else {
         return Ok(Reconciled::default());
     };
     let exists: BTreeSet<&str> = record.existing.iter().map(|r| r.address.as_str()).collect();
@@ -175,7 +283,15 @@ pub(super) async fn detect_drift(
     let (_, terraform_dir) = cluster_workspace(work, &check.cluster, &check.target)?;
     let remote = remote_state(work, &check.target, &check.storage).await?;
     let (lease, broken) = take_lock(work, ctx, &remote, "OperationTypePlan").await?;
-    let terraform = with_env(&work.terraform, work);
+    let credentials =
+        match terraform_credentials::for_target(work, &check.target, &terraform_dir).await {
+            Ok(credentials) => credentials,
+            Err(e) => {
+                release(lease, &terraform_dir, check.cluster.id).await;
+                return Err(e);
+            }
+        };
+    let terraform = with_env(&work.terraform, work, &credentials);
     let cluster_id = check.cluster.id;
     let mut writer = work.step_logs.writer(ctx, work.rendering.masker());
     if let Some(broken) = &broken {
@@ -192,6 +308,7 @@ pub(super) async fn detect_drift(
             .await
     })
     .await;
+    drop(credentials);
     writer.finish().await;
     release(lease, &terraform_dir, cluster_id).await;
     let plan = outcome.map_err(terraform_failure)?;
@@ -212,12 +329,17 @@ pub(super) async fn plan_only(
     ctx: &ActivityContext,
     request: &ClusterRequest,
 ) -> Result<TerraformSummary, ActivityError> {
-    let blueprint = render(work, &request.cluster, &request.target)?;
+    let mut blueprint = render(work, &request.cluster, &request.target)?;
+    // A dry run comes before the bootstrap: nothing the import blocks adopt exists yet,
+    // so those resources are planned as creations, as they will be made.
+    blueprint.files.remove("terraform/imports.tf");
     let scratch = tempfile_dir(work)?;
     write_blueprint(&blueprint, &scratch)?;
     let terraform_dir = scratch.join("terraform");
     write_backend_override(&terraform_dir).map_err(|e| retryable(e, "Workspace", None))?;
-    let terraform = with_env(&work.terraform, work);
+    let credentials =
+        terraform_credentials::for_target(work, &request.target, &terraform_dir).await?;
+    let terraform = with_env(&work.terraform, work, &credentials);
     let cluster_id = request.cluster.id;
     let mut writer = work.step_logs.writer(ctx, work.rendering.masker());
     let mut log = |m: &TerraformMessage| log_line(cluster_id, m, &mut writer);
@@ -230,6 +352,7 @@ pub(super) async fn plan_only(
             .await
     })
     .await;
+    drop(credentials);
     writer.finish().await;
     let _ = std::fs::remove_dir_all(&scratch);
     Ok(summary(&outcome.map_err(terraform_failure)?))
@@ -266,10 +389,15 @@ fn render(
         .map_err(|e| terminal(e, "InvalidInput"))
 }
 
-fn with_env(terraform: &Terraform, work: &ClusterWork) -> Terraform {
+fn with_env(
+    terraform: &Terraform,
+    work: &ClusterWork,
+    credentials: &TerraformCredentials,
+) -> Terraform {
     work.rendering
         .secret_env()
         .into_iter()
+        .chain(credentials.env.iter().cloned())
         .fold(terraform.clone(), |tf, (k, v)| tf.with_env(k, v))
 }
 
@@ -387,6 +515,16 @@ fn log_line(cluster: uuid::Uuid, message: &TerraformMessage, writer: &mut StepLo
         _ => "info",
     };
     writer.line(level, message.message.trim_end());
+    // An error's summary says what failed; its detail says why, which the reader needs.
+    if let Some(diagnostic) = message
+        .diagnostic
+        .as_ref()
+        .filter(|d| d.severity == "error")
+    {
+        for line in diagnostic.detail.lines().filter(|l| !l.trim().is_empty()) {
+            writer.line("error", line.trim_end());
+        }
+    }
     if message.is_error() {
         tracing::warn!(target: "windlass::terraform", %cluster, kind = %message.kind, "{}", message.message);
     } else {

@@ -342,6 +342,7 @@ impl Terraform {
                     .unwrap_or("")
                     .into(),
                 detail: stderr.clone(),
+                address: None,
             });
         }
         Ok(Finished {

@@ -19,6 +19,9 @@ pub struct Diagnostic {
     pub summary: String,
     #[serde(default)]
     pub detail: String,
+    /// The resource instance the diagnostic is about, where there is one.
+    #[serde(default)]
+    pub address: Option<String>,
 }
 
 /// The `change_summary` line of a plan or apply.
@@ -65,6 +68,17 @@ impl TerraformMessage {
                 diagnostic: None,
                 changes: None,
             },
+        }
+    }
+
+    /// A line of the runner's own, told among terraform's.
+    pub fn line(level: &str, message: String) -> Self {
+        Self {
+            level: level.to_owned(),
+            message,
+            kind: "log".into(),
+            diagnostic: None,
+            changes: None,
         }
     }
 

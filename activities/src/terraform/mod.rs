@@ -14,7 +14,8 @@ pub use locks::{LockHolder, LockVerdict, StaleLockPolicy, is_stale, judge};
 pub use messages::{ChangeSummary, Diagnostic, LockInfo, TerraformMessage};
 pub use plan::{PlanGuard, PlanReport, ResourceChange};
 pub use reconcile::{
-    ExistingResource, RECONCILE_IMPORTS_FILE, forget, state_addresses, write_imports,
+    ADOPTED_IMPORTS_FILE, ExistingResource, RECONCILE_IMPORTS_FILE, already_existing, forget,
+    state_addresses, write_imports, write_imports_to,
 };
 pub use remote_state::{
     BACKEND_OVERRIDE_FILE, LOCAL_STATE_FILE, RemoteState, StateLease, write_backend_override,

@@ -11,9 +11,15 @@
 //! of their own (the stand-in's `terraform_data`, recorded before their create-time
 //! provisioner runs, so one whose provisioner died with its worker is in the state but was
 //! never made) are forgotten here instead, with [`forget`].
+//!
+//! Where no record of what exists can be read ahead (the real providers), the provider
+//! says so itself: it reads before it creates and refuses a resource that already exists
+//! ([`already_existing`]); the runner then imports it and applies again.
 
 use std::collections::BTreeSet;
 use std::path::Path;
+
+use super::messages::Diagnostic;
 
 /// The file the import blocks go into, beside the blueprint's own files (which a render
 /// replaces, this one included).
@@ -53,6 +59,40 @@ pub fn state_addresses(state: &[u8]) -> BTreeSet<String> {
     addresses
 }
 
+/// The file of import blocks for resources an apply found already existing.
+pub const ADOPTED_IMPORTS_FILE: &str = "windlass_adopted_imports.tf";
+
+/// The resources an apply refused to create because they already exist, as the azurerm
+/// provider reports them: "A resource with the ID \"<id>\" already exists - to be managed
+/// via Terraform this resource needs to be imported into the State." An earlier attempt
+/// died after the cloud made them and before terraform recorded them; importing them is
+/// what the message asks for.
+pub fn already_existing(diagnostics: &[Diagnostic]) -> Vec<ExistingResource> {
+    const PREFIX: &str = "A resource with the ID \"";
+    const SUFFIX: &str = "\" already exists - to be managed via Terraform";
+    let mut found: Vec<ExistingResource> = diagnostics
+        .iter()
+        .filter(|d| d.severity == "error")
+        .filter_map(|d| {
+            let address = d.address.clone()?;
+            let text = if d.summary.contains(SUFFIX) {
+                &d.summary
+            } else {
+                &d.detail
+            };
+            let start = text.find(PREFIX)? + PREFIX.len();
+            let end = start + text[start..].find(SUFFIX)?;
+            Some(ExistingResource {
+                address,
+                import_id: text[start..end].to_owned(),
+            })
+        })
+        .collect();
+    found.sort();
+    found.dedup();
+    found
+}
+
 /// Writes an import block into `dir` for each of `existing` that `recorded` lacks, and
 /// returns those addresses; with none, no file is left.
 pub fn write_imports(
@@ -60,11 +100,21 @@ pub fn write_imports(
     recorded: &BTreeSet<String>,
     existing: &[ExistingResource],
 ) -> std::io::Result<Vec<String>> {
+    write_imports_to(dir, RECONCILE_IMPORTS_FILE, recorded, existing)
+}
+
+/// As [`write_imports`], into the file `file` of `dir`.
+pub fn write_imports_to(
+    dir: &Path,
+    file: &str,
+    recorded: &BTreeSet<String>,
+    existing: &[ExistingResource],
+) -> std::io::Result<Vec<String>> {
     let missing: BTreeSet<&ExistingResource> = existing
         .iter()
         .filter(|r| !recorded.contains(&r.address))
         .collect();
-    let path = dir.join(RECONCILE_IMPORTS_FILE);
+    let path = dir.join(file);
     if missing.is_empty() {
         match std::fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),

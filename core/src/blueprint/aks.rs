@@ -1,16 +1,16 @@
-//! The AKS blueprint: terraform for the seed's per-cluster Azure inventory, in the cloud
-//! rendering (azurerm) or the stand-in one (`terraform_data` with the same attributes).
+//! The AKS blueprint: terraform (azurerm) for the seed's per-cluster Azure inventory. It
+//! is what users export and what the tests apply, through the provider stand-in.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::json;
 
+use super::Blueprint;
 use super::inventory::{Inventory, Origin, ResourceKind};
 use super::maintenance::{AksMaintenance, aks_maintenance};
 use super::names::{AzureNames, WORKLOAD_IDENTITIES};
 use super::templates::Templates;
-use super::{Blueprint, Rendering, StandInOptions};
 use crate::cloud_accounts::CloudAccount;
 use crate::clusters::ClusterSpec;
 use crate::{Error, Result};
@@ -45,7 +45,6 @@ struct Context<'a> {
     /// The zone whose subnet holds the node pools (see aks.tf).
     system_zone: &'a str,
     subscription_id: &'a str,
-    standin: Option<StandInContext<'a>>,
     identities: Vec<IdentityContext>,
     maintenance: AksMaintenance,
     /// For the README's table.
@@ -58,38 +57,15 @@ struct IdentityContext {
     subject: String,
 }
 
-#[derive(Serialize)]
-struct StandInContext<'a> {
-    kube_api_url: &'a str,
-    create_seconds: u32,
-    /// An AKS cluster takes several times longer than the resources around it.
-    cluster_seconds: u32,
-    node_pool_seconds: u32,
-    journal_path: Option<&'a str>,
-    /// Where the stand-in keeps what exists of this cluster (see `standin_existing_dir`).
-    existing_dir: Option<String>,
-    kube_ca_pem: Option<&'a str>,
-}
-
 pub(crate) fn render(
     spec: &ClusterSpec,
     account: &CloudAccount,
-    rendering: &Rendering,
     templates: &Templates,
 ) -> Result<Blueprint> {
     check_account(account)?;
     check_no_overlap(&spec.network.cidr)?;
     let names = AzureNames::new(spec);
-    let standin = match rendering {
-        Rendering::Cloud => None,
-        Rendering::StandIn(options) => Some(standin_context(options, spec)),
-    };
-    let flavour = if standin.is_some() {
-        "standin"
-    } else {
-        "cloud"
-    };
-    let inventory = inventory(spec, &names, rendering);
+    let inventory = inventory(spec, &names);
     let context = Context {
         names: &names,
         cluster_id: spec.id.to_string(),
@@ -98,7 +74,6 @@ pub(crate) fn render(
         creation_date: spec.creation_date(),
         system_zone: &spec.network.zones[0],
         subscription_id: &account.external_id,
-        standin,
         identities: WORKLOAD_IDENTITIES
             .iter()
             .map(|w| IdentityContext {
@@ -114,41 +89,24 @@ pub(crate) fn render(
     for file in TERRAFORM_FILES {
         let template = match file {
             "locals.tf" | "variables.tf" => format!("aks/{file}"),
-            _ => format!("aks/{flavour}/{file}"),
+            _ => format!("aks/cloud/{file}"),
         };
         files.insert(
             format!("terraform/{file}"),
             templates.render(&template, &context)?,
         );
     }
-    // Adoption of what the bootstrap step made; the stand-in creates everything itself.
-    if matches!(rendering, Rendering::Cloud) {
-        files.insert(
-            "terraform/imports.tf".into(),
-            templates.render("aks/cloud/imports.tf", &context)?,
-        );
-    }
+    // Adoption of what the bootstrap step made.
+    files.insert(
+        "terraform/imports.tf".into(),
+        templates.render("aks/cloud/imports.tf", &context)?,
+    );
     files.insert(
         "terraform/terraform.tfvars.json".into(),
         tfvars(spec, account, &context.maintenance),
     );
     files.insert("README.md".into(), templates.render("README.md", &context)?);
     Ok(Blueprint { files, inventory })
-}
-
-fn standin_context<'a>(options: &'a StandInOptions, spec: &ClusterSpec) -> StandInContext<'a> {
-    StandInContext {
-        kube_api_url: &options.kube_api_url,
-        create_seconds: options.create_seconds,
-        cluster_seconds: options.create_seconds.saturating_mul(3),
-        node_pool_seconds: options.create_seconds.saturating_mul(2),
-        journal_path: options.journal_path.as_deref(),
-        existing_dir: options
-            .journal_path
-            .as_deref()
-            .map(|journal| super::standin_existing_dir(journal, spec.id)),
-        kube_ca_pem: options.kube_ca_pem.as_deref(),
-    }
 }
 
 fn check_account(account: &CloudAccount) -> Result<()> {
@@ -240,33 +198,14 @@ fn tfvars(spec: &ClusterSpec, account: &CloudAccount, maintenance: &AksMaintenan
     text
 }
 
-/// The resource list, with each item's address in the given rendering.
-fn inventory(spec: &ClusterSpec, names: &AzureNames, rendering: &Rendering) -> Inventory {
-    let standin = matches!(rendering, Rendering::StandIn(_));
-    // `azurerm_subnet.zone` becomes `terraform_data.subnet_zone` in the stand-in, and
-    // `azurerm_resource_group.this` becomes `terraform_data.resource_group`.
-    let address = |ty: &str, name: &str, key: Option<&str>| {
-        let base = if standin {
-            let ty = ty.trim_start_matches("azurerm_");
-            if name == "this" {
-                format!("terraform_data.{ty}")
-            } else {
-                format!("terraform_data.{ty}_{name}")
-            }
-        } else {
-            format!("{ty}.{name}")
-        };
-        match key {
-            Some(k) => format!("{base}[\"{k}\"]"),
-            None => base,
-        }
+/// The resource list, with each item's terraform address.
+fn inventory(spec: &ClusterSpec, names: &AzureNames) -> Inventory {
+    let address = |ty: &str, name: &str, key: Option<&str>| match key {
+        Some(k) => format!("{ty}.{name}[\"{k}\"]"),
+        None => format!("{ty}.{name}"),
     };
-    // What the bootstrap step makes before terraform exists; the stand-in has no bootstrap.
-    let adopted = if standin {
-        Origin::Terraform
-    } else {
-        Origin::Bootstrap
-    };
+    // What the bootstrap step makes before terraform exists.
+    let adopted = Origin::Bootstrap;
     use Origin::Terraform as Tf;
     use ResourceKind as K;
 

@@ -91,7 +91,7 @@ pub fn render(
     }
     let templates = templates::Templates::new();
     let mut blueprint = match spec.provider {
-        CloudProvider::Azure => aks::render(spec, account, rendering, &templates)?,
+        CloudProvider::Azure => aks::render(spec, account, &templates)?,
         CloudProvider::Aws => eks::render(spec, account, rendering, &templates)?,
     };
     blueprint

@@ -54,42 +54,6 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/aks/cloud/outputs.tf.j2"),
     ),
     (
-        "aks/standin/macros",
-        include_str!("../../templates/aks/standin/macros.j2"),
-    ),
-    (
-        "aks/standin/versions.tf",
-        include_str!("../../templates/aks/standin/versions.tf.j2"),
-    ),
-    (
-        "aks/standin/backend.tf",
-        include_str!("../../templates/aks/standin/backend.tf.j2"),
-    ),
-    (
-        "aks/standin/network.tf",
-        include_str!("../../templates/aks/standin/network.tf.j2"),
-    ),
-    (
-        "aks/standin/storage.tf",
-        include_str!("../../templates/aks/standin/storage.tf.j2"),
-    ),
-    (
-        "aks/standin/registry.tf",
-        include_str!("../../templates/aks/standin/registry.tf.j2"),
-    ),
-    (
-        "aks/standin/identity.tf",
-        include_str!("../../templates/aks/standin/identity.tf.j2"),
-    ),
-    (
-        "aks/standin/aks.tf",
-        include_str!("../../templates/aks/standin/aks.tf.j2"),
-    ),
-    (
-        "aks/standin/outputs.tf",
-        include_str!("../../templates/aks/standin/outputs.tf.j2"),
-    ),
-    (
         "eks/README.md",
         include_str!("../../templates/eks/README.md.j2"),
     ),

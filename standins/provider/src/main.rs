@@ -1,26 +1,7 @@
-//! windlass-provider-standin: a terraform provider speaking plugin protocol 6 that serves
-//! a real provider's schema (azurerm or aws, recovered from the CDKTF bindings' jsii
-//! assembly by `scripts/tools/provider_schema_from_jsii.py`), so that `terraform
-//! validate` / `plan` of the blueprint users export run here against the schema the
-//! real provider would check, at the versions its constraints admit.
-//!
-//! Terraform starts it as `terraform-provider-<name>_v<version>` from a filesystem
-//! mirror (a wrapper script passing `--schema`), reads the go-plugin handshake line from
-//! stdout and speaks gRPC over mutual TLS to it. A stand-in, not the real provider.
-
-mod azure;
-mod cloud;
-mod handshake;
-mod plan;
-mod proto;
-mod schema;
-mod service;
-mod validate;
-mod value;
+//! windlass-provider-standin: the terraform provider stand-in as a binary of its own (see
+//! the library's documentation).
 
 use std::path::PathBuf;
-
-use anyhow::Context;
 
 const USAGE: &str = "usage: windlass-provider-standin --schema PROVIDER-VERSION.json\n\
     (a terraform plugin: terraform starts it; run alone, it only explains this)";
@@ -42,18 +23,9 @@ fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
-    let handshake = match handshake::Handshake::from_env() {
-        Ok(handshake) => handshake,
-        Err(message) => {
-            eprintln!("{message}\n{USAGE}");
-            std::process::exit(1);
-        }
-    };
-    let schema = schema::ProviderSchema::load(&schema_path)
-        .with_context(|| format!("loading the provider schema {}", schema_path.display()))?;
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?
-        .block_on(service::serve(handshake, schema))
+    if let Err(error) = windlass_provider_standin::run_plugin(&schema_path) {
+        eprintln!("{error:#}\n{USAGE}");
+        std::process::exit(1);
+    }
+    Ok(())
 }

@@ -44,11 +44,56 @@ pub fn schema_dir(repo_root: &Path) -> PathBuf {
     repo_root.join(".tools/provider-schemas")
 }
 
+/// How to start the provider stand-in: its own binary, or `windlass provider-standin`.
+#[derive(Debug, Clone)]
+pub struct ProviderCommand {
+    pub program: PathBuf,
+    /// Arguments before `--schema`.
+    pub args: Vec<String>,
+}
+
+impl ProviderCommand {
+    /// The `windlass-provider-standin` executable.
+    pub fn binary(program: &Path) -> Self {
+        Self {
+            program: program.to_path_buf(),
+            args: Vec::new(),
+        }
+    }
+
+    /// `windlass provider-standin`, the same provider inside Windlass's own binary.
+    pub fn windlass(windlass: &Path) -> Self {
+        Self {
+            program: windlass.to_path_buf(),
+            args: vec!["provider-standin".to_owned()],
+        }
+    }
+}
+
+/// The providers `windlass dev` and the system tests mirror: what the exported blueprints
+/// are applied with there (the newest schema setup installs).
+pub fn applied_providers() -> Vec<MirroredProvider> {
+    vec![
+        MirroredProvider::new("azurerm", AZURERM_NEWEST),
+        MirroredProvider::new("aws", AWS_NEWEST),
+    ]
+}
+
 /// Writes the mirror under `dir` and returns the CLI configuration file to point
 /// `TF_CLI_CONFIG_FILE` at. `binary` is the windlass-provider-standin executable.
 pub fn install(
     dir: &Path,
     binary: &Path,
+    schemas: &Path,
+    providers: &[MirroredProvider],
+) -> io::Result<PathBuf> {
+    install_command(dir, &ProviderCommand::binary(binary), schemas, providers)
+}
+
+/// As [`install`], starting the provider with `command`.
+pub fn install_command(
+    dir: &Path,
+    command: &ProviderCommand,
     schemas: &Path,
     providers: &[MirroredProvider],
 ) -> io::Result<PathBuf> {
@@ -77,8 +122,13 @@ pub fn install(
         std::fs::write(
             &executable,
             format!(
-                "#!/bin/sh\nexec {} --schema {} \"$@\"\n",
-                shell_quote(&binary.display().to_string()),
+                "#!/bin/sh\nexec {}{} --schema {} \"$@\"\n",
+                shell_quote(&command.program.display().to_string()),
+                command
+                    .args
+                    .iter()
+                    .map(|a| format!(" {}", shell_quote(a)))
+                    .collect::<String>(),
                 shell_quote(&schema.display().to_string()),
             ),
         )?;

@@ -208,6 +208,7 @@ impl pb::provider_server::Provider for ProviderService {
         let config = decode_dynamic(request.get_ref().config.as_ref())?;
         let cloud: Result<Arc<dyn Cloud>, String> = match self.schema.identity.name.as_str() {
             "azurerm" => AzureCloud::configure(&config)
+                .await
                 .map(|c| Arc::new(c) as Arc<dyn Cloud>)
                 .map_err(|e| e.to_string()),
             other => Err(format!(

@@ -741,7 +741,7 @@ pub(super) fn new_operation(
     op
 }
 
-fn async_url(base: &str, op: &Operation) -> String {
+pub(super) fn async_url(base: &str, op: &Operation) -> String {
     format!(
         "{base}/subscriptions/{}/providers/Microsoft.Resources/operationStatuses/{}?api-version=2021-04-01",
         op.subscription_id, op.id

@@ -20,8 +20,8 @@ use serde_json::{Value, json};
 
 use super::{
     Shared,
-    arm::{method_not_allowed, parse_body, rg_key},
-    reply::{arm_error, json},
+    arm::{async_url, method_not_allowed, new_operation, parse_body, rg_key},
+    reply::{arm_error, json, with_headers},
     state::{ServicePrincipal, State},
 };
 
@@ -81,17 +81,34 @@ pub(crate) fn handle(shared: &Shared, method: &Method, segs: &[&str], body: &[u8
                 if !doc["properties"].is_object() {
                     doc["properties"] = json!({});
                 }
-                doc["properties"]["provisioningState"] = json!("Succeeded");
                 let previous = s.resources.get(&key).cloned();
+                // Long-running types are accepted and finish on the operation's clock:
+                // until then the resource exists, `Creating` or `Updating`.
+                let long_running =
+                    s.faults.lro_duration_ms > 0 && is_long_running(&resource_type);
+                doc["properties"]["provisioningState"] = json!(match (long_running, &previous) {
+                    (false, _) => "Succeeded",
+                    (true, None) => "Creating",
+                    (true, Some(_)) => "Updating",
+                });
                 managed_identities(s, sub, &resource_type, &mut doc, previous.as_ref());
                 let existed = s.resources.insert(key.clone(), doc.clone()).is_some();
-                if existed {
+                let status = if existed {
                     s.record_change(&key);
-                    json(StatusCode::OK, doc)
+                    StatusCode::OK
                 } else {
                     s.record_creation(&key);
-                    json(StatusCode::CREATED, doc)
+                    StatusCode::CREATED
+                };
+                if !long_running {
+                    return json(status, doc);
                 }
+                let op = new_operation(s, sub, "PUT", &key);
+                let mut headers = vec![("azure-asyncoperation", async_url(&shared.base_url, &op))];
+                if let Some(r) = s.faults.lro_retry_after_secs {
+                    headers.push(("retry-after", r.to_string()));
+                }
+                with_headers(json(status, doc), &headers)
             })
         }
         Method::DELETE => shared.mutate(|s| {
@@ -105,6 +122,21 @@ pub(crate) fn handle(shared: &Shared, method: &Method, segs: &[&str], body: &[u8
         }),
         _ => method_not_allowed(),
     }
+}
+
+/// The types whose PUT ARM documents as long-running (201/200 with
+/// `Azure-AsyncOperation`): the ones that take real time to provision.
+fn is_long_running(resource_type: &str) -> bool {
+    const LONG_RUNNING: &[&str] = &[
+        "microsoft.containerservice/managedclusters",
+        "microsoft.containerservice/managedclusters/agentpools",
+        "microsoft.network/virtualnetworks",
+        "microsoft.network/virtualnetworks/subnets",
+        "microsoft.network/natgateways",
+        "microsoft.network/publicipaddresses",
+        "microsoft.containerregistry/registries",
+    ];
+    LONG_RUNNING.contains(&resource_type.to_ascii_lowercase().as_str())
 }
 
 /// `POST .../managedClusters/{name}/listClusterAdminCredential` (and the user variant):

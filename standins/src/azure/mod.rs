@@ -11,6 +11,7 @@ mod aks_versions;
 mod arm;
 mod auth;
 pub mod authorization;
+mod blob_containers;
 mod conditions;
 mod control;
 mod federation;
@@ -33,7 +34,7 @@ use axum::{
     body::Bytes,
     extract::{OriginalUri, State as AxState},
     http::{HeaderMap, Method, StatusCode},
-    response::Response,
+    response::{IntoResponse, Response},
     routing::post,
 };
 
@@ -486,9 +487,49 @@ fn router(shared: Shared) -> Router {
             "/{tenant}/v2.0/.well-known/openid-configuration",
             axum::routing::get(token::openid_configuration),
         )
+        .route("/metadata/endpoints", axum::routing::get(cloud_metadata))
         .nest("/_standin", control::routes())
         .fallback(dispatch)
         .with_state(shared)
+}
+
+/// ARM's cloud metadata (`GET /metadata/endpoints?api-version=2022-09-01`), which clients
+/// of a custom cloud read to find its endpoints: the azurerm provider does when given
+/// `metadata_host` (`ARM_METADATA_HOSTNAME`). Every endpoint is this origin; the
+/// audiences stay Azure's, as tokens here are issued for them.
+async fn cloud_metadata(headers: HeaderMap) -> Response {
+    let origin = match headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+    {
+        Some(host) => format!("https://{host}"),
+        None => {
+            return reply::arm_error(
+                StatusCode::BAD_REQUEST,
+                "MissingHost",
+                "The request has no Host header.".to_owned(),
+            );
+        }
+    };
+    axum::Json(serde_json::json!([{
+        "name": "AzureCloud",
+        "portal": origin,
+        "resourceManager": format!("{origin}/"),
+        "microsoftGraphResourceId": "https://graph.microsoft.com/",
+        "graph": format!("{origin}/"),
+        "authentication": {
+            "loginEndpoint": format!("{origin}/"),
+            "audiences": ["https://management.core.windows.net/", "https://management.azure.com/"],
+            "tenant": "common",
+            "identityProvider": "AAD"
+        },
+        "suffixes": {
+            "storage": "core.windows.net",
+            "keyVaultDns": "vault.azure.net",
+            "acrLoginServer": "azurecr.io"
+        }
+    }]))
+    .into_response()
 }
 
 /// ARM and Graph share one origin here; the path prefix picks the API.
@@ -539,7 +580,21 @@ async fn dispatch(
                                 .find(|(k, _)| *k == "api-version")
                                 .map(|(_, v)| v.to_string())
                         });
-                        arm::handle(&shared, &method, &path, api_version.as_deref(), &body)
+                        if let Some(read) =
+                            blob_containers::read_through(&shared, &method, &path).await
+                        {
+                            return record_request(&shared, &method, &uri, principal, read);
+                        }
+                        let response =
+                            arm::handle(&shared, &method, &path, api_version.as_deref(), &body);
+                        blob_containers::after_arm_write(
+                            &shared,
+                            &method,
+                            &path,
+                            response.status(),
+                        )
+                        .await;
+                        response
                     }
                 }
             }

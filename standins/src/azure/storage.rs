@@ -208,32 +208,67 @@ fn list_account_sas(shared: &Shared, key: &str, name: &str, body: &Value) -> Res
         p => p,
     };
     let start = field("signedStart");
+    match account_sas(
+        blob,
+        &AccountSas {
+            services: &services,
+            types: &types,
+            permissions: &permissions,
+            start: &start,
+            expiry: &expiry,
+            protocol: &protocol,
+        },
+    ) {
+        Some(token) => json(StatusCode::OK, json!({ "accountSasToken": token })),
+        None => arm_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            "bad key",
+        ),
+    }
+}
+
+/// What an account SAS grants.
+pub(crate) struct AccountSas<'a> {
+    pub services: &'a str,
+    pub types: &'a str,
+    pub permissions: &'a str,
+    pub start: &'a str,
+    pub expiry: &'a str,
+    pub protocol: &'a str,
+}
+
+/// An account SAS token signed with the backend's key, as `listAccountSas` returns it;
+/// `None` if the key is not base64.
+pub(crate) fn account_sas(blob: &BlobBackend, sas: &AccountSas<'_>) -> Option<String> {
     const VERSION: &str = "2021-08-06";
+    let AccountSas {
+        services,
+        types,
+        permissions,
+        start,
+        expiry,
+        protocol,
+    } = sas;
     let to_sign = format!(
         "{}\n{permissions}\n{services}\n{types}\n{start}\n{expiry}\n\n{protocol}\n{VERSION}\n\n",
         blob.account
     );
-    let Ok(account_key) = STANDARD.decode(&blob.key) else {
-        return arm_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalError",
-            "bad key",
-        );
-    };
+    let account_key = STANDARD.decode(&blob.key).ok()?;
     let signature = STANDARD.encode(hmac::sign(
         &hmac::Key::new(hmac::HMAC_SHA256, &account_key),
         to_sign.as_bytes(),
     ));
     let mut token = format!(
         "sv={VERSION}&ss={services}&srt={types}&sp={permissions}&se={}&spr={}",
-        encode(&expiry),
-        encode(&protocol)
+        encode(expiry),
+        encode(protocol)
     );
     if !start.is_empty() {
-        token.push_str(&format!("&st={}", encode(&start)));
+        token.push_str(&format!("&st={}", encode(start)));
     }
     token.push_str(&format!("&sig={}", encode(&signature)));
-    json(StatusCode::OK, json!({ "accountSasToken": token }))
+    Some(token)
 }
 
 fn encode(value: &str) -> String {

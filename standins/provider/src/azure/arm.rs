@@ -29,6 +29,53 @@ pub enum OidcToken {
     File(String),
 }
 
+/// An HTTP client trusting the CAs in `ca_pem` (a PEM bundle) besides the usual roots.
+fn http_client(ca_pem: Option<&str>) -> Result<reqwest::Client, CloudError> {
+    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(60));
+    if let Some(pem) = ca_pem {
+        let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+            .map_err(|e| CloudError::NotConfigured(format!("the ARM CA certificates: {e}")))?;
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder
+        .build()
+        .map_err(|e| CloudError::NotConfigured(format!("an HTTP client: {e}")))
+}
+
+/// The resource manager endpoint of the custom cloud whose metadata host is `host`, read
+/// as the real provider reads it (`/metadata/endpoints`, the environment named
+/// `AzureCloud`).
+pub async fn resource_manager_of(host: &str, ca_pem: Option<&str>) -> Result<String, CloudError> {
+    let url = format!("https://{host}/metadata/endpoints?api-version=2022-09-01");
+    let unreadable = |e: String| {
+        CloudError::NotConfigured(format!(
+            "the cloud metadata at {url} could not be read: {e}"
+        ))
+    };
+    let response = http_client(ca_pem)?
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| unreadable(e.to_string()))?;
+    if !response.status().is_success() {
+        return Err(unreadable(response.status().to_string()));
+    }
+    let clouds: Json = response
+        .json()
+        .await
+        .map_err(|e| unreadable(e.to_string()))?;
+    clouds
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["name"] == "AzureCloud")
+        .and_then(|c| c["resourceManager"].as_str())
+        .map(|url| url.trim_end_matches('/').to_owned())
+        .ok_or_else(|| unreadable("no AzureCloud environment with a resourceManager".into()))
+}
+
 /// Attempts for one call that meets throttling or a concurrent operation.
 const ATTEMPTS: u32 = 5;
 /// How long a role assignment waits for its principal to replicate (`PrincipalNotFound`).
@@ -43,16 +90,8 @@ impl ArmClient {
         oidc_token: OidcToken,
         default_poll: Duration,
     ) -> Result<Self, CloudError> {
-        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(60));
-        if let Some(pem) = ca_pem {
-            let cert = reqwest::Certificate::from_pem(pem.as_bytes())
-                .map_err(|e| CloudError::NotConfigured(format!("the ARM CA certificate: {e}")))?;
-            builder = builder.add_root_certificate(cert);
-        }
         Ok(Self {
-            http: builder
-                .build()
-                .map_err(|e| CloudError::NotConfigured(format!("an HTTP client: {e}")))?,
+            http: http_client(ca_pem)?,
             base_url: base_url.trim_end_matches('/').to_owned(),
             tenant_id,
             client_id,

@@ -1,11 +1,12 @@
 //! azurerm's resources against the ARM stand-in (`windlass_standins::azure`).
 //!
-//! Where the real provider reads the Azure environment's metadata, the stand-in is
-//! found through `WINDLASS_STANDIN_ARM_URL` (its origin, also the token authority) and
-//! `WINDLASS_STANDIN_ARM_CA_FILE` (the CA its TLS certificate chains to). The
-//! credential is the real provider's workload identity federation: `ARM_CLIENT_ID`,
-//! `ARM_TENANT_ID` (or the provider's `tenant_id`) and `ARM_OIDC_TOKEN` /
-//! `ARM_OIDC_TOKEN_FILE_PATH`.
+//! The ARM stand-in is found as the real provider finds a custom Azure cloud: from the
+//! cloud metadata at `https://$ARM_METADATA_HOSTNAME/metadata/endpoints` (the provider's
+//! `metadata_host`), trusting the CAs in `SSL_CERT_FILE` (which the real provider, a Go
+//! program, reads too). `WINDLASS_STANDIN_ARM_URL` and `WINDLASS_STANDIN_ARM_CA_FILE`
+//! name the origin and its CA directly, for tests of the provider alone. The credential
+//! is the real provider's workload identity federation: `ARM_CLIENT_ID`, `ARM_TENANT_ID`
+//! (or the provider's `tenant_id`) and `ARM_OIDC_TOKEN` / `ARM_OIDC_TOKEN_FILE_PATH`.
 
 mod arm;
 mod kinds;
@@ -30,7 +31,7 @@ fn env(name: &str) -> Option<String> {
 
 impl AzureCloud {
     /// The cloud the provider configuration (and the environment) points at.
-    pub fn configure(config: &Value) -> Result<Self, CloudError> {
+    pub async fn configure(config: &Value) -> Result<Self, CloudError> {
         let setting = |attr: &str, var: &str| {
             config
                 .str_attr(attr)
@@ -41,17 +42,25 @@ impl AzureCloud {
         let subscription = setting("subscription_id", "ARM_SUBSCRIPTION_ID")?;
         let tenant = setting("tenant_id", "ARM_TENANT_ID")?;
         let client_id = setting("client_id", "ARM_CLIENT_ID")?;
-        let base_url = env("WINDLASS_STANDIN_ARM_URL").ok_or_else(|| {
-            CloudError::NotConfigured(
-                "WINDLASS_STANDIN_ARM_URL is not set: the provider stand-in manages resources only in the ARM stand-in"
-                    .into(),
-            )
-        })?;
-        let ca = match env("WINDLASS_STANDIN_ARM_CA_FILE") {
+        let ca = match env("WINDLASS_STANDIN_ARM_CA_FILE").or_else(|| env("SSL_CERT_FILE")) {
             Some(path) => Some(std::fs::read_to_string(&path).map_err(|e| {
-                CloudError::NotConfigured(format!("WINDLASS_STANDIN_ARM_CA_FILE {path}: {e}"))
+                CloudError::NotConfigured(format!("the CA certificates in {path}: {e}"))
             })?),
             None => None,
+        };
+        let metadata_host = config
+            .str_attr("metadata_host")
+            .map(str::to_owned)
+            .or_else(|| env("ARM_METADATA_HOSTNAME"));
+        let base_url = match (env("WINDLASS_STANDIN_ARM_URL"), metadata_host) {
+            (Some(url), _) => url,
+            (None, Some(host)) => arm::resource_manager_of(&host, ca.as_deref()).await?,
+            (None, None) => {
+                return Err(CloudError::NotConfigured(
+                    "ARM_METADATA_HOSTNAME is not set: the provider stand-in manages resources only in the ARM stand-in, found as a custom cloud's metadata host"
+                        .into(),
+                ));
+            }
         };
         let oidc = match (env("ARM_OIDC_TOKEN"), env("ARM_OIDC_TOKEN_FILE_PATH")) {
             (Some(token), _) => OidcToken::Value(token),
