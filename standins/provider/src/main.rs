@@ -8,6 +8,7 @@
 //! mirror (a wrapper script passing `--schema`), reads the go-plugin handshake line from
 //! stdout and speaks gRPC over mutual TLS to it. A stand-in, not the real provider.
 
+mod aws;
 mod azure;
 mod cloud;
 mod handshake;
