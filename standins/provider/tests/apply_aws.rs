@@ -75,7 +75,8 @@ struct Bed {
 
 impl Bed {
     async fn start() -> Self {
-        let moto = Moto::start().await.unwrap();
+        // The blueprint attaches AWS's managed policies to its roles.
+        let moto = Moto::start_with_aws_managed_policies().await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let cli_config = mirror::install(
             dir.path(),

@@ -306,26 +306,35 @@ pub async fn read(cloud: &AwsCloud, kind: Kind, id: &str) -> Result<Option<Attrs
             cloud.tag_attributes(&tags, &mut attrs);
         }
         Kind::S3BucketVersioning => {
-            let Some(versioning) = found(
-                "GetBucketVersioning",
+            // moto (5.2.5) answers GetBucketVersioning under a `GetBucketVersioningResponse`
+            // root where S3 has `VersioningConfiguration`, which the SDK's parser refuses:
+            // the setting is read by its REST call, its `Status` wherever it stands.
+            let Some(versioning) = super::transport::found(
+                cloud
+                    .transport
+                    .rest_get("s3", &cloud.region, &format!("/{id}?versioning"))
+                    .await,
                 &what,
-                cloud.s3.get_bucket_versioning().bucket(id).send().await,
             )?
             else {
                 return Ok(None);
             };
             // A bucket whose versioning was never set has none to manage.
-            let Some(status) = versioning.status() else {
+            let Some(status) = versioning
+                .find("Status")
+                .map(|s| s.text.trim().to_owned())
+                .filter(|s| !s.is_empty())
+            else {
                 return Ok(None);
             };
+            let mfa_delete = versioning
+                .find("MfaDelete")
+                .map_or("Disabled".to_owned(), |m| m.text.trim().to_owned());
             attrs.set(
                 "versioning_configuration",
                 Value::List(vec![object(vec![
-                    ("status", string(status.as_str())),
-                    (
-                        "mfa_delete",
-                        string(versioning.mfa_delete().map_or("Disabled", |m| m.as_str())),
-                    ),
+                    ("status", string(status)),
+                    ("mfa_delete", string(mfa_delete)),
                 ])]),
             );
         }

@@ -6,7 +6,9 @@
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_sts::config::Credentials;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::http_request::{
+    PayloadChecksumKind, SignableBody, SignableRequest, SigningSettings, sign,
+};
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use serde_json::Value as Json;
@@ -87,16 +89,22 @@ impl Transport {
         })
     }
 
-    /// A signed POST of `body` to the endpoint's root; returns the status and body.
-    async fn post(
+    /// A signed request of `body` to `path` (with its query) on the endpoint; returns the
+    /// status and body.
+    async fn send(
         &self,
-        service: &str,
-        region: &str,
+        method: reqwest::Method,
+        (service, region): (&str, &str),
+        path: &str,
         headers: &[(&str, &str)],
         body: String,
     ) -> Result<(u16, String), CloudError> {
-        let url = format!("{}/", self.endpoint);
-        let settings = SigningSettings::default();
+        let url = format!("{}{path}", self.endpoint);
+        let mut settings = SigningSettings::default();
+        if service == "s3" {
+            // S3 wants the payload's hash as a header of its own.
+            settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+        }
         let params = v4::SigningParams::builder()
             .identity(&self.identity)
             .region(region)
@@ -107,7 +115,7 @@ impl Transport {
             .map_err(|e| CloudError::NotConfigured(format!("signing for {service}: {e}")))?
             .into();
         let signable = SignableRequest::new(
-            "POST",
+            method.as_str(),
             url.as_str(),
             headers.iter().copied(),
             SignableBody::Bytes(body.as_bytes()),
@@ -116,7 +124,7 @@ impl Transport {
         let (instructions, _signature) = sign(signable, &params)
             .map_err(|e| CloudError::Refused(format!("signing a {service} request: {e}")))?
             .into_parts();
-        let mut request = self.http.post(&url).body(body);
+        let mut request = self.http.request(method, &url).body(body);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
@@ -130,6 +138,33 @@ impl Transport {
         let status = response.status().as_u16();
         let text = response.text().await.unwrap_or_default();
         Ok((status, text))
+    }
+
+    /// A signed POST to the endpoint's root (the Query and JSON protocols).
+    async fn post(
+        &self,
+        service: &str,
+        region: &str,
+        headers: &[(&str, &str)],
+        body: String,
+    ) -> Result<(u16, String), CloudError> {
+        self.send(reqwest::Method::POST, (service, region), "/", headers, body)
+            .await
+    }
+
+    /// A REST-XML GET of `path` (S3's `/<bucket>?versioning`); the XML answer, or the
+    /// API's refusal (`<Error><Code>`).
+    pub async fn rest_get(&self, service: &str, region: &str, path: &str) -> Answer<Xml> {
+        let (status, text) = self
+            .send(
+                reqwest::Method::GET,
+                (service, region),
+                path,
+                &[],
+                String::new(),
+            )
+            .await?;
+        answer(service, path, status, &text)
     }
 
     /// One Query protocol call: `Action` and `Version` with `params`; the XML answer, or
@@ -158,30 +193,7 @@ impl Transport {
                 body,
             )
             .await?;
-        let xml = Xml::parse(&text).map_err(|e| {
-            CloudError::Refused(format!(
-                "{service} {action} answered {status} with no XML ({e}): {}",
-                text.chars().take(200).collect::<String>()
-            ))
-        })?;
-        if (200..300).contains(&status) {
-            return Ok(Ok(xml));
-        }
-        // EC2: Response/Errors/Error; IAM: ErrorResponse/Error.
-        let error = xml.find("Error");
-        Ok(Err(ApiError {
-            service: service.to_ascii_uppercase(),
-            operation: action.to_owned(),
-            status,
-            code: error
-                .and_then(|e| e.text_of("Code"))
-                .unwrap_or("(no code)")
-                .to_owned(),
-            message: error
-                .and_then(|e| e.text_of("Message"))
-                .unwrap_or_default()
-                .to_owned(),
-        }))
+        answer(service, action, status, &text)
     }
 
     /// One JSON 1.1 call (`<prefix>.<action>` as target); the JSON answer, or the API's
@@ -224,6 +236,34 @@ impl Transport {
                 .to_owned(),
         }))
     }
+}
+
+/// An XML answer, or the refusal it carries (EC2: `Response/Errors/Error`; IAM:
+/// `ErrorResponse/Error`; S3: `Error`).
+fn answer(service: &str, operation: &str, status: u16, text: &str) -> Answer<Xml> {
+    let xml = Xml::parse(text).map_err(|e| {
+        CloudError::Refused(format!(
+            "{service} {operation} answered {status} with no XML ({e}): {}",
+            text.chars().take(200).collect::<String>()
+        ))
+    })?;
+    if (200..300).contains(&status) {
+        return Ok(Ok(xml));
+    }
+    let error = xml.find("Error");
+    Ok(Err(ApiError {
+        service: service.to_ascii_uppercase(),
+        operation: operation.to_owned(),
+        status,
+        code: error
+            .and_then(|e| e.text_of("Code"))
+            .unwrap_or("(no code)")
+            .to_owned(),
+        message: error
+            .and_then(|e| e.text_of("Message"))
+            .unwrap_or_default()
+            .to_owned(),
+    }))
 }
 
 /// An XML element as the Query protocol answers: its name, text and children (no
