@@ -271,7 +271,8 @@ impl pb::provider_server::Provider for ProviderService {
             _ => plan::plan_update(block, &prior, &proposed),
         };
         if let (false, Ok(cloud)) = (planned.is_null(), self.cloud()) {
-            planned = cloud.plan(&request.type_name, planned);
+            let config = decode_dynamic(request.config.as_ref())?;
+            planned = cloud.plan(&request.type_name, &config, planned);
         }
         Ok(Response::new(pb::plan_resource_change::Response {
             planned_state: Some(dynamic(&planned)),

@@ -464,6 +464,9 @@ async fn the_whole_exported_eks_blueprint_applies_imports_refuses_and_destroys_a
         ],
     );
     assert!(!ok, "{output}");
+    // Terraform wraps the messages' lines.
+    let refusals = output.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert_eq!(refusals.matches("already exists").count(), 2, "{output}");
     for refusal in [
         "EntityAlreadyExists",
         "RepositoryAlreadyExistsException",

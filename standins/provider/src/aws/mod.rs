@@ -341,7 +341,7 @@ impl Cloud for AwsCloud {
         })
     }
 
-    fn plan(&self, _type_name: &str, planned: Value) -> Value {
+    fn plan(&self, _type_name: &str, config: &Value, planned: Value) -> Value {
         let Value::Map(mut fields) = planned else {
             return planned;
         };
@@ -353,6 +353,11 @@ impl Cloud for AwsCloud {
             *region = Value::String(self.region.clone());
         }
         if fields.contains_key("tags_all") {
+            // `tags` is only optional in the real provider (the jsii schema marks it
+            // computed too): what the configuration leaves out stays null.
+            if config.get("tags").is_null() && matches!(fields.get("tags"), Some(Value::Unknown)) {
+                fields.insert("tags".into(), Value::Null);
+            }
             let tags = fields.get("tags").cloned().unwrap_or(Value::Null);
             let all = if tags.has_unknown() {
                 Value::Unknown
