@@ -29,10 +29,11 @@ pub trait Cloud: Send + Sync {
     async fn delete(&self, type_name: &str, state: &Value) -> Result<(), CloudError>;
     /// The attributes of the existing resource `id` (the provider's import id).
     async fn import(&self, type_name: &str, id: &str) -> Result<Value, CloudError>;
-    /// What the provider itself settles in a planned create or update (`config` the
-    /// resource's configuration) before the cloud is asked (aws: the region, and
-    /// `tags_all` from the default tags). Unchanged by default.
-    fn plan(&self, _type_name: &str, _config: &Value, planned: Value) -> Value {
+    /// What the provider itself settles in a planned create or update before the cloud
+    /// is asked, given the prior state (null for a create) and the resource's
+    /// configuration (aws: the region, `tags_all` from the default tags, policies equal
+    /// to the prior ones kept as they were). Unchanged by default.
+    fn plan(&self, _type_name: &str, _prior: &Value, _config: &Value, planned: Value) -> Value {
         planned
     }
 }

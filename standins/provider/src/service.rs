@@ -272,7 +272,7 @@ impl pb::provider_server::Provider for ProviderService {
         };
         if let (false, Ok(cloud)) = (planned.is_null(), self.cloud()) {
             let config = decode_dynamic(request.config.as_ref())?;
-            planned = cloud.plan(&request.type_name, &config, planned);
+            planned = cloud.plan(&request.type_name, &prior, &config, planned);
         }
         Ok(Response::new(pb::plan_resource_change::Response {
             planned_state: Some(dynamic(&planned)),

@@ -492,6 +492,60 @@ async fn the_whole_exported_eks_blueprint_applies_imports_refuses_and_destroys_a
         "{output}"
     );
 
+    // The lost state recovered by importing everything by the real provider's import
+    // ids (the state bucket by the blueprint's own import block): nothing to create or
+    // destroy, and once imported nothing left to do. What is changed in place is what
+    // the import cannot read back: `force_destroy` / `force_delete` (settings of the
+    // provider, not of AWS), and what moto does not answer (the cluster's access config
+    // and upgrade policy, the node group's update config).
+    let imports = import_blocks(&bed.tf(&dir, &["state", "pull"]));
+    std::fs::write(lost.join("lost_state_imports.tf"), &imports.text).unwrap();
+    let output = bed.tf(&lost, &["plan", "-input=false", "-no-color"]);
+    assert!(
+        output.contains(&format!(
+            "Plan: {} to import, 0 to add, 4 to change, 0 to destroy.",
+            imports.count + 1
+        )),
+        "{output}"
+    );
+    bed.tf(
+        &lost,
+        &["apply", "-auto-approve", "-input=false", "-no-color"],
+    );
+    let (ok, output) = bed.terraform(
+        &lost,
+        &["plan", "-detailed-exitcode", "-input=false", "-no-color"],
+    );
+    assert!(ok, "a plan after the imports wants changes:\n{output}");
+    assert_eq!(bed.vpc_id().await.as_deref(), Some(vpc.as_str()));
+    eprintln!("lost state recovered after {:?}", started.elapsed());
+
+    // An update in place: the node group's bounds, changed where a person would.
+    let tfvars = dir.join("terraform.tfvars.json");
+    let mut vars: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&tfvars).unwrap()).unwrap();
+    vars["node_pools"]["system"]["max_count"] = serde_json::json!(8);
+    std::fs::write(&tfvars, vars.to_string()).unwrap();
+    let output = bed.tf(
+        &dir,
+        &["apply", "-auto-approve", "-input=false", "-no-color"],
+    );
+    assert!(
+        output.contains("0 added, 1 changed, 0 destroyed"),
+        "{output}"
+    );
+    let group = bed
+        .eks
+        .describe_nodegroup()
+        .cluster_name(&names.cluster)
+        .nodegroup_name("system")
+        .send()
+        .await
+        .unwrap()
+        .nodegroup
+        .unwrap();
+    assert_eq!(group.scaling_config().and_then(|s| s.max_size()), Some(8));
+
     // Destroy removes what apply made (the adopted state bucket too).
     bed.tf(
         &dir,
@@ -518,4 +572,57 @@ async fn the_whole_exported_eks_blueprint_applies_imports_refuses_and_destroys_a
         .await;
     assert_eq!(providers.matches("<Arn>").count(), 0, "{providers}");
     eprintln!("destroy done after {:?}", started.elapsed());
+}
+
+/// Import blocks for every resource of a state (but the state bucket, which the
+/// blueprint's own imports.tf adopts), each by the id the real provider imports it by.
+struct Imports {
+    text: String,
+    count: usize,
+}
+
+fn import_blocks(state: &str) -> Imports {
+    let state: serde_json::Value = serde_json::from_str(state).unwrap();
+    let mut text = String::new();
+    let mut count = 0;
+    for resource in state["resources"].as_array().unwrap() {
+        if resource["mode"] != "managed" {
+            continue;
+        }
+        let kind = resource["type"].as_str().unwrap();
+        let name = resource["name"].as_str().unwrap();
+        for instance in resource["instances"].as_array().unwrap() {
+            let address = match &instance["index_key"] {
+                serde_json::Value::String(key) => format!("{kind}.{name}[\"{key}\"]"),
+                serde_json::Value::Null => format!("{kind}.{name}"),
+                other => format!("{kind}.{name}[{other}]"),
+            };
+            if address == "aws_s3_bucket.tfstate" {
+                continue;
+            }
+            let attrs = &instance["attributes"];
+            let text_of = |name: &str| attrs[name].as_str().unwrap().to_owned();
+            let id = match kind {
+                "aws_route_table_association" => {
+                    format!("{}/{}", text_of("subnet_id"), text_of("route_table_id"))
+                }
+                "aws_iam_role_policy_attachment" => {
+                    format!("{}/{}", text_of("role"), text_of("policy_arn"))
+                }
+                "aws_iam_role_policy" => format!("{}:{}", text_of("role"), text_of("name")),
+                "aws_eks_node_group" => {
+                    format!("{}:{}", text_of("cluster_name"), text_of("node_group_name"))
+                }
+                "aws_eks_cluster" | "aws_iam_role" | "aws_ecr_repository" => text_of("name"),
+                kind if kind.starts_with("aws_s3_bucket") => text_of("bucket"),
+                _ => text_of("id"),
+            };
+            text.push_str(&format!(
+                "import {{\n  to = {address}\n  id = {}\n}}\n",
+                serde_json::Value::String(id)
+            ));
+            count += 1;
+        }
+    }
+    Imports { text, count }
 }

@@ -341,10 +341,21 @@ impl Cloud for AwsCloud {
         })
     }
 
-    fn plan(&self, _type_name: &str, config: &Value, planned: Value) -> Value {
+    fn plan(&self, _type_name: &str, prior: &Value, config: &Value, planned: Value) -> Value {
         let Value::Map(mut fields) = planned else {
             return planned;
         };
+        // A policy document that says what the prior one says is no change, however it
+        // is spelt (the real provider suppresses such diffs): an imported role's policy,
+        // as IAM answers it, against the configuration's `jsonencode`.
+        for name in ["assume_role_policy", "policy"] {
+            if let (Some(Value::String(wanted)), Some(had)) =
+                (fields.get(name), prior.str_attr(name))
+                && same_json(wanted, had)
+            {
+                fields.insert(name.to_owned(), Value::String(had.to_owned()));
+            }
+        }
         // What the real provider settles at plan time: the resource's region (the
         // provider's), and `tags_all`, its tags over the default tags.
         if let Some(region) = fields.get_mut("region")
@@ -369,6 +380,17 @@ impl Cloud for AwsCloud {
             fields.insert("tags_all".into(), all);
         }
         Value::Map(fields)
+    }
+}
+
+/// Whether two JSON documents are the same document.
+fn same_json(a: &str, b: &str) -> bool {
+    match (
+        serde_json::from_str::<serde_json::Value>(a),
+        serde_json::from_str::<serde_json::Value>(b),
+    ) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
     }
 }
 
@@ -548,6 +570,12 @@ mod tests {
         let (set, removed) = tag_changes(&wanted, &BTreeMap::new());
         assert!(set.is_empty());
         assert_eq!(removed.len(), 3);
+    }
+
+    #[test]
+    fn policies_compare_as_documents() {
+        assert!(same_json(r#"{"a": [1, 2]}"#, r#"{"a":[1,2]}"#));
+        assert!(!same_json(r#"{"a": [1, 2]}"#, r#"{"a":[2,1]}"#));
     }
 
     #[test]
