@@ -520,20 +520,100 @@ async fn the_whole_exported_eks_blueprint_applies_imports_refuses_and_destroys_a
     assert_eq!(bed.vpc_id().await.as_deref(), Some(vpc.as_str()));
     eprintln!("lost state recovered after {:?}", started.elapsed());
 
-    // An update in place: the node group's bounds, changed where a person would.
+    // Updates in place: the node group's bounds (changed where a person would), and
+    // tags added or changed on a resource of each service. (Not a default tag: moto's
+    // EKS tags clusters only, not node groups.)
     let tfvars = dir.join("terraform.tfvars.json");
     let mut vars: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&tfvars).unwrap()).unwrap();
     vars["node_pools"]["system"]["max_count"] = serde_json::json!(8);
     std::fs::write(&tfvars, vars.to_string()).unwrap();
+    let edit = |file: &str, from: &str, to: &str| {
+        let path = dir.join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{file} has no {from:?}");
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    };
+    let team = "  tags = { team = \"platform\" }\n";
+    edit(
+        "network.tf",
+        &format!("Name = \"{}\"", names.vpc),
+        &format!("Name = \"{}-renamed\"", names.vpc),
+    );
+    for (file, resource) in [
+        ("eks.tf", "resource \"aws_eks_cluster\" \"this\" {\n"),
+        ("identity.tf", "resource \"aws_iam_role\" \"node\" {\n"),
+        (
+            "registry.tf",
+            "resource \"aws_ecr_repository\" \"this\" {\n",
+        ),
+        ("storage.tf", "resource \"aws_s3_bucket\" \"telemetry\" {\n"),
+    ] {
+        edit(file, resource, &format!("{resource}{team}"));
+    }
     let output = bed.tf(
         &dir,
         &["apply", "-auto-approve", "-input=false", "-no-color"],
     );
     assert!(
-        output.contains("0 added, 1 changed, 0 destroyed"),
+        output.contains("0 added, 6 changed, 0 destroyed"),
         "{output}"
     );
+    let (_, vpc_tags) = bed
+        .query(
+            "ec2",
+            &[
+                ("Action", "DescribeTags"),
+                ("Filter.1.Name", "resource-id"),
+                ("Filter.1.Value.1", &vpc),
+            ],
+        )
+        .await;
+    assert!(
+        vpc_tags.contains(&format!("<value>{}-renamed</value>", names.vpc)),
+        "{vpc_tags}"
+    );
+    let (_, role_tags) = bed
+        .query(
+            "iam",
+            &[("Action", "ListRoleTags"), ("RoleName", &names.node_role)],
+        )
+        .await;
+    assert!(role_tags.contains("<Value>platform</Value>"), "{role_tags}");
+    let cluster_tags = bed
+        .eks
+        .describe_cluster()
+        .name(&names.cluster)
+        .send()
+        .await
+        .unwrap()
+        .cluster
+        .unwrap()
+        .tags
+        .unwrap_or_default();
+    assert_eq!(cluster_tags["team"], "platform");
+    assert_eq!(cluster_tags["managed_by"], "windlass");
+    let bucket_tags = bed
+        .s3
+        .get_bucket_tagging()
+        .bucket(&names.telemetry_bucket)
+        .send()
+        .await
+        .unwrap();
+    for (key, value) in [("team", "platform"), ("managed_by", "windlass")] {
+        assert!(
+            bucket_tags
+                .tag_set()
+                .iter()
+                .any(|t| t.key() == key && t.value() == value),
+            "{bucket_tags:?}"
+        );
+    }
+    let (ok, output) = bed.terraform(
+        &dir,
+        &["plan", "-detailed-exitcode", "-input=false", "-no-color"],
+    );
+    assert!(ok, "a plan after the updates wants changes:\n{output}");
     let group = bed
         .eks
         .describe_nodegroup()
