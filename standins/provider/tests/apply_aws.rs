@@ -1,11 +1,13 @@
 //! The whole exported EKS blueprint applied by the real terraform through the provider
 //! stand-in against moto, the AWS emulator: the state bucket the bootstrap step made is
 //! imported (its import block), everything else created once, a second plan finds
-//! nothing to do, a retried apply after losing the state is refused where the real
-//! provider refuses it (the names already exist) instead of adopting what exists, a
-//! configuration for another account is refused, and destroy removes what apply made.
-//! What is checked is moto's own record, read through the AWS APIs (the S3 and EKS SDKs,
-//! EC2's and IAM's Query protocol), not what terraform reports.
+//! nothing to do; a retried apply after losing the state is refused where the real
+//! provider refuses it (the names already exist) instead of adopting what exists, and the
+//! lost state is recovered by importing every resource by the real provider's import ids;
+//! a configuration for another account, or without moto's endpoint, is refused; a node
+//! group's bounds and tags are updated in place; destroy removes what apply made. What is
+//! checked is moto's own record, read through the AWS APIs (the S3 and EKS SDKs, EC2's
+//! and IAM's Query protocol), not what terraform reports.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -136,7 +138,18 @@ impl Bed {
     }
 
     fn terraform(&self, dir: &Path, args: &[&str]) -> (bool, String) {
-        let out = Command::new(repo_root().join(".tools/bin/terraform"))
+        self.terraform_with(dir, args, |command| command)
+    }
+
+    /// Terraform in `dir` with the test's environment, adjusted by `adjust`.
+    fn terraform_with(
+        &self,
+        dir: &Path,
+        args: &[&str],
+        adjust: impl FnOnce(&mut Command) -> &mut Command,
+    ) -> (bool, String) {
+        let mut command = Command::new(repo_root().join(".tools/bin/terraform"));
+        command
             .args(args)
             .current_dir(dir)
             // The machine's own CLI configuration would install the registry's provider.
@@ -148,9 +161,8 @@ impl Bed {
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env_remove("AWS_SESSION_TOKEN")
             .env_remove("AWS_PROFILE")
-            .env("WINDLASS_STANDIN_AWS_POLL_SECONDS", "0")
-            .output()
-            .unwrap();
+            .env("WINDLASS_STANDIN_AWS_POLL_SECONDS", "0");
+        let out = adjust(&mut command).output().unwrap();
         (
             out.status.success(),
             format!(
@@ -491,6 +503,14 @@ async fn the_whole_exported_eks_blueprint_applies_imports_refuses_and_destroys_a
         output.contains(&format!("AWS account ID not allowed: {ACCOUNT_ID}")),
         "{output}"
     );
+
+    // Without moto's endpoint the stand-in refuses to reach for any AWS (the state
+    // bucket's import needs it).
+    let (ok, output) = bed.terraform_with(&lost, &["plan", "-input=false", "-no-color"], |c| {
+        c.env_remove("AWS_ENDPOINT_URL")
+    });
+    assert!(!ok);
+    assert!(output.contains("AWS_ENDPOINT_URL is not set"), "{output}");
 
     // The lost state recovered by importing everything by the real provider's import
     // ids (the state bucket by the blueprint's own import block): nothing to create or

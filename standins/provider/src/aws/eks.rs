@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use aws_sdk_eks::config::http::HttpResponse;
 use aws_sdk_eks::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_eks::types::{
     AuthenticationMode, Cluster, CreateAccessConfigRequest, Nodegroup, NodegroupScalingConfig,
@@ -24,21 +25,14 @@ use crate::value::Value;
 const SETTLE_WAIT: Duration = Duration::from_secs(3600);
 
 /// An SDK failure as the API's refusal (its code and message) for the shared handling.
-fn api_error<E, R>(operation: &str, error: &SdkError<E, R>) -> ApiError
+fn api_error<E>(operation: &str, error: &SdkError<E, HttpResponse>) -> ApiError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug + 'static,
 {
-    let status = match error {
-        SdkError::ServiceError(_) => error
-            .code()
-            .map_or(0, |c| if c.contains("NotFound") { 404 } else { 400 }),
-        _ => 0,
-    };
     ApiError {
         service: "EKS".into(),
         operation: operation.into(),
-        status,
+        status: error.raw_response().map_or(0, |r| r.status().as_u16()),
         code: error.code().unwrap_or("(no code)").to_owned(),
         message: error.message().map_or_else(
             || aws_sdk_eks::error::DisplayErrorContext(error).to_string(),

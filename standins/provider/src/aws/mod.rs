@@ -8,6 +8,7 @@
 //! stand-in manages resources only in moto, so it refuses to work without that endpoint
 //! rather than reach for the real AWS. `allowed_account_ids` / `forbidden_account_ids`
 //! are checked against STS GetCallerIdentity, as the real provider checks them.
+//! `WINDLASS_STANDIN_AWS_POLL_SECONDS` paces the waits for EKS and NAT gateways (5 s).
 //!
 //! Each service is a module: EC2 and IAM speak the Query protocol, ECR JSON 1.1 (both
 //! signed in transport.rs), EKS and S3 go through their SDK crates. Every module reads a
@@ -251,16 +252,10 @@ impl AwsCloud {
             Service::S3 => s3::read(self, kind, id).await?,
         };
         Ok(read.map(|mut attrs| {
-            if !matches!(
-                kind,
-                Kind::IamRole
-                    | Kind::IamRolePolicy
-                    | Kind::IamRolePolicyAttachment
-                    | Kind::OidcProvider
-            ) {
-                // Regional resources report their region (aws 6's per-resource region).
-                attrs.set("region", Value::String(self.region.clone()));
-            }
+            // Every regional resource reports its region (aws 6's per-resource region);
+            // the schema of a global one (IAM) has no such attribute, and conforming to
+            // it drops this.
+            attrs.set("region", Value::String(self.region.clone()));
             attrs.into_value()
         }))
     }
