@@ -30,13 +30,14 @@ impl Moto {
         PathBuf::from("moto_server")
     }
 
+    /// moto without AWS's managed policies (whatever the environment says).
     pub async fn start() -> std::io::Result<Self> {
         Self::spawn(false).await
     }
 
     /// As [`Moto::start`], with AWS's managed policies (`AmazonEKSClusterPolicy`, ...)
-    /// in IAM, as every real account has them: moto loads their ~1,300 documents only
-    /// when asked (`MOTO_IAM_LOAD_MANAGED_POLICIES`), which slows IAM's first call.
+    /// in IAM, as every real account has them: moto loads their documents only when
+    /// asked (`MOTO_IAM_LOAD_MANAGED_POLICIES`), which slows IAM's first call.
     pub async fn start_with_aws_managed_policies() -> std::io::Result<Self> {
         Self::spawn(true).await
     }

@@ -4,6 +4,10 @@
 //! validate` / `plan` of the blueprint users export run here against the schema the
 //! real provider would check, at the versions its constraints admit.
 //!
+//! Behind the schema, resources are planned, applied, read, imported and deleted in a
+//! stand-in cloud (the `Cloud` trait): azurerm's in the ARM stand-in (`azure/`), aws's
+//! in moto (`aws/`).
+//!
 //! Terraform starts it as `terraform-provider-<name>_v<version>` from a filesystem
 //! mirror (a wrapper script passing `--schema`), reads the go-plugin handshake line from
 //! stdout and speaks gRPC over mutual TLS to it. A stand-in, not the real provider.
