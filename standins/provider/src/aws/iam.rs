@@ -41,6 +41,15 @@ pub async fn create(cloud: &AwsCloud, kind: Kind, planned: &Value) -> Result<Str
     match kind {
         Kind::IamRole => {
             let name = required(kind, planned, "name")?;
+            // The role's own policy arguments (deprecated in aws 6) are not simulated:
+            // refused rather than silently left out.
+            let inline = matches!(planned.get("inline_policy"), Value::List(l) if !l.is_empty());
+            if inline || !strings(planned.get("managed_policy_arns")).is_empty() {
+                return Err(CloudError::Unsupported(
+                    "aws_iam_role's inline_policy and managed_policy_arns (aws_iam_role_policy and aws_iam_role_policy_attachment are)"
+                        .into(),
+                ));
+            }
             let mut params = Params::new()
                 .set("RoleName", name)
                 .set(
