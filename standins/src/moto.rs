@@ -30,7 +30,19 @@ impl Moto {
         PathBuf::from("moto_server")
     }
 
+    /// moto without AWS's managed policies (whatever the environment says).
     pub async fn start() -> std::io::Result<Self> {
+        Self::spawn(false).await
+    }
+
+    /// As [`Moto::start`], with AWS's managed policies (`AmazonEKSClusterPolicy`, ...)
+    /// in IAM, as every real account has them: moto loads their documents only when
+    /// asked (`MOTO_IAM_LOAD_MANAGED_POLICIES`), which slows IAM's first call.
+    pub async fn start_with_aws_managed_policies() -> std::io::Result<Self> {
+        Self::spawn(true).await
+    }
+
+    async fn spawn(aws_managed_policies: bool) -> std::io::Result<Self> {
         // The port is picked by binding and releasing it, so another process can take it
         // before moto binds; moto then exits while the other listener answers the probe.
         // A moto that is not alive after answering is started again on another port.
@@ -38,6 +50,14 @@ impl Moto {
             let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
             let mut child = tokio::process::Command::new(Self::locate())
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .env(
+                    "MOTO_IAM_LOAD_MANAGED_POLICIES",
+                    if aws_managed_policies {
+                        "true"
+                    } else {
+                        "false"
+                    },
+                )
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())

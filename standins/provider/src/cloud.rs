@@ -1,4 +1,5 @@
-//! What a provider's resources do in the cloud behind them (the ARM stand-in for azurerm).
+//! What a provider's resources do in the cloud behind them (the ARM stand-in for azurerm,
+//! moto for aws).
 
 use crate::value::Value;
 
@@ -28,4 +29,11 @@ pub trait Cloud: Send + Sync {
     async fn delete(&self, type_name: &str, state: &Value) -> Result<(), CloudError>;
     /// The attributes of the existing resource `id` (the provider's import id).
     async fn import(&self, type_name: &str, id: &str) -> Result<Value, CloudError>;
+    /// What the provider itself settles in a planned create or update before the cloud
+    /// is asked, given the prior state (null for a create) and the resource's
+    /// configuration (aws: the region, `tags_all` from the default tags, policies equal
+    /// to the prior ones kept as they were). Unchanged by default.
+    fn plan(&self, _type_name: &str, _prior: &Value, _config: &Value, planned: Value) -> Value {
+        planned
+    }
 }

@@ -11,6 +11,7 @@
 //! (src/main.rs) or inside `windlass provider-standin`, which is how `windlass dev` and the
 //! system tests install it without a second executable to find.
 
+mod aws;
 mod azure;
 mod cloud;
 mod handshake;

@@ -36,6 +36,21 @@ const REPLACING: &[&str] = &[
     "cidr_block",
     "vpc_id",
     "bucket",
+    // aws's, beyond those shared above.
+    "availability_zone",
+    "allocation_id",
+    "connectivity_type",
+    "domain",
+    "route_table_id",
+    "role",
+    "policy_arn",
+    "url",
+    "role_arn",
+    "cluster_name",
+    "node_group_name",
+    "node_role_arn",
+    "subnet_ids",
+    "instance_types",
 ];
 
 /// `value` with every attribute and block of `block` present (nulls and empty lists for

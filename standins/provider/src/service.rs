@@ -6,8 +6,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tonic::codegen::Service;
 use tonic::{Request, Response, Status};
 
+use crate::aws::AwsCloud;
 use crate::azure::AzureCloud;
-use crate::cloud::Cloud;
+use crate::cloud::{Cloud, CloudError};
 use crate::handshake::{self, Handshake};
 use crate::plan;
 use crate::proto::plugin;
@@ -206,19 +207,27 @@ impl pb::provider_server::Provider for ProviderService {
         request: Request<pb::configure_provider::Request>,
     ) -> Result<Response<pb::configure_provider::Response>, Status> {
         let config = decode_dynamic(request.get_ref().config.as_ref())?;
-        let cloud: Result<Arc<dyn Cloud>, String> = match self.schema.identity.name.as_str() {
+        let cloud: Result<Arc<dyn Cloud>, CloudError> = match self.schema.identity.name.as_str() {
             "azurerm" => AzureCloud::configure(&config)
                 .await
-                .map(|c| Arc::new(c) as Arc<dyn Cloud>)
-                .map_err(|e| e.to_string()),
-            other => Err(format!(
-                "the provider stand-in manages no {other} resources yet"
-            )),
+                .map(|c| Arc::new(c) as Arc<dyn Cloud>),
+            "aws" => AwsCloud::configure(&config)
+                .await
+                .map(|c| Arc::new(c) as Arc<dyn Cloud>),
+            other => Err(CloudError::Unsupported(format!("{other} resources"))),
         };
         // A provider that cannot reach its cloud still validates and plans creates; the
-        // reason is reported when a resource needs the cloud.
-        *self.cloud.lock().expect("not poisoned") = Some(cloud);
-        Ok(Response::new(Default::default()))
+        // reason is reported when a resource needs the cloud. A cloud that answers but
+        // refuses (an account the configuration does not allow) fails the configuration,
+        // as the real provider fails it.
+        let mut response = pb::configure_provider::Response::default();
+        if let Err(CloudError::Refused(reason)) = &cloud {
+            response
+                .diagnostics
+                .push(error("Invalid provider configuration", reason.clone()));
+        }
+        *self.cloud.lock().expect("not poisoned") = Some(cloud.map_err(|e| e.to_string()));
+        Ok(Response::new(response))
     }
 
     async fn read_resource(
@@ -258,11 +267,15 @@ impl pb::provider_server::Provider for ProviderService {
         let block = self.resource_block(&request.type_name)?;
         let prior = decode_dynamic(request.prior_state.as_ref())?;
         let proposed = decode_dynamic(request.proposed_new_state.as_ref())?;
-        let (planned, requires_replace) = match (&prior, &proposed) {
+        let (mut planned, requires_replace) = match (&prior, &proposed) {
             (_, Value::Null) => (Value::Null, vec![]),
             (Value::Null, _) => (plan::plan_create(block, &proposed), vec![]),
             _ => plan::plan_update(block, &prior, &proposed),
         };
+        if let (false, Ok(cloud)) = (planned.is_null(), self.cloud()) {
+            let config = decode_dynamic(request.config.as_ref())?;
+            planned = cloud.plan(&request.type_name, &prior, &config, planned);
+        }
         Ok(Response::new(pb::plan_resource_change::Response {
             planned_state: Some(dynamic(&planned)),
             requires_replace,
