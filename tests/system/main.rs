@@ -29,6 +29,7 @@ mod histories;
 mod list_pages;
 mod maintenance_holds;
 mod plaintext_scan;
+mod step_budgets;
 mod run_events;
 mod sts_trust_standin;
 pub mod support;

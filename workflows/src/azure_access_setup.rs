@@ -48,8 +48,7 @@ async fn setup(
                 target: target.clone(),
                 namespace: (*namespace).to_owned(),
             },
-            step(
-                format!("register-provider/{namespace}"),
+            step(ctx, format!("register-provider/{namespace}"),
                 Duration::from_secs(30 * 60),
             ),
         )
@@ -64,7 +63,7 @@ async fn setup(
         ctx.execute_activity(
             AzureAccessActivities::ensure_custom_role,
             target.clone(),
-            step("ensure-custom-role", Duration::from_secs(10 * 60)),
+            step(ctx, "ensure-custom-role", Duration::from_secs(10 * 60)),
         )
         .await,
     )?;
@@ -77,7 +76,7 @@ async fn setup(
                 target: target.clone(),
                 application_id: input.application_id.clone(),
             },
-            step("ensure-service-principal", Duration::from_secs(10 * 60)),
+            step(ctx, "ensure-service-principal", Duration::from_secs(10 * 60)),
         )
         .await,
     )?;
@@ -94,7 +93,7 @@ async fn setup(
                 role_definition_id: role.id.clone(),
                 principal_object_id: principal.object_id.clone(),
             },
-            step("assign-role", Duration::from_secs(30 * 60)),
+            step(ctx, "assign-role", Duration::from_secs(30 * 60)),
         )
         .await,
     )?;
@@ -108,7 +107,7 @@ async fn setup(
                 role_definition_id: role.id.clone(),
                 principal_object_id: principal.object_id.clone(),
             },
-            step("verify-access", Duration::from_secs(10 * 60)),
+            step(ctx, "verify-access", Duration::from_secs(10 * 60)),
         )
         .await,
     )?;
