@@ -36,11 +36,11 @@ use windlass_standins::kube::{KubeStandIn, KubeStandInConfig};
 use windlass_standins::moto::{ACCOUNT_ID as MOTO_ACCOUNT_ID, Moto};
 use windlass_standins::sts_trust::StsTrustStandIn;
 use windlass_standins::{AzureStandIn, OidcIssuerStandIn, StandInOptions};
-use windlass_workflows::step_budget::StepTiming;
 use windlass_workers::{Fleet, WorkerConfig, WorkerMetrics};
 use windlass_workflows::engine::codec::PayloadKeys;
 use windlass_workflows::engine::dev_server::{DevServer, DevServerOptions, find_temporal_cli};
 use windlass_workflows::engine::{Engine, EngineConfig};
+use windlass_workflows::step_budget::StepTiming;
 
 pub const APPLICATION_ID: &str = "5c2a7e1d-8b3f-4d6a-9e0c-1f2a3b4c5d6e";
 /// Client id of every test customer's setup identity (an app registration in their own

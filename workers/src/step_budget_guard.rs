@@ -27,8 +27,7 @@ use temporalio_sdk::interceptors::{
 use windlass_activities::error::terminal;
 use windlass_workflows::step_budget::budget_from_headers;
 
-/// Failure type of a step that ran past its budget.
-pub const STEP_BUDGET_EXCEEDED: &str = "StepBudgetExceeded";
+pub use windlass_workflows::step_budget::STEP_BUDGET_EXCEEDED;
 
 /// Steps remembered at most; the oldest are forgotten first (and then counted by proof).
 const REMEMBERED_STEPS: usize = 50_000;

@@ -21,8 +21,8 @@ use windlass_workflows::{
 
 use crate::StepJournal;
 use crate::activity_metrics::ActivityMetrics;
-use crate::step_budget_guard::StepBudgetGuard;
 use crate::metrics::WorkerMetrics;
+use crate::step_budget_guard::StepBudgetGuard;
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {

@@ -48,7 +48,9 @@ async fn setup(
                 target: target.clone(),
                 namespace: (*namespace).to_owned(),
             },
-            step(ctx, format!("register-provider/{namespace}"),
+            step(
+                ctx,
+                format!("register-provider/{namespace}"),
                 Duration::from_secs(30 * 60),
             ),
         )
@@ -76,7 +78,11 @@ async fn setup(
                 target: target.clone(),
                 application_id: input.application_id.clone(),
             },
-            step(ctx, "ensure-service-principal", Duration::from_secs(10 * 60)),
+            step(
+                ctx,
+                "ensure-service-principal",
+                Duration::from_secs(10 * 60),
+            ),
         )
         .await,
     )?;

@@ -75,7 +75,11 @@ async fn teardown(
                     target,
                     application_id: input.application_id,
                 },
-                step(ctx, "remove-service-principal", Duration::from_secs(10 * 60)),
+                step(
+                    ctx,
+                    "remove-service-principal",
+                    Duration::from_secs(10 * 60),
+                ),
             )
             .await,
         )?;

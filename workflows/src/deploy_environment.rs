@@ -281,7 +281,9 @@ async fn roll_out(
             ctx.execute_activity(
                 DeploymentActivities::roll_back_service,
                 request,
-                detached(long_step(ctx, format!("rollback/{name}"),
+                detached(long_step(
+                    ctx,
+                    format!("rollback/{name}"),
                     Duration::from_secs(1800),
                 )),
             )

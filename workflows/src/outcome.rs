@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde::Serialize;
-use temporalio_common::error::ApplicationFailure;
+use temporalio_common::error::{ApplicationFailure, IncomingError};
 use temporalio_sdk::{
     ActivityCancellationType, ActivityCloseTimeouts, ActivityExecutionError, ActivityOptions,
     WorkflowCancellationToken, WorkflowContext, WorkflowResult, WorkflowTermination,
@@ -12,6 +12,7 @@ use temporalio_sdk::{
 use temporalio_workflow::RetryPolicy;
 
 use crate::contracts::{OutcomeStatus, RunActivities, RunOutcome};
+use crate::step_budget::STEP_BUDGET_EXCEEDED;
 
 /// Options for one step of a run. `key` becomes the activity id, which names the step in
 /// the read model. `budget` bounds the step including all its retries; since
@@ -89,7 +90,30 @@ pub(crate) fn ended<W, T>(
         Ok(value) => Ok(value),
         Err(_) if ctx.cancellation_token().is_cancelled() => Err(WorkflowTermination::cancelled()),
         Err(ActivityExecutionError::Cancelled(_)) => Err(WorkflowTermination::cancelled()),
-        Err(error) => Err(error.into()),
+        Err(error) => match over_budget(&error) {
+            // The run says which step ran out of budget, not "Activity task failed". Only
+            // steps scheduled since STEP_BUDGETS_COUNT_RUNNING_TIME carry a budget the
+            // worker enforces, so older histories never reach this arm.
+            Some(message) => Err(WorkflowTermination::failed_application(
+                ApplicationFailure::builder(message)
+                    .type_name(STEP_BUDGET_EXCEEDED.to_owned())
+                    .non_retryable(true)
+                    .build(),
+            )),
+            None => Err(error.into()),
+        },
+    }
+}
+
+/// The message of a step that failed for running past its budget.
+fn over_budget(error: &ActivityExecutionError) -> Option<String> {
+    match error.cause()? {
+        IncomingError::Application(failure)
+            if failure.type_name() == Some(STEP_BUDGET_EXCEEDED) =>
+        {
+            Some(error.cause()?.failure().message.clone())
+        }
+        _ => None,
     }
 }
 

@@ -24,10 +24,12 @@ use std::time::Duration;
 use temporalio_common::protos::temporal::api::common::v1::Payload;
 use temporalio_sdk::workflow_interceptors::{
     CancellableWorkflowOutboundFuture, ScheduleActivityInput, ScheduleActivityResult,
-    WorkflowInterceptor, WorkflowInterceptorConstructor, WorkflowInterceptorContext,
-    WorkflowNext,
+    WorkflowInterceptor, WorkflowInterceptorConstructor, WorkflowInterceptorContext, WorkflowNext,
 };
 use temporalio_sdk::{ActivityCloseTimeouts, ActivityOptions};
+
+/// Failure type of a step that ran past its budget (raised by the worker's guard).
+pub const STEP_BUDGET_EXCEEDED: &str = "StepBudgetExceeded";
 
 /// The activity header carrying a step's budget, in milliseconds (JSON).
 pub const BUDGET_HEADER: &str = "windlass-step-budget";
@@ -185,13 +187,12 @@ mod tests {
 
     #[test]
     fn options_without_an_allowance_have_no_budget_to_guard() {
-        let options = ActivityOptions::with_close_timeouts(
-            ActivityCloseTimeouts::ScheduleAndStartToClose {
+        let options =
+            ActivityOptions::with_close_timeouts(ActivityCloseTimeouts::ScheduleAndStartToClose {
                 schedule_to_close: Duration::from_secs(600),
                 start_to_close: Duration::from_secs(300),
-            },
-        )
-        .build();
+            })
+            .build();
         assert_eq!(budget_of(&options), None);
         let mut same = options.clone();
         assert_eq!(apply(&StepTiming::default(), &mut same), None);
