@@ -52,15 +52,15 @@ struct FirstStarts {
 
 impl FirstStarts {
     fn remember(&mut self, step: &str, started: SystemTime) -> SystemTime {
-        if self.by_step.len() >= REMEMBERED_STEPS && !self.by_step.contains_key(step) {
-            if let Some(oldest) = self
+        if self.by_step.len() >= REMEMBERED_STEPS
+            && !self.by_step.contains_key(step)
+            && let Some(oldest) = self
                 .by_step
                 .iter()
                 .min_by_key(|(_, t)| **t)
                 .map(|(k, _)| k.clone())
-            {
-                self.by_step.remove(&oldest);
-            }
+        {
+            self.by_step.remove(&oldest);
         }
         *self.by_step.entry(step.to_owned()).or_insert(started)
     }
@@ -155,7 +155,7 @@ fn human(d: Duration) -> String {
     let secs = d.as_secs();
     if secs < 60 {
         let ms = d.as_millis();
-        return if ms % 1000 == 0 {
+        return if ms.is_multiple_of(1000) {
             format!("{secs}s")
         } else {
             format!("{:.1}s", d.as_secs_f64())
