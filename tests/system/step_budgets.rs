@@ -87,6 +87,13 @@ async fn runs_whose_steps_wait_for_a_worker_longer_than_their_budget_all_succeed
             assert_eq!(s["status"], "succeeded", "{run:#}");
         }
     }
+    // The patched path (budget headers, queue allowance) replays from now on.
+    crate::histories::record_histories(
+        &stack,
+        "steps_queued_past_their_budget",
+        &[format!("run-{}", runs[0])],
+    )
+    .await;
     eprintln!("burst of {RUNS} queued runs: {:?}", began.elapsed());
 }
 
@@ -143,5 +150,11 @@ async fn a_step_running_past_its_budget_fails_naming_the_step_and_its_budget() {
             .contains("step assign-role exceeded its budget of 5s"),
         "{run:#}"
     );
+    crate::histories::record_histories(
+        &stack,
+        "step_past_its_budget",
+        &[format!("run-{}", run["id"].as_str().unwrap())],
+    )
+    .await;
     eprintln!("over-budget step: {:?}", began.elapsed());
 }
