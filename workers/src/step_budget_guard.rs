@@ -128,11 +128,13 @@ impl ActivityInboundInterceptor for StepBudgetGuard {
     }
 }
 
-/// Whether Temporal runs the step again after this result.
+/// Whether Temporal may run the step again after this result. A cancelled attempt may be
+/// one that timed out (start-to-close, heartbeat) and is retried, so its step's first start
+/// is kept (until the bounded memory lets it go).
 fn retried<T>(result: &Result<T, ActivityError>) -> bool {
     match result {
+        Ok(_) => false,
         Err(ActivityError::Application(failure)) => !failure.is_non_retryable(),
-        Err(ActivityError::Cancelled { .. }) | Ok(_) => false,
         Err(_) => true,
     }
 }
@@ -140,6 +142,22 @@ fn retried<T>(result: &Result<T, ActivityError>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_step_is_forgotten_only_when_temporal_will_not_run_it_again() {
+        use temporalio_common::error::ApplicationFailure;
+        let failed = |non_retryable: bool| -> Result<(), ActivityError> {
+            Err(ActivityError::application(
+                ApplicationFailure::builder("no")
+                    .non_retryable(non_retryable)
+                    .build(),
+            ))
+        };
+        assert!(!retried(&Ok(())));
+        assert!(!retried(&failed(true)));
+        assert!(retried(&failed(false)));
+        assert!(retried::<()>(&Err(ActivityError::cancelled())));
+    }
 
     #[test]
     fn the_error_names_the_step_and_its_budget() {
