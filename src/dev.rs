@@ -221,6 +221,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         max_concurrent_activities: 20,
         max_concurrent_workflow_tasks: 10,
         graceful_shutdown: Duration::from_secs(10),
+        step_timing: Default::default(),
     };
     let worker_store = store.clone();
     // Every kind of work, as one production worker with no placement would.

@@ -54,6 +54,14 @@ pub struct WorkerArgs {
     /// handed back to Temporal.
     #[arg(long, env = "WINDLASS_GRACEFUL_SHUTDOWN_SECONDS", default_value_t = 30)]
     pub graceful_shutdown_seconds: u64,
+    /// How long a step may wait in its task queue for a worker, on top of its budget (which
+    /// counts only the time it runs). Generous: a burst of runs queues, it does not fail.
+    #[arg(
+        long,
+        env = "WINDLASS_STEP_QUEUE_ALLOWANCE_SECONDS",
+        default_value_t = windlass_workflows::step_budget::DEFAULT_QUEUE_ALLOWANCE.as_secs()
+    )]
+    pub step_queue_allowance_seconds: u64,
     /// Serve `/healthz`, `/readyz` and `/metrics` (Prometheus) here, e.g. `0.0.0.0:9464`.
     /// Off when unset, so several workers can share a machine without port clashes.
     #[arg(long, env = "WINDLASS_METRICS_LISTEN")]
@@ -166,6 +174,10 @@ impl WorkerArgs {
             max_concurrent_activities: self.max_concurrent_activities,
             max_concurrent_workflow_tasks: self.max_concurrent_workflow_tasks,
             graceful_shutdown: Duration::from_secs(self.graceful_shutdown_seconds),
+            step_timing: windlass_workflows::step_budget::StepTiming {
+                queue_allowance: Duration::from_secs(self.step_queue_allowance_seconds),
+                budget_cap: None,
+            },
         }
     }
 }

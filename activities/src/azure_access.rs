@@ -680,13 +680,10 @@ struct NotSettled {
     error: AzureError,
 }
 
-/// Time since the step's first attempt was scheduled: the window counts every attempt.
+/// How long the step has been running: the window counts every attempt, but not the time
+/// the step waited for a worker (a burst that queues steps must not spend their windows).
 fn step_age(ctx: &ActivityContext) -> Duration {
-    let info = ctx.info();
-    info.scheduled_time
-        .or(info.started_time)
-        .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
-        .unwrap_or_default()
+    crate::step_time::running_time_of(ctx.info())
 }
 
 impl AzureConnector {

@@ -24,6 +24,7 @@ mod process_group;
 pub mod rate_limit;
 pub mod runs;
 pub mod step_log;
+pub mod step_time;
 pub mod terraform;
 
 pub use activity_set::ActivitySet;

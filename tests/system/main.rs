@@ -30,6 +30,7 @@ mod list_pages;
 mod maintenance_holds;
 mod plaintext_scan;
 mod run_events;
+mod step_budgets;
 mod sts_trust_standin;
 pub mod support;
 mod tenancy;

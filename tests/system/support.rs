@@ -40,6 +40,7 @@ use windlass_workers::{Fleet, WorkerConfig, WorkerMetrics};
 use windlass_workflows::engine::codec::PayloadKeys;
 use windlass_workflows::engine::dev_server::{DevServer, DevServerOptions, find_temporal_cli};
 use windlass_workflows::engine::{Engine, EngineConfig};
+use windlass_workflows::step_budget::StepTiming;
 
 pub const APPLICATION_ID: &str = "5c2a7e1d-8b3f-4d6a-9e0c-1f2a3b4c5d6e";
 /// Client id of every test customer's setup identity (an app registration in their own
@@ -90,9 +91,17 @@ pub struct Stack {
     /// Windlass's workload-identity issuer, at the API's base URL.
     pub issuer: Arc<WorkloadIdentityIssuer>,
     worker: Option<Fleet>,
+    /// Workers started before the current one, still running.
+    earlier_workers: Vec<Fleet>,
     /// How long the in-process worker's Azure clients wait out replication and
     /// propagation (set before `start_in_process_worker`).
     pub settle_windows: SettleWindows,
+    /// How the in-process worker times steps (set before `start_in_process_worker`): a
+    /// test caps budgets to show budget behaviour in seconds.
+    pub step_timing: StepTiming,
+    /// Activities the next in-process worker runs at once, per queue (0: it runs
+    /// workflows only, as a worker whose activity slots are all taken).
+    pub activity_slots: usize,
     pub dir: TempDir,
     server: tokio::task::JoinHandle<()>,
 }
@@ -273,6 +282,7 @@ impl Stack {
             keys,
             issuer,
             worker: None,
+            earlier_workers: Vec::new(),
             // Long enough for the stand-in's delays, short enough that a lag that never
             // settles fails a test in a minute rather than Azure's ten.
             settle_windows: SettleWindows {
@@ -280,6 +290,9 @@ impl Stack {
                 principal_replication: Duration::from_secs(60),
                 assignment_propagation: Duration::from_secs(60),
             },
+            step_timing: StepTiming::default(),
+            // Per queue; the deploy benchmark runs 50 services at once.
+            activity_slots: 64,
             dir,
             server,
         }
@@ -303,10 +316,10 @@ impl Stack {
     pub fn worker_config(&self) -> WorkerConfig {
         WorkerConfig {
             engine: self.engine_config.clone(),
-            // Per queue; the deploy benchmark runs 50 services at once.
-            max_concurrent_activities: 64,
+            max_concurrent_activities: self.activity_slots,
             max_concurrent_workflow_tasks: 10,
             graceful_shutdown: Duration::from_secs(5),
+            step_timing: self.step_timing.clone(),
         }
     }
 
@@ -389,7 +402,10 @@ impl Stack {
         .await
         .unwrap()
         .expect("worker starts");
-        self.worker = Some(fleet);
+        // A second worker joins the first: both poll.
+        if let Some(earlier) = self.worker.replace(fleet) {
+            self.earlier_workers.push(earlier);
+        }
     }
 
     /// `windlass worker` as a separate process, configured as an operator would.

@@ -7,10 +7,12 @@
 mod activity_metrics;
 mod fleet;
 mod metrics;
+mod step_budget_guard;
 mod step_journal;
 mod worker;
 
 pub use fleet::Fleet;
 pub use metrics::WorkerMetrics;
+pub use step_budget_guard::{STEP_BUDGET_EXCEEDED, StepBudgetGuard};
 pub use step_journal::StepJournal;
 pub use worker::{Backing, WorkerConfig, WorkerHandle, spawn_worker, spawn_worker_with};

@@ -13,6 +13,7 @@ use windlass_activities::deployments::DeploymentRecords;
 use windlass_activities::runs::RunRecorder;
 use windlass_core::Store;
 use windlass_workflows::engine::{Engine, EngineConfig};
+use windlass_workflows::step_budget::{StepTiming, StepTimingInterceptor};
 use windlass_workflows::{
     AwsAccessVerify, AzureAccessSetup, AzureAccessTeardown, ClusterMaintenance, DeleteCluster,
     DeployEnvironment, EnvironmentDeployments, ProvisionCluster, UpgradeCluster,
@@ -21,6 +22,7 @@ use windlass_workflows::{
 use crate::StepJournal;
 use crate::activity_metrics::ActivityMetrics;
 use crate::metrics::WorkerMetrics;
+use crate::step_budget_guard::StepBudgetGuard;
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -33,6 +35,9 @@ pub struct WorkerConfig {
     /// On shutdown, in-flight activities get this long to finish before they are cancelled
     /// (and handed back to Temporal for another worker to retry).
     pub graceful_shutdown: Duration,
+    /// How the steps this worker's workflows schedule are timed: their queue allowance
+    /// (a step's budget counts the time it runs, not the time it waits for a worker).
+    pub step_timing: StepTiming,
 }
 
 /// A running worker thread.
@@ -186,7 +191,10 @@ async fn run_worker(
         .register_workflow::<DeleteCluster>()?
         .register_workflow::<UpgradeCluster>()?
         .register_workflow::<DeployEnvironment>()?
-        .register_workflow::<EnvironmentDeployments>()?;
+        .register_workflow::<EnvironmentDeployments>()?
+        .workflow_interceptor(StepTimingInterceptor::constructor(
+            config.step_timing.clone(),
+        ));
     let backplane: SharedBackplane = match &backing {
         Backing::Store(store) => Arc::new(StoreBackplane::new(store.clone(), None)),
         Backing::Placed(backplane) => backplane.clone(),
@@ -200,7 +208,9 @@ async fn run_worker(
         .register_activities(RunRecorder::with_backplane(backplane.clone()))
         .register_activities(DeploymentRecords::with_backplane(backplane.clone()))
         .activity_inbound_interceptor(StepJournal::new(backplane))
-        .activity_inbound_interceptor(ActivityMetrics::new(metrics.clone()));
+        .activity_inbound_interceptor(ActivityMetrics::new(metrics.clone()))
+        // Innermost: the journal and the metrics see a step it refuses as failed.
+        .activity_inbound_interceptor(StepBudgetGuard::new());
     let options = activities
         .register(options)
         .tuner(tuner)

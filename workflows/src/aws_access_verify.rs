@@ -42,7 +42,7 @@ async fn verify(
         ctx.execute_activity(
             AwsAccessActivities::verify_assume_role,
             input.target,
-            step("assume-role", Duration::from_secs(10 * 60)),
+            step(ctx, "assume-role", Duration::from_secs(10 * 60)),
         )
         .await,
     )

@@ -49,6 +49,7 @@ async fn setup(
                 namespace: (*namespace).to_owned(),
             },
             step(
+                ctx,
                 format!("register-provider/{namespace}"),
                 Duration::from_secs(30 * 60),
             ),
@@ -64,7 +65,7 @@ async fn setup(
         ctx.execute_activity(
             AzureAccessActivities::ensure_custom_role,
             target.clone(),
-            step("ensure-custom-role", Duration::from_secs(10 * 60)),
+            step(ctx, "ensure-custom-role", Duration::from_secs(10 * 60)),
         )
         .await,
     )?;
@@ -77,7 +78,11 @@ async fn setup(
                 target: target.clone(),
                 application_id: input.application_id.clone(),
             },
-            step("ensure-service-principal", Duration::from_secs(10 * 60)),
+            step(
+                ctx,
+                "ensure-service-principal",
+                Duration::from_secs(10 * 60),
+            ),
         )
         .await,
     )?;
@@ -94,7 +99,7 @@ async fn setup(
                 role_definition_id: role.id.clone(),
                 principal_object_id: principal.object_id.clone(),
             },
-            step("assign-role", Duration::from_secs(30 * 60)),
+            step(ctx, "assign-role", Duration::from_secs(30 * 60)),
         )
         .await,
     )?;
@@ -108,7 +113,7 @@ async fn setup(
                 role_definition_id: role.id.clone(),
                 principal_object_id: principal.object_id.clone(),
             },
-            step("verify-access", Duration::from_secs(10 * 60)),
+            step(ctx, "verify-access", Duration::from_secs(10 * 60)),
         )
         .await,
     )?;

@@ -48,7 +48,7 @@ async fn teardown(
                 target: target.clone(),
                 application_id: input.application_id.clone(),
             },
-            step("remove-role-assignment", Duration::from_secs(10 * 60)),
+            step(ctx, "remove-role-assignment", Duration::from_secs(10 * 60)),
         )
         .await,
     )?;
@@ -60,7 +60,7 @@ async fn teardown(
         ctx.execute_activity(
             AzureAccessActivities::remove_custom_role,
             target.clone(),
-            step("remove-custom-role", Duration::from_secs(10 * 60)),
+            step(ctx, "remove-custom-role", Duration::from_secs(10 * 60)),
         )
         .await,
     )?;
@@ -75,7 +75,11 @@ async fn teardown(
                     target,
                     application_id: input.application_id,
                 },
-                step("remove-service-principal", Duration::from_secs(10 * 60)),
+                step(
+                    ctx,
+                    "remove-service-principal",
+                    Duration::from_secs(10 * 60),
+                ),
             )
             .await,
         )?;

@@ -46,7 +46,7 @@ pub(crate) async fn install_cluster_charts<W>(
             ctx.execute_activity(
                 ClusterActivities::install_chart,
                 request,
-                long_step(key, Duration::from_secs(60 * 60)),
+                long_step(ctx, key, Duration::from_secs(60 * 60)),
             )
             .await
             .map_err(|e| e.to_string())

@@ -87,7 +87,7 @@ async fn maintain_on_a_spec_read_once(
                 organization_id: input.cluster.organization_id,
                 cluster_id: input.cluster.id,
             },
-            step("read-spec", Duration::from_secs(10 * 60)),
+            step(ctx, "read-spec", Duration::from_secs(10 * 60)),
         )
         .await,
     )?;
@@ -185,7 +185,7 @@ async fn work_while_holding(
                                 hold: holds,
                             },
                             // Waits (retrying) as long as another run has the cluster.
-                            step(format!("hold-cluster/{holds}"), HOLD_WAIT),
+                            step(ctx, format!("hold-cluster/{holds}"), HOLD_WAIT),
                         )
                         .await,
                     )?;
@@ -285,7 +285,7 @@ async fn run_task(
                         organization_id: cluster.organization_id,
                         max_age_days: KEY_MAX_AGE_DAYS,
                     },
-                    step("rotate-organization-key", Duration::from_secs(10 * 60)),
+                    step(ctx, "rotate-organization-key", Duration::from_secs(10 * 60)),
                 )
                 .await,
             )?);
@@ -296,7 +296,7 @@ async fn run_task(
                 ctx.execute_activity(
                     MaintenanceActivities::check_upgrades,
                     request,
-                    step("check-upgrades", Duration::from_secs(10 * 60)),
+                    step(ctx, "check-upgrades", Duration::from_secs(10 * 60)),
                 )
                 .await,
             )?);
@@ -310,7 +310,7 @@ async fn run_task(
                     ctx.execute_activity(
                         ClusterActivities::bootstrap_storage,
                         request.clone(),
-                        step("locate-storage", Duration::from_secs(10 * 60)),
+                        step(ctx, "locate-storage", Duration::from_secs(10 * 60)),
                     )
                     .await,
                 )?);
@@ -327,7 +327,7 @@ async fn run_task(
                                 target: target.clone(),
                                 storage,
                             },
-                            long_step("detect-drift", Duration::from_secs(30 * 60)),
+                            long_step(ctx, "detect-drift", Duration::from_secs(30 * 60)),
                         )
                         .await,
                     )?);
@@ -342,7 +342,7 @@ async fn run_task(
                                 target: target.clone(),
                                 storage,
                             },
-                            step("rotate-kubeconfig", Duration::from_secs(10 * 60)),
+                            step(ctx, "rotate-kubeconfig", Duration::from_secs(10 * 60)),
                         )
                         .await,
                     )?);

@@ -45,7 +45,7 @@ async fn delete(
         ctx.execute_activity(
             LifecycleActivities::locate_storage,
             request.clone(),
-            step("locate-storage", Duration::from_secs(10 * 60)),
+            step(ctx, "locate-storage", Duration::from_secs(10 * 60)),
         )
         .await,
     )?;
@@ -61,7 +61,7 @@ async fn delete(
                     action: TerraformAction::Destroy,
                     allow_cluster_removal: true,
                 },
-                long_step("terraform-destroy", Duration::from_secs(2 * 3600)),
+                long_step(ctx, "terraform-destroy", Duration::from_secs(2 * 3600)),
             )
             .await,
         )?),
@@ -72,7 +72,7 @@ async fn delete(
         ctx.execute_activity(
             LifecycleActivities::delete_resource_group,
             request,
-            step("delete-resource-group", Duration::from_secs(60 * 60)),
+            step(ctx, "delete-resource-group", Duration::from_secs(60 * 60)),
         )
         .await,
     )?;

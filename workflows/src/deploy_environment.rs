@@ -55,7 +55,7 @@ async fn deploy(
                 environment_id: input.environment_id,
                 revision: input.revision,
             },
-            step("begin-deployment", Duration::from_secs(600)),
+            step(ctx, "begin-deployment", Duration::from_secs(600)),
         )
         .await,
     )?;
@@ -76,7 +76,7 @@ async fn deploy(
                 releases: releases.clone(),
                 detail: detail.clone(),
             },
-            detached(step("finish-deployment", Duration::from_secs(3600))),
+            detached(step(ctx, "finish-deployment", Duration::from_secs(3600))),
         )
         .await;
     if ctx.patched(crate::patches::BOOKKEEPING_NEVER_SPOILS_THE_RESULT) {
@@ -132,7 +132,7 @@ async fn roll_out(
                 cluster: input.cluster.clone(),
                 target: input.target.clone(),
             },
-            step("locate-cluster", Duration::from_secs(600)),
+            step(ctx, "locate-cluster", Duration::from_secs(600)),
         )
         .await,
     )
@@ -168,7 +168,7 @@ async fn roll_out(
                 namespace: input.namespace.clone(),
                 secrets,
             },
-            step("prepare-namespace", Duration::from_secs(900)),
+            step(ctx, "prepare-namespace", Duration::from_secs(900)),
         )
         .await,
     )
@@ -201,7 +201,7 @@ async fn roll_out(
                             service,
                             secrets_digest,
                         },
-                        long_step(format!("deploy/{name}"), budget),
+                        long_step(ctx, format!("deploy/{name}"), budget),
                     )
                     .await;
                 match result {
@@ -245,7 +245,7 @@ async fn roll_out(
                     namespace: input.namespace.clone(),
                     remove,
                 },
-                long_step("prune-services", Duration::from_secs(1800)),
+                long_step(ctx, "prune-services", Duration::from_secs(1800)),
             )
             .await
             .map_err(|error| Ended {
@@ -282,6 +282,7 @@ async fn roll_out(
                 DeploymentActivities::roll_back_service,
                 request,
                 detached(long_step(
+                    ctx,
                     format!("rollback/{name}"),
                     Duration::from_secs(1800),
                 )),

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde::Serialize;
-use temporalio_common::error::ApplicationFailure;
+use temporalio_common::error::{ApplicationFailure, IncomingError};
 use temporalio_sdk::{
     ActivityCancellationType, ActivityCloseTimeouts, ActivityExecutionError, ActivityOptions,
     WorkflowCancellationToken, WorkflowContext, WorkflowResult, WorkflowTermination,
@@ -12,13 +12,34 @@ use temporalio_sdk::{
 use temporalio_workflow::RetryPolicy;
 
 use crate::contracts::{OutcomeStatus, RunActivities, RunOutcome};
+use crate::step_budget::STEP_BUDGET_EXCEEDED;
 
 /// Options for one step of a run. `key` becomes the activity id, which names the step in
-/// the read model. `budget` bounds the step including all its retries.
-pub(crate) fn step(key: impl Into<String>, budget: Duration) -> ActivityOptions {
+/// the read model. `budget` bounds the step including all its retries; since
+/// [`crate::patches::STEP_BUDGETS_COUNT_RUNNING_TIME`] it counts the time the step runs,
+/// not the time it waits for a worker (see [`crate::step_budget`]).
+pub(crate) fn step<W>(
+    ctx: &WorkflowContext<W>,
+    key: impl Into<String>,
+    budget: Duration,
+) -> ActivityOptions {
+    let options = step_with_budget(key, budget);
+    if ctx.patched(crate::patches::STEP_BUDGETS_COUNT_RUNNING_TIME) {
+        crate::step_budget::timed(options, budget, STEP_ATTEMPT)
+    } else {
+        options
+    }
+}
+
+/// A step's attempts: a call that hangs is tried again after this.
+const STEP_ATTEMPT: Duration = Duration::from_secs(300);
+
+/// The options of steps before [`crate::patches::STEP_BUDGETS_COUNT_RUNNING_TIME`]:
+/// schedule-to-close is the budget, queue time included.
+fn step_with_budget(key: impl Into<String>, budget: Duration) -> ActivityOptions {
     ActivityOptions::with_close_timeouts(ActivityCloseTimeouts::ScheduleAndStartToClose {
         schedule_to_close: budget,
-        start_to_close: Duration::from_secs(300),
+        start_to_close: STEP_ATTEMPT,
     })
     .activity_id(key.into())
     // Long cloud waits heartbeat; a worker that dies is noticed within this.
@@ -41,13 +62,22 @@ fn retry_policy() -> RetryPolicy {
 
 /// Options for a step that runs one long command (terraform, helm): its single attempt may
 /// take as long as the whole budget, and it heartbeats while it runs.
-pub(crate) fn long_step(key: impl Into<String>, budget: Duration) -> ActivityOptions {
-    let mut options = step(key, budget);
-    options.close_timeouts = ActivityCloseTimeouts::ScheduleAndStartToClose {
-        schedule_to_close: budget,
-        start_to_close: budget,
-    };
-    options
+pub(crate) fn long_step<W>(
+    ctx: &WorkflowContext<W>,
+    key: impl Into<String>,
+    budget: Duration,
+) -> ActivityOptions {
+    let options = step_with_budget(key, budget);
+    if ctx.patched(crate::patches::STEP_BUDGETS_COUNT_RUNNING_TIME) {
+        crate::step_budget::timed(options, budget, budget)
+    } else {
+        let mut options = options;
+        options.close_timeouts = ActivityCloseTimeouts::ScheduleAndStartToClose {
+            schedule_to_close: budget,
+            start_to_close: budget,
+        };
+        options
+    }
 }
 
 /// Turns a failed step into the run's end: cancelled if the run was asked to stop,
@@ -60,7 +90,30 @@ pub(crate) fn ended<W, T>(
         Ok(value) => Ok(value),
         Err(_) if ctx.cancellation_token().is_cancelled() => Err(WorkflowTermination::cancelled()),
         Err(ActivityExecutionError::Cancelled(_)) => Err(WorkflowTermination::cancelled()),
-        Err(error) => Err(error.into()),
+        Err(error) => match over_budget(&error) {
+            // The run says which step ran out of budget, not "Activity task failed". Only
+            // steps scheduled since STEP_BUDGETS_COUNT_RUNNING_TIME carry a budget the
+            // worker enforces, so older histories never reach this arm.
+            Some(message) => Err(WorkflowTermination::failed_application(
+                ApplicationFailure::builder(message)
+                    .type_name(STEP_BUDGET_EXCEEDED.to_owned())
+                    .non_retryable(true)
+                    .build(),
+            )),
+            None => Err(error.into()),
+        },
+    }
+}
+
+/// The message of a step that failed for running past its budget.
+fn over_budget(error: &ActivityExecutionError) -> Option<String> {
+    match error.cause()? {
+        IncomingError::Application(failure)
+            if failure.type_name() == Some(STEP_BUDGET_EXCEEDED) =>
+        {
+            Some(error.cause()?.failure().message.clone())
+        }
+        _ => None,
     }
 }
 

@@ -29,3 +29,9 @@ pub const MAINTENANCE_HOLDS_ITS_CLUSTER: &str = "maintenance-holds-its-cluster";
 /// version; that it is deleted) in a step of their own before the run's end is recorded.
 /// Before: recording the end applied the upgrade (and nothing recorded a delete).
 pub const CLUSTER_CHANGE_IS_ITS_OWN_STEP: &str = "cluster-change-is-its-own-step";
+
+/// Steps (`outcome::step`, `outcome::long_step`) are scheduled with their budget in a header
+/// and Temporal's schedule-to-close set to budget + a queue allowance (schedule-to-start):
+/// the budget counts the time a step runs, enforced by the worker's guard, not the time it
+/// waits in its task queue. Before: schedule-to-close was the budget, queue time included.
+pub const STEP_BUDGETS_COUNT_RUNNING_TIME: &str = "step-budgets-count-running-time";

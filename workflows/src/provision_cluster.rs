@@ -48,7 +48,7 @@ async fn provision(
             ctx.execute_activity(
                 ClusterActivities::terraform_plan,
                 request,
-                long_step("terraform-plan", Duration::from_secs(30 * 60)),
+                long_step(ctx, "terraform-plan", Duration::from_secs(30 * 60)),
             )
             .await,
         )?;
@@ -64,7 +64,7 @@ async fn provision(
         ctx.execute_activity(
             ClusterActivities::bootstrap_storage,
             request,
-            step("bootstrap-storage", Duration::from_secs(30 * 60)),
+            step(ctx, "bootstrap-storage", Duration::from_secs(30 * 60)),
         )
         .await,
     )?;
@@ -81,7 +81,7 @@ async fn provision(
                 action: TerraformAction::Apply,
                 allow_cluster_removal: input.allow_cluster_replacement,
             },
-            long_step("terraform-apply", Duration::from_secs(2 * 3600)),
+            long_step(ctx, "terraform-apply", Duration::from_secs(2 * 3600)),
         )
         .await,
     )?;
@@ -95,7 +95,7 @@ async fn provision(
                 target: input.target.clone(),
                 storage: storage.clone(),
             },
-            step("publish-kubeconfig", Duration::from_secs(10 * 60)),
+            step(ctx, "publish-kubeconfig", Duration::from_secs(10 * 60)),
         )
         .await,
     )?;

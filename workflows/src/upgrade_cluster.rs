@@ -46,7 +46,7 @@ async fn upgrade(
         ctx.execute_activity(
             MaintenanceActivities::check_upgrades,
             request.clone(),
-            step("check-versions", Duration::from_secs(10 * 60)),
+            step(ctx, "check-versions", Duration::from_secs(10 * 60)),
         )
         .await,
     )?;
@@ -81,7 +81,7 @@ async fn upgrade(
         ctx.execute_activity(
             ClusterActivities::bootstrap_storage,
             request,
-            step("locate-storage", Duration::from_secs(10 * 60)),
+            step(ctx, "locate-storage", Duration::from_secs(10 * 60)),
         )
         .await,
     )?;
@@ -99,7 +99,7 @@ async fn upgrade(
                 action: TerraformAction::Apply,
                 allow_cluster_removal: false,
             },
-            long_step("upgrade-control-plane", Duration::from_secs(2 * 3600)),
+            long_step(ctx, "upgrade-control-plane", Duration::from_secs(2 * 3600)),
         )
         .await,
     )?;
@@ -115,7 +115,7 @@ async fn upgrade(
                 action: TerraformAction::Apply,
                 allow_cluster_removal: false,
             },
-            long_step("upgrade-node-pools", Duration::from_secs(3 * 3600)),
+            long_step(ctx, "upgrade-node-pools", Duration::from_secs(3 * 3600)),
         )
         .await,
     )?;
