@@ -51,6 +51,10 @@ pub struct DevArgs {
     kube_standin_port: u16,
     #[arg(long, default_value_t = 10000)]
     azurite_port: u16,
+    /// The local chart repository (a stand-in for public ones such as Bitnami's, serving
+    /// `charts/examples/`), which the README's example environment takes its chart from.
+    #[arg(long, default_value_t = 8091)]
+    chart_repository_port: u16,
     #[arg(long, env = "WINDLASS_AZURE_APPLICATION_ID", default_value = DEV_APPLICATION_ID)]
     azure_application_id: String,
 }
@@ -115,6 +119,21 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             .client_certificate_kubeconfig("clusterAdmin")
             .context("issuing the clusters' admin certificate")?,
     );
+    let cwd = std::env::current_dir()?;
+    let examples = cwd.join("charts/examples");
+    let example_charts: Vec<std::path::PathBuf> = std::fs::read_dir(&examples)
+        .with_context(|| format!("reading {}", examples.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.join("Chart.yaml").is_file())
+        .collect();
+    let chart_repository = windlass_standins::chart_repository::ChartRepository::start(
+        windlass_activities::helm::Helm::locate().program(),
+        &example_charts,
+        &data_dir.join("chart-repository"),
+        args.chart_repository_port,
+    )
+    .await
+    .context("starting the local chart repository (scripts/setup.sh installs helm)")?;
     // Terraform applies the blueprints users export, through the provider stand-in
     // (`windlass provider-standin`) that a mirror offers as azurerm and aws.
     let terraform_cli_config = windlass_provider_standin::mirror::install_command(
@@ -272,6 +291,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
          \n  Temporal gRPC  {}\
          \n  Azure          {} — a local stand-in, not Azure (storage: Azurite)\
          \n  Kubernetes     {} — a local stand-in, not a cluster\
+         \n  Charts         {} — a local chart repository (stand-in charts of charts/examples)\
          \n  Sign-in        {} — a local OIDC stand-in; your token (12 h) is in {}\
          \n  Data           {}\
          \n\nTry the Azure access setup on the demo account:\n\
@@ -290,6 +310,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         temporal.address,
         standin.base_url,
         kube.url(),
+        chart_repository.url,
         idp.issuer,
         data_dir.join("developer-token").display(),
         data_dir.display(),
@@ -345,6 +366,28 @@ async fn demo_account(store: &Store) -> anyhow::Result<(uuid::Uuid, CloudAccount
                 .await?
         }
     };
+    if !organization.allow_plain_http_charts {
+        // The example environment's chart comes from the local chart repository, which is
+        // plain HTTP on loopback.
+        let id = organization.id;
+        store
+            .audited(
+                |conn| Box::pin(Store::set_allow_plain_http_charts_on(conn, id, true)),
+                |_| {
+                    Some(windlass_core::audit::NewAuditEntry::new(
+                        Some(id),
+                        "windlass dev",
+                        windlass_core::audit::ActorKind::System,
+                        "organizations.chart_policy",
+                        format!("organization:{id}"),
+                        windlass_core::audit::AuditResult::Success,
+                        serde_json::json!({"allow_plain_http": true, "why": "the local chart repository of windlass dev"}),
+                    ))
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("allowing the local chart repository: {e}"))?;
+    }
     Ok((organization.id, account))
 }
 

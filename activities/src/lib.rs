@@ -11,6 +11,7 @@ pub mod azure_access;
 pub mod backplane;
 pub mod backplane_http;
 mod backplane_store;
+pub mod bounded_cache;
 pub mod cluster_records;
 pub mod clusters;
 pub mod deployments;

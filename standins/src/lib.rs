@@ -11,6 +11,7 @@
 pub mod addresses;
 pub mod azure;
 pub mod azurite;
+pub mod chart_repository;
 pub mod eks_versions;
 pub mod kube;
 pub mod moto;

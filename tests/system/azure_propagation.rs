@@ -140,7 +140,11 @@ async fn an_access_setup_followed_at_once_by_an_aks_provisioning_succeeds_throug
         .state()
         .resources
         .keys()
-        .filter(|k| k.contains("/storageaccounts/"))
+        // The accounts themselves, not what is in or on them (containers, assignments).
+        .filter(|k| {
+            k.split_once("/storageaccounts/")
+                .is_some_and(|(_, name)| !name.contains('/'))
+        })
         .cloned()
         .collect();
     assert_eq!(accounts.len(), 1, "{accounts:?}");

@@ -35,9 +35,9 @@ fn cluster_resource(state: &Value) -> &Value {
         .as_array()
         .unwrap()
         .iter()
-        .find(|r| r["name"] == "kubernetes_cluster")
+        .find(|r| r["type"] == "azurerm_kubernetes_cluster")
         .expect("the cluster resource");
-    &resource["instances"][0]["attributes"]["input"]["value"]
+    &resource["instances"][0]["attributes"]
 }
 
 #[tokio::test]
@@ -136,7 +136,24 @@ async fn a_cluster_is_upgraded_a_minor_at_a_time_and_deleted_even_after_a_failed
     let state = cluster_state(&stack, &spec, &subscription).await;
     let cluster = cluster_resource(&state);
     assert_eq!(cluster["kubernetes_version"], "1.33");
-    assert_eq!(cluster["default_node_pool"]["orchestrator_version"], "1.33");
+    assert_eq!(
+        cluster["default_node_pool"][0]["orchestrator_version"],
+        "1.33"
+    );
+    // And in the cloud: the managed cluster ARM holds runs 1.33.
+    let managed: Vec<Value> = stack
+        .azure
+        .state()
+        .resources
+        .into_iter()
+        .filter(|(id, _)| {
+            id.split_once("/managedclusters/")
+                .is_some_and(|(_, name)| !name.contains('/'))
+        })
+        .map(|(_, doc)| doc)
+        .collect();
+    assert_eq!(managed.len(), 1, "{managed:#?}");
+    assert_eq!(managed[0]["properties"]["kubernetesVersion"], "1.33");
     let (_, detail) = stack.api.get(&cluster_path).await;
     assert_eq!(detail["kubernetes_version"], "1.33");
     assert_eq!(detail["last_run"]["id"], upgrade["id"]);

@@ -29,6 +29,7 @@ mod histories;
 mod list_pages;
 mod maintenance_holds;
 mod plaintext_scan;
+mod readme_example;
 mod run_events;
 mod step_budgets;
 mod sts_trust_standin;

@@ -65,6 +65,7 @@ pub(super) async fn apply(
         (Ok(()), TerraformAction::Apply) => {
             reconcile(work, &blueprint, &run.cluster, &terraform_dir)
         }
+        (Ok(()), TerraformAction::Destroy) => leave_bootstrap(&blueprint, &terraform_dir),
         _ => Ok(Reconciled::default()),
     };
     let reconciled = match reconciled {
@@ -271,6 +272,30 @@ fn reconcile(
         forgotten,
         imported,
     })
+}
+
+/// Before a destroy: takes what the bootstrap made (the resource group, and the storage
+/// account and container holding this very state) out of terraform's hands, as
+/// `terraform state rm` would, and drops the import blocks that adopt them. Terraform
+/// cannot destroy the backend it writes to; the deletion removes the resource group
+/// itself once terraform is done.
+fn leave_bootstrap(blueprint: &Blueprint, dir: &Path) -> std::io::Result<Reconciled> {
+    let bootstrapped: BTreeSet<String> = blueprint
+        .inventory
+        .resources
+        .iter()
+        .filter(|r| r.origin == Origin::Bootstrap)
+        .map(|r| r.terraform_address.clone())
+        .collect();
+    match std::fs::remove_file(dir.join("imports.tf")) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let state = dir.join(LOCAL_STATE_FILE);
+    if state.exists() {
+        forget(&state, &bootstrapped)?;
+    }
+    Ok(Reconciled::default())
 }
 
 /// `plan -detailed-exitcode` against the cluster's state, under its lock, applying

@@ -102,6 +102,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/eks/cloud/outputs.tf.j2"),
     ),
     (
+        "eks/standin/macros",
+        include_str!("../../templates/eks/standin/macros.j2"),
+    ),
+    (
         "eks/standin/versions.tf",
         include_str!("../../templates/eks/standin/versions.tf.j2"),
     ),
