@@ -197,6 +197,36 @@ mod tests {
         {"mode":"data","type":"terraform_remote_state","name":"x","instances":[{"attributes":{}}]}
     ]}"#;
 
+    #[test]
+    fn azurerms_already_exists_errors_name_what_to_import() {
+        let id = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v";
+        let refused = Diagnostic {
+            severity: "error".into(),
+            summary: format!(
+                "A resource with the ID \"{id}\" already exists - to be managed via Terraform this resource needs to be imported into the State. Please see the resource documentation for \"azurerm_virtual_network\" for more information."
+            ),
+            detail: String::new(),
+            address: Some("azurerm_virtual_network.this".into()),
+        };
+        let other = Diagnostic {
+            severity: "error".into(),
+            summary: "creating Subnet: unexpected status 500".into(),
+            detail: String::new(),
+            address: Some("azurerm_subnet.zone[\"1\"]".into()),
+        };
+        let no_address = Diagnostic {
+            address: None,
+            ..refused.clone()
+        };
+        assert_eq!(
+            already_existing(&[refused.clone(), other, no_address, refused]),
+            vec![ExistingResource {
+                address: "azurerm_virtual_network.this".into(),
+                import_id: id.into(),
+            }]
+        );
+    }
+
     fn existing(address: &str) -> ExistingResource {
         ExistingResource {
             address: address.into(),
