@@ -71,11 +71,33 @@ pub(crate) fn shop_services() -> Vec<Value> {
 pub(crate) async fn shop_environment(stack: &Stack, max_parallel: u32) -> (Uuid, String, String) {
     let (org, account) = stack.organization_with_verified_azure_account().await;
     let cluster = provisioned_cluster(stack, org, account).await;
+    let project = shop_project(stack, org, DB_PASSWORD).await;
+    let (status, _, created) = stack
+        .api
+        .post(
+            &format!("/v1/organizations/{org}/projects/{project}/environments"),
+            json!({"name": "prod", "type": "production", "cluster_id": cluster,
+                   "max_parallel": max_parallel, "services": shop_services()}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["environment"]["namespace"], "shop-prod");
+    (
+        org,
+        created["environment"]["id"].as_str().unwrap().to_owned(),
+        created["webhook_secret"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// The shop's database password as a secret of `org`, and the project `shop`; returns
+/// the project's id.
+pub(crate) async fn shop_project(stack: &Stack, org: Uuid, db_password: &str) -> String {
     let (status, _, _) = stack
         .api
         .post(
             &format!("/v1/organizations/{org}/secrets"),
-            json!({"name": "shop/db-password", "value": DB_PASSWORD}),
+            json!({"name": "shop/db-password", "value": db_password}),
             &[],
         )
         .await;
@@ -89,25 +111,7 @@ pub(crate) async fn shop_environment(stack: &Stack, max_parallel: u32) -> (Uuid,
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{project}");
-    let (status, _, created) = stack
-        .api
-        .post(
-            &format!(
-                "/v1/organizations/{org}/projects/{}/environments",
-                project["id"].as_str().unwrap()
-            ),
-            json!({"name": "prod", "type": "production", "cluster_id": cluster,
-                   "max_parallel": max_parallel, "services": shop_services()}),
-            &[],
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    assert_eq!(created["environment"]["namespace"], "shop-prod");
-    (
-        org,
-        created["environment"]["id"].as_str().unwrap().to_owned(),
-        created["webhook_secret"].as_str().unwrap().to_owned(),
-    )
+    project["id"].as_str().unwrap().to_owned()
 }
 
 pub(crate) async fn deploy(stack: &Stack, org: Uuid, env: &str, body: Value) -> Value {

@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use windlass_standins::chart_repository::ChartRepository;
 
-use crate::deployments::provisioned_cluster;
+use crate::deployments::{provisioned_cluster, shop_project};
 use crate::support::{Stack, repo_root};
 
 /// Where `windlass dev` serves its chart repository, as the README's example names it.
@@ -52,24 +52,7 @@ async fn the_readmes_example_environment_deploys_with_its_chart_from_a_local_rep
         )
         .await;
     assert!(status.is_success(), "{status}");
-    let (status, _, _) = stack
-        .api
-        .post(
-            &format!("/v1/organizations/{org}/secrets"),
-            json!({"name": "shop/db-password", "value": "the-readme-password"}),
-            &[],
-        )
-        .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, _, project) = stack
-        .api
-        .post(
-            &format!("/v1/organizations/{org}/projects"),
-            json!({"name": "shop"}),
-            &[],
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{project}");
+    let project = shop_project(&stack, org, "the-readme-password").await;
 
     let body = readme_environment()
         .replace("<cluster>", &cluster)
@@ -78,10 +61,7 @@ async fn the_readmes_example_environment_deploys_with_its_chart_from_a_local_rep
     let (status, _, created) = stack
         .api
         .post(
-            &format!(
-                "/v1/organizations/{org}/projects/{}/environments",
-                project["id"].as_str().unwrap()
-            ),
+            &format!("/v1/organizations/{org}/projects/{project}/environments"),
             body.clone(),
             &[],
         )

@@ -39,19 +39,13 @@ pub(super) async fn apply(
         TerraformAction::Apply => "OperationTypeApply",
         TerraformAction::Destroy => "OperationTypeDestroy",
     };
+    // Before the lock, so a credential that cannot be had leaves no lock to release.
+    let credentials = terraform_credentials::for_target(work, &run.target, &terraform_dir).await?;
     let (lease, broken) = take_lock(work, ctx, &remote, operation).await?;
     let guard = PlanGuard {
         protected: cluster_addresses(&blueprint),
         allow_removal: run.allow_cluster_removal || run.action == TerraformAction::Destroy,
     };
-    let credentials =
-        match terraform_credentials::for_target(work, &run.target, &terraform_dir).await {
-            Ok(credentials) => credentials,
-            Err(e) => {
-                release(lease, &terraform_dir, run.cluster.id).await;
-                return Err(e);
-            }
-        };
     let terraform = with_env(&work.terraform, work, &credentials);
     let cluster_id = run.cluster.id;
     let mut writer = work.step_logs.writer(ctx, work.rendering.masker());
@@ -307,15 +301,9 @@ pub(super) async fn detect_drift(
 ) -> Result<DriftReport, ActivityError> {
     let (_, terraform_dir) = cluster_workspace(work, &check.cluster, &check.target)?;
     let remote = remote_state(work, &check.target, &check.storage).await?;
-    let (lease, broken) = take_lock(work, ctx, &remote, "OperationTypePlan").await?;
     let credentials =
-        match terraform_credentials::for_target(work, &check.target, &terraform_dir).await {
-            Ok(credentials) => credentials,
-            Err(e) => {
-                release(lease, &terraform_dir, check.cluster.id).await;
-                return Err(e);
-            }
-        };
+        terraform_credentials::for_target(work, &check.target, &terraform_dir).await?;
+    let (lease, broken) = take_lock(work, ctx, &remote, "OperationTypePlan").await?;
     let terraform = with_env(&work.terraform, work, &credentials);
     let cluster_id = check.cluster.id;
     let mut writer = work.step_logs.writer(ctx, work.rendering.masker());
