@@ -57,6 +57,10 @@ pub(crate) struct Shared {
     state: Arc<Mutex<State>>,
     base_url: String,
     persist_path: Option<Arc<PathBuf>>,
+    /// Woken by every change; the persister writes the state at most every
+    /// [`PERSIST_EVERY`], not on each change (a long-used state rewritten per request made
+    /// every request slower).
+    changed: Arc<tokio::sync::Notify>,
     /// What storage accounts' blob endpoints point at (Azurite), if anything.
     blob: Option<Arc<BlobBackend>>,
 }
@@ -68,19 +72,43 @@ impl Shared {
         f(&mut guard)
     }
 
-    /// Changes state and, when configured, writes it to disk.
+    /// Changes state and, when configured, has it written to disk soon.
     pub(crate) fn mutate<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
         let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let out = f(&mut guard);
-        if let Some(path) = &self.persist_path {
-            persist(path, &guard);
+        if self.persist_path.is_some() {
+            self.changed.notify_one();
         }
         out
+    }
+
+    /// Writes the state now, if it is persisted.
+    fn flush(&self) {
+        if let Some(path) = &self.persist_path {
+            persist(path, &self.snapshot());
+        }
     }
 
     pub(crate) fn snapshot(&self) -> State {
         self.with_state(|s| s.clone())
     }
+}
+
+/// How often at most a persisted stand-in writes its state.
+const PERSIST_EVERY: Duration = Duration::from_millis(250);
+
+/// Writes the state after changes, at most every [`PERSIST_EVERY`].
+fn spawn_persister(shared: Shared) -> Option<tokio::task::JoinHandle<()>> {
+    let path = shared.persist_path.clone()?;
+    Some(tokio::spawn(async move {
+        loop {
+            shared.changed.notified().await;
+            tokio::time::sleep(PERSIST_EVERY).await;
+            let state = shared.snapshot();
+            let path = path.clone();
+            let _ = tokio::task::spawn_blocking(move || persist(&path, &state)).await;
+        }
+    }))
 }
 
 fn persist(path: &PathBuf, state: &State) {
@@ -128,11 +156,17 @@ pub struct AzureStandIn {
     pub ca_cert_pem: String,
     shared: Shared,
     server: tokio::task::JoinHandle<()>,
+    persister: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for AzureStandIn {
     fn drop(&mut self) {
         self.server.abort();
+        if let Some(persister) = &self.persister {
+            persister.abort();
+            // What changed since the last write is not lost on a clean stop.
+            self.shared.flush();
+        }
     }
 }
 
@@ -175,8 +209,10 @@ impl AzureStandIn {
             state: Arc::new(Mutex::new(initial)),
             base_url: base_url.clone(),
             persist_path: options.persist_path.map(Arc::new),
+            changed: Arc::new(tokio::sync::Notify::new()),
             blob: options.blob.map(Arc::new),
         };
+        let persister = spawn_persister(shared.clone());
         let app = router(shared.clone());
         let listener = crate::tls::TlsListener::new(tcp, tls.config)?;
         let server = tokio::spawn(async move {
@@ -191,6 +227,7 @@ impl AzureStandIn {
             ca_cert_pem: tls.ca_pem,
             shared,
             server,
+            persister,
         })
     }
 
@@ -613,6 +650,7 @@ fn record_request(
     let status = response.status().as_u16();
     tracing::debug!(%method, path = uri.path(), status, "stand-in request");
     shared.with_state(|s| {
+        state::keep_last(&mut s.requests, state::REQUEST_RECORDS);
         s.requests.push(RequestRecord {
             at: chrono::Utc::now(),
             method: method.to_string(),

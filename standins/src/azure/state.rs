@@ -370,3 +370,28 @@ impl State {
         None
     }
 }
+
+/// Requests (and token requests) the stand-in remembers for tests and its control
+/// routes: the latest ones, so a long-used stand-in does not grow without end.
+pub const REQUEST_RECORDS: usize = 10_000;
+
+/// Drops the oldest records so that one more leaves at most `limit`.
+pub(crate) fn keep_last<T>(records: &mut Vec<T>, limit: usize) {
+    if records.len() >= limit {
+        let excess = records.len() + 1 - limit;
+        records.drain(..excess);
+    }
+}
+
+#[cfg(test)]
+mod record_tests {
+    use super::keep_last;
+
+    #[test]
+    fn records_keep_the_latest() {
+        let mut records: Vec<u32> = (0..5).collect();
+        keep_last(&mut records, 3);
+        records.push(5);
+        assert_eq!(records, vec![3, 4, 5]);
+    }
+}

@@ -91,7 +91,10 @@ pub(crate) async fn token(
         }
     };
     tracing::debug!(tenant = %tenant, client_id = %record.client_id, granted = record.granted, code = ?record.error_code, "stand-in token request");
-    shared.with_state(|s| s.token_requests.push(record));
+    shared.with_state(|s| {
+        super::state::keep_last(&mut s.token_requests, super::state::REQUEST_RECORDS);
+        s.token_requests.push(record)
+    });
     response
 }
 
