@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{Api, KillOnDrop, repo_root};
+use crate::support::{Api, KillOnDrop, repo_root, step};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -97,7 +97,7 @@ async fn dev_starts_everything_and_ctrl_c_stops_everything() {
     );
     assert!(banner.contains("stand-in, not Azure"), "{banner}");
     assert!(
-        banner.contains("moto — the AWS emulator, not AWS"),
+        banner.contains("moto, the AWS emulator, not AWS"),
         "{banner}"
     );
     assert!(banner.contains("aws_access_verify"), "{banner}");
@@ -188,7 +188,7 @@ async fn dev_verifies_the_demo_aws_account_and_provisions_an_eks_cluster() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let text = banner.lock().unwrap().clone();
-    assert!(text.contains("moto — the AWS emulator, not AWS"), "{text}");
+    assert!(text.contains("moto, the AWS emulator, not AWS"), "{text}");
     assert!(text.contains("aws_access_verify"), "{text}");
     assert!(text.contains("eu-west-3"), "{text}");
     let token = std::fs::read_to_string(data.path().join("developer-token")).unwrap();
@@ -239,6 +239,9 @@ async fn dev_verifies_the_demo_aws_account_and_provisions_an_eks_cluster() {
     assert_eq!(status, StatusCode::ACCEPTED, "{created}");
     let run = finished(&api, &org, created["run"]["id"].as_str().unwrap(), 300).await;
     assert_eq!(run["status"], "succeeded", "{run:#}");
+    for key in ["bootstrap-storage", "terraform-apply", "publish-kubeconfig"] {
+        assert_eq!(step(&run, key)["status"], "succeeded", "{key}: {run:#}");
+    }
     let cluster = created["cluster"]["id"].as_str().unwrap();
     let (status, detail) = api.get(&format!("{org}/clusters/{cluster}")).await;
     assert_eq!(status, StatusCode::OK, "{detail}");
