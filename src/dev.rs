@@ -1,7 +1,7 @@
 //! `windlass dev`: the whole system on one machine, nothing to install beyond the README's
 //! setup. Azure calls go to the local Azure stand-in (not Azure) unless endpoints are given;
 //! AWS calls go to moto (the AWS emulator, not AWS) behind the STS trust-policy stand-in,
-//! with static stand-in credentials: nothing is read from the machine's AWS configuration.
+//! on static stand-in credentials, never the developer's own AWS credentials.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
