@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use windlass_activities::aws::AwsAccessVerification;
+use windlass_activities::aws::{AwsAccessVerification, StandInCredentials};
 use windlass_activities::azure_access::AzureConnector;
 use windlass_activities::clusters::{AwsClients, ClusterActivities, ClusterRendering, ClusterWork};
 use windlass_activities::helm::{ChartHosts, Helm};
@@ -89,12 +89,20 @@ pub struct ClusterArgs {
         default_value_t = false
     )]
     pub chart_hosts_allow_private: bool,
+    /// Windlass's own AWS credentials when its AWS is a local stand-in (`windlass dev`'s
+    /// moto); never a flag: a worker takes its own from the standard AWS chain.
+    #[arg(skip)]
+    pub aws_standin_credentials: Option<StandInCredentials>,
 }
 
 impl ClusterArgs {
     /// Verifying AWS accounts, on the same STS endpoint as the cluster work.
     pub async fn aws_access(&self) -> AwsAccessVerification {
-        AwsAccessVerification::new(self.aws_endpoint_url.clone()).await
+        AwsAccessVerification::new(
+            self.aws_endpoint_url.clone(),
+            self.aws_standin_credentials.clone(),
+        )
+        .await
     }
 
     pub async fn activities(
@@ -158,6 +166,7 @@ impl ClusterArgs {
                 let clients = AwsClients::new(
                     self.aws_endpoint_url.clone(),
                     self.aws_eks_endpoint_url.clone(),
+                    self.aws_standin_credentials.clone(),
                 )
                 .await;
                 match rate_limiter {

@@ -1,5 +1,7 @@
 //! `windlass dev`: the whole system on one machine, nothing to install beyond the README's
-//! setup. Azure calls go to the local Azure stand-in (not Azure) unless endpoints are given.
+//! setup. Azure calls go to the local Azure stand-in (not Azure) unless endpoints are given;
+//! AWS calls go to moto (the AWS emulator, not AWS) behind the STS trust-policy stand-in,
+//! on static stand-in credentials, never the developer's own AWS credentials.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -11,10 +13,15 @@ use windlass_activities::ActivitySet;
 use windlass_api::Authentication;
 use windlass_api::oidc::{OidcVerifier, TrustedIssuer, pseudonymous_subject};
 use windlass_core::Store;
-use windlass_core::cloud_accounts::{CloudAccount, CloudProvider, NewCloudAccount};
+use windlass_core::cloud_accounts::{
+    AWS_ROLE_NAME, CloudAccount, CloudProvider, NewCloudAccount, aws_external_id,
+};
 use windlass_core::rbac::{BuiltInRole, Role};
 use windlass_standins::azurite::Azurite;
+use windlass_standins::eks_versions::EksVersionsStandIn;
 use windlass_standins::kube::{KubeStandIn, KubeStandInConfig};
+use windlass_standins::moto::{ACCOUNT_ID as MOTO_ACCOUNT_ID, Moto};
+use windlass_standins::sts_trust::StsTrustStandIn;
 use windlass_standins::{AzureStandIn, OidcIssuerStandIn, StandInOptions};
 use windlass_workers::{Fleet, WorkerConfig, WorkerMetrics};
 use windlass_workflows::engine::dev_server::{DevServer, DevServerOptions, find_temporal_cli};
@@ -29,6 +36,8 @@ const DEV_APPLICATION_ID: &str = "5c2a7e1d-8b3f-4d6a-9e0c-1f2a3b4c5d6e";
 const DEMO_TENANT_ID: &str = "7f3c1a52-2d1e-4a8e-9d6b-0a1b2c3d4e5f";
 const DEMO_SUBSCRIPTION_ID: &str = "3b6f7c9e-1a2b-4c3d-8e9f-0a1b2c3d4e5f";
 const DEMO_SETUP_IDENTITY: &str = "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a";
+/// The Kubernetes versions the EKS versions stand-in offers.
+const DEMO_EKS_VERSIONS: &[&str] = &["1.32", "1.33"];
 /// The stand-in tenant Windlass's multi-tenant application is registered in.
 const DEV_HOME_TENANT: &str = "0c0ffee0-0000-4000-8000-000000000001";
 
@@ -55,6 +64,15 @@ pub struct DevArgs {
     /// `charts/examples/`), which the README's example environment takes its chart from.
     #[arg(long, default_value_t = 8091)]
     chart_repository_port: u16,
+    /// moto, the AWS emulator (S3, STS, IAM), `0`: any free port.
+    #[arg(long, default_value_t = 8446)]
+    moto_port: u16,
+    /// The STS trust-policy stand-in in front of moto, where Windlass's AWS clients go.
+    #[arg(long, default_value_t = 8447)]
+    sts_standin_port: u16,
+    /// The stand-in for EKS's version listing (moto does not serve it).
+    #[arg(long, default_value_t = 8448)]
+    eks_versions_standin_port: u16,
     #[arg(long, env = "WINDLASS_AZURE_APPLICATION_ID", default_value = DEV_APPLICATION_ID)]
     azure_application_id: String,
 }
@@ -134,6 +152,19 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     )
     .await
     .context("starting the local chart repository (scripts/setup.sh installs helm)")?;
+    // AWS is moto (in memory: its state starts empty on every start), behind the stand-in
+    // that enforces roles' trust policies on AssumeRole as STS does; EKS's version listing,
+    // which moto does not serve, comes from its own stand-in.
+    let moto = Moto::start_on(args.moto_port)
+        .await
+        .context("starting moto, the AWS emulator (scripts/setup.sh installs it)")?;
+    let sts = StsTrustStandIn::start_on(&moto.endpoint(), args.sts_standin_port)
+        .await
+        .context("starting the STS trust-policy stand-in")?;
+    let eks_versions =
+        EksVersionsStandIn::start_on(DEMO_EKS_VERSIONS, args.eks_versions_standin_port)
+            .await
+            .context("starting the EKS versions stand-in")?;
     // Terraform applies the blueprints users export, through the provider stand-in
     // (`windlass provider-standin`) that a mirror offers as azurerm and aws.
     let terraform_cli_config = windlass_provider_standin::mirror::install_command(
@@ -147,6 +178,12 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     // against its keys, as Entra ID would.
     let api = format!("http://{}", args.listen);
     let (organization_id, account) = demo_account(&store).await?;
+    let aws_account = demo_aws_account(&store, organization_id).await?;
+    // The customer's side of the AWS access set-up, done for them: the role Windlass
+    // assumes, trusting the demo organisation's ExternalId. moto forgets it on every stop.
+    moto.create_role(AWS_ROLE_NAME, &aws_external_id(organization_id))
+        .await
+        .context("creating the demo role in moto")?;
     standin.register_platform_application(DEV_HOME_TENANT, &args.azure_application_id, &api);
     standin.seed_customer_tenant(
         DEMO_TENANT_ID,
@@ -197,8 +234,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         standin_journal: None,
         stale_lock_grace_seconds: 30,
         chart_timeout_seconds: 300,
-        aws_endpoint_url: None,
-        aws_eks_endpoint_url: None,
+        aws_endpoint_url: Some(sts.endpoint()),
+        aws_eks_endpoint_url: Some(eks_versions.endpoint()),
+        // Static credentials moto accepts: never the developer's own AWS ones.
+        aws_standin_credentials: Some(windlass_activities::aws::StandInCredentials::moto()),
         // One machine, one developer: charts served on loopback are the point.
         chart_hosts_allow_private: true,
     };
@@ -225,7 +264,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     );
     let activities = ActivitySet {
         azure: Some(AzureArgs::access(template, issuer)),
-        // AWS itself (no emulator in `windlass dev`), with whatever credentials the chain finds.
+        // moto through the STS trust-policy stand-in, on stand-in credentials.
         aws_access: Some(clusters.aws_access().await),
         deployments: cluster_activities
             .as_ref()
@@ -290,6 +329,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
          \n  Temporal UI    {}\
          \n  Temporal gRPC  {}\
          \n  Azure          {} — a local stand-in, not Azure (storage: Azurite)\
+         \n  AWS            {} — moto, the AWS emulator, not AWS (STS via a trust-policy stand-in {}, EKS versions {})\
          \n  Kubernetes     {} — a local stand-in, not a cluster\
          \n  Charts         {} — a local chart repository (stand-in charts of charts/examples)\
          \n  Sign-in        {} — a local OIDC stand-in; your token (12 h) is in {}\
@@ -305,10 +345,21 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
          \n  curl -s -X POST {api}/v1/organizations/{organization_id}/clusters \\\
          \n    -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' \\\
          \n    -d '{{\"name\":\"demo\",\"cloud_account_id\":\"{}\",\"region\":\"westeurope\",\"kubernetes_version\":\"1.33\"}}'\n\
+         \nOr EKS: the demo AWS account ({MOTO_ACCOUNT_ID}, in moto) has its role {AWS_ROLE_NAME} trusting the\n  demo organisation; verify it, then provision (terraform and helm are real; AWS is moto):\n\
+         \n  curl -s -X POST {api}/v1/organizations/{organization_id}/runs \\\
+         \n    -H \"Authorization: Bearer $TOKEN\" \\\
+         \n    -H 'content-type: application/json' -H 'Idempotency-Key: demo-aws-1' \\\
+         \n    -d '{{\"workflow\":\"aws_access_verify\",\"cloud_account_id\":\"{}\"}}'\
+         \n  curl -s -X POST {api}/v1/organizations/{organization_id}/clusters \\\
+         \n    -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' \\\
+         \n    -d '{{\"name\":\"demo-eks\",\"cloud_account_id\":\"{}\",\"region\":\"eu-west-3\",\"kubernetes_version\":\"1.33\"}}'\n\
          \nCtrl-C stops everything.\n",
         temporal.ui_url.clone().unwrap_or_default(),
         temporal.address,
         standin.base_url,
+        moto.endpoint(),
+        sts.endpoint(),
+        eks_versions.endpoint(),
         kube.url(),
         chart_repository.url,
         idp.issuer,
@@ -317,6 +368,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         data_dir.join("developer-token").display(),
         account.id,
         account.id,
+        aws_account.id,
+        aws_account.id,
     );
 
     let state = windlass_api::AppState {
@@ -336,6 +389,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     println!("stopping: worker (finishing in-flight work), then Temporal");
     tokio::task::spawn_blocking(move || worker.drain()).await??;
     drop(standin);
+    drop(eks_versions);
+    drop(sts);
+    drop(moto);
     kube.shutdown().await;
     azurite.stop().await;
     temporal.stop().await;
@@ -389,6 +445,32 @@ async fn demo_account(store: &Store) -> anyhow::Result<(uuid::Uuid, CloudAccount
             .map_err(|e| anyhow::anyhow!("allowing the local chart repository: {e}"))?;
     }
     Ok((organization.id, account))
+}
+
+/// The demo organisation's AWS account (moto's), created once.
+async fn demo_aws_account(
+    store: &Store,
+    organization_id: uuid::Uuid,
+) -> anyhow::Result<CloudAccount> {
+    let existing = store
+        .cloud_accounts(organization_id)
+        .await?
+        .into_iter()
+        .find(|a| a.provider == CloudProvider::Aws && a.external_id == MOTO_ACCOUNT_ID);
+    Ok(match existing {
+        Some(account) => account,
+        None => {
+            store
+                .create_cloud_account(NewCloudAccount {
+                    organization_id,
+                    provider: CloudProvider::Aws,
+                    tenant_id: String::new(),
+                    external_id: MOTO_ACCOUNT_ID.into(),
+                    display_name: "demo AWS account (moto)".into(),
+                })
+                .await?
+        }
+    })
 }
 
 /// Writes a credential readable by this user only.

@@ -68,7 +68,7 @@ async fn credentials_are_short_lived_cached_and_never_printed() {
     let moto = support::moto::start().await;
     let org = Uuid::new_v4();
     let role = create_role(&moto, org).await;
-    let provider = AssumedRoleProvider::new(Some(moto.endpoint())).await;
+    let provider = AssumedRoleProvider::new(Some(moto.endpoint()), None).await;
 
     let first = provider.credentials(org, &role).await.unwrap();
     assert!(!first.access_key_id.is_empty());
@@ -104,7 +104,7 @@ async fn concurrent_callers_share_one_assume_role() {
     let moto = support::moto::start().await;
     let org = Uuid::new_v4();
     let role = create_role(&moto, org).await;
-    let provider = Arc::new(AssumedRoleProvider::new(Some(moto.endpoint())).await);
+    let provider = Arc::new(AssumedRoleProvider::new(Some(moto.endpoint()), None).await);
 
     let calls = (0..8).map(|_| {
         let provider = provider.clone();
@@ -124,7 +124,7 @@ async fn a_margin_longer_than_the_session_refreshes_on_every_call() {
     let moto = support::moto::start().await;
     let org = Uuid::new_v4();
     let role = create_role(&moto, org).await;
-    let provider = AssumedRoleProvider::new(Some(moto.endpoint()))
+    let provider = AssumedRoleProvider::new(Some(moto.endpoint()), None)
         .await
         .with_refresh_margin(Duration::from_secs(16 * 60));
 
@@ -139,7 +139,7 @@ async fn a_longer_duration_is_requested_when_configured() {
     let moto = support::moto::start().await;
     let org = Uuid::new_v4();
     let role = create_role(&moto, org).await;
-    let provider = AssumedRoleProvider::new(Some(moto.endpoint()))
+    let provider = AssumedRoleProvider::new(Some(moto.endpoint()), None)
         .await
         .with_duration(Duration::from_secs(3600));
     let credentials = provider.credentials(org, &role).await.unwrap();
@@ -155,7 +155,7 @@ async fn a_malformed_role_arn_is_refused_without_calling_sts() {
     aws_test_environment();
     // Nothing listens here: had STS been called, the error would be a transport error.
     let endpoint = format!("http://127.0.0.1:{}", free_port());
-    let provider = AssumedRoleProvider::new(Some(endpoint)).await;
+    let provider = AssumedRoleProvider::new(Some(endpoint), None).await;
     for arn in [
         "arn:aws:iam::1234:role/windlass",
         "arn:aws:iam::123456789012:user/windlass",

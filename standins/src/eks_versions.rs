@@ -27,7 +27,12 @@ impl Drop for EksVersionsStandIn {
 impl EksVersionsStandIn {
     /// Offers `versions` (`major.minor`, in standard support) until told otherwise.
     pub async fn start(versions: &[&str]) -> std::io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_on(versions, 0).await
+    }
+
+    /// As [`EksVersionsStandIn::start`], on `127.0.0.1:port` (`0`: any free port).
+    pub async fn start_on(versions: &[&str], port: u16) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
         let versions: Versions = Arc::new(Mutex::new(
             versions.iter().map(|v| (*v).to_owned()).collect(),

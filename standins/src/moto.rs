@@ -32,22 +32,33 @@ impl Moto {
 
     /// moto without AWS's managed policies (whatever the environment says).
     pub async fn start() -> std::io::Result<Self> {
-        Self::spawn(false).await
+        Self::spawn(false, None).await
+    }
+
+    /// As [`Moto::start`], on `127.0.0.1:port` (`0`: any free port), as `windlass dev`
+    /// runs it.
+    pub async fn start_on(port: u16) -> std::io::Result<Self> {
+        Self::spawn(false, (port != 0).then_some(port)).await
     }
 
     /// As [`Moto::start`], with AWS's managed policies (`AmazonEKSClusterPolicy`, ...)
     /// in IAM, as every real account has them: moto loads their documents only when
     /// asked (`MOTO_IAM_LOAD_MANAGED_POLICIES`), which slows IAM's first call.
     pub async fn start_with_aws_managed_policies() -> std::io::Result<Self> {
-        Self::spawn(true).await
+        Self::spawn(true, None).await
     }
 
-    async fn spawn(aws_managed_policies: bool) -> std::io::Result<Self> {
+    async fn spawn(aws_managed_policies: bool, fixed_port: Option<u16>) -> std::io::Result<Self> {
         // The port is picked by binding and releasing it, so another process can take it
         // before moto binds; moto then exits while the other listener answers the probe.
         // A moto that is not alive after answering is started again on another port.
-        for _ in 0..3 {
-            let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        // A fixed port is tried once: if it is taken, another port would surprise its user.
+        let attempts = if fixed_port.is_some() { 1 } else { 3 };
+        for _ in 0..attempts {
+            let port = match fixed_port {
+                Some(port) => port,
+                None => TcpListener::bind("127.0.0.1:0")?.local_addr()?.port(),
+            };
             let mut child = tokio::process::Command::new(Self::locate())
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
                 .env(
@@ -88,9 +99,10 @@ impl Moto {
                 });
             }
         }
-        Err(std::io::Error::other(
-            "moto_server did not start (three ports tried, 60 s each)",
-        ))
+        Err(std::io::Error::other(match fixed_port {
+            Some(port) => format!("moto_server did not start on port {port} (is it taken?)"),
+            None => "moto_server did not start (three ports tried, 60 s each)".to_owned(),
+        }))
     }
 
     pub fn endpoint(&self) -> String {

@@ -307,19 +307,60 @@ impl fmt::Debug for AssumedRoleProvider {
     }
 }
 
+/// Windlass's OWN AWS credentials when its AWS is a local stand-in (moto, behind the STS
+/// trust-policy stand-in): static, and nothing (region, profile, credentials) is read from
+/// the machine's AWS configuration, environment or instance metadata. Never used against
+/// AWS: production takes its credentials from the standard chain.
+#[derive(Clone, Debug)]
+pub struct StandInCredentials(aws_sdk_sts::config::Credentials);
+
+impl StandInCredentials {
+    /// The static credentials moto accepts (it checks none).
+    pub fn moto() -> Self {
+        Self(aws_sdk_sts::config::Credentials::new(
+            "testing",
+            "testing",
+            None,
+            None,
+            "windlass-standin",
+        ))
+    }
+}
+
 impl AssumedRoleProvider {
     /// Windlass's own credentials and region come from the standard AWS chain
-    /// (environment, profile, web identity, instance metadata). `endpoint_url` overrides
-    /// the STS endpoint, for a local stand-in such as moto.
-    pub async fn new(endpoint_url: Option<String>) -> Self {
-        let region = RegionProviderChain::default_provider().or_else(FALLBACK_REGION);
-        let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(region);
-        if let Some(url) = endpoint_url {
-            loader = loader.endpoint_url(url);
-        }
-        let config = loader.load().await;
+    /// (environment, profile, web identity, instance metadata), unless `standin_credentials`
+    /// are given (local stand-ins only: then nothing is read from the machine and the
+    /// region is us-east-1). `endpoint_url` overrides the STS endpoint, for a local
+    /// stand-in such as moto.
+    pub async fn new(
+        endpoint_url: Option<String>,
+        standin_credentials: Option<StandInCredentials>,
+    ) -> Self {
+        let client = match standin_credentials {
+            Some(StandInCredentials(credentials)) => {
+                // Built directly rather than loaded: the loader would read the profile
+                // files and environment for settings other than credentials.
+                let mut config = aws_sdk_sts::Config::builder()
+                    .behavior_version(BehaviorVersion::latest())
+                    .region(aws_sdk_sts::config::Region::new(FALLBACK_REGION))
+                    .credentials_provider(credentials);
+                if let Some(url) = endpoint_url {
+                    config = config.endpoint_url(url);
+                }
+                aws_sdk_sts::Client::from_conf(config.build())
+            }
+            None => {
+                let region = RegionProviderChain::default_provider().or_else(FALLBACK_REGION);
+                let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(region);
+                if let Some(url) = endpoint_url {
+                    loader = loader.endpoint_url(url);
+                }
+                aws_sdk_sts::Client::new(&loader.load().await)
+            }
+        };
         Self {
-            client: aws_sdk_sts::Client::new(&config),
+            client,
             duration: DEFAULT_DURATION,
             refresh_margin: DEFAULT_REFRESH_MARGIN,
             slots: Mutex::new(HashMap::new()),

@@ -10,7 +10,7 @@ pub mod verify_access;
 
 pub use assume_role::{
     AssumedCredentials, AssumedRoleProvider, AwsError, DEFAULT_DURATION, DEFAULT_REFRESH_MARGIN,
-    external_id, validate_role_arn,
+    StandInCredentials, external_id, validate_role_arn,
 };
 pub use caller_identity::{CallerIdentity, caller_identity};
 pub use s3::{S3Objects, delete_bucket_with_contents, ensure_state_bucket, s3_client};

@@ -11,7 +11,7 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use windlass_workflows::aws_access_contracts::{AwsAccessVerified, aws_access_activity_names};
 use windlass_workflows::cluster_contracts::AwsTarget;
 
-use super::assume_role::{AssumedRoleProvider, AwsError, external_id};
+use super::assume_role::{AssumedRoleProvider, AwsError, StandInCredentials, external_id};
 use super::caller_identity::caller_identity;
 use crate::error::{retryable, terminal};
 use crate::heartbeat::heartbeating;
@@ -67,10 +67,14 @@ pub struct AwsAccessVerification {
 
 impl AwsAccessVerification {
     /// `endpoint_url` overrides the STS endpoint (moto, or the trust-policy stand-in in
-    /// front of it); Windlass's own credentials come from the standard AWS chain.
-    pub async fn new(endpoint_url: Option<String>) -> Self {
+    /// front of it); Windlass's own credentials come from the standard AWS chain unless
+    /// `standin_credentials` are given (local stand-ins only).
+    pub async fn new(
+        endpoint_url: Option<String>,
+        standin_credentials: Option<StandInCredentials>,
+    ) -> Self {
         Self {
-            roles: Arc::new(AssumedRoleProvider::new(endpoint_url).await),
+            roles: Arc::new(AssumedRoleProvider::new(endpoint_url, standin_credentials).await),
         }
     }
 

@@ -7,8 +7,8 @@ use temporalio_sdk::activities::ActivityError;
 use windlass_workflows::cluster_contracts::AwsTarget;
 
 use super::storage::aws_failure;
-use crate::aws::AssumedRoleProvider;
 use crate::aws::s3::s3_client;
+use crate::aws::{AssumedRoleProvider, StandInCredentials};
 use crate::rate_limit::{CloudAccount, RateLimitedHttpClient, RateLimiter};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
@@ -23,10 +23,16 @@ pub struct AwsClients {
 
 impl AwsClients {
     /// `eks_endpoint_url` overrides `endpoint_url` for EKS alone (the AWS emulator used in
-    /// tests serves STS and S3 but not EKS's version listing).
-    pub async fn new(endpoint_url: Option<String>, eks_endpoint_url: Option<String>) -> Self {
+    /// tests serves STS and S3 but not EKS's version listing). `standin_credentials` are
+    /// Windlass's own credentials for local stand-ins; `None` (production) takes them from
+    /// the standard AWS chain.
+    pub async fn new(
+        endpoint_url: Option<String>,
+        eks_endpoint_url: Option<String>,
+        standin_credentials: Option<StandInCredentials>,
+    ) -> Self {
         Self {
-            roles: AssumedRoleProvider::new(endpoint_url.clone()).await,
+            roles: AssumedRoleProvider::new(endpoint_url.clone(), standin_credentials).await,
             eks_endpoint_url: eks_endpoint_url.or_else(|| endpoint_url.clone()),
             endpoint_url,
             limited: None,

@@ -51,7 +51,12 @@ impl Drop for StsTrustStandIn {
 impl StsTrustStandIn {
     /// Listens on a loopback port in front of moto at `moto_endpoint`.
     pub async fn start(moto_endpoint: &str) -> std::io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_on(moto_endpoint, 0).await
+    }
+
+    /// As [`StsTrustStandIn::start`], on `127.0.0.1:port` (`0`: any free port).
+    pub async fn start_on(moto_endpoint: &str, port: u16) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
         let attempts = Arc::new(Mutex::new(Vec::new()));
         let http = reqwest::Client::builder()
