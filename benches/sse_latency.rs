@@ -2,7 +2,10 @@
 //! (masked, stored, published) → the fan-out → the API's SSE endpoint on a loopback port
 //! → an HTTP client reading the event stream. Prints p50/p99/max from the write to the
 //! client's receipt, in process and over Redis (`WINDLASS_BENCH_REDIS_URL`, default the
-//! local server). `cargo bench --bench sse_latency` (N: BENCH_LINES, pace: BENCH_LINE_US).
+//! local server). Then the same for step changes: a step journalled and announced as the
+//! worker's step journal does, to the client's `step` event (the SSE route also polls
+//! every 500 ms; the announcement is what makes it prompt).
+//! `cargo bench --bench sse_latency` (N: BENCH_LINES, pace: BENCH_LINE_US).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,7 +14,7 @@ use uuid::Uuid;
 use windlass_activities::step_log::StepLogs;
 use windlass_api::{ApiConfig, AppState, Authentication};
 use windlass_core::Store;
-use windlass_core::live_logs::{LiveLogs, RedisConfig};
+use windlass_core::live_logs::{LiveLine, LiveLogs, RedisConfig};
 use windlass_core::runs::{InsertedRun, NewRun, WorkflowKind};
 use windlass_core::step_logs::Masker;
 use windlass_workflows::engine::dev_server::{DevServer, DevServerOptions, find_temporal_cli};
@@ -171,6 +174,7 @@ async fn measure(bed: &Bed, label: &str, live: LiveLogs, lines: u32, pace: Durat
     assert!(response.status().is_success(), "{}", response.status());
 
     let epoch = Instant::now();
+    let (step_seen, mut step_events) = tokio::sync::mpsc::unbounded_channel::<(String, Duration)>();
     let client = tokio::spawn(async move {
         let mut latencies = Vec::with_capacity(lines as usize);
         let mut buffer = String::new();
@@ -195,17 +199,38 @@ async fn measure(bed: &Bed, label: &str, live: LiveLogs, lines: u32, pace: Durat
                 }
             }
         }
+        // Then step events, reported as they arrive, until the stream is dropped.
+        tokio::spawn(async move {
+            loop {
+                let Ok(Ok(Some(chunk))) =
+                    tokio::time::timeout(Duration::from_secs(30), response.chunk()).await
+                else {
+                    return;
+                };
+                let received = epoch.elapsed();
+                buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+                while let Some(end) = buffer.find("\n\n") {
+                    let event: String = buffer.drain(..end + 2).collect();
+                    if event.contains("event: step") {
+                        if let Some(key) = event
+                            .split("\"key\":\"")
+                            .nth(1)
+                            .and_then(|rest| rest.split('"').next())
+                        {
+                            let _ = step_seen.send((key.to_owned(), received));
+                        }
+                    }
+                }
+            }
+        });
         latencies
     });
 
     let mut masker = Masker::new();
     masker.mask_value("bench-secret-value");
-    let mut writer = StepLogs::new(bed.store.clone()).with_live(live).writer_for(
-        Some(run.id),
-        "terraform-apply",
-        1,
-        masker,
-    );
+    let mut writer = StepLogs::new(bed.store.clone())
+        .with_live(live.clone())
+        .writer_for(Some(run.id), "terraform-apply", 1, masker);
     let mut ticker = tokio::time::interval(pace);
     for seq in 1..=lines {
         ticker.tick().await;
@@ -217,6 +242,29 @@ async fn measure(bed: &Bed, label: &str, live: LiveLogs, lines: u32, pace: Durat
     }
     let mut latencies = client.await.unwrap();
     writer.finish().await;
+
+    // Step changes: journalled, then announced, as the worker's step journal does.
+    let mut step_latencies = Vec::new();
+    for i in 0..50u32 {
+        let key = format!("bench-step-{i}");
+        let sent = epoch.elapsed();
+        bed.store
+            .record_step_started(run.id, &key, "bench", 1, chrono::Utc::now())
+            .await
+            .unwrap();
+        live.publish(run.id, &LiveLine::step_changed(key.clone(), 1))
+            .await;
+        loop {
+            let (seen, at) = tokio::time::timeout(Duration::from_secs(5), step_events.recv())
+                .await
+                .expect("the step event comes")
+                .expect("the client runs");
+            if seen == key {
+                step_latencies.push(at.saturating_sub(sent));
+                break;
+            }
+        }
+    }
     server.abort();
     println!(
         "{label:<16} {:>5} lines  p50 {:>8.3} ms   p99 {:>8.3} ms   max {:>8.3} ms",
@@ -224,5 +272,12 @@ async fn measure(bed: &Bed, label: &str, live: LiveLogs, lines: u32, pace: Durat
         percentile(&mut latencies, 0.50).as_secs_f64() * 1e3,
         percentile(&mut latencies, 0.99).as_secs_f64() * 1e3,
         percentile(&mut latencies, 1.0).as_secs_f64() * 1e3,
+    );
+    println!(
+        "{label:<16} {:>5} steps  p50 {:>8.3} ms   p99 {:>8.3} ms   max {:>8.3} ms  (journalled -> step event)",
+        step_latencies.len(),
+        percentile(&mut step_latencies, 0.50).as_secs_f64() * 1e3,
+        percentile(&mut step_latencies, 0.99).as_secs_f64() * 1e3,
+        percentile(&mut step_latencies, 1.0).as_secs_f64() * 1e3,
     );
 }

@@ -273,6 +273,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         keys: Some(windlass_activities::key_rotation::KeyRotation::new(
             keys.clone(),
         )),
+        step_events: Some(live_logs.clone()),
     };
     let worker_config = WorkerConfig {
         engine: engine_config.clone(),

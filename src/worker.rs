@@ -144,13 +144,13 @@ impl WorkerArgs {
             }
             None => None,
         };
+        let live = self.live_logs.live_logs(&self.redis)?;
         let clusters = match &template {
             Some((template, issuer)) => Some(
                 self.clusters
                     .activities(
                         AzureConnector::new(template.clone(), issuer.clone()),
-                        StepLogs::new(store.clone())
-                            .with_live(self.live_logs.live_logs(&self.redis)?),
+                        StepLogs::new(store.clone()).with_live(live.clone()),
                         limiter,
                     )
                     .await?,
@@ -165,6 +165,7 @@ impl WorkerArgs {
                 .map(|c| c.deployments(store.clone(), keys.clone())),
             clusters,
             keys: Some(KeyRotation::new(keys)),
+            step_events: Some(live),
         })
     }
 

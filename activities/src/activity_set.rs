@@ -20,6 +20,9 @@ pub struct ActivitySet {
     pub keys: Option<KeyRotation>,
     /// Deployments act on clusters, so they need the cluster clients too.
     pub deployments: Option<crate::deployments::DeploymentActivities>,
+    /// Where the step journal announces each step change to the run's followers (the
+    /// live log fan-out), so they see it at once; None: they see it at their next poll.
+    pub step_events: Option<windlass_core::live_logs::LiveLogs>,
 }
 
 impl ActivitySet {

@@ -137,6 +137,7 @@ impl StepLogWriter {
                 at: line.at,
                 level: line.level.clone(),
                 line: line.line.clone(),
+                kind: windlass_core::live_logs::LiveKind::Line,
             };
             if live.try_send(live_line).is_err() {
                 self.live_dropped += 1;

@@ -219,6 +219,7 @@ async fn step_log(
             at: l.at,
             level: l.level.clone(),
             line: l.line.clone(),
+            kind: windlass_core::live_logs::LiveKind::Line,
         })
         .collect();
     state.live_logs.publish_all(run_id, &live).await;

@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
-use windlass_core::live_logs::{LiveLine, LiveStream};
+use windlass_core::live_logs::{LiveKind, LiveLine, LiveStream};
 use windlass_core::rbac::Permission;
 use windlass_core::runs::{Run, Step, StepStatus};
 use windlass_core::store::RunLogCursor;
@@ -37,7 +37,9 @@ use crate::problem::Problem;
 use crate::runs::{RunDetail, repair_from_engine, repair_is_due};
 use crate::stream_slots::{SlotRefusal, StreamSlots};
 
-/// How often steps and the run's status are read while it runs.
+/// How often steps and the run's status are read while it runs. Step changes also come
+/// at once, announced on the fan-out by the worker's step journal; the poll catches what
+/// an announcement missed (a placed worker's, a fan-out hiccup) and the run's status.
 const POLL: Duration = Duration::from_millis(500);
 /// How often a run still running is checked with Temporal (terminated, timed out).
 const REPAIR_EVERY: u32 = 10;
@@ -281,6 +283,10 @@ async fn follow(
         tokio::select! {
             () = tx.closed() => return Ok(()),
             line = live.next() => match line {
+                // A step's journal changed: read the steps now, not at the next poll.
+                Some(line) if line.kind == LiveKind::StepChanged => {
+                    send_step_changes(state, run_id, &mut steps, tx).await?;
+                }
                 Some(line) => send_line(&mut seen, &line, tx).await?,
                 // The fan-out ended (it does not, short of a bug): the store still has
                 // every line, and the end catches up from it.

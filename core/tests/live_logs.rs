@@ -38,6 +38,7 @@ fn line(step: &str, seq: u32) -> LiveLine {
         at: Utc::now(),
         level: "info".into(),
         line: format!("{step} line {seq}"),
+        kind: windlass_core::live_logs::LiveKind::Line,
     }
 }
 

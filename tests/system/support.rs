@@ -383,6 +383,7 @@ impl Stack {
                 .as_ref()
                 .map(|c| c.deployments(self.store.clone(), keys.clone())),
             clusters,
+            step_events: Some(self.live_logs.clone()),
         };
         let (config, store) = (self.worker_config(), self.store.clone());
         // Both kinds of work, as `windlass worker` polls by default.

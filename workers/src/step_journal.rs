@@ -7,6 +7,7 @@ use temporalio_sdk::interceptors::{
     ActivityInboundInterceptor, ExecuteActivityInput, ExecuteActivityOutput, Next,
 };
 use windlass_activities::backplane::{PROJECTION_RETRY_LIMIT, SharedBackplane, retrying};
+use windlass_core::live_logs::{LiveLine, LiveLogs};
 use windlass_core::placement_wire::{StepFinished, StepStarted};
 use windlass_core::runs::{Run, StepOutcome};
 use windlass_workflows::contracts::activity_names;
@@ -14,11 +15,30 @@ use windlass_workflows::contracts::activity_names;
 /// Journals through the run backplane: the store, or for a placed worker the API.
 pub struct StepJournal {
     backplane: SharedBackplane,
+    /// Followers of the run are told of each change journalled (see `announce`).
+    announce_to: Option<LiveLogs>,
 }
 
 impl StepJournal {
     pub fn new(backplane: SharedBackplane) -> Self {
-        Self { backplane }
+        Self {
+            backplane,
+            announce_to: None,
+        }
+    }
+
+    /// Announces each journalled change on `live`, once it is in the journal: a follower
+    /// reading the step on the notice finds it changed.
+    pub fn announcing(mut self, live: Option<LiveLogs>) -> Self {
+        self.announce_to = live;
+        self
+    }
+
+    async fn announce(&self, run_id: uuid::Uuid, step: &str, attempt: u32) {
+        if let Some(live) = &self.announce_to {
+            live.publish(run_id, &LiveLine::step_changed(step, attempt))
+                .await;
+        }
     }
 }
 
@@ -59,9 +79,12 @@ impl ActivityInboundInterceptor for StepJournal {
                 self.backplane.step_started(run_id, started.clone())
             })
             .await;
-            if let Err(error) = journalled {
+            match journalled {
+                Ok(()) => self.announce(run_id, &step_key, attempt).await,
                 // The journal is a projection: losing a line must not fail the cloud work.
-                tracing::warn!(%run_id, step = %step_key, %error, "could not journal step start");
+                Err(error) => {
+                    tracing::warn!(%run_id, step = %step_key, %error, "could not journal step start");
+                }
             }
             let result = next.run(input).await;
             let outcome = match &result {
@@ -85,8 +108,11 @@ impl ActivityInboundInterceptor for StepJournal {
                     self.backplane.step_finished(run_id, finished.clone())
                 })
                 .await;
-                if let Err(error) = journalled {
-                    tracing::warn!(%run_id, step = %step_key, %error, "could not journal step end");
+                match journalled {
+                    Ok(()) => self.announce(run_id, &step_key, attempt).await,
+                    Err(error) => {
+                        tracing::warn!(%run_id, step = %step_key, %error, "could not journal step end");
+                    }
                 }
             }
             result

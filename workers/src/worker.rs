@@ -207,7 +207,9 @@ async fn run_worker(
     let options = options
         .register_activities(RunRecorder::with_backplane(backplane.clone()))
         .register_activities(DeploymentRecords::with_backplane(backplane.clone()))
-        .activity_inbound_interceptor(StepJournal::new(backplane))
+        .activity_inbound_interceptor(
+            StepJournal::new(backplane).announcing(activities.step_events.clone()),
+        )
         .activity_inbound_interceptor(ActivityMetrics::new(metrics.clone()))
         // Innermost: the journal and the metrics see a step it refuses as failed.
         .activity_inbound_interceptor(StepBudgetGuard::new());

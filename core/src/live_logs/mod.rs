@@ -16,7 +16,7 @@ use std::time::Duration;
 use futures::stream::{BoxStream, StreamExt};
 use uuid::Uuid;
 
-pub use line::LiveLine;
+pub use line::{LiveKind, LiveLine};
 
 use crate::Result;
 use in_process::InProcess;
@@ -153,6 +153,7 @@ mod tests {
             at: Utc::now(),
             level: "info".into(),
             line: format!("line {seq}"),
+            kind: super::LiveKind::Line,
         }
     }
 

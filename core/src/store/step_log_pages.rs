@@ -139,5 +139,6 @@ fn live_line(row: &AnyRow) -> Result<LiveLine> {
         at: clock::from_db(&row.try_get::<String, _>("at")?),
         level: row.try_get("level")?,
         line: row.try_get("line")?,
+        kind: crate::live_logs::LiveKind::Line,
     })
 }

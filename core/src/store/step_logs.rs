@@ -84,6 +84,7 @@ impl Store {
                     at: clock::from_db(&row.try_get::<String, _>("at")?),
                     level: row.try_get("level")?,
                     line: row.try_get("line")?,
+                    kind: crate::live_logs::LiveKind::Line,
                 })
             })
             .collect()
