@@ -211,14 +211,13 @@ async fn measure(bed: &Bed, label: &str, live: LiveLogs, lines: u32, pace: Durat
                 buffer.push_str(std::str::from_utf8(&chunk).unwrap());
                 while let Some(end) = buffer.find("\n\n") {
                     let event: String = buffer.drain(..end + 2).collect();
-                    if event.contains("event: step") {
-                        if let Some(key) = event
+                    if event.contains("event: step")
+                        && let Some(key) = event
                             .split("\"key\":\"")
                             .nth(1)
                             .and_then(|rest| rest.split('"').next())
-                        {
-                            let _ = step_seen.send((key.to_owned(), received));
-                        }
+                    {
+                        let _ = step_seen.send((key.to_owned(), received));
                     }
                 }
             }
