@@ -167,11 +167,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             .context("starting the EKS versions stand-in")?;
     // Terraform applies the blueprints users export, through the provider stand-in
     // (`windlass provider-standin`) that a mirror offers as azurerm and aws.
-    let terraform_cli_config = windlass_provider_standin::mirror::install_command(
+    let terraform_cli_config = windlass_provider_standin::mirror::install_for_windlass(
         &data_dir.join("terraform"),
-        &windlass_provider_standin::mirror::ProviderCommand::windlass(&std::env::current_exe()?),
-        &windlass_provider_standin::mirror::schema_dir(&std::env::current_dir()?),
-        &windlass_provider_standin::mirror::applied_providers(),
+        &std::env::current_exe()?,
+        &std::env::current_dir()?,
     )
     .context("installing the terraform provider stand-in (scripts/setup.sh installs the providers' schemas)")?;
     // Workers mint their assertions as the API's issuer; the stand-in verifies them

@@ -179,13 +179,10 @@ impl Stack {
             kube.set_rollout_delay(Duration::from_millis(200));
             std::fs::write(dir.path().join("kube-ca.pem"), kube.ca_cert_pem()).unwrap();
             std::fs::write(dir.path().join("kube-token"), kube.token()).unwrap();
-            let terraform_cli_config = windlass_provider_standin::mirror::install_command(
+            let terraform_cli_config = windlass_provider_standin::mirror::install_for_windlass(
                 &dir.path().join("terraform"),
-                &windlass_provider_standin::mirror::ProviderCommand::windlass(Path::new(env!(
-                    "CARGO_BIN_EXE_windlass"
-                ))),
-                &windlass_provider_standin::mirror::schema_dir(&repo_root()),
-                &windlass_provider_standin::mirror::applied_providers(),
+                Path::new(env!("CARGO_BIN_EXE_windlass")),
+                &repo_root(),
             )
             .expect(
                 "the provider mirror: run scripts/setup.sh (it installs the providers' schemas)",

@@ -471,13 +471,10 @@ impl Production {
         assert!(faults.status().is_success(), "{}", faults.status());
         // The workers' terraform applies the exported blueprints through the provider
         // stand-in, which this mirror offers as azurerm and aws.
-        let terraform_cli_config = windlass_provider_standin::mirror::install_command(
+        let terraform_cli_config = windlass_provider_standin::mirror::install_for_windlass(
             &dir.path().join("terraform"),
-            &windlass_provider_standin::mirror::ProviderCommand::windlass(Path::new(env!(
-                "CARGO_BIN_EXE_windlass"
-            ))),
-            &windlass_provider_standin::mirror::schema_dir(&repo_root()),
-            &windlass_provider_standin::mirror::applied_providers(),
+            Path::new(env!("CARGO_BIN_EXE_windlass")),
+            &repo_root(),
         )
         .expect("the provider mirror: run scripts/setup.sh");
 

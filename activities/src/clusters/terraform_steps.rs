@@ -84,13 +84,7 @@ pub(super) async fn apply(
     }
     // What the blueprint's own import blocks adopt (the bootstrap's resources) was not
     // created by any attempt, so it is left out of the counts.
-    let bootstrapped: BTreeSet<String> = blueprint
-        .inventory
-        .resources
-        .iter()
-        .filter(|r| r.origin == Origin::Bootstrap)
-        .map(|r| r.terraform_address.clone())
-        .collect();
+    let bootstrapped = bootstrapped_addresses(&blueprint);
     let at_start: BTreeSet<String> = recorded_addresses(&terraform_dir)
         .difference(&bootstrapped)
         .cloned()
@@ -274,13 +268,7 @@ fn reconcile(
 /// cannot destroy the backend it writes to; the deletion removes the resource group
 /// itself once terraform is done.
 fn leave_bootstrap(blueprint: &Blueprint, dir: &Path) -> std::io::Result<Reconciled> {
-    let bootstrapped: BTreeSet<String> = blueprint
-        .inventory
-        .resources
-        .iter()
-        .filter(|r| r.origin == Origin::Bootstrap)
-        .map(|r| r.terraform_address.clone())
-        .collect();
+    let bootstrapped = bootstrapped_addresses(blueprint);
     match std::fs::remove_file(dir.join("imports.tf")) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
         _ => {}
@@ -467,6 +455,18 @@ async fn take_lock(
     };
     let line = format!("state lock held by {} broken {when}: {verdict}", lock.who);
     Ok((lease, Some(line)))
+}
+
+/// The addresses of what the bootstrap makes before terraform and the blueprint's import
+/// blocks adopt: the resource group, and the storage holding the state.
+fn bootstrapped_addresses(blueprint: &Blueprint) -> BTreeSet<String> {
+    blueprint
+        .inventory
+        .resources
+        .iter()
+        .filter(|r| r.origin == Origin::Bootstrap)
+        .map(|r| r.terraform_address.clone())
+        .collect()
 }
 
 /// The addresses of the cluster resource itself, which a plan may not remove by accident.

@@ -79,6 +79,18 @@ pub fn applied_providers() -> Vec<MirroredProvider> {
     ]
 }
 
+/// The mirror `windlass dev`, the system tests and the fault suite apply blueprints
+/// through: [`applied_providers`] as `windlass provider-standin` of the binary `windlass`,
+/// with the schemas setup installed under `repo_root`.
+pub fn install_for_windlass(dir: &Path, windlass: &Path, repo_root: &Path) -> io::Result<PathBuf> {
+    install_command(
+        dir,
+        &ProviderCommand::windlass(windlass),
+        &schema_dir(repo_root),
+        &applied_providers(),
+    )
+}
+
 /// Writes the mirror under `dir` and returns the CLI configuration file to point
 /// `TF_CLI_CONFIG_FILE` at. `binary` is the windlass-provider-standin executable.
 pub fn install(
