@@ -1,5 +1,5 @@
-//! How a worker runs cluster work: where terraform works, which blueprint rendering it
-//! applies, and the tools' settings.
+//! How a worker runs cluster work: where terraform works, the blueprint's tools and their
+//! settings.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -7,22 +7,11 @@ use std::time::Duration;
 use anyhow::Context;
 use windlass_activities::aws::{AwsAccessVerification, StandInCredentials};
 use windlass_activities::azure_access::AzureConnector;
-use windlass_activities::clusters::{AwsClients, ClusterActivities, ClusterRendering, ClusterWork};
+use windlass_activities::clusters::{AwsClients, ClusterActivities, ClusterWork};
 use windlass_activities::helm::{ChartHosts, Helm};
 use windlass_activities::rate_limit::RateLimiter;
 use windlass_activities::step_log::StepLogs;
 use windlass_activities::terraform::Terraform;
-use windlass_core::blueprint::StandInOptions;
-use zeroize::Zeroizing;
-
-#[derive(Debug, Clone, clap::ValueEnum, PartialEq, Eq)]
-pub enum RenderingKind {
-    /// azurerm/aws providers: what runs against real clouds.
-    Cloud,
-    /// Provider-less terraform against the Kubernetes stand-in (no provider can be
-    /// downloaded on the test bed).
-    StandIn,
-}
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ClusterArgs {
@@ -37,32 +26,10 @@ pub struct ClusterArgs {
     /// The cluster charts.
     #[arg(long, env = "WINDLASS_CHARTS_DIR", default_value = "charts")]
     pub charts_dir: PathBuf,
-    #[arg(
-        long,
-        env = "WINDLASS_TERRAFORM_RENDERING",
-        value_enum,
-        default_value = "cloud"
-    )]
-    pub terraform_rendering: RenderingKind,
     /// Terraform's CLI configuration (`TF_CLI_CONFIG_FILE`), e.g. a provider mirror for
     /// workers without registry access; unset: terraform's own default.
     #[arg(long, env = "WINDLASS_TERRAFORM_CLI_CONFIG")]
     pub terraform_cli_config: Option<PathBuf>,
-    /// Stand-in rendering: the Kubernetes stand-in's URL.
-    #[arg(long, env = "WINDLASS_KUBE_STANDIN_URL")]
-    pub kube_standin_url: Option<String>,
-    /// Stand-in rendering: the Kubernetes stand-in's CA certificate (PEM).
-    #[arg(long, env = "WINDLASS_KUBE_STANDIN_CA_FILE")]
-    pub kube_standin_ca_file: Option<PathBuf>,
-    /// Stand-in rendering: file holding the credential the Kubernetes stand-in accepts.
-    #[arg(long, env = "WINDLASS_KUBE_STANDIN_TOKEN_FILE")]
-    pub kube_standin_token_file: Option<PathBuf>,
-    /// Stand-in rendering: simulated seconds to create each resource.
-    #[arg(long, env = "WINDLASS_STANDIN_CREATE_SECONDS", default_value_t = 0)]
-    pub standin_create_seconds: u32,
-    /// Stand-in rendering: a file each created resource's address is appended to.
-    #[arg(long, env = "WINDLASS_STANDIN_JOURNAL")]
-    pub standin_journal: Option<PathBuf>,
     /// How long an interrupted terraform may take to release its state lock before a retry
     /// of its step breaks the lock, when the lock's holder cannot be told dead (a lock of an
     /// earlier attempt of the step, or of a worker on this machine that is gone, is broken
@@ -111,39 +78,6 @@ impl ClusterArgs {
         step_logs: StepLogs,
         rate_limiter: Option<RateLimiter>,
     ) -> anyhow::Result<ClusterActivities> {
-        let rendering = match self.terraform_rendering {
-            RenderingKind::Cloud => ClusterRendering::Cloud,
-            RenderingKind::StandIn => {
-                let url = self.kube_standin_url.clone().context(
-                    "--kube-standin-url is required with --terraform-rendering stand-in",
-                )?;
-                let token_file = self.kube_standin_token_file.as_ref().context(
-                    "--kube-standin-token-file is required with --terraform-rendering stand-in",
-                )?;
-                let token = std::fs::read_to_string(token_file)
-                    .with_context(|| format!("reading {}", token_file.display()))?;
-                let ca = self
-                    .kube_standin_ca_file
-                    .as_ref()
-                    .map(|f| {
-                        std::fs::read_to_string(f)
-                            .with_context(|| format!("reading {}", f.display()))
-                    })
-                    .transpose()?;
-                ClusterRendering::StandIn {
-                    options: StandInOptions {
-                        kube_api_url: url,
-                        create_seconds: self.standin_create_seconds,
-                        journal_path: self
-                            .standin_journal
-                            .as_ref()
-                            .map(|p| p.display().to_string()),
-                        kube_ca_pem: ca,
-                    },
-                    kube_token: Zeroizing::new(token.trim().to_owned()),
-                }
-            }
-        };
         let workdir = absolute(&self.cluster_workdir)?;
         std::fs::create_dir_all(&workdir)
             .with_context(|| format!("creating {}", workdir.display()))?;
@@ -176,7 +110,6 @@ impl ClusterArgs {
             }),
             terraform,
             helm: Helm::locate(),
-            rendering,
             workdir,
             charts_dir: absolute(&self.charts_dir)?,
             stale_lock_grace: Duration::from_secs(self.stale_lock_grace_seconds),

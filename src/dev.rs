@@ -20,7 +20,7 @@ use windlass_core::rbac::{BuiltInRole, Role};
 use windlass_standins::azurite::Azurite;
 use windlass_standins::eks_versions::EksVersionsStandIn;
 use windlass_standins::kube::{KubeStandIn, KubeStandInConfig};
-use windlass_standins::moto::{ACCOUNT_ID as MOTO_ACCOUNT_ID, Moto};
+use windlass_standins::moto::{ACCOUNT_ID as MOTO_ACCOUNT_ID, Moto, MotoOptions};
 use windlass_standins::sts_trust::StsTrustStandIn;
 use windlass_standins::{AzureStandIn, OidcIssuerStandIn, StandInOptions};
 use windlass_workers::{Fleet, WorkerConfig, WorkerMetrics};
@@ -28,7 +28,7 @@ use windlass_workflows::engine::dev_server::{DevServer, DevServerOptions, find_t
 use windlass_workflows::engine::{Engine, EngineConfig};
 use windlass_workflows::task_queues;
 
-use crate::cluster_config::{ClusterArgs, RenderingKind};
+use crate::cluster_config::ClusterArgs;
 use crate::config::{AzureArgs, StoreArgs};
 
 /// Placeholder id of Windlass's multi-tenant application in the embedded default.
@@ -115,10 +115,6 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     })
     .await
     .context("starting the Kubernetes stand-in")?;
-    let kube_ca_file = data_dir.join("kube-standin-ca.pem");
-    std::fs::write(&kube_ca_file, kube.ca_cert_pem())?;
-    let kube_token_file = data_dir.join("kube-standin-token");
-    write_private(&kube_token_file, kube.token())?;
 
     let standin = AzureStandIn::start_with(StandInOptions {
         addr: SocketAddr::from((Ipv4Addr::LOCALHOST, args.azure_standin_port)),
@@ -155,12 +151,19 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     // AWS is moto (in memory: its state starts empty on every start), behind the stand-in
     // that enforces roles' trust policies on AssumeRole as STS does; EKS's version listing,
     // which moto does not serve, comes from its own stand-in.
-    let moto = Moto::start_on(args.moto_port)
-        .await
-        .context("starting moto, the AWS emulator (scripts/setup.sh installs it)")?;
+    // Its EKS clusters' API servers are the Kubernetes stand-in, which takes EKS tokens as
+    // EKS does: verified by STS (the trust-policy stand-in, in front of moto).
+    let moto = Moto::start_with(MotoOptions {
+        port: (args.moto_port != 0).then_some(args.moto_port),
+        eks_cluster_endpoint: Some((kube.url().to_owned(), kube.ca_cert_pem().to_owned())),
+        ..MotoOptions::default()
+    })
+    .await
+    .context("starting moto, the AWS emulator (scripts/setup.sh installs it)")?;
     let sts = StsTrustStandIn::start_on(&moto.endpoint(), args.sts_standin_port)
         .await
         .context("starting the STS trust-policy stand-in")?;
+    kube.accept_eks_tokens_from(&sts.endpoint())?;
     let eks_versions =
         EksVersionsStandIn::start_on(DEMO_EKS_VERSIONS, args.eks_versions_standin_port)
             .await
@@ -225,12 +228,6 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         cluster_workdir: data_dir.join("clusters"),
         charts_dir: std::env::current_dir()?.join("charts"),
         terraform_cli_config: Some(terraform_cli_config),
-        terraform_rendering: RenderingKind::StandIn,
-        kube_standin_url: Some(kube.url().to_owned()),
-        kube_standin_ca_file: Some(kube_ca_file),
-        kube_standin_token_file: Some(kube_token_file),
-        standin_create_seconds: 1,
-        standin_journal: None,
         stale_lock_grace_seconds: 30,
         chart_timeout_seconds: 300,
         aws_endpoint_url: Some(sts.endpoint()),

@@ -18,8 +18,7 @@ use windlass_standins::{AzureStandIn, OidcIssuerStandIn, StandInAddresses, Stand
 #[derive(Debug, Clone, clap::Args)]
 pub struct StandInsArgs {
     /// Where the stand-ins keep their state (the Azure stand-in's, Azurite's blobs) and
-    /// write `standins.json`, their CA certificates, the Kubernetes stand-in's token and
-    /// the terraform stand-in rendering's journal.
+    /// write `standins.json`, their CA certificates and the Kubernetes stand-in's token.
     #[arg(long)]
     state_dir: PathBuf,
     /// Port of the Azure stand-in (0: a free one).
@@ -95,13 +94,6 @@ pub async fn run(args: StandInsArgs) -> anyhow::Result<()> {
     let idp = OidcIssuerStandIn::start(args.oidc_port, &args.oidc_audience)
         .await
         .context("starting the OIDC issuer stand-in")?;
-    let terraform_journal = dir.join("terraform-journal");
-    // Readable before the first resource is created.
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&terraform_journal)?;
-
     let addresses = StandInAddresses {
         pid: std::process::id(),
         azure_url: azure.base_url.clone(),
@@ -113,7 +105,6 @@ pub async fn run(args: StandInsArgs) -> anyhow::Result<()> {
         oidc_jwks_uri: idp.jwks_uri.clone(),
         oidc_audience: idp.audience.clone(),
         azurite_endpoint: azurite.endpoint(),
-        terraform_journal,
     };
     addresses.write(&dir)?;
     println!(
@@ -122,7 +113,6 @@ pub async fn run(args: StandInsArgs) -> anyhow::Result<()> {
          \n  Kubernetes API             {} — a stand-in, not a cluster; helm releases: {}/_standin/releases\
          \n  OIDC issuer                {} — a stand-in; tokens: POST {}/_standin/tokens\
          \n  Azurite (Blob emulator)    {}\
-         \n  terraform journal          {}\
          \n  addresses                  {}\n",
         addresses.azure_url,
         addresses.azure_url,
@@ -131,7 +121,6 @@ pub async fn run(args: StandInsArgs) -> anyhow::Result<()> {
         addresses.oidc_issuer,
         addresses.oidc_issuer,
         addresses.azurite_endpoint,
-        addresses.terraform_journal.display(),
         dir.join(windlass_standins::addresses::ADDRESSES_FILE)
             .display(),
     );

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
-use windlass_core::blueprint::{Blueprint, Inventory, Rendering, render, render_values};
+use windlass_core::blueprint::{Blueprint, Inventory, render, render_values};
 use windlass_core::cloud_accounts::{CloudAccount, CloudProvider, aws_role_arn};
 use windlass_core::clusters::parse_minor_version;
 use windlass_core::clusters::{ClusterSpec, NetworkSpec, NodePoolSpec};
@@ -349,7 +349,7 @@ pub(crate) fn acting_target(account: &CloudAccount, application_id: &str) -> Clo
 
 /// The terraform (azurerm) and helm values that reproduce the cluster.
 fn cloud_blueprint(spec: &ClusterSpec, account: &CloudAccount) -> Result<Blueprint, Problem> {
-    let mut blueprint = render(spec, account, &Rendering::Cloud)?;
+    let mut blueprint = render(spec, account)?;
     blueprint
         .files
         .extend(render_values(spec, account)?.files());

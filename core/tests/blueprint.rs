@@ -1,13 +1,12 @@
 //! Blueprint rendering: the AKS inventory against the requirements seed, the rendered HCL
-//! against the inventory, no secrets in any file, and the stand-in rendering run through
-//! the real terraform.
+//! against the inventory, no secrets in any file, formatted as terraform formats it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, NaiveTime, Utc, Weekday};
 use uuid::Uuid;
 use windlass_core::Error;
-use windlass_core::blueprint::{Blueprint, Origin, Rendering, ResourceKind as K, render};
+use windlass_core::blueprint::{Blueprint, Origin, ResourceKind as K, render};
 use windlass_core::cloud_accounts::{CloudAccount, CloudProvider};
 use windlass_core::clusters::{ClusterSpec, NetworkSpec, NodePoolSpec};
 use windlass_core::maintenance::MaintenanceWindow;
@@ -58,7 +57,7 @@ fn tfvars(blueprint: &Blueprint) -> serde_json::Value {
 
 #[test]
 fn the_aks_inventory_is_the_seeds_table() {
-    let blueprint = render(&spec(), &account(), &Rendering::Cloud).unwrap();
+    let blueprint = render(&spec(), &account()).unwrap();
     let inv = &blueprint.inventory;
     // The seed's "What Qovery creates in your account", row by row.
     for (kind, count) in [
@@ -163,7 +162,6 @@ fn resource_addresses(blueprint: &Blueprint) -> BTreeSet<String> {
 #[test]
 fn the_rendered_resource_blocks_are_the_inventory() {
     {
-        let rendering = Rendering::Cloud;
         let mut spec = spec();
         spec.node_pools.push(NodePoolSpec {
             name: "batch".into(),
@@ -171,17 +169,17 @@ fn the_rendered_resource_blocks_are_the_inventory() {
             min_count: 0,
             max_count: 10,
         });
-        let blueprint = render(&spec, &account(), &rendering).unwrap();
+        let blueprint = render(&spec, &account()).unwrap();
         let inventory: BTreeSet<String> = blueprint
             .inventory
             .terraform_managed()
             .map(|r| r.terraform_address.clone())
             .collect();
-        assert_eq!(resource_addresses(&blueprint), inventory, "{rendering:?}");
+        assert_eq!(resource_addresses(&blueprint), inventory);
         assert_eq!(blueprint.inventory.count(K::NodePool), 1);
     }
     // Every kind in the cloud rendering is its azurerm type.
-    let blueprint = render(&spec(), &account(), &Rendering::Cloud).unwrap();
+    let blueprint = render(&spec(), &account()).unwrap();
     let hcl: String = blueprint.files.values().cloned().collect();
     let by_type: BTreeMap<&str, usize> = [
         ("azurerm_resource_group", 1),
@@ -210,7 +208,7 @@ fn the_rendered_resource_blocks_are_the_inventory() {
 
 #[test]
 fn the_cloud_rendering_has_the_seeds_aks_settings() {
-    let blueprint = render(&spec(), &account(), &Rendering::Cloud).unwrap();
+    let blueprint = render(&spec(), &account()).unwrap();
     let aks = &blueprint.files["terraform/aks.tf"];
     for setting in [
         r#"network_plugin      = "azure""#,
@@ -288,7 +286,7 @@ fn the_cloud_rendering_has_the_seeds_aks_settings() {
 
 #[test]
 fn resources_carry_the_seeds_tags() {
-    let blueprint = render(&spec(), &account(), &Rendering::Cloud).unwrap();
+    let blueprint = render(&spec(), &account()).unwrap();
     let locals = &blueprint.files["terraform/locals.tf"];
     for tag in [
         r#"cluster_id      = "5f0c6a8e-1d2b-4c3d-9e8f-0a1b2c3d4e5f""#,
@@ -306,7 +304,7 @@ fn resources_carry_the_seeds_tags() {
 
 #[test]
 fn the_maintenance_window_is_the_specs() {
-    let blueprint = render(&spec(), &account(), &Rendering::Cloud).unwrap();
+    let blueprint = render(&spec(), &account()).unwrap();
     assert_eq!(
         tfvars(&blueprint)["maintenance_window"],
         serde_json::json!({
@@ -322,7 +320,7 @@ fn the_maintenance_window_is_the_specs() {
         start: NaiveTime::from_hms_opt(3, 0, 0).unwrap(),
         duration_minutes: 6 * 60,
     };
-    let blueprint = render(&spec, &account(), &Rendering::Cloud).unwrap();
+    let blueprint = render(&spec, &account()).unwrap();
     let window = &tfvars(&blueprint)["maintenance_window"];
     assert_eq!(window["allowed"][0]["day"], "Saturday");
     assert_eq!(
@@ -339,7 +337,7 @@ fn a_custom_network_changes_the_zonal_resources() {
         cidr: "172.20.0.0/16".into(),
         zones: vec!["1".into(), "2".into()],
     };
-    let blueprint = render(&spec, &account(), &Rendering::Cloud).unwrap();
+    let blueprint = render(&spec, &account()).unwrap();
     let vars = tfvars(&blueprint);
     assert_eq!(vars["network_cidr"], "172.20.0.0/16");
     assert_eq!(
@@ -355,7 +353,7 @@ fn a_custom_network_changes_the_zonal_resources() {
 
     // The overlay's pod and service ranges must stay outside the VNet.
     spec.network.cidr = "100.64.0.0/12".into();
-    let err = render(&spec, &account(), &Rendering::Cloud).unwrap_err();
+    let err = render(&spec, &account()).unwrap_err();
     assert!(matches!(err, Error::InvalidInput(_)));
     assert!(err.to_string().contains("overlaps"), "{err}");
 }
@@ -423,11 +421,10 @@ fn assert_no_secrets(blueprint: &Blueprint) {
 #[test]
 fn no_file_holds_a_secret() {
     {
-        let rendering = Rendering::Cloud;
-        let blueprint = render(&spec(), &account(), &rendering).unwrap();
+        let blueprint = render(&spec(), &account()).unwrap();
         assert_no_secrets(&blueprint);
     }
-    let cloud = render(&spec(), &account(), &Rendering::Cloud).unwrap();
+    let cloud = render(&spec(), &account()).unwrap();
     let all: String = cloud.files.values().cloned().collect();
     // No key or password paths are even enabled.
     assert!(all.contains("shared_access_key_enabled       = false"));
@@ -438,7 +435,7 @@ fn no_file_holds_a_secret() {
 
 #[test]
 fn helm_values_refer_to_terraform_outputs() {
-    let blueprint = render(&spec(), &account(), &Rendering::Cloud).unwrap();
+    let blueprint = render(&spec(), &account()).unwrap();
     let charts: Vec<&str> = blueprint
         .files
         .keys()
@@ -484,7 +481,7 @@ fn an_aws_cluster_on_an_azure_shaped_account_is_refused_clearly() {
     spec.provider = CloudProvider::Aws;
     spec.region = "eu-west-3".into();
     account.provider = CloudProvider::Aws;
-    let err = render(&spec, &account, &Rendering::Cloud).unwrap_err();
+    let err = render(&spec, &account).unwrap_err();
     assert!(matches!(err, Error::InvalidInput(_)));
     assert!(err.to_string().contains("12-digit"), "{err}");
 }
@@ -492,14 +489,10 @@ fn an_aws_cluster_on_an_azure_shaped_account_is_refused_clearly() {
 // ---- the real terraform ----
 
 #[test]
-fn both_renderings_are_formatted_as_terraform_fmt_would() {
+fn the_blueprint_is_formatted_as_terraform_fmt_would() {
     {
-        let rendering = Rendering::Cloud;
         let dir = tempfile::tempdir().unwrap();
-        write(
-            &render(&spec(), &account(), &rendering).unwrap(),
-            dir.path(),
-        );
+        write(&render(&spec(), &account()).unwrap(), dir.path());
         tf(dir.path(), &["fmt", "-check", "-diff", "-recursive"]);
     }
 }

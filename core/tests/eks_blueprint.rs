@@ -1,22 +1,19 @@
 //! EKS blueprint rendering: the inventory, the rendered HCL against the inventory, tags,
-//! no secrets in any file, formatting, helm values, and the stand-in rendering run through
-//! the real terraform.
+//! no secrets in any file, formatting and helm values. (The provider stand-in's
+//! `apply_aws` applies this blueprint against moto.)
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 use windlass_core::Error;
-use windlass_core::blueprint::{
-    Blueprint, Origin, Rendering, ResourceKind as K, StandInOptions, render, render_values,
-};
+use windlass_core::blueprint::{Blueprint, Origin, ResourceKind as K, render, render_values};
 use windlass_core::cloud_accounts::{CloudAccount, CloudProvider};
 use windlass_core::clusters::{ClusterSpec, NetworkSpec, NodePoolSpec};
 use windlass_core::maintenance::MaintenanceWindow;
 
 mod real_terraform;
-use real_terraform::{STANDIN_TOKEN, tf, write};
+use real_terraform::{tf, write};
 
 const SHORT_ID: &str = "5f0c6a8e1d2b";
 
@@ -69,15 +66,6 @@ fn at(text: &str) -> DateTime<Utc> {
     text.parse().unwrap()
 }
 
-fn stand_in(journal: Option<&Path>) -> Rendering {
-    Rendering::StandIn(StandInOptions {
-        kube_api_url: "https://127.0.0.1:6443".into(),
-        create_seconds: 0,
-        journal_path: journal.map(|p| p.display().to_string()),
-        kube_ca_pem: Some("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into()),
-    })
-}
-
 fn tfvars(blueprint: &Blueprint) -> serde_json::Value {
     serde_json::from_str(&blueprint.files["terraform/terraform.tfvars.json"]).unwrap()
 }
@@ -94,7 +82,7 @@ fn addresses_of(blueprint: &Blueprint, kind: K) -> BTreeSet<&str> {
 
 #[test]
 fn the_eks_inventory_has_what_an_eks_cluster_needs() {
-    let blueprint = render(&spec(), &account(), &Rendering::Cloud).unwrap();
+    let blueprint = render(&spec(), &account()).unwrap();
     let inv = &blueprint.inventory;
     for (kind, count) in [
         (K::Vpc, 1),
@@ -189,25 +177,6 @@ fn the_eks_inventory_has_what_an_eks_cluster_needs() {
     );
     assert!(imports.contains("id = local.state_bucket\n"), "{imports}");
     assert_eq!(imports.matches("import {").count(), 1);
-
-    // The stand-in has no bootstrap: it creates the state bucket itself.
-    let standin = render(&spec(), &account(), &stand_in(None)).unwrap();
-    assert!(
-        standin
-            .inventory
-            .resources
-            .iter()
-            .all(|r| r.origin != Origin::Bootstrap)
-    );
-    assert!(!standin.files.contains_key("terraform/imports.tf"));
-    let files = |b: &Blueprint| -> BTreeSet<String> {
-        b.files
-            .keys()
-            .filter(|p| *p != "terraform/imports.tf")
-            .cloned()
-            .collect()
-    };
-    assert_eq!(files(&standin), files(&blueprint), "same file set");
 }
 
 /// `resource "type" "name"` blocks of the rendered terraform, expanded by their `for_each`
@@ -253,18 +222,18 @@ fn resource_addresses(blueprint: &Blueprint) -> BTreeSet<String> {
 
 #[test]
 fn the_rendered_resource_blocks_are_the_inventory() {
-    for rendering in [Rendering::Cloud, stand_in(None)] {
-        let blueprint = render(&spec_with_batch_pool(), &account(), &rendering).unwrap();
+    {
+        let blueprint = render(&spec_with_batch_pool(), &account()).unwrap();
         let inventory: BTreeSet<String> = blueprint
             .inventory
             .terraform_managed()
             .map(|r| r.terraform_address.clone())
             .collect();
-        assert_eq!(resource_addresses(&blueprint), inventory, "{rendering:?}");
+        assert_eq!(resource_addresses(&blueprint), inventory);
         assert_eq!(blueprint.inventory.count(K::NodeGroup), 2);
     }
     // Every kind in the cloud rendering is its aws type.
-    let blueprint = render(&spec(), &account(), &Rendering::Cloud).unwrap();
+    let blueprint = render(&spec(), &account()).unwrap();
     let hcl: String = blueprint.files.values().cloned().collect();
     for (ty, blocks) in [
         ("aws_vpc", 1),
@@ -296,7 +265,7 @@ fn the_rendered_resource_blocks_are_the_inventory() {
 
 #[test]
 fn the_cloud_rendering_has_the_eks_settings() {
-    let blueprint = render(&spec_with_batch_pool(), &account(), &Rendering::Cloud).unwrap();
+    let blueprint = render(&spec_with_batch_pool(), &account()).unwrap();
     let versions = &blueprint.files["terraform/versions.tf"];
     for setting in [
         r#"source  = "hashicorp/aws""#,
@@ -411,7 +380,6 @@ fn the_cloud_rendering_has_the_eks_settings() {
     );
 
     let outputs = &blueprint.files["terraform/outputs.tf"];
-    let standin = render(&spec(), &account(), &stand_in(None)).unwrap();
     let output_names = |text: &str| -> BTreeSet<String> {
         text.lines()
             .filter_map(|l| l.strip_prefix("output \""))
@@ -432,8 +400,6 @@ fn the_cloud_rendering_has_the_eks_settings() {
     ] {
         assert!(names.contains(output), "{output}");
     }
-    // The stand-in answers the same outputs.
-    assert_eq!(output_names(&standin.files["terraform/outputs.tf"]), names);
     assert!(outputs.contains(r#"args       = ["eks", "get-token", "--cluster-name""#));
 
     let readme = &blueprint.files["README.md"];
@@ -445,7 +411,7 @@ fn the_cloud_rendering_has_the_eks_settings() {
 
 #[test]
 fn resources_carry_the_clusters_tags() {
-    let blueprint = render(&spec(), &account(), &Rendering::Cloud).unwrap();
+    let blueprint = render(&spec(), &account()).unwrap();
     let locals = &blueprint.files["terraform/locals.tf"];
     for tag in [
         r#"cluster_id      = "5f0c6a8e-1d2b-4c3d-9e8f-0a1b2c3d4e5f""#,
@@ -459,13 +425,6 @@ fn resources_carry_the_clusters_tags() {
     let versions = &blueprint.files["terraform/versions.tf"];
     let provider = versions.split("provider \"aws\" {").nth(1).unwrap();
     assert!(provider.contains("default_tags {\n    tags = local.tags\n  }"));
-    // In the stand-in each taggable resource carries them itself; the plan test checks
-    // their values.
-    let standin = render(&spec(), &account(), &stand_in(None)).unwrap();
-    let network = &standin.files["terraform/network.tf"];
-    let vpc = network.split("\n}\n").next().unwrap();
-    assert!(vpc.contains("resource \"terraform_data\" \"vpc\""));
-    assert!(vpc.contains("tags                 = local.tags"));
 }
 
 #[test]
@@ -475,7 +434,7 @@ fn a_custom_network_changes_the_zonal_resources() {
         cidr: "172.20.0.0/16".into(),
         zones: vec!["1".into(), "2".into()],
     };
-    let blueprint = render(&spec, &account(), &Rendering::Cloud).unwrap();
+    let blueprint = render(&spec, &account()).unwrap();
     let vars = tfvars(&blueprint);
     assert_eq!(vars["network_cidr"], "172.20.0.0/16");
     assert_eq!(vars["zones"]["2"]["private_cidr"], "172.20.16.0/20");
@@ -498,7 +457,7 @@ fn a_custom_network_changes_the_zonal_resources() {
         cidr: "10.0.0.0/18".into(),
         zones: ["1", "2", "3", "4"].map(String::from).to_vec(),
     };
-    let err = render(&spec, &account(), &Rendering::Cloud).unwrap_err();
+    let err = render(&spec, &account()).unwrap_err();
     assert!(matches!(err, Error::InvalidInput(_)));
     assert!(err.to_string().contains("cannot hold"), "{err}");
 
@@ -506,7 +465,7 @@ fn a_custom_network_changes_the_zonal_resources() {
         cidr: "10.0.0.0/16".into(),
         zones: vec!["1".into(), "9".into()],
     };
-    let err = render(&spec, &account(), &Rendering::Cloud).unwrap_err();
+    let err = render(&spec, &account()).unwrap_err();
     assert!(err.to_string().contains("AWS zones"), "{err}");
 }
 
@@ -521,14 +480,14 @@ fn an_account_without_a_12_digit_id_is_refused() {
     ] {
         let mut account = account();
         account.external_id = bad.into();
-        let err = render(&spec(), &account, &Rendering::Cloud).unwrap_err();
+        let err = render(&spec(), &account).unwrap_err();
         assert!(matches!(err, Error::InvalidInput(_)), "{bad}");
         assert!(err.to_string().contains("12-digit account id"), "{err}");
     }
     // An Azure account is not an AWS one, whatever its ids.
     let mut account = account();
     account.provider = CloudProvider::Azure;
-    let err = render(&spec(), &account, &Rendering::Cloud).unwrap_err();
+    let err = render(&spec(), &account).unwrap_err();
     assert!(
         err.to_string().contains("belongs to cloud account"),
         "{err}"
@@ -537,9 +496,9 @@ fn an_account_without_a_12_digit_id_is_refused() {
 
 #[test]
 fn rendering_is_deterministic() {
-    for rendering in [Rendering::Cloud, stand_in(None)] {
-        let a = render(&spec(), &account(), &rendering).unwrap();
-        let b = render(&spec(), &account(), &rendering).unwrap();
+    {
+        let a = render(&spec(), &account()).unwrap();
+        let b = render(&spec(), &account()).unwrap();
         assert_eq!(a, b);
     }
 }
@@ -608,25 +567,17 @@ fn assert_no_secrets(blueprint: &Blueprint) {
 
 #[test]
 fn no_file_holds_a_secret() {
-    for rendering in [Rendering::Cloud, stand_in(Some(Path::new("/tmp/j")))] {
-        let blueprint = render(&spec(), &account(), &rendering).unwrap();
-        assert_no_secrets(&blueprint);
-    }
-    // The cloud kubeconfig fetches a short-lived token as whoever uses it; only the
-    // stand-in's refers to a token, and that one is a variable the worker sets at run time.
-    let cloud = render(&spec(), &account(), &Rendering::Cloud).unwrap();
+    assert_no_secrets(&render(&spec(), &account()).unwrap());
+    // The kubeconfig fetches a short-lived token as whoever uses it.
+    let cloud = render(&spec(), &account()).unwrap();
     let outputs = &cloud.files["terraform/outputs.tf"];
     assert!(outputs.contains(r#"command    = "aws""#));
     assert!(!outputs.contains("token ="));
-    let standin = render(&spec(), &account(), &stand_in(None)).unwrap();
-    assert!(
-        standin.files["terraform/outputs.tf"].contains("user = { token = var.standin_kube_token }")
-    );
 }
 
 #[test]
 fn helm_values_refer_to_terraform_outputs() {
-    let blueprint = render(&spec(), &account(), &Rendering::Cloud).unwrap();
+    let blueprint = render(&spec(), &account()).unwrap();
     let charts: Vec<&str> = blueprint
         .files
         .keys()
@@ -706,132 +657,10 @@ fn helm_values_refer_to_terraform_outputs() {
 // ---- the real terraform ----
 
 #[test]
-fn both_renderings_are_formatted_as_terraform_fmt_would() {
-    for rendering in [
-        Rendering::Cloud,
-        stand_in(None),
-        stand_in(Some(Path::new("/tmp/journal"))),
-    ] {
-        for spec in [spec(), spec_with_batch_pool()] {
-            let dir = tempfile::tempdir().unwrap();
-            write(&render(&spec, &account(), &rendering).unwrap(), dir.path());
-            tf(dir.path(), &["fmt", "-check", "-diff", "-recursive"]);
-        }
+fn the_blueprint_is_formatted_as_terraform_fmt_would() {
+    for spec in [spec(), spec_with_batch_pool()] {
+        let dir = tempfile::tempdir().unwrap();
+        write(&render(&spec, &account()).unwrap(), dir.path());
+        tf(dir.path(), &["fmt", "-check", "-diff", "-recursive"]);
     }
-}
-
-#[test]
-fn the_stand_in_plans_and_applies_with_real_terraform() {
-    let dir = tempfile::tempdir().unwrap();
-    let journal = dir.path().join("journal");
-    let spec = spec_with_batch_pool();
-    let blueprint = render(&spec, &account(), &stand_in(Some(&journal))).unwrap();
-    write(&blueprint, dir.path());
-    let tfdir = dir.path().join("terraform");
-
-    tf(&tfdir, &["init", "-input=false", "-backend=false"]);
-    tf(&tfdir, &["validate"]);
-
-    // The runner's override file, as it writes it.
-    std::fs::write(
-        tfdir.join("windlass_backend_override.tf"),
-        "terraform {\n  backend \"local\" {}\n}\n",
-    )
-    .unwrap();
-    tf(&tfdir, &["init", "-input=false", "-reconfigure"]);
-    tf(&tfdir, &["plan", "-input=false", "-out=stand-in.tfplan"]);
-    let plan: serde_json::Value =
-        serde_json::from_str(&tf(&tfdir, &["show", "-json", "stand-in.tfplan"])).unwrap();
-    let planned: BTreeMap<String, serde_json::Value> = plan["resource_changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            assert_eq!(c["change"]["actions"], serde_json::json!(["create"]));
-            (
-                c["address"].as_str().unwrap().to_owned(),
-                c["change"]["after"]["input"].clone(),
-            )
-        })
-        .collect();
-    let managed: Vec<_> = blueprint.inventory.terraform_managed().collect();
-    assert_eq!(planned.len(), managed.len());
-    let tags = serde_json::json!({
-        "cluster_id": spec.id.to_string(),
-        "organization_id": spec.organization_id.to_string(),
-        "region": "eu-west-3",
-        "creation_date": "2026-11-24",
-        "managed_by": "windlass",
-    });
-    for item in &managed {
-        let input = &planned[&item.terraform_address];
-        // Where the stand-in carries a name, it is the inventory's.
-        if let Some(name) = input["name"].as_str() {
-            assert_eq!(name, item.name, "{}", item.terraform_address);
-        }
-        // Every resource AWS can tag carries the cluster's tags.
-        let untaggable = matches!(
-            item.kind,
-            K::RouteTableAssociation | K::IamRolePolicy | K::S3BucketConfiguration
-        );
-        if !untaggable {
-            assert_eq!(input["tags"], tags, "{}", item.terraform_address);
-        }
-    }
-    let subnet = &planned[r#"terraform_data.subnet_private["2"]"#];
-    assert_eq!(subnet["cidr_block"], "10.0.16.0/20");
-    assert_eq!(subnet["availability_zone"], "eu-west-3b");
-    assert_eq!(
-        planned[r#"terraform_data.subnet_public["1"]"#]["cidr_block"],
-        "10.0.255.0/24"
-    );
-    let batch = &planned[r#"terraform_data.eks_node_group_pool["batch"]"#];
-    assert_eq!(batch["version"], "1.33");
-    assert_eq!(batch["instance_types"], serde_json::json!(["c6i.2xlarge"]));
-    assert_eq!(batch["max_size"], 10);
-    assert_eq!(
-        planned[r#"terraform_data.iam_role_workload["storage"]"#]["subject"],
-        "system:serviceaccount:logging:loki"
-    );
-
-    tf(&tfdir, &["apply", "-input=false", "stand-in.tfplan"]);
-    let mut journalled: Vec<String> = std::fs::read_to_string(&journal)
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect();
-    journalled.sort();
-    let mut expected: Vec<String> = managed
-        .iter()
-        .map(|r| r.terraform_address.clone())
-        .collect();
-    expected.sort();
-    assert_eq!(journalled, expected, "each resource created exactly once");
-
-    // The kubeconfig points at the stand-in, trusts its CA and carries the credential the
-    // worker gave terraform.
-    let kubeconfig = tf(&tfdir, &["output", "-raw", "kube_config_raw"]);
-    assert!(
-        kubeconfig.contains(r#""server": "https://127.0.0.1:6443""#),
-        "{kubeconfig}"
-    );
-    let token = kubeconfig
-        .lines()
-        .find_map(|l| l.trim().strip_prefix(r#""token": "#))
-        .unwrap()
-        .trim_matches('"');
-    assert_eq!(token, STANDIN_TOKEN);
-    assert!(kubeconfig.contains(r#""certificate-authority-data": "LS0tLS1CRUdJTi"#));
-    let arn = tf(&tfdir, &["output", "-raw", "karpenter_role_arn"]);
-    assert_eq!(
-        arn,
-        "arn:aws:iam::123456789012:role/windlass-5f0c6a8e1d2b-karpenter"
-    );
-
-    // A second plan has nothing to do: nothing would be created again.
-    let again = real_terraform::command(&tfdir)
-        .args(["plan", "-input=false", "-detailed-exitcode"])
-        .status()
-        .unwrap();
-    assert_eq!(again.code(), Some(0));
 }

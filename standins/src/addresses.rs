@@ -11,9 +11,8 @@ pub const ADDRESSES_FILE: &str = "standins.json";
 
 /// Every stand-in's address and the files clients need to trust and reach them. The
 /// stand-ins' own journals: `{azure_url}/_standin/writes` (creations and updates per ARM
-/// resource), `{kube_url}/_standin/releases?namespace=...` (helm release revisions, from
-/// helm's own storage Secrets) and the file `terraform_journal` (one line per stand-in
-/// resource terraform created, appended by the resource itself).
+/// resource) and `{kube_url}/_standin/releases?namespace=...` (helm release revisions,
+/// from helm's own storage Secrets).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StandInAddresses {
     /// The process serving them.
@@ -34,8 +33,6 @@ pub struct StandInAddresses {
     pub oidc_audience: String,
     /// Azurite (the real Blob emulator) behind the stand-in's storage accounts.
     pub azurite_endpoint: String,
-    /// Give workers this as `WINDLASS_STANDIN_JOURNAL`.
-    pub terraform_journal: PathBuf,
 }
 
 impl StandInAddresses {

@@ -1,5 +1,7 @@
-//! moto, the AWS emulator (the real S3, STS and IAM protocols; not a stand-in written
-//! here), started as a child process for tests. `scripts/setup.sh` installs it.
+//! moto, the AWS emulator (the real S3, STS, IAM, EC2 and EKS protocols; not a stand-in
+//! written here), started as a child process for tests. `scripts/setup.sh` installs it.
+//! It runs through `moto_launcher.py`, which adds the EKS version updates moto lacks and
+//! points EKS clusters' endpoints at the Kubernetes stand-in: those parts are stand-ins.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -9,11 +11,39 @@ use std::time::Duration;
 /// The account moto answers for.
 pub const ACCOUNT_ID: &str = "123456789012";
 
+/// The launcher adding what moto lacks (EKS version updates, a cluster endpoint that
+/// is the Kubernetes stand-in); see the file's docstring.
+const LAUNCHER: &str = include_str!("moto_launcher.py");
+
+/// How moto is started.
+#[derive(Debug, Clone, Default)]
+pub struct MotoOptions {
+    /// Load AWS's managed policies (`AmazonEKSClusterPolicy`, ...) into IAM, as every
+    /// real account has them: moto loads their documents only when asked, which slows
+    /// IAM's first call.
+    pub aws_managed_policies: bool,
+    /// `127.0.0.1:port`; `None`: any free port.
+    pub port: Option<u16>,
+    /// The API server every EKS cluster answers with, and its CA certificate (PEM): the
+    /// Kubernetes stand-in, so a kubeconfig made from DescribeCluster works.
+    pub eks_cluster_endpoint: Option<(String, String)>,
+    /// How long an EKS version update takes (`None`: 1 s).
+    pub eks_update_seconds: Option<f64>,
+}
+
 /// A running moto server; stopped when dropped.
 pub struct Moto {
     // Held for kill_on_drop: the server lives as long as this handle.
     _child: tokio::process::Child,
+    // Holds the launcher script while moto runs.
+    _launcher: PathBuf,
     port: u16,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self._launcher);
+    }
 }
 
 impl Moto {
@@ -30,25 +60,64 @@ impl Moto {
         PathBuf::from("moto_server")
     }
 
+    /// The Python moto is installed in: next to `moto_server`.
+    fn python() -> PathBuf {
+        let server = Self::locate();
+        match server.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.join("python"),
+            _ => PathBuf::from("python3"),
+        }
+    }
+
     /// moto without AWS's managed policies (whatever the environment says).
     pub async fn start() -> std::io::Result<Self> {
-        Self::spawn(false, None).await
+        Self::start_with(MotoOptions::default()).await
     }
 
     /// As [`Moto::start`], on `127.0.0.1:port` (`0`: any free port), as `windlass dev`
     /// runs it.
     pub async fn start_on(port: u16) -> std::io::Result<Self> {
-        Self::spawn(false, (port != 0).then_some(port)).await
+        Self::start_with(MotoOptions {
+            port: (port != 0).then_some(port),
+            ..MotoOptions::default()
+        })
+        .await
     }
 
-    /// As [`Moto::start`], with AWS's managed policies (`AmazonEKSClusterPolicy`, ...)
-    /// in IAM, as every real account has them: moto loads their documents only when
-    /// asked (`MOTO_IAM_LOAD_MANAGED_POLICIES`), which slows IAM's first call.
+    /// As [`Moto::start`], with AWS's managed policies in IAM.
     pub async fn start_with_aws_managed_policies() -> std::io::Result<Self> {
-        Self::spawn(true, None).await
+        Self::start_with(MotoOptions {
+            aws_managed_policies: true,
+            ..MotoOptions::default()
+        })
+        .await
     }
 
-    async fn spawn(aws_managed_policies: bool, fixed_port: Option<u16>) -> std::io::Result<Self> {
+    pub async fn start_with(options: MotoOptions) -> std::io::Result<Self> {
+        let launcher = std::env::temp_dir().join(format!(
+            "windlass-moto-{}-{}.py",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::write(&launcher, LAUNCHER)?;
+        let started = Self::spawn(&options, &launcher).await;
+        if started.is_err() {
+            let _ = std::fs::remove_file(&launcher);
+        }
+        let (child, port) = started?;
+        Ok(Self {
+            _child: child,
+            _launcher: launcher,
+            port,
+        })
+    }
+
+    async fn spawn(
+        options: &MotoOptions,
+        launcher: &Path,
+    ) -> std::io::Result<(tokio::process::Child, u16)> {
+        use base64::Engine as _;
+        let fixed_port = options.port;
         // The port is picked by binding and releasing it, so another process can take it
         // before moto binds; moto then exits while the other listener answers the probe.
         // A moto that is not alive after answering is started again on another port.
@@ -59,19 +128,43 @@ impl Moto {
                 Some(port) => port,
                 None => TcpListener::bind("127.0.0.1:0")?.local_addr()?.port(),
             };
-            let mut child = tokio::process::Command::new(Self::locate())
+            let mut command = tokio::process::Command::new(Self::python());
+            command
+                .arg(launcher)
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
                 .env(
                     "MOTO_IAM_LOAD_MANAGED_POLICIES",
-                    if aws_managed_policies {
+                    if options.aws_managed_policies {
                         "true"
                     } else {
                         "false"
                     },
-                )
+                );
+            if let Some((endpoint, ca_pem)) = &options.eks_cluster_endpoint {
+                command.env("WINDLASS_MOTO_EKS_ENDPOINT", endpoint).env(
+                    "WINDLASS_MOTO_EKS_CA_DATA",
+                    base64::engine::general_purpose::STANDARD.encode(ca_pem),
+                );
+            }
+            if let Some(seconds) = options.eks_update_seconds {
+                command.env("WINDLASS_MOTO_EKS_UPDATE_SECONDS", seconds.to_string());
+            }
+            // moto's request log, for debugging a test: `WINDLASS_MOTO_LOG=<file>`.
+            let log = || -> Stdio {
+                std::env::var_os("WINDLASS_MOTO_LOG")
+                    .and_then(|path| {
+                        std::fs::OpenOptions::new()
+                            .create(true)
+                            .append(true)
+                            .open(path)
+                            .ok()
+                    })
+                    .map_or_else(Stdio::null, Stdio::from)
+            };
+            let mut child = command
                 .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stdout(log())
+                .stderr(log())
                 .kill_on_drop(true)
                 .spawn()?;
             let mut answered = false;
@@ -93,10 +186,7 @@ impl Moto {
             }
             tokio::time::sleep(Duration::from_millis(300)).await;
             if child.try_wait()?.is_none() {
-                return Ok(Self {
-                    _child: child,
-                    port,
-                });
+                return Ok((child, port));
             }
         }
         Err(std::io::Error::other(match fixed_port {

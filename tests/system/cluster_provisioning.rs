@@ -392,7 +392,7 @@ async fn a_worker_killed_during_apply_leaves_a_run_another_worker_completes() {
     let stack = Stack::with_clusters_without_worker().await;
     let (org, account) = stack.organization_with_azure_account().await;
     let mut first = stack
-        .cluster_worker_command("first", 0)
+        .cluster_worker_command("first")
         .spawn()
         .expect("spawn windlass worker");
     stack.set_up_access(org, account).await;
@@ -449,7 +449,7 @@ async fn a_worker_killed_during_apply_leaves_a_run_another_worker_completes() {
 
     // Another worker, with an empty working directory, as on another machine.
     let mut second = stack
-        .cluster_worker_command("second", 0)
+        .cluster_worker_command("second")
         .spawn()
         .expect("spawn windlass worker");
     let run = stack

@@ -24,7 +24,7 @@ async fn sigterm_during_a_deployment_loses_no_service_and_deploys_none_twice() {
     }]);
 
     let mut first = stack
-        .cluster_worker_command("first", 0)
+        .cluster_worker_command("first")
         .env("WINDLASS_GRACEFUL_SHUTDOWN_SECONDS", "60")
         .spawn()
         .expect("spawn windlass worker");
@@ -71,7 +71,7 @@ async fn sigterm_during_a_deployment_loses_no_service_and_deploys_none_twice() {
     );
 
     let mut second = stack
-        .cluster_worker_command("second", 0)
+        .cluster_worker_command("second")
         .spawn()
         .expect("spawn windlass worker");
     let run = finished(&stack, org, &started).await;

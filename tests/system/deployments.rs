@@ -1001,7 +1001,7 @@ async fn a_cluster_placed_in_a_customer_network_is_deployed_to_only_by_that_cust
     // workload identity (a federated credential trusting the customer's cluster issuer,
     // allowed on its subscription's storage), not as Windlass's platform application.
     let identity = CustomerWorkerIdentity::grant(&stack, org, account).await;
-    let mut command = stack.cluster_worker_command("acme", 0);
+    let mut command = stack.cluster_worker_command("acme");
     // Nothing of the test runner's own database settings (the README's test command
     // exports the PostgreSQL URL the store suite uses) reaches the customer's worker.
     for (name, value) in std::env::vars() {

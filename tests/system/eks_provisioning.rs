@@ -1,8 +1,11 @@
-//! EKS provisioning, upgrade and deletion through the same workflows: the cluster's terraform state
-//! in its own S3 bucket (moto, the AWS emulator, behind the STS trust-policy stand-in,
-//! reached with STS AssumeRole credentials scoped by the organisation's ExternalId, once
-//! `aws_access_verify` has verified the account), terraform (real, stand-in rendering) and helm
-//! (real, against the Kubernetes stand-in).
+//! EKS provisioning, upgrade and deletion through the same workflows: the exported aws
+//! blueprint applied by the real terraform through the provider stand-in against moto
+//! (the AWS emulator, behind the STS trust-policy stand-in, reached with STS AssumeRole
+//! credentials scoped by the organisation's ExternalId, once `aws_access_verify` has
+//! verified the account), the state in the cluster's own S3 bucket, and helm (real)
+//! against the Kubernetes stand-in that moto names as every EKS cluster's API server and
+//! that takes EKS tokens as EKS does. What is checked is what the customer would see in
+//! their account.
 
 use std::time::Duration;
 
@@ -14,19 +17,20 @@ use windlass_core::blueprint::AwsNames;
 use windlass_core::cluster_charts::ChartGraph;
 use windlass_core::clusters::ClusterSpec;
 use windlass_standins::eks_versions::EksVersionsStandIn;
-use windlass_standins::moto::Moto;
+use windlass_standins::moto::{ACCOUNT_ID as MOTO_ACCOUNT, Moto};
 
 use crate::support::{AwsBed, KillOnDrop, Stack, step};
 
 #[tokio::test]
 async fn an_eks_cluster_is_provisioned_upgraded_and_deleted_with_its_state_in_s3() {
     let stack = Stack::with_clusters_without_worker().await;
+    let kube = &stack.clusters.as_ref().unwrap().kube;
     // moto behind the stand-in that enforces the role's trust policy (ExternalId).
-    let aws = AwsBed::start().await;
+    let aws = AwsBed::start_for_clusters(kube).await;
     let moto = &aws.moto;
     // moto serves STS and S3 but not EKS's version listing: a stand-in answers that one.
     let eks_versions = EksVersionsStandIn::start(&["1.32", "1.33"]).await.unwrap();
-    let mut worker = stack.cluster_worker_command("aws", 0);
+    let mut worker = stack.cluster_worker_command("aws");
     aws.configure(&mut worker);
     let _worker = KillOnDrop(
         worker
@@ -63,7 +67,6 @@ async fn an_eks_cluster_is_provisioned_upgraded_and_deleted_with_its_state_in_s3
     for key in ["bootstrap-storage", "terraform-apply", "publish-kubeconfig"] {
         assert_eq!(step(&run, key)["status"], "succeeded", "{key}");
     }
-    let kube = &stack.clusters.as_ref().unwrap().kube;
     for chart in ChartGraph::standard().charts() {
         assert!(
             kube.helm_releases(&chart.namespace)
@@ -76,7 +79,8 @@ async fn an_eks_cluster_is_provisioned_upgraded_and_deleted_with_its_state_in_s3
 
     // The state is in the cluster's bucket, where the blueprint's S3 backend reads it.
     let spec: ClusterSpec = serde_json::from_value(started["cluster"].clone()).unwrap();
-    let bucket = AwsNames::new(&spec).state_bucket;
+    let names = AwsNames::new(&spec);
+    let bucket = names.state_bucket.clone();
     let s3 = moto_s3(moto).await;
     let objects = S3Objects::new(s3.clone(), bucket.clone(), "");
     let state = objects
@@ -91,8 +95,43 @@ async fn an_eks_cluster_is_provisioned_upgraded_and_deleted_with_its_state_in_s3
             .as_array()
             .unwrap()
             .iter()
-            .any(|r| r["name"] == "eks_cluster" || r["name"] == "kubernetes_cluster"),
+            .any(|r| r["type"] == "aws_eks_cluster"),
         "{state:#}"
+    );
+    // In the account: the cluster and its node groups, one network, nothing twice.
+    let eks = moto_eks(moto).await;
+    let cluster = eks
+        .describe_cluster()
+        .name(&names.cluster)
+        .send()
+        .await
+        .expect("the EKS cluster exists in the account");
+    let cluster = cluster.cluster().unwrap();
+    assert_eq!(cluster.version(), Some("1.33"));
+    assert_eq!(cluster.tags().unwrap()["cluster_id"], spec.id.to_string());
+    for pool in &spec.node_pools {
+        let group = eks
+            .describe_nodegroup()
+            .cluster_name(&names.cluster)
+            .nodegroup_name(&pool.name)
+            .send()
+            .await
+            .expect("the node group exists");
+        assert_eq!(group.nodegroup().unwrap().version(), Some("1.33"));
+    }
+    assert_eq!(tagged(moto, spec.id, "ec2:vpc").await.len(), 1);
+    assert_eq!(
+        tagged(moto, spec.id, "ec2:subnet").await.len(),
+        2 * spec.network.zones.len()
+    );
+    // helm reached the cluster as the organisation's role, with tokens the worker signed.
+    let callers = kube.eks_token_callers();
+    assert!(!callers.is_empty(), "no EKS token was presented");
+    assert!(
+        callers.iter().all(|arn| arn.starts_with(&format!(
+            "arn:aws:sts::{MOTO_ACCOUNT}:assumed-role/windlass-access/windlass-{org}"
+        ))),
+        "{callers:?}"
     );
     assert!(
         objects.get("cluster.tfstate.lock").await.unwrap().is_none(),
@@ -105,9 +144,15 @@ async fn an_eks_cluster_is_provisioned_upgraded_and_deleted_with_its_state_in_s3
             .unwrap()
             .is_some()
     );
+    // Every instance in the state was created by the run, but what the bootstrap made
+    // (the state bucket), which the apply adopted.
+    let bootstrapped = inventory
+        .iter()
+        .filter(|r| r["origin"] == "bootstrap")
+        .count();
     assert_eq!(
         run["output"]["terraform"]["add"].as_u64().unwrap() as usize,
-        created_instances(&state),
+        created_instances(&state) - bootstrapped,
         "{created} resources"
     );
 
@@ -152,19 +197,24 @@ async fn an_eks_cluster_is_provisioned_upgraded_and_deleted_with_its_state_in_s3
         )
         .await;
     assert_eq!(run["status"], "succeeded", "{run:#}");
-    let state = objects.get("cluster.tfstate").await.unwrap().unwrap();
-    let state: serde_json::Value = serde_json::from_slice(&state.content).unwrap();
-    let input_of = |name: &str| {
-        state["resources"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["name"] == name)
-            .map(|r| r["instances"][0]["attributes"]["input"]["value"].clone())
-            .unwrap_or_default()
-    };
-    assert_eq!(input_of("eks_cluster")["version"], "1.34", "{state:#}");
-    assert_eq!(input_of("eks_node_group_pool")["version"], "1.34");
+    // EKS did the upgrade: the control plane, then the node groups.
+    let cluster = eks
+        .describe_cluster()
+        .name(&names.cluster)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cluster.cluster().unwrap().version(), Some("1.34"));
+    for pool in &spec.node_pools {
+        let group = eks
+            .describe_nodegroup()
+            .cluster_name(&names.cluster)
+            .nodegroup_name(&pool.name)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(group.nodegroup().unwrap().version(), Some("1.34"));
+    }
     let (_, detail) = stack.api.get(&cluster_path).await;
     assert_eq!(detail["kubernetes_version"], "1.34");
 
@@ -186,6 +236,50 @@ async fn an_eks_cluster_is_provisioned_upgraded_and_deleted_with_its_state_in_s3
     assert_eq!(run["output"]["resource_group_deleted"], true);
     let gone = s3.head_bucket().bucket(&bucket).send().await;
     assert!(gone.is_err(), "the state bucket is gone");
+    let gone = eks.describe_cluster().name(&names.cluster).send().await;
+    assert!(gone.is_err(), "the EKS cluster is gone");
+    assert!(
+        tagged(moto, spec.id, "ec2:vpc").await.is_empty(),
+        "the VPC is gone"
+    );
+}
+
+/// moto's configuration for a user with the account's credentials.
+async fn moto_config(moto: &Moto) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("eu-west-3"))
+        .endpoint_url(moto.endpoint())
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .load()
+        .await
+}
+
+async fn moto_eks(moto: &Moto) -> aws_sdk_eks::Client {
+    aws_sdk_eks::Client::new(&moto_config(moto).await)
+}
+
+/// The ARNs of the cluster's resources of `resource_type` (`ec2:vpc`), found by its tag
+/// as the customer's Tag Editor would.
+async fn tagged(moto: &Moto, cluster: uuid::Uuid, resource_type: &str) -> Vec<String> {
+    let tagging = aws_sdk_resourcegroupstagging::Client::new(&moto_config(moto).await);
+    let page = tagging
+        .get_resources()
+        .tag_filters(
+            aws_sdk_resourcegroupstagging::types::TagFilter::builder()
+                .key("cluster_id")
+                .values(cluster.to_string())
+                .build(),
+        )
+        .resource_type_filters(resource_type)
+        .send()
+        .await
+        .unwrap();
+    page.resource_tag_mapping_list()
+        .iter()
+        .filter_map(|m| m.resource_arn().map(str::to_owned))
+        .collect()
 }
 
 /// An S3 client for moto, as a user with the account's credentials would look.

@@ -49,7 +49,7 @@ async fn a_deploy_step_retried_after_helm_finished_adds_no_revision() {
     }]);
 
     let mut first = stack
-        .cluster_worker_command("first", 0)
+        .cluster_worker_command("first")
         .spawn()
         .expect("spawn windlass worker");
     let started = deploy(&stack, org, &env, json!({})).await;
@@ -77,7 +77,7 @@ async fn a_deploy_step_retried_after_helm_finished_adds_no_revision() {
     first.wait().unwrap();
 
     let mut second = stack
-        .cluster_worker_command("second", 0)
+        .cluster_worker_command("second")
         .spawn()
         .expect("spawn windlass worker");
     let run = finished(&stack, org, &started).await;

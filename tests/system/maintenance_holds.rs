@@ -63,11 +63,11 @@ fn resource_group_calls(stack: &Stack, cluster: &ClusterSpec, since: DateTime<Ut
 async fn maintenance_waits_for_the_provisioning_lets_go_between_windows_and_ends_with_the_cluster()
 {
     let stack = Stack::with_clusters_without_worker().await;
-    // Stand-in resources take 2 s each, so the provisioning is still applying when the
-    // maintenance fires.
+    // The Azure stand-in's long-running operations take their time, so the provisioning
+    // is still applying when the maintenance fires.
     let _worker = KillOnDrop(
         stack
-            .cluster_worker_command("holds", 2)
+            .cluster_worker_command("holds")
             .spawn()
             .expect("spawn windlass worker"),
     );

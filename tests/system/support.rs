@@ -17,13 +17,12 @@ use windlass_activities::azure::{
     AzureClientConfig, AzureEndpoints, ClientAssertionSource, SettleWindows,
 };
 use windlass_activities::azure_access::{AzureAccess, AzureConnector};
-use windlass_activities::clusters::{ClusterActivities, ClusterRendering, ClusterWork};
+use windlass_activities::clusters::{ClusterActivities, ClusterWork};
 use windlass_activities::helm::Helm;
 use windlass_activities::terraform::Terraform;
 use windlass_api::oidc::{OidcVerifier, TrustedIssuer};
 use windlass_api::{ApiConfig, AppState, Authentication};
 use windlass_core::Store;
-use windlass_core::blueprint::StandInOptions as BlueprintStandIn;
 use windlass_core::cloud_accounts::{AWS_ROLE_NAME, aws_external_id};
 use windlass_core::crypto::LocalKeyFile;
 use windlass_core::keys::KeyRing;
@@ -33,7 +32,7 @@ use windlass_core::workload_identity::{
 };
 use windlass_standins::azurite::Azurite;
 use windlass_standins::kube::{KubeStandIn, KubeStandInConfig};
-use windlass_standins::moto::{ACCOUNT_ID as MOTO_ACCOUNT_ID, Moto};
+use windlass_standins::moto::{ACCOUNT_ID as MOTO_ACCOUNT_ID, Moto, MotoOptions};
 use windlass_standins::sts_trust::StsTrustStandIn;
 use windlass_standins::{AzureStandIn, OidcIssuerStandIn, StandInOptions};
 use windlass_workers::{Fleet, WorkerConfig, WorkerMetrics};
@@ -67,10 +66,6 @@ pub struct CustomerTenant {
 pub struct ClusterBed {
     pub azurite: Azurite,
     pub kube: KubeStandIn,
-    /// Each created stand-in resource's terraform address, appended as terraform creates it
-    /// (EKS's provider-less rendering; AKS blueprints are applied through the provider
-    /// stand-in against the Azure stand-in, whose own journal counts creations).
-    pub journal: PathBuf,
     /// Terraform's CLI configuration: the provider mirror offering the provider stand-in
     /// as azurerm and aws.
     pub terraform_cli_config: PathBuf,
@@ -190,7 +185,6 @@ impl Stack {
             Some(ClusterBed {
                 azurite,
                 kube,
-                journal: dir.path().join("journal"),
                 terraform_cli_config,
             })
         } else {
@@ -346,15 +340,6 @@ impl Stack {
                 aws: None,
                 terraform,
                 helm: Helm::locate(),
-                rendering: ClusterRendering::StandIn {
-                    options: BlueprintStandIn {
-                        kube_api_url: bed.kube.url().to_owned(),
-                        create_seconds: 0,
-                        journal_path: Some(bed.journal.display().to_string()),
-                        kube_ca_pem: Some(bed.kube.ca_cert_pem().to_owned()),
-                    },
-                    kube_token: zeroize::Zeroizing::new(bed.kube.token().to_owned()),
-                },
                 workdir,
                 charts_dir: repo_root().join("charts"),
                 stale_lock_grace: Duration::from_secs(1),
@@ -439,26 +424,11 @@ impl Stack {
     }
 
     /// A `windlass worker` for cluster work with its own terraform working directory, as
-    /// on another machine; stand-in resources take `create_seconds` each.
-    pub fn cluster_worker_command(&self, name: &str, create_seconds: u32) -> std::process::Command {
+    /// on another machine.
+    pub fn cluster_worker_command(&self, name: &str) -> std::process::Command {
         let bed = self.clusters.as_ref().expect("a stack with clusters");
         let mut command = self.worker_process_command();
         command
-            .env("WINDLASS_TERRAFORM_RENDERING", "stand-in")
-            .env("WINDLASS_KUBE_STANDIN_URL", bed.kube.url())
-            .env(
-                "WINDLASS_KUBE_STANDIN_CA_FILE",
-                self.dir.path().join("kube-ca.pem"),
-            )
-            .env(
-                "WINDLASS_KUBE_STANDIN_TOKEN_FILE",
-                self.dir.path().join("kube-token"),
-            )
-            .env(
-                "WINDLASS_STANDIN_CREATE_SECONDS",
-                create_seconds.to_string(),
-            )
-            .env("WINDLASS_STANDIN_JOURNAL", &bed.journal)
             .env("WINDLASS_TERRAFORM_CLI_CONFIG", &bed.terraform_cli_config)
             .env(
                 "WINDLASS_CLUSTER_WORKDIR",
@@ -657,10 +627,36 @@ impl Stack {
             if done(&run) {
                 return run;
             }
-            assert!(
-                started.elapsed() < limit,
-                "run not as expected after {limit:?}: {run:#}"
-            );
+            if started.elapsed() >= limit {
+                // What the current step said at warning level or worse: the why.
+                let step = run["current_step"].as_str().unwrap_or_default();
+                let (_, log) = self
+                    .api
+                    .get(&format!(
+                        "/v1/organizations/{org}/runs/{run_id}/log?step={step}&limit=5000"
+                    ))
+                    .await;
+                let said: Vec<String> = log
+                    .as_array()
+                    .map(|lines| {
+                        lines
+                            .iter()
+                            .filter(|l| l["level"] == "error" || l["level"] == "warn")
+                            .map(|l| format!("{} {}", l["attempt"], l["line"]))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let (first, last) = if said.len() > 40 {
+                    (&said[..20], &said[said.len() - 20..])
+                } else {
+                    (&said[..], &said[..0])
+                };
+                panic!(
+                    "run not as expected after {limit:?}: {run:#}\nits current step's warnings and errors (first and last 20):\n{}\n...\n{}",
+                    first.join("\n"),
+                    last.join("\n")
+                );
+            }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -684,6 +680,22 @@ impl AwsBed {
     pub async fn start() -> Self {
         let moto = Moto::start().await.expect("moto: run scripts/setup.sh");
         let sts = StsTrustStandIn::start(&moto.endpoint()).await.unwrap();
+        Self { moto, sts }
+    }
+
+    /// As [`AwsBed::start`], for EKS clusters: moto with AWS's managed policies answers
+    /// every EKS cluster with `kube` as its API server, and `kube` takes EKS tokens
+    /// verified by this bed's STS.
+    pub async fn start_for_clusters(kube: &KubeStandIn) -> Self {
+        let moto = Moto::start_with(MotoOptions {
+            aws_managed_policies: true,
+            eks_cluster_endpoint: Some((kube.url().to_owned(), kube.ca_cert_pem().to_owned())),
+            ..MotoOptions::default()
+        })
+        .await
+        .expect("moto: run scripts/setup.sh");
+        let sts = StsTrustStandIn::start(&moto.endpoint()).await.unwrap();
+        kube.accept_eks_tokens_from(&sts.endpoint()).unwrap();
         Self { moto, sts }
     }
 

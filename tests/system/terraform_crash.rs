@@ -82,7 +82,7 @@ async fn a_worker_killed_mid_apply_leaves_no_process_no_duplicate_and_no_wait_fo
     let stack = Stack::with_clusters_without_worker().await;
     let (org, account) = stack.organization_with_azure_account().await;
     let mut first = stack
-        .cluster_worker_command("first", 0)
+        .cluster_worker_command("first")
         .env(
             "WINDLASS_STALE_LOCK_GRACE_SECONDS",
             GRACE_SECONDS.to_string(),
@@ -162,7 +162,7 @@ async fn a_worker_killed_mid_apply_leaves_no_process_no_duplicate_and_no_wait_fo
     );
 
     let mut second = stack
-        .cluster_worker_command("second", 0)
+        .cluster_worker_command("second")
         .env(
             "WINDLASS_STALE_LOCK_GRACE_SECONDS",
             GRACE_SECONDS.to_string(),

@@ -5,6 +5,7 @@
 
 pub mod assume_role;
 pub mod caller_identity;
+pub mod eks_token;
 pub mod s3;
 pub mod verify_access;
 

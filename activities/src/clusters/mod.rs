@@ -29,7 +29,6 @@ use windlass_workflows::cluster_contracts::{
 pub use aws_clients::AwsClients;
 pub use lifecycle::ClusterLifecycleActivities;
 pub use maintenance::ClusterMaintenanceActivities;
-pub use rendering::ClusterRendering;
 
 use crate::azure_access::AzureConnector;
 use crate::helm::Helm;
@@ -42,7 +41,6 @@ pub struct ClusterWork {
     pub aws: Option<AwsClients>,
     pub terraform: Terraform,
     pub helm: Helm,
-    pub rendering: ClusterRendering,
     /// Terraform working directories, one per cluster (a cache: the state is remote).
     pub workdir: PathBuf,
     /// Where the cluster charts are (`charts/` in the repository).

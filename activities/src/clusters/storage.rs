@@ -115,7 +115,25 @@ pub(crate) async fn read_kubeconfig(
                 None,
             )
         })?;
-    Ok(String::from_utf8_lossy(&blob.content).into_owned())
+    let text = String::from_utf8_lossy(&blob.content).into_owned();
+    match target {
+        // An EKS kubeconfig runs `aws eks get-token` as whoever uses it: the worker signs
+        // the token itself, as the organisation's role.
+        CloudTarget::Aws(aws) => {
+            let clients = work.aws.as_ref().ok_or_else(|| {
+                terminal(
+                    missing("this worker has no AWS access configured"),
+                    "NoKubeconfig",
+                )
+            })?;
+            let text = zeroize::Zeroizing::new(text);
+            Ok(clients
+                .kubeconfig_with_tokens(aws, &text)
+                .await?
+                .to_string())
+        }
+        CloudTarget::Azure(_) => Ok(text),
+    }
 }
 
 /// Where provisioning publishes a cluster's kubeconfig in its storage.

@@ -10,12 +10,12 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use windlass_core::blueprint::{Blueprint, Origin, ResourceKind};
 use windlass_core::clusters::ClusterSpec;
 use windlass_workflows::cluster_contracts::{
-    ClusterRequest, DriftCheck, DriftReport, PlannedChange, TerraformAction, TerraformRun,
-    TerraformSummary,
+    CloudTarget, ClusterRequest, DriftCheck, DriftReport, PlannedChange, TerraformAction,
+    TerraformRun, TerraformSummary,
 };
 
 use super::ClusterWork;
-use super::existing_resources::existing_resources;
+use super::existing_resources::{ExistenceRecord, aws_refused_as_existing, existing_resources};
 use super::storage::remote_state;
 use super::terraform_credentials::{self, TerraformCredentials};
 use super::terraform_progress::{StepCounts, TerraformProgress};
@@ -23,9 +23,10 @@ use crate::error::{retryable, terminal};
 use crate::heartbeat::{supervised, supervised_with};
 use crate::step_log::StepLogWriter;
 use crate::terraform::{
-    ADOPTED_IMPORTS_FILE, LOCAL_STATE_FILE, LockHolder, LockVerdict, Plan, PlanGuard, RemoteState,
-    StaleLockPolicy, StateLease, Terraform, TerraformError, TerraformMessage, already_existing,
-    forget, judge, state_addresses, write_backend_override, write_imports, write_imports_to,
+    ADOPTED_IMPORTS_FILE, Diagnostic, ExistingResource, LOCAL_STATE_FILE, LockHolder, LockVerdict,
+    Plan, PlanGuard, RemoteState, StaleLockPolicy, StateLease, Terraform, TerraformError,
+    TerraformMessage, already_existing, forget, judge, state_addresses, write_backend_override,
+    write_imports, write_imports_to,
 };
 
 pub(super) async fn apply(
@@ -41,14 +42,25 @@ pub(super) async fn apply(
     };
     // Before the lock, so a credential that cannot be had leaves no lock to release.
     let credentials = terraform_credentials::for_target(work, &run.target, &terraform_dir).await?;
+    // What exists in the cloud is asked before the lock too; nothing can create the
+    // cluster's resources meanwhile but a holder of that lock, whose work the apply's own
+    // refresh and adoption then see.
+    let record = match run.action {
+        TerraformAction::Apply => {
+            existing_resources(work, &run.target, &blueprint, &run.cluster).await?
+        }
+        TerraformAction::Destroy => None,
+    };
     let (lease, broken) = take_lock(work, ctx, &remote, operation).await?;
     let guard = PlanGuard {
         protected: cluster_addresses(&blueprint),
         allow_removal: run.allow_cluster_removal || run.action == TerraformAction::Destroy,
     };
-    let terraform = with_env(&work.terraform, work, &credentials);
+    let terraform = with_env(&work.terraform, &credentials);
     let cluster_id = run.cluster.id;
-    let mut writer = work.step_logs.writer(ctx, work.rendering.masker());
+    let mut writer = work
+        .step_logs
+        .writer(ctx, windlass_core::step_logs::Masker::new());
     if let Some(broken) = &broken {
         writer.line("warn", broken);
     }
@@ -57,7 +69,7 @@ pub(super) async fn apply(
     let checked_out = lease.check_out(&terraform_dir).await;
     let reconciled = match (&checked_out, run.action) {
         (Ok(()), TerraformAction::Apply) => {
-            reconcile(work, &blueprint, &run.cluster, &terraform_dir)
+            reconcile(record.as_ref(), &run.cluster, &terraform_dir)
         }
         (Ok(()), TerraformAction::Destroy) => leave_bootstrap(&blueprint, &terraform_dir),
         _ => Ok(Reconciled::default()),
@@ -70,12 +82,6 @@ pub(super) async fn apply(
             return Err(retryable(e, "Workspace", None));
         }
     };
-    for address in &reconciled.forgotten {
-        writer.line(
-            "warn",
-            &format!("{address} is in the state but does not exist (an earlier attempt died creating it): creating it"),
-        );
-    }
     for address in &reconciled.imported {
         writer.line(
             "warn",
@@ -93,7 +99,12 @@ pub(super) async fn apply(
     let mut imported = reconciled.imported;
     let mut adoption = Adoption {
         bootstrapped,
-        ..Adoption::default()
+        refusals: match &run.target {
+            CloudTarget::Azure(_) => Refusals::Azurerm,
+            CloudTarget::Aws(_) => Refusals::Aws(&blueprint),
+        },
+        adopted: Vec::new(),
+        created_by_earlier_rounds: 0,
     };
     let mut log = |m: &TerraformMessage| log_line(cluster_id, m, &mut writer);
     let outcome = supervised_with(ctx, progress.clone(), async {
@@ -150,11 +161,30 @@ fn recorded_addresses(dir: &Path) -> BTreeSet<String> {
 /// something else is wrong.
 const ADOPTION_ROUNDS: usize = 3;
 
+/// How a provider says it refused to create what already exists.
+#[derive(Debug)]
+enum Refusals<'a> {
+    /// azurerm names the existing resource's ARM id.
+    Azurerm,
+    /// aws names the AWS error; the import id comes from the blueprint.
+    Aws(&'a Blueprint),
+}
+
+impl Refusals<'_> {
+    fn existing(&self, diagnostics: &[Diagnostic]) -> Vec<ExistingResource> {
+        match self {
+            Self::Azurerm => already_existing(diagnostics),
+            Self::Aws(blueprint) => aws_refused_as_existing(diagnostics, blueprint),
+        }
+    }
+}
+
 /// What the rounds of [`apply_adopting`] before the last one did.
-#[derive(Debug, Default)]
-struct Adoption {
+#[derive(Debug)]
+struct Adoption<'a> {
     /// Addresses the blueprint's own import blocks adopt: never counted as created.
     bootstrapped: BTreeSet<String>,
+    refusals: Refusals<'a>,
     /// Addresses imported because the cloud already had them.
     adopted: Vec<String>,
     /// Resources created by rounds that then failed on an existing one (the last
@@ -172,7 +202,7 @@ async fn apply_adopting(
     guard: &PlanGuard,
     log: &mut (dyn FnMut(&TerraformMessage) + Send),
     ctx: &ActivityContext,
-    adoption: &mut Adoption,
+    adoption: &mut Adoption<'_>,
 ) -> Result<Plan, TerraformError> {
     let destroy = action == TerraformAction::Destroy;
     let mut existing = Vec::new();
@@ -191,7 +221,7 @@ async fn apply_adopting(
         let TerraformError::Failed { diagnostics, .. } = &error else {
             unreachable!("matched above")
         };
-        let found = already_existing(diagnostics);
+        let found = adoption.refusals.existing(diagnostics);
         if found.is_empty() {
             return Err(error);
         }
@@ -224,42 +254,27 @@ async fn apply_adopting(
 /// What a reconciliation changed before the apply.
 #[derive(Debug, Default)]
 struct Reconciled {
-    /// In the state, not in the cloud: forgotten, to be created.
-    forgotten: Vec<String>,
     /// In the cloud, not in the state: imported.
     imported: Vec<String>,
 }
 
-/// Makes the checked-out state in `dir` agree with what exists in the cloud: forgets what
-/// the cloud does not have and writes import blocks for what the state lacks.
+/// Writes import blocks for what exists in the cloud and the checked-out state in `dir`
+/// lacks. (What the state has and the cloud lost is the provider's refresh to find: a
+/// lookup that missed something must never make terraform forget it.)
 fn reconcile(
-    work: &ClusterWork,
-    blueprint: &Blueprint,
+    record: Option<&ExistenceRecord>,
     spec: &ClusterSpec,
     dir: &Path,
 ) -> std::io::Result<Reconciled> {
     let cluster = spec.id;
-    let Some(record) = existing_resources(&work.rendering, blueprint, spec)? else {
+    let Some(record) = record else {
         return Ok(Reconciled::default());
     };
-    let exists: BTreeSet<&str> = record.existing.iter().map(|r| r.address.as_str()).collect();
-    let vanished: BTreeSet<String> = recorded_addresses(dir)
-        .into_iter()
-        .filter(|a| record.declared.contains(a) && !exists.contains(a.as_str()))
-        .collect();
-    let forgotten = if vanished.is_empty() {
-        Vec::new()
-    } else {
-        forget(&dir.join(LOCAL_STATE_FILE), &vanished)?
-    };
     let imported = write_imports(dir, &recorded_addresses(dir), &record.existing)?;
-    if !forgotten.is_empty() || !imported.is_empty() {
-        tracing::warn!(%cluster, forgotten = forgotten.len(), imported = imported.len(), "reconciled the state with what exists before applying");
+    if !imported.is_empty() {
+        tracing::warn!(%cluster, imported = imported.len(), "importing what exists before applying");
     }
-    Ok(Reconciled {
-        forgotten,
-        imported,
-    })
+    Ok(Reconciled { imported })
 }
 
 /// Before a destroy: takes what the bootstrap made (the resource group, and the storage
@@ -292,9 +307,11 @@ pub(super) async fn detect_drift(
     let credentials =
         terraform_credentials::for_target(work, &check.target, &terraform_dir).await?;
     let (lease, broken) = take_lock(work, ctx, &remote, "OperationTypePlan").await?;
-    let terraform = with_env(&work.terraform, work, &credentials);
+    let terraform = with_env(&work.terraform, &credentials);
     let cluster_id = check.cluster.id;
-    let mut writer = work.step_logs.writer(ctx, work.rendering.masker());
+    let mut writer = work
+        .step_logs
+        .writer(ctx, windlass_core::step_logs::Masker::new());
     if let Some(broken) = &broken {
         writer.line("warn", broken);
     }
@@ -330,7 +347,7 @@ pub(super) async fn plan_only(
     ctx: &ActivityContext,
     request: &ClusterRequest,
 ) -> Result<TerraformSummary, ActivityError> {
-    let mut blueprint = render(work, &request.cluster, &request.target)?;
+    let mut blueprint = render(&request.cluster, &request.target)?;
     // A dry run comes before the bootstrap: nothing the import blocks adopt exists yet,
     // so those resources are planned as creations, as they will be made.
     blueprint.files.remove("terraform/imports.tf");
@@ -340,9 +357,11 @@ pub(super) async fn plan_only(
     write_backend_override(&terraform_dir).map_err(|e| retryable(e, "Workspace", None))?;
     let credentials =
         terraform_credentials::for_target(work, &request.target, &terraform_dir).await?;
-    let terraform = with_env(&work.terraform, work, &credentials);
+    let terraform = with_env(&work.terraform, &credentials);
     let cluster_id = request.cluster.id;
-    let mut writer = work.step_logs.writer(ctx, work.rendering.masker());
+    let mut writer = work
+        .step_logs
+        .writer(ctx, windlass_core::step_logs::Masker::new());
     let mut log = |m: &TerraformMessage| log_line(cluster_id, m, &mut writer);
     let outcome = supervised(ctx, async {
         terraform
@@ -366,7 +385,7 @@ fn cluster_workspace(
     cluster: &ClusterSpec,
     target: &windlass_workflows::cluster_contracts::CloudTarget,
 ) -> Result<(Blueprint, PathBuf), ActivityError> {
-    let blueprint = render(work, cluster, target)?;
+    let blueprint = render(cluster, target)?;
     let dir = working_directory(work, cluster)?;
     write_blueprint(&blueprint, &dir)?;
     Ok((blueprint, dir.join("terraform")))
@@ -381,24 +400,17 @@ async fn release(lease: StateLease, terraform_dir: &Path, cluster_id: uuid::Uuid
 }
 
 fn render(
-    work: &ClusterWork,
     cluster: &ClusterSpec,
     target: &windlass_workflows::cluster_contracts::CloudTarget,
 ) -> Result<Blueprint, ActivityError> {
-    work.rendering
-        .render(cluster, target)
-        .map_err(|e| terminal(e, "InvalidInput"))
+    super::rendering::blueprint(cluster, target).map_err(|e| terminal(e, "InvalidInput"))
 }
 
-fn with_env(
-    terraform: &Terraform,
-    work: &ClusterWork,
-    credentials: &TerraformCredentials,
-) -> Terraform {
-    work.rendering
-        .secret_env()
-        .into_iter()
-        .chain(credentials.env.iter().cloned())
+fn with_env(terraform: &Terraform, credentials: &TerraformCredentials) -> Terraform {
+    credentials
+        .env
+        .iter()
+        .cloned()
         .fold(terraform.clone(), |tf, (k, v)| tf.with_env(k, v))
 }
 

@@ -254,7 +254,17 @@ impl Terraform {
             .current_dir(dir)
             .env("TF_IN_AUTOMATION", "1")
             .env("TF_INPUT", "0")
-            .env("CHECKPOINT_DISABLE", "1")
+            .env("CHECKPOINT_DISABLE", "1");
+        // The worker's own cloud identity must not reach terraform: it runs as the
+        // customer's scoped identity, given in `self.env`, or not at all.
+        for (name, _) in std::env::vars_os() {
+            if let Some(name) = name.to_str()
+                && inherited_cloud_credential(name)
+            {
+                command.env_remove(name);
+            }
+        }
+        command
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -371,4 +381,12 @@ fn failure(command: &str, done: Finished) -> TerraformError {
         code: done.code,
         diagnostics: done.diagnostics,
     }
+}
+
+/// Whether an environment variable of the worker's would give terraform a cloud identity
+/// (the AWS SDK's, the azurerm provider's, the Azure SDKs' settings); CA bundles stay.
+fn inherited_cloud_credential(name: &str) -> bool {
+    (name.starts_with("AWS_") && name != "AWS_CA_BUNDLE")
+        || name.starts_with("ARM_")
+        || name.starts_with("AZURE_")
 }

@@ -8,10 +8,10 @@ use std::net::Ipv4Addr;
 use serde::Serialize;
 use serde_json::json;
 
+use super::Blueprint;
 use super::inventory::{Inventory, Origin, ResourceKind};
 use super::names::{AwsNames, WORKLOAD_IDENTITIES};
 use super::templates::Templates;
-use super::{Blueprint, Rendering, StandInOptions};
 use crate::cloud_accounts::CloudAccount;
 use crate::clusters::ClusterSpec;
 use crate::{Error, Result};
@@ -60,7 +60,6 @@ struct Context<'a> {
     region: &'a str,
     account_id: &'a str,
     creation_date: String,
-    standin: Option<StandInContext<'a>>,
     identities: Vec<IdentityContext>,
     cluster_policies: BTreeMap<&'static str, &'static str>,
     node_policies: BTreeMap<&'static str, &'static str>,
@@ -78,19 +77,6 @@ struct IdentityContext {
     role_name: String,
 }
 
-#[derive(Serialize)]
-struct StandInContext<'a> {
-    kube_api_url: &'a str,
-    create_seconds: u32,
-    /// An EKS cluster takes several times longer than the resources around it.
-    cluster_seconds: u32,
-    node_pool_seconds: u32,
-    journal_path: Option<&'a str>,
-    /// Where the stand-in keeps what exists of this cluster (see `standin_existing_dir`).
-    existing_dir: Option<String>,
-    kube_ca_pem: Option<&'a str>,
-}
-
 /// One availability zone's share of the network, keyed by the spec's zone in tfvars.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 struct Zone {
@@ -102,22 +88,12 @@ struct Zone {
 pub(crate) fn render(
     spec: &ClusterSpec,
     account: &CloudAccount,
-    rendering: &Rendering,
     templates: &Templates,
 ) -> Result<Blueprint> {
     check_account(account)?;
     let zones = zones(spec)?;
     let names = AwsNames::new(spec);
-    let standin = match rendering {
-        Rendering::Cloud => None,
-        Rendering::StandIn(options) => Some(standin_context(options, spec)),
-    };
-    let flavour = if standin.is_some() {
-        "standin"
-    } else {
-        "cloud"
-    };
-    let inventory = inventory(spec, &names, rendering);
+    let inventory = inventory(spec, &names);
     let window = &spec.maintenance_window;
     let context = Context {
         names: &names,
@@ -126,7 +102,6 @@ pub(crate) fn render(
         region: &spec.region,
         account_id: &account.external_id,
         creation_date: spec.creation_date(),
-        standin,
         identities: WORKLOAD_IDENTITIES
             .iter()
             .map(|w| IdentityContext {
@@ -151,20 +126,18 @@ pub(crate) fn render(
     for file in TERRAFORM_FILES {
         let template = match file {
             "locals.tf" | "variables.tf" => format!("eks/{file}"),
-            _ => format!("eks/{flavour}/{file}"),
+            _ => format!("eks/cloud/{file}"),
         };
         files.insert(
             format!("terraform/{file}"),
             templates.render(&template, &context)?,
         );
     }
-    // Adoption of what the bootstrap step made; the stand-in creates everything itself.
-    if matches!(rendering, Rendering::Cloud) {
-        files.insert(
-            "terraform/imports.tf".into(),
-            templates.render("eks/cloud/imports.tf", &context)?,
-        );
-    }
+    // Adoption of what the bootstrap step made.
+    files.insert(
+        "terraform/imports.tf".into(),
+        templates.render("eks/cloud/imports.tf", &context)?,
+    );
     files.insert(
         "terraform/terraform.tfvars.json".into(),
         tfvars(spec, account, &zones),
@@ -174,21 +147,6 @@ pub(crate) fn render(
         templates.render("eks/README.md", &context)?,
     );
     Ok(Blueprint { files, inventory })
-}
-
-fn standin_context<'a>(options: &'a StandInOptions, spec: &ClusterSpec) -> StandInContext<'a> {
-    StandInContext {
-        kube_api_url: &options.kube_api_url,
-        create_seconds: options.create_seconds,
-        cluster_seconds: options.create_seconds.saturating_mul(3),
-        node_pool_seconds: options.create_seconds.saturating_mul(2),
-        journal_path: options.journal_path.as_deref(),
-        existing_dir: options
-            .journal_path
-            .as_deref()
-            .map(|journal| super::standin_existing_dir(journal, spec.id)),
-        kube_ca_pem: options.kube_ca_pem.as_deref(),
-    }
 }
 
 /// The account id goes into the provider's `allowed_account_ids` and every ARN; anything
@@ -318,33 +276,17 @@ fn tfvars(spec: &ClusterSpec, account: &CloudAccount, zones: &BTreeMap<String, Z
     text
 }
 
-/// The resource list, with each item's address in the given rendering.
-fn inventory(spec: &ClusterSpec, names: &AwsNames, rendering: &Rendering) -> Inventory {
-    let standin = matches!(rendering, Rendering::StandIn(_));
-    // `aws_subnet.private` becomes `terraform_data.subnet_private` in the stand-in, and
-    // `aws_vpc.this` becomes `terraform_data.vpc`.
+/// The resource list, with each item's terraform address.
+fn inventory(spec: &ClusterSpec, names: &AwsNames) -> Inventory {
     let address = |ty: &str, name: &str, key: Option<&str>| {
-        let base = if standin {
-            let ty = ty.trim_start_matches("aws_");
-            if name == "this" {
-                format!("terraform_data.{ty}")
-            } else {
-                format!("terraform_data.{ty}_{name}")
-            }
-        } else {
-            format!("{ty}.{name}")
-        };
+        let base = format!("{ty}.{name}");
         match key {
             Some(k) => format!("{base}[\"{k}\"]"),
             None => base,
         }
     };
-    // What the bootstrap step makes before terraform exists; the stand-in has no bootstrap.
-    let adopted = if standin {
-        Origin::Terraform
-    } else {
-        Origin::Bootstrap
-    };
+    // What the bootstrap step makes before terraform exists.
+    let adopted = Origin::Bootstrap;
     use Origin::Terraform as Tf;
     use ResourceKind as K;
 

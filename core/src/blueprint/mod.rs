@@ -27,41 +27,6 @@ use crate::cloud_accounts::{CloudAccount, CloudProvider};
 use crate::clusters::ClusterSpec;
 use crate::{Error, Result};
 
-/// Which terraform to render.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Rendering {
-    /// What runs against the real cloud and what users export: the azurerm (AKS) or aws
-    /// (EKS) provider.
-    Cloud,
-    /// Provider-less terraform that runs here (no provider can be downloaded): each cloud
-    /// resource becomes a `terraform_data` carrying the same attributes, so the real
-    /// terraform runner, state, locks and plans are exercised against it.
-    StandIn(StandInOptions),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StandInOptions {
-    /// The Kubernetes stand-in the `kube_config_raw` output points at.
-    pub kube_api_url: String,
-    /// Simulated creation time per resource; the cluster takes three times as long,
-    /// a node pool twice.
-    pub create_seconds: u32,
-    /// When set, each resource's create-time provisioner appends `<address>\n` here, so a
-    /// test can prove that no resource was created twice.
-    pub journal_path: Option<String>,
-    /// PEM of the CA that signed the Kubernetes stand-in's certificate.
-    pub kube_ca_pem: Option<String>,
-}
-
-/// The directory where the stand-in rendering records what exists of cluster `cluster`
-/// beside the journal `journal_path`: one file per resource, named after its address,
-/// holding the address; created when the resource is, removed when it is destroyed. It is
-/// the stand-in's cloud, which a retry asks what already exists (the journal only ever
-/// grows, and is shared by every cluster).
-pub fn standin_existing_dir(journal_path: &str, cluster: uuid::Uuid) -> String {
-    format!("{journal_path}.resources/{cluster}")
-}
-
 /// A rendered blueprint: file path (relative to the blueprint's root) to content, and the
 /// resources it creates.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -73,11 +38,7 @@ pub struct Blueprint {
 }
 
 /// Renders the blueprint of `spec` in `account`.
-pub fn render(
-    spec: &ClusterSpec,
-    account: &CloudAccount,
-    rendering: &Rendering,
-) -> Result<Blueprint> {
+pub fn render(spec: &ClusterSpec, account: &CloudAccount) -> Result<Blueprint> {
     spec.validate()?;
     if spec.cloud_account_id != account.id || spec.provider != account.provider {
         return Err(Error::InvalidInput(format!(
@@ -92,7 +53,7 @@ pub fn render(
     let templates = templates::Templates::new();
     let mut blueprint = match spec.provider {
         CloudProvider::Azure => aks::render(spec, account, &templates)?,
-        CloudProvider::Aws => eks::render(spec, account, rendering, &templates)?,
+        CloudProvider::Aws => eks::render(spec, account, &templates)?,
     };
     blueprint
         .files
@@ -149,8 +110,8 @@ pub(crate) mod tests {
 
     #[test]
     fn rendering_is_deterministic() {
-        let a = render(&aks_spec(), &azure_account(), &Rendering::Cloud).unwrap();
-        let b = render(&aks_spec(), &azure_account(), &Rendering::Cloud).unwrap();
+        let a = render(&aks_spec(), &azure_account()).unwrap();
+        let b = render(&aks_spec(), &azure_account()).unwrap();
         assert_eq!(a, b);
     }
 
@@ -158,7 +119,7 @@ pub(crate) mod tests {
     fn a_spec_of_another_account_is_refused() {
         let mut account = azure_account();
         account.id = Uuid::from_u128(7);
-        let err = render(&aks_spec(), &account, &Rendering::Cloud).unwrap_err();
+        let err = render(&aks_spec(), &account).unwrap_err();
         assert!(
             err.to_string().contains("belongs to cloud account"),
             "{err}"

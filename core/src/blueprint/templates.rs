@@ -101,42 +101,6 @@ const TEMPLATES: &[(&str, &str)] = &[
         "eks/cloud/outputs.tf",
         include_str!("../../templates/eks/cloud/outputs.tf.j2"),
     ),
-    (
-        "eks/standin/macros",
-        include_str!("../../templates/eks/standin/macros.j2"),
-    ),
-    (
-        "eks/standin/versions.tf",
-        include_str!("../../templates/eks/standin/versions.tf.j2"),
-    ),
-    (
-        "eks/standin/backend.tf",
-        include_str!("../../templates/eks/standin/backend.tf.j2"),
-    ),
-    (
-        "eks/standin/network.tf",
-        include_str!("../../templates/eks/standin/network.tf.j2"),
-    ),
-    (
-        "eks/standin/storage.tf",
-        include_str!("../../templates/eks/standin/storage.tf.j2"),
-    ),
-    (
-        "eks/standin/registry.tf",
-        include_str!("../../templates/eks/standin/registry.tf.j2"),
-    ),
-    (
-        "eks/standin/identity.tf",
-        include_str!("../../templates/eks/standin/identity.tf.j2"),
-    ),
-    (
-        "eks/standin/eks.tf",
-        include_str!("../../templates/eks/standin/eks.tf.j2"),
-    ),
-    (
-        "eks/standin/outputs.tf",
-        include_str!("../../templates/eks/standin/outputs.tf.j2"),
-    ),
 ];
 
 pub(crate) struct Templates {

@@ -5,9 +5,6 @@ use std::process::Command;
 
 use windlass_core::blueprint::Blueprint;
 
-/// What the worker passes at run time as the stand-in's credential, never in files.
-pub const STANDIN_TOKEN: &str = "stand-in-credential-7f3a";
-
 /// `$WINDLASS_TERRAFORM`, else `.tools/bin/terraform` here or in a parent directory, as
 /// the activities' `Terraform::locate` finds it.
 pub fn terraform() -> PathBuf {
@@ -46,13 +43,12 @@ pub fn tf(dir: &Path, args: &[&str]) -> String {
     stdout
 }
 
-/// A terraform command in `dir` with the run-time environment the worker gives it.
+/// A terraform command in `dir`, as the worker runs it.
 pub fn command(dir: &Path) -> Command {
     let mut command = Command::new(terraform());
     command
         .current_dir(dir)
         .env("TF_IN_AUTOMATION", "1")
-        .env("CHECKPOINT_DISABLE", "1")
-        .env("TF_VAR_standin_kube_token", STANDIN_TOKEN);
+        .env("CHECKPOINT_DISABLE", "1");
     command
 }

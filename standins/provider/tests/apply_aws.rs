@@ -16,7 +16,7 @@ use std::time::Instant;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
-use windlass_core::blueprint::{AwsNames, Blueprint, Rendering, render};
+use windlass_core::blueprint::{AwsNames, Blueprint, render};
 use windlass_core::cloud_accounts::{CloudAccount, CloudProvider, Verification};
 use windlass_core::clusters::{ClusterSpec, NetworkSpec, NodePoolSpec};
 use windlass_core::maintenance::MaintenanceWindow;
@@ -88,7 +88,7 @@ impl Bed {
         )
         .unwrap();
         let (spec, account) = cluster();
-        let blueprint = render(&spec, &account, &Rendering::Cloud).unwrap();
+        let blueprint = render(&spec, &account).unwrap();
         let credentials = Credentials::new("testing", "testing", None, None, "test");
         let s3 = aws_sdk_s3::Client::from_conf(
             aws_sdk_s3::Config::builder()

@@ -11,7 +11,7 @@ use std::process::Command;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
-use windlass_core::blueprint::{AzureNames, Blueprint, Rendering, render};
+use windlass_core::blueprint::{AzureNames, Blueprint, render};
 use windlass_core::cloud_accounts::{CloudAccount, CloudProvider, Verification};
 use windlass_core::clusters::{ClusterSpec, NetworkSpec, NodePoolSpec};
 use windlass_core::maintenance::MaintenanceWindow;
@@ -93,7 +93,7 @@ impl Bed {
         )
         .unwrap();
         let (spec, account) = cluster();
-        let blueprint = render(&spec, &account, &Rendering::Cloud).unwrap();
+        let blueprint = render(&spec, &account).unwrap();
         Self {
             arm,
             issuer,

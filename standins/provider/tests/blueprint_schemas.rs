@@ -9,7 +9,7 @@ use std::process::Command;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
-use windlass_core::blueprint::{Blueprint, Rendering, render};
+use windlass_core::blueprint::{Blueprint, render};
 use windlass_core::cloud_accounts::{CloudAccount, CloudProvider, Verification};
 use windlass_core::clusters::{ClusterSpec, NetworkSpec, NodePoolSpec};
 use windlass_core::maintenance::MaintenanceWindow;
@@ -81,7 +81,7 @@ fn exported(provider: CloudProvider) -> Blueprint {
         environment_types: windlass_core::clusters::every_environment_type(),
         created_at: at("2026-11-24T20:00:00Z"),
     };
-    render(&spec, &account, &Rendering::Cloud).unwrap()
+    render(&spec, &account).unwrap()
 }
 
 /// A working directory holding the blueprint's terraform files, and a mirror offering

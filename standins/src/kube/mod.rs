@@ -18,6 +18,7 @@
 mod api;
 mod control;
 mod credentials;
+mod eks_tokens;
 mod faults;
 mod managed;
 mod patch;
@@ -93,6 +94,7 @@ pub(crate) struct Shared {
     store: Arc<Mutex<Store>>,
     token: Arc<str>,
     credentials: Arc<credentials::Credentials>,
+    eks_tokens: Arc<eks_tokens::EksTokens>,
 }
 
 impl Shared {
@@ -247,6 +249,7 @@ impl KubeStandIn {
             store: Arc::new(Mutex::new(Store::new(config.settings))),
             token: token.into(),
             credentials,
+            eks_tokens: Arc::default(),
         };
         let app = Router::new()
             .nest("/_standin", control::routes())
@@ -276,6 +279,20 @@ impl KubeStandIn {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Accept EKS's tokens (`k8s-aws-v1.`, what `aws eks get-token` prints) presigned
+    /// for `sts_endpoint`, verified by calling it as EKS's authenticator does.
+    pub fn accept_eks_tokens_from(&self, sts_endpoint: &str) -> std::io::Result<()> {
+        self.shared
+            .eks_tokens
+            .accept_from(sts_endpoint)
+            .map_err(std::io::Error::other)
+    }
+
+    /// Who signed each EKS token the stand-in verified (STS's Arn), in order.
+    pub fn eks_token_callers(&self) -> Vec<String> {
+        self.shared.eks_tokens.callers()
     }
 
     /// The bearer token the stand-in accepts.
@@ -454,13 +471,24 @@ async fn dispatch(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    let authenticated = open
+    let mut authenticated = open
         || presented == Some(&*shared.token)
         || presented.is_some_and(|t| shared.credentials.accepts_token(t))
         || peer
             .certificate
             .as_ref()
             .is_some_and(|der| shared.credentials.accepts_certificate(der));
+    if !authenticated
+        && let Some(token) = presented.filter(|t| eks_tokens::EksTokens::is_eks_token(t))
+    {
+        match shared.eks_tokens.verify(token).await {
+            Ok(arn) => {
+                tracing::debug!(%arn, "EKS token verified");
+                authenticated = true;
+            }
+            Err(reason) => tracing::info!(%reason, "EKS token refused"),
+        }
+    }
     let response = if authenticated {
         api::handle(&shared, &method, &path, &query, &headers, body).await
     } else {

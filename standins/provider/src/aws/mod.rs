@@ -2,8 +2,9 @@
 //!
 //! Configured as the real provider is: the region from the provider configuration (or
 //! `AWS_REGION` / `AWS_DEFAULT_REGION`), credentials from the configuration's
-//! `access_key` / `secret_key` / `token` or the standard environment
-//! (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), every service's
+//! `access_key` / `secret_key` / `token`, the standard environment
+//! (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`) or a profile's
+//! `credential_process` (how Windlass hands terraform renewable credentials), every service's
 //! endpoint from `AWS_ENDPOINT_URL` (which the real provider's SDK honours too). The
 //! stand-in manages resources only in moto, so it refuses to work without that endpoint
 //! rather than reach for the real AWS. `allowed_account_ids` / `forbidden_account_ids`
@@ -53,6 +54,78 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
+/// The credentials a profile's `credential_process` prints, as the real provider's SDK
+/// reads them: the profile is the configuration's `profile`, `AWS_PROFILE` or `default`,
+/// in `AWS_CONFIG_FILE` (or `~/.aws/config`); the command runs through `sh -c`. The real
+/// SDK runs it again when the credentials expire; the stand-in reads them once per
+/// provider process. `None`: no such profile or setting.
+fn profile_credential_process(config: &Value) -> Result<Option<Credentials>, CloudError> {
+    let profile = config
+        .str_attr("profile")
+        .map(str::to_owned)
+        .or_else(|| env("AWS_PROFILE"))
+        .unwrap_or_else(|| "default".to_owned());
+    let path = env("AWS_CONFIG_FILE")
+        .map(std::path::PathBuf::from)
+        .or_else(|| env("HOME").map(|home| std::path::Path::new(&home).join(".aws/config")));
+    let Some(text) = path.and_then(|p| std::fs::read_to_string(p).ok()) else {
+        return Ok(None);
+    };
+    let section = if profile == "default" {
+        "[default]".to_owned()
+    } else {
+        format!("[profile {profile}]")
+    };
+    let mut in_section = false;
+    let mut command = None;
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_section = line == section;
+        } else if in_section
+            && let Some((key, value)) = line.split_once('=')
+            && key.trim() == "credential_process"
+        {
+            command = Some(value.trim().to_owned());
+        }
+    }
+    let Some(command) = command else {
+        return Ok(None);
+    };
+    let failed = |why: String| {
+        CloudError::NotConfigured(format!("credential_process of profile {profile}: {why}"))
+    };
+    let output = std::process::Command::new("sh")
+        .args(["-c", &command])
+        .output()
+        .map_err(|e| failed(e.to_string()))?;
+    if !output.status.success() {
+        return Err(failed(format!("exited with {}", output.status)));
+    }
+    let printed: serde_json::Value =
+        serde_json::from_slice(&output.stdout).map_err(|e| failed(format!("not JSON: {e}")))?;
+    if printed["Version"] != 1 {
+        return Err(failed("Version is not 1".into()));
+    }
+    let field = |name: &str| printed[name].as_str().map(str::to_owned);
+    let (Some(access_key), Some(secret_key)) = (field("AccessKeyId"), field("SecretAccessKey"))
+    else {
+        return Err(failed("AccessKeyId or SecretAccessKey missing".into()));
+    };
+    let expires = field("Expiration")
+        .and_then(|e| chrono::DateTime::parse_from_rfc3339(&e).ok())
+        .map(|e| std::time::SystemTime::from(e.with_timezone(&chrono::Utc)));
+    if expires.is_some_and(|e| e <= std::time::SystemTime::now()) {
+        return Err(failed("the credentials it printed have expired".into()));
+    }
+    Ok(Some(Credentials::new(
+        access_key,
+        secret_key,
+        field("SessionToken"),
+        expires,
+        "windlass-provider-standin-credential-process",
+    )))
+}
+
 impl AwsCloud {
     /// The cloud the provider configuration (and the environment) points at; the
     /// caller's account is asked of STS and checked against the allowed accounts.
@@ -79,22 +152,27 @@ impl AwsCloud {
                 .map(str::to_owned)
                 .or_else(|| env(var))
         };
-        let (Some(access_key), Some(secret_key)) = (
+        let credentials = match (
             setting("access_key", "AWS_ACCESS_KEY_ID"),
             setting("secret_key", "AWS_SECRET_ACCESS_KEY"),
-        ) else {
-            return Err(CloudError::NotConfigured(
-                "no valid credential sources found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (profiles, SSO and instance roles are not supported by the stand-in)"
-                    .into(),
-            ));
+        ) {
+            (Some(access_key), Some(secret_key)) => Credentials::new(
+                access_key,
+                secret_key,
+                setting("token", "AWS_SESSION_TOKEN"),
+                None,
+                "windlass-provider-standin",
+            ),
+            _ => match profile_credential_process(config)? {
+                Some(credentials) => credentials,
+                None => {
+                    return Err(CloudError::NotConfigured(
+                        "no valid credential sources found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile with credential_process (SSO and instance roles are not supported by the stand-in)"
+                            .into(),
+                    ));
+                }
+            },
         };
-        let credentials = Credentials::new(
-            access_key,
-            secret_key,
-            setting("token", "AWS_SESSION_TOKEN"),
-            None,
-            "windlass-provider-standin",
-        );
         let poll = env("WINDLASS_STANDIN_AWS_POLL_SECONDS")
             .and_then(|s| s.parse().ok())
             .map_or(Duration::from_secs(5), Duration::from_secs);
