@@ -29,6 +29,9 @@ pub struct MotoOptions {
     pub eks_cluster_endpoint: Option<(String, String)>,
     /// How long an EKS version update takes (`None`: 1 s).
     pub eks_update_seconds: Option<f64>,
+    /// How long EKS clusters and node groups are CREATING and NAT gateways `pending`
+    /// (`None`: ready at once).
+    pub create_seconds: Option<f64>,
 }
 
 /// A running moto server; stopped when dropped.
@@ -148,6 +151,9 @@ impl Moto {
             }
             if let Some(seconds) = options.eks_update_seconds {
                 command.env("WINDLASS_MOTO_EKS_UPDATE_SECONDS", seconds.to_string());
+            }
+            if let Some(seconds) = options.create_seconds {
+                command.env("WINDLASS_MOTO_CREATE_SECONDS", seconds.to_string());
             }
             // moto's request log, for debugging a test: `WINDLASS_MOTO_LOG=<file>`.
             let log = || -> Stdio {

@@ -18,11 +18,17 @@ own backends and routes, what the AWS API references document:
 - Deleting an object in a bucket whose versioning was suspended, when the key has delete
   markers (terraform's destroy of `aws_s3_bucket_versioning` suspends it; the state
   lock is deleted after): moto 5.2 fails with HTTP 500 disposing a delete marker.
+- CreateOpenIDConnectProvider of an existing provider says which, as IAM does
+  ("Provider with url <url> already exists."); moto 5.2 says "Unknown".
 - Elastic IPs in the Resource Groups Tagging API (`ec2:elastic-ip`), as AWS lists them;
   moto 5.2 leaves them out.
 - A cluster's endpoint and certificate authority: the Kubernetes stand-in's, when
   WINDLASS_MOTO_EKS_ENDPOINT and WINDLASS_MOTO_EKS_CA_DATA (base64 PEM, as EKS answers it)
   are set, so a kubeconfig built from DescribeCluster reaches a working API server.
+
+- Creation that takes time: with WINDLASS_MOTO_CREATE_SECONDS, EKS clusters and node
+  groups are CREATING and NAT gateways `pending` for that long (real AWS: minutes), as
+  clients must wait for them; moto makes them ACTIVE and `available` at once.
 
 WINDLASS_MOTO_EKS_UPDATE_SECONDS is how long an update takes (real EKS: minutes; 1 here).
 Then moto's own server runs with the arguments given.
@@ -43,6 +49,7 @@ from moto.core import responses as core_responses
 from moto.core.responses import ActionResult
 
 UPDATE_SECONDS = float(os.environ.get("WINDLASS_MOTO_EKS_UPDATE_SECONDS", "1"))
+CREATE_SECONDS = float(os.environ.get("WINDLASS_MOTO_CREATE_SECONDS", "0"))
 ENDPOINT = os.environ.get("WINDLASS_MOTO_EKS_ENDPOINT")
 CA_DATA = os.environ.get("WINDLASS_MOTO_EKS_CA_DATA")
 
@@ -117,7 +124,19 @@ class _Update:
         }
 
 
+def _creating(target, status):
+    """Marks a new resource `status` until the creation clock ends."""
+    if CREATE_SECONDS > 0:
+        target.windlass_created_status = target.status
+        target.windlass_ready_at = _now() + datetime.timedelta(seconds=CREATE_SECONDS)
+        target.status = status
+
+
 def _updates(target):
+    ready_at = getattr(target, "windlass_ready_at", None)
+    if ready_at is not None and _now() >= ready_at:
+        target.status = target.windlass_created_status
+        target.windlass_ready_at = None
     if not hasattr(target, "windlass_updates"):
         target.windlass_updates = []
     for update in target.windlass_updates:
@@ -234,6 +253,7 @@ _original_cluster_init = models.Cluster.__init__
 
 def _cluster_init(self, *args, **kwargs):
     _original_cluster_init(self, *args, **kwargs)
+    _creating(self, "CREATING")
     if ENDPOINT:
         self.endpoint = ENDPOINT
     if CA_DATA:
@@ -241,6 +261,16 @@ def _cluster_init(self, *args, **kwargs):
 
 
 models.Cluster.__init__ = _cluster_init
+
+_original_nodegroup_init = models.Nodegroup.__init__
+
+
+def _nodegroup_init(self, *args, **kwargs):
+    _original_nodegroup_init(self, *args, **kwargs)
+    _creating(self, "CREATING")
+
+
+models.Nodegroup.__init__ = _nodegroup_init
 
 
 def _response_update_cluster_version(self):
@@ -340,6 +370,48 @@ def _iter_tagged_resources(self):
 
 
 EC2Backend.iter_tagged_resources = _iter_tagged_resources
+
+from moto.ec2.models.nat_gateways import NatGateway, NatGatewayBackend  # noqa: E402
+
+_original_nat_init = NatGateway.__init__
+
+
+def _nat_init(self, *args, **kwargs):
+    _original_nat_init(self, *args, **kwargs)
+    if CREATE_SECONDS > 0:
+        self.state = "pending"
+        self.windlass_ready_at = _now() + datetime.timedelta(seconds=CREATE_SECONDS)
+
+
+NatGateway.__init__ = _nat_init
+_original_describe_nat = NatGatewayBackend.describe_nat_gateways
+
+
+def _describe_nat_gateways(self, *args, **kwargs):
+    for gateway in self.nat_gateways.values():
+        ready_at = getattr(gateway, "windlass_ready_at", None)
+        if ready_at is not None and gateway.state == "pending" and _now() >= ready_at:
+            gateway.state = "available"
+            gateway.windlass_ready_at = None
+    return _original_describe_nat(self, *args, **kwargs)
+
+
+NatGatewayBackend.describe_nat_gateways = _describe_nat_gateways
+
+from moto.iam.exceptions import EntityAlreadyExists  # noqa: E402
+from moto.iam.models import IAMBackend  # noqa: E402
+
+_original_create_oidc = IAMBackend.create_open_id_connect_provider
+
+
+def _create_open_id_connect_provider(self, url, *args, **kwargs):
+    try:
+        return _original_create_oidc(self, url, *args, **kwargs)
+    except EntityAlreadyExists:
+        raise EntityAlreadyExists(f"Provider with url {url} already exists.")
+
+
+IAMBackend.create_open_id_connect_provider = _create_open_id_connect_provider
 
 from moto.s3.models import FakeDeleteMarker  # noqa: E402
 

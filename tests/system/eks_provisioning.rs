@@ -7,7 +7,7 @@
 //! that takes EKS tokens as EKS does. What is checked is what the customer would see in
 //! their account.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::json;
@@ -17,7 +17,7 @@ use windlass_core::blueprint::AwsNames;
 use windlass_core::cluster_charts::ChartGraph;
 use windlass_core::clusters::ClusterSpec;
 use windlass_standins::eks_versions::EksVersionsStandIn;
-use windlass_standins::moto::{ACCOUNT_ID as MOTO_ACCOUNT, Moto};
+use windlass_standins::moto::{ACCOUNT_ID as MOTO_ACCOUNT, Moto, MotoOptions};
 
 use crate::support::{AwsBed, KillOnDrop, Stack, step};
 
@@ -242,6 +242,133 @@ async fn an_eks_cluster_is_provisioned_upgraded_and_deleted_with_its_state_in_s3
         tagged(moto, spec.id, "ec2:vpc").await.is_empty(),
         "the VPC is gone"
     );
+}
+
+#[tokio::test]
+async fn a_worker_killed_while_eks_creates_the_cluster_leaves_nothing_made_twice() {
+    let stack = Stack::with_clusters_without_worker().await;
+    let kube = &stack.clusters.as_ref().unwrap().kube;
+    // Creation takes seconds, as in AWS (minutes there): NAT gateways are pending and
+    // the cluster CREATING while the provider waits, so the kill lands when the account
+    // has resources terraform has not recorded.
+    let aws = AwsBed::start_for_clusters_with(
+        kube,
+        MotoOptions {
+            create_seconds: Some(6.0),
+            ..MotoOptions::default()
+        },
+    )
+    .await;
+    let moto = &aws.moto;
+    let eks_versions = EksVersionsStandIn::start(&["1.32", "1.33"]).await.unwrap();
+    let worker = |name: &str| {
+        let mut worker = stack.cluster_worker_command(name);
+        aws.configure(&mut worker);
+        worker
+            .env("WINDLASS_AWS_EKS_ENDPOINT_URL", eks_versions.endpoint())
+            .env("WINDLASS_STANDIN_AWS_POLL_SECONDS", "1")
+            .spawn()
+            .expect("spawn windlass worker")
+    };
+    let mut first = worker("first");
+    let (org, account) = stack.organization_with_verified_aws_account(&aws).await;
+    let (status, _, started) = stack
+        .api
+        .post(
+            &format!("/v1/organizations/{org}/clusters"),
+            json!({"name": "eks-crash", "cloud_account_id": account,
+                   "region": "eu-west-3", "kubernetes_version": "1.33"}),
+            &[("idempotency-key", "eks-crash")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let run_id = started["run"]["id"].as_str().unwrap().to_owned();
+    let spec: ClusterSpec = serde_json::from_value(started["cluster"].clone()).unwrap();
+    let names = AwsNames::new(&spec);
+
+    // Wait until EKS is creating the cluster: it is in the account, not in the state.
+    let eks = moto_eks(moto).await;
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let creating = eks
+            .describe_cluster()
+            .name(&names.cluster)
+            .send()
+            .await
+            .ok()
+            .and_then(|c| {
+                c.cluster()
+                    .and_then(|c| c.status())
+                    .map(|s| s.as_str().to_owned())
+            });
+        if creating.as_deref() == Some("CREATING") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "EKS never began creating the cluster"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    first.kill().expect("SIGKILL the worker");
+    first.wait().unwrap();
+
+    // Another worker, with an empty working directory, as on another machine.
+    let _second = KillOnDrop(worker("second"));
+    let run = stack
+        .wait_for_run(org, &run_id, Duration::from_secs(420), |r| {
+            r["finished_at"].is_string()
+        })
+        .await;
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    let apply = step(&run, "terraform-apply");
+    assert!(apply["attempts"].as_u64().unwrap() >= 2, "{apply:#}");
+
+    // In the account, nothing twice: one network, as the blueprint has it.
+    let zones = spec.network.zones.len();
+    for (resource_type, expected) in [
+        ("ec2:vpc", 1),
+        ("ec2:subnet", 2 * zones),
+        ("ec2:internet-gateway", 1),
+        ("ec2:elastic-ip", zones),
+        ("ec2:natgateway", zones),
+        ("ec2:route-table", 1 + zones),
+    ] {
+        let found = tagged(moto, spec.id, resource_type).await;
+        assert_eq!(found.len(), expected, "{resource_type}: {found:#?}");
+    }
+    let listed = eks.list_clusters().send().await.unwrap();
+    assert_eq!(listed.clusters(), std::slice::from_ref(&names.cluster));
+    // And terraform knows all of it: a plan has nothing to create.
+    let s3 = moto_s3(moto).await;
+    let state = S3Objects::new(s3, names.state_bucket.clone(), "")
+        .get("cluster.tfstate")
+        .await
+        .unwrap()
+        .expect("the state object");
+    let state: serde_json::Value = serde_json::from_slice(&state.content).unwrap();
+    let recorded: Vec<String> = state["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{}.{}",
+                r["type"].as_str().unwrap(),
+                r["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    for address in [
+        "aws_eks_cluster.this",
+        "aws_vpc.this",
+        "aws_nat_gateway.zone",
+    ] {
+        assert!(
+            recorded.iter().any(|r| r == address),
+            "{address}: {recorded:?}"
+        );
+    }
 }
 
 /// moto's configuration for a user with the account's credentials.

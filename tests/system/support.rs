@@ -687,10 +687,16 @@ impl AwsBed {
     /// every EKS cluster with `kube` as its API server, and `kube` takes EKS tokens
     /// verified by this bed's STS.
     pub async fn start_for_clusters(kube: &KubeStandIn) -> Self {
+        Self::start_for_clusters_with(kube, MotoOptions::default()).await
+    }
+
+    /// As [`AwsBed::start_for_clusters`], with `options` for moto (its endpoint for EKS
+    /// clusters and AWS's managed policies are set here).
+    pub async fn start_for_clusters_with(kube: &KubeStandIn, options: MotoOptions) -> Self {
         let moto = Moto::start_with(MotoOptions {
             aws_managed_policies: true,
             eks_cluster_endpoint: Some((kube.url().to_owned(), kube.ca_cert_pem().to_owned())),
-            ..MotoOptions::default()
+            ..options
         })
         .await
         .expect("moto: run scripts/setup.sh");

@@ -162,10 +162,12 @@ const ALREADY_EXISTS: [&str; 5] = [
 ];
 
 /// The named resources an apply was refused because they exist, with their import ids
-/// (from the blueprint's inventory: what the refusal names is what the blueprint names).
+/// (from the blueprint's inventory: what the refusal names is what the blueprint names;
+/// an OIDC provider's is its ARN in `account_id`, from the URL IAM's refusal names).
 pub(super) fn aws_refused_as_existing(
     diagnostics: &[Diagnostic],
     blueprint: &Blueprint,
+    account_id: &str,
 ) -> Vec<ExistingResource> {
     let items: Vec<&InventoryItem> = blueprint.inventory.terraform_managed().collect();
     let cluster_name = items
@@ -189,6 +191,13 @@ pub(super) fn aws_refused_as_existing(
                 | ResourceKind::EcrRepository
                 | ResourceKind::S3Bucket => item.name.clone(),
                 ResourceKind::NodeGroup => format!("{}:{}", cluster_name.as_ref()?, item.name),
+                ResourceKind::OidcProvider => {
+                    let text = format!("{} {}", d.summary, d.detail);
+                    let start = text.find("Provider with url ")? + "Provider with url ".len();
+                    let url = text[start..].split_whitespace().next()?;
+                    let issuer = url.trim_start_matches("https://");
+                    format!("arn:aws:iam::{account_id}:oidc-provider/{issuer}")
+                }
                 _ => return None,
             };
             Some(ExistingResource { address, import_id })
@@ -197,4 +206,145 @@ pub(super) fn aws_refused_as_existing(
     found.sort();
     found.dedup();
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use windlass_core::blueprint::Inventory;
+    use windlass_core::blueprint::Origin;
+
+    fn blueprint() -> Blueprint {
+        let item = |kind, name: &str, address: &str| InventoryItem {
+            kind,
+            name: name.into(),
+            terraform_address: address.into(),
+            origin: Origin::Terraform,
+        };
+        let resources = vec![
+            item(ResourceKind::Vpc, "prod-vpc", "aws_vpc.this"),
+            item(
+                ResourceKind::Subnet,
+                "prod-private-1",
+                r#"aws_subnet.private["1"]"#,
+            ),
+            item(
+                ResourceKind::ElasticIp,
+                "prod-nat-ip-1",
+                r#"aws_eip.nat["1"]"#,
+            ),
+            item(
+                ResourceKind::KubernetesCluster,
+                "prod",
+                "aws_eks_cluster.this",
+            ),
+            item(
+                ResourceKind::NodeGroup,
+                "system",
+                r#"aws_eks_node_group.pool["system"]"#,
+            ),
+            item(ResourceKind::IamRole, "prod-node", "aws_iam_role.node"),
+            item(
+                ResourceKind::OidcProvider,
+                "OIDC issuer of prod",
+                "aws_iam_openid_connect_provider.this",
+            ),
+        ];
+        Blueprint {
+            files: Default::default(),
+            inventory: Inventory { resources },
+        }
+    }
+
+    fn refused(address: &str, detail: &str) -> Diagnostic {
+        Diagnostic {
+            severity: "error".into(),
+            summary: "creating it".into(),
+            detail: detail.into(),
+            address: Some(address.into()),
+        }
+    }
+
+    #[test]
+    fn tagged_resources_are_the_inventory_items_of_their_kind_and_name() {
+        let tagged = [
+            Tagged {
+                arn: "arn:aws:ec2:eu-west-3:123456789012:vpc/vpc-1".into(),
+                name: Some("prod-vpc".into()),
+            },
+            Tagged {
+                arn: "arn:aws:ec2:eu-west-3:123456789012:subnet/subnet-1".into(),
+                name: Some("prod-private-1".into()),
+            },
+            Tagged {
+                arn: "arn:aws:ec2:eu-west-3:123456789012:elastic-ip/eipalloc-1".into(),
+                name: Some("prod-nat-ip-1".into()),
+            },
+            // Another resource with the same tag but another name, or another kind.
+            Tagged {
+                arn: "arn:aws:ec2:eu-west-3:123456789012:subnet/subnet-2".into(),
+                name: Some("prod-vpc".into()),
+            },
+            Tagged {
+                arn: "arn:aws:ec2:eu-west-3:123456789012:vpc/vpc-2".into(),
+                name: None,
+            },
+        ];
+        let found: Vec<(String, String)> = record(&blueprint(), &tagged)
+            .existing
+            .into_iter()
+            .map(|r| (r.address, r.import_id))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (r#"aws_eip.nat["1"]"#.to_owned(), "eipalloc-1".to_owned()),
+                (
+                    r#"aws_subnet.private["1"]"#.to_owned(),
+                    "subnet-1".to_owned()
+                ),
+                ("aws_vpc.this".to_owned(), "vpc-1".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn refusals_of_named_resources_are_adopted_by_their_names() {
+        let diagnostics = [
+            refused(
+                "aws_iam_role.node",
+                "operation error IAM: CreateRole, https response error StatusCode: 409, api error EntityAlreadyExists: Role with name prod-node already exists.",
+            ),
+            refused(
+                r#"aws_eks_node_group.pool["system"]"#,
+                "api error ResourceInUseException: NodeGroup already exists with name system and cluster name prod",
+            ),
+            refused(
+                "aws_iam_openid_connect_provider.this",
+                "api error EntityAlreadyExists: Provider with url https://oidc.eks.eu-west-3.amazonaws.com/id/ABC already exists.",
+            ),
+            // Not an "exists" refusal.
+            refused("aws_vpc.this", "api error UnauthorizedOperation: no"),
+        ];
+        let found: Vec<(String, String)> =
+            aws_refused_as_existing(&diagnostics, &blueprint(), "123456789012")
+                .into_iter()
+                .map(|r| (r.address, r.import_id))
+                .collect();
+        assert_eq!(
+            found,
+            [
+                (
+                    r#"aws_eks_node_group.pool["system"]"#.to_owned(),
+                    "prod:system".to_owned()
+                ),
+                (
+                    "aws_iam_openid_connect_provider.this".to_owned(),
+                    "arn:aws:iam::123456789012:oidc-provider/oidc.eks.eu-west-3.amazonaws.com/id/ABC"
+                        .to_owned()
+                ),
+                ("aws_iam_role.node".to_owned(), "prod-node".to_owned()),
+            ]
+        );
+    }
 }

@@ -101,7 +101,10 @@ pub(super) async fn apply(
         bootstrapped,
         refusals: match &run.target {
             CloudTarget::Azure(_) => Refusals::Azurerm,
-            CloudTarget::Aws(_) => Refusals::Aws(&blueprint),
+            CloudTarget::Aws(aws) => Refusals::Aws {
+                blueprint: &blueprint,
+                account_id: &aws.account_id,
+            },
         },
         adopted: Vec::new(),
         created_by_earlier_rounds: 0,
@@ -167,14 +170,20 @@ enum Refusals<'a> {
     /// azurerm names the existing resource's ARM id.
     Azurerm,
     /// aws names the AWS error; the import id comes from the blueprint.
-    Aws(&'a Blueprint),
+    Aws {
+        blueprint: &'a Blueprint,
+        account_id: &'a str,
+    },
 }
 
 impl Refusals<'_> {
     fn existing(&self, diagnostics: &[Diagnostic]) -> Vec<ExistingResource> {
         match self {
             Self::Azurerm => already_existing(diagnostics),
-            Self::Aws(blueprint) => aws_refused_as_existing(diagnostics, blueprint),
+            Self::Aws {
+                blueprint,
+                account_id,
+            } => aws_refused_as_existing(diagnostics, blueprint, account_id),
         }
     }
 }
