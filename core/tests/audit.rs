@@ -20,6 +20,7 @@ on_both_databases!(
     an_edited_entry_breaks_the_chain_there,
     a_removed_entry_breaks_the_chain_there,
     concurrent_appends_keep_one_chain,
+    appends_for_another_organization_do_not_wait,
 );
 
 fn event(org: Option<Uuid>, action: &str) -> NewAuditEntry {
@@ -330,11 +331,12 @@ async fn a_removed_entry_breaks_the_chain_there(store: &Store) {
     );
     assert_eq!(report.entries_checked, 4);
 
-    // Closing the gap by renumbering leaves an entry that does not link to its predecessor.
+    // Closing the gap by renumbering the chain leaves an entry that does not link to its
+    // predecessor.
     for (from, to) in [(4, 3), (5, 4)] {
         raw(
             store,
-            &format!("UPDATE audit_log SET seq = {to} WHERE seq = {from}"),
+            &format!("UPDATE audit_log SET chain_seq = {to} WHERE chain_seq = {from}"),
         )
         .await
         .unwrap();
@@ -343,7 +345,7 @@ async fn a_removed_entry_breaks_the_chain_there(store: &Store) {
     assert_eq!(
         report.first_break,
         Some(ChainBreak {
-            seq: 3,
+            seq: 4,
             reason: ChainBreakReason::PrevHashMismatch
         })
     );
@@ -386,4 +388,55 @@ async fn concurrent_appends_keep_one_chain(store: &Store) {
         .unwrap();
     assert_eq!(listed.len(), 50);
     assert!(listed.windows(2).all(|w| w[1].prev_hash == w[0].hash));
+}
+
+/// An append holds its organisation's chain until it commits; another organisation's
+/// append goes through meanwhile (PostgreSQL; SQLite serialises every write), and the
+/// first organisation's next append waits for it.
+async fn appends_for_another_organization_do_not_wait(store: &Store) {
+    if store.backend() != Backend::Postgres {
+        return;
+    }
+    let (acme, globex) = (Uuid::new_v4(), Uuid::new_v4());
+    store.append_audit(event(Some(acme), "runs.start")).await.unwrap();
+    // acme's append, its transaction still open.
+    let (let_go, go) = tokio::sync::oneshot::channel::<()>();
+    let (held, is_held) = tokio::sync::oneshot::channel::<()>();
+    let holder = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .audited_ahead(event(Some(acme), "runs.cancel"), async move {
+                    held.send(()).unwrap();
+                    go.await.unwrap();
+                    Ok::<(), ()>(())
+                })
+                .await
+                .unwrap()
+                .unwrap();
+        })
+    };
+    is_held.await.unwrap();
+    let other = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        store.append_audit(event(Some(globex), "runs.start")),
+    )
+    .await
+    .expect("another organisation's append waited for acme's")
+    .unwrap();
+    assert_eq!(other.chain_seq, Some(1));
+    let same = {
+        let store = store.clone();
+        tokio::spawn(async move { store.append_audit(event(Some(acme), "runs.start")).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!same.is_finished(), "acme's chain was not held");
+    let_go.send(()).unwrap();
+    holder.await.unwrap();
+    let same = same.await.unwrap().unwrap();
+    assert_eq!(same.chain_seq, Some(3));
+
+    let report = store.verify_audit_chain().await.unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.entries_checked, 4);
 }

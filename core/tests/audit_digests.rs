@@ -1,6 +1,6 @@
 //! Tamper evidence that survives a database owner: someone who can write the database
-//! rewrites an entry and recomputes every hash after it, in the platform-wide chain and in
-//! the organisation's own. Both chains then verify; the signed digests do not, checked by
+//! rewrites an entry and recomputes every hash after it in the organisation's chain (the
+//! only chain an entry joins since migration 0016). The chains then verify; the signed digests do not, checked by
 //! `AuditDigests::verify` and by the customer's own script on the exported trail alone.
 
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use sqlx::Row;
 use uuid::Uuid;
 use windlass_core::Store;
 use windlass_core::audit::{
-    ActorKind, AuditResult, NewAuditEntry, chain_hash, organization_chain_hash,
+    ActorKind, AuditResult, NewAuditEntry, organization_chain_hash,
 };
 use windlass_core::audit_digests::AuditDigests;
 use windlass_core::crypto::LocalKeyFile;
@@ -51,7 +51,8 @@ const TEXT_COLUMNS: [&str; 15] = [
     "details",
 ];
 
-/// What the database owner does: edit a row, then recompute both chains from there on.
+/// What the database owner does: edit a row, then recompute the organisation's chain from
+/// there on (and the platform-wide columns, which repeat it past the cutover).
 async fn rewrite_and_rechain(store: &Store, org: Uuid, chain_seq: i64, details: &str) {
     support::disable_audit_protection(store).await;
     let pool = store.pool_for_tests();
@@ -63,58 +64,35 @@ async fn rewrite_and_rechain(store: &Store, org: Uuid, chain_seq: i64, details: 
         .await
         .unwrap();
     let rows = sqlx::query(
-        "SELECT seq, chain_seq, prev_hash, chain_prev_hash, id, organization_id, occurred_at, \
-         actor, actor_kind, action, resource, cluster_id, project_id, environment, service, \
-         client, ip, result, details FROM audit_log ORDER BY seq",
+        "SELECT seq, chain_seq, id, organization_id, occurred_at, actor, actor_kind, action, \
+         resource, cluster_id, project_id, environment, service, client, ip, result, details \
+         FROM audit_log WHERE organization_id = $1 ORDER BY chain_seq",
     )
+    .bind(org.to_string())
     .fetch_all(pool)
     .await
     .unwrap();
-    let mut prev = windlass_core::audit::GENESIS_HASH.to_owned();
     let mut chain_prev = windlass_core::audit::GENESIS_HASH.to_owned();
     for row in rows {
         let seq: i64 = row.get("seq");
-        let own: Option<i64> = row.get("chain_seq");
-        let text: Vec<Option<String>> = TEXT_COLUMNS.iter().map(|c| row.get(*c)).collect();
-        let fields = |first: String| {
-            let mut all = vec![Some(first)];
-            all.extend(text.iter().cloned());
-            all
-        };
-        let global = fields(seq.to_string());
-        let hash = chain_hash(
-            &prev,
-            &global.iter().map(|f| f.as_deref()).collect::<Vec<_>>(),
+        let own: i64 = row.get("chain_seq");
+        let mut fields: Vec<Option<String>> = vec![Some(own.to_string())];
+        fields.extend(TEXT_COLUMNS.iter().map(|c| row.get::<Option<String>, _>(*c)));
+        let hash = organization_chain_hash(
+            &chain_prev,
+            &fields.iter().map(|f| f.as_deref()).collect::<Vec<_>>(),
         );
-        let mut chain = None;
-        if let Some(own) = own.filter(|_| text[1].as_deref() == Some(&org.to_string())) {
-            let fields = fields(own.to_string());
-            let h = organization_chain_hash(
-                &chain_prev,
-                &fields.iter().map(|f| f.as_deref()).collect::<Vec<_>>(),
-            );
-            chain = Some((chain_prev.clone(), h.clone()));
-            chain_prev = h;
-        }
-        sqlx::query("UPDATE audit_log SET prev_hash = $1, hash = $2 WHERE seq = $3")
-            .bind(&prev)
-            .bind(&hash)
-            .bind(seq)
-            .execute(pool)
-            .await
-            .unwrap();
-        if let Some((chain_prev_hash, chain_hash)) = chain {
-            sqlx::query(
-                "UPDATE audit_log SET chain_prev_hash = $1, chain_hash = $2 WHERE seq = $3",
-            )
-            .bind(chain_prev_hash)
-            .bind(chain_hash)
-            .bind(seq)
-            .execute(pool)
-            .await
-            .unwrap();
-        }
-        prev = hash;
+        sqlx::query(
+            "UPDATE audit_log SET chain_prev_hash = $1, chain_hash = $2, prev_hash = $1, \
+             hash = $2 WHERE seq = $3",
+        )
+        .bind(&chain_prev)
+        .bind(&hash)
+        .bind(seq)
+        .execute(pool)
+        .await
+        .unwrap();
+        chain_prev = hash;
     }
 }
 

@@ -1,3 +1,5 @@
+use std::collections::HashMap;
+
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, Row, Transaction};
 use uuid::Uuid;
@@ -10,6 +12,11 @@ use crate::audit::{
 };
 use crate::clock;
 use crate::{Error, Result};
+
+/// What an append writes: every column but `seq`, which the database assigns.
+const INSERTED: &str = "id, organization_id, occurred_at, actor, actor_kind, action, \
+     resource, cluster_id, project_id, environment, service, client, ip, result, details, \
+     prev_hash, hash, chain_seq, chain_prev_hash, chain_hash";
 
 const COLUMNS: &str = "seq, id, organization_id, occurred_at, actor, actor_kind, action, \
      resource, cluster_id, project_id, environment, service, client, ip, result, details, \
@@ -153,11 +160,12 @@ impl StoredEntry {
 }
 
 impl Store {
-    /// Appends one entry to the chain.
+    /// Appends one entry to its organisation's chain.
     ///
-    /// Appends are serialised (SQLite: the write lock taken up front; PostgreSQL: a table
-    /// lock that conflicts with itself but not with readers), so two concurrent appends can
-    /// never pick the same predecessor and fork the chain.
+    /// Appends to one chain are serialised (PostgreSQL: an advisory lock on that chain
+    /// alone, taken in [`append_in`]; SQLite: the write lock taken up front), so two
+    /// concurrent appends can never pick the same predecessor and fork it, while appends to
+    /// different organisations' chains never wait on each other (PostgreSQL).
     pub async fn append_audit(&self, new: NewAuditEntry) -> Result<AuditEntry> {
         let mut tx = self.begin_audit_append().await?;
         let appended = append_in(&mut tx, new).await?;
@@ -170,13 +178,8 @@ impl Store {
             // A deferred transaction would read the head under a shared lock and then fail to
             // upgrade it; IMMEDIATE takes the write lock first, waiting out busy_timeout.
             Backend::Sqlite => self.pool().begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => {
-                let mut tx = self.pool().begin().await?;
-                sqlx::query("LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE")
-                    .execute(&mut *tx)
-                    .await?;
-                tx
-            }
+            // The chain's own lock is taken by `append_in`, once the entry is known.
+            Backend::Postgres => self.pool().begin().await?,
         })
     }
 
@@ -362,7 +365,12 @@ impl Store {
             .collect()
     }
 
-    /// Walks the whole chain from genesis and reports the first entry that does not verify.
+    /// Walks the whole log by `seq` and reports the first entry that does not verify: up to
+    /// the cutover (migration 0016) each entry against the platform-wide chain, and every
+    /// entry with an organisation chain against that chain (one walk, remembering each
+    /// chain's last link; an append holds its chain's lock while it takes its `seq`, so
+    /// `seq` order is chain order). Past the cutover `seq` may have gaps (a rolled-back
+    /// append); a removed entry shows as a gap in its chain's `chain_seq`.
     ///
     /// Reads the stored text, not parsed values, so a row edited outside Windlass is judged
     /// on exactly what is in the database.
@@ -373,13 +381,17 @@ impl Store {
             head_hash: None,
             first_break: None,
         };
+        let cutover = self.audit_chain_cutover().await?;
         let mut expected_seq = 1;
         let mut expected_prev = GENESIS_HASH.to_owned();
+        // Each organisation chain's next (chain_seq, chain_prev_hash).
+        let mut chains: HashMap<Option<String>, (i64, String)> = HashMap::new();
+        let mut after = 0;
         loop {
             let rows = sqlx::query(&format!(
-                "SELECT {COLUMNS} FROM audit_log WHERE seq >= $1 ORDER BY seq LIMIT $2"
+                "SELECT {COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2"
             ))
-            .bind(expected_seq)
+            .bind(after)
             .bind(VERIFY_BATCH)
             .fetch_all(self.pool())
             .await?;
@@ -388,7 +400,10 @@ impl Store {
             }
             for row in &rows {
                 let stored = StoredEntry::from_row(row)?;
-                let reason = if stored.seq != expected_seq {
+                let platform_wide = stored.seq <= cutover;
+                let global = if !platform_wide {
+                    None
+                } else if stored.seq != expected_seq {
                     Some(ChainBreakReason::MissingEntries { expected_seq })
                 } else if stored.prev_hash != expected_prev {
                     Some(ChainBreakReason::PrevHashMismatch)
@@ -397,7 +412,38 @@ impl Store {
                 } else {
                     None
                 };
-                if let Some(reason) = reason
+                let own = match stored.chain_seq {
+                    Some(chain_seq) => {
+                        let (next, prev) = chains
+                            .get(&stored.organization_id)
+                            .cloned()
+                            .unwrap_or((1, GENESIS_HASH.to_owned()));
+                        let reason = if chain_seq != next {
+                            Some(ChainBreakReason::MissingEntries { expected_seq: next })
+                        } else if stored.chain_prev_hash.as_deref() != Some(prev.as_str()) {
+                            Some(ChainBreakReason::PrevHashMismatch)
+                        } else if stored.compute_chain_hash() != stored.chain_hash
+                            // Past the cutover the platform-wide columns repeat the chain's.
+                            || (!platform_wide
+                                && (Some(&stored.hash) != stored.chain_hash.as_ref()
+                                    || Some(&stored.prev_hash)
+                                        != stored.chain_prev_hash.as_ref()))
+                        {
+                            Some(ChainBreakReason::HashMismatch)
+                        } else {
+                            None
+                        };
+                        chains.insert(
+                            stored.organization_id.clone(),
+                            (chain_seq + 1, stored.chain_hash.clone().unwrap_or_default()),
+                        );
+                        reason
+                    }
+                    // An entry past the cutover must be in a chain.
+                    None if !platform_wide => Some(ChainBreakReason::HashMismatch),
+                    None => None,
+                };
+                if let Some(reason) = global.or(own)
                     && report.first_break.is_none()
                 {
                     report.first_break = Some(ChainBreak {
@@ -408,38 +454,53 @@ impl Store {
                 report.entries_checked += 1;
                 // Past a break, keep checking each link against what is stored, so the
                 // count covers the whole log and later entries are still walked.
-                expected_seq = stored.seq + 1;
-                expected_prev = stored.hash.clone();
+                if platform_wide {
+                    expected_seq = stored.seq + 1;
+                    expected_prev = stored.hash.clone();
+                }
+                after = stored.seq;
                 report.head_seq = Some(stored.seq);
                 report.head_hash = Some(stored.hash);
             }
         }
     }
+
+    /// The last `seq` of the platform-wide chain (migration 0016).
+    async fn audit_chain_cutover(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT seq FROM audit_chain_cutover")
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(match row {
+            Some(row) => row.try_get("seq")?,
+            None => 0,
+        })
+    }
 }
 
 /// Appends `new` on `conn`, which must be inside a transaction begun by
-/// [`Store::begin_audit_append`] (it holds the lock that keeps the chain from forking).
+/// [`Store::begin_audit_append`]: on PostgreSQL this takes the lock of the entry's chain
+/// (held until the transaction ends), which keeps that chain from forking.
 pub(super) async fn append_in(conn: &mut AnyConnection, new: NewAuditEntry) -> Result<AuditEntry> {
     // Reshaped, never refused over its content: the entry must be written.
     let new = new.sanitized();
     new.validate()?;
-    let head = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-        .fetch_optional(&mut *conn)
-        .await?;
-    let (prev_seq, prev_hash) = match head {
-        Some(row) => (row.try_get::<i64, _>("seq")?, row.try_get("hash")?),
-        None => (0, GENESIS_HASH.to_owned()),
-    };
     let organization = new.organization_id.map(|id| id.to_string());
+    if conn.backend_name() == "PostgreSQL" {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(chain_lock_key(organization.as_deref()))
+            .execute(&mut *conn)
+            .await?;
+    }
     let (chain_seq, chain_prev_hash) = match chain_head(conn, organization.clone()).await? {
         Some((seq, hash)) => (seq + 1, hash),
         None => (1, GENESIS_HASH.to_owned()),
     };
     let mut stored = StoredEntry {
-        seq: prev_seq + 1,
+        // Assigned by the database on insert.
+        seq: 0,
         id: Uuid::new_v4().to_string(),
         organization_id: organization,
-        // Stamped inside the lock, so time never goes backwards along seq.
+        // Stamped inside the chain's lock, so time never goes backwards along chain_seq.
         occurred_at: clock::now_db(),
         actor: new.actor,
         actor_kind: new.actor_kind.as_str().to_owned(),
@@ -453,20 +514,21 @@ pub(super) async fn append_in(conn: &mut AnyConnection, new: NewAuditEntry) -> R
         ip: new.ip,
         result: new.result.as_str().to_owned(),
         details: new.details.to_string(),
-        prev_hash,
+        prev_hash: String::new(),
         hash: String::new(),
         chain_seq: Some(chain_seq),
         chain_prev_hash: Some(chain_prev_hash),
         chain_hash: None,
     };
-    stored.hash = stored.compute_hash();
     stored.chain_hash = stored.compute_chain_hash();
-    sqlx::query(&format!(
-        "INSERT INTO audit_log ({COLUMNS}) \
+    // The platform-wide columns repeat the chain's (see migration 0016).
+    stored.prev_hash = stored.chain_prev_hash.clone().unwrap_or_default();
+    stored.hash = stored.chain_hash.clone().unwrap_or_default();
+    let row = sqlx::query(&format!(
+        "INSERT INTO audit_log ({INSERTED}) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-             $17, $18, $19, $20, $21)"
+             $17, $18, $19, $20) RETURNING seq"
     ))
-    .bind(stored.seq)
     .bind(&stored.id)
     .bind(stored.organization_id.clone())
     .bind(&stored.occurred_at)
@@ -487,9 +549,15 @@ pub(super) async fn append_in(conn: &mut AnyConnection, new: NewAuditEntry) -> R
     .bind(stored.chain_seq)
     .bind(stored.chain_prev_hash.clone())
     .bind(stored.chain_hash.clone())
-    .execute(&mut *conn)
+    .fetch_one(&mut *conn)
     .await?;
+    stored.seq = row.try_get("seq")?;
     stored.into_entry()
+}
+
+/// The advisory lock key of an organisation's chain (`None`: the platform's).
+fn chain_lock_key(organization_id: Option<&str>) -> String {
+    format!("windlass.audit_chain:{}", organization_id.unwrap_or("platform"))
 }
 
 /// The last entry (chain_seq, chain_hash) of an organisation's chain (`None`: the
