@@ -153,8 +153,11 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     // which moto does not serve, comes from its own stand-in.
     // Its EKS clusters' API servers are the Kubernetes stand-in, which takes EKS tokens as
     // EKS does: verified by STS (the trust-policy stand-in, in front of moto).
+    // AWS's managed policies (AmazonEKSClusterPolicy, ...) exist in it, as in every real
+    // account: the blueprint attaches them.
     let moto = Moto::start_with(MotoOptions {
         port: (args.moto_port != 0).then_some(args.moto_port),
+        aws_managed_policies: true,
         eks_cluster_endpoint: Some((kube.url().to_owned(), kube.ca_cert_pem().to_owned())),
         ..MotoOptions::default()
     })
