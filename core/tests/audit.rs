@@ -398,7 +398,10 @@ async fn appends_for_another_organization_do_not_wait(store: &Store) {
         return;
     }
     let (acme, globex) = (Uuid::new_v4(), Uuid::new_v4());
-    store.append_audit(event(Some(acme), "runs.start")).await.unwrap();
+    store
+        .append_audit(event(Some(acme), "runs.start"))
+        .await
+        .unwrap();
     // acme's append, its transaction still open.
     let (let_go, go) = tokio::sync::oneshot::channel::<()>();
     let (held, is_held) = tokio::sync::oneshot::channel::<()>();

@@ -9,9 +9,7 @@ use serde_json::json;
 use sqlx::Row;
 use uuid::Uuid;
 use windlass_core::Store;
-use windlass_core::audit::{
-    ActorKind, AuditResult, NewAuditEntry, organization_chain_hash,
-};
+use windlass_core::audit::{ActorKind, AuditResult, NewAuditEntry, organization_chain_hash};
 use windlass_core::audit_digests::AuditDigests;
 use windlass_core::crypto::LocalKeyFile;
 use windlass_core::keys::KeyRing;
@@ -77,7 +75,11 @@ async fn rewrite_and_rechain(store: &Store, org: Uuid, chain_seq: i64, details: 
         let seq: i64 = row.get("seq");
         let own: i64 = row.get("chain_seq");
         let mut fields: Vec<Option<String>> = vec![Some(own.to_string())];
-        fields.extend(TEXT_COLUMNS.iter().map(|c| row.get::<Option<String>, _>(*c)));
+        fields.extend(
+            TEXT_COLUMNS
+                .iter()
+                .map(|c| row.get::<Option<String>, _>(*c)),
+        );
         let hash = organization_chain_hash(
             &chain_prev,
             &fields.iter().map(|f| f.as_deref()).collect::<Vec<_>>(),

@@ -107,18 +107,8 @@ async fn an_eks_cluster_is_provisioned_upgraded_and_deleted_with_its_state_in_s3
         .await
         .expect("the EKS cluster exists in the account");
     let cluster = cluster.cluster().unwrap();
-    assert_eq!(cluster.version(), Some("1.33"));
     assert_eq!(cluster.tags().unwrap()["cluster_id"], spec.id.to_string());
-    for pool in &spec.node_pools {
-        let group = eks
-            .describe_nodegroup()
-            .cluster_name(&names.cluster)
-            .nodegroup_name(&pool.name)
-            .send()
-            .await
-            .expect("the node group exists");
-        assert_eq!(group.nodegroup().unwrap().version(), Some("1.33"));
-    }
+    assert_versions(&eks, &spec, "1.33").await;
     assert_eq!(tagged(moto, spec.id, "ec2:vpc").await.len(), 1);
     assert_eq!(
         tagged(moto, spec.id, "ec2:subnet").await.len(),
@@ -198,23 +188,7 @@ async fn an_eks_cluster_is_provisioned_upgraded_and_deleted_with_its_state_in_s3
         .await;
     assert_eq!(run["status"], "succeeded", "{run:#}");
     // EKS did the upgrade: the control plane, then the node groups.
-    let cluster = eks
-        .describe_cluster()
-        .name(&names.cluster)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(cluster.cluster().unwrap().version(), Some("1.34"));
-    for pool in &spec.node_pools {
-        let group = eks
-            .describe_nodegroup()
-            .cluster_name(&names.cluster)
-            .nodegroup_name(&pool.name)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(group.nodegroup().unwrap().version(), Some("1.34"));
-    }
+    assert_versions(&eks, &spec, "1.34").await;
     let (_, detail) = stack.api.get(&cluster_path).await;
     assert_eq!(detail["kubernetes_version"], "1.34");
 
@@ -367,6 +341,28 @@ async fn a_worker_killed_while_eks_creates_the_cluster_leaves_nothing_made_twice
         assert!(
             recorded.iter().any(|r| r == address),
             "{address}: {recorded:?}"
+        );
+    }
+}
+
+/// The cluster's control plane and every node group run `version`, as EKS reports them.
+async fn assert_versions(eks: &aws_sdk_eks::Client, spec: &ClusterSpec, version: &str) {
+    let name = AwsNames::new(spec).cluster;
+    let cluster = eks.describe_cluster().name(&name).send().await.unwrap();
+    assert_eq!(cluster.cluster().unwrap().version(), Some(version));
+    for pool in &spec.node_pools {
+        let group = eks
+            .describe_nodegroup()
+            .cluster_name(&name)
+            .nodegroup_name(&pool.name)
+            .send()
+            .await
+            .expect("the node group exists");
+        assert_eq!(
+            group.nodegroup().unwrap().version(),
+            Some(version),
+            "{}",
+            pool.name
         );
     }
 }

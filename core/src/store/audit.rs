@@ -557,7 +557,10 @@ pub(super) async fn append_in(conn: &mut AnyConnection, new: NewAuditEntry) -> R
 
 /// The advisory lock key of an organisation's chain (`None`: the platform's).
 fn chain_lock_key(organization_id: Option<&str>) -> String {
-    format!("windlass.audit_chain:{}", organization_id.unwrap_or("platform"))
+    format!(
+        "windlass.audit_chain:{}",
+        organization_id.unwrap_or("platform")
+    )
 }
 
 /// The last entry (chain_seq, chain_hash) of an organisation's chain (`None`: the
