@@ -1078,3 +1078,67 @@ async fn a_field_another_manager_changed_conflicts_unless_windlass_owns_the_rele
         "ghcr.io/windlass/agent:0.1.1"
     );
 }
+
+/// A deployment's service costs one helm process: the upgrade itself. What the release
+/// holds (pending revisions, the values it was installed with, its status afterwards) is
+/// read from helm's storage Secrets in process; a repeat with the same chart and values
+/// starts no helm at all. Counted by a wrapper that records each invocation.
+#[tokio::test]
+async fn one_upgrade_starts_one_helm_process_and_a_repeat_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let calls = dir.path().join("calls");
+    let wrapper = dir.path().join("helm");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho \"$1\" >> '{}'\nexec '{}' \"$@\"\n",
+            calls.display(),
+            Helm::locate().program().display()
+        ),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let h = Helm::new(&wrapper).with_interrupt_grace(Duration::from_secs(5));
+    let (_standin, kubeconfig) = cluster().await;
+    let r = release(
+        "agent",
+        "windlass-system",
+        "windlass-agent",
+        Duration::from_secs(60),
+    );
+    let called = || -> Vec<String> {
+        std::fs::read_to_string(&calls)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+
+    let first = install(&h, &kubeconfig, &r, &agent("1.0.0")).await;
+    assert_eq!(first.release.revision, 1);
+    assert_eq!(first.release.status, ReleaseStatus::Deployed);
+    assert_eq!(called(), ["upgrade"]);
+
+    let again = install(&h, &kubeconfig, &r, &agent("1.0.0")).await;
+    assert!(again.unchanged);
+    assert_eq!(called(), ["upgrade"], "a repeat starts no helm");
+
+    let second = install(&h, &kubeconfig, &r, &agent("1.1.0")).await;
+    assert_eq!(second.release.revision, 2);
+    assert_eq!(called(), ["upgrade", "upgrade"]);
+    let history = h
+        .history(&kubeconfig, "agent", "windlass-system")
+        .await
+        .unwrap();
+    assert_eq!(
+        statuses(&history),
+        [(1, ReleaseStatus::Superseded), (2, ReleaseStatus::Deployed)]
+    );
+    assert!(
+        history[1].chart.starts_with("windlass-agent-"),
+        "{history:?}"
+    );
+}

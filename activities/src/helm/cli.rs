@@ -305,58 +305,33 @@ impl Helm {
         release: &Release,
         desired: &str,
     ) -> Result<Option<ReleaseInfo>, HelmError> {
-        let Some(labels) = self
-            .labels(kubeconfig, &release.name, &release.namespace)
+        let Some(latest) = self
+            .stored(kubeconfig, &release.name, &release.namespace)
             .await?
+            .pop()
         else {
             return Ok(None);
         };
-        if labels.get(DESIRED_LABEL).map(String::as_str) != Some(desired) {
-            return Ok(None);
-        }
-        Ok(self
-            .status(kubeconfig, &release.name, &release.namespace)
-            .await?
-            .filter(|info| info.status == super::ReleaseStatus::Deployed))
+        let holds = latest.labels.get(DESIRED_LABEL).map(String::as_str) == Some(desired)
+            && latest.info.status == super::ReleaseStatus::Deployed;
+        Ok(holds.then_some(latest.info))
     }
 
-    /// The labels of the release's current revision (`get metadata`); `None` if there is
-    /// no such release.
-    async fn labels(
+    /// The release's revisions as helm stores them, oldest first, read in process (see
+    /// `release_store`): no helm process for what is only a read.
+    async fn stored(
         &self,
         kubeconfig: &Kubeconfig,
         name: &str,
         namespace: &str,
-    ) -> Result<Option<std::collections::BTreeMap<String, String>>, HelmError> {
-        #[derive(Deserialize)]
-        struct Metadata {
-            #[serde(default)]
-            labels: Option<std::collections::BTreeMap<String, String>>,
-        }
-        let scratch = Scratch::new()?;
-        let config = scratch.kubeconfig(kubeconfig)?;
-        let mut args = HelmArgs::command(["get", "metadata"]);
-        args.flag("--output=json")
-            .flags(self.cluster_args(&config, namespace))
-            .positional(name);
-        let done = self
-            .run(
-                "get metadata",
-                &args.build(),
-                Output::Capture,
-                &mut |_| {},
-                std::future::pending(),
-            )
-            .await?;
-        match self.expect_success("get metadata", name, done) {
-            Ok(done) => {
-                let metadata: Metadata = serde_json::from_str(&done.stdout)
-                    .map_err(|e| HelmError::Output(format!("helm get metadata -o json: {e}")))?;
-                Ok(Some(metadata.labels.unwrap_or_default()))
-            }
-            Err(HelmError::ReleaseNotFound(_)) => Ok(None),
-            Err(e) => Err(e),
-        }
+    ) -> Result<Vec<super::release_store::StoredRelease>, HelmError> {
+        let client = crate::kube::client_from_kubeconfig(&kubeconfig.0)
+            .await
+            .map_err(|e| HelmError::Unreachable {
+                command: "list release records".into(),
+                message: e.to_string(),
+            })?;
+        super::release_store::revisions(client, name, namespace).await
     }
 
     async fn recover_pending(
@@ -489,33 +464,19 @@ impl Helm {
         self.expect_success("uninstall", name, done).map(|_| ())
     }
 
-    /// The release's current revision, `None` if there is no such release.
+    /// The release's current revision (its latest, as `helm status` shows it), `None` if
+    /// there is no such release.
     pub async fn status(
         &self,
         kubeconfig: &Kubeconfig,
         name: &str,
         namespace: &str,
     ) -> Result<Option<ReleaseInfo>, HelmError> {
-        let scratch = Scratch::new()?;
-        let config = scratch.kubeconfig(kubeconfig)?;
-        let mut args = HelmArgs::command(["status"]);
-        args.flag("--output=json")
-            .flags(self.cluster_args(&config, namespace))
-            .positional(name);
-        let done = self
-            .run(
-                "status",
-                &args.build(),
-                Output::Capture,
-                &mut |_| {},
-                std::future::pending(),
-            )
-            .await?;
-        match self.expect_success("status", name, done) {
-            Ok(done) => ReleaseInfo::from_status_json(&done.stdout).map(Some),
-            Err(HelmError::ReleaseNotFound(_)) => Ok(None),
-            Err(e) => Err(e),
-        }
+        Ok(self
+            .stored(kubeconfig, name, namespace)
+            .await?
+            .pop()
+            .map(|latest| latest.info))
     }
 
     /// Every stored revision, oldest first; empty if there is no such release.
@@ -525,26 +486,12 @@ impl Helm {
         name: &str,
         namespace: &str,
     ) -> Result<Vec<Revision>, HelmError> {
-        let scratch = Scratch::new()?;
-        let config = scratch.kubeconfig(kubeconfig)?;
-        let mut args = HelmArgs::command(["history"]);
-        args.flags(["--output=json", "--max=256"])
-            .flags(self.cluster_args(&config, namespace))
-            .positional(name);
-        let done = self
-            .run(
-                "history",
-                &args.build(),
-                Output::Capture,
-                &mut |_| {},
-                std::future::pending(),
-            )
-            .await?;
-        match self.expect_success("history", name, done) {
-            Ok(done) => Revision::list_from_json(&done.stdout),
-            Err(HelmError::ReleaseNotFound(_)) => Ok(Vec::new()),
-            Err(e) => Err(e),
-        }
+        Ok(self
+            .stored(kubeconfig, name, namespace)
+            .await?
+            .into_iter()
+            .map(|r| r.revision)
+            .collect())
     }
 
     /// Renders a release's manifests offline (`helm template`; no cluster).

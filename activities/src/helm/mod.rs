@@ -10,6 +10,7 @@ mod cli;
 mod desired;
 mod error;
 mod release;
+mod release_store;
 mod render;
 
 pub use chart_hosts::{ChartHostError, ChartHosts};
