@@ -248,7 +248,7 @@ async fn measure(bed: &Bed, label: &str, live: LiveLogs, lines: u32, pace: Durat
         let key = format!("bench-step-{i}");
         let sent = epoch.elapsed();
         bed.store
-            .record_step_started(run.id, &key, "bench", 1, chrono::Utc::now())
+            .record_step_started(run.id, &key, "bench", 1, chrono::Utc::now(), None)
             .await
             .unwrap();
         live.publish(run.id, &LiveLine::step_changed(key.clone(), 1))

@@ -83,6 +83,7 @@ impl RunBackplane for StoreBackplane {
                 &step.activity_type,
                 step.attempt,
                 step.at,
+                step.waited_ms,
             )
             .await
     }

@@ -171,8 +171,17 @@ async fn step_started(
             &step.activity_type,
             step.attempt,
             step.at,
+            step.waited_ms,
         )
         .await?;
+    // A placed worker's step changes reach the run's followers as a shared worker's do.
+    state
+        .live_logs
+        .publish(
+            run_id,
+            &LiveLine::step_changed(&step.step_key, step.attempt),
+        )
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -193,6 +202,13 @@ async fn step_finished(
             step.at,
         )
         .await?;
+    state
+        .live_logs
+        .publish(
+            run_id,
+            &LiveLine::step_changed(&step.step_key, step.attempt),
+        )
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -27,7 +27,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 use windlass_core::live_logs::{LiveKind, LiveLine, LiveStream};
 use windlass_core::rbac::Permission;
-use windlass_core::runs::{Run, Step, StepStatus};
+use windlass_core::runs::{Run, Step};
 use windlass_core::store::RunLogCursor;
 
 use crate::AppState;
@@ -374,16 +374,7 @@ async fn send_step_changes(
 
 async fn detail(state: &AppState, run: Run) -> Result<RunDetail, Problem> {
     let steps = state.store.steps(run.id).await?;
-    let current_step = steps
-        .iter()
-        .filter(|s| matches!(s.status, StepStatus::Running | StepStatus::Retrying))
-        .max_by_key(|s| s.last_started_at)
-        .map(|s| s.key.clone());
-    Ok(RunDetail {
-        run,
-        current_step,
-        steps,
-    })
+    Ok(RunDetail::new(run, steps))
 }
 
 /// A client that left ends the stream: `410 Gone`, which nobody sees.

@@ -151,6 +151,58 @@ pub struct RunDetail {
     /// Key of the step in progress (running or waiting to retry), if any.
     pub current_step: Option<String>,
     pub steps: Vec<Step>,
+    /// Present when steps waited for a worker: the run was held back by the workers'
+    /// activity slots, not by its own work (e.g. a deployment's `max_parallel` above what
+    /// the workers polling its queue run at once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker_capacity: Option<WorkerCapacity>,
+}
+
+/// A step that waited this long for a worker to take it says the workers were the limit
+/// (a worker takes a task within milliseconds when it has a free slot).
+pub const WAITED_FOR_WORKERS_MS: u64 = 2_000;
+
+/// How the workers' capacity held a run back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct WorkerCapacity {
+    /// Steps that waited at least 2 s for a worker with a free activity slot.
+    pub waiting_steps: u32,
+    /// The longest such wait, in milliseconds.
+    pub longest_wait_ms: u64,
+    /// What it means, for a person reading the run.
+    pub note: String,
+}
+
+impl RunDetail {
+    pub(crate) fn new(run: Run, steps: Vec<Step>) -> Self {
+        let current_step = steps
+            .iter()
+            .filter(|s| matches!(s.status, StepStatus::Running | StepStatus::Retrying))
+            .max_by_key(|s| s.last_started_at)
+            .map(|s| s.key.clone());
+        let waits: Vec<u64> = steps
+            .iter()
+            .filter_map(|s| s.longest_wait_ms)
+            .filter(|ms| *ms >= WAITED_FOR_WORKERS_MS)
+            .collect();
+        let worker_capacity = waits.iter().max().map(|longest| WorkerCapacity {
+            waiting_steps: waits.len() as u32,
+            longest_wait_ms: *longest,
+            note: format!(
+                "{} step(s) waited for a worker with a free slot (longest {:.1} s): the workers \
+                 polling this run's queue ran fewer steps at once than were ready (their \
+                 --max-concurrent-activities), which capped this run's parallelism",
+                waits.len(),
+                *longest as f64 / 1000.0
+            ),
+        });
+        Self {
+            run,
+            current_step,
+            steps,
+            worker_capacity,
+        }
+    }
 }
 
 /// A hash of a request body, so a reused idempotency key with a different body is refused.
@@ -545,16 +597,7 @@ async fn get_run(
             steps = state.store.steps(run_id).await?;
         }
     }
-    let current_step = steps
-        .iter()
-        .filter(|s| matches!(s.status, StepStatus::Running | StepStatus::Retrying))
-        .max_by_key(|s| s.last_started_at)
-        .map(|s| s.key.clone());
-    Ok(axum::Json(RunDetail {
-        run,
-        current_step,
-        steps,
-    }))
+    Ok(axum::Json(RunDetail::new(run, steps)))
 }
 
 /// How long an unfinished run may show no progress (its record or a step changing) before

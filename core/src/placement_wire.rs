@@ -41,6 +41,10 @@ pub struct StepStarted {
     pub activity_type: String,
     pub attempt: u32,
     pub at: DateTime<Utc>,
+    /// How long the attempt waited for a worker since it was scheduled, in milliseconds
+    /// (absent from workers older than this field).
+    #[serde(default)]
+    pub waited_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

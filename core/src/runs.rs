@@ -264,6 +264,9 @@ pub struct Step {
     pub last_started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
+    /// The longest any attempt waited for a worker to take it after being scheduled, in
+    /// milliseconds (unknown for steps recorded before Windlass measured it).
+    pub longest_wait_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -353,7 +353,7 @@ async fn steps_record_attempts_timings_and_last_error(store: &Store) {
     );
     let t0 = Utc::now();
     store
-        .record_step_started(run.id, "assign-role", "azure.assign_role", 1, t0)
+        .record_step_started(run.id, "assign-role", "azure.assign_role", 1, t0, Some(40))
         .await
         .unwrap();
     // The run was still pending: a started step proves it is running.
@@ -381,14 +381,33 @@ async fn steps_record_attempts_timings_and_last_error(store: &Store) {
 
     let t1 = Utc::now();
     store
-        .record_step_started(run.id, "assign-role", "azure.assign_role", 2, t1)
+        .record_step_started(
+            run.id,
+            "assign-role",
+            "azure.assign_role",
+            2,
+            t1,
+            Some(2500),
+        )
         .await
         .unwrap();
-    // A late report of attempt 1 must not lower the count.
+    // A late report of attempt 1 must not lower the count, nor change the wait.
     store
-        .record_step_started(run.id, "assign-role", "azure.assign_role", 1, t1)
+        .record_step_started(
+            run.id,
+            "assign-role",
+            "azure.assign_role",
+            1,
+            t1,
+            Some(9000),
+        )
         .await
         .unwrap();
+    // The longest wait of any attempt is kept: the second waited for a worker.
+    assert_eq!(
+        store.steps(run.id).await.unwrap()[0].longest_wait_ms,
+        Some(2500)
+    );
     store
         .record_step_finished(
             run.id,
@@ -448,6 +467,7 @@ async fn steps_left_running_are_closed_when_the_run_is_cancelled(store: &Store) 
             "azure.ensure_custom_role",
             1,
             Utc::now(),
+            None,
         )
         .await
         .unwrap();
@@ -462,7 +482,14 @@ async fn steps_left_running_are_closed_when_the_run_is_cancelled(store: &Store) 
         .await
         .unwrap();
     store
-        .record_step_started(run.id, "assign-role", "azure.assign_role", 3, Utc::now())
+        .record_step_started(
+            run.id,
+            "assign-role",
+            "azure.assign_role",
+            3,
+            Utc::now(),
+            None,
+        )
         .await
         .unwrap();
     store
@@ -478,7 +505,7 @@ async fn steps_left_running_are_closed_when_the_run_is_cancelled(store: &Store) 
 async fn steps_of_unknown_runs_are_ignored(store: &Store) {
     let stray = Uuid::new_v4();
     store
-        .record_step_started(stray, "x", "y", 1, Utc::now())
+        .record_step_started(stray, "x", "y", 1, Utc::now(), None)
         .await
         .unwrap();
     assert!(store.steps(stray).await.unwrap().is_empty());

@@ -138,6 +138,47 @@ pub(crate) async fn finished(stack: &Stack, org: Uuid, started: &Value) -> Value
         .await
 }
 
+/// A deployment allowed 20 services at once on workers with 2 activity slots runs 2 at a
+/// time; it says so: the run names the workers' capacity as what held it back, and each
+/// service step that waited carries how long.
+#[tokio::test]
+async fn a_deployment_capped_by_the_workers_slots_says_so() {
+    let mut stack = Stack::with_clusters_without_worker().await;
+    stack.activity_slots = 2;
+    stack.start_in_process_worker().await;
+    let kube = &stack.clusters.as_ref().unwrap().kube;
+    let (org, env, _) = shop_environment(&stack, 20).await;
+    // Each rollout takes a second, so the services queue behind the two slots.
+    kube.set_rollout_delay(Duration::from_secs(1));
+    let started = deploy(&stack, org, &env, json!({})).await;
+    let run = finished(&stack, org, &started).await;
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    let capacity = &run["worker_capacity"];
+    assert!(
+        capacity["waiting_steps"].as_u64().unwrap() >= 2,
+        "{capacity:#}"
+    );
+    assert!(
+        capacity["longest_wait_ms"].as_u64().unwrap() >= 2_000,
+        "{capacity:#}"
+    );
+    assert!(
+        capacity["note"]
+            .as_str()
+            .unwrap()
+            .contains("--max-concurrent-activities"),
+        "{capacity:#}"
+    );
+    let waited = run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["key"].as_str().unwrap().starts_with("deploy/"))
+        .filter(|s| s["longest_wait_ms"].as_u64().unwrap_or(0) >= 2_000)
+        .count();
+    assert!(waited >= 2, "{run:#}");
+}
+
 /// `windlass deploy --follow` as a person at a terminal runs it.
 fn deploy_command(stack: &Stack, org: Uuid, env: &str, image: &str) -> std::process::Command {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_windlass"));

@@ -58,6 +58,13 @@ impl ActivityInboundInterceptor for StepJournal {
         let step_key = info.activity_id.clone();
         let activity_type = info.activity_type.clone();
         let attempt = info.attempt;
+        // From this attempt's scheduling to its start: time spent waiting for a worker with
+        // a free slot (and for a retry's backoff to pass, which is before scheduling).
+        let waited_ms = info
+            .current_attempt_scheduled_time
+            .zip(info.started_time)
+            .and_then(|(scheduled, started)| started.duration_since(scheduled).ok())
+            .map(|waited| u64::try_from(waited.as_millis()).unwrap_or(u64::MAX));
         let max_attempts = info
             .retry_policy
             .as_ref()
@@ -72,6 +79,7 @@ impl ActivityInboundInterceptor for StepJournal {
                 activity_type,
                 attempt,
                 at: Utc::now(),
+                waited_ms,
             };
             // Tried again through a database restart: a lost start or end would show the
             // step with too few attempts, or running forever.

@@ -9,7 +9,8 @@ use crate::runs::{Step, StepOutcome, StepStatus};
 use crate::{Error, Result};
 
 impl Store {
-    /// An activity attempt began. Attempts only move forward: a stale report from a worker
+    /// An activity attempt began, having waited `waited_ms` for a worker since it was
+    /// scheduled (where known). Attempts only move forward: a stale report from a worker
     /// that lost its task (a zombie attempt) changes nothing.
     pub async fn record_step_started(
         &self,
@@ -18,17 +19,23 @@ impl Store {
         activity_type: &str,
         attempt: u32,
         at: DateTime<Utc>,
+        waited_ms: Option<u64>,
     ) -> Result<()> {
         let at = clock::to_db(at);
         let mut tx = self.pool().begin().await?;
         sqlx::query(
             "INSERT INTO run_steps (run_id, step_key, activity_type, status, attempts, \
-             first_started_at, last_started_at, finished_at, last_error) \
-             SELECT $1, $2, $3, 'running', $4, $5, $5, NULL, NULL \
+             first_started_at, last_started_at, finished_at, last_error, longest_wait_ms) \
+             SELECT $1, $2, $3, 'running', $4, $5, $5, NULL, NULL, $6 \
              WHERE EXISTS (SELECT 1 FROM workflow_runs WHERE id = $1 AND finished_at IS NULL) \
              ON CONFLICT (run_id, step_key) DO UPDATE SET status = 'running', \
              attempts = excluded.attempts, \
-             last_started_at = excluded.last_started_at, finished_at = NULL \
+             last_started_at = excluded.last_started_at, finished_at = NULL, \
+             longest_wait_ms = CASE \
+                 WHEN run_steps.longest_wait_ms IS NULL THEN excluded.longest_wait_ms \
+                 WHEN excluded.longest_wait_ms > run_steps.longest_wait_ms \
+                     THEN excluded.longest_wait_ms \
+                 ELSE run_steps.longest_wait_ms END \
              WHERE excluded.attempts >= run_steps.attempts",
         )
         .bind(run_id.to_string())
@@ -36,6 +43,7 @@ impl Store {
         .bind(activity_type)
         .bind(i64::from(attempt))
         .bind(&at)
+        .bind(waited_ms.map(|ms| i64::try_from(ms).unwrap_or(i64::MAX)))
         .execute(&mut *tx)
         .await?;
         // The API may have died between Temporal accepting the run and recording it.
@@ -94,7 +102,7 @@ impl Store {
     pub async fn steps(&self, run_id: Uuid) -> Result<Vec<Step>> {
         let rows = sqlx::query(
             "SELECT step_key, activity_type, status, attempts, first_started_at, last_started_at, \
-             finished_at, last_error FROM run_steps WHERE run_id = $1 \
+             finished_at, last_error, longest_wait_ms FROM run_steps WHERE run_id = $1 \
              ORDER BY first_started_at, step_key",
         )
         .bind(run_id.to_string())
@@ -118,5 +126,8 @@ fn step_from_row(row: &AnyRow) -> Result<Step> {
             .try_get::<Option<String>, _>("finished_at")?
             .map(|t| clock::from_db(&t)),
         last_error: row.try_get("last_error")?,
+        longest_wait_ms: row
+            .try_get::<Option<i64>, _>("longest_wait_ms")?
+            .map(|ms| u64::try_from(ms).unwrap_or_default()),
     })
 }
