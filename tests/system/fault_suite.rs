@@ -493,7 +493,7 @@ async fn a_worker_killed_between_recording_a_runs_end_and_auditing_it_leaves_the
     assert_eq!(status, StatusCode::ACCEPTED, "{started}");
     let run_id = started["run"]["id"].as_str().unwrap().to_owned();
 
-    // Audit appends wait while the test holds the log's append lock.
+    // Audit appends wait while the test holds a table lock their INSERT conflicts with.
     let mut holder = bed.postgres.connect().await;
     let mut held = holder.begin().await.unwrap();
     sqlx::query("LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE")
@@ -505,7 +505,7 @@ async fn a_worker_killed_between_recording_a_runs_end_and_auditing_it_leaves_the
     let recorder = loop {
         let waiting: Option<String> = sqlx::query_scalar(
             "SELECT application_name FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
-             AND application_name LIKE 'windlass-worker-%' AND query LIKE 'LOCK TABLE audit_log%'",
+             AND application_name LIKE 'windlass-worker-%' AND query LIKE 'INSERT INTO audit_log%'",
         )
         .fetch_optional(&mut probe)
         .await
