@@ -14,7 +14,6 @@
 //! AssumeRole contain the secret key and session token: never enable that level in
 //! production.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -25,6 +24,8 @@ use aws_sdk_sts::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 use zeroize::Zeroizing;
+
+use crate::bounded_cache::BoundedCache;
 
 /// What STS issues unless configured otherwise: its minimum, so a leaked set is useful for
 /// as short a time as STS allows.
@@ -287,15 +288,19 @@ impl AwsError {
 
 type Slot = Arc<tokio::sync::Mutex<Option<AssumedCredentials>>>;
 
+/// How many (role, organisation) pairs keep their cached credentials.
+const ROLE_SLOTS: usize = 1024;
+
 /// Assumes customers' roles on behalf of organisations and caches the results.
 pub struct AssumedRoleProvider {
     client: aws_sdk_sts::Client,
     duration: Duration,
     refresh_margin: Duration,
     // One async lock per (role, organisation): concurrent callers for the same key wait
-    // for a single AssumeRole instead of each sending one, while other keys proceed. The
-    // map only grows with the (role, organisation) pairs in use, which is small.
-    slots: Mutex<HashMap<(String, Uuid), Slot>>,
+    // for a single AssumeRole instead of each sending one, while other keys proceed.
+    // Bounded: a worker serving thousands of organisations over a month keeps the slots of
+    // those it serves now; a slot unused for a credential's lifetime holds nothing useful.
+    slots: Mutex<BoundedCache<(String, Uuid), Slot>>,
 }
 
 impl fmt::Debug for AssumedRoleProvider {
@@ -363,7 +368,7 @@ impl AssumedRoleProvider {
             client,
             duration: DEFAULT_DURATION,
             refresh_margin: DEFAULT_REFRESH_MARGIN,
-            slots: Mutex::new(HashMap::new()),
+            slots: Mutex::new(BoundedCache::new(ROLE_SLOTS, DEFAULT_DURATION)),
         }
     }
 
@@ -371,6 +376,7 @@ impl AssumedRoleProvider {
     /// duration (at most 12 h) and refuses anything else as a validation error.
     pub fn with_duration(mut self, duration: Duration) -> Self {
         self.duration = duration;
+        self.slots = Mutex::new(BoundedCache::new(ROLE_SLOTS, duration));
         self
     }
 
@@ -389,13 +395,19 @@ impl AssumedRoleProvider {
         role_arn: &str,
     ) -> Result<AssumedCredentials, AwsError> {
         validate_role_arn(role_arn)?;
-        let slot = self
-            .slots
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .entry((role_arn.to_owned(), organization_id))
-            .or_default()
-            .clone();
+        let slot = {
+            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            let key = (role_arn.to_owned(), organization_id);
+            let now = std::time::Instant::now();
+            match slots.get(&key, now) {
+                Some(slot) => slot,
+                None => {
+                    let slot = Slot::default();
+                    slots.insert(key, slot.clone(), now);
+                    slot
+                }
+            }
+        };
         let mut cached = slot.lock().await;
         if let Some(credentials) = cached.as_ref()
             && credentials.fresh_for(self.refresh_margin, Utc::now())
