@@ -54,11 +54,29 @@ fn free_port() -> std::io::Result<u16> {
 
 impl DevServer {
     /// Starts the server and waits until its frontend answers.
+    ///
+    /// A port picked free can be taken by another process before the server binds it
+    /// (tests start many servers side by side); the server then exits at once. With a
+    /// picked port the server is started again on another, up to three times, instead of
+    /// waiting out the readiness limit for a process that is gone.
     pub async fn start(cli: &Path, options: DevServerOptions) -> Result<Self, EngineError> {
-        let port = match options.port {
-            0 => free_port().map_err(|e| EngineError::Configuration(e.to_string()))?,
-            p => p,
-        };
+        let attempts = if options.port == 0 { 3 } else { 1 };
+        let mut last = None;
+        for _ in 0..attempts {
+            let port = match options.port {
+                0 => free_port().map_err(|e| EngineError::Configuration(e.to_string()))?,
+                p => p,
+            };
+            let mut server = Self::spawn(cli, &options, port)?;
+            match server.wait_until_ready(Duration::from_secs(180)).await {
+                Ok(()) => return Ok(server),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| EngineError::Unavailable("no attempt made".into())))
+    }
+
+    fn spawn(cli: &Path, options: &DevServerOptions, port: u16) -> Result<Self, EngineError> {
         let mut command = Command::new(cli);
         command
             .args([
@@ -84,19 +102,23 @@ impl DevServer {
         let child = command.spawn().map_err(|e| {
             EngineError::Configuration(format!("cannot run {}: {e}", cli.display()))
         })?;
-        let server = Self {
+        Ok(Self {
             child,
             address: format!("http://127.0.0.1:{port}"),
             ui_url: options.ui_port.map(|ui| format!("http://127.0.0.1:{ui}")),
-        };
-        server.wait_until_ready(Duration::from_secs(180)).await?;
-        Ok(server)
+        })
     }
 
-    async fn wait_until_ready(&self, limit: Duration) -> Result<(), EngineError> {
+    async fn wait_until_ready(&mut self, limit: Duration) -> Result<(), EngineError> {
         let started = Instant::now();
         let config = EngineConfig::new(self.address.clone());
         loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(EngineError::Unavailable(format!(
+                    "Temporal dev server at {} exited before it was ready ({status})",
+                    self.address
+                )));
+            }
             match Engine::connect(&config).await {
                 // The frontend answers once the default namespace exists; listing proves it.
                 Ok(engine) if engine.ping().await.is_ok() => return Ok(()),
