@@ -174,14 +174,7 @@ async fn step_started(
             step.waited_ms,
         )
         .await?;
-    // A placed worker's step changes reach the run's followers as a shared worker's do.
-    state
-        .live_logs
-        .publish(
-            run_id,
-            &LiveLine::step_changed(&step.step_key, step.attempt),
-        )
-        .await;
+    announce_step(&state, run_id, &step.step_key, step.attempt).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -202,14 +195,16 @@ async fn step_finished(
             step.at,
         )
         .await?;
+    announce_step(&state, run_id, &step.step_key, step.attempt).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A placed worker's step changes reach the run's followers as a shared worker's do.
+async fn announce_step(state: &AppState, run_id: Uuid, step: &str, attempt: u32) {
     state
         .live_logs
-        .publish(
-            run_id,
-            &LiveLine::step_changed(&step.step_key, step.attempt),
-        )
+        .publish(run_id, &LiveLine::step_changed(step, attempt))
         .await;
-    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn step_log(

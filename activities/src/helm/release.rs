@@ -123,7 +123,7 @@ impl std::fmt::Display for ReleaseStatus {
     }
 }
 
-/// The current revision of a release (`helm status -o json`). The rendered
+/// The current revision of a release (what `helm status` shows). The rendered
 /// manifest and values are not kept: they may hold secrets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReleaseInfo {
@@ -136,39 +136,7 @@ pub struct ReleaseInfo {
     pub last_deployed: Option<DateTime<Utc>>,
 }
 
-impl ReleaseInfo {
-    pub fn from_status_json(text: &str) -> Result<Self, HelmError> {
-        #[derive(Deserialize)]
-        struct Raw {
-            name: String,
-            #[serde(default)]
-            namespace: String,
-            version: u32,
-            info: RawInfo,
-        }
-        #[derive(Deserialize)]
-        struct RawInfo {
-            status: ReleaseStatus,
-            #[serde(default)]
-            description: String,
-            first_deployed: Option<DateTime<Utc>>,
-            last_deployed: Option<DateTime<Utc>>,
-        }
-        let raw: Raw = serde_json::from_str(text)
-            .map_err(|e| HelmError::Output(format!("helm status -o json: {e}")))?;
-        Ok(Self {
-            name: raw.name,
-            namespace: raw.namespace,
-            revision: raw.version,
-            status: raw.info.status,
-            description: raw.info.description,
-            first_deployed: raw.info.first_deployed,
-            last_deployed: raw.info.last_deployed,
-        })
-    }
-}
-
-/// One entry of `helm history -o json`.
+/// One revision of a release (an entry of what `helm history` shows).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Revision {
     pub revision: u32,
@@ -180,16 +148,6 @@ pub struct Revision {
     pub app_version: String,
     #[serde(default)]
     pub description: String,
-}
-
-impl Revision {
-    /// Oldest first, as helm prints them.
-    pub fn list_from_json(text: &str) -> Result<Vec<Self>, HelmError> {
-        let mut revisions: Vec<Self> = serde_json::from_str(text)
-            .map_err(|e| HelmError::Output(format!("helm history -o json: {e}")))?;
-        revisions.sort_by_key(|r| r.revision);
-        Ok(revisions)
-    }
 }
 
 /// What `upgrade_install` did to a release left mid-operation by a dead helm
@@ -223,43 +181,6 @@ pub struct Installed {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn status_json_keeps_the_revision_and_status_but_not_the_manifest() {
-        // Trimmed from helm v4.1 `status -o json`.
-        let text = r#"{"name":"agent","info":{"first_deployed":"2026-11-24T20:23:54.228749913Z",
-            "last_deployed":"2026-11-24T20:24:34.456337283Z","description":"Rollback to 1","status":"deployed",
-            "resources":{}},"manifest":"---\nkind: Secret\n","version":3,"namespace":"windlass","apply_method":"ssa"}"#;
-        let info = ReleaseInfo::from_status_json(text).unwrap();
-        assert_eq!(info.revision, 3);
-        assert_eq!(info.status, ReleaseStatus::Deployed);
-        assert_eq!(info.namespace, "windlass");
-        assert_eq!(info.description, "Rollback to 1");
-        assert!(info.last_deployed > info.first_deployed);
-        assert!(!serde_json::to_string(&info).unwrap().contains("Secret"));
-    }
-
-    #[test]
-    fn history_json_parses_every_status_helm_writes() {
-        let text = r#"[
-            {"revision":2,"updated":"2026-11-24T20:23:54.5Z","status":"pending-upgrade","chart":"windlass-agent-0.1.0","app_version":"0.1.0","description":"Preparing upgrade"},
-            {"revision":1,"updated":"2026-11-24T20:23:54.2Z","status":"deployed","chart":"windlass-agent-0.1.0","app_version":"0.1.0","description":"Install complete"},
-            {"revision":3,"updated":"2026-11-24T20:23:55Z","status":"something-new","chart":"c-1","description":""}
-        ]"#;
-        let history = Revision::list_from_json(text).unwrap();
-        assert_eq!(
-            history.iter().map(|r| r.revision).collect::<Vec<_>>(),
-            [1, 2, 3]
-        );
-        assert_eq!(history[1].status, ReleaseStatus::PendingUpgrade);
-        assert!(history[1].status.is_pending());
-        assert!(!history[0].status.is_pending());
-        assert_eq!(
-            history[2].status,
-            ReleaseStatus::Other("something-new".into())
-        );
-        assert!(Revision::list_from_json("not json").is_err());
-    }
 
     #[test]
     fn chart_arguments_pin_remote_versions() {

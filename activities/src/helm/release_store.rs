@@ -201,4 +201,22 @@ mod tests {
         assert_eq!(raw.chart.unwrap().metadata.app_version, "2.0");
         assert!(decode(b"not base64!").is_err());
     }
+
+    #[test]
+    fn every_status_helm_writes_is_read_and_pending_ones_are_told_apart() {
+        let status = |text: &str| {
+            decode(&encoded(&format!(
+                r#"{{"name":"web","version":2,"info":{{"status":"{text}"}}}}"#
+            )))
+            .unwrap()
+            .info
+            .status
+        };
+        assert!(status("pending-upgrade").is_pending());
+        assert!(!status("deployed").is_pending());
+        assert_eq!(
+            status("something-new"),
+            ReleaseStatus::Other("something-new".into())
+        );
+    }
 }
