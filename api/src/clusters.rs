@@ -392,21 +392,10 @@ async fn get_cluster(
         )
         .await?;
     let spec = state.store.cluster(organization_id, cluster_id).await?;
-    let target = format!("cluster:{cluster_id}");
     let last_run = state
         .store
-        .runs(
-            organization_id,
-            &RunFilter {
-                status: None,
-                kind: None,
-                limit: Some(500),
-                before: None,
-            },
-        )
-        .await?
-        .into_iter()
-        .find(|r| r.target == target);
+        .last_run_for_target(organization_id, &format!("cluster:{cluster_id}"))
+        .await?;
     Ok(axum::Json(ClusterDetail { spec, last_run }))
 }
 

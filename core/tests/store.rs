@@ -24,6 +24,7 @@ on_both_databases!(
     one_unfinished_run_per_target,
     the_first_recorded_end_of_a_run_wins,
     runs_are_listed_newest_first_and_filtered,
+    a_targets_last_run_is_found_however_many_runs_came_after,
     steps_record_attempts_timings_and_last_error,
     steps_left_running_are_closed_when_the_run_is_cancelled,
     steps_of_unknown_runs_are_ignored,
@@ -695,4 +696,49 @@ async fn deployment_requests_of_one_environment_are_serialised() {
         drop(other);
         db.close().await;
     }
+}
+
+/// A cluster's page names its last run even when its organisation has had many runs on
+/// other targets since (it used to look among the newest 500 only).
+async fn a_targets_last_run_is_found_however_many_runs_came_after(store: &Store) {
+    let org = store.create_organization("acme").await.unwrap().id;
+    let first = created(
+        store
+            .insert_run(setup_request(org, "cluster:one", None, "a"))
+            .await
+            .unwrap(),
+    );
+    store
+        .finish_run(first.id, RunStatus::Succeeded, None, None)
+        .await
+        .unwrap();
+    let last = created(
+        store
+            .insert_run(setup_request(org, "cluster:one", None, "b"))
+            .await
+            .unwrap(),
+    );
+    for n in 0..30 {
+        created(
+            store
+                .insert_run(setup_request(org, &format!("account:{n}"), None, "c"))
+                .await
+                .unwrap(),
+        );
+    }
+    let found = store
+        .last_run_for_target(org, "cluster:one")
+        .await
+        .unwrap()
+        .expect("the cluster's last run");
+    assert_eq!(found.id, last.id);
+    // Another organisation's target of the same name is not this one's.
+    let other = store.create_organization("globex").await.unwrap().id;
+    assert!(
+        store
+            .last_run_for_target(other, "cluster:one")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

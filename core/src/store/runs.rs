@@ -164,6 +164,24 @@ impl Store {
         row.as_ref().map(run_from_row).transpose()
     }
 
+    /// The newest run of `organization_id` on `target` (e.g. `cluster:<id>`), finished or
+    /// not.
+    pub async fn last_run_for_target(
+        &self,
+        organization_id: Uuid,
+        target: &str,
+    ) -> Result<Option<Run>> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM workflow_runs WHERE organization_id = $1 AND target = $2 \
+             ORDER BY created_at DESC, id DESC LIMIT 1"
+        ))
+        .bind(organization_id.to_string())
+        .bind(target)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(run_from_row).transpose()
+    }
+
     /// Temporal accepted the run.
     pub async fn mark_run_started(&self, run_id: Uuid, temporal_run_id: &str) -> Result<()> {
         sqlx::query(
