@@ -55,7 +55,8 @@ pub enum StartRun {
     AzureAccessTeardown {
         cloud_account_id: Uuid,
         setup_identity_client_id: Uuid,
-        /// Also delete the service principal (default true).
+        /// Keep Windlass's service principal in the customer's tenant (default false: the
+        /// teardown deletes it).
         #[serde(default)]
         keep_service_principal: bool,
     },

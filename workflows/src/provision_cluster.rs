@@ -1,5 +1,6 @@
-//! Provisions an AKS cluster, or converges an existing one on its spec: the storage
-//! account that holds its state first, then terraform for the seed's inventory, then the
+//! Provisions an AKS or EKS cluster, or converges an existing one on its spec: the storage
+//! that holds its state first (a storage account, an S3 bucket), then terraform for the
+//! blueprint's inventory (the exported HCL), then the
 //! kubeconfig into the cluster's own storage, then the cluster charts along their
 //! dependency graph. Every step is idempotent; a re-run plans no changes and upgrades
 //! charts to the same revision's content.
