@@ -15,7 +15,7 @@ use windlass_core::clusters::parse_minor_version;
 use windlass_core::clusters::{ClusterSpec, NetworkSpec, NodePoolSpec};
 use windlass_core::maintenance::MaintenanceWindow;
 use windlass_core::rbac::{Permission, Target};
-use windlass_core::runs::{NewRun, Run, RunFilter, RunStatus, WorkflowKind};
+use windlass_core::runs::{NewRun, Run, RunStatus, WorkflowKind};
 use windlass_workflows::cluster_contracts::{
     AwsTarget, CloudTarget, DeleteClusterInput, MaintenanceInput, MaintenanceTask,
     ProvisionClusterInput, UpgradeClusterInput,
