@@ -38,14 +38,14 @@ pub struct MotoOptions {
 pub struct Moto {
     // Held for kill_on_drop: the server lives as long as this handle.
     _child: tokio::process::Child,
-    // Holds the launcher script while moto runs.
-    _launcher: PathBuf,
+    /// The launcher script, removed when moto stops.
+    launcher: PathBuf,
     port: u16,
 }
 
 impl Drop for Moto {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self._launcher);
+        let _ = std::fs::remove_file(&self.launcher);
     }
 }
 
@@ -110,7 +110,7 @@ impl Moto {
         let (child, port) = started?;
         Ok(Self {
             _child: child,
-            _launcher: launcher,
+            launcher,
             port,
         })
     }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::deployments::{deploy, finished, provisioned_cluster};
+use crate::deployments::{allow_plain_http_charts, deploy, finished, provisioned_cluster};
 use crate::support::{Stack, step};
 
 /// Where the chart is said to be: nothing listens on port 1.
@@ -51,16 +51,7 @@ async fn a_chart_from_an_unreachable_registry_fails_within_a_minute_naming_it_an
     assert_eq!(finished(&stack, org, &first).await["status"], "succeeded");
 
     // The README's example: a user chart next to the app, from a repository that is down.
-    let (status, _, _) = stack
-        .api
-        .raw(
-            reqwest::Method::PUT,
-            &format!("/v1/organizations/{org}/chart-policy"),
-            Some("application/json"),
-            json!({"allow_plain_http": true}).to_string().into_bytes(),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    allow_plain_http_charts(&stack, org).await;
     let services = json!([web(), {"kind": "helm_chart", "name": "cache", "timeout_seconds": 60,
         "chart": {"from": "repository", "url": UNREACHABLE_REPOSITORY, "name": "redis", "version": "19.0.0"}}]);
     let (status, _, replaced) = stack

@@ -5,6 +5,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use windlass_core::audit::Environment;
 
+use crate::deployments::allow_plain_http_charts;
 use crate::support::Stack;
 use crate::tenancy::{audited, cluster_hosting, new_environment, project_of};
 
@@ -64,16 +65,7 @@ async fn a_chart_named_like_a_flag_or_served_over_plain_http_is_refused() {
             .contains("allow_plain_http_charts"),
         "{problem:#}"
     );
-    let (status, _, organization) = stack
-        .api
-        .raw(
-            reqwest::Method::PUT,
-            &format!("/v1/organizations/{org}/chart-policy"),
-            Some("application/json"),
-            json!({"allow_plain_http": true}).to_string().into_bytes(),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{organization:#}");
+    let organization = allow_plain_http_charts(&stack, org).await;
     assert_eq!(organization["allow_plain_http_charts"], true);
     assert_eq!(
         audited(&stack, org, "organizations.chart_policy")

@@ -90,6 +90,22 @@ pub(crate) async fn shop_environment(stack: &Stack, max_parallel: u32) -> (Uuid,
     )
 }
 
+/// Lets `org` fetch charts over plain HTTP (`PUT .../chart-policy`), as `windlass dev`
+/// does for its demo organisation; returns the organisation as the API answers.
+pub(crate) async fn allow_plain_http_charts(stack: &Stack, org: Uuid) -> Value {
+    let (status, _, organization) = stack
+        .api
+        .raw(
+            reqwest::Method::PUT,
+            &format!("/v1/organizations/{org}/chart-policy"),
+            Some("application/json"),
+            json!({"allow_plain_http": true}).to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{organization:#}");
+    organization
+}
+
 /// The shop's database password as a secret of `org`, and the project `shop`; returns
 /// the project's id.
 pub(crate) async fn shop_project(stack: &Stack, org: Uuid, db_password: &str) -> String {

@@ -3,13 +3,13 @@
 //! (a stand-in for Bitnami's, serving `charts/examples/redis`), and every service reaches
 //! the cluster (the Kubernetes stand-in's own record of releases).
 
-use std::time::Duration;
-
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use windlass_standins::chart_repository::ChartRepository;
 
-use crate::deployments::{provisioned_cluster, shop_project};
+use crate::deployments::{
+    allow_plain_http_charts, deploy, finished, provisioned_cluster, shop_project,
+};
 use crate::support::{Stack, repo_root};
 
 /// Where `windlass dev` serves its chart repository, as the README's example names it.
@@ -42,16 +42,7 @@ async fn the_readmes_example_environment_deploys_with_its_chart_from_a_local_rep
     let (org, account) = stack.organization_with_verified_azure_account().await;
     let cluster = provisioned_cluster(&stack, org, account).await;
     // As `windlass dev` sets it for its demo organisation: the repository is plain HTTP.
-    let (status, _, _) = stack
-        .api
-        .raw(
-            reqwest::Method::PUT,
-            &format!("/v1/organizations/{org}/chart-policy"),
-            Some("application/json"),
-            json!({"allow_plain_http": true}).to_string().into_bytes(),
-        )
-        .await;
-    assert!(status.is_success(), "{status}");
+    allow_plain_http_charts(&stack, org).await;
     let project = shop_project(&stack, org, "the-readme-password").await;
 
     let body = readme_environment()
@@ -70,23 +61,8 @@ async fn the_readmes_example_environment_deploys_with_its_chart_from_a_local_rep
     let env = created["environment"]["id"].as_str().unwrap();
     let namespace = created["environment"]["namespace"].as_str().unwrap();
 
-    let (status, _, started) = stack
-        .api
-        .post(
-            &format!("/v1/organizations/{org}/environments/{env}/deployments"),
-            json!({}),
-            &[],
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-    let run = stack
-        .wait_for_run(
-            org,
-            started["run"]["id"].as_str().unwrap(),
-            Duration::from_secs(240),
-            |r| r["finished_at"].is_string(),
-        )
-        .await;
+    let started = deploy(&stack, org, env, json!({})).await;
+    let run = finished(&stack, org, &started).await;
     assert_eq!(run["status"], "succeeded", "{run:#}");
 
     // Every service of the example is a release in the cluster, the chart at the version

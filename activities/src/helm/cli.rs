@@ -21,6 +21,7 @@ use super::args::HelmArgs;
 use super::desired::{DESIRED_LABEL, desired_digest};
 use super::error::HelmError;
 use super::release::{Chart, Installed, Recovery, Release, ReleaseInfo, Revision};
+use super::release_store::StoredRelease;
 use super::render::Rendered;
 use crate::process_group::GroupWatchdog;
 
@@ -230,12 +231,18 @@ impl Helm {
         cancel: impl Future<Output = ()>,
     ) -> Result<Installed, HelmError> {
         let mut cancel = std::pin::pin!(cancel);
+        // One read of the release serves both questions: is it stuck mid-operation, and
+        // does it already hold what this step asks for.
+        let mut stored = self
+            .stored(kubeconfig, &release.name, &release.namespace)
+            .await?;
+        let history: Vec<Revision> = stored.iter().map(|r| r.revision.clone()).collect();
         let recovered = self
-            .recover_pending(kubeconfig, release, log, cancel.as_mut())
+            .recover_pending(kubeconfig, release, &history, log, cancel.as_mut())
             .await?;
         let desired = desired_digest(&release.chart, values, release.step.as_deref())?;
         if recovered.is_none()
-            && let Some(current) = self.holding(kubeconfig, release, &desired).await?
+            && let Some(current) = holding(stored.pop(), &desired)
         {
             log(&format!(
                 "release {} is at revision {} (deployed), which this step already made with this chart and these values: nothing to upgrade",
@@ -297,26 +304,6 @@ impl Helm {
         })
     }
 
-    /// The release's current revision if it is deployed and holds `desired` (its label
-    /// says so): an upgrade to it would only add an identical revision.
-    async fn holding(
-        &self,
-        kubeconfig: &Kubeconfig,
-        release: &Release,
-        desired: &str,
-    ) -> Result<Option<ReleaseInfo>, HelmError> {
-        let Some(latest) = self
-            .stored(kubeconfig, &release.name, &release.namespace)
-            .await?
-            .pop()
-        else {
-            return Ok(None);
-        };
-        let holds = latest.labels.get(DESIRED_LABEL).map(String::as_str) == Some(desired)
-            && latest.info.status == super::ReleaseStatus::Deployed;
-        Ok(holds.then_some(latest.info))
-    }
-
     /// The release's revisions as helm stores them, oldest first, read in process (see
     /// `release_store`): no helm process for what is only a read.
     async fn stored(
@@ -324,7 +311,7 @@ impl Helm {
         kubeconfig: &Kubeconfig,
         name: &str,
         namespace: &str,
-    ) -> Result<Vec<super::release_store::StoredRelease>, HelmError> {
+    ) -> Result<Vec<StoredRelease>, HelmError> {
         let client = crate::kube::client_from_kubeconfig(&kubeconfig.0)
             .await
             .map_err(|e| HelmError::Unreachable {
@@ -334,16 +321,16 @@ impl Helm {
         super::release_store::revisions(client, name, namespace).await
     }
 
+    /// Recovers a release whose latest revision in `history` (oldest first) a dead helm
+    /// left mid-operation.
     async fn recover_pending(
         &self,
         kubeconfig: &Kubeconfig,
         release: &Release,
+        history: &[Revision],
         log: &mut (dyn FnMut(&str) + Send),
         mut cancel: Pin<&mut impl Future<Output = ()>>,
     ) -> Result<Option<Recovery>, HelmError> {
-        let history = self
-            .history(kubeconfig, &release.name, &release.namespace)
-            .await?;
         let Some(latest) = history.last().filter(|r| r.status.is_pending()) else {
             return Ok(None);
         };
@@ -704,6 +691,15 @@ fn parse_lint(stdout: &str) -> Vec<LintMessage> {
             })
         })
         .collect()
+}
+
+/// The release's current revision (`latest`) if it is deployed and holds `desired` (its
+/// label says so): an upgrade to it would only add an identical revision.
+fn holding(latest: Option<StoredRelease>, desired: &str) -> Option<ReleaseInfo> {
+    let latest = latest?;
+    let holds = latest.labels.get(DESIRED_LABEL).map(String::as_str) == Some(desired)
+        && latest.info.status == super::ReleaseStatus::Deployed;
+    holds.then_some(latest.info)
 }
 
 #[cfg(test)]
