@@ -4,6 +4,10 @@
 //!
 //! The API path does more on purpose: validation, an idempotency-keyed row in SQLite, the
 //! Temporal start, and recording the start. The ratio is the price of that bookkeeping.
+//!
+//! Then reads: `GET .../runs/{id}` of runs still running (no worker runs them here) and of
+//! finished ones, which the API must serve alike from its read model, without asking
+//! Temporal.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,7 +51,7 @@ impl Figures {
 
     fn print(&self) {
         println!(
-            "{:<22} {:>6} starts  {:>8.1} starts/s  p50 {:>7.2} ms  p99 {:>7.2} ms",
+            "{:<22} {:>6} calls   {:>8.1} calls/s   p50 {:>7.2} ms  p99 {:>7.2} ms",
             self.label,
             self.latencies.len(),
             self.rate(),
@@ -223,7 +227,9 @@ async fn bench() {
     })
     .await;
 
+    let started_ids = Arc::new(std::sync::Mutex::new(Vec::with_capacity(runs)));
     let api = timed("API (POST /runs)", runs, concurrency, |i| {
+        let started_ids = started_ids.clone();
         let http = http.clone();
         let token = token.clone();
         let url = format!("{base}/v1/organizations/{}/runs", org.id);
@@ -242,7 +248,50 @@ async fn bench() {
                 .await
                 .unwrap();
             assert_eq!(response.status(), reqwest::StatusCode::ACCEPTED);
+            let run: serde_json::Value = response.json().await.unwrap();
+            started_ids
+                .lock()
+                .unwrap()
+                .push(run["id"].as_str().unwrap().to_owned());
         }
+    })
+    .await;
+
+    // Half the runs finish (as their workflows would record it); the rest stay running.
+    let ids = started_ids.lock().unwrap().clone();
+    let (finished, running) = ids.split_at(ids.len() / 2);
+    for id in finished {
+        store
+            .finish_run(
+                id.parse().unwrap(),
+                windlass_core::runs::RunStatus::Succeeded,
+                None,
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    let reads = runs * 4;
+    let read = |ids: &[String], i: usize| {
+        let http = http.clone();
+        let token = token.clone();
+        let url = format!(
+            "{base}/v1/organizations/{}/runs/{}",
+            org.id,
+            ids[i % ids.len()]
+        );
+        async move {
+            let response = http.get(url).bearer_auth(token).send().await.unwrap();
+            assert_eq!(response.status(), reqwest::StatusCode::OK);
+            response.bytes().await.unwrap();
+        }
+    };
+    let read_running = timed("GET a running run", reads, concurrency, |i| {
+        read(running, i)
+    })
+    .await;
+    let read_finished = timed("GET a finished run", reads, concurrency, |i| {
+        read(finished, i)
     })
     .await;
 
@@ -256,6 +305,15 @@ async fn bench() {
         api.rate() / bare.rate(),
         api.percentile(0.5).as_secs_f64() / bare.percentile(0.5).as_secs_f64(),
         api.percentile(0.99).as_secs_f64() / bare.percentile(0.99).as_secs_f64(),
+    );
+    println!("\nrun reads, {reads} each, {concurrency} in flight");
+    read_running.print();
+    read_finished.print();
+    println!(
+        "running / finished: p50 {:.2}x, p99 {:.2}x, throughput {:.2}x",
+        read_running.percentile(0.5).as_secs_f64() / read_finished.percentile(0.5).as_secs_f64(),
+        read_running.percentile(0.99).as_secs_f64() / read_finished.percentile(0.99).as_secs_f64(),
+        read_running.rate() / read_finished.rate(),
     );
     temporal.stop().await;
 }

@@ -9,6 +9,7 @@ use windlass_activities::aws::{AwsAccessVerification, StandInCredentials};
 use windlass_activities::azure_access::AzureConnector;
 use windlass_activities::clusters::{AwsClients, ClusterActivities, ClusterWork};
 use windlass_activities::helm::{ChartHosts, Helm};
+use windlass_activities::memory_budget::MemoryBudget;
 use windlass_activities::rate_limit::RateLimiter;
 use windlass_activities::step_log::StepLogs;
 use windlass_activities::terraform::Terraform;
@@ -36,6 +37,11 @@ pub struct ClusterArgs {
     /// at once).
     #[arg(long, env = "WINDLASS_STALE_LOCK_GRACE_SECONDS", default_value_t = 60)]
     pub stale_lock_grace_seconds: u64,
+    /// Memory, in MB, this worker's helm processes may hold together: each starts when what
+    /// helm processes were seen to peak at fits, and otherwise waits (its step log says
+    /// so). Unset: a quarter of the memory available at start, between 256 MB and 768 MB.
+    #[arg(long, env = "WINDLASS_HELM_MEMORY_MB")]
+    pub helm_memory_mb: Option<u32>,
     /// How long helm waits for a chart's workloads to become ready.
     #[arg(long, env = "WINDLASS_CHART_TIMEOUT_SECONDS", default_value_t = 600)]
     pub chart_timeout_seconds: u64,
@@ -109,7 +115,10 @@ impl ClusterArgs {
                 }
             }),
             terraform,
-            helm: Helm::locate(),
+            helm: Helm::locate().with_memory_budget(MemoryBudget::for_helm(
+                self.helm_memory_mb
+                    .unwrap_or_else(windlass_activities::memory_budget::default_total_mb),
+            )),
             workdir,
             charts_dir: absolute(&self.charts_dir)?,
             stale_lock_grace: Duration::from_secs(self.stale_lock_grace_seconds),

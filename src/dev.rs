@@ -233,6 +233,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         terraform_cli_config: Some(terraform_cli_config),
         stale_lock_grace_seconds: 30,
         chart_timeout_seconds: 300,
+        helm_memory_mb: None,
         aws_endpoint_url: Some(sts.endpoint()),
         aws_eks_endpoint_url: Some(eks_versions.endpoint()),
         // Static credentials moto accepts: never the developer's own AWS ones.

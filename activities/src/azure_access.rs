@@ -41,7 +41,7 @@ pub struct AzureConnector {
 }
 
 /// Clients kept at once: the tenants a worker is serving now, not every one it ever served
-/// (each holds its HTTP connections and cached tokens, about 0.75 MB).
+/// (each holds its credential and cached tokens; the HTTP client is the connector's one).
 const CACHED_TENANT_CLIENTS: usize = 256;
 /// A tenant's clients unused this long are rebuilt when next needed.
 const TENANT_CLIENTS_IDLE: Duration = Duration::from_secs(30 * 60);
@@ -98,7 +98,7 @@ pub(crate) struct TenantClients {
 impl AzureConnector {
     pub fn new(template: AzureClientConfig, issuer: Arc<WorkloadIdentityIssuer>) -> Self {
         Self {
-            template,
+            template: template.sharing_one_transport(),
             identities: Identities::Minted(issuer),
             clients: client_cache(),
         }
@@ -108,7 +108,7 @@ impl AzureConnector {
     /// tenant; access setup and teardown (the organisation's setup identity) are refused.
     pub fn own_identity(template: AzureClientConfig, identity: OwnIdentity) -> Self {
         Self {
-            template,
+            template: template.sharing_one_transport(),
             identities: Identities::Own(identity),
             clients: client_cache(),
         }

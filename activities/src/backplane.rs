@@ -21,7 +21,13 @@ use windlass_workflows::deployment_contracts::{
 
 #[async_trait]
 pub trait RunBackplane: Send + Sync + 'static {
-    async fn step_started(&self, run_id: Uuid, step: StepStarted) -> Result<()>;
+    /// Journals an attempt's start; returns when the step's first attempt started, as the
+    /// journal holds it (`None` when it holds none, or from an API older than that answer).
+    async fn step_started(
+        &self,
+        run_id: Uuid,
+        step: StepStarted,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>>;
     async fn step_finished(&self, run_id: Uuid, step: StepFinished) -> Result<()>;
     async fn append_step_log(&self, run_id: Uuid, step_key: &str, lines: &[LogLine]) -> Result<()>;
     /// A secret the run was granted when it started; Forbidden for any other.

@@ -10,7 +10,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 use windlass_core::placement_wire::{
-    GrantedSecret, PayloadKeysResponse, RunSecretRequest, StepFinished, StepLogAppend, StepStarted,
+    GrantedSecret, PayloadKeysResponse, RunSecretRequest, StepFinished, StepJournalled,
+    StepLogAppend, StepStarted,
 };
 use windlass_core::step_logs::LogLine;
 use windlass_core::{Error, Result};
@@ -118,9 +119,16 @@ impl ApiBackplane {
 
 #[async_trait]
 impl RunBackplane for ApiBackplane {
-    async fn step_started(&self, run_id: Uuid, step: StepStarted) -> Result<()> {
-        self.post(&format!("/v1/placement/runs/{run_id}/steps/started"), &step)
-            .await
+    async fn step_started(
+        &self,
+        run_id: Uuid,
+        step: StepStarted,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+        // An API older than the answer replies 204: no first start known.
+        let journalled: Option<StepJournalled> = self
+            .post(&format!("/v1/placement/runs/{run_id}/steps/started"), &step)
+            .await?;
+        Ok(journalled.map(|j| j.first_started_at))
     }
 
     async fn step_finished(&self, run_id: Uuid, step: StepFinished) -> Result<()> {

@@ -75,7 +75,11 @@ impl StoreBackplane {
 
 #[async_trait]
 impl RunBackplane for StoreBackplane {
-    async fn step_started(&self, run_id: Uuid, step: StepStarted) -> Result<()> {
+    async fn step_started(
+        &self,
+        run_id: Uuid,
+        step: StepStarted,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
         self.store
             .record_step_started(
                 run_id,

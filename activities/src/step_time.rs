@@ -8,7 +8,9 @@
 //! scheduled and started, but not when the first one started; heartbeat details, the only
 //! thing carried across attempts, are not visible to an activity interceptor. So the first
 //! start is remembered by the process that saw it (the guard remembers every step's, see
-//! [`remember`]); an attempt whose process did not (a retry landing on another worker)
+//! [`remember`]), and the step journal, which every worker writes each attempt's start to,
+//! tells a retry landing on another worker when the first attempt began
+//! ([`learn_first_start`]). Only an attempt that knows neither (the journal unreachable)
 //! counts what it can prove: its own time since it was scheduled plus the backoff that
 //! preceded it.
 
@@ -141,6 +143,32 @@ pub fn remember(info: &ActivityInfo) -> Option<SystemTime> {
     }
 }
 
+/// Takes the step's first start from the journal for a retry (`info`) whose process did not
+/// see it. A time before the step was first scheduled belongs to an earlier step of the
+/// same key (a journal row is per run and key) and one after this attempt's start is no
+/// first start: neither is taken, and the attempt counts what it can prove instead.
+pub fn learn_first_start(info: &ActivityInfo, first_start: SystemTime) {
+    if first_start_plausible(
+        info.attempt,
+        info.scheduled_time,
+        info.started_time,
+        first_start,
+    ) {
+        first_starts().remember(&step_of(info), first_start);
+    }
+}
+
+fn first_start_plausible(
+    attempt: u32,
+    step_scheduled: Option<SystemTime>,
+    attempt_started: Option<SystemTime>,
+    first_start: SystemTime,
+) -> bool {
+    attempt > 1
+        && step_scheduled.is_some_and(|scheduled| first_start >= scheduled)
+        && attempt_started.is_none_or(|started| first_start <= started)
+}
+
 /// Forgets a step that is over (succeeded, failed for good, cancelled).
 pub fn forget(info: &ActivityInfo) {
     first_starts().forget(&step_of(info));
@@ -241,5 +269,29 @@ mod tests {
         assert!(!starts.by_step.contains_key("s0"));
         // A step already remembered keeps its first start.
         assert_eq!(starts.remember("s1", at(5e6)), at(1.0));
+    }
+
+    #[test]
+    fn a_journalled_first_start_counts_only_if_it_is_this_steps() {
+        // The step was first scheduled at 100; this, its third attempt, started at 400.
+        let plausible =
+            |first: f64| first_start_plausible(3, Some(at(100.0)), Some(at(400.0)), at(first));
+        assert!(plausible(130.0), "its first attempt, after the queue");
+        assert!(
+            !plausible(50.0),
+            "before the step was scheduled: an earlier step with the same key"
+        );
+        assert!(
+            !plausible(450.0),
+            "after this attempt started: not a first start"
+        );
+        assert!(
+            !first_start_plausible(1, Some(at(100.0)), Some(at(130.0)), at(130.0)),
+            "a first attempt knows its own start"
+        );
+        assert!(
+            !first_start_plausible(2, None, Some(at(400.0)), at(130.0)),
+            "nothing to check it against"
+        );
     }
 }

@@ -1142,3 +1142,52 @@ async fn one_upgrade_starts_one_helm_process_and_a_repeat_none() {
         "{history:?}"
     );
 }
+
+#[tokio::test]
+async fn helm_processes_start_only_when_they_fit_in_the_memory_budget() {
+    // Room for one helm at a time: the second release waits for the first to finish.
+    let budget = windlass_activities::memory_budget::MemoryBudget::for_helm(
+        windlass_activities::memory_budget::HELM_FIRST_GUESS_MB,
+    );
+    let h = helm().with_memory_budget(budget.clone());
+    let (standin, kubeconfig) = cluster().await;
+    let first = release("one", "budget", "windlass-agent", Duration::from_secs(60));
+    let second = release("two", "budget", "windlass-agent", Duration::from_secs(60));
+    let mut second_log = Vec::new();
+    let values = agent("1.0.0");
+    let mut quiet = |_: &str| {};
+    let (a, b) = tokio::join!(
+        h.upgrade_install(
+            &kubeconfig,
+            &first,
+            &values,
+            &mut quiet,
+            std::future::pending()
+        ),
+        async {
+            // Let the first one take the room.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            h.upgrade_install(
+                &kubeconfig,
+                &second,
+                &values,
+                &mut |line| second_log.push(line.to_owned()),
+                std::future::pending(),
+            )
+            .await
+        }
+    );
+    assert_eq!(a.unwrap().release.status, ReleaseStatus::Deployed);
+    assert_eq!(b.unwrap().release.status, ReleaseStatus::Deployed);
+    assert!(
+        second_log
+            .iter()
+            .any(|l| l.starts_with("waiting for memory to start helm")),
+        "the second step's log says why it waited: {second_log:?}"
+    );
+    assert_eq!(
+        image_of(&standin, "budget", "two"),
+        "ghcr.io/windlass/agent:1.0.0"
+    );
+    assert_eq!(budget.in_use_mb(), 0, "both gave their room back");
+}

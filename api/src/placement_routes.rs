@@ -16,7 +16,7 @@ use windlass_core::keys::TEMPORAL_PAYLOADS;
 use windlass_core::live_logs::LiveLine;
 use windlass_core::placement_wire::{
     GrantedSecret, PayloadKeyVersion, PayloadKeysResponse, RunSecretRequest, StepFinished,
-    StepLogAppend, StepStarted,
+    StepJournalled, StepLogAppend, StepStarted,
 };
 use windlass_core::placements::Placement;
 use windlass_core::runs::RunStatus;
@@ -161,9 +161,9 @@ async fn step_started(
     Path(run_id): Path<Uuid>,
     authn: Authenticated,
     Json(step): Json<StepStarted>,
-) -> Result<StatusCode, Problem> {
+) -> Result<axum::Json<Option<StepJournalled>>, Problem> {
     placed_run(&state, &authn, run_id, false, "placement.step_started").await?;
-    state
+    let first_started_at = state
         .store
         .record_step_started(
             run_id,
@@ -175,7 +175,9 @@ async fn step_started(
         )
         .await?;
     announce_step(&state, run_id, &step.step_key, step.attempt).await;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(axum::Json(first_started_at.map(|first_started_at| {
+        StepJournalled { first_started_at }
+    })))
 }
 
 async fn step_finished(

@@ -5,11 +5,12 @@
 //! run [`KeyRing::rewrap_all`], then drop the old KEK. During the rewrap every process can
 //! unwrap keys wrapped by either, so nothing stops working.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
+use crate::bounded_cache::BoundedCache;
 use crate::crypto::{DataKey, KeyEncryptionKey, from_hex, to_hex};
 use crate::store::WrappedKeyRow;
 use crate::{Error, Result, Store};
@@ -21,15 +22,22 @@ pub struct KeyRing {
     store: Store,
     /// The first wraps new keys; all can unwrap.
     keks: Vec<Arc<dyn KeyEncryptionKey>>,
-    cache: Mutex<HashMap<(String, String, u32), DataKey>>,
+    /// Unwrapped keys by (purpose, organisation, version): the organisations served now,
+    /// not every one ever served, and none held in memory long after its last use.
+    cache: Mutex<BoundedCache<(String, String, u32), DataKey>>,
 }
+
+/// Unwrapped data keys kept at once.
+const CACHED_KEYS: usize = 4096;
+/// A key unused this long is unwrapped again (by the KMS) when next needed.
+const CACHED_KEY_IDLE: Duration = Duration::from_secs(3600);
 
 impl KeyRing {
     pub fn new(store: Store, current: Arc<dyn KeyEncryptionKey>) -> Self {
         Self {
             store,
             keks: vec![current],
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(BoundedCache::new(CACHED_KEYS, CACHED_KEY_IDLE)),
         }
     }
 
@@ -53,9 +61,9 @@ impl KeyRing {
             .cache
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&cache_key)
+            .get(&cache_key, Instant::now())
         {
-            return Ok(key.clone());
+            return Ok(key);
         }
         let kek = self
             .keks
@@ -73,10 +81,11 @@ impl KeyRing {
                 &Self::context(&row.purpose, &row.organization_id),
             )
             .await?;
-        self.cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(cache_key, key.clone());
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(
+            cache_key,
+            key.clone(),
+            Instant::now(),
+        );
         Ok(key)
     }
 

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod audit_digests;
 pub mod audit_sanitize;
 pub mod blueprint;
+pub mod bounded_cache;
 pub mod chart_references;
 pub mod clock;
 pub mod cloud_accounts;

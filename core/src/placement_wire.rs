@@ -47,6 +47,14 @@ pub struct StepStarted {
     pub waited_ms: Option<u64>,
 }
 
+/// What the journal holds of a step once an attempt's start is in it: when the step's
+/// first attempt started, whichever worker ran it. A retry that lands on another worker
+/// counts its step's budget from this (`windlass_activities::step_time`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StepJournalled {
+    pub first_started_at: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum StepEnd {

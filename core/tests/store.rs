@@ -381,7 +381,7 @@ async fn steps_record_attempts_timings_and_last_error(store: &Store) {
     assert!(retrying.finished_at.is_none());
 
     let t1 = Utc::now();
-    store
+    let first_start = store
         .record_step_started(
             run.id,
             "assign-role",
@@ -392,6 +392,12 @@ async fn steps_record_attempts_timings_and_last_error(store: &Store) {
         )
         .await
         .unwrap();
+    // Whichever worker runs the retry learns when the first attempt began: its budget
+    // counts from there.
+    assert_eq!(
+        first_start.map(|t| t.timestamp_millis()),
+        Some(t0.timestamp_millis())
+    );
     // A late report of attempt 1 must not lower the count, nor change the wait.
     store
         .record_step_started(

@@ -19,6 +19,7 @@ use windlass_activities::azure::{
 use windlass_activities::azure_access::{AzureAccess, AzureConnector};
 use windlass_activities::clusters::{ClusterActivities, ClusterWork};
 use windlass_activities::helm::Helm;
+use windlass_activities::memory_budget::MemoryBudget;
 use windlass_activities::terraform::Terraform;
 use windlass_api::oidc::{OidcVerifier, TrustedIssuer};
 use windlass_api::{ApiConfig, AppState, Authentication};
@@ -339,7 +340,10 @@ impl Stack {
                 // and credentials are given as environment there).
                 aws: None,
                 terraform,
-                helm: Helm::locate(),
+                // As `windlass worker` runs it: helm admitted by its memory budget.
+                helm: Helm::locate().with_memory_budget(MemoryBudget::for_helm(
+                    windlass_activities::memory_budget::default_total_mb(),
+                )),
                 workdir,
                 charts_dir: repo_root().join("charts"),
                 stale_lock_grace: Duration::from_secs(1),

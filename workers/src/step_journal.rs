@@ -7,6 +7,7 @@ use temporalio_sdk::interceptors::{
     ActivityInboundInterceptor, ExecuteActivityInput, ExecuteActivityOutput, Next,
 };
 use windlass_activities::backplane::{PROJECTION_RETRY_LIMIT, SharedBackplane, retrying};
+use windlass_activities::step_time;
 use windlass_core::live_logs::{LiveLine, LiveLogs};
 use windlass_core::placement_wire::{StepFinished, StepStarted};
 use windlass_core::runs::{Run, StepOutcome};
@@ -56,6 +57,7 @@ impl ActivityInboundInterceptor for StepJournal {
             // Recording the outcome is bookkeeping, not a step of the user's run.
             .filter(|_| info.activity_type != activity_names::RECORD_OUTCOME);
         let step_key = info.activity_id.clone();
+        let attempt_info = info.clone();
         let activity_type = info.activity_type.clone();
         let attempt = info.attempt;
         // From this attempt's scheduling to its start: time spent waiting for a worker with
@@ -88,7 +90,15 @@ impl ActivityInboundInterceptor for StepJournal {
             })
             .await;
             match journalled {
-                Ok(()) => self.announce(run_id, &step_key, attempt).await,
+                Ok(first_start) => {
+                    // A retry that lands here after another worker ran the step's first
+                    // attempt learns when that began, so the step's budget (the guard, an
+                    // inner interceptor) counts from it.
+                    if let Some(first_start) = first_start {
+                        step_time::learn_first_start(&attempt_info, first_start.into());
+                    }
+                    self.announce(run_id, &step_key, attempt).await
+                }
                 // The journal is a projection: losing a line must not fail the cloud work.
                 Err(error) => {
                     tracing::warn!(%run_id, step = %step_key, %error, "could not journal step start");

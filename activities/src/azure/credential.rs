@@ -47,6 +47,9 @@ impl ClientAssertion for Assertion {
 
 /// The HTTP transport shared by the credential and the API pipelines.
 pub(crate) fn transport(config: &AzureClientConfig) -> Result<Transport, AzureError> {
+    if let Some(shared) = &config.shared_transport {
+        return Ok(shared.clone());
+    }
     let mut builder = reqwest::Client::builder()
         .connect_timeout(std::time::Duration::from_secs(10))
         .timeout(std::time::Duration::from_secs(120))

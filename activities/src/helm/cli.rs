@@ -10,6 +10,7 @@ use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -23,6 +24,7 @@ use super::error::HelmError;
 use super::release::{Chart, Installed, Recovery, Release, ReleaseInfo, Revision};
 use super::release_store::StoredRelease;
 use super::render::Rendered;
+use crate::memory_budget::MemoryBudget;
 use crate::process_group::GroupWatchdog;
 
 /// A kubeconfig document. It carries credentials: `Debug` does not print it,
@@ -58,6 +60,8 @@ pub struct Helm {
     pending_grace: Duration,
     history_max: u32,
     env: Vec<(String, String)>,
+    /// Room for each process in the worker's helm memory; unbounded when `None`.
+    memory: Option<Arc<MemoryBudget>>,
 }
 
 /// Environment variables helm reads that would override the kubeconfig and
@@ -156,6 +160,7 @@ impl Helm {
             pending_grace: Duration::ZERO,
             history_max: 10,
             env: Vec::new(),
+            memory: None,
         }
     }
 
@@ -201,6 +206,13 @@ impl Helm {
     /// `--history-max` for upgrades and rollbacks (helm's default: 10).
     pub fn with_history_max(mut self, revisions: u32) -> Self {
         self.history_max = revisions;
+        self
+    }
+
+    /// Starts each process only when it fits in `budget` (shared by every helm this worker
+    /// runs), waiting for room otherwise.
+    pub fn with_memory_budget(mut self, budget: Arc<MemoryBudget>) -> Self {
+        self.memory = Some(budget);
         self
     }
 
@@ -601,15 +613,26 @@ impl Helm {
         // dies must not leave helm running unsupervised; the release it leaves pending is
         // recovered by the retry instead.
         let _group = GroupWatchdog::arm(&mut command).map_err(HelmError::Spawn)?;
+        let mut cancel = std::pin::pin!(cancel);
+        // Room in the worker's helm memory first; a cancellation ends the wait.
+        let mut admission = match &self.memory {
+            Some(budget) => tokio::select! {
+                admitted = budget.admit(|waiting| log(waiting)) => Some(admitted),
+                () = &mut cancel => return Err(HelmError::Cancelled(command_name.to_owned())),
+            },
+            None => None,
+        };
         tracing::debug!(command = command_name, "running helm");
         let mut child = command.spawn().map_err(HelmError::Spawn)?;
         let pid = child.id();
+        if let (Some(admission), Some(pid)) = (admission.as_mut(), pid) {
+            admission.watch(pid);
+        }
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
         let mut stderr = BufReader::new(child.stderr.take().expect("stderr is piped")).lines();
 
         let (mut out_text, mut err_text) = (String::new(), String::new());
         let (mut out_open, mut err_open) = (true, true);
-        let mut cancel = std::pin::pin!(cancel);
         let mut interrupted = false;
         let kill_at = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(kill_at);

@@ -10,9 +10,13 @@ use super::{RateLimit, RateLimitError, TokenBuckets, reserve_token};
 
 #[derive(Debug, Default)]
 pub struct LocalBuckets {
-    // (tokens left, when they were counted). Grows with the accounts this worker talks to.
+    // (tokens left, when they were counted), per account this worker talks to.
     buckets: Mutex<HashMap<String, (f64, Instant)>>,
 }
+
+/// Buckets kept before full ones are let go: a bucket that has refilled is the same as no
+/// bucket, so only the accounts spoken to within a refill's time take room.
+const KEPT_BUCKETS: usize = 1024;
 
 impl LocalBuckets {
     pub fn new() -> Self {
@@ -34,6 +38,39 @@ impl TokenBuckets for LocalBuckets {
         let (left, wait) = reserve_token(*tokens, now.saturating_duration_since(*at), limit);
         *tokens = left;
         *at = now;
+        if buckets.len() > KEPT_BUCKETS {
+            buckets.retain(|_, (tokens, at)| {
+                let refilled =
+                    *tokens + now.saturating_duration_since(*at).as_secs_f64() * limit.per_second;
+                refilled < f64::from(limit.burst)
+            });
+        }
         Ok(wait)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn buckets_of_accounts_gone_quiet_are_let_go() {
+        let buckets = LocalBuckets::new();
+        let limit = RateLimit::new(10.0, 5).unwrap();
+        for account in 0..10_000 {
+            buckets
+                .reserve(&format!("account-{account}"), limit)
+                .await
+                .unwrap();
+            // One request per account, spread over 100 s: each bucket refills in 0.1 s.
+            tokio::time::advance(Duration::from_millis(10)).await;
+        }
+        let kept = buckets.buckets.lock().unwrap().len();
+        assert!(kept <= KEPT_BUCKETS + 1, "{kept} buckets kept");
+        // A busy account keeps its bucket, and its debt.
+        for _ in 0..6 {
+            buckets.reserve("busy", limit).await.unwrap();
+        }
+        assert!(buckets.reserve("busy", limit).await.unwrap() > Duration::ZERO);
     }
 }

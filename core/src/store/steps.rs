@@ -11,7 +11,8 @@ use crate::{Error, Result};
 impl Store {
     /// An activity attempt began, having waited `waited_ms` for a worker since it was
     /// scheduled (where known). Attempts only move forward: a stale report from a worker
-    /// that lost its task (a zombie attempt) changes nothing.
+    /// that lost its task (a zombie attempt) changes nothing. Returns when the step's first
+    /// attempt started, as journalled (`None` if the run is not one being recorded).
     pub async fn record_step_started(
         &self,
         run_id: Uuid,
@@ -20,7 +21,7 @@ impl Store {
         attempt: u32,
         at: DateTime<Utc>,
         waited_ms: Option<u64>,
-    ) -> Result<()> {
+    ) -> Result<Option<DateTime<Utc>>> {
         let at = clock::to_db(at);
         let mut tx = self.pool().begin().await?;
         sqlx::query(
@@ -55,8 +56,16 @@ impl Store {
         .bind(&at)
         .execute(&mut *tx)
         .await?;
+        let first: Option<String> = sqlx::query_scalar(
+            "SELECT first_started_at FROM run_steps WHERE run_id = $1 AND step_key = $2",
+        )
+        .bind(run_id.to_string())
+        .bind(step_key)
+        .fetch_optional(&mut *tx)
+        .await?
+        .flatten();
         tx.commit().await?;
-        Ok(())
+        Ok(first.as_deref().map(clock::from_db))
     }
 
     /// Attempt `attempt` ended. Only the newest attempt's end counts: an older attempt that
