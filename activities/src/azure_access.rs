@@ -26,7 +26,7 @@ use crate::azure::{
     windlass_custom_role,
 };
 use crate::bounded_cache::BoundedCache;
-use crate::error::{retryable, terminal};
+use crate::error::{FailureCode, failure, retryable, terminal};
 use crate::heartbeat::heartbeating;
 
 /// Builds Azure clients per customer tenant and identity. Tokens are cached inside each
@@ -248,7 +248,7 @@ impl AzureConnector {
                              access setup and teardown run on the shared workers"
                                 .to_owned(),
                         ),
-                        "PlacedWorkerScope",
+                        FailureCode::PlacedWorkerScope,
                     ));
                 }
                 if !own.tenant_id.eq_ignore_ascii_case(&target.tenant_id) {
@@ -258,7 +258,7 @@ impl AzureConnector {
                              account is in tenant {}",
                             own.tenant_id, target.tenant_id
                         )),
-                        "PlacedWorkerScope",
+                        FailureCode::PlacedWorkerScope,
                     ));
                 }
                 config.tenant_id = own.tenant_id.clone();
@@ -276,8 +276,8 @@ impl AzureConnector {
             }
         }
         let clients = Arc::new(TenantClients {
-            arm: ArmClient::new(&config).map_err(azure_failure)?,
-            graph: GraphClient::new(&config).map_err(azure_failure)?,
+            arm: ArmClient::new(&config).map_err(failure)?,
+            graph: GraphClient::new(&config).map_err(failure)?,
         });
         cache.insert(key, clients.clone(), now);
         Ok(clients)
@@ -332,7 +332,7 @@ impl AzureAccess {
                     "{} is not a resource provider Windlass registers",
                     input.namespace
                 )),
-                "InvalidInput",
+                FailureCode::InvalidInput,
             ));
         }
         let clients = self.connector.setup_clients(&input.target)?;
@@ -409,7 +409,7 @@ impl AzureAccess {
                     "role {} is not the Windlass role of this subscription",
                     input.role_definition_id
                 )),
-                "InvalidInput",
+                FailureCode::InvalidInput,
             ));
         }
         let clients = self.connector.setup_clients(target)?;
@@ -519,7 +519,7 @@ impl AzureAccess {
         if !problems.is_empty() {
             return Err(terminal(
                 invalid(format!("access is not as set up: {}", problems.join("; "))),
-                "VerificationFailed",
+                FailureCode::VerificationFailed,
             ));
         }
         Ok(())
@@ -566,7 +566,7 @@ impl AzureAccess {
             // assignment of our role blocks for good, and the step's budget bounds the wait.
             Err(error) if error.code() == Some("RoleDefinitionHasAssignments") => Err(retryable(
                 error,
-                "RoleDefinitionHasAssignments",
+                FailureCode::RoleDefinitionHasAssignments,
                 Some(Duration::from_secs(5)),
             )),
             Err(error) => Err(self.connector.failure(&ctx)(error)),
@@ -641,25 +641,7 @@ async fn replace_orphaned_assignment(
     Ok(true)
 }
 
-pub(crate) fn azure_failure(error: AzureError) -> ActivityError {
-    let kind = error.code().unwrap_or("AzureError").to_owned();
-    match error.retry() {
-        // Throttling and operations in progress say when to come back; other transient
-        // errors use Temporal's backoff.
-        Retry::After(delay)
-            if matches!(error, AzureError::Throttled { .. })
-                || error.code() == Some("AnotherOperationInProgress") =>
-        {
-            retryable(error, &kind, Some(delay))
-        }
-        Retry::After(_) => retryable(error, &kind, None),
-        // Without the step's age the window cannot be applied: the step's budget bounds it.
-        Retry::Settling { .. } => retryable(error, &kind, None),
-        Retry::Never => terminal(error, &kind),
-    }
-}
-
-/// As [`azure_failure`], with Azure's replication and propagation lags waited out for a
+/// [`failure`] of an Azure error, with Azure's replication and propagation lags waited out for a
 /// bounded time: such an error is retried while the step, counted from its first
 /// attempt, is younger than the lag's window, and is terminal after, saying what was
 /// waited for and what to check.
@@ -669,17 +651,19 @@ pub(crate) fn azure_failure_in(
     error: AzureError,
 ) -> ActivityError {
     let Retry::Settling { lag } = error.retry() else {
-        return azure_failure(error);
+        return failure(error);
     };
-    let kind = error.code().unwrap_or("AzureError").to_owned();
     let waited = step_age(ctx);
     let window = windows.of(lag);
     if waited < window {
         tracing::info!(?lag, ?waited, ?window, error = %error, "Azure has not caught up yet; retrying");
         // The step's backoff (soon at first, then up to 30 s) paces the checks.
-        return retryable(error, &kind, None);
+        return failure(error);
     }
-    terminal(NotSettled { lag, window, error }, &kind)
+    terminal(
+        NotSettled { lag, window, error },
+        FailureCode::AzureNotSettled,
+    )
 }
 
 /// A lag that outlasted its window.

@@ -12,7 +12,7 @@ use windlass_workflows::cluster_contracts::{
 };
 use windlass_workflows::contracts::OutcomeStatus;
 
-use crate::error::{retryable, retryable_unless};
+use crate::error::{FailureCode, failure, retryable};
 
 /// How often a maintenance waiting for its cluster asks again: a provisioning or an
 /// upgrade takes minutes, so asking every few seconds only fills the history of attempts.
@@ -43,7 +43,7 @@ impl ClusterRecords {
         {
             Ok(spec) => Ok(Some(spec)),
             Err(windlass_core::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(retryable_unless(!e.is_retryable(), e)),
+            Err(e) => Err(failure(e)),
         }
     }
 
@@ -75,9 +75,9 @@ impl ClusterRecords {
                     %busy,
                     "maintenance waits for its cluster"
                 );
-                Err(retryable(busy, "ClusterBusy", Some(BUSY_RETRY)))
+                Err(retryable(busy, FailureCode::ClusterBusy, Some(BUSY_RETRY)))
             }
-            Err(e) => Err(retryable_unless(!e.is_retryable(), e)),
+            Err(e) => Err(failure(e)),
         }
     }
 
@@ -97,7 +97,7 @@ impl ClusterRecords {
             .finish_run(release.run_id, status, None, release.error.as_deref())
             .await
             .map(|_| ())
-            .map_err(|e| retryable_unless(!e.is_retryable(), e))
+            .map_err(failure)
     }
 
     #[activity(name = record_activity_names::RECORD_CHANGE)]
@@ -125,6 +125,6 @@ impl ClusterRecords {
                     .await
             }
         };
-        recorded.map_err(|e| retryable_unless(!e.is_retryable(), e))
+        recorded.map_err(failure)
     }
 }

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use windlass_core::keys::KeyRing;
-use windlass_workflows::cluster_contracts::{KeyRotated, KeyRotationRequest, key_activity_names};
 
-use crate::error::retryable_unless;
+use crate::error::failure;
+use windlass_workflows::cluster_contracts::{KeyRotated, KeyRotationRequest, key_activity_names};
 
 #[derive(Clone)]
 pub struct KeyRotation {
@@ -36,7 +36,7 @@ impl KeyRotation {
                 chrono::Utc::now(),
             )
             .await
-            .map_err(|e| retryable_unless(!e.is_retryable(), e))?;
+            .map_err(failure)?;
         if rotated {
             tracing::info!(organization = %request.organization_id, version, "organization key rotated");
         }

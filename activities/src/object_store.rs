@@ -90,3 +90,17 @@ fn azure(e: crate::azure::AzureError) -> StoreError {
         message: e.to_string(),
     }
 }
+
+impl crate::error::StepError for StoreError {
+    fn verdict(&self) -> crate::error::Verdict {
+        crate::error::Verdict::retry_if(self.retryable)
+    }
+
+    fn failure_code(&self) -> crate::error::FailureCode {
+        if self.retryable {
+            crate::error::FailureCode::StorageUnavailable
+        } else {
+            crate::error::FailureCode::StorageRefused
+        }
+    }
+}

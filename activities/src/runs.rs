@@ -8,7 +8,7 @@ use windlass_core::Store;
 use windlass_workflows::contracts::{RunOutcome, activity_names};
 
 use crate::backplane::{SharedBackplane, StoreBackplane};
-use crate::error::retryable_unless;
+use crate::error::failure;
 
 pub struct RunRecorder {
     backplane: SharedBackplane,
@@ -36,6 +36,6 @@ impl RunRecorder {
         self.backplane
             .record_outcome(&outcome)
             .await
-            .map_err(|e| retryable_unless(!e.is_retryable(), e))
+            .map_err(failure)
     }
 }

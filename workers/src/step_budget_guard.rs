@@ -18,7 +18,7 @@ use temporalio_sdk::activities::ActivityError;
 use temporalio_sdk::interceptors::{
     ActivityInboundInterceptor, ExecuteActivityInput, ExecuteActivityOutput, Next,
 };
-use windlass_activities::error::terminal;
+use windlass_activities::error::{FailureCode, StepError, Verdict, failure};
 use windlass_activities::step_time::{self, attempt_times, running_time};
 use windlass_workflows::step_budget::budget_from_headers;
 
@@ -47,6 +47,17 @@ pub struct BudgetExceeded {
     pub budget: Duration,
     pub running: Duration,
     pub last_error: Option<String>,
+}
+
+/// Final: the step had its time.
+impl StepError for BudgetExceeded {
+    fn verdict(&self) -> Verdict {
+        Verdict::Terminal
+    }
+
+    fn failure_code(&self) -> FailureCode {
+        FailureCode::StepBudgetExceeded
+    }
 }
 
 /// `1h 30m`, `10m`, `2.5s`: budgets as the workflows state them.
@@ -109,13 +120,15 @@ impl ActivityInboundInterceptor for StepBudgetGuard {
             if let Some(over) = exceeded(None) {
                 tracing::warn!(step = %over.step, ?budget, running = ?over.running, "step refused: past its budget");
                 step_time::forget(&info);
-                return Err(terminal(over, STEP_BUDGET_EXCEEDED));
+                return Err(failure(over));
             }
             let result = match next.run(input).await {
-                Err(ActivityError::Application(failure)) if !failure.is_non_retryable() => {
-                    match exceeded(Some(failure.source_error().to_string())) {
-                        Some(over) => Err(terminal(over, STEP_BUDGET_EXCEEDED)),
-                        None => Err(ActivityError::Application(failure)),
+                Err(ActivityError::Application(attempt_failure))
+                    if !attempt_failure.is_non_retryable() =>
+                {
+                    match exceeded(Some(attempt_failure.source_error().to_string())) {
+                        Some(over) => Err(failure(over)),
+                        None => Err(ActivityError::Application(attempt_failure)),
                     }
                 }
                 other => other,

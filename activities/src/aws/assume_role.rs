@@ -469,6 +469,20 @@ impl AssumedRoleProvider {
     }
 }
 
+impl crate::error::StepError for AwsError {
+    fn verdict(&self) -> crate::error::Verdict {
+        crate::error::Verdict::retry_if(self.is_retryable())
+    }
+
+    fn failure_code(&self) -> crate::error::FailureCode {
+        if self.is_retryable() {
+            crate::error::FailureCode::AwsUnavailable
+        } else {
+            crate::error::FailureCode::AwsRefused
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,7 @@ use windlass_workflows::cluster_contracts::AwsTarget;
 
 use super::assume_role::{AssumedRoleProvider, AwsError, StandInCredentials, external_id};
 use super::caller_identity::caller_identity;
-use crate::error::{retryable, terminal};
+use crate::error::{FailureCode, StepError, Verdict, failure};
 use crate::heartbeat::heartbeating;
 
 /// Why an account could not be verified. Texts name roles, accounts and the ExternalId
@@ -48,13 +48,19 @@ pub enum VerificationError {
     Aws(AwsError),
 }
 
-impl VerificationError {
-    fn into_failure(self) -> ActivityError {
-        match &self {
-            Self::Aws(e) if e.is_retryable() => retryable(self, "AwsUnavailable", None),
-            Self::RoleRefused { .. } => terminal(self, "AwsRoleRefused"),
-            Self::WrongAccount { .. } => terminal(self, "AwsWrongAccount"),
-            Self::Aws(_) => terminal(self, "AwsRefused"),
+impl StepError for VerificationError {
+    fn verdict(&self) -> Verdict {
+        match self {
+            Self::Aws(e) => e.verdict(),
+            Self::RoleRefused { .. } | Self::WrongAccount { .. } => Verdict::Terminal,
+        }
+    }
+
+    fn failure_code(&self) -> FailureCode {
+        match self {
+            Self::Aws(e) => e.failure_code(),
+            Self::RoleRefused { .. } => FailureCode::AwsRoleRefused,
+            Self::WrongAccount { .. } => FailureCode::AwsWrongAccount,
         }
     }
 }
@@ -127,6 +133,6 @@ impl AwsAccessVerification {
     ) -> Result<AwsAccessVerified, ActivityError> {
         heartbeating(&ctx, self.verify(&target))
             .await?
-            .map_err(VerificationError::into_failure)
+            .map_err(failure)
     }
 }

@@ -259,6 +259,12 @@ impl AzureError {
         !matches!(self.retry(), Retry::Never)
     }
 
+    /// Throttling and operations in progress say when to come back.
+    fn says_when(&self) -> bool {
+        matches!(self, AzureError::Throttled { .. })
+            || self.code() == Some("AnotherOperationInProgress")
+    }
+
     /// ARM/Graph error code, when the service sent one.
     pub fn code(&self) -> Option<&str> {
         match self {
@@ -297,6 +303,32 @@ pub fn refused_action(message: &str) -> Option<&str> {
     let start = message.find("perform action '")? + "perform action '".len();
     let end = message[start..].find('\'')? + start;
     Some(&message[start..end])
+}
+
+/// A lag still within its window is retried here; `azure_access::azure_failure_in` makes it
+/// terminal once the step has waited its window out.
+impl crate::error::StepError for AzureError {
+    fn verdict(&self) -> crate::error::Verdict {
+        use crate::error::Verdict;
+        match self.retry() {
+            Retry::After(delay) if self.says_when() => Verdict::retry_after(delay),
+            Retry::After(_) | Retry::Settling { .. } => Verdict::RETRY,
+            Retry::Never => Verdict::Terminal,
+        }
+    }
+
+    fn failure_code(&self) -> crate::error::FailureCode {
+        use crate::error::FailureCode;
+        match self.retry() {
+            Retry::After(_) if matches!(self, AzureError::Throttled { .. }) => {
+                FailureCode::AzureThrottled
+            }
+            Retry::After(_) if self.says_when() => FailureCode::AzureBusy,
+            Retry::After(_) => FailureCode::AzureUnavailable,
+            Retry::Settling { .. } => FailureCode::AzureSettling,
+            Retry::Never => FailureCode::AzureRefused,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -8,11 +8,10 @@ use aws_config::Region;
 use temporalio_sdk::activities::ActivityError;
 use windlass_workflows::cluster_contracts::AwsTarget;
 
-use super::storage::aws_failure;
 use crate::aws::eks_token;
 use crate::aws::s3::s3_client;
 use crate::aws::{AssumedRoleProvider, StandInCredentials};
-use crate::error::terminal;
+use crate::error::{FailureCode, failure, terminal};
 use crate::rate_limit::{CloudAccount, RateLimitedHttpClient, RateLimiter};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
@@ -125,7 +124,7 @@ impl AwsClients {
                 cluster,
             )
         })
-        .map_err(|e| terminal(std::io::Error::other(e), "NoKubeconfig"))
+        .map_err(|e| terminal(std::io::Error::other(e), FailureCode::NoKubeconfig))
     }
 
     /// What terraform's aws provider needs besides credentials: every service's endpoint
@@ -180,6 +179,6 @@ impl AssumedRoleSource {
         self.roles
             .credentials(self.organization_id, &self.role_arn)
             .await
-            .map_err(aws_failure)
+            .map_err(failure)
     }
 }

@@ -1,17 +1,15 @@
 //! One cluster chart, installed or upgraded with helm. The kubeconfig is read from the
 //! cluster's storage account here, at the last moment, and never leaves this function.
 
-use std::time::Duration;
-
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use windlass_core::blueprint::render_values;
 use windlass_workflows::cluster_contracts::{ChartRelease, InstallChart};
 
 use super::ClusterWork;
 use super::rendering::account_of;
-use crate::error::{retryable, terminal};
+use crate::error::{FailureCode, failure, terminal};
 use crate::heartbeat::supervised;
-use crate::helm::{Chart, HelmError, Kubeconfig, Release};
+use crate::helm::{Chart, Kubeconfig, Release};
 use crate::step_log::mask_kubeconfig;
 
 pub(super) async fn install(
@@ -23,7 +21,7 @@ pub(super) async fn install(
         &request.cluster,
         &account_of(&request.cluster, &request.target),
     )
-    .map_err(|e| terminal(e, "InvalidInput"))?;
+    .map_err(|e| terminal(e, FailureCode::InvalidInput))?;
     let values = chart_values(&values, &request.chart.name)?;
 
     let text = super::storage::read_kubeconfig(
@@ -67,7 +65,7 @@ pub(super) async fn install(
         Ok(installed) => installed,
         Err(error) => {
             writer.finish().await;
-            return Err(helm_failure(error));
+            return Err(failure(error));
         }
     };
     if let Some(recovery) = &installed.recovered {
@@ -111,7 +109,7 @@ fn chart_values(
                     std::io::ErrorKind::InvalidInput,
                     format!("{other} is not a cluster chart"),
                 ),
-                "InvalidInput",
+                FailureCode::InvalidInput,
             ));
         }
     };
@@ -120,19 +118,4 @@ fn chart_values(
 
 fn json(values: &impl serde::Serialize) -> serde_json::Value {
     serde_json::to_value(values).expect("chart values serialise")
-}
-
-pub(crate) fn helm_failure(error: HelmError) -> ActivityError {
-    match error {
-        HelmError::Cancelled(_) => ActivityError::cancelled(),
-        HelmError::WebhookNotReady { .. } => retryable(
-            error,
-            "AdmissionWebhookNotReady",
-            Some(Duration::from_secs(5)),
-        ),
-        HelmError::Conflict { .. } => terminal(error, "FieldManagerConflict"),
-        HelmError::ChartFetch { .. } => terminal(error, "ChartFetchFailed"),
-        ref e if e.is_retryable() => retryable(error, "HelmFailed", Some(Duration::from_secs(5))),
-        _ => terminal(error, "HelmFailed"),
-    }
 }

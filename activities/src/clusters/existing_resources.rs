@@ -18,7 +18,7 @@ use windlass_core::clusters::ClusterSpec;
 use windlass_workflows::cluster_contracts::{AwsTarget, CloudTarget};
 
 use super::ClusterWork;
-use crate::error::retryable;
+use crate::error::{FailureCode, retryable};
 use crate::terraform::{Diagnostic, ExistingResource};
 
 /// What of the blueprint the cloud has.
@@ -89,7 +89,7 @@ async fn tagged_resources(
                 std::io::Error::other(
                     aws_sdk_resourcegroupstagging::error::DisplayErrorContext(e).to_string(),
                 ),
-                "AwsUnavailable",
+                FailureCode::AwsUnavailable,
                 None,
             )
         })?;

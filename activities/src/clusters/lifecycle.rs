@@ -10,8 +10,8 @@ use windlass_workflows::cluster_contracts::{
 };
 
 use super::ClusterWork;
-use super::storage::aws_failure;
 use crate::aws::s3::delete_bucket_with_contents;
+use crate::error::{FailureCode, failure};
 use crate::heartbeat::heartbeating;
 
 pub struct ClusterLifecycleActivities {
@@ -97,7 +97,7 @@ impl ClusterLifecycleActivities {
                 let existed =
                     heartbeating(&ctx, delete_bucket_with_contents(&s3, &names.state_bucket))
                         .await?
-                        .map_err(aws_failure)?;
+                        .map_err(failure)?;
                 tracing::info!(cluster = %request.cluster.id, bucket = %names.state_bucket, existed, "state bucket deleted");
                 Ok(existed)
             }
@@ -114,7 +114,7 @@ async fn bucket_exists(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<bool, Ac
                 "HeadBucket {bucket}: {}",
                 aws_sdk_s3::error::DisplayErrorContext(&e)
             )),
-            "AwsUnavailable",
+            FailureCode::AwsUnavailable,
             None,
         )),
     }

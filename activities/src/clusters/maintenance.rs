@@ -1,6 +1,7 @@
 //! The weekly maintenance activities: what AKS offers against what the cluster runs, and
 //! whether the cloud still matches the cluster's terraform state.
 
+use crate::error::FailureCode;
 use std::sync::Arc;
 
 use temporalio_macros::activities;
@@ -82,7 +83,7 @@ async fn eks_versions(eks: &aws_sdk_eks::Client) -> Result<Vec<String>, Activity
                         "EKS DescribeClusterVersions: {}",
                         aws_sdk_eks::error::DisplayErrorContext(&e)
                     )),
-                    "AwsUnavailable",
+                    FailureCode::AwsUnavailable,
                     None,
                 )
             })?;

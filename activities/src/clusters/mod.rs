@@ -15,6 +15,7 @@ mod terraform_credentials;
 mod terraform_progress;
 mod terraform_steps;
 
+use crate::error::FailureCode;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,7 +66,7 @@ impl ClusterWork {
         self.aws.as_ref().ok_or_else(|| {
             crate::error::terminal(
                 std::io::Error::other("this worker is not configured for AWS"),
-                "NoAwsConfiguration",
+                FailureCode::NoAwsConfiguration,
             )
         })
     }

@@ -11,13 +11,11 @@ use windlass_workflows::cluster_contracts::{
 };
 
 use super::ClusterWork;
-use crate::aws::AwsError;
 use crate::aws::s3::{S3Objects, ensure_state_bucket};
 use crate::azure::BlobContainer;
-use crate::azure_access::azure_failure;
-use crate::error::{retryable, terminal};
+use crate::error::{FailureCode, failure, retryable, terminal};
 use crate::heartbeat::heartbeating;
-use crate::object_store::{ObjectStore, StoreError};
+use crate::object_store::ObjectStore;
 use crate::terraform::RemoteState;
 
 /// The state blob's name, as the blueprint's `azurerm` backend names it.
@@ -32,7 +30,7 @@ pub(super) async fn bootstrap(
     request
         .cluster
         .validate()
-        .map_err(|e| terminal(e, "InvalidInput"))?;
+        .map_err(|e| terminal(e, FailureCode::InvalidInput))?;
     let tags = request.cluster.resource_tags();
     let storage = match &request.target {
         CloudTarget::Azure(target) => {
@@ -75,7 +73,7 @@ pub(super) async fn bootstrap(
                 ensure_state_bucket(&s3, &names.state_bucket, &request.cluster.region, &tags),
             )
             .await?
-            .map_err(aws_failure)?;
+            .map_err(failure)?;
             ClusterStorage {
                 location: StorageLocation::S3 {
                     bucket: names.state_bucket.clone(),
@@ -90,7 +88,7 @@ pub(super) async fn bootstrap(
     let state = container(work, &request.target, &storage, &storage.state_container).await?;
     heartbeating(ctx, state.ensure_exists())
         .await?
-        .map_err(store_failure)?;
+        .map_err(failure)?;
     tracing::info!(cluster = %request.cluster.id, storage = %state.describe(), "cluster storage ready");
     Ok(storage)
 }
@@ -107,11 +105,11 @@ pub(crate) async fn read_kubeconfig(
     let kubeconfigs = container(work, target, storage, &kubeconfig.container).await?;
     let blob = heartbeating(ctx, kubeconfigs.get(&kubeconfig.blob))
         .await?
-        .map_err(store_failure)?
+        .map_err(failure)?
         .ok_or_else(|| {
             retryable(
                 std::io::Error::new(std::io::ErrorKind::NotFound, "kubeconfig not published yet"),
-                "NoKubeconfig",
+                FailureCode::NoKubeconfig,
                 None,
             )
         })?;
@@ -123,7 +121,7 @@ pub(crate) async fn read_kubeconfig(
             let clients = work.aws.as_ref().ok_or_else(|| {
                 terminal(
                     missing("this worker has no AWS access configured"),
-                    "NoKubeconfig",
+                    FailureCode::NoAwsConfiguration,
                 )
             })?;
             let text = zeroize::Zeroizing::new(text);
@@ -182,12 +180,12 @@ async fn containers(
                     Utc::now() + chrono::Duration::hours(1),
                 )
                 .await
-                .map_err(azure_failure)?;
+                .map_err(failure)?;
             names
                 .iter()
                 .map(|name| {
-                    let container = BlobContainer::with_sas(blob_endpoint, name, &sas)
-                        .map_err(azure_failure)?;
+                    let container =
+                        BlobContainer::with_sas(blob_endpoint, name, &sas).map_err(failure)?;
                     Ok(Arc::new(container) as Arc<dyn ObjectStore>)
                 })
                 .collect()
@@ -207,7 +205,7 @@ async fn containers(
         }
         _ => Err(terminal(
             missing("the cluster's storage is in another cloud than its account"),
-            "InvalidInput",
+            FailureCode::InvalidInput,
         )),
     }
 }
@@ -219,22 +217,6 @@ pub(crate) async fn remote_state(
 ) -> Result<RemoteState, ActivityError> {
     let state = container(work, target, storage, &storage.state_container).await?;
     Ok(RemoteState::new(state, STATE_BLOB))
-}
-
-pub(crate) fn store_failure(e: StoreError) -> ActivityError {
-    if e.retryable {
-        retryable(e, "StorageUnavailable", None)
-    } else {
-        terminal(e, "StorageRefused")
-    }
-}
-
-pub(crate) fn aws_failure(e: AwsError) -> ActivityError {
-    if e.is_retryable() {
-        retryable(e, "AwsUnavailable", None)
-    } else {
-        terminal(e, "AwsRefused")
-    }
 }
 
 pub(super) async fn publish_kubeconfig(
@@ -255,16 +237,21 @@ pub(super) async fn publish_kubeconfig(
     let remote = RemoteState::new(state_container, STATE_BLOB);
     let state = heartbeating(ctx, remote.read())
         .await?
-        .map_err(|e| retryable(e, "StateUnreadable", None))?
-        .ok_or_else(|| terminal(missing("the cluster has no terraform state yet"), "NoState"))?;
+        .map_err(|e| retryable(e, FailureCode::StateUnreadable, None))?
+        .ok_or_else(|| {
+            terminal(
+                missing("the cluster has no terraform state yet"),
+                FailureCode::NoState,
+            )
+        })?;
     let state: serde_json::Value =
-        serde_json::from_slice(&state).map_err(|e| terminal(e, "StateUnreadable"))?;
+        serde_json::from_slice(&state).map_err(|e| terminal(e, FailureCode::StateUnreadable))?;
     let kubeconfig = state["outputs"]["kube_config_raw"]["value"]
         .as_str()
         .ok_or_else(|| {
             terminal(
                 missing("terraform state has no kube_config_raw output"),
-                "NoKubeconfig",
+                FailureCode::NoKubeconfig,
             )
         })?
         .to_owned();
@@ -276,7 +263,7 @@ pub(super) async fn publish_kubeconfig(
             .await
     })
     .await?
-    .map_err(store_failure)?;
+    .map_err(failure)?;
     tracing::info!(cluster = %request.cluster.id, storage = %container.describe(), "kubeconfig stored");
     Ok(KubeconfigRef {
         container: request.storage.kubeconfigs_container.clone(),

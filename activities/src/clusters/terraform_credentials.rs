@@ -25,7 +25,7 @@ use super::ClusterWork;
 use super::aws_clients::AssumedRoleSource;
 use crate::azure::ClientAssertionSource;
 use crate::azure_access::FederatedToken;
-use crate::error::{retryable, terminal};
+use crate::error::{FailureCode, retryable, terminal};
 
 /// How often a minted token is replaced: well inside its ten-minute life.
 const RENEW_EVERY: Duration = Duration::from_secs(4 * 60);
@@ -112,11 +112,11 @@ async fn for_aws(
     let clients = work.aws.as_ref().ok_or_else(|| {
         terminal(
             std::io::Error::other("this worker has no AWS access configured"),
-            "AwsRefused",
+            FailureCode::NoAwsConfiguration,
         )
     })?;
     let source = clients.credential_source(target);
-    let io = |e: std::io::Error| retryable(e, "Workspace", None);
+    let io = |e: std::io::Error| retryable(e, FailureCode::Workspace, None);
     let file = dir.join(".windlass-aws-credentials.json");
     write_aws_credentials(&file, &source).await?;
     let config = dir.join(".windlass-aws-config");
@@ -206,10 +206,13 @@ fn renew(file: PathBuf, source: ClientAssertionSource) -> Renewal {
 /// Mints a token and replaces the file with it at once (a reader never sees half a token),
 /// readable by this worker's user only.
 async fn write_token(file: &Path, source: &ClientAssertionSource) -> Result<(), ActivityError> {
-    let token = source
-        .fetch()
-        .await
-        .map_err(|e| retryable(std::io::Error::other(e), "FederatedTokenUnavailable", None))?;
+    let token = source.fetch().await.map_err(|e| {
+        retryable(
+            std::io::Error::other(e),
+            FailureCode::FederatedTokenUnavailable,
+            None,
+        )
+    })?;
     replace_private(file, token.as_bytes())
 }
 
@@ -217,7 +220,7 @@ async fn write_token(file: &Path, source: &ClientAssertionSource) -> Result<(), 
 /// this worker's user only.
 fn replace_private(file: &Path, content: &[u8]) -> Result<(), ActivityError> {
     let staged = file.with_extension("new");
-    let io = |e: std::io::Error| retryable(e, "Workspace", None);
+    let io = |e: std::io::Error| retryable(e, FailureCode::Workspace, None);
     write_private(&staged, content).map_err(io)?;
     std::fs::rename(&staged, file).map_err(io)
 }

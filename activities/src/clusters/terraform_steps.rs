@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use windlass_core::blueprint::{Blueprint, Origin, ResourceKind};
@@ -19,7 +19,7 @@ use super::existing_resources::{ExistenceRecord, aws_refused_as_existing, existi
 use super::storage::remote_state;
 use super::terraform_credentials::{self, TerraformCredentials};
 use super::terraform_progress::{StepCounts, TerraformProgress};
-use crate::error::{retryable, terminal};
+use crate::error::{FailureCode, failure, retryable, terminal};
 use crate::heartbeat::{supervised, supervised_with};
 use crate::step_log::StepLogWriter;
 use crate::terraform::{
@@ -79,7 +79,7 @@ pub(super) async fn apply(
         Err(e) => {
             writer.finish().await;
             release(lease, &terraform_dir, cluster_id).await;
-            return Err(retryable(e, "Workspace", None));
+            return Err(retryable(e, FailureCode::Workspace, None));
         }
     };
     for address in &reconciled.imported {
@@ -134,7 +134,7 @@ pub(super) async fn apply(
     drop(credentials);
     writer.finish().await;
     release(lease, &terraform_dir, cluster_id).await;
-    let plan = outcome.map_err(terraform_failure)?;
+    let plan = outcome.map_err(failure)?;
     imported.extend(adoption.adopted);
     let mut summary = summary(&plan);
     summary.add += adoption.created_by_earlier_rounds;
@@ -338,7 +338,7 @@ pub(super) async fn detect_drift(
     drop(credentials);
     writer.finish().await;
     release(lease, &terraform_dir, cluster_id).await;
-    let plan = outcome.map_err(terraform_failure)?;
+    let plan = outcome.map_err(failure)?;
     let summary = summary(&plan);
     if plan.has_changes {
         tracing::warn!(cluster = %cluster_id, changes = summary.changes.len(), "drift detected");
@@ -363,7 +363,8 @@ pub(super) async fn plan_only(
     let scratch = tempfile_dir(work)?;
     write_blueprint(&blueprint, &scratch)?;
     let terraform_dir = scratch.join("terraform");
-    write_backend_override(&terraform_dir).map_err(|e| retryable(e, "Workspace", None))?;
+    write_backend_override(&terraform_dir)
+        .map_err(|e| retryable(e, FailureCode::Workspace, None))?;
     let credentials =
         terraform_credentials::for_target(work, &request.target, &terraform_dir).await?;
     let terraform = with_env(&work.terraform, &credentials);
@@ -384,7 +385,7 @@ pub(super) async fn plan_only(
     drop(credentials);
     writer.finish().await;
     let _ = std::fs::remove_dir_all(&scratch);
-    Ok(summary(&outcome.map_err(terraform_failure)?))
+    Ok(summary(&outcome.map_err(failure)?))
 }
 
 /// The cluster's working directory with the blueprint rendered into it; returns the
@@ -412,7 +413,7 @@ fn render(
     cluster: &ClusterSpec,
     target: &windlass_workflows::cluster_contracts::CloudTarget,
 ) -> Result<Blueprint, ActivityError> {
-    super::rendering::blueprint(cluster, target).map_err(|e| terminal(e, "InvalidInput"))
+    super::rendering::blueprint(cluster, target).map_err(|e| terminal(e, FailureCode::InvalidInput))
 }
 
 fn with_env(terraform: &Terraform, credentials: &TerraformCredentials) -> Terraform {
@@ -447,7 +448,7 @@ async fn take_lock(
     let lock = match remote.lock_with_info(operation, &who, &me.to_info()).await {
         Ok(lease) => return Ok((lease, None)),
         Err(TerraformError::Locked(lock)) => lock,
-        Err(other) => return Err(terraform_failure(other)),
+        Err(other) => return Err(failure(other)),
     };
     let scheduled = info
         .current_attempt_scheduled_time
@@ -457,18 +458,15 @@ async fn take_lock(
     };
     let verdict = judge(&lock, &me, scheduled, SystemTime::now(), policy);
     if !verdict.is_dead() {
-        return Err(terraform_failure(TerraformError::Locked(lock)));
+        return Err(failure(TerraformError::Locked(lock)));
     }
     let at_once = !matches!(verdict, LockVerdict::StaleAfterGrace);
     tracing::warn!(lock = %lock.id, holder = %lock.who, created = %lock.created, %verdict, at_once, "breaking a state lock left by a dead attempt");
-    remote
-        .break_lock(&lock.id)
-        .await
-        .map_err(terraform_failure)?;
+    remote.break_lock(&lock.id).await.map_err(failure)?;
     let lease = remote
         .lock_with_info(operation, &who, &me.to_info())
         .await
-        .map_err(terraform_failure)?;
+        .map_err(failure)?;
     let when = if at_once {
         "at once"
     } else {
@@ -503,7 +501,7 @@ fn cluster_addresses(blueprint: &Blueprint) -> Vec<String> {
 
 fn working_directory(work: &ClusterWork, cluster: &ClusterSpec) -> Result<PathBuf, ActivityError> {
     let dir = work.workdir.join(cluster.id.to_string());
-    std::fs::create_dir_all(&dir).map_err(|e| retryable(e, "Workspace", None))?;
+    std::fs::create_dir_all(&dir).map_err(|e| retryable(e, FailureCode::Workspace, None))?;
     Ok(dir)
 }
 
@@ -512,14 +510,14 @@ fn tempfile_dir(work: &ClusterWork) -> Result<PathBuf, ActivityError> {
         .workdir
         .join("plans")
         .join(uuid::Uuid::new_v4().to_string());
-    std::fs::create_dir_all(&dir).map_err(|e| retryable(e, "Workspace", None))?;
+    std::fs::create_dir_all(&dir).map_err(|e| retryable(e, FailureCode::Workspace, None))?;
     Ok(dir)
 }
 
 /// Writes the rendered files, replacing what a previous render left (but not terraform's
 /// `.terraform/` cache or the local state file, which `check_out` replaces).
 fn write_blueprint(blueprint: &Blueprint, root: &Path) -> Result<(), ActivityError> {
-    let io = |e: std::io::Error| retryable(e, "Workspace", None);
+    let io = |e: std::io::Error| retryable(e, FailureCode::Workspace, None);
     let terraform_dir = root.join("terraform");
     if terraform_dir.exists() {
         for entry in std::fs::read_dir(&terraform_dir).map_err(io)? {
@@ -580,18 +578,5 @@ fn summary(plan: &Plan) -> TerraformSummary {
                 action: c.action().to_owned(),
             })
             .collect(),
-    }
-}
-
-fn terraform_failure(error: TerraformError) -> ActivityError {
-    match error {
-        TerraformError::Cancelled(_) => ActivityError::cancelled(),
-        // Locks clear when their holder ends; come back soon rather than with backoff.
-        TerraformError::Locked(_) => retryable(error, "StateLocked", Some(Duration::from_secs(5))),
-        TerraformError::Refused(_) => terminal(error, "PlanRefused"),
-        // This attempt was taken for dead and another holds the state: it must stop.
-        TerraformError::LockLost(_) => terminal(error, "StateLockLost"),
-        ref e if e.is_retryable() => retryable(error, "TerraformFailed", None),
-        _ => terminal(error, "TerraformFailed"),
     }
 }

@@ -11,7 +11,7 @@ use windlass_workflows::deployment_contracts::{
 };
 
 use crate::backplane::{SharedBackplane, StoreBackplane};
-use crate::error::retryable_unless;
+use crate::error::failure;
 
 pub struct DeploymentRecords {
     backplane: SharedBackplane,
@@ -25,10 +25,6 @@ impl DeploymentRecords {
     pub fn with_backplane(backplane: SharedBackplane) -> Self {
         Self { backplane }
     }
-}
-
-fn failure(error: windlass_core::Error) -> ActivityError {
-    retryable_unless(!error.is_retryable(), error)
 }
 
 #[activities]

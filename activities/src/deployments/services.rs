@@ -11,14 +11,12 @@ use windlass_workflows::deployment_contracts::{
 };
 
 use super::DeploymentActivities;
-use crate::clusters::charts::helm_failure;
 use crate::clusters::storage::{kubeconfig_ref, read_kubeconfig};
-use crate::error::{retryable, terminal};
+use crate::error::{FailureCode, failure, retryable, terminal};
 use crate::heartbeat::{heartbeating, supervised};
 use crate::helm::{Chart, Kubeconfig, Release};
 use crate::kube::{
-    KubeError, RolloutEvent, apply_secret, client_from_kubeconfig, ensure_namespace,
-    wait_for_rollout,
+    RolloutEvent, apply_secret, client_from_kubeconfig, ensure_namespace, wait_for_rollout,
 };
 use crate::step_log::mask_kubeconfig;
 
@@ -55,7 +53,7 @@ async fn kube_client(
 ) -> Result<kube::Client, ActivityError> {
     heartbeating(ctx, client_from_kubeconfig(&cluster.text))
         .await?
-        .map_err(kube_failure)
+        .map_err(failure)
 }
 
 pub(super) async fn prepare_namespace(
@@ -77,21 +75,22 @@ pub(super) async fn prepare_namespace(
     ]);
     heartbeating(ctx, ensure_namespace(&client, &request.namespace, &labels))
         .await?
-        .map_err(kube_failure)?;
+        .map_err(failure)?;
     let mut digests = BTreeMap::new();
     for (service, variables) in &request.secrets {
         let mut data = BTreeMap::new();
         let mut digest = Sha256::new();
         for (variable, secret) in variables {
-            let granted =
-                work.backplane
-                    .run_secret(request.run_id, request.organization_id, secret)
-                    .await
-                    .map_err(|e| match e {
-                        windlass_core::Error::Forbidden(_)
-                        | windlass_core::Error::NotFound { .. } => terminal(e, "SecretUnavailable"),
-                        e => retryable(e, "SecretUnavailable", None),
-                    })?;
+            let granted = work
+                .backplane
+                .run_secret(request.run_id, request.organization_id, secret)
+                .await
+                .map_err(|e| match e {
+                    windlass_core::Error::Forbidden(_) | windlass_core::Error::NotFound { .. } => {
+                        terminal(e, FailureCode::SecretUnavailable)
+                    }
+                    e => retryable(e, FailureCode::SecretUnavailable, None),
+                })?;
             // The sealed version, not the value: re-sealed on every write, opaque.
             digest.update(format!("{variable}={};", granted.sealed_tag));
             data.insert(variable.clone(), zeroize::Zeroizing::new(granted.value));
@@ -113,7 +112,7 @@ pub(super) async fn prepare_namespace(
             ),
         )
         .await?
-        .map_err(kube_failure)?;
+        .map_err(failure)?;
         tracing::info!(namespace = %request.namespace, %service, keys = data.len(), "service secrets written");
     }
     Ok(digests)
@@ -215,10 +214,10 @@ async fn upgrade_fetching_the_chart(
         {
             tracing::warn!(release = %release.name, %error, "chart host refused");
             if !error.is_retryable() {
-                return Err(terminal(error, "ChartHostRefused"));
+                return Err(failure(error));
             }
             log(&format!("Error: {error}"));
-            last = Some(terminal(error, "ChartFetchFailed"));
+            last = Some(failure(error));
             tokio::time::sleep(pause).await;
             continue;
         }
@@ -237,10 +236,10 @@ async fn upgrade_fetching_the_chart(
             Ok(installed) => return Ok(installed),
             Err(error @ crate::helm::HelmError::ChartFetch { .. }) => {
                 tracing::warn!(release = %release.name, %error, "chart could not be fetched");
-                last = Some(helm_failure(error));
+                last = Some(failure(error));
                 tokio::time::sleep(pause).await;
             }
-            Err(error) => return Err(helm_failure(error)),
+            Err(error) => return Err(failure(error)),
         }
     }
     Err(last.expect("at least one try"))
@@ -307,7 +306,7 @@ pub(super) async fn roll_back(
                     )
                     .await
                 }
-                Err(error) => Err(helm_failure(error)),
+                Err(error) => Err(failure(error)),
             }
         }
         None => {
@@ -330,7 +329,7 @@ pub(super) async fn roll_back(
                 ),
             )
             .await
-            .map_err(helm_failure)
+            .map_err(failure)
         }
     };
     writer.finish().await;
@@ -364,7 +363,7 @@ pub(super) async fn prune(
         .await;
         if let Err(error) = removed {
             writer.finish().await;
-            return Err(helm_failure(error));
+            return Err(failure(error));
         }
     }
     writer.finish().await;
@@ -389,7 +388,7 @@ async fn watch(
         wait_for_rollout(&client, namespace, workload, timeout, &mut on_event),
     )
     .await?
-    .map_err(kube_failure)
+    .map_err(failure)
 }
 
 fn user_chart(source: &ChartSource) -> Chart {
@@ -412,13 +411,5 @@ fn describe(workload: &Workload) -> String {
         Workload::Job(name) => format!("job/{name} to complete"),
         Workload::Scheduled => "nothing (runs on its schedule)".into(),
         Workload::Release(name) => format!("the deployments of release {name}"),
-    }
-}
-
-fn kube_failure(error: KubeError) -> ActivityError {
-    if error.is_retryable() {
-        retryable(error, "KubernetesUnavailable", Some(Duration::from_secs(2)))
-    } else {
-        terminal(error, "RolloutFailed")
     }
 }

@@ -143,6 +143,21 @@ fn embedded_v4(a: Ipv6Addr) -> Option<Ipv4Addr> {
     (mapped || compatible || nat64).then_some(tail)
 }
 
+/// A refusal is final; a failed lookup is retried by fetching, which reports it.
+impl crate::error::StepError for ChartHostError {
+    fn verdict(&self) -> crate::error::Verdict {
+        crate::error::Verdict::Terminal
+    }
+
+    fn failure_code(&self) -> crate::error::FailureCode {
+        if self.is_retryable() {
+            crate::error::FailureCode::ChartFetchFailed
+        } else {
+            crate::error::FailureCode::ChartHostRefused
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

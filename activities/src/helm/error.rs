@@ -211,6 +211,29 @@ fn error_message(stderr: &str) -> String {
         .to_string()
 }
 
+impl crate::error::StepError for HelmError {
+    fn verdict(&self) -> crate::error::Verdict {
+        use crate::error::Verdict;
+        match self {
+            Self::Cancelled(_) => Verdict::Cancelled,
+            other if other.is_retryable() => {
+                Verdict::retry_after(std::time::Duration::from_secs(5))
+            }
+            _ => Verdict::Terminal,
+        }
+    }
+
+    fn failure_code(&self) -> crate::error::FailureCode {
+        use crate::error::FailureCode;
+        match self {
+            Self::WebhookNotReady { .. } => FailureCode::AdmissionWebhookNotReady,
+            Self::Conflict { .. } => FailureCode::FieldManagerConflict,
+            Self::ChartFetch { .. } => FailureCode::ChartFetchFailed,
+            _ => FailureCode::HelmFailed,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -62,6 +62,24 @@ impl From<kube::Error> for KubeError {
     }
 }
 
+impl crate::error::StepError for KubeError {
+    fn verdict(&self) -> crate::error::Verdict {
+        if self.is_retryable() {
+            crate::error::Verdict::retry_after(std::time::Duration::from_secs(2))
+        } else {
+            crate::error::Verdict::Terminal
+        }
+    }
+
+    fn failure_code(&self) -> crate::error::FailureCode {
+        if self.is_retryable() {
+            crate::error::FailureCode::KubernetesUnavailable
+        } else {
+            crate::error::FailureCode::RolloutFailed
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -82,3 +82,26 @@ fn describe_refusal(changes: &[ResourceChange]) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+impl crate::error::StepError for TerraformError {
+    fn verdict(&self) -> crate::error::Verdict {
+        use crate::error::Verdict;
+        match self {
+            Self::Cancelled(_) => Verdict::Cancelled,
+            // Locks clear when their holder ends; come back soon rather than with backoff.
+            Self::Locked(_) => Verdict::retry_after(std::time::Duration::from_secs(5)),
+            other => Verdict::retry_if(other.is_retryable()),
+        }
+    }
+
+    fn failure_code(&self) -> crate::error::FailureCode {
+        use crate::error::FailureCode;
+        match self {
+            Self::Locked(_) => FailureCode::StateLocked,
+            Self::Refused(_) => FailureCode::PlanRefused,
+            // This attempt was taken for dead and another holds the state: it must stop.
+            Self::LockLost(_) => FailureCode::StateLockLost,
+            _ => FailureCode::TerraformFailed,
+        }
+    }
+}
