@@ -9,7 +9,6 @@ mod config;
 mod deploy_command;
 mod dev;
 mod logging;
-mod placed_worker;
 mod serve;
 mod standins;
 mod worker;

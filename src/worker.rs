@@ -1,6 +1,8 @@
 //! `windlass worker`: polls its task queues (one SDK worker per queue), serves health and
 //! metrics, and drains on SIGTERM.
 
+mod placed;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -190,7 +192,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
         .limiter(&args.redis, metrics.clone())
         .await?;
     let (config, queues, backing, activities) = match &args.placement_credential {
-        Some(credential) => crate::placed_worker::prepare(&args, credential, limiter).await?,
+        Some(credential) => placed::prepare(&args, credential, limiter).await?,
         None => {
             let store = args.store.connect().await?;
             let keys = Arc::new(args.keys.key_ring(&store).await?);

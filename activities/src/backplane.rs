@@ -75,7 +75,8 @@ where
     }
 }
 
-pub use crate::backplane_store::StoreBackplane;
+mod store;
+pub use store::StoreBackplane;
 
 #[cfg(test)]
 mod tests {

@@ -10,7 +10,6 @@ pub mod azure;
 pub mod azure_access;
 pub mod backplane;
 pub mod backplane_http;
-mod backplane_store;
 pub use windlass_core::bounded_cache;
 pub mod cluster_records;
 pub mod clusters;

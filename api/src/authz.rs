@@ -15,7 +15,7 @@ use windlass_core::placements::{self, Placement};
 use windlass_core::rbac::{self, Permission, Role, Target};
 
 use crate::AppState;
-use crate::audit::Caller;
+use crate::caller::Caller;
 use crate::oidc::{Identity, OrganizationConnection, TokenError, TrustedIssuer, claimed_issuer};
 use crate::problem::Problem;
 
@@ -55,7 +55,10 @@ pub async fn authenticate(
         .extensions_mut()
         .insert(crate::client_address::ClientAddress(client));
     if PUBLIC.contains(&request.uri().path())
-        || request.uri().path().starts_with(crate::webhooks::PREFIX)
+        || request
+            .uri()
+            .path()
+            .starts_with(crate::webhook_signature::PREFIX)
     {
         return next.run(request).await;
     }

@@ -10,26 +10,27 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 use windlass_core::blueprint::{Blueprint, Inventory, render, render_values};
-use windlass_core::cloud_accounts::{CloudAccount, CloudProvider, aws_role_arn};
+use windlass_core::cloud_accounts::CloudAccount;
 use windlass_core::clusters::parse_minor_version;
 use windlass_core::clusters::{ClusterSpec, NetworkSpec, NodePoolSpec};
 use windlass_core::maintenance::MaintenanceWindow;
 use windlass_core::rbac::{Permission, Target};
 use windlass_core::runs::{NewRun, Run, RunStatus, WorkflowKind};
 use windlass_workflows::cluster_contracts::{
-    AwsTarget, CloudTarget, DeleteClusterInput, MaintenanceInput, MaintenanceTask,
-    ProvisionClusterInput, UpgradeClusterInput,
+    CloudTarget, DeleteClusterInput, MaintenanceInput, MaintenanceTask, ProvisionClusterInput,
+    UpgradeClusterInput,
 };
-use windlass_workflows::contracts::AzureTarget;
 use windlass_workflows::engine::EngineError;
 
 use crate::AppState;
 use crate::authz::Authenticated;
 use crate::cloud_accounts::require_verified;
 use crate::extract::{Json, Path, Query};
+use crate::launch::{
+    LaunchAudit, acting_target, fingerprint, idempotency_key, launch, launch_with,
+};
 use crate::pagination::{Page, PageQuery};
 use crate::problem::Problem;
-use crate::runs::{LaunchAudit, fingerprint, idempotency_key, launch, launch_with};
 use windlass_core::store::{Connection, Store};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
@@ -324,27 +325,6 @@ async fn take_back_from_maintenance(
     .await?;
     tracing::info!(run_id = %hold.id, "maintenance stopped for a delete");
     Ok(())
-}
-
-/// Cluster operations act as Windlass's multi-tenant application in the customer's tenant
-/// (the principal the access setup created and granted the custom role), or as the role
-/// Windlass may assume in the customer's AWS account.
-pub(crate) fn acting_target(account: &CloudAccount, application_id: &str) -> CloudTarget {
-    match account.provider {
-        CloudProvider::Azure => CloudTarget::Azure(AzureTarget {
-            organization_id: account.organization_id,
-            cloud_account_id: account.id,
-            tenant_id: account.tenant_id.clone(),
-            subscription_id: account.external_id.clone(),
-            setup_identity_client_id: application_id.to_owned(),
-        }),
-        CloudProvider::Aws => CloudTarget::Aws(AwsTarget {
-            organization_id: account.organization_id,
-            cloud_account_id: account.id,
-            account_id: account.external_id.clone(),
-            role_arn: aws_role_arn(&account.external_id),
-        }),
-    }
 }
 
 /// The terraform (azurerm) and helm values that reproduce the cluster.

@@ -16,13 +16,13 @@ use windlass_core::runs::{InsertedRun, NewRun, Run, RunStatus, WorkflowKind};
 use windlass_workflows::deployment_contracts::{DeployEnvironmentInput, DeploymentRequest};
 
 use crate::AppState;
-use crate::audit::Caller;
 use crate::authz::Authenticated;
+use crate::caller::Caller;
 use crate::environments::{check_services, environment_for};
 use crate::extract::{Json, Path, Query};
+use crate::launch::{acting_target, fingerprint, idempotency_key};
 use crate::pagination::{Page, PageQuery};
 use crate::problem::Problem;
-use crate::runs::{fingerprint, idempotency_key};
 use windlass_core::store::Store;
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
@@ -135,7 +135,7 @@ pub(crate) async fn request_deployment(
                 .await;
         }
     };
-    let target = crate::clusters::acting_target(&account, &state.config.azure_application_id);
+    let target = acting_target(&account, &state.config.azure_application_id);
     let new_run = NewRun {
         organization_id,
         kind: WorkflowKind::DeployEnvironment,

@@ -21,7 +21,7 @@ use crate::authz::Authenticated;
 use crate::extract::{Json, Path, Query};
 use crate::pagination::{Page, PageQuery};
 use crate::problem::Problem;
-use crate::webhooks::new_webhook_secret;
+use crate::webhook_signature::new_webhook_secret;
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -334,7 +334,7 @@ pub(crate) async fn environment_for(
     organization_id: Uuid,
     environment_id: Uuid,
     permission: Permission,
-) -> Result<(crate::audit::Caller, EnvironmentSpec), Problem> {
+) -> Result<(crate::caller::Caller, EnvironmentSpec), Problem> {
     // Organisation-wide permission first, so a stranger learns nothing of the environment.
     let environment = match state
         .store

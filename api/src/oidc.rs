@@ -15,7 +15,9 @@ use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::jwks_cache::JwksCache;
+mod jwks_cache;
+
+use jwks_cache::JwksCache;
 
 #[derive(Debug, Clone)]
 pub struct TrustedIssuer {

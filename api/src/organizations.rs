@@ -128,7 +128,7 @@ async fn create_organization(
                 .await
         }
         Err(AuditedError::Audit(error)) => {
-            Err(crate::audit::unwritable(error, "organizations.create"))
+            Err(crate::caller::unwritable(error, "organizations.create"))
         }
     }
 }

@@ -27,8 +27,8 @@ use windlass_workflows::deployment_contracts::{
 };
 
 use crate::AppState;
-use crate::audit::Caller;
 use crate::authz::Authenticated;
+use crate::caller::Caller;
 use crate::extract::{Json, Path};
 use crate::problem::Problem;
 

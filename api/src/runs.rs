@@ -4,13 +4,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 use windlass_core::cloud_accounts::{CloudAccount, CloudProvider};
 use windlass_core::runs::{
-    InsertedRun, NewRun, Run, RunFilter, RunPosition, RunStatus, Step, StepStatus, WorkflowKind,
+    NewRun, Run, RunFilter, RunPosition, RunStatus, Step, StepStatus, WorkflowKind,
 };
 use windlass_core::step_logs::LogLine;
 use windlass_workflows::aws_access_contracts::AwsAccessVerifyInput;
@@ -19,16 +18,13 @@ use windlass_workflows::contracts::{AzureAccessSetupInput, AzureAccessTeardownIn
 use windlass_workflows::deployment_contracts::CancelledDeployment;
 use windlass_workflows::engine::{Accepted, EngineError};
 
-use futures::future::BoxFuture;
 use windlass_core::rbac::Permission;
-use windlass_core::store::{Connection, Store};
 
 use crate::AppState;
-use crate::audit::Caller;
 
 use crate::authz::Authenticated;
-use crate::clusters::acting_target;
 use crate::extract::{Json, Path, Query};
+use crate::launch::{LaunchAudit, acting_target, fingerprint, idempotency_key, launch};
 use crate::pagination::{Page, PageQuery};
 use crate::problem::Problem;
 
@@ -206,26 +202,6 @@ impl RunDetail {
     }
 }
 
-/// A hash of a request body, so a reused idempotency key with a different body is refused.
-pub(crate) fn fingerprint(request: &impl Serialize) -> String {
-    let canonical = serde_json::to_vec(request).unwrap_or_default();
-    format!("{:x}", Sha256::digest(canonical))
-}
-
-pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
-    let Some(value) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    let key = value
-        .to_str()
-        .ok()
-        .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
-        .ok_or_else(|| {
-            Problem::bad_request("Idempotency-Key must be 1 to 255 visible ASCII characters")
-        })?;
-    Ok(Some(key.to_owned()))
-}
-
 /// Start a workflow run. With an `Idempotency-Key`, repeating the request returns the run
 /// it started the first time (200) instead of starting another (202).
 #[utoipa::path(post, path = "/v1/organizations/{organization_id}/runs", tag = "runs",
@@ -292,149 +268,6 @@ async fn prepare_start(
         request_fingerprint: fingerprint(&request),
         input,
     })
-}
-
-/// Who starts a run and how its entry reads: `refused_resource` names what a refused
-/// start was about (no run exists then).
-pub(crate) struct LaunchAudit<'a> {
-    pub caller: &'a Caller,
-    pub action: &'a str,
-    pub refused_resource: String,
-    pub details: serde_json::Value,
-}
-
-impl LaunchAudit<'_> {
-    /// Records a start refused before anything was written.
-    pub async fn refused<T>(
-        self,
-        state: &AppState,
-        organization_id: Uuid,
-        problem: Problem,
-    ) -> Result<T, Problem> {
-        self.caller
-            .refused(
-                state,
-                Some(organization_id),
-                self.action,
-                self.refused_resource,
-                self.details,
-                problem,
-            )
-            .await
-    }
-}
-
-/// Records a run and starts its workflow; with an idempotency key already used for the
-/// same request, returns that run instead (200). A run whose start was interrupted is
-/// started now.
-///
-/// The run, its idempotency key and the start's audit entry (`resource` names what the
-/// entry is about) commit together; Temporal is asked after, so a start the API could not
-/// hand over stays pending and is handed over by the repeat.
-pub(crate) async fn launch(
-    state: &AppState,
-    audit: LaunchAudit<'_>,
-    new: NewRun,
-    resource: impl Fn(&Run) -> String,
-) -> Result<(StatusCode, Run), Problem> {
-    launch_with(state, audit, new, resource, |_| Box::pin(async { Ok(()) })).await
-}
-
-/// [`launch`], with `before` made in the same transaction before the run is recorded (a
-/// cluster's row, a deployment's).
-pub(crate) async fn launch_with<B>(
-    state: &AppState,
-    audit: LaunchAudit<'_>,
-    new: NewRun,
-    resource: impl Fn(&Run) -> String,
-    before: B,
-) -> Result<(StatusCode, Run), Problem>
-where
-    B: for<'c> FnOnce(&'c mut Connection) -> BoxFuture<'c, windlass_core::Result<()>>
-        + Send
-        + 'static,
-{
-    let organization_id = new.organization_id;
-    let input = new.input.clone();
-    let in_flight_limit = state.config.runs_in_flight_per_organization;
-    let LaunchAudit {
-        caller,
-        action,
-        refused_resource,
-        mut details,
-    } = audit;
-    if let Some(map) = details.as_object_mut() {
-        map.insert(
-            "idempotency_key".into(),
-            new.idempotency_key.is_some().into(),
-        );
-    }
-    let inserted = caller
-        .audited(
-            state,
-            Some(organization_id),
-            action,
-            |inserted: Option<&InsertedRun>| match inserted {
-                Some(InsertedRun::Created(run) | InsertedRun::Existing(run)) => resource(run),
-                None => refused_resource.clone(),
-            },
-            details,
-            move |conn| {
-                Box::pin(async move {
-                    before(conn).await?;
-                    Store::insert_run_on(conn, new, in_flight_limit).await
-                })
-            },
-        )
-        .await?;
-    let (run, status) = match inserted {
-        InsertedRun::Existing(run) if run.status != RunStatus::Pending => {
-            return Ok((StatusCode::OK, run));
-        }
-        // A first attempt that died before Temporal answered: finish starting it.
-        InsertedRun::Existing(run) => (run, StatusCode::OK),
-        InsertedRun::Created(run) => (run, StatusCode::ACCEPTED),
-    };
-    match state
-        .engine
-        .start(run.kind, organization_id, &run.workflow_id, input)
-        .await
-    {
-        Ok(temporal_run_id) => {
-            state
-                .store
-                .mark_run_started(run.id, &temporal_run_id)
-                .await?;
-        }
-        Err(error) => {
-            // If Temporal did start it and only the answer was lost, the run is real.
-            if state
-                .engine
-                .describe(run.engine_workflow_id())
-                .await
-                .is_ok()
-            {
-                tracing::warn!(run_id = %run.id, %error, "start answer lost; workflow exists");
-                state.store.mark_run_started(run.id, "").await?;
-            } else {
-                // The run's end is on the record with its start.
-                state
-                    .store
-                    .record_run_end(
-                        run.id,
-                        RunStatus::Failed,
-                        None,
-                        Some(&format!("could not start: {error}")),
-                        "api",
-                    )
-                    .await?;
-                return Err(error.into());
-            }
-        }
-    }
-    tracing::info!(run_id = %run.id, kind = run.kind.as_str(), %organization_id, "run started");
-    let run = state.store.run(organization_id, run.id).await?;
-    Ok((status, run))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -8,6 +8,14 @@
 //! body only) is no longer accepted.
 
 use aws_lc_rs::hmac;
+use uuid::Uuid;
+use windlass_core::environments::EnvironmentSpec;
+use windlass_core::secrets::{seal_secret, webhook_secret_name};
+use windlass_core::store::SealedSecret;
+use zeroize::Zeroizing;
+
+use crate::AppState;
+use crate::problem::Problem;
 
 pub const SIGNATURE_HEADER: &str = "windlass-signature";
 /// How far in the past a signature may be dated.
@@ -141,6 +149,31 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
         .collect()
+}
+
+/// Where the signed webhook routes live: callers there authenticate by signature, not by
+/// bearer token (`authz`).
+pub(crate) const PREFIX: &str = "/v1/webhooks/";
+
+/// A new signing secret for the environment, and its sealed form that replaces any other
+/// when stored (with its audit entry: `Store::upsert_sealed_secret_on`).
+pub(crate) async fn new_webhook_secret(
+    state: &AppState,
+    environment: &EnvironmentSpec,
+) -> Result<(Zeroizing<String>, SealedSecret), Problem> {
+    let secret = Zeroizing::new(format!(
+        "whsec_{}{}",
+        Uuid::new_v4().simple(),
+        Uuid::new_v4().simple()
+    ));
+    let sealed = seal_secret(
+        &state.keys,
+        environment.organization_id,
+        &webhook_secret_name(environment.id),
+        &secret,
+    )
+    .await?;
+    Ok((secret, sealed))
 }
 
 #[cfg(test)]

@@ -17,46 +17,21 @@ use uuid::Uuid;
 use windlass_core::audit::{ActorKind, AuditResult};
 use windlass_core::deployments::DeploymentTrigger;
 use windlass_core::environments::EnvironmentSpec;
-use windlass_core::secrets::{SecretRef, open_secret, seal_secret, webhook_secret_name};
-use windlass_core::store::SealedSecret;
-use zeroize::Zeroizing;
+use windlass_core::secrets::{SecretRef, open_secret, webhook_secret_name};
 
 use crate::AppState;
-use crate::audit::Caller;
+use crate::caller::Caller;
 use crate::deployments::{DeployRequest, DeploymentStarted, request_deployment};
 use crate::extract::Path;
+use crate::launch::idempotency_key;
 use crate::problem::Problem;
-use crate::runs::idempotency_key;
 use crate::webhook_refusals::{RefusalSummary, WebhookRefusals};
 use crate::webhook_signature::{self, PresentedSignature, Refusal};
 pub use crate::webhook_signature::{SIGNATURE_HEADER, sign};
 
 /// Paths under this prefix authenticate themselves (by signature), not with a bearer token.
-pub(crate) const PREFIX: &str = "/v1/webhooks/";
-
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(webhook_deploy))
-}
-
-/// A new signing secret for the environment, and its sealed form that replaces any other
-/// when stored (with its audit entry: `Store::upsert_sealed_secret_on`).
-pub(crate) async fn new_webhook_secret(
-    state: &AppState,
-    environment: &EnvironmentSpec,
-) -> Result<(Zeroizing<String>, SealedSecret), Problem> {
-    let secret = Zeroizing::new(format!(
-        "whsec_{}{}",
-        Uuid::new_v4().simple(),
-        Uuid::new_v4().simple()
-    ));
-    let sealed = seal_secret(
-        &state.keys,
-        environment.organization_id,
-        &webhook_secret_name(environment.id),
-        &secret,
-    )
-    .await?;
-    Ok((secret, sealed))
 }
 
 /// Deploy an environment from a CI pipeline (signed; see the module documentation).

@@ -74,7 +74,7 @@ impl ClusterWork {
 
 #[derive(Clone)]
 pub struct ClusterActivities {
-    work: Arc<ClusterWork>,
+    pub(crate) work: Arc<ClusterWork>,
 }
 
 impl ClusterActivities {
@@ -89,27 +89,6 @@ impl ClusterActivities {
         ClusterLifecycleActivities {
             work: self.work.clone(),
         }
-    }
-
-    /// The deployment activities, sharing this worker's cluster clients; they resolve
-    /// secrets for their runs with `keys`.
-    pub fn deployments(
-        &self,
-        store: windlass_core::Store,
-        keys: Arc<windlass_core::keys::KeyRing>,
-    ) -> crate::deployments::DeploymentActivities {
-        self.deployments_with(Arc::new(crate::backplane::StoreBackplane::new(
-            store,
-            Some(keys),
-        )))
-    }
-
-    /// The deployment activities, reading granted secrets through `backplane`.
-    pub fn deployments_with(
-        &self,
-        backplane: crate::backplane::SharedBackplane,
-    ) -> crate::deployments::DeploymentActivities {
-        crate::deployments::DeploymentActivities::new(self.work.clone(), backplane)
     }
 
     /// The maintenance activities, sharing this worker's clients and settings.

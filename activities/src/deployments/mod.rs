@@ -28,6 +28,31 @@ pub struct DeploymentActivities {
     backplane: SharedBackplane,
 }
 
+/// The deployment activities of a worker that runs cluster work share its clients and
+/// settings (declared here: deployments build on clusters, not the other way round).
+impl crate::clusters::ClusterActivities {
+    /// The deployment activities, sharing this worker's cluster clients; they resolve
+    /// secrets for their runs with `keys`.
+    pub fn deployments(
+        &self,
+        store: windlass_core::Store,
+        keys: Arc<windlass_core::keys::KeyRing>,
+    ) -> DeploymentActivities {
+        self.deployments_with(Arc::new(crate::backplane::StoreBackplane::new(
+            store,
+            Some(keys),
+        )))
+    }
+
+    /// The deployment activities, reading granted secrets through `backplane`.
+    pub fn deployments_with(
+        &self,
+        backplane: crate::backplane::SharedBackplane,
+    ) -> DeploymentActivities {
+        DeploymentActivities::new(self.work.clone(), backplane)
+    }
+}
+
 impl DeploymentActivities {
     pub(crate) fn new(work: Arc<ClusterWork>, backplane: SharedBackplane) -> Self {
         Self { work, backplane }

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use super::{
     Shared,
+    arm_common::{async_url, location_url, method_not_allowed, new_operation, parse_body, rg_key},
     reply::{arm_error, json, with_headers},
     state::{LroMode, Operation, Provider, State},
 };
@@ -199,16 +200,6 @@ fn versioned(api_version: &str, supported: &[&str], f: impl FnOnce() -> Response
             ),
         )
     }
-}
-
-pub(super) fn parse_body(body: &[u8]) -> Result<Value, Response> {
-    serde_json::from_slice(body).map_err(|e| {
-        arm_error(
-            StatusCode::BAD_REQUEST,
-            "InvalidRequestContent",
-            format!("The request content was invalid and could not be deserialized: {e}"),
-        )
-    })
 }
 
 // ---------------------------------------------------------------- providers
@@ -599,10 +590,6 @@ fn role_definition_exists(s: &State, role_def: &str) -> bool {
 
 // ---------------------------------------------------------- resource groups
 
-pub(super) fn rg_key(sub: &str, name: &str) -> String {
-    format!("/subscriptions/{sub}/resourcegroups/{name}").to_ascii_lowercase()
-}
-
 fn resource_group(
     shared: &Shared,
     method: &Method,
@@ -718,42 +705,6 @@ fn delete_resource_group(shared: &Shared, sub: &str, name: &str) -> Response {
 }
 
 // --------------------------------------------------------------- operations
-
-pub(super) fn new_operation(
-    s: &mut State,
-    sub: &str,
-    method: &str,
-    resource_key: &str,
-) -> Operation {
-    let op = Operation {
-        id: uuid::Uuid::new_v4().to_string(),
-        subscription_id: sub.to_string(),
-        method: method.to_string(),
-        resource_key: resource_key.to_string(),
-        polls_remaining: s.faults.lro_polls,
-        runs_until: (s.faults.lro_duration_ms > 0)
-            .then(|| Utc::now() + chrono::Duration::milliseconds(s.faults.lro_duration_ms as i64)),
-        outcome: s.faults.lro_outcome.clone(),
-        status: "InProgress".to_string(),
-        started_at: Utc::now(),
-    };
-    s.operations.insert(op.id.clone(), op.clone());
-    op
-}
-
-pub(super) fn async_url(base: &str, op: &Operation) -> String {
-    format!(
-        "{base}/subscriptions/{}/providers/Microsoft.Resources/operationStatuses/{}?api-version=2021-04-01",
-        op.subscription_id, op.id
-    )
-}
-
-pub(super) fn location_url(base: &str, op: &Operation) -> String {
-    format!(
-        "{base}/subscriptions/{}/operationresults/{}?api-version=2021-04-01",
-        op.subscription_id, op.id
-    )
-}
 
 /// Advances an operation by one poll, applying its effect when it ends.
 fn poll(s: &mut State, sub: &str, op_id: &str) -> Option<Operation> {
@@ -879,12 +830,4 @@ fn terminal_error(op: &Operation) -> Value {
     } else {
         json!({"code": "InternalOperationError", "message": "The operation failed (stand-in injected outcome)."})
     }
-}
-
-pub(super) fn method_not_allowed() -> Response {
-    arm_error(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "MethodNotAllowed",
-        "The requested method is not supported by the stand-in for this resource.",
-    )
 }

@@ -9,6 +9,7 @@
 
 mod aks_versions;
 mod arm;
+mod arm_common;
 mod auth;
 pub mod authorization;
 mod blob_containers;

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::{
     Shared,
-    arm::{location_url, method_not_allowed, new_operation, parse_body, rg_key},
+    arm_common::{location_url, method_not_allowed, new_operation, parse_body, rg_key},
     reply::{arm_error, json, with_headers},
 };
 

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use jsonwebtoken::DecodingKey;
 use jsonwebtoken::jwk::JwkSet;
 
-use crate::oidc::{TokenError, TrustedIssuer};
+use super::{TokenError, TrustedIssuer};
 
 pub(crate) struct JwksCache {
     http: reqwest::Client,

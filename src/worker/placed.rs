@@ -22,7 +22,7 @@ use zeroize::Zeroizing;
 
 type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
-use crate::worker::WorkerArgs;
+use super::WorkerArgs;
 
 /// The organisation's payload key line, from the API (re-read when a version is missing,
 /// so a rotation reaches a running worker). Any other line is refused.
