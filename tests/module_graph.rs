@@ -1,0 +1,109 @@
+//! Each crate's top-level modules point one way: no module reaches, through `crate::`
+//! paths, a module that reaches back to it. A circle makes modules impossible to read, test
+//! or move alone; shared machinery belongs below the modules that use it (`api/src/launch.rs`,
+//! `api/src/caller.rs`), and helpers of one family belong in that family's submodule.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+const CRATES: &[&str] = &[
+    "api/src",
+    "activities/src",
+    "standins/src",
+    "workers/src",
+    "workflows/src",
+    "src",
+];
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// Top-level module → the top-level modules its code names with `crate::` (tests and
+/// comments aside).
+fn edges(root: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let mut files = Vec::new();
+    rust_files(root, &mut files);
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in files {
+        let relative = file.strip_prefix(root).unwrap();
+        let top = relative
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy()
+            .trim_end_matches(".rs")
+            .to_owned();
+        if top == "lib" || top == "main" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        let targets = graph.entry(top.clone()).or_default();
+        for line in code.lines() {
+            let line = line.split("//").next().unwrap_or_default();
+            for (index, _) in line.match_indices("crate::") {
+                let name: String = line[index + "crate::".len()..]
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                if !name.is_empty() && name != top {
+                    targets.insert(name);
+                }
+            }
+        }
+    }
+    graph
+}
+
+/// The modules on a circle, found by walking back from each module.
+fn circles(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
+    let reaches = |from: &str| -> BTreeSet<String> {
+        let mut seen = BTreeSet::new();
+        let mut stack = vec![from.to_owned()];
+        while let Some(module) = stack.pop() {
+            for next in graph.get(&module).into_iter().flatten() {
+                if graph.contains_key(next) && seen.insert(next.clone()) {
+                    stack.push(next.clone());
+                }
+            }
+        }
+        seen
+    };
+    let mut found: Vec<Vec<String>> = Vec::new();
+    for module in graph.keys() {
+        let ahead = reaches(module);
+        if !ahead.contains(module) {
+            continue;
+        }
+        let circle: Vec<String> = ahead
+            .iter()
+            .filter(|other| reaches(other).contains(module))
+            .cloned()
+            .collect();
+        if !found.contains(&circle) {
+            found.push(circle);
+        }
+    }
+    found
+}
+
+#[test]
+fn no_crate_has_a_circle_between_its_modules() {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut all = Vec::new();
+    for krate in CRATES {
+        for circle in circles(&edges(&workspace.join(krate))) {
+            all.push(format!("{krate}: {}", circle.join(" ↔ ")));
+        }
+    }
+    assert!(all.is_empty(), "module circles:\n{}", all.join("\n"));
+}
