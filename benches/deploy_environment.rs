@@ -5,8 +5,11 @@
 //! should follow the slowest service, not the sum. `cargo bench --bench deploy_environment`
 //! (`BENCH_SERVICES`, default `1,10,50,200`).
 //!
+//! Services deploy at most 100 at once (`max_parallel`'s limit), so 200 take two waves.
+//!
 //! Also printed per deployment: the peak resident memory of this process (worker, API and
-//! stand-ins: an upper bound for the worker) plus its helm processes, sampled every 50 ms;
+//! the in-process stand-ins: an upper bound for the worker) plus its helm processes,
+//! sampled every 50 ms (Temporal's dev server and Azurite, also children, are not counted);
 //! and how soon a follower of the run's events (`GET .../runs/{id}/events`) hears of the
 //! first step start and of the first log line, against the times the worker recorded.
 //!
@@ -37,8 +40,8 @@ fn rollout_ms(index: usize) -> u64 {
     }
 }
 
-/// Resident memory of `pid` and every process below it, in kB.
-fn tree_rss_kb(pid: u32) -> u64 {
+/// Resident memory of `pid` and every helm process below it, in kB.
+fn worker_and_helm_rss_kb(pid: u32) -> u64 {
     let mut parents = std::collections::HashMap::<u32, Vec<u32>>::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Some(child) = entry
@@ -58,15 +61,29 @@ fn tree_rss_kb(pid: u32) -> u64 {
             parents.entry(ppid).or_default().push(child);
         }
     }
-    let mut total = 0;
-    let mut stack = vec![pid];
-    while let Some(p) = stack.pop() {
+    let rss = |p: u32| -> (String, u64) {
         let status = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default();
-        total += status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim().to_owned())
+                .unwrap_or_default()
+        };
+        let kb = field("VmRSS:")
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
             .unwrap_or(0);
+        (field("Name:"), kb)
+    };
+    let mut total = rss(pid).1;
+    let mut stack: Vec<u32> = parents.get(&pid).cloned().unwrap_or_default();
+    while let Some(p) = stack.pop() {
+        let (name, kb) = rss(p);
+        if name == "helm" {
+            total += kb;
+        }
         stack.extend(parents.get(&p).into_iter().flatten());
     }
     total
@@ -77,7 +94,7 @@ fn sample_peak(stop: Arc<AtomicBool>, peak: Arc<AtomicU64>) -> std::thread::Join
     std::thread::spawn(move || {
         let me = std::process::id();
         while !stop.load(Ordering::Relaxed) {
-            peak.fetch_max(tree_rss_kb(me), Ordering::Relaxed);
+            peak.fetch_max(worker_and_helm_rss_kb(me), Ordering::Relaxed);
             std::thread::sleep(Duration::from_millis(50));
         }
     })
@@ -189,11 +206,14 @@ async fn main() {
             .post(
                 &format!("/v1/organizations/{org}/projects/{project}/environments"),
                 json!({"name": format!("n{services}"), "type": "development",
-                       "cluster_id": cluster, "max_parallel": services, "services": specs}),
+                       "cluster_id": cluster, "max_parallel": services.min(100), "services": specs}),
                 &[],
             )
             .await;
-        let env = created["environment"]["id"].as_str().unwrap().to_owned();
+        let env = created["environment"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("environment not created: {created}"))
+            .to_owned();
         let (stop, peak) = (
             Arc::new(AtomicBool::new(false)),
             Arc::new(AtomicU64::new(0)),

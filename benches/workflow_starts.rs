@@ -158,7 +158,8 @@ async fn bench() {
             // Benchmarks start no Azure work: nobody reads the issuer.
             workload_identity_issuer: "http://127.0.0.1".into(),
             trusted_proxies: Default::default(),
-            runs_in_flight_per_organization: windlass_api::DEFAULT_RUNS_IN_FLIGHT_PER_ORGANIZATION,
+            // No worker runs these: every start stays in flight, and all are measured.
+            runs_in_flight_per_organization: u32::try_from(runs).unwrap_or(u32::MAX),
         }),
         auth: Arc::new(windlass_api::Authentication {
             oidc: windlass_api::oidc::OidcVerifier::new(vec![windlass_api::oidc::TrustedIssuer {
