@@ -163,17 +163,7 @@ async fn step_started(
     Json(step): Json<StepStarted>,
 ) -> Result<axum::Json<Option<StepJournalled>>, Problem> {
     placed_run(&state, &authn, run_id, false, "placement.step_started").await?;
-    let first_started_at = state
-        .store
-        .record_step_started(
-            run_id,
-            &step.step_key,
-            &step.activity_type,
-            step.attempt,
-            step.at,
-            step.waited_ms,
-        )
-        .await?;
+    let first_started_at = state.store.record_reported_start(run_id, &step).await?;
     announce_step(&state, run_id, &step.step_key, step.attempt).await;
     Ok(axum::Json(first_started_at.map(|first_started_at| {
         StepJournalled { first_started_at }
@@ -187,16 +177,7 @@ async fn step_finished(
     Json(step): Json<StepFinished>,
 ) -> Result<StatusCode, Problem> {
     placed_run(&state, &authn, run_id, false, "placement.step_finished").await?;
-    state
-        .store
-        .record_step_finished(
-            run_id,
-            &step.step_key,
-            step.attempt,
-            &step.end.into(),
-            step.at,
-        )
-        .await?;
+    state.store.record_reported_end(run_id, &step).await?;
     announce_step(&state, run_id, &step.step_key, step.attempt).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -80,28 +80,11 @@ impl RunBackplane for StoreBackplane {
         run_id: Uuid,
         step: StepStarted,
     ) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
-        self.store
-            .record_step_started(
-                run_id,
-                &step.step_key,
-                &step.activity_type,
-                step.attempt,
-                step.at,
-                step.waited_ms,
-            )
-            .await
+        self.store.record_reported_start(run_id, &step).await
     }
 
     async fn step_finished(&self, run_id: Uuid, step: StepFinished) -> Result<()> {
-        self.store
-            .record_step_finished(
-                run_id,
-                &step.step_key,
-                step.attempt,
-                &step.end.into(),
-                step.at,
-            )
-            .await
+        self.store.record_reported_end(run_id, &step).await
     }
 
     async fn append_step_log(&self, run_id: Uuid, step_key: &str, lines: &[LogLine]) -> Result<()> {

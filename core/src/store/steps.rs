@@ -9,6 +9,40 @@ use crate::runs::{Step, StepOutcome, StepStatus};
 use crate::{Error, Result};
 
 impl Store {
+    /// [`Store::record_step_started`] of an attempt's start as workers report it (directly,
+    /// or through the placement routes).
+    pub async fn record_reported_start(
+        &self,
+        run_id: Uuid,
+        step: &crate::placement_wire::StepStarted,
+    ) -> Result<Option<DateTime<Utc>>> {
+        self.record_step_started(
+            run_id,
+            &step.step_key,
+            &step.activity_type,
+            step.attempt,
+            step.at,
+            step.waited_ms,
+        )
+        .await
+    }
+
+    /// [`Store::record_step_finished`] of an attempt's end as workers report it.
+    pub async fn record_reported_end(
+        &self,
+        run_id: Uuid,
+        step: &crate::placement_wire::StepFinished,
+    ) -> Result<()> {
+        self.record_step_finished(
+            run_id,
+            &step.step_key,
+            step.attempt,
+            &step.end.clone().into(),
+            step.at,
+        )
+        .await
+    }
+
     /// An activity attempt began, having waited `waited_ms` for a worker since it was
     /// scheduled (where known). Attempts only move forward: a stale report from a worker
     /// that lost its task (a zombie attempt) changes nothing. Returns when the step's first
