@@ -57,7 +57,8 @@ impl ActivityInboundInterceptor for StepJournal {
             // Recording the outcome is bookkeeping, not a step of the user's run.
             .filter(|_| info.activity_type != activity_names::RECORD_OUTCOME);
         let step_key = info.activity_id.clone();
-        let attempt_info = info.clone();
+        // Only a retry may learn its step's first start from the journal.
+        let retry_info = (info.attempt > 1).then(|| info.clone());
         let activity_type = info.activity_type.clone();
         let attempt = info.attempt;
         // From this attempt's scheduling to its start: time spent waiting for a worker with
@@ -94,8 +95,8 @@ impl ActivityInboundInterceptor for StepJournal {
                     // A retry that lands here after another worker ran the step's first
                     // attempt learns when that began, so the step's budget (the guard, an
                     // inner interceptor) counts from it.
-                    if let Some(first_start) = first_start {
-                        step_time::learn_first_start(&attempt_info, first_start.into());
+                    if let (Some(info), Some(first_start)) = (&retry_info, first_start) {
+                        step_time::learn_first_start(info, first_start.into());
                     }
                     self.announce(run_id, &step_key, attempt).await
                 }
