@@ -61,28 +61,16 @@ fn worker_and_helm_rss_kb(pid: u32) -> u64 {
             parents.entry(ppid).or_default().push(child);
         }
     }
-    let rss = |p: u32| -> (String, u64) {
-        let status = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .map(|v| v.trim().to_owned())
-                .unwrap_or_default()
-        };
-        let kb = field("VmRSS:")
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .unwrap_or(0);
-        (field("Name:"), kb)
+    let rss =
+        |p: u32| windlass_activities::memory_budget::process_status_kb(p, "VmRSS").unwrap_or(0);
+    let is_helm = |p: u32| {
+        std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|name| name.trim() == "helm")
     };
-    let mut total = rss(pid).1;
+    let mut total = rss(pid);
     let mut stack: Vec<u32> = parents.get(&pid).cloned().unwrap_or_default();
     while let Some(p) = stack.pop() {
-        let (name, kb) = rss(p);
-        if name == "helm" {
-            total += kb;
+        if is_helm(p) {
+            total += rss(p);
         }
         stack.extend(parents.get(&p).into_iter().flatten());
     }

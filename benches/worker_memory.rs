@@ -25,12 +25,8 @@ fn env_list(name: &str, default: &[usize]) -> Vec<usize> {
 }
 
 fn resident_mb(pid: u32, field: &str) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
+    windlass_activities::memory_budget::process_status_kb(pid, field)
+        .map_or(0.0, |kb| kb as f64 / 1024.0)
 }
 
 /// Sets up access for one new organisation in its own tenant; whether it succeeded.
@@ -58,7 +54,11 @@ async fn serve_one_tenant(stack: &support::Stack) -> bool {
 #[tokio::main]
 async fn main() {
     let steps = env_list("BENCH_TENANTS", &[10, 100, 1000]);
-    let in_flight = env_list("BENCH_IN_FLIGHT", &[32])[0].max(1);
+    let in_flight = std::env::var("BENCH_IN_FLIGHT")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(32)
+        .max(1);
     let stack = std::sync::Arc::new(support::Stack::without_worker().await);
     // Azure's lags are not what this measures.
     stack.azure.without_propagation_delays();
@@ -99,8 +99,8 @@ async fn main() {
         }
         // Let idle connections and finished tasks settle before reading.
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let rss = resident_mb(pid, "VmRSS:");
-        let peak = resident_mb(pid, "VmHWM:");
+        let rss = resident_mb(pid, "VmRSS");
+        let peak = resident_mb(pid, "VmHWM");
         let first = *first_rss.get_or_insert(rss);
         println!(
             "{served:>8} {ok:>8} {failed:>8} {:>10.1} {rss:>12.1} {peak:>12.1} {:>10.2}",

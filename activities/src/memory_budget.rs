@@ -3,8 +3,8 @@
 //! A fixed number of activity slots says nothing about memory: twenty helm processes hold
 //! about 1 GB, forty-two about 2.2 GB, and so each helm process is admitted against a
 //! budget in megabytes, for what helm processes were seen to need: the highest peak
-//! (`VmHWM`) among the last few of them, read from `/proc` while they ran, with a starting guess until one has been
-//! seen. A process waits for room rather than starting; one that alone needs more than the
+//! (`VmHWM`) among the last few of them, read from `/proc` while they ran, with a starting
+//! guess until one has been seen. A process waits for room rather than starting; one that alone needs more than the
 //! whole budget runs when nothing else does. Slots then only bound what is cheap (a
 //! rollout watch, an API call) and can be many.
 
@@ -52,10 +52,6 @@ impl MemoryBudget {
         Self::new("helm", total_mb, HELM_FIRST_GUESS_MB)
     }
 
-    pub fn total_mb(&self) -> u32 {
-        self.total_mb
-    }
-
     /// Megabytes a process is admitted for now.
     pub fn estimate_mb(&self) -> u32 {
         let peaks = self.peaks.lock().unwrap_or_else(|e| e.into_inner());
@@ -73,8 +69,7 @@ impl MemoryBudget {
     /// Waits until a process fits, telling `waiting` once if it must wait.
     pub async fn admit(self: &Arc<Self>, waiting: impl FnOnce(&str)) -> Admission {
         let mb = self.estimate_mb();
-        let room = self.room.clone();
-        let permit = match room.clone().try_acquire_many_owned(mb) {
+        let permit = match self.room.clone().try_acquire_many_owned(mb) {
             Ok(permit) => permit,
             Err(_) => {
                 waiting(&format!(
@@ -83,7 +78,9 @@ impl MemoryBudget {
                     self.in_use_mb(),
                     self.total_mb
                 ));
-                room.acquire_many_owned(mb)
+                self.room
+                    .clone()
+                    .acquire_many_owned(mb)
                     .await
                     .expect("the budget's semaphore is never closed")
             }
@@ -140,13 +137,24 @@ impl Drop for Admission {
     }
 }
 
-/// The peak resident set of a running process (`VmHWM`), `None` once it is gone.
+/// The peak resident set of a running process (`VmHWM`), `None` once it is gone (a zombie
+/// reports no memory: it is done).
 fn peak_resident_kb(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    // A zombie has no memory left to report; it is done.
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
+    process_status_kb(pid, "VmHWM")
+}
+
+/// A memory figure of process `pid` from `/proc/<pid>/status` (`VmRSS`, `VmHWM`), in kB.
+pub fn process_status_kb(pid: u32, field: &str) -> Option<u64> {
+    kb_field(
+        &std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?,
+        field,
+    )
+}
+
+/// `<field>:   <n> kB` in a `/proc` file's text.
+fn kb_field(text: &str, field: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
@@ -156,11 +164,7 @@ fn peak_resident_kb(pid: u32) -> Option<u64> {
 pub fn default_total_mb() -> u32 {
     let available_mb = std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|info| {
-            info.lines()
-                .find_map(|line| line.strip_prefix("MemAvailable:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
+        .and_then(|info| kb_field(&info, "MemAvailable"))
         .map(|kb| u32::try_from(kb / 1024).unwrap_or(u32::MAX));
     available_mb.map_or(768, |mb| (mb / 4).clamp(256, 768))
 }

@@ -608,11 +608,6 @@ impl Helm {
         for key in OVERRIDING_ENV {
             command.env_remove(key);
         }
-        // Its own process group, which dies with this worker (and whenever this call ends):
-        // a Ctrl-C meant for the worker must not reach helm mid-upgrade, and a worker that
-        // dies must not leave helm running unsupervised; the release it leaves pending is
-        // recovered by the retry instead.
-        let _group = GroupWatchdog::arm(&mut command).map_err(HelmError::Spawn)?;
         let mut cancel = std::pin::pin!(cancel);
         // Room in the worker's helm memory first; a cancellation ends the wait.
         let mut admission = match &self.memory {
@@ -622,6 +617,11 @@ impl Helm {
             },
             None => None,
         };
+        // Its own process group, which dies with this worker (and whenever this call ends):
+        // a Ctrl-C meant for the worker must not reach helm mid-upgrade, and a worker that
+        // dies must not leave helm running unsupervised; the release it leaves pending is
+        // recovered by the retry instead.
+        let _group = GroupWatchdog::arm(&mut command).map_err(HelmError::Spawn)?;
         tracing::debug!(command = command_name, "running helm");
         let mut child = command.spawn().map_err(HelmError::Spawn)?;
         let pid = child.id();
