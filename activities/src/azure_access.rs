@@ -650,10 +650,18 @@ pub(crate) fn azure_failure_in(
     windows: &SettleWindows,
     error: AzureError,
 ) -> ActivityError {
+    azure_failure_after(step_age(ctx), windows, error)
+}
+
+/// [`azure_failure_in`] for a step that has been running for `waited`.
+fn azure_failure_after(
+    waited: Duration,
+    windows: &SettleWindows,
+    error: AzureError,
+) -> ActivityError {
     let Retry::Settling { lag } = error.retry() else {
         return failure(error);
     };
-    let waited = step_age(ctx);
     let window = windows.of(lag);
     if waited < window {
         tracing::info!(?lag, ?waited, ?window, error = %error, "Azure has not caught up yet; retrying");
@@ -692,6 +700,11 @@ impl AzureConnector {
         ctx: &'a ActivityContext,
     ) -> impl Fn(AzureError) -> ActivityError + 'a {
         move |error| azure_failure_in(ctx, &self.template.settle_windows, error)
+    }
+
+    /// The verdict for an error of a step that has been running for `age`.
+    pub(crate) fn failure_after(&self, age: Duration) -> impl Fn(AzureError) -> ActivityError + '_ {
+        move |error| azure_failure_after(age, &self.template.settle_windows, error)
     }
 }
 

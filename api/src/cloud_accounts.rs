@@ -34,33 +34,10 @@ pub struct CreateCloudAccount {
 }
 
 fn validate(request: &CreateCloudAccount) -> Result<(), Problem> {
-    let is_uuid = |s: &str| s.parse::<Uuid>().is_ok();
-    match request.provider {
-        CloudProvider::Azure => {
-            if !request.tenant_id.as_deref().is_some_and(is_uuid) {
-                return Err(Problem::unprocessable(
-                    "tenant_id: an Azure tenant id (a UUID) is required",
-                ));
-            }
-            if !is_uuid(&request.external_id) {
-                return Err(Problem::unprocessable(
-                    "external_id: an Azure subscription id is a UUID",
-                ));
-            }
-        }
-        CloudProvider::Aws => {
-            if request.tenant_id.is_some() {
-                return Err(Problem::unprocessable("tenant_id: not used for AWS"));
-            }
-            if request.external_id.len() != 12
-                || !request.external_id.bytes().all(|b| b.is_ascii_digit())
-            {
-                return Err(Problem::unprocessable(
-                    "external_id: an AWS account id is 12 digits",
-                ));
-            }
-        }
-    }
+    request
+        .provider
+        .check_account_ids(request.tenant_id.as_deref(), &request.external_id)
+        .map_err(Problem::unprocessable)?;
     let name = request.display_name.trim();
     if name.is_empty() || name.len() > 100 {
         return Err(Problem::unprocessable("display_name: 1 to 100 characters"));

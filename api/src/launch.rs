@@ -7,12 +7,10 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
-use windlass_core::cloud_accounts::{CloudAccount, CloudProvider, aws_role_arn};
+use windlass_core::cloud_accounts::CloudAccount;
 use windlass_core::runs::{InsertedRun, NewRun, Run, RunStatus};
 use windlass_core::store::{Connection, Store};
-use windlass_workflows::cluster_contracts::AwsTarget;
 use windlass_workflows::cluster_contracts::CloudTarget;
-use windlass_workflows::contracts::AzureTarget;
 
 use crate::AppState;
 use crate::caller::Caller;
@@ -181,23 +179,9 @@ where
     Ok((status, run))
 }
 
-/// Cluster operations act as Windlass's multi-tenant application in the customer's tenant
-/// (the principal the access setup created and granted the custom role), or as the role
-/// Windlass may assume in the customer's AWS account.
+/// Cluster operations act as Windlass's multi-tenant application in the customer's tenant,
+/// or as the role Windlass may assume in the customer's AWS account
+/// (`CloudTarget::acting_for`).
 pub(crate) fn acting_target(account: &CloudAccount, application_id: &str) -> CloudTarget {
-    match account.provider {
-        CloudProvider::Azure => CloudTarget::Azure(AzureTarget {
-            organization_id: account.organization_id,
-            cloud_account_id: account.id,
-            tenant_id: account.tenant_id.clone(),
-            subscription_id: account.external_id.clone(),
-            setup_identity_client_id: application_id.to_owned(),
-        }),
-        CloudProvider::Aws => CloudTarget::Aws(AwsTarget {
-            organization_id: account.organization_id,
-            cloud_account_id: account.id,
-            account_id: account.external_id.clone(),
-            role_arn: aws_role_arn(&account.external_id),
-        }),
-    }
+    CloudTarget::acting_for(account, application_id)
 }

@@ -25,6 +25,44 @@ impl CloudProvider {
         }
     }
 
+    /// The machine size of a cluster's system pool unless the request names one.
+    pub fn default_instance_type(self) -> &'static str {
+        match self {
+            Self::Azure => "Standard_D4s_v5",
+            Self::Aws => "m6i.xlarge",
+        }
+    }
+
+    /// Checks the identifiers an account is registered with: on Azure a tenant id and a
+    /// subscription id (UUIDs), on AWS a 12-digit account id and no tenant. The error
+    /// names the field and what it must be.
+    pub fn check_account_ids(
+        self,
+        tenant_id: Option<&str>,
+        external_id: &str,
+    ) -> std::result::Result<(), &'static str> {
+        let is_uuid = |s: &str| s.parse::<Uuid>().is_ok();
+        match self {
+            Self::Azure => {
+                if !tenant_id.is_some_and(is_uuid) {
+                    return Err("tenant_id: an Azure tenant id (a UUID) is required");
+                }
+                if !is_uuid(external_id) {
+                    return Err("external_id: an Azure subscription id is a UUID");
+                }
+            }
+            Self::Aws => {
+                if tenant_id.is_some() {
+                    return Err("tenant_id: not used for AWS");
+                }
+                if external_id.len() != 12 || !external_id.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err("external_id: an AWS account id is 12 digits");
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub fn parse(text: &str) -> Option<Self> {
         match text {
             "azure" => Some(Self::Azure),

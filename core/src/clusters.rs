@@ -93,10 +93,7 @@ impl NodePoolSpec {
     pub fn default_system_pool(provider: CloudProvider) -> Self {
         Self {
             name: "system".into(),
-            instance_type: match provider {
-                CloudProvider::Azure => "Standard_D4s_v5".into(),
-                CloudProvider::Aws => "m6i.xlarge".into(),
-            },
+            instance_type: provider.default_instance_type().into(),
             min_count: 3,
             max_count: 6,
         }

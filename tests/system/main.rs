@@ -14,6 +14,7 @@ mod bounded_reads;
 mod chart_fetch;
 mod chart_references;
 mod cloud_account_ownership;
+mod cloud_conformance;
 mod cluster_lifecycle;
 mod cluster_maintenance;
 mod cluster_provisioning;

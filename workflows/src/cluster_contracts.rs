@@ -35,6 +35,32 @@ pub struct AwsTarget {
 }
 
 impl CloudTarget {
+    /// Whom cluster operations act as in `account`: Windlass's multi-tenant application
+    /// (`application_id`) in the customer's tenant (the principal the access setup
+    /// created and granted the custom role), or the role Windlass may assume in the
+    /// customer's AWS account with the organisation's ExternalId.
+    pub fn acting_for(
+        account: &windlass_core::cloud_accounts::CloudAccount,
+        application_id: &str,
+    ) -> Self {
+        use windlass_core::cloud_accounts::{CloudProvider, aws_role_arn};
+        match account.provider {
+            CloudProvider::Azure => Self::Azure(AzureTarget {
+                organization_id: account.organization_id,
+                cloud_account_id: account.id,
+                tenant_id: account.tenant_id.clone(),
+                subscription_id: account.external_id.clone(),
+                setup_identity_client_id: application_id.to_owned(),
+            }),
+            CloudProvider::Aws => Self::Aws(AwsTarget {
+                organization_id: account.organization_id,
+                cloud_account_id: account.id,
+                account_id: account.external_id.clone(),
+                role_arn: aws_role_arn(&account.external_id),
+            }),
+        }
+    }
+
     pub fn organization_id(&self) -> uuid::Uuid {
         match self {
             Self::Azure(t) => t.organization_id,
@@ -54,6 +80,22 @@ impl CloudTarget {
         match self {
             Self::Azure(t) => &t.subscription_id,
             Self::Aws(t) => &t.account_id,
+        }
+    }
+
+    pub fn provider(&self) -> windlass_core::cloud_accounts::CloudProvider {
+        use windlass_core::cloud_accounts::CloudProvider;
+        match self {
+            Self::Azure(_) => CloudProvider::Azure,
+            Self::Aws(_) => CloudProvider::Aws,
+        }
+    }
+
+    /// The directory (Entra) tenant the account belongs to; empty where a cloud has none.
+    pub fn directory_tenant_id(&self) -> &str {
+        match self {
+            Self::Azure(t) => &t.tenant_id,
+            Self::Aws(_) => "",
         }
     }
 }

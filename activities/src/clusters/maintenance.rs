@@ -1,18 +1,17 @@
-//! The weekly maintenance activities: what AKS offers against what the cluster runs, and
+//! The weekly maintenance activities: what the cloud offers against what the cluster runs, and
 //! whether the cloud still matches the cluster's terraform state.
 
-use crate::error::FailureCode;
 use std::sync::Arc;
 
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use windlass_core::clusters::parse_minor_version;
 use windlass_workflows::cluster_contracts::{
-    CloudTarget, ClusterRequest, DriftCheck, DriftReport, UpgradeCheck, maintenance_activity_names,
+    ClusterRequest, DriftCheck, DriftReport, UpgradeCheck, maintenance_activity_names,
 };
 
 use super::ClusterWork;
-use crate::heartbeat::heartbeating;
+use super::clouds::{Step, cloud_of};
 
 pub struct ClusterMaintenanceActivities {
     pub(super) work: Arc<ClusterWork>,
@@ -26,34 +25,12 @@ impl ClusterMaintenanceActivities {
         ctx: ActivityContext,
         request: ClusterRequest,
     ) -> Result<UpgradeCheck, ActivityError> {
-        let target = match &request.target {
-            CloudTarget::Azure(target) => target,
-            CloudTarget::Aws(target) => {
-                let eks = self
-                    .work
-                    .aws()?
-                    .eks(target, &request.cluster.region)
-                    .await?;
-                let offered = heartbeating(&ctx, eks_versions(&eks)).await??;
-                return Ok(upgrade_check(
-                    &request.cluster.kubernetes_version,
-                    offered.iter().map(String::as_str),
-                ));
-            }
-        };
-        let arm = &self.work.azure.platform_clients(target)?.arm;
-        let offered = heartbeating(
-            &ctx,
-            arm.kubernetes_versions(&target.subscription_id, &request.cluster.region),
-        )
-        .await?
-        .map_err(self.work.azure.failure(&ctx))?;
+        let offered = cloud_of(&self.work, &request.target)?
+            .offered_versions(Step::of(&ctx), &request.cluster.region)
+            .await?;
         Ok(upgrade_check(
             &request.cluster.kubernetes_version,
-            offered
-                .iter()
-                .filter(|v| !v.preview)
-                .map(|v| v.version.as_str()),
+            offered.iter().map(String::as_str),
         ))
     }
 
@@ -64,38 +41,6 @@ impl ClusterMaintenanceActivities {
         check: DriftCheck,
     ) -> Result<DriftReport, ActivityError> {
         super::terraform_steps::detect_drift(&self.work, &ctx, &check).await
-    }
-}
-
-/// The versions EKS offers for new clusters and upgrades (standard or extended support).
-async fn eks_versions(eks: &aws_sdk_eks::Client) -> Result<Vec<String>, ActivityError> {
-    let mut versions = Vec::new();
-    let mut next: Option<String> = None;
-    loop {
-        let page = eks
-            .describe_cluster_versions()
-            .set_next_token(next.clone())
-            .send()
-            .await
-            .map_err(|e| {
-                crate::error::retryable(
-                    std::io::Error::other(format!(
-                        "EKS DescribeClusterVersions: {}",
-                        aws_sdk_eks::error::DisplayErrorContext(&e)
-                    )),
-                    FailureCode::AwsUnavailable,
-                    None,
-                )
-            })?;
-        versions.extend(
-            page.cluster_versions()
-                .iter()
-                .filter_map(|v| v.cluster_version().map(str::to_owned)),
-        );
-        next = page.next_token().map(str::to_owned);
-        if next.is_none() {
-            return Ok(versions);
-        }
     }
 }
 

@@ -4,14 +4,13 @@
 //! when a step needs it, the kubeconfig goes from terraform's state straight to the
 //! cluster's blob container and from there into helm's private temp file.
 
-mod aws_clients;
 pub(crate) mod charts;
-mod existing_resources;
+pub mod clouds;
 mod lifecycle;
 mod maintenance;
 mod rendering;
 pub(crate) mod storage;
-mod terraform_credentials;
+pub mod terraform_credentials;
 mod terraform_progress;
 mod terraform_steps;
 
@@ -27,7 +26,7 @@ use windlass_workflows::cluster_contracts::{
     TerraformRun, TerraformSummary, cluster_activity_names,
 };
 
-pub use aws_clients::AwsClients;
+pub use clouds::AwsClients;
 pub use lifecycle::ClusterLifecycleActivities;
 pub use maintenance::ClusterMaintenanceActivities;
 

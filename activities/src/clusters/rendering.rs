@@ -3,7 +3,7 @@
 //! a filesystem mirror: see `windlass_provider_standin::mirror`.)
 
 use windlass_core::blueprint::{Blueprint, render};
-use windlass_core::cloud_accounts::{CloudAccount, CloudProvider, Verification};
+use windlass_core::cloud_accounts::{CloudAccount, Verification};
 use windlass_core::clusters::ClusterSpec;
 use windlass_workflows::cluster_contracts::CloudTarget;
 
@@ -17,15 +17,11 @@ pub(crate) fn blueprint(
 
 /// The cloud account as the blueprint needs it; ids only.
 pub(crate) fn account_of(cluster: &ClusterSpec, target: &CloudTarget) -> CloudAccount {
-    let (provider, tenant_id) = match target {
-        CloudTarget::Azure(t) => (CloudProvider::Azure, t.tenant_id.clone()),
-        CloudTarget::Aws(_) => (CloudProvider::Aws, String::new()),
-    };
     CloudAccount {
         id: target.cloud_account_id(),
         organization_id: target.organization_id(),
-        provider,
-        tenant_id,
+        provider: target.provider(),
+        tenant_id: target.directory_tenant_id().to_owned(),
         external_id: target.account_external_id().to_owned(),
         // Cluster runs start on verified accounts only.
         verification: Verification::Verified,

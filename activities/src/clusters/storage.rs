@@ -1,18 +1,15 @@
-//! The cluster's storage account: made before terraform (it holds terraform's state),
-//! reached through short-lived SAS tokens ARM issues.
+//! The cluster's storage: made before terraform (it holds terraform's state), opened on
+//! short-lived grants of access from the cluster's cloud (`clouds::ClusterCloud`).
 
-use chrono::Utc;
 use std::sync::Arc;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
-use windlass_core::blueprint::{AwsNames, AzureNames};
 use windlass_workflows::cluster_contracts::{
-    CloudTarget, ClusterRequest, ClusterStorage, KubeconfigRef, PublishKubeconfig, StorageLocation,
+    CloudTarget, ClusterRequest, ClusterStorage, KubeconfigRef, PublishKubeconfig,
 };
 
 use super::ClusterWork;
-use crate::aws::s3::{S3Objects, ensure_state_bucket};
-use crate::azure::BlobContainer;
+use super::clouds::{ClusterCloud, Step, cloud_of, missing};
 use crate::error::{FailureCode, failure, retryable, terminal};
 use crate::heartbeat::heartbeating;
 use crate::object_store::ObjectStore;
@@ -31,61 +28,11 @@ pub(super) async fn bootstrap(
         .cluster
         .validate()
         .map_err(|e| terminal(e, FailureCode::InvalidInput))?;
-    let tags = request.cluster.resource_tags();
-    let storage = match &request.target {
-        CloudTarget::Azure(target) => {
-            let names = AzureNames::new(&request.cluster);
-            let arm = &work.azure.platform_clients(target)?.arm;
-            let sub = &target.subscription_id;
-            heartbeating(
-                ctx,
-                arm.put_resource_group(sub, &names.resource_group, &request.cluster.region, &tags),
-            )
-            .await?
-            .map_err(work.azure.failure(ctx))?;
-            let account = heartbeating(
-                ctx,
-                arm.put_storage_account(
-                    sub,
-                    &names.resource_group,
-                    &names.storage_account,
-                    &request.cluster.region,
-                    &tags,
-                ),
-            )
-            .await?
-            .map_err(work.azure.failure(ctx))?;
-            ClusterStorage {
-                location: StorageLocation::AzureBlob {
-                    resource_group: names.resource_group.clone(),
-                    storage_account: names.storage_account.clone(),
-                    blob_endpoint: account.blob_endpoint,
-                },
-                state_container: names.state_container.clone(),
-                kubeconfigs_container: names.kubeconfigs_container.clone(),
-            }
-        }
-        CloudTarget::Aws(target) => {
-            let names = AwsNames::new(&request.cluster);
-            let s3 = work.aws()?.s3(target, &request.cluster.region).await?;
-            heartbeating(
-                ctx,
-                ensure_state_bucket(&s3, &names.state_bucket, &request.cluster.region, &tags),
-            )
-            .await?
-            .map_err(failure)?;
-            ClusterStorage {
-                location: StorageLocation::S3 {
-                    bucket: names.state_bucket.clone(),
-                    region: request.cluster.region.clone(),
-                },
-                // The blueprint's S3 backend keeps `cluster.tfstate` at the bucket root.
-                state_container: String::new(),
-                kubeconfigs_container: "kubeconfigs".to_owned(),
-            }
-        }
-    };
-    let state = container(work, &request.target, &storage, &storage.state_container).await?;
+    let cloud = cloud_of(work, &request.target)?;
+    let storage = cloud
+        .bootstrap_storage(Step::of(ctx), &request.cluster)
+        .await?;
+    let state = open_one(cloud.as_ref(), &storage, &storage.state_container).await?;
     heartbeating(ctx, state.ensure_exists())
         .await?
         .map_err(failure)?;
@@ -114,24 +61,7 @@ pub(crate) async fn read_kubeconfig(
             )
         })?;
     let text = String::from_utf8_lossy(&blob.content).into_owned();
-    match target {
-        // An EKS kubeconfig runs `aws eks get-token` as whoever uses it: the worker signs
-        // the token itself, as the organisation's role.
-        CloudTarget::Aws(aws) => {
-            let clients = work.aws.as_ref().ok_or_else(|| {
-                terminal(
-                    missing("this worker has no AWS access configured"),
-                    FailureCode::NoAwsConfiguration,
-                )
-            })?;
-            let text = zeroize::Zeroizing::new(text);
-            Ok(clients
-                .kubeconfig_with_tokens(aws, &text)
-                .await?
-                .to_string())
-        }
-        CloudTarget::Azure(_) => Ok(text),
-    }
+    cloud_of(work, target)?.kubeconfig_for_use(text).await
 }
 
 /// Where provisioning publishes a cluster's kubeconfig in its storage.
@@ -150,64 +80,16 @@ pub(crate) async fn container(
     storage: &ClusterStorage,
     name: &str,
 ) -> Result<Arc<dyn ObjectStore>, ActivityError> {
-    let mut one = containers(work, target, storage, &[name]).await?;
-    Ok(one.remove(0))
+    open_one(cloud_of(work, target)?.as_ref(), storage, name).await
 }
 
-/// Several containers of the cluster's storage on one grant of access (one SAS from ARM,
-/// one set of assumed-role credentials), in the order of `names`.
-async fn containers(
-    work: &ClusterWork,
-    target: &CloudTarget,
+async fn open_one(
+    cloud: &dyn ClusterCloud,
     storage: &ClusterStorage,
-    names: &[&str],
-) -> Result<Vec<Arc<dyn ObjectStore>>, ActivityError> {
-    match (target, &storage.location) {
-        (
-            CloudTarget::Azure(target),
-            StorageLocation::AzureBlob {
-                resource_group,
-                storage_account,
-                blob_endpoint,
-            },
-        ) => {
-            let arm = &work.azure.platform_clients(target)?.arm;
-            let sas = arm
-                .blob_account_sas(
-                    &target.subscription_id,
-                    resource_group,
-                    storage_account,
-                    Utc::now() + chrono::Duration::hours(1),
-                )
-                .await
-                .map_err(failure)?;
-            names
-                .iter()
-                .map(|name| {
-                    let container =
-                        BlobContainer::with_sas(blob_endpoint, name, &sas).map_err(failure)?;
-                    Ok(Arc::new(container) as Arc<dyn ObjectStore>)
-                })
-                .collect()
-        }
-        (CloudTarget::Aws(target), StorageLocation::S3 { bucket, region }) => {
-            let s3 = work.aws()?.s3(target, region).await?;
-            Ok(names
-                .iter()
-                .map(|name| {
-                    Arc::new(S3Objects::new(
-                        s3.clone(),
-                        bucket.clone(),
-                        (*name).to_owned(),
-                    )) as Arc<dyn ObjectStore>
-                })
-                .collect())
-        }
-        _ => Err(terminal(
-            missing("the cluster's storage is in another cloud than its account"),
-            FailureCode::InvalidInput,
-        )),
-    }
+    name: &str,
+) -> Result<Arc<dyn ObjectStore>, ActivityError> {
+    let mut one = cloud.containers(storage, &[name]).await?;
+    Ok(one.remove(0))
 }
 
 pub(crate) async fn remote_state(
@@ -225,15 +107,14 @@ pub(super) async fn publish_kubeconfig(
     request: &PublishKubeconfig,
 ) -> Result<KubeconfigRef, ActivityError> {
     let storage = &request.storage;
-    let [state_container, container]: [Arc<dyn ObjectStore>; 2] = containers(
-        work,
-        &request.target,
-        storage,
-        &[&storage.state_container, &storage.kubeconfigs_container],
-    )
-    .await?
-    .try_into()
-    .unwrap_or_else(|_| unreachable!("one store per name"));
+    let [state_container, container]: [Arc<dyn ObjectStore>; 2] = cloud_of(work, &request.target)?
+        .containers(
+            storage,
+            &[&storage.state_container, &storage.kubeconfigs_container],
+        )
+        .await?
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("one store per name"));
     let remote = RemoteState::new(state_container, STATE_BLOB);
     let state = heartbeating(ctx, remote.read())
         .await?
@@ -269,8 +150,4 @@ pub(super) async fn publish_kubeconfig(
         container: request.storage.kubeconfigs_container.clone(),
         blob: KUBECONFIG_BLOB.to_owned(),
     })
-}
-
-fn missing(message: &str) -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::NotFound, message.to_owned())
 }

@@ -15,9 +15,9 @@ use windlass_workflows::cluster_contracts::{
 };
 
 use super::ClusterWork;
-use super::existing_resources::{ExistenceRecord, aws_refused_as_existing, existing_resources};
+use super::clouds::{ClusterCloud, cloud_of};
 use super::storage::remote_state;
-use super::terraform_credentials::{self, TerraformCredentials};
+use super::terraform_credentials::TerraformCredentials;
 use super::terraform_progress::{StepCounts, TerraformProgress};
 use crate::error::{FailureCode, failure, retryable, terminal};
 use crate::heartbeat::{supervised, supervised_with};
@@ -25,8 +25,8 @@ use crate::step_log::StepLogWriter;
 use crate::terraform::{
     ADOPTED_IMPORTS_FILE, Diagnostic, ExistingResource, LOCAL_STATE_FILE, LockHolder, LockVerdict,
     Plan, PlanGuard, RemoteState, StaleLockPolicy, StateLease, Terraform, TerraformError,
-    TerraformMessage, already_existing, forget, judge, state_addresses, write_backend_override,
-    write_imports, write_imports_to,
+    TerraformMessage, forget, judge, state_addresses, write_backend_override, write_imports,
+    write_imports_to,
 };
 
 pub(super) async fn apply(
@@ -41,14 +41,13 @@ pub(super) async fn apply(
         TerraformAction::Destroy => "OperationTypeDestroy",
     };
     // Before the lock, so a credential that cannot be had leaves no lock to release.
-    let credentials = terraform_credentials::for_target(work, &run.target, &terraform_dir).await?;
+    let cloud = cloud_of(work, &run.target)?;
+    let credentials = cloud.terraform_credentials(&terraform_dir).await?;
     // What exists in the cloud is asked before the lock too; nothing can create the
     // cluster's resources meanwhile but a holder of that lock, whose work the apply's own
     // refresh and adoption then see.
     let record = match run.action {
-        TerraformAction::Apply => {
-            existing_resources(work, &run.target, &blueprint, &run.cluster).await?
-        }
+        TerraformAction::Apply => cloud.existing_resources(&blueprint, &run.cluster).await?,
         TerraformAction::Destroy => None,
     };
     let (lease, broken) = take_lock(work, ctx, &remote, operation).await?;
@@ -69,7 +68,7 @@ pub(super) async fn apply(
     let checked_out = lease.check_out(&terraform_dir).await;
     let reconciled = match (&checked_out, run.action) {
         (Ok(()), TerraformAction::Apply) => {
-            reconcile(record.as_ref(), &run.cluster, &terraform_dir)
+            reconcile(record.as_deref(), &run.cluster, &terraform_dir)
         }
         (Ok(()), TerraformAction::Destroy) => leave_bootstrap(&blueprint, &terraform_dir),
         _ => Ok(Reconciled::default()),
@@ -99,12 +98,9 @@ pub(super) async fn apply(
     let mut imported = reconciled.imported;
     let mut adoption = Adoption {
         bootstrapped,
-        refusals: match &run.target {
-            CloudTarget::Azure(_) => Refusals::Azurerm,
-            CloudTarget::Aws(aws) => Refusals::Aws {
-                blueprint: &blueprint,
-                account_id: &aws.account_id,
-            },
+        refusals: Refusals {
+            cloud: cloud.as_ref(),
+            blueprint: &blueprint,
         },
         adopted: Vec::new(),
         created_by_earlier_rounds: 0,
@@ -164,32 +160,19 @@ fn recorded_addresses(dir: &Path) -> BTreeSet<String> {
 /// something else is wrong.
 const ADOPTION_ROUNDS: usize = 3;
 
-/// How a provider says it refused to create what already exists.
-#[derive(Debug)]
-enum Refusals<'a> {
-    /// azurerm names the existing resource's ARM id.
-    Azurerm,
-    /// aws names the AWS error; the import id comes from the blueprint.
-    Aws {
-        blueprint: &'a Blueprint,
-        account_id: &'a str,
-    },
+/// How the cloud's provider says it refused to create what already exists.
+struct Refusals<'a> {
+    cloud: &'a dyn ClusterCloud,
+    blueprint: &'a Blueprint,
 }
 
 impl Refusals<'_> {
     fn existing(&self, diagnostics: &[Diagnostic]) -> Vec<ExistingResource> {
-        match self {
-            Self::Azurerm => already_existing(diagnostics),
-            Self::Aws {
-                blueprint,
-                account_id,
-            } => aws_refused_as_existing(diagnostics, blueprint, account_id),
-        }
+        self.cloud.refused_as_existing(diagnostics, self.blueprint)
     }
 }
 
 /// What the rounds of [`apply_adopting`] before the last one did.
-#[derive(Debug)]
 struct Adoption<'a> {
     /// Addresses the blueprint's own import blocks adopt: never counted as created.
     bootstrapped: BTreeSet<String>,
@@ -271,15 +254,15 @@ struct Reconciled {
 /// lacks. (What the state has and the cloud lost is the provider's refresh to find: a
 /// lookup that missed something must never make terraform forget it.)
 fn reconcile(
-    record: Option<&ExistenceRecord>,
+    existing: Option<&[ExistingResource]>,
     spec: &ClusterSpec,
     dir: &Path,
 ) -> std::io::Result<Reconciled> {
     let cluster = spec.id;
-    let Some(record) = record else {
+    let Some(existing) = existing else {
         return Ok(Reconciled::default());
     };
-    let imported = write_imports(dir, &recorded_addresses(dir), &record.existing)?;
+    let imported = write_imports(dir, &recorded_addresses(dir), existing)?;
     if !imported.is_empty() {
         tracing::warn!(%cluster, imported = imported.len(), "importing what exists before applying");
     }
@@ -313,8 +296,9 @@ pub(super) async fn detect_drift(
 ) -> Result<DriftReport, ActivityError> {
     let (_, terraform_dir) = cluster_workspace(work, &check.cluster, &check.target)?;
     let remote = remote_state(work, &check.target, &check.storage).await?;
-    let credentials =
-        terraform_credentials::for_target(work, &check.target, &terraform_dir).await?;
+    let credentials = cloud_of(work, &check.target)?
+        .terraform_credentials(&terraform_dir)
+        .await?;
     let (lease, broken) = take_lock(work, ctx, &remote, "OperationTypePlan").await?;
     let terraform = with_env(&work.terraform, &credentials);
     let cluster_id = check.cluster.id;
@@ -365,8 +349,9 @@ pub(super) async fn plan_only(
     let terraform_dir = scratch.join("terraform");
     write_backend_override(&terraform_dir)
         .map_err(|e| retryable(e, FailureCode::Workspace, None))?;
-    let credentials =
-        terraform_credentials::for_target(work, &request.target, &terraform_dir).await?;
+    let credentials = cloud_of(work, &request.target)?
+        .terraform_credentials(&terraform_dir)
+        .await?;
     let terraform = with_env(&work.terraform, &credentials);
     let cluster_id = request.cluster.id;
     let mut writer = work
@@ -393,7 +378,7 @@ pub(super) async fn plan_only(
 fn cluster_workspace(
     work: &ClusterWork,
     cluster: &ClusterSpec,
-    target: &windlass_workflows::cluster_contracts::CloudTarget,
+    target: &CloudTarget,
 ) -> Result<(Blueprint, PathBuf), ActivityError> {
     let blueprint = render(cluster, target)?;
     let dir = working_directory(work, cluster)?;
@@ -409,16 +394,13 @@ async fn release(lease: StateLease, terraform_dir: &Path, cluster_id: uuid::Uuid
     }
 }
 
-fn render(
-    cluster: &ClusterSpec,
-    target: &windlass_workflows::cluster_contracts::CloudTarget,
-) -> Result<Blueprint, ActivityError> {
+fn render(cluster: &ClusterSpec, target: &CloudTarget) -> Result<Blueprint, ActivityError> {
     super::rendering::blueprint(cluster, target).map_err(|e| terminal(e, FailureCode::InvalidInput))
 }
 
 fn with_env(terraform: &Terraform, credentials: &TerraformCredentials) -> Terraform {
     credentials
-        .env
+        .env()
         .iter()
         .cloned()
         .fold(terraform.clone(), |tf, (k, v)| tf.with_env(k, v))

@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::Blueprint;
+use super::context::{CloudTemplates, ClusterContext, tfvars_json};
 use super::inventory::{Inventory, Origin, ResourceKind};
 use super::maintenance::{AksMaintenance, aks_maintenance};
 use super::names::{AzureNames, WORKLOAD_IDENTITIES};
@@ -38,17 +39,13 @@ const TERRAFORM_FILES: [&str; 10] = [
 #[derive(Serialize)]
 struct Context<'a> {
     names: &'a AzureNames,
-    cluster_id: String,
-    organization_id: String,
-    region: &'a str,
-    creation_date: String,
+    #[serde(flatten)]
+    cluster: ClusterContext<'a>,
     /// The zone whose subnet holds the node pools (see aks.tf).
     system_zone: &'a str,
     subscription_id: &'a str,
     identities: Vec<IdentityContext>,
     maintenance: AksMaintenance,
-    /// For the README's table.
-    inventory: &'a Inventory,
 }
 
 #[derive(Serialize)]
@@ -68,10 +65,7 @@ pub(crate) fn render(
     let inventory = inventory(spec, &names);
     let context = Context {
         names: &names,
-        cluster_id: spec.id.to_string(),
-        organization_id: spec.organization_id.to_string(),
-        region: &spec.region,
-        creation_date: spec.creation_date(),
+        cluster: ClusterContext::of(spec, &inventory),
         system_zone: &spec.network.zones[0],
         subscription_id: &account.external_id,
         identities: WORKLOAD_IDENTITIES
@@ -82,30 +76,15 @@ pub(crate) fn render(
             })
             .collect(),
         maintenance: aks_maintenance(&spec.maintenance_window),
-        inventory: &inventory,
     };
 
-    let mut files = BTreeMap::new();
-    for file in TERRAFORM_FILES {
-        let template = match file {
-            "locals.tf" | "variables.tf" => format!("aks/{file}"),
-            _ => format!("aks/cloud/{file}"),
-        };
-        files.insert(
-            format!("terraform/{file}"),
-            templates.render(&template, &context)?,
-        );
+    let files = CloudTemplates {
+        templates,
+        dir: "aks",
+        terraform_files: &TERRAFORM_FILES,
+        readme: "README.md",
     }
-    // Adoption of what the bootstrap step made.
-    files.insert(
-        "terraform/imports.tf".into(),
-        templates.render("aks/cloud/imports.tf", &context)?,
-    );
-    files.insert(
-        "terraform/terraform.tfvars.json".into(),
-        tfvars(spec, account, &context.maintenance),
-    );
-    files.insert("README.md".into(), templates.render("README.md", &context)?);
+    .files(&context, tfvars(spec, account, &context.maintenance))?;
     Ok(Blueprint { files, inventory })
 }
 
@@ -193,9 +172,7 @@ fn tfvars(spec: &ClusterSpec, account: &CloudAccount, maintenance: &AksMaintenan
         "maintenance_window": maintenance,
         "workload_identities": identities,
     });
-    let mut text = serde_json::to_string_pretty(&vars).expect("JSON values serialise");
-    text.push('\n');
-    text
+    tfvars_json(&vars)
 }
 
 /// The resource list, with each item's terraform address.

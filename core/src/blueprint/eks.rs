@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::Blueprint;
+use super::context::{CloudTemplates, ClusterContext, tfvars_json};
 use super::inventory::{Inventory, Origin, ResourceKind};
 use super::names::{AwsNames, WORKLOAD_IDENTITIES};
 use super::templates::Templates;
@@ -55,19 +56,15 @@ pub(crate) const NODE_POLICIES: [(&str, &str); 3] = [
 #[derive(Serialize)]
 struct Context<'a> {
     names: &'a AwsNames,
-    cluster_id: String,
-    organization_id: String,
-    region: &'a str,
+    #[serde(flatten)]
+    cluster: ClusterContext<'a>,
     account_id: &'a str,
-    creation_date: String,
     identities: Vec<IdentityContext>,
     cluster_policies: BTreeMap<&'static str, &'static str>,
     node_policies: BTreeMap<&'static str, &'static str>,
     /// S3 refuses a `LocationConstraint` of us-east-1, its default region (README).
     location_constraint: bool,
     maintenance: String,
-    /// For the README's table.
-    inventory: &'a Inventory,
 }
 
 #[derive(Serialize)]
@@ -97,11 +94,8 @@ pub(crate) fn render(
     let window = &spec.maintenance_window;
     let context = Context {
         names: &names,
-        cluster_id: spec.id.to_string(),
-        organization_id: spec.organization_id.to_string(),
-        region: &spec.region,
+        cluster: ClusterContext::of(spec, &inventory),
         account_id: &account.external_id,
-        creation_date: spec.creation_date(),
         identities: WORKLOAD_IDENTITIES
             .iter()
             .map(|w| IdentityContext {
@@ -119,33 +113,15 @@ pub(crate) fn render(
             window.start.format("%H:%M"),
             window.duration_minutes
         ),
-        inventory: &inventory,
     };
 
-    let mut files = BTreeMap::new();
-    for file in TERRAFORM_FILES {
-        let template = match file {
-            "locals.tf" | "variables.tf" => format!("eks/{file}"),
-            _ => format!("eks/cloud/{file}"),
-        };
-        files.insert(
-            format!("terraform/{file}"),
-            templates.render(&template, &context)?,
-        );
+    let files = CloudTemplates {
+        templates,
+        dir: "eks",
+        terraform_files: &TERRAFORM_FILES,
+        readme: "eks/README.md",
     }
-    // Adoption of what the bootstrap step made.
-    files.insert(
-        "terraform/imports.tf".into(),
-        templates.render("eks/cloud/imports.tf", &context)?,
-    );
-    files.insert(
-        "terraform/terraform.tfvars.json".into(),
-        tfvars(spec, account, &zones),
-    );
-    files.insert(
-        "README.md".into(),
-        templates.render("eks/README.md", &context)?,
-    );
+    .files(&context, tfvars(spec, account, &zones))?;
     Ok(Blueprint { files, inventory })
 }
 
@@ -271,9 +247,7 @@ fn tfvars(spec: &ClusterSpec, account: &CloudAccount, zones: &BTreeMap<String, Z
         "node_pools": node_pools,
         "workload_identities": identities,
     });
-    let mut text = serde_json::to_string_pretty(&vars).expect("JSON values serialise");
-    text.push('\n');
-    text
+    tfvars_json(&vars)
 }
 
 /// The resource list, with each item's terraform address.

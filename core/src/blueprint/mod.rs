@@ -8,6 +8,7 @@
 //! under `core/templates/`, embedded at build time.
 
 mod aks;
+mod context;
 mod eks;
 pub mod helm;
 mod inventory;

@@ -1,30 +1,22 @@
-//! What of a cluster's blueprint already exists in its cloud, for the reconciliation before
-//! an apply (`crate::terraform::reconcile`): an earlier attempt may have died after the
-//! cloud made a resource and before terraform recorded it.
+//! What of an EKS cluster's blueprint already exists in the account, for the
+//! reconciliation before an apply (`crate::terraform::reconcile`): an earlier attempt may
+//! have died after AWS made a resource and before terraform recorded it.
 //!
-//! - Azure: nothing to look up ahead. azurerm reads before it creates and refuses what
-//!   exists, naming its ARM id; the apply then imports it (`crate::terraform::already_existing`).
-//! - AWS: the network's resources have no unique name, so the aws provider would create a
-//!   second VPC, subnet or NAT gateway where the first attempt's already stands. They are
-//!   found by the cluster's tags (every resource carries `cluster_id`, and each its `Name`)
-//!   through the Resource Groups Tagging API, and imported before the apply. Named
-//!   resources (IAM roles, the EKS cluster and node groups, the registry, buckets) are
-//!   refused by AWS when they exist; the apply adopts those from the refusal
-//!   ([`aws_refused_as_existing`]).
+//! The network's resources have no unique name, so the aws provider would create a second
+//! VPC, subnet or NAT gateway where the first attempt's already stands. They are found by
+//! the cluster's tags (every resource carries `cluster_id`, and each its `Name`) through
+//! the Resource Groups Tagging API, and imported before the apply. Named resources (IAM
+//! roles, the EKS cluster and node groups, the registry, buckets) are refused by AWS when
+//! they exist; the apply adopts those from the refusal ([`aws_refused_as_existing`]).
 
 use temporalio_sdk::activities::ActivityError;
 use windlass_core::blueprint::{Blueprint, InventoryItem, ResourceKind};
 use windlass_core::clusters::ClusterSpec;
-use windlass_workflows::cluster_contracts::{AwsTarget, CloudTarget};
+use windlass_workflows::cluster_contracts::AwsTarget;
 
-use super::ClusterWork;
+use super::AwsClients;
 use crate::error::{FailureCode, retryable};
 use crate::terraform::{Diagnostic, ExistingResource};
-
-/// What of the blueprint the cloud has.
-pub(super) struct ExistenceRecord {
-    pub existing: Vec<ExistingResource>,
-}
 
 /// The EC2 resource types (as their ARNs spell them) found by tag, and their kinds.
 const TAGGED_KINDS: [(&str, ResourceKind); 6] = [
@@ -36,21 +28,16 @@ const TAGGED_KINDS: [(&str, ResourceKind); 6] = [
     ("route-table", ResourceKind::RouteTable),
 ];
 
-/// What of the blueprint exists in the cloud; `None` where nothing is looked up ahead.
-pub(super) async fn existing_resources(
-    work: &ClusterWork,
-    target: &CloudTarget,
+/// The network's resources of `blueprint` that exist in the cloud, found by the cluster's
+/// tags.
+pub(super) async fn tagged_existing(
+    clients: &AwsClients,
+    target: &AwsTarget,
     blueprint: &Blueprint,
     spec: &ClusterSpec,
-) -> Result<Option<ExistenceRecord>, ActivityError> {
-    let CloudTarget::Aws(target) = target else {
-        return Ok(None);
-    };
-    let Some(clients) = &work.aws else {
-        return Ok(None);
-    };
+) -> Result<Vec<ExistingResource>, ActivityError> {
     let tagged = tagged_resources(clients, target, spec).await?;
-    Ok(Some(record(blueprint, &tagged)))
+    Ok(record(blueprint, &tagged))
 }
 
 /// A resource the Tagging API found: its ARN and its `Name` tag.
@@ -61,7 +48,7 @@ pub(super) struct Tagged {
 }
 
 async fn tagged_resources(
-    clients: &super::AwsClients,
+    clients: &AwsClients,
     target: &AwsTarget,
     spec: &ClusterSpec,
 ) -> Result<Vec<Tagged>, ActivityError> {
@@ -113,7 +100,7 @@ async fn tagged_resources(
 
 /// The blueprint's tagged kinds matched with what was found: a resource is the inventory
 /// item of its kind whose name is its `Name` tag; its import id is the id in its ARN.
-pub(super) fn record(blueprint: &Blueprint, tagged: &[Tagged]) -> ExistenceRecord {
+pub(super) fn record(blueprint: &Blueprint, tagged: &[Tagged]) -> Vec<ExistingResource> {
     let covered: Vec<&InventoryItem> = blueprint
         .inventory
         .terraform_managed()
@@ -148,7 +135,7 @@ pub(super) fn record(blueprint: &Blueprint, tagged: &[Tagged]) -> ExistenceRecor
     }
     existing.sort();
     existing.dedup_by(|a, b| a.address == b.address);
-    ExistenceRecord { existing }
+    existing
 }
 
 /// The AWS error codes that mean "it already exists", as the aws provider reports them
@@ -291,7 +278,6 @@ mod tests {
             },
         ];
         let found: Vec<(String, String)> = record(&blueprint(), &tagged)
-            .existing
             .into_iter()
             .map(|r| (r.address, r.import_id))
             .collect();
