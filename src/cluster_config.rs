@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use windlass_activities::aws::{AwsAccessVerification, StandInCredentials};
+use windlass_activities::aws::{AwsAccessActivities, StandInCredentials};
 use windlass_activities::azure_access::AzureConnector;
 use windlass_activities::clusters::{AwsClients, ClusterActivities, ClusterWork};
 use windlass_activities::helm::{ChartHosts, Helm};
@@ -70,8 +70,8 @@ pub struct ClusterArgs {
 
 impl ClusterArgs {
     /// Verifying AWS accounts, on the same STS endpoint as the cluster work.
-    pub async fn aws_access(&self) -> AwsAccessVerification {
-        AwsAccessVerification::new(
+    pub async fn aws_access(&self) -> AwsAccessActivities {
+        AwsAccessActivities::new(
             self.aws_endpoint_url.clone(),
             self.aws_standin_credentials.clone(),
         )

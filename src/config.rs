@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use windlass_activities::azure::{AzureClientConfig, AzureEndpoints, ClientAssertionSource};
-use windlass_activities::azure_access::{AzureAccess, AzureConnector};
+use windlass_activities::azure_access::{AzureAccessActivities, AzureConnector};
 use windlass_activities::rate_limit::{
     LocalBuckets, RateLimit, RateLimiter, RedisBuckets, TokenBuckets, WaitObserver,
 };
@@ -181,8 +181,11 @@ impl AzureArgs {
     }
 
     /// The Azure access activities on clients built from `template`.
-    pub fn access(template: AzureClientConfig, issuer: Arc<WorkloadIdentityIssuer>) -> AzureAccess {
-        AzureAccess::new(AzureConnector::new(template, issuer))
+    pub fn access(
+        template: AzureClientConfig,
+        issuer: Arc<WorkloadIdentityIssuer>,
+    ) -> AzureAccessActivities {
+        AzureAccessActivities::new(AzureConnector::new(template, issuer))
     }
 
     /// Endpoints and tuning shared by every Azure client of this worker (tenant, client

@@ -270,9 +270,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             .as_ref()
             .map(|c| c.deployments(store.clone(), keys.clone())),
         clusters: cluster_activities,
-        keys: Some(windlass_activities::key_rotation::KeyRotation::new(
-            keys.clone(),
-        )),
+        keys: Some(windlass_activities::key_rotation::KeyRotationActivities::new(keys.clone())),
         step_events: Some(live_logs.clone()),
     };
     let worker_config = WorkerConfig {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use windlass_activities::ActivitySet;
 use windlass_activities::azure_access::AzureConnector;
-use windlass_activities::key_rotation::KeyRotation;
+use windlass_activities::key_rotation::KeyRotationActivities;
 use windlass_activities::rate_limit::RateLimiter;
 use windlass_activities::step_log::StepLogs;
 use windlass_workers::{Fleet, WorkerConfig, WorkerMetrics};
@@ -166,7 +166,7 @@ impl WorkerArgs {
                 .as_ref()
                 .map(|c| c.deployments(store.clone(), keys.clone())),
             clusters,
-            keys: Some(KeyRotation::new(keys)),
+            keys: Some(KeyRotationActivities::new(keys)),
             step_events: Some(live),
         })
     }

@@ -3,21 +3,21 @@
 use temporalio_sdk::WorkerOptionsBuilder;
 use temporalio_sdk::worker_options_builder::State;
 
-use crate::aws::AwsAccessVerification;
-use crate::azure_access::AzureAccess;
+use crate::aws::AwsAccessActivities;
+use crate::azure_access::AzureAccessActivities;
 use crate::clusters::ClusterActivities;
-use crate::key_rotation::KeyRotation;
+use crate::key_rotation::KeyRotationActivities;
 
 /// Everything a worker can run besides the run bookkeeping (which needs only the store).
 /// A worker without Azure clients configured does not poll for Azure activities.
 /// Clones share their clients: one set serves every task queue a worker process polls.
 #[derive(Default, Clone)]
 pub struct ActivitySet {
-    pub azure: Option<AzureAccess>,
+    pub azure: Option<AzureAccessActivities>,
     /// Verifying AWS accounts (STS AssumeRole); None: this worker takes no AWS work.
-    pub aws_access: Option<AwsAccessVerification>,
+    pub aws_access: Option<AwsAccessActivities>,
     pub clusters: Option<ClusterActivities>,
-    pub keys: Option<KeyRotation>,
+    pub keys: Option<KeyRotationActivities>,
     /// Deployments act on clusters, so they need the cluster clients too.
     pub deployments: Option<crate::deployments::DeploymentActivities>,
     /// Where the step journal announces each step change to the run's followers (the

@@ -287,11 +287,11 @@ impl AzureConnector {
 /// Cheap to clone: a worker polling several task queues shares one connector (and its
 /// cached per-tenant clients) between them.
 #[derive(Clone)]
-pub struct AzureAccess {
+pub struct AzureAccessActivities {
     connector: Arc<AzureConnector>,
 }
 
-impl AzureAccess {
+impl AzureAccessActivities {
     pub fn new(connector: AzureConnector) -> Self {
         Self {
             connector: Arc::new(connector),
@@ -319,7 +319,7 @@ fn assignment_id(target: &AzureTarget, application_id: &str) -> Uuid {
 }
 
 #[activities]
-impl AzureAccess {
+impl AzureAccessActivities {
     #[activity(name = activity_names::REGISTER_PROVIDER)]
     pub async fn register_provider(
         self: Arc<Self>,

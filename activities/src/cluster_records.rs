@@ -18,18 +18,18 @@ use crate::error::{FailureCode, failure, retryable};
 /// upgrade takes minutes, so asking every few seconds only fills the history of attempts.
 const BUSY_RETRY: std::time::Duration = std::time::Duration::from_secs(15);
 
-pub struct ClusterRecords {
+pub struct ClusterRecordActivities {
     store: Store,
 }
 
-impl ClusterRecords {
+impl ClusterRecordActivities {
     pub fn new(store: Store) -> Self {
         Self { store }
     }
 }
 
 #[activities]
-impl ClusterRecords {
+impl ClusterRecordActivities {
     #[activity(name = record_activity_names::CURRENT_SPEC)]
     pub async fn current_spec(
         self: Arc<Self>,

@@ -7,21 +7,23 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use windlass_core::keys::KeyRing;
 
 use crate::error::failure;
-use windlass_workflows::cluster_contracts::{KeyRotated, KeyRotationRequest, key_activity_names};
+use windlass_workflows::key_rotation_contracts::{
+    KeyRotated, KeyRotationRequest, key_activity_names,
+};
 
 #[derive(Clone)]
-pub struct KeyRotation {
+pub struct KeyRotationActivities {
     keys: Arc<KeyRing>,
 }
 
-impl KeyRotation {
+impl KeyRotationActivities {
     pub fn new(keys: Arc<KeyRing>) -> Self {
         Self { keys }
     }
 }
 
 #[activities]
-impl KeyRotation {
+impl KeyRotationActivities {
     #[activity(name = key_activity_names::ROTATE_ORGANIZATION_KEY)]
     pub async fn rotate_organization_key(
         self: Arc<Self>,

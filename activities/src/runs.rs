@@ -10,11 +10,11 @@ use windlass_workflows::contracts::{RunOutcome, activity_names};
 use crate::backplane::{SharedBackplane, StoreBackplane};
 use crate::error::failure;
 
-pub struct RunRecorder {
+pub struct RunActivities {
     backplane: SharedBackplane,
 }
 
-impl RunRecorder {
+impl RunActivities {
     pub fn new(store: Store) -> Self {
         Self::with_backplane(Arc::new(StoreBackplane::new(store, None)))
     }
@@ -25,7 +25,7 @@ impl RunRecorder {
 }
 
 #[activities]
-impl RunRecorder {
+impl RunActivities {
     /// Idempotent: the first recorded end of a run wins, a repeat changes nothing.
     #[activity(name = activity_names::RECORD_OUTCOME)]
     pub async fn record_outcome(

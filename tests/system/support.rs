@@ -16,7 +16,7 @@ use windlass_activities::ActivitySet;
 use windlass_activities::azure::{
     AzureClientConfig, AzureEndpoints, ClientAssertionSource, SettleWindows,
 };
-use windlass_activities::azure_access::{AzureAccess, AzureConnector};
+use windlass_activities::azure_access::{AzureAccessActivities, AzureConnector};
 use windlass_activities::clusters::{ClusterActivities, ClusterWork};
 use windlass_activities::helm::Helm;
 use windlass_activities::memory_budget::MemoryBudget;
@@ -356,15 +356,13 @@ impl Stack {
             })
         });
         let activities = ActivitySet {
-            azure: Some(AzureAccess::new(AzureConnector::new(
+            azure: Some(AzureAccessActivities::new(AzureConnector::new(
                 self.azure_client_config(),
                 self.issuer.clone(),
             ))),
             // AWS work runs in `windlass worker` processes, as for clusters above.
             aws_access: None,
-            keys: Some(windlass_activities::key_rotation::KeyRotation::new(
-                keys.clone(),
-            )),
+            keys: Some(windlass_activities::key_rotation::KeyRotationActivities::new(keys.clone())),
             deployments: clusters
                 .as_ref()
                 .map(|c| c.deployments(self.store.clone(), keys.clone())),

@@ -8,9 +8,9 @@ use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 use tokio::sync::oneshot;
 use windlass_activities::ActivitySet;
 use windlass_activities::backplane::{SharedBackplane, StoreBackplane};
-use windlass_activities::cluster_records::ClusterRecords;
-use windlass_activities::deployments::DeploymentRecords;
-use windlass_activities::runs::RunRecorder;
+use windlass_activities::cluster_records::ClusterRecordActivities;
+use windlass_activities::deployments::DeploymentRecordActivities;
+use windlass_activities::runs::RunActivities;
 use windlass_core::Store;
 use windlass_workflows::engine::{Engine, EngineConfig};
 use windlass_workflows::step_budget::{StepTiming, StepTimingInterceptor};
@@ -201,12 +201,16 @@ async fn run_worker(
     };
     let options = match &backing {
         // Cluster records serve schedules on the shared queues only.
-        Backing::Store(store) => options.register_activities(ClusterRecords::new(store.clone())),
+        Backing::Store(store) => {
+            options.register_activities(ClusterRecordActivities::new(store.clone()))
+        }
         Backing::Placed(_) => options,
     };
     let options = options
-        .register_activities(RunRecorder::with_backplane(backplane.clone()))
-        .register_activities(DeploymentRecords::with_backplane(backplane.clone()))
+        .register_activities(RunActivities::with_backplane(backplane.clone()))
+        .register_activities(DeploymentRecordActivities::with_backplane(
+            backplane.clone(),
+        ))
         .activity_inbound_interceptor(
             StepJournal::new(backplane).announcing(activities.step_events.clone()),
         )

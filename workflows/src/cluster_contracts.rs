@@ -11,6 +11,7 @@ use windlass_core::cluster_charts::ClusterChart;
 use windlass_core::clusters::ClusterSpec;
 
 use crate::contracts::AzureTarget;
+use crate::key_rotation_contracts::KeyRotated;
 
 /// The cloud account a cluster operation acts on, and as whom. Never a credential: the
 /// activity obtains short-lived ones (workload identity federation on Azure, STS
@@ -366,10 +367,10 @@ pub mod maintenance_activity_names {
     pub const DETECT_DRIFT: &str = "terraform.detect_drift";
 }
 
-pub struct MaintenanceActivities;
+pub struct ClusterMaintenanceActivities;
 
 #[activity_definitions]
-impl MaintenanceActivities {
+impl ClusterMaintenanceActivities {
     #[activity(name = maintenance_activity_names::CHECK_UPGRADES)]
     pub fn check_upgrades(_: ClusterRequest) -> Result<UpgradeCheck, ActivityError> {
         unimplemented!()
@@ -421,10 +422,10 @@ pub mod lifecycle_activity_names {
     pub const DELETE_RESOURCE_GROUP: &str = "cluster.delete_resource_group";
 }
 
-pub struct LifecycleActivities;
+pub struct ClusterLifecycleActivities;
 
 #[activity_definitions]
-impl LifecycleActivities {
+impl ClusterLifecycleActivities {
     /// The cluster's storage, if its storage account still exists (read only).
     #[activity(name = lifecycle_activity_names::LOCATE_STORAGE)]
     pub fn locate_storage(_: ClusterRequest) -> Result<Option<ClusterStorage>, ActivityError> {
@@ -519,35 +520,6 @@ impl ClusterRecordActivities {
     /// go of the cluster.
     #[activity(name = record_activity_names::RECORD_CHANGE)]
     pub fn record_change(_: ClusterChange) -> Result<(), ActivityError> {
-        unimplemented!()
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeyRotationRequest {
-    pub organization_id: uuid::Uuid,
-    /// Rotate when the newest key version is older than this.
-    pub max_age_days: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct KeyRotated {
-    /// The organisation key version new secrets are sealed with.
-    pub version: u32,
-    pub rotated: bool,
-}
-
-pub mod key_activity_names {
-    pub const ROTATE_ORGANIZATION_KEY: &str = "keys.rotate_organization_key";
-}
-
-pub struct KeyActivities;
-
-#[activity_definitions]
-impl KeyActivities {
-    /// Rotates the organisation's data key when it is old; older versions stay readable.
-    #[activity(name = key_activity_names::ROTATE_ORGANIZATION_KEY)]
-    pub fn rotate_organization_key(_: KeyRotationRequest) -> Result<KeyRotated, ActivityError> {
         unimplemented!()
     }
 }

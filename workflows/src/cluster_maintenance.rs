@@ -17,12 +17,12 @@ use uuid::Uuid;
 use windlass_core::clusters::ClusterSpec;
 
 use crate::cluster_contracts::{
-    CloudTarget, ClusterActivities, ClusterRecordActivities, ClusterRef, ClusterRequest,
-    ClusterStorage, Deferral, DriftCheck, HoldCluster, KeyActivities, KeyRotationRequest,
-    KubeconfigRef, MaintenanceActivities, MaintenanceInput, MaintenanceReport, MaintenanceTask,
-    PublishKubeconfig, ReleaseCluster,
+    CloudTarget, ClusterActivities, ClusterMaintenanceActivities, ClusterRecordActivities,
+    ClusterRef, ClusterRequest, ClusterStorage, Deferral, DriftCheck, HoldCluster, KubeconfigRef,
+    MaintenanceInput, MaintenanceReport, MaintenanceTask, PublishKubeconfig, ReleaseCluster,
 };
 use crate::contracts::OutcomeStatus;
+use crate::key_rotation_contracts::{KeyRotationActivities, KeyRotationRequest};
 use crate::outcome::{bookkeeping, detached, ended, long_step, step};
 
 /// How old an organisation's data key may grow before maintenance rotates it.
@@ -280,7 +280,7 @@ async fn run_task(
             report.key_rotation = Some(ended(
                 ctx,
                 ctx.execute_activity(
-                    KeyActivities::rotate_organization_key,
+                    KeyRotationActivities::rotate_organization_key,
                     KeyRotationRequest {
                         organization_id: cluster.organization_id,
                         max_age_days: KEY_MAX_AGE_DAYS,
@@ -294,7 +294,7 @@ async fn run_task(
             report.upgrade = Some(ended(
                 ctx,
                 ctx.execute_activity(
-                    MaintenanceActivities::check_upgrades,
+                    ClusterMaintenanceActivities::check_upgrades,
                     request,
                     step(ctx, "check-upgrades", Duration::from_secs(10 * 60)),
                 )
@@ -321,7 +321,7 @@ async fn run_task(
                     report.drift = Some(ended(
                         ctx,
                         ctx.execute_activity(
-                            MaintenanceActivities::detect_drift,
+                            ClusterMaintenanceActivities::detect_drift,
                             DriftCheck {
                                 cluster: cluster.clone(),
                                 target: target.clone(),

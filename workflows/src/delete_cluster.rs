@@ -11,8 +11,9 @@ use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{WorkflowContext, WorkflowResult};
 
 use crate::cluster_contracts::{
-    ClusterActivities, ClusterChange, ClusterRecordActivities, ClusterRef, ClusterRequest,
-    DeleteClusterInput, DeleteClusterOutput, LifecycleActivities, TerraformAction, TerraformRun,
+    ClusterActivities, ClusterChange, ClusterLifecycleActivities, ClusterRecordActivities,
+    ClusterRef, ClusterRequest, DeleteClusterInput, DeleteClusterOutput, TerraformAction,
+    TerraformRun,
 };
 use crate::outcome::{bookkeeping, ended, long_step, record, step};
 
@@ -43,7 +44,7 @@ async fn delete(
     let storage = ended(
         ctx,
         ctx.execute_activity(
-            LifecycleActivities::locate_storage,
+            ClusterLifecycleActivities::locate_storage,
             request.clone(),
             step(ctx, "locate-storage", Duration::from_secs(10 * 60)),
         )
@@ -70,7 +71,7 @@ async fn delete(
     let resource_group_deleted = ended(
         ctx,
         ctx.execute_activity(
-            LifecycleActivities::delete_resource_group,
+            ClusterLifecycleActivities::delete_resource_group,
             request,
             step(ctx, "delete-resource-group", Duration::from_secs(60 * 60)),
         )

@@ -15,7 +15,7 @@ use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{WorkflowContext, WorkflowResult, WorkflowTermination};
 use windlass_core::deployments::{DeploymentState, GoodRevision};
 
-use crate::cluster_contracts::{ClusterRequest, LifecycleActivities};
+use crate::cluster_contracts::{ClusterLifecycleActivities, ClusterRequest};
 use crate::deployment_contracts::{
     BeginDeployment, ClusterAccess, DeployEnvironmentInput, DeployEnvironmentOutput, DeployService,
     DeploymentActivities, DeploymentRecordActivities, FinishDeployment, PrepareNamespace,
@@ -127,7 +127,7 @@ async fn roll_out(
     let storage = ended(
         ctx,
         ctx.execute_activity(
-            LifecycleActivities::locate_storage,
+            ClusterLifecycleActivities::locate_storage,
             ClusterRequest {
                 cluster: input.cluster.clone(),
                 target: input.target.clone(),

@@ -19,6 +19,7 @@ pub mod deploy_environment;
 pub mod deployment_contracts;
 pub mod engine;
 pub mod environment_queue;
+pub mod key_rotation_contracts;
 mod lanes;
 mod outcome;
 mod patches;

@@ -11,8 +11,8 @@ use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{WorkflowContext, WorkflowResult, WorkflowTermination};
 
 use crate::cluster_contracts::{
-    ClusterActivities, ClusterChange, ClusterRecordActivities, ClusterRef, ClusterRequest,
-    MaintenanceActivities, TerraformAction, TerraformRun, UpgradeClusterInput,
+    ClusterActivities, ClusterChange, ClusterMaintenanceActivities, ClusterRecordActivities,
+    ClusterRef, ClusterRequest, TerraformAction, TerraformRun, UpgradeClusterInput,
     UpgradeClusterOutput,
 };
 use crate::outcome::{bookkeeping, ended, long_step, record, step};
@@ -44,7 +44,7 @@ async fn upgrade(
     let offered = ended(
         ctx,
         ctx.execute_activity(
-            MaintenanceActivities::check_upgrades,
+            ClusterMaintenanceActivities::check_upgrades,
             request.clone(),
             step(ctx, "check-versions", Duration::from_secs(10 * 60)),
         )

@@ -15,4 +15,4 @@ pub use assume_role::{
 };
 pub use caller_identity::{CallerIdentity, caller_identity};
 pub use s3::{S3Objects, delete_bucket_with_contents, ensure_state_bucket, s3_client};
-pub use verify_access::{AwsAccessVerification, VerificationError};
+pub use verify_access::{AwsAccessActivities, VerificationError};

@@ -67,11 +67,11 @@ impl StepError for VerificationError {
 
 /// Cheap to clone; its own STS client, since a verification never uses cached sessions.
 #[derive(Clone)]
-pub struct AwsAccessVerification {
+pub struct AwsAccessActivities {
     roles: Arc<AssumedRoleProvider>,
 }
 
-impl AwsAccessVerification {
+impl AwsAccessActivities {
     /// `endpoint_url` overrides the STS endpoint (moto, or the trust-policy stand-in in
     /// front of it); Windlass's own credentials come from the standard AWS chain unless
     /// `standin_credentials` are given (local stand-ins only).
@@ -124,7 +124,7 @@ impl AwsAccessVerification {
 }
 
 #[activities]
-impl AwsAccessVerification {
+impl AwsAccessActivities {
     #[activity(name = aws_access_activity_names::VERIFY_ASSUME_ROLE)]
     pub async fn verify_assume_role(
         self: Arc<Self>,

@@ -16,7 +16,7 @@ use windlass_workflows::deployment_contracts::{
     deployment_activity_names,
 };
 
-pub use records::DeploymentRecords;
+pub use records::DeploymentRecordActivities;
 
 use crate::backplane::SharedBackplane;
 use crate::clusters::ClusterWork;

@@ -13,11 +13,11 @@ use windlass_workflows::deployment_contracts::{
 use crate::backplane::{SharedBackplane, StoreBackplane};
 use crate::error::failure;
 
-pub struct DeploymentRecords {
+pub struct DeploymentRecordActivities {
     backplane: SharedBackplane,
 }
 
-impl DeploymentRecords {
+impl DeploymentRecordActivities {
     pub fn new(store: Store) -> Self {
         Self::with_backplane(Arc::new(StoreBackplane::new(store, None)))
     }
@@ -28,7 +28,7 @@ impl DeploymentRecords {
 }
 
 #[activities]
-impl DeploymentRecords {
+impl DeploymentRecordActivities {
     #[activity(name = deployment_record_names::BEGIN)]
     pub async fn begin(
         self: Arc<Self>,
