@@ -15,19 +15,19 @@ use windlass_core::clusters::parse_minor_version;
 use windlass_core::clusters::{ClusterSpec, NetworkSpec, NodePoolSpec};
 use windlass_core::maintenance::MaintenanceWindow;
 use windlass_core::rbac::{Permission, Target};
-use windlass_core::runs::{NewRun, Run, RunStatus, WorkflowKind};
+use windlass_core::runs::{Run, RunStatus, WorkflowKind};
 use windlass_workflows::cluster_contracts::{
     CloudTarget, DeleteClusterInput, MaintenanceInput, MaintenanceTask, ProvisionClusterInput,
     UpgradeClusterInput,
 };
-use windlass_workflows::engine::EngineError;
+use windlass_workflows::engine::{EngineError, WorkflowInput};
 
 use crate::AppState;
 use crate::authz::Authenticated;
 use crate::cloud_accounts::require_verified;
 use crate::extract::{Json, Path, Query};
 use crate::launch::{
-    LaunchAudit, acting_target, fingerprint, idempotency_key, launch, launch_with,
+    LaunchAudit, RunToStart, acting_target, fingerprint, idempotency_key, launch, launch_with,
 };
 use crate::pagination::{Page, PageQuery};
 use crate::problem::Problem;
@@ -195,7 +195,7 @@ struct PreparedCluster {
     /// The spec to record: none for a dry run, or when already recorded.
     new_spec: Option<ClusterSpec>,
     /// Its provisioning run.
-    new_run: NewRun,
+    new_run: RunToStart,
 }
 
 async fn prepare_create(
@@ -267,16 +267,12 @@ async fn prepare_create(
         allow_cluster_replacement: false,
         sequential_charts: false,
     };
-    let new_run = NewRun {
+    let new_run = RunToStart {
         organization_id,
-        kind: WorkflowKind::ProvisionCluster,
         target: format!("cluster:{}", spec.id),
         idempotency_key: key,
         request_fingerprint: fingerprint(request),
-        input: serde_json::to_value(&input).map_err(|e| {
-            tracing::error!(error = %e, "serialising workflow input");
-            Problem::internal()
-        })?,
+        input: WorkflowInput::ProvisionCluster(input),
     };
     Ok(PreparedCluster {
         spec,
@@ -474,7 +470,7 @@ async fn prepare_upgrade(
     cluster_id: Uuid,
     headers: &HeaderMap,
     request: &UpgradeRequest,
-) -> Result<NewRun, Problem> {
+) -> Result<RunToStart, Problem> {
     let key = idempotency_key(headers)?;
     let spec = state.store.cluster(organization_id, cluster_id).await?;
     let account = state
@@ -506,13 +502,12 @@ async fn prepare_upgrade(
         target: acting_target(&account, &state.config.azure_application_id),
         to_version: request.kubernetes_version.clone(),
     };
-    Ok(NewRun {
+    Ok(RunToStart {
         organization_id,
-        kind: WorkflowKind::UpgradeCluster,
         target: format!("cluster:{cluster_id}"),
         idempotency_key: key,
         request_fingerprint: fingerprint(request),
-        input: serde_json::to_value(&input).map_err(|_| Problem::internal())?,
+        input: WorkflowInput::UpgradeCluster(input),
     })
 }
 
@@ -561,13 +556,12 @@ async fn delete_cluster(
         Err(problem) => return audit.refused(&state, organization_id, problem).await,
     };
     audit.details = serde_json::json!({"maintenance_taken_back": hold.as_ref().map(|h| h.id)});
-    let new_run = NewRun {
+    let new_run = RunToStart {
         organization_id,
-        kind: WorkflowKind::DeleteCluster,
         target: format!("cluster:{cluster_id}"),
         idempotency_key: None,
         request_fingerprint: String::new(),
-        input: serde_json::to_value(&input).map_err(|_| Problem::internal())?,
+        input: WorkflowInput::DeleteCluster(input),
     };
     let engine = state.engine.clone();
     // A maintenance holding the cluster is taken back in the same commit as the delete

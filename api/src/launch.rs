@@ -11,6 +11,7 @@ use windlass_core::cloud_accounts::CloudAccount;
 use windlass_core::runs::{InsertedRun, NewRun, Run, RunStatus};
 use windlass_core::store::{Connection, Store};
 use windlass_workflows::cluster_contracts::CloudTarget;
+use windlass_workflows::engine::WorkflowInput;
 
 use crate::AppState;
 use crate::caller::Caller;
@@ -34,6 +35,34 @@ pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Pro
             Problem::bad_request("Idempotency-Key must be 1 to 255 visible ASCII characters")
         })?;
     Ok(Some(key.to_owned()))
+}
+
+/// A run to record and start: its kind and stored input follow from the typed workflow
+/// input, which goes to Temporal as it is.
+pub(crate) struct RunToStart {
+    pub organization_id: Uuid,
+    /// What the run is about (`cluster:<id>`, `cloud_account:<id>`): one unfinished run
+    /// per target.
+    pub target: String,
+    pub idempotency_key: Option<String>,
+    pub request_fingerprint: String,
+    pub input: WorkflowInput,
+}
+
+impl RunToStart {
+    fn new_run(&self) -> Result<NewRun, Problem> {
+        Ok(NewRun {
+            organization_id: self.organization_id,
+            kind: self.input.kind(),
+            target: self.target.clone(),
+            idempotency_key: self.idempotency_key.clone(),
+            request_fingerprint: self.request_fingerprint.clone(),
+            input: self.input.to_json().map_err(|e| {
+                tracing::error!(error = %e, "serialising workflow input");
+                Problem::internal()
+            })?,
+        })
+    }
 }
 
 /// Who starts a run and how its entry reads: `refused_resource` names what a refused
@@ -76,10 +105,13 @@ impl LaunchAudit<'_> {
 pub(crate) async fn launch(
     state: &AppState,
     audit: LaunchAudit<'_>,
-    new: NewRun,
+    start: RunToStart,
     resource: impl Fn(&Run) -> String,
 ) -> Result<(StatusCode, Run), Problem> {
-    launch_with(state, audit, new, resource, |_| Box::pin(async { Ok(()) })).await
+    launch_with(state, audit, start, resource, |_| {
+        Box::pin(async { Ok(()) })
+    })
+    .await
 }
 
 /// [`launch`], with `before` made in the same transaction before the run is recorded (a
@@ -87,7 +119,7 @@ pub(crate) async fn launch(
 pub(crate) async fn launch_with<B>(
     state: &AppState,
     audit: LaunchAudit<'_>,
-    new: NewRun,
+    start: RunToStart,
     resource: impl Fn(&Run) -> String,
     before: B,
 ) -> Result<(StatusCode, Run), Problem>
@@ -96,8 +128,9 @@ where
         + Send
         + 'static,
 {
-    let organization_id = new.organization_id;
-    let input = new.input.clone();
+    let organization_id = start.organization_id;
+    let new = start.new_run()?;
+    let input = start.input;
     let in_flight_limit = state.config.runs_in_flight_per_organization;
     let LaunchAudit {
         caller,
@@ -139,7 +172,7 @@ where
     };
     match state
         .engine
-        .start(run.kind, organization_id, &run.workflow_id, input)
+        .start(organization_id, &run.workflow_id, input)
         .await
     {
         Ok(temporal_run_id) => {

@@ -8,15 +8,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 use windlass_core::cloud_accounts::{CloudAccount, CloudProvider};
-use windlass_core::runs::{
-    NewRun, Run, RunFilter, RunPosition, RunStatus, Step, StepStatus, WorkflowKind,
-};
+use windlass_core::runs::{Run, RunFilter, RunPosition, RunStatus, Step, StepStatus, WorkflowKind};
 use windlass_core::step_logs::LogLine;
 use windlass_workflows::aws_access_contracts::AwsAccessVerifyInput;
 use windlass_workflows::cluster_contracts::CloudTarget;
 use windlass_workflows::contracts::{AzureAccessSetupInput, AzureAccessTeardownInput, AzureTarget};
 use windlass_workflows::deployment_contracts::CancelledDeployment;
-use windlass_workflows::engine::{Accepted, EngineError};
+use windlass_workflows::engine::{Accepted, EngineError, WorkflowInput};
 
 use windlass_core::rbac::Permission;
 
@@ -24,7 +22,7 @@ use crate::AppState;
 
 use crate::authz::Authenticated;
 use crate::extract::{Json, Path, Query};
-use crate::launch::{LaunchAudit, acting_target, fingerprint, idempotency_key, launch};
+use crate::launch::{LaunchAudit, RunToStart, acting_target, fingerprint, idempotency_key, launch};
 use crate::pagination::{Page, PageQuery};
 use crate::problem::Problem;
 
@@ -88,7 +86,7 @@ impl StartRun {
         &self,
         account: &CloudAccount,
         application_id: &str,
-    ) -> Result<serde_json::Value, Problem> {
+    ) -> Result<WorkflowInput, Problem> {
         let provider = match self {
             Self::AwsAccessVerify { .. } => CloudProvider::Aws,
             Self::AzureAccessSetup { .. } | Self::AzureAccessTeardown { .. } => {
@@ -111,11 +109,11 @@ impl StartRun {
             subscription_id: account.external_id.clone(),
             setup_identity_client_id: client_id.to_string(),
         };
-        let input = match self {
+        Ok(match self {
             Self::AzureAccessSetup {
                 setup_identity_client_id,
                 ..
-            } => serde_json::to_value(AzureAccessSetupInput {
+            } => WorkflowInput::AzureAccessSetup(AzureAccessSetupInput {
                 target: target(setup_identity_client_id),
                 application_id: application_id.to_owned(),
             }),
@@ -123,19 +121,17 @@ impl StartRun {
                 setup_identity_client_id,
                 keep_service_principal,
                 ..
-            } => serde_json::to_value(AzureAccessTeardownInput {
+            } => WorkflowInput::AzureAccessTeardown(AzureAccessTeardownInput {
                 target: target(setup_identity_client_id),
                 application_id: application_id.to_owned(),
                 delete_service_principal: !keep_service_principal,
             }),
             Self::AwsAccessVerify { .. } => match acting_target(account, application_id) {
-                CloudTarget::Aws(target) => serde_json::to_value(AwsAccessVerifyInput { target }),
+                CloudTarget::Aws(target) => {
+                    WorkflowInput::AwsAccessVerify(AwsAccessVerifyInput { target })
+                }
                 CloudTarget::Azure(_) => unreachable!("the provider was checked above"),
             },
-        };
-        input.map_err(|e| {
-            tracing::error!(error = %e, "serialising workflow input");
-            Problem::internal()
         })
     }
 }
@@ -249,7 +245,7 @@ async fn prepare_start(
     organization_id: Uuid,
     headers: &HeaderMap,
     request: StartRun,
-) -> Result<NewRun, Problem> {
+) -> Result<RunToStart, Problem> {
     let key = idempotency_key(headers)?;
     let account = state
         .store
@@ -260,9 +256,8 @@ async fn prepare_start(
         crate::cloud_accounts::require_verified(&account)?;
     }
     let input = request.workflow_input(&account, &state.config.azure_application_id)?;
-    Ok(NewRun {
+    Ok(RunToStart {
         organization_id,
-        kind: request.kind(),
         target: format!("cloud_account:{}", account.id),
         idempotency_key: key,
         request_fingerprint: fingerprint(&request),

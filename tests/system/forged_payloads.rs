@@ -7,8 +7,7 @@
 use std::time::Duration;
 
 use uuid::Uuid;
-use windlass_core::runs::WorkflowKind;
-use windlass_workflows::engine::{Engine, EngineConfig};
+use windlass_workflows::engine::{Engine, EngineConfig, WorkflowInput};
 
 use crate::support::{Stack, setup_request};
 
@@ -29,14 +28,10 @@ async fn a_workflow_started_with_a_plaintext_input_never_acts() {
         .unwrap();
     let forged_run = Uuid::new_v4();
     let forged_id = format!("run-{forged_run}");
-    raw.start(
-        WorkflowKind::AzureAccessSetup,
-        org,
-        &forged_id,
-        run["input"].clone(),
-    )
-    .await
-    .expect("Temporal itself accepts the start");
+    let replayed = serde_json::from_value(run["input"].clone()).unwrap();
+    raw.start(org, &forged_id, WorkflowInput::AzureAccessSetup(replayed))
+        .await
+        .expect("Temporal itself accepts the start");
 
     tokio::time::sleep(Duration::from_secs(8)).await;
     // Temporal has it, still running: its first workflow task keeps failing to decode.

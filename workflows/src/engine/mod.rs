@@ -10,6 +10,7 @@ pub mod histories;
 pub mod payload_keys;
 pub mod pollers;
 pub mod schedules;
+mod workflow_input;
 
 use std::str::FromStr;
 use std::time::SystemTime;
@@ -23,14 +24,12 @@ use temporalio_client::{
 use temporalio_common::data_converters::{
     DataConverter, DefaultFailureConverter, PayloadConverter,
 };
-use windlass_core::runs::{RunStatus, WorkflowKind};
+use windlass_core::runs::RunStatus;
 
 pub use deployments::{ACCEPT_WAIT, Accepted};
 pub use error::EngineError;
+pub use workflow_input::WorkflowInput;
 
-use crate::aws_access_contracts::AwsAccessVerifyInput;
-use crate::cluster_contracts::{DeleteClusterInput, ProvisionClusterInput, UpgradeClusterInput};
-use crate::contracts::{AzureAccessSetupInput, AzureAccessTeardownInput};
 use crate::{
     AwsAccessVerify, AzureAccessSetup, AzureAccessTeardown, DeleteCluster, ProvisionCluster,
     UpgradeCluster, task_queues,
@@ -127,97 +126,60 @@ impl Engine {
     /// going, so a caller that crashed between starting and recording can simply retry.
     pub async fn start(
         &self,
-        kind: WorkflowKind,
         organization_id: uuid::Uuid,
         workflow_id: &str,
-        input: serde_json::Value,
+        input: WorkflowInput,
     ) -> Result<String, EngineError> {
         // Sealed under the organisation's key line and bound to this workflow.
         let scope = codec::PayloadScope {
             organization_id,
             workflow_id: workflow_id.to_owned(),
         };
-        codec::with_scope(scope, self.start_scoped(kind, workflow_id, input)).await
+        codec::with_scope(scope, self.start_scoped(workflow_id, input)).await
     }
 
     async fn start_scoped(
         &self,
-        kind: WorkflowKind,
         workflow_id: &str,
-        input: serde_json::Value,
+        input: WorkflowInput,
     ) -> Result<String, EngineError> {
-        let options = || {
-            WorkflowStartOptions::new(self.task_queue.clone(), workflow_id)
-                .id_conflict_policy(WorkflowIdConflictPolicy::UseExisting)
-                .build()
+        let options = WorkflowStartOptions::new(self.task_queue.clone(), workflow_id)
+            .id_conflict_policy(WorkflowIdConflictPolicy::UseExisting)
+            .build();
+        let client = &self.client;
+        let run_id = match input {
+            WorkflowInput::AzureAccessSetup(input) => client
+                .start_workflow(AzureAccessSetup::run, input, options)
+                .await?
+                .run_id()
+                .map(str::to_owned),
+            WorkflowInput::AzureAccessTeardown(input) => client
+                .start_workflow(AzureAccessTeardown::run, input, options)
+                .await?
+                .run_id()
+                .map(str::to_owned),
+            WorkflowInput::AwsAccessVerify(input) => client
+                .start_workflow(AwsAccessVerify::run, input, options)
+                .await?
+                .run_id()
+                .map(str::to_owned),
+            WorkflowInput::ProvisionCluster(input) => client
+                .start_workflow(ProvisionCluster::run, input, options)
+                .await?
+                .run_id()
+                .map(str::to_owned),
+            WorkflowInput::UpgradeCluster(input) => client
+                .start_workflow(UpgradeCluster::run, input, options)
+                .await?
+                .run_id()
+                .map(str::to_owned),
+            WorkflowInput::DeleteCluster(input) => client
+                .start_workflow(DeleteCluster::run, input, options)
+                .await?
+                .run_id()
+                .map(str::to_owned),
         };
-        let invalid =
-            |e: serde_json::Error| EngineError::InvalidInput(format!("{}: {e}", kind.as_str()));
-        let handle_run_id = match kind {
-            WorkflowKind::AzureAccessSetup => {
-                let input: AzureAccessSetupInput =
-                    serde_json::from_value(input).map_err(invalid)?;
-                let handle = self
-                    .client
-                    .start_workflow(AzureAccessSetup::run, input, options())
-                    .await?;
-                handle.run_id().map(str::to_owned)
-            }
-            WorkflowKind::AzureAccessTeardown => {
-                let input: AzureAccessTeardownInput =
-                    serde_json::from_value(input).map_err(invalid)?;
-                let handle = self
-                    .client
-                    .start_workflow(AzureAccessTeardown::run, input, options())
-                    .await?;
-                handle.run_id().map(str::to_owned)
-            }
-            WorkflowKind::AwsAccessVerify => {
-                let input: AwsAccessVerifyInput = serde_json::from_value(input).map_err(invalid)?;
-                let handle = self
-                    .client
-                    .start_workflow(AwsAccessVerify::run, input, options())
-                    .await?;
-                handle.run_id().map(str::to_owned)
-            }
-            WorkflowKind::UpgradeCluster => {
-                let input: UpgradeClusterInput = serde_json::from_value(input).map_err(invalid)?;
-                let handle = self
-                    .client
-                    .start_workflow(UpgradeCluster::run, input, options())
-                    .await?;
-                handle.run_id().map(str::to_owned)
-            }
-            WorkflowKind::DeleteCluster => {
-                let input: DeleteClusterInput = serde_json::from_value(input).map_err(invalid)?;
-                let handle = self
-                    .client
-                    .start_workflow(DeleteCluster::run, input, options())
-                    .await?;
-                handle.run_id().map(str::to_owned)
-            }
-            WorkflowKind::DeployEnvironment => {
-                return Err(EngineError::InvalidInput(
-                    "deploy_environment: deployments start through their environment's queue"
-                        .into(),
-                ));
-            }
-            WorkflowKind::ClusterMaintenance => {
-                return Err(EngineError::InvalidInput(
-                    "cluster_maintenance: maintenance starts from its cluster's schedule".into(),
-                ));
-            }
-            WorkflowKind::ProvisionCluster => {
-                let input: ProvisionClusterInput =
-                    serde_json::from_value(input).map_err(invalid)?;
-                let handle = self
-                    .client
-                    .start_workflow(ProvisionCluster::run, input, options())
-                    .await?;
-                handle.run_id().map(str::to_owned)
-            }
-        };
-        Ok(handle_run_id.unwrap_or_default())
+        Ok(run_id.unwrap_or_default())
     }
 
     /// Asks the workflow to stop; it cancels its activities, waits for them, records the
