@@ -14,10 +14,10 @@ use uuid::Uuid;
 use windlass_core::Result;
 use windlass_core::placement_wire::{GrantedSecret, StepFinished, StepStarted};
 use windlass_core::step_logs::LogLine;
-use windlass_workflows::contracts::RunOutcome;
 use windlass_workflows::deployment_contracts::{
     BeginDeployment, DeploymentStart, DropQueued, FinishDeployment,
 };
+use windlass_workflows::run_contracts::RunOutcome;
 
 #[async_trait]
 pub trait RunBackplane: Send + Sync + 'static {

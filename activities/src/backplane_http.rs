@@ -15,10 +15,10 @@ use windlass_core::placement_wire::{
 };
 use windlass_core::step_logs::LogLine;
 use windlass_core::{Error, Result};
-use windlass_workflows::contracts::RunOutcome;
 use windlass_workflows::deployment_contracts::{
     BeginDeployment, DeploymentStart, DropQueued, FinishDeployment,
 };
+use windlass_workflows::run_contracts::RunOutcome;
 use zeroize::Zeroizing;
 
 use crate::backplane::RunBackplane;

@@ -10,7 +10,7 @@ use windlass_core::runs::RunStatus;
 use windlass_workflows::cluster_contracts::{
     ClusterChange, ClusterRef, HeldCluster, HoldCluster, ReleaseCluster, record_activity_names,
 };
-use windlass_workflows::contracts::OutcomeStatus;
+use windlass_workflows::run_contracts::OutcomeStatus;
 
 use crate::error::{FailureCode, failure, retryable};
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use windlass_core::Store;
-use windlass_workflows::contracts::{RunOutcome, activity_names};
+use windlass_workflows::run_contracts::{RunOutcome, run_activity_names};
 
 use crate::backplane::{SharedBackplane, StoreBackplane};
 use crate::error::failure;
@@ -27,7 +27,7 @@ impl RunActivities {
 #[activities]
 impl RunActivities {
     /// Idempotent: the first recorded end of a run wins, a repeat changes nothing.
-    #[activity(name = activity_names::RECORD_OUTCOME)]
+    #[activity(name = run_activity_names::RECORD_OUTCOME)]
     pub async fn record_outcome(
         self: Arc<Self>,
         _ctx: ActivityContext,

@@ -21,10 +21,10 @@ use windlass_core::placement_wire::{
 use windlass_core::placements::Placement;
 use windlass_core::runs::RunStatus;
 use windlass_core::secrets::{SecretRef, resolve_sealed_for_run};
-use windlass_workflows::contracts::{OutcomeStatus, RunOutcome};
 use windlass_workflows::deployment_contracts::{
     BeginDeployment, DeploymentStart, DropQueued, FinishDeployment,
 };
+use windlass_workflows::run_contracts::{OutcomeStatus, RunOutcome};
 
 use crate::AppState;
 use crate::authz::Authenticated;

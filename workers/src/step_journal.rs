@@ -11,7 +11,7 @@ use windlass_activities::step_time;
 use windlass_core::live_logs::{LiveLine, LiveLogs};
 use windlass_core::placement_wire::{StepFinished, StepStarted};
 use windlass_core::runs::{Run, StepOutcome};
-use windlass_workflows::contracts::activity_names;
+use windlass_workflows::run_contracts::run_activity_names;
 
 /// Journals through the run backplane: the store, or for a placed worker the API.
 pub struct StepJournal {
@@ -55,7 +55,7 @@ impl ActivityInboundInterceptor for StepJournal {
             .as_deref()
             .and_then(Run::id_from_workflow_id)
             // Recording the outcome is bookkeeping, not a step of the user's run.
-            .filter(|_| info.activity_type != activity_names::RECORD_OUTCOME);
+            .filter(|_| info.activity_type != run_activity_names::RECORD_OUTCOME);
         let step_key = info.activity_id.clone();
         // Only a retry may learn its step's first start from the journal.
         let retry_info = (info.attempt > 1).then(|| info.clone());

@@ -487,7 +487,7 @@ pub struct HeldCluster {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReleaseCluster {
     pub run_id: uuid::Uuid,
-    pub status: crate::contracts::OutcomeStatus,
+    pub status: crate::run_contracts::OutcomeStatus,
     pub error: Option<String>,
 }
 

@@ -21,9 +21,9 @@ use crate::cluster_contracts::{
     ClusterRef, ClusterRequest, ClusterStorage, Deferral, DriftCheck, HoldCluster, KubeconfigRef,
     MaintenanceInput, MaintenanceReport, MaintenanceTask, PublishKubeconfig, ReleaseCluster,
 };
-use crate::contracts::OutcomeStatus;
 use crate::key_rotation_contracts::{KeyRotationActivities, KeyRotationRequest};
 use crate::outcome::{bookkeeping, detached, ended, long_step, step};
+use crate::run_contracts::OutcomeStatus;
 
 /// How old an organisation's data key may grow before maintenance rotates it.
 const KEY_MAX_AGE_DAYS: u32 = 90;

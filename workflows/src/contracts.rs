@@ -116,23 +116,6 @@ pub struct Removal {
     pub removed: Option<String>,
 }
 
-/// How a run ended, recorded into the read model by the last activity of every workflow.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunOutcome {
-    pub workflow_id: String,
-    pub status: OutcomeStatus,
-    pub output: Option<serde_json::Value>,
-    pub error: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OutcomeStatus {
-    Succeeded,
-    Failed,
-    Cancelled,
-}
-
 /// Activity type names, shared by the declarations here and the implementations in
 /// `windlass-activities` so the two cannot drift apart.
 pub mod activity_names {
@@ -144,7 +127,6 @@ pub mod activity_names {
     pub const REMOVE_ROLE_ASSIGNMENT: &str = "azure.remove_role_assignment";
     pub const REMOVE_CUSTOM_ROLE: &str = "azure.remove_custom_role";
     pub const REMOVE_SERVICE_PRINCIPAL: &str = "azure.remove_service_principal";
-    pub const RECORD_OUTCOME: &str = "runs.record_outcome";
 }
 
 /// Azure control-plane activities. Implemented in `windlass-activities`; every one is
@@ -198,17 +180,6 @@ impl AzureAccessActivities {
 
     #[activity(name = activity_names::REMOVE_SERVICE_PRINCIPAL)]
     pub fn remove_service_principal(_: ApplicationAccess) -> Result<Removal, ActivityError> {
-        unimplemented!()
-    }
-}
-
-/// Activities on Windlass's own read model.
-pub struct RunActivities;
-
-#[activity_definitions]
-impl RunActivities {
-    #[activity(name = activity_names::RECORD_OUTCOME)]
-    pub fn record_outcome(_: RunOutcome) -> Result<(), ActivityError> {
         unimplemented!()
     }
 }

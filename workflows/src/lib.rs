@@ -24,6 +24,7 @@ mod lanes;
 mod outcome;
 mod patches;
 pub mod provision_cluster;
+pub mod run_contracts;
 pub mod step_budget;
 pub mod task_queues;
 pub mod upgrade_cluster;

@@ -11,7 +11,7 @@ use temporalio_sdk::{
 };
 use temporalio_workflow::RetryPolicy;
 
-use crate::contracts::{OutcomeStatus, RunActivities, RunOutcome};
+use crate::run_contracts::{OutcomeStatus, RunActivities, RunOutcome};
 use crate::step_budget::STEP_BUDGET_EXCEEDED;
 
 /// Options for one step of a run. `key` becomes the activity id, which names the step in

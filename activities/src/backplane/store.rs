@@ -12,10 +12,10 @@ use windlass_core::secrets::{SecretRef, resolve_sealed_for_run};
 use windlass_core::step_logs::LogLine;
 use windlass_core::{Error, Result, Store};
 use windlass_workflows::cluster_contracts::{DeleteClusterInput, UpgradeClusterInput};
-use windlass_workflows::contracts::{OutcomeStatus, RunOutcome};
 use windlass_workflows::deployment_contracts::{
     BeginDeployment, DeploymentStart, DropQueued, FinishDeployment,
 };
+use windlass_workflows::run_contracts::{OutcomeStatus, RunOutcome};
 
 use crate::account_proof;
 use crate::backplane::RunBackplane;
