@@ -133,7 +133,7 @@ async fn measure(bed: &Bed, label: &str, live: LiveLogs, lines: u32, pace: Durat
     bed.store.mark_run_started(run.id, "bench").await.unwrap();
     let app = windlass_api::router(AppState {
         store: bed.store.clone(),
-        engine: bed.engine.clone(),
+        engine: Arc::new(bed.engine.clone()),
         live_logs: live.clone(),
         keys: bed.keys.clone(),
         config: Arc::new(ApiConfig {

@@ -151,7 +151,7 @@ async fn bench() {
     let base = format!("http://{}", listener.local_addr().unwrap());
     let app = windlass_api::router(AppState {
         store: store.clone(),
-        engine: engine.clone(),
+        engine: Arc::new(engine.clone()),
         live_logs: windlass_core::live_logs::LiveLogs::in_process(),
         config: Arc::new(ApiConfig {
             azure_application_id: Uuid::new_v4().to_string(),

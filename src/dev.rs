@@ -373,7 +373,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
 
     let state = windlass_api::AppState {
         store,
-        engine,
+        engine: std::sync::Arc::new(engine),
         config: std::sync::Arc::new(windlass_api::ApiConfig {
             azure_application_id: args.azure_application_id,
             workload_identity_issuer: api.clone(),

@@ -96,7 +96,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let state = AppState {
         store,
-        engine,
+        engine: std::sync::Arc::new(engine),
         config: Arc::new(ApiConfig {
             azure_application_id: args.azure_application_id,
             workload_identity_issuer: args

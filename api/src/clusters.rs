@@ -300,7 +300,7 @@ async fn maintenance_hold(state: &AppState, cluster_id: Uuid) -> Result<Option<R
 /// Stops the maintenance holding the cluster (its workflow cancelled, its hold ended as
 /// cancelled), inside the delete's transaction.
 async fn take_back_from_maintenance(
-    engine: &windlass_workflows::engine::Engine,
+    engine: &dyn windlass_workflows::engine::WorkflowEngine,
     conn: &mut Connection,
     hold: &Run,
 ) -> windlass_core::Result<()> {
@@ -574,7 +574,7 @@ async fn delete_cluster(
         move |conn| {
             Box::pin(async move {
                 if let Some(hold) = hold {
-                    take_back_from_maintenance(&engine, conn, &hold).await?;
+                    take_back_from_maintenance(engine.as_ref(), conn, &hold).await?;
                 }
                 Ok(())
             })

@@ -43,7 +43,7 @@ use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 use windlass_core::Store;
 use windlass_core::live_logs::LiveLogs;
-use windlass_workflows::engine::Engine;
+use windlass_workflows::engine::WorkflowEngine;
 
 pub use metrics::{ApiMetrics, metrics_router};
 pub use openapi::openapi_document;
@@ -82,7 +82,9 @@ pub struct Authentication {
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
-    pub engine: Engine,
+    /// Temporal (`windlass_workflows::engine::Engine`) except in router tests, which run
+    /// without a server.
+    pub engine: Arc<dyn WorkflowEngine>,
     pub config: Arc<ApiConfig>,
     pub auth: Arc<Authentication>,
     /// Seals secrets written through the API and opens webhook signing keys.

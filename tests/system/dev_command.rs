@@ -2,23 +2,15 @@
 //! look; Ctrl-C takes all of it down, Temporal included.
 
 use std::io::BufRead;
-use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use windlass_test_support::free_port;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::support::{Api, KillOnDrop, repo_root, step};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn port_open(port: u16) -> bool {
     std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()

@@ -227,7 +227,7 @@ impl Stack {
         azure.register_platform_application(WINDLASS_TENANT, APPLICATION_ID, &base);
         let app = windlass_api::router(AppState {
             store: store.clone(),
-            engine,
+            engine: Arc::new(engine),
             live_logs: live_logs.clone(),
             config: Arc::new(ApiConfig {
                 azure_application_id: APPLICATION_ID.into(),

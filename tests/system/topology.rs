@@ -13,6 +13,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use windlass_test_support::free_port;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -40,14 +41,6 @@ fn scrubbed(program: impl AsRef<std::ffi::OsStr>) -> Command {
     }
     command.stdin(Stdio::null());
     command
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Appends (a restarted process writes after its predecessor).

@@ -3,21 +3,13 @@
 //! worker.
 
 use std::time::{Duration, Instant};
+use windlass_test_support::free_port;
 
 use reqwest::StatusCode;
 
 use windlass_workflows::engine::dev_server::{DevServer, DevServerOptions};
 
 use crate::support::{Stack, setup_request};
-
-/// A loopback port nothing listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 async fn readiness(http: &reqwest::Client, probes: &str) -> Option<StatusCode> {
     http.get(format!("{probes}/readyz"))

@@ -3,14 +3,7 @@
 
 pub use windlass_standins::moto::Moto;
 
-/// A loopback port nothing listens on (bound, then released).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use windlass_test_support::free_port;
 
 /// Starts moto, with a clear message when scripts/setup.sh has not installed it.
 pub async fn start() -> Moto {

@@ -10,6 +10,7 @@ pub mod histories;
 pub mod payload_keys;
 pub mod pollers;
 pub mod schedules;
+mod workflow_engine;
 mod workflow_input;
 
 use std::str::FromStr;
@@ -28,6 +29,7 @@ use windlass_core::runs::RunStatus;
 
 pub use deployments::{ACCEPT_WAIT, Accepted};
 pub use error::EngineError;
+pub use workflow_engine::WorkflowEngine;
 pub use workflow_input::WorkflowInput;
 
 use crate::{

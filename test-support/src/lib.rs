@@ -1,0 +1,17 @@
+//! What tests across the workspace share, so each suite reads like sentences and nothing
+//! is written twice:
+//!
+//! - [`InProcessEngine`]: the workflow engine as a journal of what it was asked (runs
+//!   started with their typed inputs, cancels, deployments queued, schedules), for router
+//!   tests that need no Temporal server. System tests keep the real one.
+//! - [`TestApi`]: the API router driven in process with `oneshot` (axum's testing
+//!   example), on a fresh SQLite store, with an OIDC issuer stand-in for callers' tokens.
+//! - Fixtures: an organisation, an Azure account registered to it; [`free_port`].
+
+mod engine;
+mod ports;
+mod test_api;
+
+pub use engine::{EngineCall, InProcessEngine};
+pub use ports::free_port;
+pub use test_api::{APPLICATION_ID, TestApi};
