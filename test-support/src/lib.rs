@@ -6,8 +6,11 @@
 //!   tests that need no Temporal server. System tests keep the real one.
 //! - [`TestApi`]: the API router driven in process with `oneshot` (axum's testing
 //!   example), on a fresh SQLite store, with an OIDC issuer stand-in for callers' tokens.
-//! - Fixtures: an organisation, an Azure account registered to it; [`free_port`].
+//! - Fixtures: an organisation, an Azure account registered to it; the AKS and EKS
+//!   clusters of the blueprint tests and the checks every blueprint passes
+//!   ([`clusters`]); [`free_port`].
 
+pub mod clusters;
 mod engine;
 mod ports;
 mod test_api;

@@ -12,14 +12,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
+use windlass_test_support::clusters::eks_cluster;
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
-use chrono::{DateTime, Utc};
-use uuid::Uuid;
 use windlass_core::blueprint::{AwsNames, Blueprint, render};
-use windlass_core::cloud_accounts::{CloudAccount, CloudProvider, Verification};
-use windlass_core::clusters::{ClusterSpec, NetworkSpec, NodePoolSpec};
-use windlass_core::maintenance::MaintenanceWindow;
+use windlass_core::cloud_accounts::CloudAccount;
+use windlass_core::clusters::ClusterSpec;
 use windlass_provider_standin::mirror::{self, MirroredProvider};
 use windlass_standins::moto::{ACCOUNT_ID, Moto};
 
@@ -29,39 +27,8 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn at(text: &str) -> DateTime<Utc> {
-    text.parse().unwrap()
-}
-
 fn cluster() -> (ClusterSpec, CloudAccount) {
-    let account = CloudAccount {
-        id: Uuid::parse_str("7a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d").unwrap(),
-        organization_id: Uuid::parse_str("0b9d6c1e-3f4a-4b5c-8d7e-9f0a1b2c3d4e").unwrap(),
-        provider: CloudProvider::Aws,
-        tenant_id: "".into(),
-        external_id: ACCOUNT_ID.into(),
-        verification: Verification::Verified,
-        verified_at: None,
-        display_name: "prod".into(),
-        created_at: at("2026-11-01T00:00:00Z"),
-    };
-    let spec = ClusterSpec {
-        id: Uuid::parse_str("5f0c6a8e-1d2b-4c3d-9e8f-0a1b2c3d4e5f").unwrap(),
-        organization_id: account.organization_id,
-        cloud_account_id: account.id,
-        provider: CloudProvider::Aws,
-        name: "prod-eu".into(),
-        region: REGION.into(),
-        kubernetes_version: "1.33".into(),
-        node_pool_version: None,
-        network: NetworkSpec::default(),
-        node_pools: vec![NodePoolSpec::default_system_pool(CloudProvider::Aws)],
-        maintenance_window: MaintenanceWindow::default(),
-        placement: None,
-        environment_types: windlass_core::clusters::every_environment_type(),
-        created_at: at("2026-11-24T20:00:00Z"),
-    };
-    (spec, account)
+    eks_cluster()
 }
 
 struct Bed {

@@ -7,20 +7,17 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use windlass_test_support::clusters::aks_cluster;
 
-use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use uuid::Uuid;
 use windlass_core::blueprint::{AzureNames, Blueprint, render};
-use windlass_core::cloud_accounts::{CloudAccount, CloudProvider, Verification};
-use windlass_core::clusters::{ClusterSpec, NetworkSpec, NodePoolSpec};
-use windlass_core::maintenance::MaintenanceWindow;
+use windlass_core::cloud_accounts::CloudAccount;
+use windlass_core::clusters::ClusterSpec;
 use windlass_provider_standin::mirror::{self, MirroredProvider};
 use windlass_standins::azure::{AzureStandIn, StandInOptions, TOKEN_EXCHANGE_AUDIENCE};
 use windlass_standins::oidc::OidcIssuerStandIn;
 
-const TENANT: &str = "11111111-2222-3333-4444-555555555555";
-const SUBSCRIPTION: &str = "66666666-7777-8888-9999-000000000000";
+use windlass_test_support::clusters::{AZURE_SUBSCRIPTION as SUBSCRIPTION, AZURE_TENANT as TENANT};
 const CLIENT: &str = "0c0c0c0c-1111-2222-3333-444444444444";
 const SUBJECT: &str = "windlass:terraform";
 
@@ -28,39 +25,8 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn at(text: &str) -> DateTime<Utc> {
-    text.parse().unwrap()
-}
-
 fn cluster() -> (ClusterSpec, CloudAccount) {
-    let account = CloudAccount {
-        id: Uuid::parse_str("7a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d").unwrap(),
-        organization_id: Uuid::parse_str("0b9d6c1e-3f4a-4b5c-8d7e-9f0a1b2c3d4e").unwrap(),
-        provider: CloudProvider::Azure,
-        tenant_id: TENANT.into(),
-        external_id: SUBSCRIPTION.into(),
-        verification: Verification::Verified,
-        verified_at: None,
-        display_name: "prod".into(),
-        created_at: at("2026-11-01T00:00:00Z"),
-    };
-    let spec = ClusterSpec {
-        id: Uuid::parse_str("5f0c6a8e-1d2b-4c3d-9e8f-0a1b2c3d4e5f").unwrap(),
-        organization_id: account.organization_id,
-        cloud_account_id: account.id,
-        provider: CloudProvider::Azure,
-        name: "prod-eu".into(),
-        region: "westeurope".into(),
-        kubernetes_version: "1.33".into(),
-        node_pool_version: None,
-        network: NetworkSpec::default(),
-        node_pools: vec![NodePoolSpec::default_system_pool(CloudProvider::Azure)],
-        maintenance_window: MaintenanceWindow::default(),
-        placement: None,
-        environment_types: windlass_core::clusters::every_environment_type(),
-        created_at: at("2026-11-24T20:00:00Z"),
-    };
-    (spec, account)
+    aks_cluster()
 }
 
 struct Bed {
