@@ -5,10 +5,9 @@
 
 use uuid::Uuid;
 use windlass_activities::aws::eks_token;
-use windlass_activities::aws::{AssumedRoleProvider, StandInCredentials, external_id};
+use windlass_activities::aws::{AssumedRoleProvider, StandInCredentials};
 use windlass_standins::kube::{KubeStandIn, KubeStandInConfig};
-use windlass_standins::moto::Moto;
-use windlass_standins::sts_trust::StsTrustStandIn;
+use windlass_test_support::AwsBed;
 
 async fn list_namespaces(kube: &KubeStandIn, token: &str) -> reqwest::StatusCode {
     let http = reqwest::Client::builder()
@@ -27,17 +26,14 @@ async fn list_namespaces(kube: &KubeStandIn, token: &str) -> reqwest::StatusCode
 
 #[tokio::test]
 async fn a_token_the_worker_signs_is_accepted_and_one_for_another_sts_is_not() {
-    let moto = Moto::start().await.expect("moto: run scripts/setup.sh");
-    let sts = StsTrustStandIn::start(&moto.endpoint()).await.unwrap();
+    let aws = AwsBed::start().await;
+    let sts = &aws.sts;
     let kube = KubeStandIn::start(KubeStandInConfig::default())
         .await
         .unwrap();
     kube.accept_eks_tokens_from(&sts.endpoint()).unwrap();
     let org = Uuid::new_v4();
-    let role = moto
-        .create_role("windlass-access", &external_id(org))
-        .await
-        .unwrap();
+    let role = aws.role_trusting(&[org]).await;
     let roles =
         AssumedRoleProvider::new(Some(sts.endpoint()), Some(StandInCredentials::moto())).await;
     let credentials = roles.credentials(org, &role).await.unwrap();

@@ -8,13 +8,16 @@
 //!   example), on a fresh SQLite store, with an OIDC issuer stand-in for callers' tokens.
 //! - Fixtures: an organisation, an Azure account registered to it; the AKS and EKS
 //!   clusters of the blueprint tests and the checks every blueprint passes
-//!   ([`clusters`]); [`free_port`].
+//!   ([`clusters`]); the AWS account behind the STS trust stand-in ([`AwsBed`]);
+//!   [`free_port`].
 
+mod aws_bed;
 pub mod clusters;
 mod engine;
 mod ports;
 mod test_api;
 
+pub use aws_bed::AwsBed;
 pub use engine::{EngineCall, InProcessEngine};
 pub use ports::free_port;
 pub use test_api::{APPLICATION_ID, TestApi};
