@@ -5,23 +5,13 @@
 //! names, so a rename here changes no recorded history.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
+use windlass_test_support::rust_files;
 
 /// The types of every `impl` that follows `attribute` in the crate under `dir`.
 fn impls_after(dir: &str, attribute: &str) -> BTreeSet<String> {
-    let mut files = Vec::new();
-    rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join(dir), &mut files);
+    let files = rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join(dir));
     let mut names = BTreeSet::new();
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();

@@ -7,7 +7,9 @@
 //! them call the store back (keys, secrets), the one circle left.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use windlass_test_support::rust_files;
 
 const CRATES: &[&str] = &[
     "api/src",
@@ -15,25 +17,14 @@ const CRATES: &[&str] = &[
     "standins/src",
     "workers/src",
     "workflows/src",
+    "test-support/src",
     "src",
 ];
-
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
 
 /// Top-level module → the top-level modules its code names with `crate::` (tests and
 /// comments aside).
 fn edges(root: &Path) -> BTreeMap<String, BTreeSet<String>> {
-    let mut files = Vec::new();
-    rust_files(root, &mut files);
+    let files = rust_files(root);
     let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for file in files {
         let relative = file.strip_prefix(root).unwrap();

@@ -15,9 +15,11 @@ mod aws_bed;
 pub mod clusters;
 mod engine;
 mod ports;
+mod source_files;
 mod test_api;
 
 pub use aws_bed::AwsBed;
 pub use engine::{EngineCall, InProcessEngine};
 pub use ports::free_port;
+pub use source_files::rust_files;
 pub use test_api::{APPLICATION_ID, TestApi};

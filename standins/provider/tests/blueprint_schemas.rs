@@ -7,13 +7,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use chrono::{DateTime, Utc};
-use uuid::Uuid;
 use windlass_core::blueprint::{Blueprint, render};
-use windlass_core::cloud_accounts::{CloudAccount, CloudProvider, Verification};
-use windlass_core::clusters::{ClusterSpec, NetworkSpec, NodePoolSpec};
-use windlass_core::maintenance::MaintenanceWindow;
+use windlass_core::cloud_accounts::CloudProvider;
+use windlass_core::clusters::NodePoolSpec;
 use windlass_provider_standin::mirror::{self, MirroredProvider};
+use windlass_test_support::clusters::{aks_cluster, eks_cluster};
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -25,35 +23,13 @@ fn terraform() -> PathBuf {
         .unwrap_or_else(|| repo_root().join(".tools/bin/terraform"))
 }
 
-fn at(text: &str) -> DateTime<Utc> {
-    text.parse().unwrap()
-}
-
-fn account(provider: CloudProvider) -> CloudAccount {
-    CloudAccount {
-        id: Uuid::parse_str("7a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d").unwrap(),
-        organization_id: Uuid::parse_str("0b9d6c1e-3f4a-4b5c-8d7e-9f0a1b2c3d4e").unwrap(),
-        provider,
-        tenant_id: match provider {
-            CloudProvider::Azure => "11111111-2222-3333-4444-555555555555".into(),
-            CloudProvider::Aws => "".into(),
-        },
-        external_id: match provider {
-            CloudProvider::Azure => "66666666-7777-8888-9999-000000000000".into(),
-            CloudProvider::Aws => "123456789012".into(),
-        },
-        verification: Verification::Verified,
-        verified_at: None,
-        display_name: "prod".into(),
-        created_at: at("2026-11-01T00:00:00Z"),
-    }
-}
-
 /// A cluster with a second node pool, so every `for_each` over pools has two keys.
 fn exported(provider: CloudProvider) -> Blueprint {
-    let account = account(provider);
-    let mut node_pools = vec![NodePoolSpec::default_system_pool(provider)];
-    node_pools.push(NodePoolSpec {
+    let (mut spec, account) = match provider {
+        CloudProvider::Azure => aks_cluster(),
+        CloudProvider::Aws => eks_cluster(),
+    };
+    spec.node_pools.push(NodePoolSpec {
         name: "batch".into(),
         instance_type: match provider {
             CloudProvider::Azure => "Standard_D4s_v5".into(),
@@ -62,25 +38,6 @@ fn exported(provider: CloudProvider) -> Blueprint {
         min_count: 0,
         max_count: 10,
     });
-    let spec = ClusterSpec {
-        id: Uuid::parse_str("5f0c6a8e-1d2b-4c3d-9e8f-0a1b2c3d4e5f").unwrap(),
-        organization_id: account.organization_id,
-        cloud_account_id: account.id,
-        provider,
-        name: "prod-eu".into(),
-        region: match provider {
-            CloudProvider::Azure => "westeurope".into(),
-            CloudProvider::Aws => "eu-west-3".into(),
-        },
-        kubernetes_version: "1.33".into(),
-        node_pool_version: None,
-        network: NetworkSpec::default(),
-        node_pools,
-        maintenance_window: MaintenanceWindow::default(),
-        placement: None,
-        environment_types: windlass_core::clusters::every_environment_type(),
-        created_at: at("2026-11-24T20:00:00Z"),
-    };
     render(&spec, &account).unwrap()
 }
 
