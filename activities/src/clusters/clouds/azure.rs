@@ -14,11 +14,11 @@ use windlass_core::clusters::ClusterSpec;
 use windlass_workflows::cluster_contracts::{ClusterStorage, StorageLocation};
 use windlass_workflows::contracts::AzureTarget;
 
-use super::{ClusterCloud, Step, missing};
+use super::{ClusterCloud, Step, storage_in_another_cloud};
 use crate::azure::BlobContainer;
 use crate::azure_access::{AzureConnector, FederatedToken};
 use crate::clusters::terraform_credentials::{TerraformCredentials, renew, write_token};
-use crate::error::{FailureCode, failure, terminal};
+use crate::error::failure;
 use crate::object_store::ObjectStore;
 use crate::terraform::{Diagnostic, ExistingResource, already_existing};
 
@@ -130,10 +130,7 @@ impl ClusterCloud for AzureCloud<'_> {
             blob_endpoint,
         } = &storage.location
         else {
-            return Err(terminal(
-                missing("the cluster's storage is in another cloud than its account"),
-                FailureCode::InvalidInput,
-            ));
+            return Err(storage_in_another_cloud());
         };
         let arm = &self.azure.platform_clients(self.target)?.arm;
         let sas = arm

@@ -167,6 +167,14 @@ impl<'a> Step<'a> {
     }
 }
 
+/// The refusal of storage that belongs to another cloud than the account's.
+pub(crate) fn storage_in_another_cloud() -> ActivityError {
+    crate::error::terminal(
+        missing("the cluster's storage is in another cloud than its account"),
+        crate::error::FailureCode::InvalidInput,
+    )
+}
+
 /// Names a cloud gives no error type of its own.
 pub(crate) fn missing(message: &str) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::NotFound, message.to_owned())

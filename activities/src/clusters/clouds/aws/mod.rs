@@ -15,10 +15,10 @@ use windlass_core::blueprint::{AwsNames, Blueprint};
 use windlass_core::clusters::ClusterSpec;
 use windlass_workflows::cluster_contracts::{AwsTarget, ClusterStorage, StorageLocation};
 
-use super::{ClusterCloud, Step, missing};
+use super::{ClusterCloud, Step, storage_in_another_cloud};
 use crate::aws::s3::{S3Objects, delete_bucket_with_contents, ensure_state_bucket};
 use crate::clusters::terraform_credentials::TerraformCredentials;
-use crate::error::{FailureCode, failure, retryable, terminal};
+use crate::error::{FailureCode, failure, retryable};
 use crate::object_store::ObjectStore;
 use crate::terraform::{Diagnostic, ExistingResource};
 
@@ -107,10 +107,7 @@ impl ClusterCloud for AwsCloud<'_> {
         names: &[&str],
     ) -> Result<Vec<Arc<dyn ObjectStore>>, ActivityError> {
         let StorageLocation::S3 { bucket, region } = &storage.location else {
-            return Err(terminal(
-                missing("the cluster's storage is in another cloud than its account"),
-                FailureCode::InvalidInput,
-            ));
+            return Err(storage_in_another_cloud());
         };
         let s3 = self.clients.s3(self.target, region).await?;
         Ok(names
