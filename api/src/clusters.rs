@@ -26,9 +26,7 @@ use crate::AppState;
 use crate::authz::Authenticated;
 use crate::cloud_accounts::require_verified;
 use crate::extract::{Json, Path, Query};
-use crate::launch::{
-    LaunchAudit, RunToStart, acting_target, fingerprint, idempotency_key, launch, launch_with,
-};
+use crate::launch::{LaunchAudit, RunToStart, fingerprint, idempotency_key, launch, launch_with};
 use crate::pagination::{Page, PageQuery};
 use crate::problem::Problem;
 use windlass_core::store::{Connection, Store};
@@ -259,7 +257,7 @@ async fn prepare_create(
     };
     // Rendered (and refused) now, rather than after the cluster is recorded.
     let blueprint = cloud_blueprint(&spec, &account)?;
-    let target = acting_target(&account, &state.config.azure_application_id);
+    let target = CloudTarget::acting_for(&account, &state.config.azure_application_id);
     let input = ProvisionClusterInput {
         cluster: spec.clone(),
         target: target.clone(),
@@ -499,7 +497,7 @@ async fn prepare_upgrade(
     }
     let input = UpgradeClusterInput {
         cluster: spec,
-        target: acting_target(&account, &state.config.azure_application_id),
+        target: CloudTarget::acting_for(&account, &state.config.azure_application_id),
         to_version: request.kubernetes_version.clone(),
     };
     Ok(RunToStart {
@@ -539,7 +537,7 @@ async fn delete_cluster(
         require_verified(&account)?;
         let input = DeleteClusterInput {
             cluster: spec,
-            target: acting_target(&account, &state.config.azure_application_id),
+            target: CloudTarget::acting_for(&account, &state.config.azure_application_id),
         };
         let hold = maintenance_hold(&state, cluster_id).await?;
         Ok::<_, Problem>((input, hold))

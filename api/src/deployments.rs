@@ -13,6 +13,7 @@ use windlass_core::deployments::{Deployment, DeploymentState, DeploymentTrigger}
 use windlass_core::environments::EnvironmentSpec;
 use windlass_core::rbac::Permission;
 use windlass_core::runs::{InsertedRun, NewRun, Run, RunStatus, WorkflowKind};
+use windlass_workflows::cluster_contracts::CloudTarget;
 use windlass_workflows::deployment_contracts::{DeployEnvironmentInput, DeploymentRequest};
 
 use crate::AppState;
@@ -20,7 +21,7 @@ use crate::authz::Authenticated;
 use crate::caller::Caller;
 use crate::environments::{check_services, environment_for};
 use crate::extract::{Json, Path, Query};
-use crate::launch::{acting_target, fingerprint, idempotency_key};
+use crate::launch::{fingerprint, idempotency_key};
 use crate::pagination::{Page, PageQuery};
 use crate::problem::Problem;
 use windlass_core::store::Store;
@@ -135,7 +136,7 @@ pub(crate) async fn request_deployment(
                 .await;
         }
     };
-    let target = acting_target(&account, &state.config.azure_application_id);
+    let target = CloudTarget::acting_for(&account, &state.config.azure_application_id);
     let new_run = NewRun {
         organization_id,
         kind: WorkflowKind::DeployEnvironment,

@@ -1,16 +1,15 @@
 //! Launching a run, shared by every route that starts one (runs, clusters, deployments,
 //! webhooks): the idempotency key and its request fingerprint, the run recorded with its
-//! audit entry in one commit, then handed to Temporal; and the identity a cloud run acts as.
+//! audit entry in one commit, then handed to Temporal. (The identity a cloud run acts as
+//! is `CloudTarget::acting_for`.)
 
 use axum::http::{HeaderMap, StatusCode};
 use futures::future::BoxFuture;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
-use windlass_core::cloud_accounts::CloudAccount;
 use windlass_core::runs::{InsertedRun, NewRun, Run, RunStatus};
 use windlass_core::store::{Connection, Store};
-use windlass_workflows::cluster_contracts::CloudTarget;
 use windlass_workflows::engine::WorkflowInput;
 
 use crate::AppState;
@@ -210,11 +209,4 @@ where
     tracing::info!(run_id = %run.id, kind = run.kind.as_str(), %organization_id, "run started");
     let run = state.store.run(organization_id, run.id).await?;
     Ok((status, run))
-}
-
-/// Cluster operations act as Windlass's multi-tenant application in the customer's tenant,
-/// or as the role Windlass may assume in the customer's AWS account
-/// (`CloudTarget::acting_for`).
-pub(crate) fn acting_target(account: &CloudAccount, application_id: &str) -> CloudTarget {
-    CloudTarget::acting_for(account, application_id)
 }

@@ -22,7 +22,7 @@ use crate::AppState;
 
 use crate::authz::Authenticated;
 use crate::extract::{Json, Path, Query};
-use crate::launch::{LaunchAudit, RunToStart, acting_target, fingerprint, idempotency_key, launch};
+use crate::launch::{LaunchAudit, RunToStart, fingerprint, idempotency_key, launch};
 use crate::pagination::{Page, PageQuery};
 use crate::problem::Problem;
 
@@ -126,12 +126,14 @@ impl StartRun {
                 application_id: application_id.to_owned(),
                 delete_service_principal: !keep_service_principal,
             }),
-            Self::AwsAccessVerify { .. } => match acting_target(account, application_id) {
-                CloudTarget::Aws(target) => {
-                    WorkflowInput::AwsAccessVerify(AwsAccessVerifyInput { target })
+            Self::AwsAccessVerify { .. } => {
+                match CloudTarget::acting_for(account, application_id) {
+                    CloudTarget::Aws(target) => {
+                        WorkflowInput::AwsAccessVerify(AwsAccessVerifyInput { target })
+                    }
+                    CloudTarget::Azure(_) => unreachable!("the provider was checked above"),
                 }
-                CloudTarget::Azure(_) => unreachable!("the provider was checked above"),
-            },
+            }
         })
     }
 }

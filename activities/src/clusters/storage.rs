@@ -49,7 +49,8 @@ pub(crate) async fn read_kubeconfig(
     storage: &ClusterStorage,
     kubeconfig: &KubeconfigRef,
 ) -> Result<String, ActivityError> {
-    let kubeconfigs = container(work, target, storage, &kubeconfig.container).await?;
+    let cloud = cloud_of(work, target)?;
+    let kubeconfigs = open_one(cloud.as_ref(), storage, &kubeconfig.container).await?;
     let blob = heartbeating(ctx, kubeconfigs.get(&kubeconfig.blob))
         .await?
         .map_err(failure)?
@@ -61,7 +62,7 @@ pub(crate) async fn read_kubeconfig(
             )
         })?;
     let text = String::from_utf8_lossy(&blob.content).into_owned();
-    cloud_of(work, target)?.kubeconfig_for_use(text).await
+    cloud.kubeconfig_for_use(text).await
 }
 
 /// Where provisioning publishes a cluster's kubeconfig in its storage.

@@ -10,7 +10,8 @@ use crate::contracts::{AzureAccessSetupInput, AzureAccessTeardownInput};
 
 /// The input of a workflow started through [`super::Engine::start`]. Deployments start
 /// through their environment's queue and maintenance from its schedule: neither is here.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(untagged)]
 pub enum WorkflowInput {
     AzureAccessSetup(AzureAccessSetupInput),
     AzureAccessTeardown(AzureAccessTeardownInput),
@@ -32,15 +33,9 @@ impl WorkflowInput {
         }
     }
 
-    /// The input as the run's row keeps it (what `GET .../runs/{id}` shows).
+    /// The input as the run's row keeps it (what `GET .../runs/{id}` shows): the
+    /// workflow's own input, untagged.
     pub fn to_json(&self) -> serde_json::Result<serde_json::Value> {
-        match self {
-            Self::AzureAccessSetup(input) => serde_json::to_value(input),
-            Self::AzureAccessTeardown(input) => serde_json::to_value(input),
-            Self::AwsAccessVerify(input) => serde_json::to_value(input),
-            Self::ProvisionCluster(input) => serde_json::to_value(input),
-            Self::UpgradeCluster(input) => serde_json::to_value(input),
-            Self::DeleteCluster(input) => serde_json::to_value(input),
-        }
+        serde_json::to_value(self)
     }
 }
