@@ -49,18 +49,21 @@ pub(crate) struct RunToStart {
 }
 
 impl RunToStart {
-    fn new_run(&self) -> Result<NewRun, Problem> {
-        Ok(NewRun {
+    /// The run to record, and the input to start its workflow with.
+    fn into_parts(self) -> Result<(NewRun, WorkflowInput), Problem> {
+        let stored = self.input.to_json().map_err(|e| {
+            tracing::error!(error = %e, "serialising workflow input");
+            Problem::internal()
+        })?;
+        let run = NewRun {
             organization_id: self.organization_id,
             kind: self.input.kind(),
-            target: self.target.clone(),
-            idempotency_key: self.idempotency_key.clone(),
-            request_fingerprint: self.request_fingerprint.clone(),
-            input: self.input.to_json().map_err(|e| {
-                tracing::error!(error = %e, "serialising workflow input");
-                Problem::internal()
-            })?,
-        })
+            target: self.target,
+            idempotency_key: self.idempotency_key,
+            request_fingerprint: self.request_fingerprint,
+            input: stored,
+        };
+        Ok((run, self.input))
     }
 }
 
@@ -128,8 +131,7 @@ where
         + 'static,
 {
     let organization_id = start.organization_id;
-    let new = start.new_run()?;
-    let input = start.input;
+    let (new, input) = start.into_parts()?;
     let in_flight_limit = state.config.runs_in_flight_per_organization;
     let LaunchAudit {
         caller,
