@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
+use windlass_core::runs::RunStatus;
 use windlass_standins::kube::ImageDelay;
 
 /// The slowest service takes 3 s; the others between 0.3 and 2.7 s.
@@ -217,17 +218,16 @@ async fn main() {
         let run = stack
             .wait_for_run(
                 org,
-                started["run"]["id"].as_str().unwrap(),
+                support::id_of(&started["run"]),
                 Duration::from_secs(900),
-                |r| r["finished_at"].is_string(),
+                |r| r.finished_at.is_some(),
             )
             .await;
         stop.store(true, Ordering::Relaxed);
         sampler.join().unwrap();
         let (step_lag, log_lag) = follower.await.unwrap();
-        assert_eq!(run["status"], "succeeded", "{run:#}");
-        let at = |key: &str| run[key].as_str().unwrap().parse::<DateTime<Utc>>().unwrap();
-        let wall = (at("finished_at") - at("created_at")).as_seconds_f64();
+        assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
+        let wall = (run.finished_at.unwrap() - run.created_at).as_seconds_f64();
         let slowest = (0..services).map(rollout_ms).max().unwrap() as f64 / 1000.0;
         let sum = (0..services).map(rollout_ms).sum::<u64>() as f64 / 1000.0;
         let ms = |lag: Option<f64>| lag.map_or("-".to_owned(), |l| format!("{l:.0}"));

@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::json;
 use uuid::Uuid;
+use windlass_core::runs::RunStatus;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -30,18 +31,18 @@ fn env_usize(name: &str, default: usize) -> usize {
 }
 
 /// Starts one setup, retrying after each 429's Retry-After; the run's id.
-async fn start(stack: &support::Stack, org: Uuid, account: Uuid, refused: &AtomicUsize) -> String {
+async fn start(stack: &support::Stack, org: Uuid, account: Uuid, refused: &AtomicUsize) -> Uuid {
     loop {
         let (status, headers, body) = stack
             .api
             .post(
                 &format!("/v1/organizations/{org}/runs"),
-                support::setup_request(account),
+                json!(support::setup_request(account)),
                 &[("idempotency-key", &format!("burst-{account}"))],
             )
             .await;
         match status {
-            StatusCode::ACCEPTED => return body["id"].as_str().unwrap().to_owned(),
+            StatusCode::ACCEPTED => return support::id_of(&body),
             StatusCode::TOO_MANY_REQUESTS => {
                 refused.fetch_add(1, Ordering::Relaxed);
                 let wait = headers
@@ -101,18 +102,18 @@ async fn main() {
     let mut errors: BTreeMap<String, usize> = BTreeMap::new();
     let mut succeeded = 0;
     for (org, id) in &started {
-        let run: Value = stack
-            .wait_for_run(*org, id, Duration::from_secs(3600), |r| {
-                r["finished_at"].is_string()
+        let run = stack
+            .wait_for_run(*org, *id, Duration::from_secs(3600), |r| {
+                r.finished_at.is_some()
             })
             .await;
-        if run["status"] == "succeeded" {
+        if run.status == RunStatus::Succeeded {
             succeeded += 1;
         } else {
-            let error = run["error"].as_str().unwrap_or("(none)");
+            let error = run.error.as_deref().unwrap_or("(none)");
             *errors.entry(error.chars().take(160).collect()).or_default() += 1;
         }
-        let at: DateTime<Utc> = run["finished_at"].as_str().unwrap().parse().unwrap();
+        let at: DateTime<Utc> = run.finished_at.unwrap();
         finished_after.push((at - began_at).as_seconds_f64());
     }
     finished_after.sort_by(f64::total_cmp);

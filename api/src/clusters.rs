@@ -65,7 +65,7 @@ pub struct CreateCluster {
     pub dry_run: bool,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ClusterStarted {
     pub cluster: ClusterSpec,
     /// The provisioning (or planning) run.
@@ -77,7 +77,7 @@ pub struct ClusterStarted {
     pub files: Option<std::collections::BTreeMap<String, String>>,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ClusterDetail {
     #[serde(flatten)]
     pub spec: ClusterSpec,

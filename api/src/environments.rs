@@ -273,7 +273,7 @@ pub(crate) async fn check_services(
             let usable = !secret.starts_with(windlass_core::secrets::RESERVED_PREFIX)
                 && known
                     .iter()
-                    .any(|s| &s.name == secret && s.scope.reaches(environment));
+                    .any(|s| &s.name == secret && environment.may_use_secret_of(&s.scope));
             if !usable {
                 return Err(Problem::unprocessable(format!(
                     "service {} names secret {secret:?}, which environment {} cannot use \

@@ -45,10 +45,12 @@ use windlass_core::Store;
 use windlass_core::live_logs::LiveLogs;
 use windlass_workflows::engine::WorkflowEngine;
 
+pub use clusters::{ClusterDetail, ClusterStarted, CreateCluster};
 pub use metrics::{ApiMetrics, metrics_router};
 pub use openapi::openapi_document;
 pub use problem::Problem;
 pub use request_limits::{MAX_HEADER_BYTES, MAX_HEADER_COUNT};
+pub use runs::{RunDetail, StartRun, WorkerCapacity};
 
 /// Requests are small JSON documents; anything bigger is a mistake or an attack.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

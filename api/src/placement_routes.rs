@@ -20,7 +20,8 @@ use windlass_core::placement_wire::{
 };
 use windlass_core::placements::Placement;
 use windlass_core::runs::RunStatus;
-use windlass_core::secrets::{SecretRef, resolve_sealed_for_run};
+use windlass_core::secret_vault::resolve_sealed_for_run;
+use windlass_core::secrets::SecretRef;
 use windlass_workflows::deployment_contracts::{
     BeginDeployment, DeploymentStart, DropQueued, FinishDeployment,
 };

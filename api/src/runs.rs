@@ -139,7 +139,7 @@ impl StartRun {
 }
 
 /// A run with its steps, as a person following it wants to see it.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunDetail {
     #[serde(flatten)]
     pub run: Run,
@@ -151,6 +151,15 @@ pub struct RunDetail {
     /// the workers polling its queue run at once).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub worker_capacity: Option<WorkerCapacity>,
+}
+
+/// A run detail is the run (its fields are flattened into the same object), with more.
+impl std::ops::Deref for RunDetail {
+    type Target = Run;
+
+    fn deref(&self) -> &Run {
+        &self.run
+    }
 }
 
 /// A step that waited this long for a worker to take it says the workers were the limit

@@ -8,7 +8,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 use windlass_core::rbac::{Permission, Target};
-use windlass_core::secrets::{RESERVED_PREFIX, SecretListing, SecretScope, seal_secret};
+use windlass_core::secret_vault::seal_secret;
+use windlass_core::secrets::{RESERVED_PREFIX, SecretListing, SecretScope};
 use windlass_core::store::Store;
 use zeroize::Zeroizing;
 

@@ -10,8 +10,9 @@
 use aws_lc_rs::hmac;
 use uuid::Uuid;
 use windlass_core::environments::EnvironmentSpec;
-use windlass_core::secrets::{seal_secret, webhook_secret_name};
-use windlass_core::store::SealedSecret;
+use windlass_core::secret_vault::seal_secret;
+use windlass_core::secrets::SealedSecret;
+use windlass_core::secrets::webhook_secret_name;
 use zeroize::Zeroizing;
 
 use crate::AppState;

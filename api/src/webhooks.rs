@@ -17,7 +17,8 @@ use uuid::Uuid;
 use windlass_core::audit::{ActorKind, AuditResult};
 use windlass_core::deployments::DeploymentTrigger;
 use windlass_core::environments::EnvironmentSpec;
-use windlass_core::secrets::{SecretRef, open_secret, webhook_secret_name};
+use windlass_core::secret_vault::open_secret;
+use windlass_core::secrets::{SecretRef, webhook_secret_name};
 
 use crate::AppState;
 use crate::caller::Caller;

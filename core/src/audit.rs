@@ -395,6 +395,22 @@ fn secret_key(value: &serde_json::Value) -> Option<String> {
     }
 }
 
+/// A signed digest of one audit chain's head: its position and hash when signed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AuditDigest {
+    pub id: Uuid,
+    /// None: the platform chain.
+    pub organization_id: Option<Uuid>,
+    pub chain_seq: i64,
+    pub chain_hash: String,
+    /// As stored (and signed): the store's timestamp text.
+    pub signed_at: String,
+    pub key_id: String,
+    /// ES256 (base64url of r || s) over the signed text: a version tag, the chain, its
+    /// sequence number, its hash and the signing time, one per line.
+    pub signature: String,
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

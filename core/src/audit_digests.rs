@@ -13,10 +13,11 @@
 use std::sync::Arc;
 
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+pub use crate::audit::AuditDigest;
 use crate::crypto::{DerivedSigningKey, b64};
 use crate::keys::KeyRing;
 use crate::{Result, Store, clock};
@@ -27,20 +28,6 @@ pub const PURPOSE: &str = crate::workload_identity::PURPOSE;
 const LABEL: &[u8] = b"windlass audit digest es256";
 /// Bumped if the signed text ever changes.
 const DIGEST_TAG: &str = "windlass.audit.digest.v1";
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct AuditDigest {
-    pub id: Uuid,
-    /// None: the platform chain.
-    pub organization_id: Option<Uuid>,
-    pub chain_seq: i64,
-    pub chain_hash: String,
-    /// As stored (and signed): the store's timestamp text.
-    pub signed_at: String,
-    pub key_id: String,
-    /// ES256 (base64url of r || s) over [`signed_text`].
-    pub signature: String,
-}
 
 /// The exact text a digest's signature covers, one field per line.
 pub fn signed_text(

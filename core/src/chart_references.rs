@@ -6,8 +6,23 @@
 //! workers refuse chart hosts in private ranges (activities' `chart_hosts`): three layers,
 //! because each alone has been enough to get something past the others elsewhere.
 
-use crate::environments::ChartSource;
+use serde::{Deserialize, Serialize};
+
 use crate::{Error, Result};
+
+/// Where a service's chart comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "from", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ChartSource {
+    /// `name` from the HTTP(S) chart repository at `url`.
+    Repository {
+        url: String,
+        name: String,
+        version: String,
+    },
+    /// `oci://registry/path/chart`.
+    Oci { reference: String, version: String },
+}
 
 const MAX_REFERENCE_CHARS: usize = 512;
 const MAX_VERSION_CHARS: usize = 64;

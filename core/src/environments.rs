@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::audit::Environment as EnvironmentType;
+pub use crate::chart_references::ChartSource;
+use crate::secrets::SecretScope;
 use crate::{Error, Result};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -84,6 +86,19 @@ pub fn reserved_namespace(namespace: &str) -> bool {
 }
 
 impl EnvironmentSpec {
+    /// Whether a service of this environment may name a secret of `scope`.
+    pub fn may_use_secret_of(&self, scope: &SecretScope) -> bool {
+        match scope {
+            SecretScope::Organization => true,
+            SecretScope::Project { id } => self.project_id == *id,
+            SecretScope::EnvironmentType {
+                project_id,
+                environment,
+            } => self.project_id == *project_id && self.environment_type == *environment,
+            SecretScope::Environment { id } => self.id == *id,
+        }
+    }
+
     pub fn validate(&self) -> Result<()> {
         validate_label("environment name", &self.name)?;
         validate_label("namespace", &self.namespace)?;
@@ -211,19 +226,6 @@ pub struct HelmChartService {
     pub values: serde_json::Value,
     #[serde(default = "default_rollout_seconds")]
     pub timeout_seconds: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(tag = "from", rename_all = "snake_case", deny_unknown_fields)]
-pub enum ChartSource {
-    /// `name` from the HTTP(S) chart repository at `url`.
-    Repository {
-        url: String,
-        name: String,
-        version: String,
-    },
-    /// `oci://registry/path/chart`.
-    Oci { reference: String, version: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

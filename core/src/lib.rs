@@ -29,6 +29,7 @@ pub mod placements;
 pub mod rbac;
 pub mod run_records;
 pub mod runs;
+pub mod secret_vault;
 pub mod secrets;
 pub mod step_logs;
 pub mod store;

@@ -1,20 +1,14 @@
-//! Scoped secrets. A value is sealed under its organisation's data key with the
-//! organisation id and secret name as associated data. A run reads a secret only if it was
-//! granted that secret when it started, and only for its own organisation; workflows carry
-//! [`SecretRef`]s, and activities resolve them inside the worker at the last moment.
+//! Scoped secrets, as the rest of Windlass names them: a reference safe for workflow
+//! history, where a secret may be used, how it is listed (never its value) and how the
+//! store holds it (sealed). Sealing and opening need the key ring and the store:
+//! [`crate::secret_vault`], above the store.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-use zeroize::Zeroizing;
 
 use crate::audit::Environment;
-use crate::environments::EnvironmentSpec;
-
-use crate::crypto::{from_hex, to_hex};
-use crate::keys::KeyRing;
-use crate::store::SealedSecret;
-use crate::{Error, Result, Store};
+use crate::{Error, Result};
 
 /// A reference to a secret: safe to put in workflow history.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -38,8 +32,22 @@ pub fn validate_name(name: &str) -> Result<()> {
     }
 }
 
-fn associated_data(organization_id: Uuid, name: &str) -> Vec<u8> {
-    format!("windlass-secret:{organization_id}:{name}").into_bytes()
+/// Names under this prefix are Windlass's own (webhook signing keys): the secrets API
+/// refuses them and runs are never granted them.
+pub const RESERVED_PREFIX: &str = "windlass.";
+
+/// The signing key of an environment's deployment webhook.
+pub fn webhook_secret_name(environment_id: Uuid) -> String {
+    format!("{RESERVED_PREFIX}webhook/{environment_id}")
+}
+
+/// A sealed secret as stored: the value never leaves the store in clear.
+#[derive(Debug, Clone)]
+pub struct SealedSecret {
+    pub organization_id: Uuid,
+    pub name: String,
+    pub key_version: u32,
+    pub ciphertext: String,
 }
 
 /// Where a secret may be used: a service can name it only if its environment is inside
@@ -62,19 +70,6 @@ pub enum SecretScope {
 }
 
 impl SecretScope {
-    /// Whether a service of `environment` may name a secret of this scope.
-    pub fn reaches(&self, environment: &EnvironmentSpec) -> bool {
-        match self {
-            Self::Organization => true,
-            Self::Project { id } => environment.project_id == *id,
-            Self::EnvironmentType {
-                project_id,
-                environment: kind,
-            } => environment.project_id == *project_id && environment.environment_type == *kind,
-            Self::Environment { id } => environment.id == *id,
-        }
-    }
-
     /// The project or environment this scope names, for checking it is the organisation's.
     pub fn project(&self) -> Option<Uuid> {
         match self {
@@ -100,124 +95,4 @@ pub struct SecretListing {
     pub name: String,
     pub scope: SecretScope,
     pub updated_at: DateTime<Utc>,
-}
-
-/// Seals and stores an organisation-wide secret.
-pub async fn put_secret(
-    store: &Store,
-    keys: &KeyRing,
-    organization_id: Uuid,
-    name: &str,
-    value: &str,
-) -> Result<()> {
-    put_scoped_secret(
-        store,
-        keys,
-        organization_id,
-        name,
-        value,
-        &SecretScope::Organization,
-    )
-    .await
-}
-
-/// Seals and stores a secret usable inside `scope` only.
-pub async fn put_scoped_secret(
-    store: &Store,
-    keys: &KeyRing,
-    organization_id: Uuid,
-    name: &str,
-    value: &str,
-    scope: &SecretScope,
-) -> Result<()> {
-    let sealed = seal_secret(keys, organization_id, name, value).await?;
-    store.upsert_sealed_secret(&sealed, scope).await
-}
-
-/// A secret's value sealed with its organisation's key, ready to store (for a write that
-/// commits with its audit entry: [`Store::upsert_sealed_secret_on`]).
-pub async fn seal_secret(
-    keys: &KeyRing,
-    organization_id: Uuid,
-    name: &str,
-    value: &str,
-) -> Result<SealedSecret> {
-    validate_name(name)?;
-    let (version, key) = keys.organization_key(organization_id).await?;
-    let sealed = key.seal(value.as_bytes(), &associated_data(organization_id, name))?;
-    Ok(SealedSecret {
-        organization_id,
-        name: name.to_owned(),
-        key_version: version,
-        ciphertext: to_hex(&sealed),
-    })
-}
-
-/// The value of `secret` for the run `run_id`, if the run was granted it.
-pub async fn resolve_for_run(
-    store: &Store,
-    keys: &KeyRing,
-    run_id: Uuid,
-    secret: &SecretRef,
-) -> Result<Zeroizing<String>> {
-    Ok(resolve_sealed_for_run(store, keys, run_id, secret).await?.1)
-}
-
-/// Like [`resolve_for_run`], with the sealed record the value was opened from (its
-/// ciphertext changes with every write, so it versions the value without revealing it).
-pub async fn resolve_sealed_for_run(
-    store: &Store,
-    keys: &KeyRing,
-    run_id: Uuid,
-    secret: &SecretRef,
-) -> Result<(SealedSecret, Zeroizing<String>)> {
-    if !store
-        .run_may_read_secret(run_id, secret.organization_id, &secret.name)
-        .await?
-    {
-        return Err(Error::Forbidden(format!(
-            "run {run_id} was not granted secret {:?} of organization {}",
-            secret.name, secret.organization_id
-        )));
-    }
-    let sealed = store
-        .sealed_secret(secret.organization_id, &secret.name)
-        .await?;
-    let value = open_sealed(keys, &sealed).await?;
-    Ok((sealed, value))
-}
-
-/// Names under this prefix are Windlass's own (webhook signing keys): the secrets API
-/// refuses them and runs are never granted them.
-pub const RESERVED_PREFIX: &str = "windlass.";
-
-/// The signing key of an environment's deployment webhook.
-pub fn webhook_secret_name(environment_id: Uuid) -> String {
-    format!("{RESERVED_PREFIX}webhook/{environment_id}")
-}
-
-/// The value of a secret, for Windlass itself (no run grant involved): only the API's
-/// webhook check and the run-scoped reader above call this.
-pub async fn open_secret(
-    store: &Store,
-    keys: &KeyRing,
-    secret: &SecretRef,
-) -> Result<Zeroizing<String>> {
-    let sealed = store
-        .sealed_secret(secret.organization_id, &secret.name)
-        .await?;
-    open_sealed(keys, &sealed).await
-}
-
-async fn open_sealed(keys: &KeyRing, sealed: &SealedSecret) -> Result<Zeroizing<String>> {
-    let key = keys
-        .organization_key_version(sealed.organization_id, sealed.key_version)
-        .await?;
-    let plaintext = Zeroizing::new(key.open(
-        &from_hex(&sealed.ciphertext)?,
-        &associated_data(sealed.organization_id, &sealed.name),
-    )?);
-    String::from_utf8(plaintext.to_vec())
-        .map(Zeroizing::new)
-        .map_err(|_| Error::InvalidInput(format!("secret {:?} is not UTF-8", sealed.name)))
 }

@@ -10,7 +10,8 @@ use uuid::Uuid;
 use windlass_core::crypto::{AwsKmsKek, CryptoError, DataKey, KeyEncryptionKey, LocalKeyFile};
 use windlass_core::keys::{KeyRing, ORGANIZATION};
 use windlass_core::runs::{InsertedRun, NewRun, WorkflowKind};
-use windlass_core::secrets::{SecretRef, put_secret, resolve_for_run};
+use windlass_core::secret_vault::{put_secret, resolve_for_run};
+use windlass_core::secrets::SecretRef;
 use windlass_core::{Error, Store};
 use windlass_standins::moto::Moto;
 

@@ -7,7 +7,8 @@ use uuid::Uuid;
 use windlass_core::crypto::LocalKeyFile;
 use windlass_core::keys::KeyRing;
 use windlass_core::runs::{InsertedRun, NewRun, WorkflowKind};
-use windlass_core::secrets::{SecretRef, put_secret, resolve_for_run};
+use windlass_core::secret_vault::{put_secret, resolve_for_run};
+use windlass_core::secrets::SecretRef;
 use windlass_core::{Error, Store};
 
 #[macro_use]
@@ -141,7 +142,7 @@ async fn values_are_stored_sealed_and_bound_to_their_organization(store: &Store)
     assert_ne!(acme_key.expose_bytes(), globex_key.expose_bytes());
     store
         .upsert_sealed_secret(
-            &windlass_core::store::SealedSecret {
+            &windlass_core::secrets::SealedSecret {
                 organization_id: globex,
                 ..sealed.clone()
             },

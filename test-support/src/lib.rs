@@ -10,16 +10,25 @@
 //!   clusters of the blueprint tests and the checks every blueprint passes
 //!   ([`clusters`]); the AWS account behind the STS trust stand-in ([`AwsBed`]);
 //!   [`free_port`].
+//! - [`tenancy`]: a role holding exactly some grants, a cluster record hosting some
+//!   environment types.
+//! - [`client`]: a typed client of the API over any [`client::Transport`] (the router in
+//!   process, or HTTP in the system tests).
 
 mod aws_bed;
+pub mod client;
 pub mod clusters;
 mod engine;
 mod ports;
 mod source_files;
+pub mod tenancy;
 mod test_api;
 
 pub use aws_bed::AwsBed;
+pub use client::{OrganizationClient, Refusal, Transport};
 pub use engine::{EngineCall, InProcessEngine};
 pub use ports::free_port;
 pub use source_files::rust_files;
-pub use test_api::{APPLICATION_ID, TestApi};
+pub use test_api::{APPLICATION_ID, TestApi, TestCaller};
+/// The OIDC issuer stand-in, for tests that need an identity provider of their own.
+pub use windlass_standins::OidcIssuerStandIn;

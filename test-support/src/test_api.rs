@@ -22,7 +22,12 @@ use windlass_core::keys::KeyRing;
 use windlass_core::live_logs::LiveLogs;
 use windlass_standins::OidcIssuerStandIn;
 
+use windlass_core::audit::Environment;
+use windlass_core::rbac::Role;
+
 use crate::InProcessEngine;
+use crate::client::{OrganizationClient, Transport};
+use crate::tenancy::cluster_record;
 
 /// The application id of Windlass's multi-tenant Entra application in these tests.
 pub const APPLICATION_ID: &str = "5c2a7e1d-8b3f-4d6a-9e0c-1f2a3b4c5d6e";
@@ -166,5 +171,130 @@ impl TestApi {
             .await;
         assert_eq!(status, StatusCode::CREATED, "{account}");
         (org, account["id"].as_str().unwrap().parse().unwrap())
+    }
+
+    /// Marks the account verified in the store, as a succeeded access setup would.
+    pub async fn mark_verified(&self, org: Uuid, account: Uuid) {
+        self.store
+            .mark_cloud_account_verified(org, account)
+            .await
+            .unwrap();
+    }
+
+    /// A project of `org`, created through the API by the tester.
+    pub async fn project(&self, org: Uuid, name: &str) -> Uuid {
+        let (status, project) = self
+            .call(
+                Method::POST,
+                &format!("/v1/organizations/{org}/projects"),
+                Some(json!({"name": name})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{project:#}");
+        project["id"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// A cluster record of `org` hosting only `types` (recorded, not provisioned).
+    pub async fn cluster_hosting(
+        &self,
+        org: Uuid,
+        account: Uuid,
+        name: &str,
+        types: &[Environment],
+    ) -> Uuid {
+        let spec = cluster_record(org, account, name, types);
+        self.store.create_cluster(&spec).await.unwrap().id
+    }
+
+    /// The API as `token`'s holder sees it.
+    pub fn caller(&self, token: impl Into<String>) -> TestCaller<'_> {
+        TestCaller {
+            api: self,
+            token: token.into(),
+        }
+    }
+
+    /// A machine caller of `org` holding exactly `role` (an API token issued through the
+    /// store, as an administrator would have issued it).
+    pub async fn caller_holding(&self, org: Uuid, role: &Role) -> TestCaller<'_> {
+        let (_, secret) = self
+            .store
+            .issue_api_token(
+                org,
+                &format!("caller-{}", Uuid::new_v4()),
+                role,
+                chrono::Duration::hours(1),
+            )
+            .await
+            .unwrap();
+        self.caller(secret.to_string())
+    }
+
+    /// `org`'s part of the API, typed, as the tester.
+    pub fn organization_client(&self, org: Uuid) -> OrganizationClient<'_, Self> {
+        OrganizationClient::new(self, org)
+    }
+}
+
+/// The tester's calls.
+#[async_trait::async_trait]
+impl Transport for TestApi {
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
+        self.call_as(&self.tester, method, path, body, headers)
+            .await
+    }
+}
+
+/// One caller of the in-process API: requests carry their token.
+pub struct TestCaller<'a> {
+    api: &'a TestApi,
+    pub token: String,
+}
+
+impl TestCaller<'_> {
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.api
+            .call_as(&self.token, Method::GET, path, None, &[])
+            .await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.api
+            .call_as(&self.token, Method::POST, path, Some(body), &[])
+            .await
+    }
+
+    /// Any method with a raw JSON body (empty: none).
+    pub async fn send(&self, method: Method, path: &str, body: Vec<u8>) -> (StatusCode, Value) {
+        self.api
+            .raw(
+                method,
+                path,
+                Some(&self.token),
+                &[("content-type", "application/json")],
+                body,
+            )
+            .await
+    }
+}
+
+#[async_trait::async_trait]
+impl Transport for TestCaller<'_> {
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
+        self.api
+            .call_as(&self.token, method, path, body, headers)
+            .await
     }
 }

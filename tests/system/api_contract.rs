@@ -43,7 +43,7 @@ async fn bad_input_gets_a_precise_client_error_and_changes_nothing() {
         "{b:#}"
     );
 
-    let mut unknown_field = setup_request(account);
+    let mut unknown_field = json!(setup_request(account));
     unknown_field["region"] = json!("westeurope");
     let (s, h, b) = stack
         .api
@@ -74,7 +74,7 @@ async fn bad_input_gets_a_precise_client_error_and_changes_nothing() {
             Method::POST,
             &runs,
             Some("text/plain"),
-            setup_request(account).to_string().into_bytes(),
+            json!(setup_request(account)).to_string().into_bytes(),
         )
         .await;
     assert_problem(s, &h, &b, StatusCode::UNSUPPORTED_MEDIA_TYPE);
@@ -145,7 +145,11 @@ async fn bad_input_gets_a_precise_client_error_and_changes_nothing() {
 
     let (s, h, b) = stack
         .api
-        .post(&runs, setup_request(account), &[("idempotency-key", "")])
+        .post(
+            &runs,
+            json!(setup_request(account)),
+            &[("idempotency-key", "")],
+        )
         .await;
     assert_problem(s, &h, &b, StatusCode::BAD_REQUEST);
 
@@ -155,7 +159,7 @@ async fn bad_input_gets_a_precise_client_error_and_changes_nothing() {
         .api
         .post(
             &format!("/v1/organizations/{other_org}/runs"),
-            setup_request(account),
+            json!(setup_request(account)),
             &[],
         )
         .await;

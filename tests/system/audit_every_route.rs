@@ -306,7 +306,7 @@ fn calls(estate: &Estate, made: &Made) -> Vec<Call> {
             Method::POST,
             "/v1/organizations/{organization_id}/runs",
             format!("{base}/runs"),
-            setup_request(*account),
+            json!(setup_request(*account)),
             "runs.start",
         ),
         Call::new(

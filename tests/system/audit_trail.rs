@@ -13,9 +13,12 @@ use crate::support::{Stack, setup_request};
 async fn state_changes_and_workflow_ends_are_audited_and_tampering_is_detected() {
     let stack = Stack::start().await;
     let (org, account) = stack.organization_with_azure_account().await;
-    let (_, started) = stack.start_run(org, setup_request(account), None).await;
-    let id = started["id"].as_str().unwrap().to_owned();
-    stack.wait_until_finished(org, &id).await;
+    let started = stack
+        .start_run(org, setup_request(account), None)
+        .await
+        .unwrap();
+    let id = started.id;
+    stack.wait_until_finished(org, id).await;
     // Cancelling a finished run is refused, and the refusal is on the record too.
     let (status, _, _) = stack
         .api

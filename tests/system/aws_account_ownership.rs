@@ -8,7 +8,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
 use windlass_core::cloud_accounts::{aws_external_id, aws_role_arn};
+use windlass_core::runs::{RunStatus, StepStatus};
 use windlass_standins::moto::ACCOUNT_ID;
+use windlass_test_support::client::output;
 
 use crate::support::{AwsBed, KillOnDrop, Stack, step};
 
@@ -84,14 +86,14 @@ async fn an_attacker_cannot_verify_a_victims_aws_account_and_the_verified_accoun
     // Its verification presents the attacker's ExternalId, which the victim's trust policy
     // does not name: STS (the stand-in) refuses, and the run fails at once, terminally.
     let run = stack.verify_aws_account(attacker, planted).await;
-    assert_eq!(run["status"], "failed", "{run:#}");
+    assert_eq!(run.status, RunStatus::Failed, "{run:#?}");
     let assume = step(&run, "assume-role");
-    assert_eq!(assume["status"], "failed", "{run:#}");
+    assert_eq!(assume.status, StepStatus::Failed, "{run:#?}");
     assert_eq!(
-        assume["attempts"], 1,
-        "a refusing role is not retried: {run:#}"
+        assume.attempts, 1,
+        "a refusing role is not retried: {run:#?}"
     );
-    let error = run["error"].as_str().unwrap();
+    let error = run.error.as_deref().unwrap();
     let attacker_external_id = aws_external_id(attacker);
     for expected in [
         "AccessDenied",
@@ -105,7 +107,7 @@ async fn an_attacker_cannot_verify_a_victims_aws_account_and_the_verified_accoun
         !error.contains(&victim.to_string()),
         "the refusal names the owner: {error}"
     );
-    let refused_run = run["id"].as_str().unwrap().to_owned();
+    let refused_run = run.id;
     let attempts = aws.sts.attempts();
     assert_eq!(attempts.len(), 1, "{attempts:?}");
     assert_eq!(attempts[0].role_arn, role_arn);
@@ -155,17 +157,17 @@ async fn an_attacker_cannot_verify_a_victims_aws_account_and_the_verified_accoun
     assert_eq!(status, StatusCode::CREATED, "{owned}");
     let owned = id(&owned);
     let run = stack.verify_aws_account(victim, owned).await;
-    assert_eq!(run["status"], "succeeded", "{run:#}");
-    assert_eq!(run["output"]["account_id"], ACCOUNT_ID);
-    assert_eq!(run["output"]["external_id"], aws_external_id(victim));
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
+    assert_eq!(output(&run)["account_id"], ACCOUNT_ID);
+    assert_eq!(output(&run)["external_id"], aws_external_id(victim));
     assert!(
-        run["output"]["assumed_role_arn"]
+        output(&run)["assumed_role_arn"]
             .as_str()
             .unwrap()
             .starts_with(&format!(
                 "arn:aws:sts::{ACCOUNT_ID}:assumed-role/windlass-access/"
             )),
-        "{run:#}"
+        "{run:#?}"
     );
     let verified = account(&stack, victim, owned).await;
     assert_eq!(verified["verification"], "verified");
@@ -174,7 +176,7 @@ async fn an_attacker_cannot_verify_a_victims_aws_account_and_the_verified_accoun
     assert_eq!(entries.len(), 1, "{entries:#?}");
     assert_eq!(entries[0]["result"], "success");
     assert_eq!(entries[0]["details"]["proof"], "aws_assume_role");
-    assert_eq!(entries[0]["details"]["run_id"], run["id"]);
+    assert_eq!(entries[0]["details"]["run_id"], run.id.to_string());
 
     // Now the account is claimed: a third organisation cannot register it, and is not
     // told by whom.
@@ -211,10 +213,7 @@ async fn an_attacker_cannot_verify_a_victims_aws_account_and_the_verified_accoun
     crate::histories::record_histories(
         &stack,
         "aws_access_verify_refused_then_verified",
-        &[
-            format!("run-{refused_run}"),
-            format!("run-{}", run["id"].as_str().unwrap()),
-        ],
+        &[format!("run-{refused_run}"), format!("run-{}", run.id)],
     )
     .await;
 }
@@ -230,12 +229,12 @@ async fn the_second_organization_to_verify_an_aws_account_loses_without_learning
     let (_, first_account) = stack.register_aws_account(first).await;
     let (_, second_account) = stack.register_aws_account(second).await;
     let run = stack.verify_aws_account(first, id(&first_account)).await;
-    assert_eq!(run["status"], "succeeded", "{run:#}");
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
 
     let run = stack.verify_aws_account(second, id(&second_account)).await;
-    assert_eq!(run["status"], "failed", "{run:#}");
-    assert_eq!(step(&run, "assume-role")["status"], "succeeded");
-    let error = run["error"].as_str().unwrap();
+    assert_eq!(run.status, RunStatus::Failed, "{run:#?}");
+    assert_eq!(step(&run, "assume-role").status, StepStatus::Succeeded);
+    let error = run.error.as_deref().unwrap();
     assert!(
         error.contains("the AssumeRole succeeded but the account cannot be verified"),
         "{error}"
@@ -312,14 +311,19 @@ async fn a_cluster_on_an_unverified_aws_account_is_refused_and_audited() {
 async fn a_verification_needs_an_aws_account() {
     let stack = Stack::without_worker().await;
     let (org, azure) = stack.organization_with_azure_account().await;
-    let (status, refused) = stack
+    let refused = stack
         .start_run(org, crate::support::aws_verify_request(azure), None)
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{refused}"
+    );
     assert!(
-        refused["detail"]
-            .as_str()
-            .unwrap()
+        refused
+            .problem
+            .detail
             .contains("aws_access_verify needs an AWS cloud account"),
         "{refused}"
     );

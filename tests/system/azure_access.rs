@@ -7,13 +7,13 @@ use windlass_workflows::contracts::AZURE_RESOURCE_PROVIDERS;
 
 use windlass_standins::azure::OWNER_ROLE_ID;
 
+use windlass_api::StartRun;
+use windlass_core::runs::{RunStatus, StepStatus};
+use windlass_test_support::client::output;
+
 use crate::support::{
     APPLICATION_ID, Stack, WINDLASS_TENANT, setup_request, step, teardown_request,
 };
-
-fn run_id(run: &Value) -> String {
-    run["id"].as_str().unwrap().to_owned()
-}
 
 #[tokio::test]
 async fn an_azure_setup_started_through_the_api_completes_with_its_steps_readable() {
@@ -25,33 +25,34 @@ async fn an_azure_setup_started_through_the_api_completes_with_its_steps_readabl
         .set_replication_delay(Duration::from_millis(1500));
     let (org, account) = stack.organization_with_azure_account().await;
 
-    let (status, started) = stack.start_run(org, setup_request(account), None).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-    assert_eq!(started["status"], "running");
-    let run = stack.wait_until_finished(org, &run_id(&started)).await;
+    let started = stack
+        .start_run(org, setup_request(account), None)
+        .await
+        .unwrap();
+    assert_eq!(started.status, RunStatus::Running);
+    let run = stack.wait_until_finished(org, started.id).await;
 
-    assert_eq!(run["status"], "succeeded", "{run:#}");
-    assert!(run["current_step"].is_null());
-    let steps = run["steps"].as_array().unwrap();
-    assert_eq!(steps.len(), 14 + 4, "{run:#}");
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
+    assert!(run.current_step.is_none());
+    assert_eq!(run.steps.len(), 14 + 4, "{run:#?}");
     for namespace in AZURE_RESOURCE_PROVIDERS {
         assert_eq!(
-            step(&run, &format!("register-provider/{namespace}"))["status"],
-            "succeeded"
+            step(&run, &format!("register-provider/{namespace}")).status,
+            StepStatus::Succeeded
         );
     }
     let assign = step(&run, "assign-role");
-    assert_eq!(assign["status"], "succeeded");
+    assert_eq!(assign.status, StepStatus::Succeeded);
     assert!(
-        assign["attempts"].as_u64().unwrap() >= 2,
-        "the replication delay should have cost at least one retry: {assign:#}"
+        assign.attempts >= 2,
+        "the replication delay should have cost at least one retry: {assign:#?}"
     );
     // The new principal (and, by default, the new role) replicate slowly.
-    let assign_error = assign["last_error"].as_str().unwrap();
+    let assign_error = assign.last_error.as_deref().unwrap();
     assert!(
         assign_error.contains("PrincipalNotFound")
             || assign_error.contains("RoleDefinitionDoesNotExist"),
-        "{assign:#}"
+        "{assign:#?}"
     );
     for key in [
         "ensure-custom-role",
@@ -59,13 +60,13 @@ async fn an_azure_setup_started_through_the_api_completes_with_its_steps_readabl
         "verify-access",
     ] {
         let s = step(&run, key);
-        assert_eq!(s["status"], "succeeded", "{s:#}");
-        assert!(s["finished_at"].as_str().unwrap() >= s["first_started_at"].as_str().unwrap());
+        assert_eq!(s.status, StepStatus::Succeeded, "{s:#?}");
+        assert!(s.finished_at.unwrap() >= s.first_started_at);
     }
 
     // What the customer's tenant now holds, read from the stand-in.
     let azure = stack.azure.state();
-    let role_id = run["output"]["role_definition_id"].as_str().unwrap();
+    let role_id = output(&run)["role_definition_id"].as_str().unwrap();
     let role = azure
         .role_definitions
         .values()
@@ -108,7 +109,7 @@ async fn an_azure_setup_started_through_the_api_completes_with_its_steps_readabl
         .expect("role assigned");
     assert_eq!(
         assignment["properties"]["principalId"],
-        run["output"]["service_principal_object_id"]
+        output(&run)["service_principal_object_id"]
     );
     assert_eq!(
         platform_principals(&azure),
@@ -127,30 +128,32 @@ async fn a_repeated_idempotency_key_returns_the_same_run_and_a_rerun_changes_not
     let stack = Stack::start().await;
     let (org, account) = stack.organization_with_azure_account().await;
 
-    let (first_status, first) = stack
-        .start_run(org, setup_request(account), Some("setup-1"))
+    let client = stack.organization_client(org);
+    let (first_status, first) = client
+        .start_run_answered(&setup_request(account), Some("setup-1"))
         .await;
-    let (second_status, second) = stack
-        .start_run(org, setup_request(account), Some("setup-1"))
+    let (second_status, second) = client
+        .start_run_answered(&setup_request(account), Some("setup-1"))
         .await;
     assert_eq!(first_status, StatusCode::ACCEPTED);
-    assert_eq!(second_status, StatusCode::OK, "{second}");
-    assert_eq!(first["id"], second["id"]);
+    assert_eq!(second_status, StatusCode::OK, "{second:?}");
+    let first = first.unwrap();
+    assert_eq!(first.id, second.unwrap().id);
 
     // The same key for a different request is refused, and the first run is untouched.
-    let mut different = setup_request(account);
-    different["setup_identity_client_id"] = uuid::Uuid::new_v4().to_string().into();
-    let (reused_status, reused) = stack.start_run(org, different, Some("setup-1")).await;
-    assert_eq!(reused_status, StatusCode::CONFLICT, "{reused}");
-    assert!(
-        reused["detail"]
-            .as_str()
-            .unwrap()
-            .contains("different request")
-    );
+    let different = StartRun::AzureAccessSetup {
+        cloud_account_id: account,
+        setup_identity_client_id: uuid::Uuid::new_v4(),
+    };
+    let reused = stack
+        .start_run(org, different, Some("setup-1"))
+        .await
+        .unwrap_err();
+    assert_eq!(reused.status, StatusCode::CONFLICT, "{reused}");
+    assert!(reused.problem.detail.contains("different request"));
 
-    let run = stack.wait_until_finished(org, &run_id(&first)).await;
-    assert_eq!(run["status"], "succeeded", "{run:#}");
+    let run = stack.wait_until_finished(org, first.id).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
     let (_, runs) = stack
         .api
         .get(&format!("/v1/organizations/{org}/runs"))
@@ -158,18 +161,16 @@ async fn a_repeated_idempotency_key_returns_the_same_run_and_a_rerun_changes_not
     assert_eq!(runs.as_array().unwrap().len(), 1, "{runs:#}");
 
     // A second setup of the same account converges on the same resources.
-    let role_id = run["output"]["role_definition_id"]
+    let role_id = output(&run)["role_definition_id"]
         .as_str()
         .unwrap()
         .to_owned();
-    let assignment_id = run["output"]["role_assignment_id"]
+    let assignment_id = output(&run)["role_assignment_id"]
         .as_str()
         .unwrap()
         .to_owned();
-    let (_, again) = stack.start_run(org, setup_request(account), None).await;
-    let again = stack.wait_until_finished(org, &run_id(&again)).await;
-    assert_eq!(again["status"], "succeeded", "{again:#}");
-    assert_eq!(again["output"]["role_definition_id"], role_id.as_str());
+    let again = stack.set_up_access(org, account).await;
+    assert_eq!(output(&again)["role_definition_id"], role_id.as_str());
     assert_eq!(stack.azure.creations_of(&role_id), 1);
     assert_eq!(stack.azure.creations_of(&assignment_id), 1);
     let windlass_assignments = stack
@@ -193,18 +194,24 @@ async fn cancelling_a_setup_leaves_nothing_the_teardown_cannot_clean() {
     // The principal never becomes visible while we watch: the run waits in assign-role.
     stack.azure.set_replication_delay(Duration::from_secs(3600));
     let (org, account) = stack.organization_with_azure_account().await;
-    let (_, started) = stack.start_run(org, setup_request(account), None).await;
-    let id = run_id(&started);
+    let id = stack
+        .start_run(org, setup_request(account), None)
+        .await
+        .unwrap()
+        .id;
     let waiting = stack
-        .wait_for_run(org, &id, Duration::from_secs(60), |run| {
-            run["current_step"] == "assign-role"
+        .wait_for_run(org, id, Duration::from_secs(60), |run| {
+            run.current_step.as_deref() == Some("assign-role")
         })
         .await;
-    assert_eq!(waiting["status"], "running");
+    assert_eq!(waiting.status, RunStatus::Running);
 
     // While it runs, a teardown of the same account is refused: they would race.
-    let (busy, refused) = stack.start_run(org, teardown_request(account), None).await;
-    assert_eq!(busy, StatusCode::CONFLICT, "{refused}");
+    let refused = stack
+        .start_run(org, teardown_request(account), None)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{refused}");
 
     let (status, _, cancelled) = stack
         .api
@@ -215,31 +222,33 @@ async fn cancelling_a_setup_leaves_nothing_the_teardown_cannot_clean() {
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{cancelled}");
-    let run = stack.wait_until_finished(org, &id).await;
-    assert_eq!(run["status"], "cancelled", "{run:#}");
-    assert_ne!(step(&run, "assign-role")["status"], "running");
+    let run = stack.wait_until_finished(org, id).await;
+    assert_eq!(run.status, RunStatus::Cancelled, "{run:#?}");
+    assert_ne!(step(&run, "assign-role").status, StepStatus::Running);
     let half_applied = stack.azure.state();
     assert_eq!(half_applied.role_definitions.len(), 1);
     assert_eq!(platform_principals(&half_applied), 1);
 
     // A teardown acts with the account's proven ownership, which a cancelled setup did
     // not establish; the setup run again (replicated by now) does, and the teardown cleans.
-    let (status, refused) = stack.start_run(org, teardown_request(account), None).await;
-    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    let refused = stack
+        .start_run(org, teardown_request(account), None)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{refused}");
     assert!(
-        refused["type"]
-            .as_str()
-            .unwrap()
-            .ends_with("/cloud-account-unverified"),
-        "{refused}"
+        refused.problem.kind.ends_with("/cloud-account-unverified"),
+        "{refused:?}"
     );
     stack.azure.set_replication_delay(Duration::ZERO);
     stack.set_up_access(org, account).await;
 
-    let (status, teardown) = stack.start_run(org, teardown_request(account), None).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{teardown}");
-    let teardown = stack.wait_until_finished(org, &run_id(&teardown)).await;
-    assert_eq!(teardown["status"], "succeeded", "{teardown:#}");
+    let teardown = stack
+        .start_run(org, teardown_request(account), None)
+        .await
+        .unwrap();
+    let teardown = stack.wait_until_finished(org, teardown.id).await;
+    assert_eq!(teardown.status, RunStatus::Succeeded, "{teardown:#?}");
     let clean = stack.azure.state();
     assert!(
         clean.role_definitions.is_empty(),
@@ -259,18 +268,15 @@ async fn cancelling_a_setup_leaves_nothing_the_teardown_cannot_clean() {
     );
     assert_eq!(platform_principals(&clean), 0);
     assert_eq!(
-        teardown["output"]["removed"].as_array().unwrap().len(),
+        output(&teardown)["removed"].as_array().unwrap().len(),
         3,
-        "assignment, role and principal removed: {teardown:#}"
+        "assignment, role and principal removed: {teardown:#?}"
     );
     // A cancelled setup and its teardown are kept for replay tests.
     crate::histories::record_histories(
         &stack,
         "azure_access_cancelled_then_torn_down",
-        &[
-            format!("run-{id}"),
-            format!("run-{}", teardown["id"].as_str().unwrap()),
-        ],
+        &[format!("run-{id}"), format!("run-{}", teardown.id)],
     )
     .await;
 }
@@ -291,9 +297,12 @@ async fn throttled_calls_wait_for_retry_after_and_the_run_still_completes() {
     // More 429s than the client retries in place (three tries per call): the provider
     // registrations must go back to Temporal, which waits out Retry-After.
     stack.azure.throttle_next(40, 1);
-    let (_, started) = stack.start_run(org, setup_request(account), None).await;
-    let run = stack.wait_until_finished(org, &run_id(&started)).await;
-    assert_eq!(run["status"], "succeeded", "{run:#}");
+    let started = stack
+        .start_run(org, setup_request(account), None)
+        .await
+        .unwrap();
+    let run = stack.wait_until_finished(org, started.id).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
     let throttled = stack
         .azure
         .requests()
@@ -301,13 +310,8 @@ async fn throttled_calls_wait_for_retry_after_and_the_run_still_completes() {
         .filter(|r| r.status == 429)
         .count();
     assert_eq!(throttled, 40);
-    let retried = run["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["attempts"].as_u64().unwrap() > 1)
-        .count();
-    assert!(retried >= 1, "some step retried through Temporal: {run:#}");
+    let retried = run.steps.iter().filter(|s| s.attempts > 1).count();
+    assert!(retried >= 1, "some step retried through Temporal: {run:#?}");
 }
 
 #[tokio::test]
@@ -315,11 +319,11 @@ async fn a_setup_after_the_customer_deleted_the_enterprise_app_replaces_the_orph
     let stack = Stack::start().await;
     let (org, account) = stack.organization_with_azure_account().await;
     let first = stack.set_up_access(org, account).await;
-    let assignment_id = first["output"]["role_assignment_id"]
+    let assignment_id = output(&first)["role_assignment_id"]
         .as_str()
         .unwrap()
         .to_owned();
-    let old_principal = first["output"]["service_principal_object_id"]
+    let old_principal = output(&first)["service_principal_object_id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -341,16 +345,13 @@ async fn a_setup_after_the_customer_deleted_the_enterprise_app_replaces_the_orph
     // Setting up again makes a new principal; ARM refuses to repoint the assignment
     // (RoleAssignmentUpdateNotPermitted), so the setup deletes the orphan and assigns anew.
     let again = stack.set_up_access(org, account).await;
-    let new_principal = again["output"]["service_principal_object_id"]
+    let new_principal = output(&again)["service_principal_object_id"]
         .as_str()
         .unwrap();
     assert_ne!(new_principal, old_principal);
-    assert_eq!(
-        again["output"]["role_assignment_id"],
-        assignment_id.as_str()
-    );
+    assert_eq!(output(&again)["role_assignment_id"], assignment_id.as_str());
 
-    let role_id = again["output"]["role_definition_id"].as_str().unwrap();
+    let role_id = output(&again)["role_definition_id"].as_str().unwrap();
     let assignments: Vec<Value> = stack
         .azure
         .state()

@@ -11,9 +11,11 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use uuid::Uuid;
 use windlass_activities::azure::SettleWindows;
+use windlass_core::runs::{RunStatus, StepStatus};
+use windlass_test_support::client::output;
 
 use crate::cluster_provisioning::{cluster_request, create_cluster};
-use crate::support::{Stack, setup_request, step};
+use crate::support::{Stack, id_of, setup_request, step};
 
 /// Assignment propagation long enough that the provisioning's first ARM call is
 /// certainly inside it (the setup's last steps take well under a second here).
@@ -78,43 +80,41 @@ async fn an_access_setup_followed_at_once_by_an_aks_provisioning_succeeds_throug
     )
     .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{created}");
-    let run_id = created["run"]["id"].as_str().unwrap().to_owned();
+    let run_id = id_of(&created["run"]);
     let run = stack
-        .wait_for_run(org, &run_id, Duration::from_secs(300), |r| {
-            r["finished_at"].is_string()
+        .wait_for_run(org, run_id, Duration::from_secs(300), |r| {
+            r.finished_at.is_some()
         })
         .await;
-    assert_eq!(run["status"], "succeeded", "{run:#}");
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
 
     // The setup waited for the role to replicate (or the principal) before assigning it.
     let assign = step(&setup, "assign-role");
-    assert!(assign["attempts"].as_u64().unwrap() >= 2, "{assign:#}");
-    let assign_error = assign["last_error"].as_str().unwrap();
+    assert!(u64::from(assign.attempts) >= 2, "{assign:#?}");
+    let assign_error = assign.last_error.as_deref().unwrap();
     assert!(
         assign_error.contains("RoleDefinitionDoesNotExist")
             || assign_error.contains("PrincipalNotFound")
             || assign_error.contains("not visible"),
-        "{assign:#}"
+        "{assign:#?}"
     );
     // The provisioning's first ARM call met the young assignment and waited it out.
     let bootstrap = step(&run, "bootstrap-storage");
+    assert!(u64::from(bootstrap.attempts) >= 2, "{bootstrap:#?}");
     assert!(
-        bootstrap["attempts"].as_u64().unwrap() >= 2,
-        "{bootstrap:#}"
-    );
-    assert!(
-        bootstrap["last_error"]
-            .as_str()
+        bootstrap
+            .last_error
+            .as_deref()
             .unwrap()
             .contains("AuthorizationFailed"),
-        "{bootstrap:#}"
+        "{bootstrap:#?}"
     );
 
     // What the customer's subscription holds, read from the stand-in: the role and its
     // assignment once each, ARM refused the platform while the assignment propagated and
     // let it through after, and the cluster's storage account was created once.
-    let role_id = setup["output"]["role_definition_id"].as_str().unwrap();
-    let assignment_id = setup["output"]["role_assignment_id"].as_str().unwrap();
+    let role_id = output(&setup)["role_definition_id"].as_str().unwrap();
+    let assignment_id = output(&setup)["role_assignment_id"].as_str().unwrap();
     assert_eq!(stack.azure.creations_of(role_id), 1);
     assert_eq!(stack.azure.creations_of(assignment_id), 1);
     assert_eq!(windlass_assignments(&stack, role_id).len(), 1);
@@ -165,15 +165,15 @@ async fn without_waiting_out_azures_lags_the_setup_and_the_provisioning_fail() {
     let (org, account) = stack.organization_with_azure_account().await;
 
     // The new role has not replicated when it is assigned: the setup fails there.
-    let (status, started) = stack.start_run(org, setup_request(account), None).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-    let failed = stack
-        .wait_until_finished(org, started["id"].as_str().unwrap())
-        .await;
-    assert_eq!(failed["status"], "failed", "{failed:#}");
+    let started = stack
+        .start_run(org, setup_request(account), None)
+        .await
+        .unwrap();
+    let failed = stack.wait_until_finished(org, started.id).await;
+    assert_eq!(failed.status, RunStatus::Failed, "{failed:#?}");
     let assign = step(&failed, "assign-role");
-    assert_eq!(assign["status"], "failed", "{assign:#}");
-    let message = assign["last_error"].as_str().unwrap();
+    assert_eq!(assign.status, StepStatus::Failed, "{assign:#?}");
+    let message = assign.last_error.as_deref().unwrap();
     assert!(
         message.contains("RoleDefinitionDoesNotExist") || message.contains("PrincipalNotFound"),
         "{message}"
@@ -202,13 +202,11 @@ async fn without_waiting_out_azures_lags_the_setup_and_the_provisioning_fail() {
     )
     .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{created}");
-    let run = stack
-        .wait_until_finished(org, created["run"]["id"].as_str().unwrap())
-        .await;
-    assert_eq!(run["status"], "failed", "{run:#}");
+    let run = stack.wait_until_finished(org, id_of(&created["run"])).await;
+    assert_eq!(run.status, RunStatus::Failed, "{run:#?}");
     let bootstrap = step(&run, "bootstrap-storage");
-    assert_eq!(bootstrap["attempts"], 1, "{bootstrap:#}");
-    let message = bootstrap["last_error"].as_str().unwrap();
+    assert_eq!(bootstrap.attempts, 1, "{bootstrap:#?}");
+    let message = bootstrap.last_error.as_deref().unwrap();
     assert!(message.contains("AuthorizationFailed"), "{message}");
     assert!(
         message.contains("Microsoft.Resources/subscriptions/resourceGroups/write"),

@@ -3,6 +3,7 @@
 //! accepted request is still answered, and other organisations are not held back.
 
 use reqwest::StatusCode;
+use serde_json::json;
 
 use crate::support::{Stack, setup_request};
 
@@ -27,7 +28,7 @@ async fn starts_beyond_the_in_flight_limit_are_refused_with_retry_after() {
             .api
             .post(
                 &format!("{base}/runs"),
-                setup_request(*account),
+                json!(setup_request(*account)),
                 &[("idempotency-key", key.as_str())],
             )
             .await;
@@ -37,7 +38,7 @@ async fn starts_beyond_the_in_flight_limit_are_refused_with_retry_after() {
         .api
         .post(
             &format!("{base}/runs"),
-            setup_request(accounts[LIMIT as usize]),
+            json!(setup_request(accounts[LIMIT as usize])),
             &[],
         )
         .await;
@@ -55,7 +56,7 @@ async fn starts_beyond_the_in_flight_limit_are_refused_with_retry_after() {
         .api
         .post(
             &format!("{base}/runs"),
-            setup_request(accounts[2]),
+            json!(setup_request(accounts[2])),
             &[("idempotency-key", "setup-2")],
         )
         .await;
@@ -78,7 +79,7 @@ async fn starts_beyond_the_in_flight_limit_are_refused_with_retry_after() {
         .api
         .post(
             &format!("/v1/organizations/{other}/runs"),
-            setup_request(other_account),
+            json!(setup_request(other_account)),
             &[],
         )
         .await;

@@ -4,7 +4,6 @@
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use uuid::Uuid;
 use windlass_core::rbac::{BuiltInRole, Role};
 use windlass_core::step_logs::LogLine;
 
@@ -31,12 +30,11 @@ async fn streams_are_capped_per_caller_and_a_revoked_tokens_stream_ends() {
     // No worker: the run stays running, its stream open.
     let stack = Stack::without_worker().await;
     let (org, account) = stack.organization_with_azure_account().await;
-    let (status, run) = stack.start_run(org, setup_request(account), None).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{run}");
-    let path = format!(
-        "/v1/organizations/{org}/runs/{}/events",
-        run["id"].as_str().unwrap()
-    );
+    let run = stack
+        .start_run(org, setup_request(account), None)
+        .await
+        .unwrap();
+    let path = format!("/v1/organizations/{org}/runs/{}/events", run.id);
     let (token, secret) = stack
         .store
         .issue_api_token(
@@ -99,8 +97,11 @@ async fn streams_are_capped_per_caller_and_a_revoked_tokens_stream_ends() {
 async fn a_step_log_reads_a_page_at_a_time() {
     let stack = Stack::without_worker().await;
     let (org, account) = stack.organization_with_azure_account().await;
-    let (_, run) = stack.start_run(org, setup_request(account), None).await;
-    let run_id: Uuid = run["id"].as_str().unwrap().parse().unwrap();
+    let run = stack
+        .start_run(org, setup_request(account), None)
+        .await
+        .unwrap();
+    let run_id = run.id;
     let lines: Vec<LogLine> = (1..=5)
         .map(|seq| LogLine {
             attempt: 1,

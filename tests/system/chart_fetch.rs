@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use windlass_core::runs::{RunStatus, StepStatus};
 
 use crate::deployments::{allow_plain_http_charts, deploy, finished, provisioned_cluster};
-use crate::support::{Stack, step};
+use crate::support::{Stack, id_of, step};
 
 /// Where the chart is said to be: nothing listens on port 1.
 const UNREACHABLE_REPOSITORY: &str = "http://127.0.0.1:1/charts";
@@ -48,7 +49,10 @@ async fn a_chart_from_an_unreachable_registry_fails_within_a_minute_naming_it_an
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let env = created["environment"]["id"].as_str().unwrap().to_owned();
     let first = deploy(&stack, org, &env, json!({})).await;
-    assert_eq!(finished(&stack, org, &first).await["status"], "succeeded");
+    assert_eq!(
+        finished(&stack, org, &first).await.status,
+        RunStatus::Succeeded
+    );
 
     // The README's example: a user chart next to the app, from a repository that is down.
     allow_plain_http_charts(&stack, org).await;
@@ -70,10 +74,10 @@ async fn a_chart_from_an_unreachable_registry_fails_within_a_minute_naming_it_an
     let run = finished(&stack, org, &second).await;
     let took = started.elapsed();
     assert!(took < Duration::from_secs(75), "took {took:?}");
-    assert_eq!(run["status"], "failed", "{run:#}");
+    assert_eq!(run.status, RunStatus::Failed, "{run:#?}");
     let named = format!("chart redis 19.0.0 could not be fetched from {UNREACHABLE_REPOSITORY}");
     // The cause reaches the run's error and the deployment's record.
-    let error = run["error"].as_str().unwrap();
+    let error = run.error.as_deref().unwrap();
     assert!(error.contains(&named), "{error}");
     assert!(error.contains("connection refused"), "{error}");
     assert!(error.contains("rolled back to revision 1"), "{error}");
@@ -92,14 +96,14 @@ async fn a_chart_from_an_unreachable_registry_fails_within_a_minute_naming_it_an
     );
     // One attempt of the step: terminal, not retried as an unreachable cluster.
     let cache = step(&run, "deploy/cache");
-    assert_eq!(cache["status"], "failed", "{cache:#}");
+    assert_eq!(cache.status, StepStatus::Failed, "{cache:#?}");
     assert!(
-        cache["last_error"].as_str().unwrap().contains(&named),
-        "{cache:#}"
+        cache.last_error.as_deref().unwrap().contains(&named),
+        "{cache:#?}"
     );
-    assert_eq!(cache["attempts"], 1, "{cache:#}");
+    assert_eq!(cache.attempts, 1, "{cache:#?}");
     // helm's own `Error:` lines are errors in the step log.
-    let run_id = second["run"]["id"].as_str().unwrap();
+    let run_id = id_of(&second["run"]);
     let (status, log) = stack
         .api
         .get(&format!(

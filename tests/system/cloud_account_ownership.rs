@@ -6,6 +6,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
+use windlass_core::runs::RunStatus;
 use windlass_core::workload_identity::{AZURE_TOKEN_EXCHANGE_AUDIENCE, WorkloadSubject};
 use windlass_standins::azure::{Application, FederatedCredential};
 
@@ -93,14 +94,12 @@ async fn an_attacker_registering_first_stays_unverified_because_entra_refuses_it
 
     // Its setup authenticates as the victim's setup identity with the attacker's subject,
     // which the victim's federated credential does not name.
-    let (status, started) = stack
+    let started = stack
         .start_run(attacker, setup_request(planted_id.parse().unwrap()), None)
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-    let run = stack
-        .wait_until_finished(attacker, started["id"].as_str().unwrap())
-        .await;
-    assert_eq!(run["status"], "failed", "{run:#}");
+        .await
+        .unwrap();
+    let run = stack.wait_until_finished(attacker, started.id).await;
+    assert_eq!(run.status, RunStatus::Failed, "{run:#?}");
     let attacker_subject = WorkloadSubject::Organization(attacker).to_string();
     let attempts: Vec<_> = stack
         .azure
@@ -120,14 +119,11 @@ async fn an_attacker_registering_first_stays_unverified_because_entra_refuses_it
         );
     }
     assert!(
-        run["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|s| s["last_error"]
-                .as_str()
-                .is_some_and(|e| e.contains("AADSTS70021"))),
-        "{run:#}"
+        run.steps.iter().any(|s| s
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("AADSTS70021"))),
+        "{run:#?}"
     );
     // Without a token, nothing reached ARM or Graph.
     assert_eq!(stack.azure.requests().len(), requests_before);
@@ -180,24 +176,24 @@ async fn an_attacker_cannot_tear_down_the_victims_access() {
     let (status, planted) = stack.register_azure_account(attacker, &elsewhere).await;
     assert_eq!(status, StatusCode::CREATED, "{planted}");
     let planted: Uuid = planted["id"].as_str().unwrap().parse().unwrap();
-    let (status, refused) = stack
+    let refused = stack
         .start_run(attacker, teardown_request(planted), None)
-        .await;
-    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
-    assert!(problem_type(&refused).ends_with("/cloud-account-unverified"));
+        .await
+        .unwrap_err();
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{refused}");
+    assert!(refused.problem.kind.ends_with("/cloud-account-unverified"));
     let entries = audit(&stack, attacker, "runs.start").await;
     assert_eq!(entries.len(), 1, "{entries:#?}");
     assert_eq!(entries[0]["result"], "failed");
 
     // And a setup on it (to get verified) is refused by Entra: the victim's setup
     // identity trusts the victim's subject only.
-    let (_, started) = stack
+    let started = stack
         .start_run(attacker, setup_request(planted), None)
-        .await;
-    let run = stack
-        .wait_until_finished(attacker, started["id"].as_str().unwrap())
-        .await;
-    assert_eq!(run["status"], "failed", "{run:#}");
+        .await
+        .unwrap();
+    let run = stack.wait_until_finished(attacker, started.id).await;
+    assert_eq!(run.status, RunStatus::Failed, "{run:#?}");
 
     let after = stack.azure.state();
     assert_eq!(

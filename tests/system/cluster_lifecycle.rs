@@ -7,20 +7,20 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
+use windlass_api::RunDetail;
 use windlass_core::blueprint::AzureNames;
 use windlass_core::clusters::ClusterSpec;
+use windlass_core::runs::{RunStatus, StepStatus};
 use windlass_standins::azure::{FaultsPatch, LroMode};
+use windlass_test_support::client::output;
 
-use crate::support::{Stack, step};
+use crate::support::{Stack, id_of, step};
 
-async fn finished(stack: &Stack, org: Uuid, run: &Value) -> Value {
+async fn finished(stack: &Stack, org: Uuid, run: &Value) -> RunDetail {
     stack
-        .wait_for_run(
-            org,
-            run["id"].as_str().unwrap(),
-            Duration::from_secs(300),
-            |r| r["finished_at"].is_string(),
-        )
+        .wait_for_run(org, id_of(run), Duration::from_secs(300), |r| {
+            r.finished_at.is_some()
+        })
         .await
 }
 
@@ -61,7 +61,7 @@ async fn a_cluster_is_upgraded_a_minor_at_a_time_and_deleted_even_after_a_failed
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{started}");
     let run = finished(&stack, org, &started["run"]).await;
-    assert_eq!(run["status"], "succeeded", "{run:#}");
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
     let spec: ClusterSpec = serde_json::from_value(started["cluster"].clone()).unwrap();
     let cluster_path = format!("/v1/organizations/{org}/clusters/{}", spec.id);
 
@@ -94,10 +94,10 @@ async fn a_cluster_is_upgraded_a_minor_at_a_time_and_deleted_even_after_a_failed
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{upgrade}");
     let run = finished(&stack, org, &upgrade).await;
-    assert_eq!(run["status"], "failed", "{run:#}");
+    assert_eq!(run.status, RunStatus::Failed, "{run:#?}");
     assert!(
-        run["error"].as_str().unwrap().contains("not offered"),
-        "{run:#}"
+        run.error.as_deref().unwrap().contains("not offered"),
+        "{run:#?}"
     );
     let (_, cluster) = stack.api.get(&cluster_path).await;
     assert_eq!(cluster["kubernetes_version"], "1.32");
@@ -116,16 +116,16 @@ async fn a_cluster_is_upgraded_a_minor_at_a_time_and_deleted_even_after_a_failed
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{upgrade}");
     let run = finished(&stack, org, &upgrade).await;
-    assert_eq!(run["status"], "succeeded", "{run:#}");
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
     for key in [
         "check-versions",
         "upgrade-control-plane",
         "upgrade-node-pools",
     ] {
-        assert_eq!(step(&run, key)["status"], "succeeded", "{key}");
+        assert_eq!(step(&run, key).status, StepStatus::Succeeded, "{key}");
     }
     for phase in ["control_plane", "node_pools"] {
-        let summary = &run["output"][phase];
+        let summary = &output(&run)[phase];
         assert!(
             summary["change"].as_u64().unwrap() >= 1,
             "{phase}: {summary}"
@@ -163,8 +163,11 @@ async fn a_cluster_is_upgraded_a_minor_at_a_time_and_deleted_even_after_a_failed
     let (status, _, deletion) = stack.api.delete(&cluster_path).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{deletion}");
     let run = finished(&stack, org, &deletion).await;
-    assert_eq!(run["status"], "failed", "{run:#}");
-    assert_eq!(step(&run, "terraform-destroy")["status"], "succeeded");
+    assert_eq!(run.status, RunStatus::Failed, "{run:#?}");
+    assert_eq!(
+        step(&run, "terraform-destroy").status,
+        StepStatus::Succeeded
+    );
     assert!(
         cluster_state(&stack, &spec, &subscription).await["resources"]
             .as_array()
@@ -181,9 +184,9 @@ async fn a_cluster_is_upgraded_a_minor_at_a_time_and_deleted_even_after_a_failed
     let (status, _, deletion) = stack.api.delete(&cluster_path).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{deletion}");
     let run = finished(&stack, org, &deletion).await;
-    assert_eq!(run["status"], "succeeded", "{run:#}");
-    assert_eq!(run["output"]["terraform"]["remove"], 0, "{run:#}");
-    assert_eq!(run["output"]["resource_group_deleted"], true);
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
+    assert_eq!(output(&run)["terraform"]["remove"], 0, "{run:#?}");
+    assert_eq!(output(&run)["resource_group_deleted"], true);
     let names = AzureNames::new(&spec);
     let azure = stack.azure.state();
     assert!(

@@ -12,7 +12,7 @@ use windlass_core::cluster_charts::ChartGraph;
 use windlass_core::runs::RunStatus;
 use windlass_workflows::engine::Engine;
 
-use crate::support::Stack;
+use crate::support::{Stack, id_of};
 
 #[tokio::test]
 async fn a_clusters_maintenance_schedule_is_operated_through_the_api() {
@@ -47,14 +47,11 @@ async fn a_clusters_maintenance_schedule_is_operated_through_the_api() {
     assert_eq!(status, StatusCode::ACCEPTED, "{started}");
     let cluster = started["cluster"]["id"].as_str().unwrap().to_owned();
     let run = stack
-        .wait_for_run(
-            org,
-            started["run"]["id"].as_str().unwrap(),
-            Duration::from_secs(300),
-            |r| r["finished_at"].is_string(),
-        )
+        .wait_for_run(org, id_of(&started["run"]), Duration::from_secs(300), |r| {
+            r.finished_at.is_some()
+        })
         .await;
-    assert_eq!(run["status"], "succeeded", "{run:#}");
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
 
     let path = format!("/v1/organizations/{org}/clusters/{cluster}/maintenance");
     let (status, schedule) = stack.api.get(&path).await;

@@ -13,8 +13,12 @@ use uuid::Uuid;
 use windlass_core::blueprint::AzureNames;
 use windlass_core::cluster_charts::ChartGraph;
 use windlass_core::clusters::ClusterSpec;
+use windlass_core::runs::{RunStatus, StepStatus};
+use windlass_test_support::client::output;
 
-use crate::support::{Stack, step};
+use windlass_api::RunDetail;
+
+use crate::support::{Stack, id_of, step};
 
 pub(crate) fn cluster_request(account: Uuid, name: &str) -> Value {
     json!({
@@ -122,11 +126,11 @@ pub(crate) fn cluster_admin_key(stack: &Stack) -> String {
         .to_owned()
 }
 
-fn assert_charts_deployed(stack: &Stack, run: &Value) {
+fn assert_charts_deployed(stack: &Stack, run: &RunDetail) {
     let kube = &stack.clusters.as_ref().unwrap().kube;
     for chart in ChartGraph::standard().charts() {
         let step = step(run, &format!("install-chart/{}", chart.name));
-        assert_eq!(step["status"], "succeeded", "{step:#}");
+        assert_eq!(step.status, StepStatus::Succeeded, "{step:#?}");
         let releases = kube.helm_releases(&chart.namespace);
         let release = releases
             .iter()
@@ -150,17 +154,21 @@ async fn an_aks_cluster_is_provisioned_and_its_blueprint_reproduces_it() {
     .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{started}");
     let cluster_id = started["cluster"]["id"].as_str().unwrap().to_owned();
-    let run_id = started["run"]["id"].as_str().unwrap().to_owned();
+    let run_id = id_of(&started["run"]);
     assert_eq!(started["cluster"]["maintenance_window"]["weekday"], "Tue");
 
     let run = stack
-        .wait_for_run(org, &run_id, Duration::from_secs(300), |r| {
-            r["finished_at"].is_string()
+        .wait_for_run(org, run_id, Duration::from_secs(300), |r| {
+            r.finished_at.is_some()
         })
         .await;
-    assert_eq!(run["status"], "succeeded", "{run:#}");
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
     for key in ["bootstrap-storage", "terraform-apply", "publish-kubeconfig"] {
-        assert_eq!(step(&run, key)["status"], "succeeded", "{key}: {run:#}");
+        assert_eq!(
+            step(&run, key).status,
+            StepStatus::Succeeded,
+            "{key}: {run:#?}"
+        );
     }
     assert_charts_deployed(&stack, &run);
 
@@ -196,9 +204,9 @@ async fn an_aks_cluster_is_provisioned_and_its_blueprint_reproduces_it() {
     );
     // Terraform reported each creation: everything but what the bootstrap made and
     // terraform imported.
-    let added = run["output"]["terraform"]["add"].as_u64().unwrap() as usize;
+    let added = output(&run)["terraform"]["add"].as_u64().unwrap() as usize;
     let managed = resource_ids(&state.content).len();
-    assert_eq!(added, managed - 3, "{run:#}");
+    assert_eq!(added, managed - 3, "{run:#?}");
 
     // Terraform's and helm's output is in the steps' logs, with the credential masked.
     let kube_token = cluster_admin_key(&stack);
@@ -252,9 +260,9 @@ async fn an_aks_cluster_is_provisioned_and_its_blueprint_reproduces_it() {
     assert_eq!(group["tags"]["cluster_id"], cluster_id.as_str());
 
     // The kubeconfig is in the cluster's own storage, not in the run's output.
-    assert!(!run.to_string().contains(&kube_token));
+    assert!(!format!("{run:?}").contains(&kube_token));
     assert_eq!(
-        run["output"]["kubeconfig"]["container"],
+        output(&run)["kubeconfig"]["container"],
         names.kubeconfigs_container.as_str()
     );
 
@@ -264,7 +272,7 @@ async fn an_aks_cluster_is_provisioned_and_its_blueprint_reproduces_it() {
         .get(&format!("/v1/organizations/{org}/clusters/{cluster_id}"))
         .await;
     assert_eq!(status, StatusCode::OK, "{detail}");
-    assert_eq!(detail["last_run"]["id"], run_id.as_str());
+    assert_eq!(detail["last_run"]["id"], run_id.to_string());
     let (status, blueprint) = stack
         .api
         .get(&format!(
@@ -332,7 +340,7 @@ async fn an_aks_cluster_is_provisioned_and_its_blueprint_reproduces_it() {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{again}");
-    assert_eq!(again["run"]["id"], run_id.as_str());
+    assert_eq!(again["run"]["id"], run_id.to_string());
     let (_, clusters) = stack
         .api
         .get(&format!("/v1/organizations/{org}/clusters"))
@@ -351,11 +359,11 @@ async fn a_dry_run_plans_the_inventory_and_creates_nothing() {
     body["dry_run"] = json!(true);
     let (status, started) = create_cluster(&stack, org, body, "plan-staging").await;
     assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-    let run_id = started["run"]["id"].as_str().unwrap().to_owned();
-    let run = stack.wait_until_finished(org, &run_id).await;
-    assert_eq!(run["status"], "succeeded", "{run:#}");
+    let run_id = id_of(&started["run"]);
+    let run = stack.wait_until_finished(org, run_id).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
 
-    let planned = run["output"]["terraform"]["add"].as_u64().unwrap() as usize;
+    let planned = output(&run)["terraform"]["add"].as_u64().unwrap() as usize;
     let terraform_managed = started["inventory"]["resources"]
         .as_array()
         .unwrap()
@@ -366,7 +374,7 @@ async fn a_dry_run_plans_the_inventory_and_creates_nothing() {
         planned >= terraform_managed,
         "planned {planned} of {terraform_managed}"
     );
-    assert!(run["output"]["charts"].as_array().unwrap().is_empty());
+    assert!(output(&run)["charts"].as_array().unwrap().is_empty());
     let files = started["files"]
         .as_object()
         .expect("a dry run shows its files");
@@ -407,7 +415,7 @@ async fn a_worker_killed_during_apply_leaves_a_run_another_worker_completes() {
     )
     .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-    let run_id = started["run"]["id"].as_str().unwrap().to_owned();
+    let run_id = id_of(&started["run"]);
     let spec: ClusterSpec = serde_json::from_value(started["cluster"].clone()).unwrap();
     let subscription = stack
         .store
@@ -418,12 +426,10 @@ async fn a_worker_killed_during_apply_leaves_a_run_another_worker_completes() {
 
     // Wait until terraform has recorded some resources, and is still applying.
     stack
-        .wait_for_run(org, &run_id, Duration::from_secs(120), |r| {
-            r["steps"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|s| s["key"] == "terraform-apply" && s["status"] == "running")
+        .wait_for_run(org, run_id, Duration::from_secs(120), |r| {
+            r.steps
+                .iter()
+                .any(|s| s.key == "terraform-apply" && s.status == StepStatus::Running)
         })
         .await;
     let state = stack.state_container(&spec, &subscription).await;
@@ -453,15 +459,15 @@ async fn a_worker_killed_during_apply_leaves_a_run_another_worker_completes() {
         .spawn()
         .expect("spawn windlass worker");
     let run = stack
-        .wait_for_run(org, &run_id, Duration::from_secs(300), |r| {
-            r["finished_at"].is_string()
+        .wait_for_run(org, run_id, Duration::from_secs(300), |r| {
+            r.finished_at.is_some()
         })
         .await;
     second.kill().unwrap();
     second.wait().unwrap();
-    assert_eq!(run["status"], "succeeded", "{run:#}");
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
     let apply = step(&run, "terraform-apply");
-    assert!(apply["attempts"].as_u64().unwrap() >= 2, "{apply:#}");
+    assert!(u64::from(apply.attempts) >= 2, "{apply:#?}");
     assert_charts_deployed(&stack, &run);
 
     // What the first worker made was not made again: the Azure stand-in's own journal

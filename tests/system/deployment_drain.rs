@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::json;
+use windlass_core::runs::{RunStatus, StepStatus};
 use windlass_standins::kube::ImageDelay;
 
 use crate::deployments::{deploy, finished, shop_environment};
-use crate::support::Stack;
+use crate::support::{Stack, id_of};
 
 #[tokio::test]
 async fn sigterm_during_a_deployment_loses_no_service_and_deploys_none_twice() {
@@ -29,22 +30,21 @@ async fn sigterm_during_a_deployment_loses_no_service_and_deploys_none_twice() {
         .spawn()
         .expect("spawn windlass worker");
     let started = deploy(&stack, org, &env, json!({})).await;
-    let run_id = started["run"]["id"].as_str().unwrap().to_owned();
+    let run_id = id_of(&started["run"]);
     let run = stack
-        .wait_for_run(org, &run_id, Duration::from_secs(120), |r| {
-            r["steps"].as_array().is_some_and(|steps| {
+        .wait_for_run(org, run_id, Duration::from_secs(120), |r| {
+            Some(&r.steps).is_some_and(|steps| {
                 steps.iter().any(|s| {
-                    s["status"] == "running" && s["key"].as_str().unwrap().starts_with("deploy/")
+                    s.status == StepStatus::Running && s.key.as_str().starts_with("deploy/")
                 })
             })
         })
         .await;
-    let in_flight: Vec<String> = run["steps"]
-        .as_array()
-        .unwrap()
+    let in_flight: Vec<String> = run
+        .steps
         .iter()
-        .filter(|s| s["status"] == "running")
-        .map(|s| s["key"].as_str().unwrap().to_owned())
+        .filter(|s| s.status == StepStatus::Running)
+        .map(|s| s.key.as_str().to_owned())
         .collect();
 
     let signalled = std::process::Command::new("kill")
@@ -57,17 +57,18 @@ async fn sigterm_during_a_deployment_loses_no_service_and_deploys_none_twice() {
         .unwrap()
         .unwrap();
     assert!(exit.success(), "the drained worker exits 0: {exit}");
-    let drained = stack.run(org, &run_id).await;
+    let drained = stack.run(org, run_id).await;
     for key in &in_flight {
         let step = crate::support::step(&drained, key);
         assert_eq!(
-            step["status"], "succeeded",
-            "{key} finished in the drain: {step}"
+            step.status,
+            StepStatus::Succeeded,
+            "{key} finished in the drain: {step:?}"
         );
     }
     assert!(
-        drained["finished_at"].is_null(),
-        "twenty-one services at five at a time outlast one drain: {drained:#}"
+        drained.finished_at.is_none(),
+        "twenty-one services at five at a time outlast one drain: {drained:#?}"
     );
 
     let mut second = stack
@@ -77,9 +78,9 @@ async fn sigterm_during_a_deployment_loses_no_service_and_deploys_none_twice() {
     let run = finished(&stack, org, &started).await;
     let _ = second.kill();
     let _ = second.wait();
-    assert_eq!(run["status"], "succeeded", "{run:#}");
-    for step in run["steps"].as_array().unwrap() {
-        assert_eq!(step["attempts"], 1, "run once: {step}");
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
+    for step in &run.steps {
+        assert_eq!(step.attempts, 1, "run once: {step:?}");
     }
     // Twenty-one services, each installed exactly once: one release revision each.
     let mut revisions: BTreeMap<String, u32> = BTreeMap::new();

@@ -9,9 +9,11 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
+use windlass_api::RunDetail;
+use windlass_core::runs::{RunStatus, StepStatus};
 use windlass_standins::kube::ImageDelay;
 
-use crate::support::{Stack, step};
+use crate::support::{Stack, id_of, step};
 
 const DB_PASSWORD: &str = "s3cr3t-passw0rd-for-the-shop";
 
@@ -28,14 +30,11 @@ pub(crate) async fn provisioned_cluster(stack: &Stack, org: Uuid, account: Uuid)
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{started}");
     let run = stack
-        .wait_for_run(
-            org,
-            started["run"]["id"].as_str().unwrap(),
-            Duration::from_secs(300),
-            |r| r["finished_at"].is_string(),
-        )
+        .wait_for_run(org, id_of(&started["run"]), Duration::from_secs(300), |r| {
+            r.finished_at.is_some()
+        })
         .await;
-    assert_eq!(run["status"], "succeeded", "{run:#}");
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
     started["cluster"]["id"].as_str().unwrap().to_owned()
 }
 
@@ -143,14 +142,11 @@ pub(crate) async fn deploy(stack: &Stack, org: Uuid, env: &str, body: Value) -> 
     started
 }
 
-pub(crate) async fn finished(stack: &Stack, org: Uuid, started: &Value) -> Value {
+pub(crate) async fn finished(stack: &Stack, org: Uuid, started: &Value) -> RunDetail {
     stack
-        .wait_for_run(
-            org,
-            started["run"]["id"].as_str().unwrap(),
-            Duration::from_secs(240),
-            |r| r["finished_at"].is_string(),
-        )
+        .wait_for_run(org, id_of(&started["run"]), Duration::from_secs(240), |r| {
+            r.finished_at.is_some()
+        })
         .await
 }
 
@@ -168,31 +164,24 @@ async fn a_deployment_capped_by_the_workers_slots_says_so() {
     kube.set_rollout_delay(Duration::from_secs(1));
     let started = deploy(&stack, org, &env, json!({})).await;
     let run = finished(&stack, org, &started).await;
-    assert_eq!(run["status"], "succeeded", "{run:#}");
-    let capacity = &run["worker_capacity"];
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
+    let capacity = run
+        .worker_capacity
+        .as_ref()
+        .expect("the workers' capacity is named");
+    assert!(capacity.waiting_steps >= 2, "{capacity:#?}");
+    assert!(capacity.longest_wait_ms >= 2_000, "{capacity:#?}");
     assert!(
-        capacity["waiting_steps"].as_u64().unwrap() >= 2,
-        "{capacity:#}"
+        capacity.note.contains("--max-concurrent-activities"),
+        "{capacity:#?}"
     );
-    assert!(
-        capacity["longest_wait_ms"].as_u64().unwrap() >= 2_000,
-        "{capacity:#}"
-    );
-    assert!(
-        capacity["note"]
-            .as_str()
-            .unwrap()
-            .contains("--max-concurrent-activities"),
-        "{capacity:#}"
-    );
-    let waited = run["steps"]
-        .as_array()
-        .unwrap()
+    let waited = run
+        .steps
         .iter()
-        .filter(|s| s["key"].as_str().unwrap().starts_with("deploy/"))
-        .filter(|s| s["longest_wait_ms"].as_u64().unwrap_or(0) >= 2_000)
+        .filter(|s| s.key.as_str().starts_with("deploy/"))
+        .filter(|s| s.longest_wait_ms.unwrap_or(0) >= 2_000)
         .count();
-    assert!(waited >= 2, "{run:#}");
+    assert!(waited >= 2, "{run:#?}");
 }
 
 /// `windlass deploy --follow` as a person at a terminal runs it.
@@ -253,11 +242,11 @@ async fn twenty_one_services_deploy_and_a_failing_one_rolls_the_whole_environmen
     let first = deploy(&stack, org, &env, json!({})).await;
     assert_eq!(first["deployment"]["revision"], 1);
     let run = finished(&stack, org, &first).await;
-    assert_eq!(run["status"], "succeeded", "{run:#}");
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
     for service in ["web-1", "web-18", "api", "migrate", "report"] {
         assert_eq!(
-            step(&run, &format!("deploy/{service}"))["status"],
-            "succeeded",
+            step(&run, &format!("deploy/{service}")).status,
+            StepStatus::Succeeded,
             "{service}"
         );
     }
@@ -284,7 +273,7 @@ async fn twenty_one_services_deploy_and_a_failing_one_rolls_the_whole_environmen
         assert_eq!(release.status, "deployed", "{release:?}");
     }
     // The rollout was watched: its events are in the step's log.
-    let run_id = first["run"]["id"].as_str().unwrap();
+    let run_id = id_of(&first["run"]);
     let (status, log) = stack
         .api
         .get(&format!(
@@ -329,12 +318,12 @@ async fn twenty_one_services_deploy_and_a_failing_one_rolls_the_whole_environmen
     .await;
     assert_eq!(second["deployment"]["revision"], 2);
     let run = finished(&stack, org, &second).await;
-    assert_eq!(run["status"], "failed", "{run:#}");
-    let error = run["error"].as_str().unwrap();
+    assert_eq!(run.status, RunStatus::Failed, "{run:#?}");
+    let error = run.error.as_deref().unwrap();
     assert!(error.contains("web-7"), "{error}");
     assert!(error.contains("rolled back to revision 1"), "{error}");
-    assert_eq!(step(&run, "rollback/web-1")["status"], "succeeded");
-    assert_eq!(step(&run, "rollback/web-7")["status"], "succeeded");
+    assert_eq!(step(&run, "rollback/web-1").status, StepStatus::Succeeded);
+    assert_eq!(step(&run, "rollback/web-7").status, StepStatus::Succeeded);
     // Back on revision 1 everywhere: the services that had rolled out too.
     let images = deployed_images(&stack);
     assert!(images.values().all(|i| i.ends_with(":1")), "{images:?}");
@@ -383,7 +372,7 @@ async fn twenty_one_services_deploy_and_a_failing_one_rolls_the_whole_environmen
     )
     .await;
     let run = finished(&stack, org, &third).await;
-    assert_eq!(run["status"], "succeeded", "{run:#}");
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
     let api_after = kube.get("Deployment", "shop-prod", "api").unwrap();
     assert_ne!(digest(&api_before), digest(&api_after));
     assert!(
@@ -404,7 +393,10 @@ async fn deployments_of_one_environment_never_overlap_a_cancel_rolls_back_and_ne
     let (org, env, _) = shop_environment(&stack, 10).await;
     let kube = &stack.clusters.as_ref().unwrap().kube;
     let first = deploy(&stack, org, &env, json!({})).await;
-    assert_eq!(finished(&stack, org, &first).await["status"], "succeeded");
+    assert_eq!(
+        finished(&stack, org, &first).await.status,
+        RunStatus::Succeeded
+    );
 
     // Two requests at once: the second waits for the first.
     kube.set_image_delays(vec![ImageDelay {
@@ -429,25 +421,23 @@ async fn deployments_of_one_environment_never_overlap_a_cancel_rolls_back_and_ne
         finished(&stack, org, &a).await,
         finished(&stack, org, &b).await,
     );
-    assert_eq!(a["status"], "succeeded", "{a:#}");
-    assert_eq!(b["status"], "succeeded", "{b:#}");
-    let (earlier, later) = if a["finished_at"].as_str() < b["finished_at"].as_str() {
+    assert_eq!(a.status, RunStatus::Succeeded, "{a:#?}");
+    assert_eq!(b.status, RunStatus::Succeeded, "{b:#?}");
+    let (earlier, later) = if a.finished_at < b.finished_at {
         (&a, &b)
     } else {
         (&b, &a)
     };
-    let later_first_step = later["steps"]
-        .as_array()
-        .unwrap()
+    let later_first_step = later
+        .steps
         .iter()
-        .map(|s| s["first_started_at"].as_str().unwrap().to_owned())
+        .map(|s| s.first_started_at)
         .min()
         .unwrap();
-    let earlier_last_step = earlier["steps"]
-        .as_array()
-        .unwrap()
+    let earlier_last_step = earlier
+        .steps
         .iter()
-        .filter_map(|s| s["finished_at"].as_str().map(str::to_owned))
+        .filter_map(|s| s.finished_at)
         .max()
         .unwrap();
     assert!(
@@ -500,12 +490,10 @@ async fn deployments_of_one_environment_never_overlap_a_cancel_rolls_back_and_ne
         json!({"images": {"web-3": "shop/web:slow-4"}}),
     )
     .await;
-    let run_id = fourth["run"]["id"].as_str().unwrap().to_owned();
+    let run_id = id_of(&fourth["run"]);
     stack
-        .wait_for_run(org, &run_id, Duration::from_secs(60), |r| {
-            r["steps"]
-                .as_array()
-                .is_some_and(|s| s.iter().any(|s| s["key"] == "deploy/web-3"))
+        .wait_for_run(org, run_id, Duration::from_secs(60), |r| {
+            Some(&r.steps).is_some_and(|s| s.iter().any(|s| s.key == "deploy/web-3"))
         })
         .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -519,25 +507,24 @@ async fn deployments_of_one_environment_never_overlap_a_cancel_rolls_back_and_ne
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{cancelled}");
     let run = stack
-        .wait_for_run(org, &run_id, Duration::from_secs(60), |r| {
-            r["finished_at"].is_string()
+        .wait_for_run(org, run_id, Duration::from_secs(60), |r| {
+            r.finished_at.is_some()
         })
         .await;
-    assert_eq!(run["status"], "cancelled", "{run:#}");
+    assert_eq!(run.status, RunStatus::Cancelled, "{run:#?}");
     assert_eq!(
-        step(&run, "rollback/web-3")["status"],
-        "succeeded",
-        "{run:#}"
+        step(&run, "rollback/web-3").status,
+        StepStatus::Succeeded,
+        "{run:#?}"
     );
     assert_eq!(deployed_images(&stack), images_before);
     let history = deployments(&stack, org, &env).await;
     // On failure, every step's status and last error (an intermittent rollback failure
     // was seen here twice without them).
-    let steps: Vec<String> = run["steps"]
-        .as_array()
-        .unwrap()
+    let steps: Vec<String> = run
+        .steps
         .iter()
-        .map(|s| format!("{} {} {}", s["key"], s["status"], s["last_error"]))
+        .map(|s| format!("{} {:?} {:?}", s.key, s.status, s.last_error))
         .collect();
     assert_eq!(
         history[0]["state"],
@@ -573,16 +560,9 @@ async fn deployments_of_one_environment_never_overlap_a_cancel_rolls_back_and_ne
     }]);
     let running = deploy(&stack, org, &preview, json!({})).await;
     stack
-        .wait_for_run(
-            org,
-            running["run"]["id"].as_str().unwrap(),
-            Duration::from_secs(60),
-            |r| {
-                r["steps"]
-                    .as_array()
-                    .is_some_and(|s| s.iter().any(|s| s["key"] == "deploy/app"))
-            },
-        )
+        .wait_for_run(org, id_of(&running["run"]), Duration::from_secs(60), |r| {
+            Some(&r.steps).is_some_and(|s| s.iter().any(|s| s.key == "deploy/app"))
+        })
         .await;
     let waiting = deploy(
         &stack,
@@ -598,18 +578,25 @@ async fn deployments_of_one_environment_never_overlap_a_cancel_rolls_back_and_ne
         json!({"images": {"app": "shop/app:slow-3"}}),
     )
     .await;
-    assert_eq!(finished(&stack, org, &running).await["status"], "succeeded");
-    let superseded = finished(&stack, org, &waiting).await;
-    assert_eq!(superseded["status"], "cancelled", "{superseded:#}");
-    assert!(
-        superseded["error"]
-            .as_str()
-            .unwrap()
-            .contains(newest["run"]["id"].as_str().unwrap()),
-        "{superseded:#}"
+    assert_eq!(
+        finished(&stack, org, &running).await.status,
+        RunStatus::Succeeded
     );
-    assert!(superseded["steps"].as_array().unwrap().is_empty());
-    assert_eq!(finished(&stack, org, &newest).await["status"], "succeeded");
+    let superseded = finished(&stack, org, &waiting).await;
+    assert_eq!(superseded.status, RunStatus::Cancelled, "{superseded:#?}");
+    assert!(
+        superseded
+            .error
+            .as_deref()
+            .unwrap()
+            .contains(&id_of(&newest["run"]).to_string()),
+        "{superseded:#?}"
+    );
+    assert!(superseded.steps.is_empty());
+    assert_eq!(
+        finished(&stack, org, &newest).await.status,
+        RunStatus::Succeeded
+    );
     let states: Vec<_> = deployments(&stack, org, &preview)
         .await
         .iter()
@@ -715,7 +702,7 @@ async fn a_ci_pipeline_deploys_through_the_signed_webhook_and_a_bad_signature_is
         "one deployment"
     );
     let run = finished(&stack, org, &started).await;
-    assert_eq!(run["status"], "succeeded", "{run:#}");
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
     assert_eq!(deployed_images(&stack)["web-1"], "shop/web:ci-42");
     // The environment keeps the image for its next deployment.
     let (_, environment) = stack
@@ -941,14 +928,11 @@ async fn a_cluster_placed_in_a_customer_network_is_deployed_to_only_by_that_cust
     assert_eq!(status, StatusCode::ACCEPTED, "{started}");
     assert_eq!(started["cluster"]["placement"], "acme-onprem");
     let run = stack
-        .wait_for_run(
-            org,
-            started["run"]["id"].as_str().unwrap(),
-            Duration::from_secs(300),
-            |r| r["finished_at"].is_string(),
-        )
+        .wait_for_run(org, id_of(&started["run"]), Duration::from_secs(300), |r| {
+            r.finished_at.is_some()
+        })
         .await;
-    assert_eq!(run["status"], "succeeded", "{run:#}");
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
     let (status, _, _) = stack
         .api
         .post(
@@ -987,13 +971,8 @@ async fn a_cluster_placed_in_a_customer_network_is_deployed_to_only_by_that_cust
     tokio::time::sleep(Duration::from_secs(5)).await;
     let waiting = deployments(&stack, org, &env).await;
     assert_eq!(waiting[0]["state"], "queued", "{:#}", waiting[0]);
-    let run_id = queued["run"]["id"].as_str().unwrap().to_owned();
-    assert!(
-        stack.run(org, &run_id).await["steps"]
-            .as_array()
-            .unwrap()
-            .is_empty()
-    );
+    let run_id = id_of(&queued["run"]);
+    assert!(stack.run(org, run_id).await.steps.is_empty());
 
     // Another organisation's placed worker cannot read this run's secrets.
     let (status, _, other) = stack
@@ -1103,7 +1082,7 @@ async fn a_cluster_placed_in_a_customer_network_is_deployed_to_only_by_that_cust
     }
     let run = finished(&stack, org, &queued).await;
     drop(customer);
-    assert_eq!(run["status"], "succeeded", "{run:#}");
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
     let kube = &stack.clusters.as_ref().unwrap().kube;
     assert!(kube.get("Deployment", "acme-prod", "portal").is_some());
     // The granted secret went through the API to the worker and into the namespace.
@@ -1116,14 +1095,10 @@ async fn a_cluster_placed_in_a_customer_network_is_deployed_to_only_by_that_cust
         .unwrap();
     assert_eq!(decoded, PLACED_SECRET.as_bytes());
     // Its steps were journalled through the API like any worker's.
-    let steps = stack.run(org, &run_id).await["steps"].clone();
+    let steps = stack.run(org, run_id).await.steps;
     assert!(
-        steps
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|s| s["status"] == "succeeded"),
-        "{steps:#}"
+        steps.iter().any(|s| s.status == StepStatus::Succeeded),
+        "{steps:#?}"
     );
     // Once finished, the run's secrets are no longer served, even to its own placement.
     let (status, _, _) = stack

@@ -8,7 +8,11 @@ use std::time::{Duration, Instant};
 use windlass_test_support::free_port;
 
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+
+use uuid::Uuid;
+use windlass_api::{CreateCluster, RunDetail, StartRun};
+use windlass_core::runs::{RunStatus, StepStatus};
+use windlass_test_support::OrganizationClient;
 
 use crate::support::{Api, KillOnDrop, repo_root, step};
 
@@ -190,6 +194,7 @@ async fn dev_verifies_the_demo_aws_account_and_provisions_an_eks_cluster() {
         token: Some(token.trim().to_owned()),
     };
     let org = format!("/v1/organizations/{organization}");
+    let client = OrganizationClient::new(&api, organization.parse().unwrap());
 
     let (status, accounts) = api.get(&format!("{org}/cloud-accounts")).await;
     assert_eq!(status, StatusCode::OK, "{accounts}");
@@ -207,37 +212,51 @@ async fn dev_verifies_the_demo_aws_account_and_provisions_an_eks_cluster() {
         text.contains(&account),
         "the banner names the account: {text}"
     );
+    let account: Uuid = account.parse().unwrap();
 
     // As the banner's curl does.
-    let (status, _, verify) = api
-        .post(
-            &format!("{org}/runs"),
-            json!({"workflow": "aws_access_verify", "cloud_account_id": account}),
-            &[("idempotency-key", "dev-aws-verify")],
+    let (status, verify) = client
+        .start_run_answered(
+            &StartRun::AwsAccessVerify {
+                cloud_account_id: account,
+            },
+            Some("dev-aws-verify"),
         )
         .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{verify}");
-    let run = finished(&api, &org, verify["id"].as_str().unwrap(), 120).await;
-    assert_eq!(run["status"], "succeeded", "{run:#}");
+    assert_eq!(status, StatusCode::ACCEPTED, "{verify:?}");
+    let run = client
+        .wait_for_run(verify.unwrap().id, Duration::from_secs(120), finished)
+        .await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
 
-    let (status, _, created) = api
-        .post(
-            &format!("{org}/clusters"),
-            json!({"name": "demo-eks", "cloud_account_id": account,
-                   "region": "eu-west-3", "kubernetes_version": "1.33"}),
-            &[("idempotency-key", "dev-eks")],
-        )
+    let created = client
+        .create_cluster(&CreateCluster {
+            name: "demo-eks".into(),
+            cloud_account_id: account,
+            region: "eu-west-3".into(),
+            kubernetes_version: "1.33".into(),
+            network: None,
+            node_pools: None,
+            maintenance_window: None,
+            placement: None,
+            environment_types: None,
+            dry_run: false,
+        })
+        .await
+        .unwrap();
+    let run = client
+        .wait_for_run(created.run.id, Duration::from_secs(300), finished)
         .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{created}");
-    let run = finished(&api, &org, created["run"]["id"].as_str().unwrap(), 300).await;
-    assert_eq!(run["status"], "succeeded", "{run:#}");
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
     for key in ["bootstrap-storage", "terraform-apply", "publish-kubeconfig"] {
-        assert_eq!(step(&run, key)["status"], "succeeded", "{key}: {run:#}");
+        assert_eq!(
+            step(&run, key).status,
+            StepStatus::Succeeded,
+            "{key}: {run:#?}"
+        );
     }
-    let cluster = created["cluster"]["id"].as_str().unwrap();
-    let (status, detail) = api.get(&format!("{org}/clusters/{cluster}")).await;
-    assert_eq!(status, StatusCode::OK, "{detail}");
-    assert_eq!(detail["kubernetes_version"], "1.33", "{detail:#}");
+    let detail = client.cluster(created.cluster.id).await;
+    assert_eq!(detail.spec.kubernetes_version, "1.33", "{detail:#?}");
 
     Command::new("kill")
         .args(["-INT", &pid.to_string()])
@@ -255,18 +274,7 @@ async fn dev_verifies_the_demo_aws_account_and_provisions_an_eks_cluster() {
     }
 }
 
-async fn finished(api: &Api, org: &str, run_id: &str, seconds: u64) -> Value {
-    let started = Instant::now();
-    loop {
-        let (status, run) = api.get(&format!("{org}/runs/{run_id}")).await;
-        assert_eq!(status, StatusCode::OK, "{run}");
-        if run["finished_at"].is_string() {
-            return run;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(seconds),
-            "run not finished after {seconds} s: {run:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+/// The run has finished, however it ended.
+fn finished(run: &RunDetail) -> bool {
+    run.finished_at.is_some()
 }

@@ -16,10 +16,12 @@ use windlass_activities::object_store::ObjectStore;
 use windlass_core::blueprint::AwsNames;
 use windlass_core::cluster_charts::ChartGraph;
 use windlass_core::clusters::ClusterSpec;
+use windlass_core::runs::{RunStatus, StepStatus};
 use windlass_standins::eks_versions::EksVersionsStandIn;
 use windlass_standins::moto::{ACCOUNT_ID as MOTO_ACCOUNT, Moto, MotoOptions};
+use windlass_test_support::client::output;
 
-use crate::support::{AwsBed, KillOnDrop, Stack, step};
+use crate::support::{AwsBed, KillOnDrop, Stack, id_of, step};
 
 #[tokio::test]
 async fn an_eks_cluster_is_provisioned_upgraded_and_deleted_with_its_state_in_s3() {
@@ -57,15 +59,15 @@ async fn an_eks_cluster_is_provisioned_upgraded_and_deleted_with_its_state_in_s3
         inventory.iter().any(|r| r["kind"] == "node_group"),
         "{started}"
     );
-    let run_id = started["run"]["id"].as_str().unwrap().to_owned();
+    let run_id = id_of(&started["run"]);
     let run = stack
-        .wait_for_run(org, &run_id, Duration::from_secs(300), |r| {
-            r["finished_at"].is_string()
+        .wait_for_run(org, run_id, Duration::from_secs(300), |r| {
+            r.finished_at.is_some()
         })
         .await;
-    assert_eq!(run["status"], "succeeded", "{run:#}");
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
     for key in ["bootstrap-storage", "terraform-apply", "publish-kubeconfig"] {
-        assert_eq!(step(&run, key)["status"], "succeeded", "{key}");
+        assert_eq!(step(&run, key).status, StepStatus::Succeeded, "{key}");
     }
     for chart in ChartGraph::standard().charts() {
         assert!(
@@ -141,7 +143,7 @@ async fn an_eks_cluster_is_provisioned_upgraded_and_deleted_with_its_state_in_s3
         .filter(|r| r["origin"] == "bootstrap")
         .count();
     assert_eq!(
-        run["output"]["terraform"]["add"].as_u64().unwrap() as usize,
+        output(&run)["terraform"]["add"].as_u64().unwrap() as usize,
         created_instances(&state) - bootstrapped,
         "{created} resources"
     );
@@ -163,30 +165,24 @@ async fn an_eks_cluster_is_provisioned_upgraded_and_deleted_with_its_state_in_s3
     let (status, _, refused) = upgrade("eks-up-1").await;
     assert_eq!(status, StatusCode::ACCEPTED, "{refused}");
     let run = stack
-        .wait_for_run(
-            org,
-            refused["id"].as_str().unwrap(),
-            Duration::from_secs(120),
-            |r| r["finished_at"].is_string(),
-        )
+        .wait_for_run(org, id_of(&refused), Duration::from_secs(120), |r| {
+            r.finished_at.is_some()
+        })
         .await;
-    assert_eq!(run["status"], "failed", "{run:#}");
+    assert_eq!(run.status, RunStatus::Failed, "{run:#?}");
     assert!(
-        run["error"].as_str().unwrap().contains("not offered"),
-        "{run:#}"
+        run.error.as_deref().unwrap().contains("not offered"),
+        "{run:#?}"
     );
     eks_versions.set_versions(&["1.32", "1.33", "1.34"]);
     let (status, _, upgrade_run) = upgrade("eks-up-2").await;
     assert_eq!(status, StatusCode::ACCEPTED, "{upgrade_run}");
     let run = stack
-        .wait_for_run(
-            org,
-            upgrade_run["id"].as_str().unwrap(),
-            Duration::from_secs(300),
-            |r| r["finished_at"].is_string(),
-        )
+        .wait_for_run(org, id_of(&upgrade_run), Duration::from_secs(300), |r| {
+            r.finished_at.is_some()
+        })
         .await;
-    assert_eq!(run["status"], "succeeded", "{run:#}");
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
     // EKS did the upgrade: the control plane, then the node groups.
     assert_versions(&eks, &spec, "1.34").await;
     let (_, detail) = stack.api.get(&cluster_path).await;
@@ -199,15 +195,12 @@ async fn an_eks_cluster_is_provisioned_upgraded_and_deleted_with_its_state_in_s3
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{deletion}");
     let run = stack
-        .wait_for_run(
-            org,
-            deletion["id"].as_str().unwrap(),
-            Duration::from_secs(300),
-            |r| r["finished_at"].is_string(),
-        )
+        .wait_for_run(org, id_of(&deletion), Duration::from_secs(300), |r| {
+            r.finished_at.is_some()
+        })
         .await;
-    assert_eq!(run["status"], "succeeded", "{run:#}");
-    assert_eq!(run["output"]["resource_group_deleted"], true);
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
+    assert_eq!(output(&run)["resource_group_deleted"], true);
     let gone = s3.head_bucket().bucket(&bucket).send().await;
     assert!(gone.is_err(), "the state bucket is gone");
     let gone = eks.describe_cluster().name(&names.cluster).send().await;
@@ -256,7 +249,7 @@ async fn a_worker_killed_while_eks_creates_the_cluster_leaves_nothing_made_twice
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-    let run_id = started["run"]["id"].as_str().unwrap().to_owned();
+    let run_id = id_of(&started["run"]);
     let spec: ClusterSpec = serde_json::from_value(started["cluster"].clone()).unwrap();
     let names = AwsNames::new(&spec);
 
@@ -290,13 +283,13 @@ async fn a_worker_killed_while_eks_creates_the_cluster_leaves_nothing_made_twice
     // Another worker, with an empty working directory, as on another machine.
     let _second = KillOnDrop(worker("second"));
     let run = stack
-        .wait_for_run(org, &run_id, Duration::from_secs(420), |r| {
-            r["finished_at"].is_string()
+        .wait_for_run(org, run_id, Duration::from_secs(420), |r| {
+            r.finished_at.is_some()
         })
         .await;
-    assert_eq!(run["status"], "succeeded", "{run:#}");
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
     let apply = step(&run, "terraform-apply");
-    assert!(apply["attempts"].as_u64().unwrap() >= 2, "{apply:#}");
+    assert!(u64::from(apply.attempts) >= 2, "{apply:#?}");
 
     // In the account, nothing twice: one network, as the blueprint has it.
     let zones = spec.network.zones.len();

@@ -10,14 +10,15 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use temporalio_client::WorkflowListOptions;
 use uuid::Uuid;
+use windlass_core::runs::{Run, RunStatus};
 use windlass_standins::kube::ImageDelay;
 use windlass_workflows::engine::Engine;
 
 use crate::deployments::{deploy, finished, provisioned_cluster};
-use crate::support::{QUEUE_DEPLOYMENTS_PER_HISTORY, Stack};
+use crate::support::{QUEUE_DEPLOYMENTS_PER_HISTORY, Stack, id_of};
 
 async fn cancel(stack: &Stack, org: Uuid, started: &Value) -> (StatusCode, Value) {
-    let run = started["run"]["id"].as_str().unwrap();
+    let run = id_of(&started["run"]);
     let (status, _, body) = stack
         .api
         .post(
@@ -78,7 +79,10 @@ async fn a_queue_that_continues_as_new_keeps_superseded_cancelled_and_waiting_re
 
     // The first deployment of this history.
     let first = deploy(&stack, org, &env, image("1")).await;
-    assert_eq!(finished(&stack, org, &first).await["status"], "succeeded");
+    assert_eq!(
+        finished(&stack, org, &first).await.status,
+        RunStatus::Succeeded
+    );
     // The second, the last before the boundary, runs slowly while requests pile up.
     kube.set_image_delays(vec![ImageDelay {
         marker: ":slow".into(),
@@ -86,16 +90,9 @@ async fn a_queue_that_continues_as_new_keeps_superseded_cancelled_and_waiting_re
     }]);
     let boundary = deploy(&stack, org, &env, image("slow-2")).await;
     stack
-        .wait_for_run(
-            org,
-            boundary["run"]["id"].as_str().unwrap(),
-            Duration::from_secs(60),
-            |r| {
-                r["steps"]
-                    .as_array()
-                    .is_some_and(|s| s.iter().any(|s| s["key"] == "deploy/app"))
-            },
-        )
+        .wait_for_run(org, id_of(&boundary["run"]), Duration::from_secs(60), |r| {
+            Some(&r.steps).is_some_and(|s| s.iter().any(|s| s.key == "deploy/app"))
+        })
         .await;
     let superseded = deploy(&stack, org, &env, image("3")).await;
     let cancelled = deploy(&stack, org, &env, image("4")).await;
@@ -104,19 +101,26 @@ async fn a_queue_that_continues_as_new_keeps_superseded_cancelled_and_waiting_re
     let newest = deploy(&stack, org, &env, image("5")).await;
 
     assert_eq!(
-        finished(&stack, org, &boundary).await["status"],
-        "succeeded"
+        finished(&stack, org, &boundary).await.status,
+        RunStatus::Succeeded
     );
     let superseded = finished(&stack, org, &superseded).await;
-    assert_eq!(superseded["status"], "cancelled", "{superseded:#}");
-    assert!(superseded["steps"].as_array().unwrap().is_empty());
+    assert_eq!(superseded.status, RunStatus::Cancelled, "{superseded:#?}");
+    assert!(superseded.steps.is_empty());
     let cancelled_run = finished(&stack, org, &cancelled).await;
-    assert_eq!(cancelled_run["status"], "cancelled", "{cancelled_run:#}");
-    assert!(
-        cancelled_run["steps"].as_array().unwrap().is_empty(),
-        "a confirmed cancel never deploys: {cancelled_run:#}"
+    assert_eq!(
+        cancelled_run.status,
+        RunStatus::Cancelled,
+        "{cancelled_run:#?}"
     );
-    assert_eq!(finished(&stack, org, &newest).await["status"], "succeeded");
+    assert!(
+        cancelled_run.steps.is_empty(),
+        "a confirmed cancel never deploys: {cancelled_run:#?}"
+    );
+    assert_eq!(
+        finished(&stack, org, &newest).await.status,
+        RunStatus::Succeeded
+    );
 
     // What the cluster ran, in order: 1, slow-2, 5; never 3 or 4.
     let app = kube.get("Deployment", "shop-preview", "app").unwrap();
@@ -152,17 +156,8 @@ async fn a_queue_that_continues_as_new_keeps_superseded_cancelled_and_waiting_re
         ]
     );
     // Nothing left running or queued, and the queue did continue as new.
-    let (_, runs) = stack
-        .api
-        .get(&format!("/v1/organizations/{org}/runs"))
-        .await;
-    assert!(
-        runs.as_array()
-            .unwrap()
-            .iter()
-            .all(|r| r["finished_at"].is_string()),
-        "{runs:#}"
-    );
+    let runs: Vec<Run> = stack.organization_client(org).get("/runs").await.unwrap();
+    assert!(runs.iter().all(|r| r.finished_at.is_some()), "{runs:#?}");
     assert!(
         queue_runs(&stack, &env).await >= 2,
         "the queue crossed a boundary"
@@ -179,7 +174,7 @@ async fn a_queue_that_continues_as_new_keeps_superseded_cancelled_and_waiting_re
         "environment_queue_across_continue_as_new",
         &[
             format!("environment-{env}"),
-            format!("run-{}", boundary["run"]["id"].as_str().unwrap()),
+            format!("run-{}", id_of(&boundary["run"])),
         ],
     )
     .await;

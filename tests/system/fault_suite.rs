@@ -23,8 +23,10 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::Connection;
 use uuid::Uuid;
+use windlass_core::runs::{RunStatus, StepStatus};
+use windlass_test_support::client::output;
 
-use crate::support::step;
+use crate::support::{id_of, step};
 use crate::terraform_crash::{members_of, processes, terraform_groups};
 use crate::topology::{Production, until};
 
@@ -41,24 +43,20 @@ async fn a_cluster_and_a_deployment_come_through_kills_restarts_outages_and_a_zo
     );
 
     let (cluster, provisioning) = provision_under_faults(&mut bed, org, account).await;
-    assert_whole(&bed, org, &[&provisioning]).await;
+    assert_whole(&bed, org, &[provisioning]).await;
     eprintln!(
         "fault suite: provisioning whole after {:?}",
         began.elapsed()
     );
 
     let deployment = deploy_under_faults(&mut bed, org, &cluster).await;
-    assert_whole(&bed, org, &[&provisioning, &deployment]).await;
+    assert_whole(&bed, org, &[provisioning, deployment]).await;
     eprintln!("fault suite: deployment whole after {:?}", began.elapsed());
 }
 
 /// Provisions a cluster through every fault of the infrastructure; returns the cluster
 /// and the run.
-async fn provision_under_faults(
-    bed: &mut Production,
-    org: Uuid,
-    account: Uuid,
-) -> (String, String) {
+async fn provision_under_faults(bed: &mut Production, org: Uuid, account: Uuid) -> (String, Uuid) {
     let (status, _, started) = bed
         .api
         .post(
@@ -69,7 +67,7 @@ async fn provision_under_faults(
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-    let run_id = started["run"]["id"].as_str().unwrap().to_owned();
+    let run_id = id_of(&started["run"]);
     let cluster = started["cluster"]["id"].as_str().unwrap().to_owned();
 
     // SIGKILL during terraform apply: some resources exist and the provider is creating
@@ -101,13 +99,9 @@ async fn provision_under_faults(
     bed.redis.down();
     bed.spawn_ready_worker().await;
     // The retry runs on another worker and writes its log.
-    bed.wait_for_run(org, &run_id, Duration::from_secs(120), |r| {
-        r["steps"].as_array().is_some_and(|steps| {
-            steps.iter().any(|s| {
-                s["key"] == "terraform-apply"
-                    && s["status"] == "running"
-                    && s["attempts"].as_u64() >= Some(2)
-            })
+    bed.wait_for_run(org, run_id, Duration::from_secs(120), |r| {
+        r.steps.iter().any(|s| {
+            s.key == "terraform-apply" && s.status == StepStatus::Running && s.attempts >= 2
         })
     })
     .await;
@@ -115,37 +109,29 @@ async fn provision_under_faults(
         "the retried apply logging",
         Duration::from_secs(60),
         async || {
-            let log = bed.step_log(org, &run_id, "terraform-apply").await;
-            log.iter()
-                .any(|l| l["attempt"].as_u64() >= Some(2))
-                .then_some(())
+            let log = bed.step_log(org, run_id, "terraform-apply").await;
+            log.iter().any(|l| l.attempt >= 2).then_some(())
         },
     )
     .await;
     bed.postgres.restart(Duration::from_secs(2)).await;
     eprintln!("fault suite: PostgreSQL restarted during the retried apply, Redis down");
-    bed.wait_for_run(org, &run_id, Duration::from_secs(240), |r| {
-        r["finished_at"].is_string()
-            || r["steps"].as_array().is_some_and(|s| {
-                s.iter()
-                    .any(|s| s["key"] == "terraform-apply" && s["status"] == "succeeded")
-            })
+    bed.wait_for_run(org, run_id, Duration::from_secs(240), |r| {
+        r.finished_at.is_some()
+            || r.steps
+                .iter()
+                .any(|s| s.key == "terraform-apply" && s.status == StepStatus::Succeeded)
     })
     .await;
     bed.redis.up().await;
     bed.assert_workers_alive("the Redis outage and the PostgreSQL restart");
 
     // Temporal restarts while the charts install.
-    bed.wait_for_run(org, &run_id, Duration::from_secs(120), |r| {
-        r["finished_at"].is_string()
-            || r["steps"].as_array().is_some_and(|steps| {
-                steps.iter().any(|s| {
-                    s["status"] == "running"
-                        && s["key"]
-                            .as_str()
-                            .is_some_and(|k| k.starts_with("install-chart/"))
-                })
-            })
+    bed.wait_for_run(org, run_id, Duration::from_secs(120), |r| {
+        r.finished_at.is_some()
+            || r.steps
+                .iter()
+                .any(|s| s.status == StepStatus::Running && s.key.starts_with("install-chart/"))
     })
     .await;
     bed.temporal.restart().await;
@@ -157,7 +143,7 @@ async fn provision_under_faults(
     let mut holder = bed.postgres.connect().await;
     let mut held = holder.begin().await.unwrap();
     sqlx::query("SELECT id FROM workflow_runs WHERE id = $1 FOR NO KEY UPDATE")
-        .bind(&run_id)
+        .bind(run_id.to_string())
         .fetch_one(&mut *held)
         .await
         .unwrap();
@@ -176,8 +162,8 @@ async fn provision_under_faults(
         }
         assert!(
             started_waiting.elapsed() < Duration::from_secs(240),
-            "no worker recorded the run's end: {:#}",
-            bed.run(org, &run_id).await.unwrap_or_default()
+            "no worker recorded the run's end: {:#?}",
+            bed.run(org, run_id).await
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
@@ -188,16 +174,13 @@ async fn provision_under_faults(
 
     // The bookkeeping attempt times out (30 s) and is retried.
     let run = bed
-        .wait_for_run(org, &run_id, Duration::from_secs(180), |r| {
-            r["finished_at"].is_string()
+        .wait_for_run(org, run_id, Duration::from_secs(180), |r| {
+            r.finished_at.is_some()
         })
         .await;
-    assert_eq!(run["status"], "succeeded", "{run:#}");
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
     bed.assert_workers_alive("the provisioning");
-    assert!(
-        step(&run, "terraform-apply")["attempts"].as_u64().unwrap() >= 2,
-        "{run:#}"
-    );
+    assert!(step(&run, "terraform-apply").attempts >= 2, "{run:#?}");
     // What the run reports counts the killed attempt's creations too: every resource of
     // the blueprint but what the bootstrap made.
     let created_by_terraform = started["inventory"]["resources"]
@@ -207,17 +190,17 @@ async fn provision_under_faults(
         .filter(|r| r["origin"] == "terraform")
         .count();
     assert_eq!(
-        run["output"]["terraform"]["add"].as_u64().unwrap() as usize,
+        output(&run)["terraform"]["add"].as_u64().unwrap() as usize,
         created_by_terraform,
         "{:#}",
-        run["output"]["terraform"]
+        output(&run)["terraform"]
     );
     (cluster, run_id)
 }
 
 /// Deploys two services onto the cluster through a kill during helm and a zombie
 /// attempt; returns the run.
-async fn deploy_under_faults(bed: &mut Production, org: Uuid, cluster: &str) -> String {
+async fn deploy_under_faults(bed: &mut Production, org: Uuid, cluster: &str) -> Uuid {
     let (status, _, project) = bed
         .api
         .post(
@@ -261,7 +244,7 @@ async fn deploy_under_faults(bed: &mut Production, org: Uuid, cluster: &str) -> 
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-    let run_id = started["run"]["id"].as_str().unwrap().to_owned();
+    let run_id = id_of(&started["run"]);
 
     // SIGKILL during helm: the worker whose helm is upgrading `api`.
     let victim = until("helm upgrading api", Duration::from_secs(120), async || {
@@ -309,13 +292,11 @@ async fn deploy_under_faults(bed: &mut Production, org: Uuid, cluster: &str) -> 
     bed.freeze(&watcher, true);
     eprintln!("fault suite: froze {watcher} while it watched slow (attempt {attempt})");
     let taken_over = bed
-        .wait_for_run(org, &run_id, Duration::from_secs(90), |r| {
-            r["steps"].as_array().is_some_and(|steps| {
-                steps.iter().any(|s| {
-                    s["key"] == "deploy/slow"
-                        && s["attempts"].as_u64() > Some(attempt)
-                        && s["status"] == "succeeded"
-                })
+        .wait_for_run(org, run_id, Duration::from_secs(90), |r| {
+            r.steps.iter().any(|s| {
+                s.key == "deploy/slow"
+                    && u64::from(s.attempts) > attempt
+                    && s.status == StepStatus::Succeeded
             })
         })
         .await;
@@ -334,23 +315,29 @@ async fn deploy_under_faults(bed: &mut Production, org: Uuid, cluster: &str) -> 
     .await;
 
     let run = bed
-        .wait_for_run(org, &run_id, Duration::from_secs(180), |r| {
-            r["finished_at"].is_string()
+        .wait_for_run(org, run_id, Duration::from_secs(180), |r| {
+            r.finished_at.is_some()
         })
         .await;
-    assert_eq!(run["status"], "succeeded", "{run:#}");
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
     let slow = step(&run, "deploy/slow");
     // The zombie's late end changed nothing the newer attempt had journalled.
-    for field in ["status", "attempts", "last_started_at", "finished_at"] {
-        assert_eq!(
-            slow[field], newest[field],
-            "{field}: {slow:#} after {newest:#}"
-        );
-    }
-    assert!(
-        step(&run, "deploy/api")["attempts"].as_u64().unwrap() >= 2,
-        "{run:#}"
+    assert_eq!(
+        (
+            slow.status,
+            slow.attempts,
+            slow.last_started_at,
+            slow.finished_at
+        ),
+        (
+            newest.status,
+            newest.attempts,
+            newest.last_started_at,
+            newest.finished_at
+        ),
+        "{slow:#?} after {newest:#?}"
     );
+    assert!(step(&run, "deploy/api").attempts >= 2, "{run:#?}");
     let (status, deployments) = bed
         .api
         .get(&format!(
@@ -403,25 +390,29 @@ async fn activities_in_flight(metrics: &str) -> Option<u64> {
 }
 
 /// What holds after every phase: see the module's documentation.
-async fn assert_whole(bed: &Production, org: Uuid, runs: &[&str]) {
-    for run_id in runs {
+async fn assert_whole(bed: &Production, org: Uuid, runs: &[Uuid]) {
+    for run_id in runs.iter().copied() {
         let run = bed.run(org, run_id).await.expect("the API answers");
-        assert_eq!(run["status"], "succeeded", "{run:#}");
-        for s in run["steps"].as_array().unwrap() {
-            let key = s["key"].as_str().unwrap();
-            assert_eq!(s["status"], "succeeded", "every step finished: {s:#}");
+        assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
+        for s in &run.steps {
+            let key = s.key.as_str();
+            assert_eq!(
+                s.status,
+                StepStatus::Succeeded,
+                "every step finished: {s:#?}"
+            );
             let mut seqs: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
             for line in bed.step_log(org, run_id, key).await {
-                seqs.entry(line["attempt"].as_u64().unwrap())
+                seqs.entry(u64::from(line.attempt))
                     .or_default()
-                    .push(line["seq"].as_u64().unwrap());
+                    .push(u64::from(line.seq));
             }
             for (attempt, seqs) in &seqs {
                 let whole: Vec<u64> = (1..=seqs.len() as u64).collect();
                 assert_eq!(seqs, &whole, "{key}, attempt {attempt}: lines missing");
                 assert!(
-                    *attempt <= s["attempts"].as_u64().unwrap(),
-                    "{key}: lines of attempt {attempt}, journal {s:#}"
+                    *attempt <= u64::from(s.attempts),
+                    "{key}: lines of attempt {attempt}, journal {s:#?}"
                 );
             }
         }
@@ -491,7 +482,7 @@ async fn a_worker_killed_between_recording_a_runs_end_and_auditing_it_leaves_the
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-    let run_id = started["run"]["id"].as_str().unwrap().to_owned();
+    let run_id = id_of(&started["run"]);
 
     // Audit appends wait while the test holds a table lock their INSERT conflicts with.
     let mut holder = bed.postgres.connect().await;
@@ -511,9 +502,9 @@ async fn a_worker_killed_between_recording_a_runs_end_and_auditing_it_leaves_the
         .await
         .unwrap();
         if let Some(name) = waiting {
-            let run = bed.run(org, &run_id).await;
+            let run = bed.run(org, run_id).await;
             assert!(
-                run.as_ref().is_some_and(|r| r["finished_at"].is_null()),
+                run.as_ref().is_some_and(|r| r.finished_at.is_none()),
                 "the end was recorded before its entry: {run:?}"
             );
             break name;

@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use uuid::Uuid;
+use windlass_core::runs::RunStatus;
 use windlass_workflows::engine::{Engine, EngineConfig, WorkflowInput};
 
 use crate::support::{Stack, setup_request};
@@ -15,10 +16,13 @@ use crate::support::{Stack, setup_request};
 async fn a_workflow_started_with_a_plaintext_input_never_acts() {
     let stack = Stack::start().await;
     let (org, account) = stack.organization_with_azure_account().await;
-    let (_, started) = stack.start_run(org, setup_request(account), None).await;
-    let id = started["id"].as_str().unwrap().to_owned();
-    let run = stack.wait_until_finished(org, &id).await;
-    assert_eq!(run["status"], "succeeded", "{run:#}");
+    let started = stack
+        .start_run(org, setup_request(account), None)
+        .await
+        .unwrap();
+    let id = started.id;
+    let run = stack.wait_until_finished(org, id).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
 
     let calls_before = stack.azure.requests().len();
     let tokens_before = stack.azure.token_requests().len();
@@ -28,7 +32,7 @@ async fn a_workflow_started_with_a_plaintext_input_never_acts() {
         .unwrap();
     let forged_run = Uuid::new_v4();
     let forged_id = format!("run-{forged_run}");
-    let replayed = serde_json::from_value(run["input"].clone()).unwrap();
+    let replayed = serde_json::from_value(run.input.clone()).unwrap();
     raw.start(org, &forged_id, WorkflowInput::AzureAccessSetup(replayed))
         .await
         .expect("Temporal itself accepts the start");

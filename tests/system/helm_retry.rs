@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::json;
+use windlass_core::runs::{RunStatus, StepStatus};
 use windlass_standins::kube::ImageDelay;
 
 use crate::deployments::{deploy, finished, provisioned_cluster};
-use crate::support::{Stack, step};
+use crate::support::{Stack, id_of, step};
 
 #[tokio::test]
 async fn a_deploy_step_retried_after_helm_finished_adds_no_revision() {
@@ -53,7 +54,7 @@ async fn a_deploy_step_retried_after_helm_finished_adds_no_revision() {
         .spawn()
         .expect("spawn windlass worker");
     let started = deploy(&stack, org, &env, json!({})).await;
-    let run_id = started["run"]["id"].as_str().unwrap().to_owned();
+    let run_id = id_of(&started["run"]);
     // Helm has finished (the release is deployed) and the step is still running.
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
@@ -61,16 +62,15 @@ async fn a_deploy_step_retried_after_helm_finished_adds_no_revision() {
             .helm_releases("shop-prod")
             .iter()
             .any(|r| r.name == "slow" && r.status == "deployed");
-        let run = stack.run(org, &run_id).await;
-        let running = run["steps"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|s| s["key"] == "deploy/slow" && s["status"] == "running");
+        let run = stack.run(org, run_id).await;
+        let running = run
+            .steps
+            .iter()
+            .any(|s| s.key == "deploy/slow" && s.status == StepStatus::Running);
         if deployed && running {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "{run:#}");
+        assert!(std::time::Instant::now() < deadline, "{run:#?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     first.kill().expect("SIGKILL the worker");
@@ -83,11 +83,11 @@ async fn a_deploy_step_retried_after_helm_finished_adds_no_revision() {
     let run = finished(&stack, org, &started).await;
     let _ = second.kill();
     let _ = second.wait();
-    assert_eq!(run["status"], "succeeded", "{run:#}");
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
     let deploy_step = step(&run, "deploy/slow");
     assert!(
-        deploy_step["attempts"].as_u64().unwrap() >= 2,
-        "the step was retried: {deploy_step:#}"
+        u64::from(deploy_step.attempts) >= 2,
+        "the step was retried: {deploy_step:#?}"
     );
 
     // Helm's own records in the cluster: one revision, deployed.

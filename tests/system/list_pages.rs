@@ -66,7 +66,9 @@ async fn every_list_route_gives_every_item_once_a_page_at_a_time() {
         created(
             &stack,
             &format!("{base}/runs"),
-            setup_request(other["id"].as_str().unwrap().parse().unwrap()),
+            json!(setup_request(
+                other["id"].as_str().unwrap().parse().unwrap()
+            )),
         )
         .await;
         let cluster = created(

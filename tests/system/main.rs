@@ -1,7 +1,6 @@
 //! System tests: Windlass assembled from real parts (Temporal's dev server, SQLite, the
 //! API, workers) with the Azure stand-in in place of Azure. See `support` for the stack.
 
-mod access_control;
 mod api_contract;
 mod api_metrics;
 mod audit_every_route;

@@ -17,7 +17,7 @@ use windlass_workflows::engine::Engine;
 
 use crate::cluster_provisioning::create_cluster;
 use crate::histories::record_histories;
-use crate::support::{KillOnDrop, Stack};
+use crate::support::{KillOnDrop, Stack, id_of};
 
 fn at(value: &Value) -> DateTime<Utc> {
     value.as_str().unwrap().parse().unwrap()
@@ -100,10 +100,10 @@ async fn maintenance_waits_for_the_provisioning_lets_go_between_windows_and_ends
     .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{started}");
     let cluster: ClusterSpec = serde_json::from_value(started["cluster"].clone()).unwrap();
-    let provision = started["run"]["id"].as_str().unwrap().to_owned();
+    let provision = id_of(&started["run"]);
     stack
-        .wait_for_run(org, &provision, Duration::from_secs(120), |r| {
-            r["current_step"] == "terraform-apply"
+        .wait_for_run(org, provision, Duration::from_secs(120), |r| {
+            r.current_step.as_deref() == Some("terraform-apply")
         })
         .await;
 
@@ -131,16 +131,16 @@ async fn maintenance_waits_for_the_provisioning_lets_go_between_windows_and_ends
     let deadline = Instant::now() + Duration::from_secs(600);
     let provisioned = loop {
         let holds = maintenance_runs(&stack, org).await;
-        let run = stack.run(org, &provision).await;
-        if run["finished_at"].is_string() {
+        let run = stack.run(org, provision).await;
+        if run.finished_at.is_some() {
             break run;
         }
         assert_eq!(holds, Vec::<Value>::new(), "held during the provisioning");
-        assert!(Instant::now() < deadline, "still provisioning: {run:#}");
+        assert!(Instant::now() < deadline, "still provisioning: {run:#?}");
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    assert_eq!(provisioned["status"], "succeeded", "{provisioned:#}");
-    let provisioned_at = at(&provisioned["finished_at"]);
+    assert_eq!(provisioned.status, RunStatus::Succeeded, "{provisioned:#?}");
+    let provisioned_at = provisioned.finished_at.unwrap();
     let versions_asked = |since: DateTime<Utc>| {
         stack
             .azure
@@ -204,11 +204,9 @@ async fn maintenance_waits_for_the_provisioning_lets_go_between_windows_and_ends
         wait_for_workflow(&engine, &maintenance, Duration::from_secs(60)).await,
         RunStatus::Cancelled
     );
-    let deleted = stack
-        .wait_until_finished(org, deleting["id"].as_str().unwrap())
-        .await;
-    assert_eq!(deleted["status"], "succeeded", "{deleted:#}");
-    let deleted_at = at(&deleted["finished_at"]);
+    let deleted = stack.wait_until_finished(org, id_of(&deleting)).await;
+    assert_eq!(deleted.status, RunStatus::Succeeded, "{deleted:#?}");
+    let deleted_at = deleted.finished_at.unwrap();
     let (status, gone) = stack
         .api
         .get(&format!("/v1/organizations/{org}/clusters/{}", cluster.id))
@@ -256,7 +254,7 @@ async fn maintenance_waits_for_the_provisioning_lets_go_between_windows_and_ends
         &[
             format!("run-{provision}"),
             maintenance,
-            format!("run-{}", deleting["id"].as_str().unwrap()),
+            format!("run-{}", id_of(&deleting)),
             late_id,
         ],
     )

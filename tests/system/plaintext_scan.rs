@@ -6,6 +6,8 @@ use std::process::Stdio;
 
 use base64::Engine as _;
 use serde_json::Value;
+use windlass_core::runs::RunStatus;
+use windlass_test_support::client::output;
 
 use crate::support::{ASSERTION_PREFIX, SETUP_IDENTITY, Stack, repo_root, setup_request};
 
@@ -42,25 +44,28 @@ async fn a_full_setup_leaves_no_plaintext_in_history_or_logs() {
         .spawn()
         .unwrap();
     let (org, account) = stack.organization_with_azure_account().await;
-    let (_, started) = stack.start_run(org, setup_request(account), None).await;
-    let id = started["id"].as_str().unwrap().to_owned();
-    let run = stack.wait_until_finished(org, &id).await;
+    let started = stack
+        .start_run(org, setup_request(account), None)
+        .await
+        .unwrap();
+    let id = started.id;
+    let run = stack.wait_until_finished(org, id).await;
     worker.kill().unwrap();
     worker.wait().unwrap();
-    assert_eq!(run["status"], "succeeded", "{run:#}");
-    let subscription = run["input"]["target"]["subscription_id"]
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
+    let subscription = run.input["target"]["subscription_id"]
         .as_str()
         .unwrap()
         .to_owned();
-    let tenant = run["input"]["target"]["tenant_id"]
+    let tenant = run.input["target"]["tenant_id"]
         .as_str()
         .unwrap()
         .to_owned();
-    let principal = run["output"]["service_principal_object_id"]
+    let principal = output(&run)["service_principal_object_id"]
         .as_str()
         .unwrap()
         .to_owned();
-    let role = run["output"]["role_definition_id"]
+    let role = output(&run)["role_definition_id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -68,7 +73,7 @@ async fn a_full_setup_leaves_no_plaintext_in_history_or_logs() {
     let cli = windlass_workflows::engine::dev_server::find_temporal_cli(&repo_root()).unwrap();
     let shown = std::process::Command::new(cli)
         .args(["workflow", "show", "--output", "json", "--workflow-id"])
-        .arg(run["workflow_id"].as_str().unwrap())
+        .arg(&run.workflow_id)
         .arg("--address")
         .arg(stack.temporal.address.trim_start_matches("http://"))
         .output()

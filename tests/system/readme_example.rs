@@ -5,6 +5,7 @@
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use windlass_core::runs::RunStatus;
 use windlass_standins::chart_repository::ChartRepository;
 
 use crate::deployments::{
@@ -63,7 +64,7 @@ async fn the_readmes_example_environment_deploys_with_its_chart_from_a_local_rep
 
     let started = deploy(&stack, org, env, json!({})).await;
     let run = finished(&stack, org, &started).await;
-    assert_eq!(run["status"], "succeeded", "{run:#}");
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
 
     // Every service of the example is a release in the cluster, the chart at the version
     // the example asks for.

@@ -11,8 +11,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
 use windlass_core::live_logs::{LiveLogs, RedisConfig};
+use windlass_core::runs::RunStatus;
 
-use crate::support::Stack;
+use crate::support::{Stack, id_of};
 
 pub struct SseEvent {
     pub event: String,
@@ -104,7 +105,7 @@ async fn follow_a_provisioning(stack: Stack) {
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-    let run_id = started["run"]["id"].as_str().unwrap().to_owned();
+    let run_id = id_of(&started["run"]);
     let path = format!("/v1/organizations/{org}/runs/{run_id}/events");
     let kube_token = stack.clusters.as_ref().unwrap().kube.token().to_owned();
     let mut raw = String::new();
@@ -144,10 +145,10 @@ async fn follow_a_provisioning(stack: Stack) {
             ),
         }
     }
-    let run = stack.run(org, &run_id).await;
+    let run = stack.run(org, run_id).await;
     assert!(
-        run["finished_at"].is_null(),
-        "lines arrive while the run runs: {run:#}"
+        run.finished_at.is_none(),
+        "lines arrive while the run runs: {run:#?}"
     );
     drop(first);
 
@@ -192,7 +193,7 @@ async fn follow_a_provisioning(stack: Stack) {
     }
     let stored: HashSet<String> = stack
         .store
-        .run_log(run_id.parse::<Uuid>().unwrap())
+        .run_log(run_id)
         .await
         .unwrap()
         .iter()
@@ -288,11 +289,12 @@ async fn a_malformed_last_event_id_is_refused_and_unknown_runs_are_not_found() {
 async fn a_run_ended_behind_windlass_back_is_repaired_once_quiet() {
     let stack = crate::support::Stack::without_worker().await;
     let (org, account) = stack.organization_with_azure_account().await;
-    let (_, started) = stack
+    let started = stack
         .start_run(org, crate::support::setup_request(account), None)
-        .await;
-    let id = started["id"].as_str().unwrap().to_owned();
-    let workflow_id = started["workflow_id"].as_str().unwrap().to_owned();
+        .await
+        .unwrap();
+    let id = started.id;
+    let workflow_id = started.workflow_id.clone();
     let cli = crate::support::repo_root().join(".venv/bin/temporal");
     let terminated = std::process::Command::new(cli)
         .args(["workflow", "terminate", "--workflow-id", &workflow_id])
@@ -310,17 +312,17 @@ async fn a_run_ended_behind_windlass_back_is_repaired_once_quiet() {
         String::from_utf8_lossy(&terminated.stderr)
     );
     // Just started: the read model is believed, Temporal is not asked.
-    assert_eq!(stack.run(org, &id).await["status"], "running");
+    assert_eq!(stack.run(org, id).await.status, RunStatus::Running);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
-        let run = stack.run(org, &id).await;
-        if run["status"] == "terminated" {
-            assert_eq!(run["error"], "workflow terminated");
+        let run = stack.run(org, id).await;
+        if run.status == RunStatus::Terminated {
+            assert_eq!(run.error.as_deref(), Some("workflow terminated"));
             break;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "never repaired: {run:#}"
+            "never repaired: {run:#?}"
         );
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     }

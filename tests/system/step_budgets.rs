@@ -8,20 +8,11 @@
 
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
-use serde_json::Value;
+use windlass_core::runs::{RunStatus, StepStatus};
 use windlass_workflows::step_budget::StepTiming;
 
 use crate::support::{Stack, setup_request, step};
-
-fn at(value: &Value) -> DateTime<Utc> {
-    value
-        .as_str()
-        .unwrap_or_else(|| panic!("not a time: {value}"))
-        .parse()
-        .unwrap()
-}
 
 /// Azure's lags off: these tests are about time in the queue and time running, not about
 /// waiting Azure out.
@@ -57,34 +48,33 @@ async fn runs_whose_steps_wait_for_a_worker_longer_than_their_budget_all_succeed
         let (status, account) = stack.register_azure_account(org, &tenant).await;
         assert_eq!(status, StatusCode::CREATED, "{account}");
         let account = account["id"].as_str().unwrap().parse().unwrap();
-        let (status, started) = stack
+        let started = stack
             .start_run(org, setup_request(account), Some(&format!("burst-{i}")))
-            .await;
-        assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-        runs.push(started["id"].as_str().unwrap().to_owned());
+            .await
+            .unwrap();
+        runs.push(started.id);
     }
     // Queued for well over the budget: nothing has started, nothing has failed.
     tokio::time::sleep(BUDGET * 3 / 2).await;
-    for id in &runs {
+    for id in runs.iter().copied() {
         let run = stack.run(org, id).await;
-        assert!(run["finished_at"].is_null(), "{run:#}");
-        assert_eq!(run["steps"].as_array().unwrap().len(), 0, "{run:#}");
+        assert!(run.finished_at.is_none(), "{run:#?}");
+        assert!(run.steps.is_empty(), "{run:#?}");
     }
 
     // The fleet frees up.
     stack.activity_slots = 64;
     stack.start_in_process_worker().await;
-    for id in &runs {
+    for id in runs.iter().copied() {
         let run = stack.wait_until_finished(org, id).await;
-        assert_eq!(run["status"], "succeeded", "{run:#}");
-        assert!(run["error"].is_null(), "{run:#}");
+        assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
+        assert!(run.error.is_none(), "{run:#?}");
         // The first steps started after waiting for longer than their budget.
-        let created = at(&run["created_at"]);
         let first = step(&run, "register-provider/Microsoft.Compute");
-        let waited = (at(&first["first_started_at"]) - created).to_std().unwrap();
-        assert!(waited > BUDGET, "waited only {waited:?}: {run:#}");
-        for s in run["steps"].as_array().unwrap() {
-            assert_eq!(s["status"], "succeeded", "{run:#}");
+        let waited = (first.first_started_at - run.created_at).to_std().unwrap();
+        assert!(waited > BUDGET, "waited only {waited:?}: {run:#?}");
+        for s in &run.steps {
+            assert_eq!(s.status, StepStatus::Succeeded, "{run:#?}");
         }
     }
     // The patched path (budget headers, queue allowance) replays from now on.
@@ -113,47 +103,43 @@ async fn a_step_running_past_its_budget_fails_naming_the_step_and_its_budget() {
     };
     stack.start_in_process_worker().await;
     let (org, account) = stack.organization_with_azure_account().await;
-    let (status, started) = stack.start_run(org, setup_request(account), None).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-    let run = stack
-        .wait_until_finished(org, started["id"].as_str().unwrap())
-        .await;
+    let started = stack
+        .start_run(org, setup_request(account), None)
+        .await
+        .unwrap();
+    let run = stack.wait_until_finished(org, started.id).await;
 
-    assert_eq!(run["status"], "failed", "{run:#}");
+    assert_eq!(run.status, RunStatus::Failed, "{run:#?}");
     let assign = step(&run, "assign-role");
-    assert_eq!(assign["status"], "failed", "{run:#}");
-    let error = assign["last_error"].as_str().unwrap();
+    assert_eq!(assign.status, StepStatus::Failed, "{run:#?}");
+    let error = assign.last_error.as_deref().unwrap();
     assert!(
         error.starts_with("step assign-role exceeded its budget of 5s"),
-        "{run:#}"
+        "{run:#?}"
     );
     // It ran for its budget, retrying, and was not retried after it.
-    assert!(assign["attempts"].as_u64().unwrap() > 1, "{run:#}");
-    let ran = (at(&assign["finished_at"]) - at(&assign["first_started_at"]))
+    assert!(u64::from(assign.attempts) > 1, "{run:#?}");
+    let ran = (assign.finished_at.unwrap() - assign.first_started_at)
         .to_std()
         .unwrap();
-    assert!(ran >= BUDGET && ran < BUDGET * 10, "ran {ran:?}: {run:#}");
+    assert!(ran >= BUDGET && ran < BUDGET * 10, "ran {ran:?}: {run:#?}");
     // The steps after it never ran.
     assert!(
-        run["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|s| s["key"] != "verify-access"),
-        "{run:#}"
+        run.steps.iter().all(|s| s.key != "verify-access"),
+        "{run:#?}"
     );
     // The run's own error says so too.
     assert!(
-        run["error"]
-            .as_str()
+        run.error
+            .as_deref()
             .unwrap()
             .contains("step assign-role exceeded its budget of 5s"),
-        "{run:#}"
+        "{run:#?}"
     );
     crate::histories::record_histories(
         &stack,
         "step_past_its_budget",
-        &[format!("run-{}", run["id"].as_str().unwrap())],
+        &[format!("run-{}", run.id)],
     )
     .await;
     eprintln!("over-budget step: {:?}", began.elapsed());

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
@@ -22,11 +22,12 @@ use windlass_activities::helm::Helm;
 use windlass_activities::memory_budget::MemoryBudget;
 use windlass_activities::terraform::Terraform;
 use windlass_api::oidc::{OidcVerifier, TrustedIssuer};
-use windlass_api::{ApiConfig, AppState, Authentication};
+use windlass_api::{ApiConfig, AppState, Authentication, RunDetail, StartRun};
 use windlass_core::Store;
 use windlass_core::crypto::LocalKeyFile;
 use windlass_core::keys::KeyRing;
 use windlass_core::live_logs::LiveLogs;
+use windlass_core::runs::{Run, RunStatus};
 use windlass_core::workload_identity::{
     AZURE_TOKEN_EXCHANGE_AUDIENCE, WorkloadIdentityIssuer, WorkloadSubject,
 };
@@ -34,6 +35,7 @@ use windlass_standins::azurite::Azurite;
 use windlass_standins::kube::{KubeStandIn, KubeStandInConfig};
 use windlass_standins::moto::ACCOUNT_ID as MOTO_ACCOUNT_ID;
 use windlass_standins::{AzureStandIn, OidcIssuerStandIn, StandInOptions};
+use windlass_test_support::{OrganizationClient, Refusal, Transport};
 use windlass_workers::{Fleet, WorkerConfig, WorkerMetrics};
 use windlass_workflows::engine::codec::PayloadKeys;
 use windlass_workflows::engine::dev_server::{DevServer, DevServerOptions, find_temporal_cli};
@@ -580,92 +582,53 @@ impl Stack {
     }
 
     /// Runs the Azure access setup through the API and waits for it to succeed.
-    pub async fn set_up_access(&self, org: Uuid, account: Uuid) -> Value {
-        let (status, started) = self.start_run(org, setup_request(account), None).await;
-        assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-        let run = self
-            .wait_until_finished(org, started["id"].as_str().unwrap())
-            .await;
-        assert_eq!(run["status"], "succeeded", "{run:#}");
+    pub async fn set_up_access(&self, org: Uuid, account: Uuid) -> RunDetail {
+        let started = self
+            .start_run(org, setup_request(account), None)
+            .await
+            .unwrap_or_else(|refusal| panic!("the setup was refused: {refusal}"));
+        let run = self.wait_until_finished(org, started.id).await;
+        assert_eq!(run.run.status, RunStatus::Succeeded, "{run:#?}");
         run
+    }
+
+    /// `org`'s part of the API, typed, as the tester.
+    pub fn organization_client(&self, org: Uuid) -> OrganizationClient<'_, Api> {
+        OrganizationClient::new(&self.api, org)
     }
 
     pub async fn start_run(
         &self,
         org: Uuid,
-        body: Value,
-        key: Option<&str>,
-    ) -> (StatusCode, Value) {
-        let headers: Vec<(&str, &str)> = key.map(|k| ("idempotency-key", k)).into_iter().collect();
-        let (status, _, run) = self
-            .api
-            .post(&format!("/v1/organizations/{org}/runs"), body, &headers)
-            .await;
-        (status, run)
+        run: StartRun,
+        idempotency_key: Option<&str>,
+    ) -> Result<Run, Refusal> {
+        self.organization_client(org)
+            .start_run(&run, idempotency_key)
+            .await
     }
 
-    pub async fn run(&self, org: Uuid, run_id: &str) -> Value {
-        let (status, run) = self
-            .api
-            .get(&format!("/v1/organizations/{org}/runs/{run_id}"))
-            .await;
-        assert_eq!(status, StatusCode::OK, "{run}");
-        run
+    pub async fn run(&self, org: Uuid, run_id: Uuid) -> RunDetail {
+        self.organization_client(org).run(run_id).await
     }
 
-    /// Polls the API until `done` holds for the run, as a user following it would.
+    /// Reads the run until `done` holds for it, as a user following it would.
     pub async fn wait_for_run(
         &self,
         org: Uuid,
-        run_id: &str,
+        run_id: Uuid,
         limit: Duration,
-        done: impl Fn(&Value) -> bool,
-    ) -> Value {
-        let started = Instant::now();
-        loop {
-            let run = self.run(org, run_id).await;
-            if done(&run) {
-                return run;
-            }
-            if started.elapsed() >= limit {
-                // What the current step said at warning level or worse: the why.
-                let step = run["current_step"].as_str().unwrap_or_default();
-                let (_, log) = self
-                    .api
-                    .get(&format!(
-                        "/v1/organizations/{org}/runs/{run_id}/log?step={step}&limit=5000"
-                    ))
-                    .await;
-                let said: Vec<String> = log
-                    .as_array()
-                    .map(|lines| {
-                        lines
-                            .iter()
-                            .filter(|l| l["level"] == "error" || l["level"] == "warn")
-                            .map(|l| format!("{} {}", l["attempt"], l["line"]))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let (first, last) = if said.len() > 40 {
-                    (&said[..20], &said[said.len() - 20..])
-                } else {
-                    (&said[..], &said[..0])
-                };
-                panic!(
-                    "run not as expected after {limit:?}: {run:#}\nits current step's warnings and errors (first and last 20):\n{}\n...\n{}",
-                    first.join("\n"),
-                    last.join("\n")
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        done: impl Fn(&RunDetail) -> bool,
+    ) -> RunDetail {
+        self.organization_client(org)
+            .wait_for_run(run_id, limit, done)
+            .await
     }
 
-    pub async fn wait_until_finished(&self, org: Uuid, run_id: &str) -> Value {
-        self.wait_for_run(org, run_id, Duration::from_secs(120), |run| {
-            run["finished_at"].is_string()
-        })
-        .await
+    pub async fn wait_until_finished(&self, org: Uuid, run_id: Uuid) -> RunDetail {
+        self.organization_client(org)
+            .wait_until_finished(run_id)
+            .await
     }
 }
 
@@ -696,11 +659,12 @@ impl Stack {
     }
 
     /// Starts `aws_access_verify` on the account and waits for it to end.
-    pub async fn verify_aws_account(&self, org: Uuid, account: Uuid) -> Value {
-        let (status, started) = self.start_run(org, aws_verify_request(account), None).await;
-        assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-        self.wait_until_finished(org, started["id"].as_str().unwrap())
+    pub async fn verify_aws_account(&self, org: Uuid, account: Uuid) -> RunDetail {
+        let started = self
+            .start_run(org, aws_verify_request(account), None)
             .await
+            .unwrap_or_else(|refusal| panic!("the verification was refused: {refusal}"));
+        self.wait_until_finished(org, started.id).await
     }
 
     /// A new organisation whose role in moto's account trusts its ExternalId, with that
@@ -713,45 +677,65 @@ impl Stack {
         assert_eq!(status, StatusCode::CREATED, "{account}");
         let account: Uuid = account["id"].as_str().unwrap().parse().unwrap();
         let run = self.verify_aws_account(org, account).await;
-        assert_eq!(run["status"], "succeeded", "{run:#}");
+        assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
         (org, account)
     }
 }
 
-pub fn aws_verify_request(account: Uuid) -> Value {
-    json!({"workflow": "aws_access_verify", "cloud_account_id": account})
+pub fn aws_verify_request(account: Uuid) -> StartRun {
+    StartRun::AwsAccessVerify {
+        cloud_account_id: account,
+    }
 }
 
-pub fn setup_request(account: Uuid) -> Value {
-    json!({
-        "workflow": "azure_access_setup",
-        "cloud_account_id": account,
-        "setup_identity_client_id": SETUP_IDENTITY,
-    })
+pub fn setup_request(account: Uuid) -> StartRun {
+    StartRun::AzureAccessSetup {
+        cloud_account_id: account,
+        setup_identity_client_id: SETUP_IDENTITY.parse().unwrap(),
+    }
 }
 
-pub fn teardown_request(account: Uuid) -> Value {
-    json!({
-        "workflow": "azure_access_teardown",
-        "cloud_account_id": account,
-        "setup_identity_client_id": SETUP_IDENTITY,
-    })
+pub fn teardown_request(account: Uuid) -> StartRun {
+    StartRun::AzureAccessTeardown {
+        cloud_account_id: account,
+        setup_identity_client_id: SETUP_IDENTITY.parse().unwrap(),
+        keep_service_principal: false,
+    }
 }
 
-pub fn step<'a>(run: &'a Value, key: &str) -> &'a Value {
-    run["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["key"] == key)
-        .unwrap_or_else(|| panic!("no step {key} in {run:#}"))
-}
+// Benches include this file without using every helper.
+#[allow(unused_imports)]
+pub use windlass_test_support::client::step;
 
 pub struct Api {
     pub base: String,
     pub http: reqwest::Client,
     /// Sent as `Authorization: Bearer`; `None` calls anonymously.
     pub token: Option<String>,
+}
+
+/// The typed client's requests, over HTTP.
+#[async_trait::async_trait]
+impl Transport for Api {
+    async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
+        let mut request =
+            self.authorized(self.http.request(method, format!("{}{path}", self.base)));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
 }
 
 impl Api {
@@ -837,4 +821,12 @@ impl Api {
             response.json().await.unwrap_or(Value::Null),
         )
     }
+}
+
+/// The `id` of an object in an API answer (`started["run"]`, `created["cluster"]`).
+pub fn id_of(object: &Value) -> Uuid {
+    object["id"]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("no id in {object:#}"))
 }

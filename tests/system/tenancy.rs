@@ -5,25 +5,10 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
 use windlass_core::audit::Environment;
-use windlass_core::cloud_accounts::CloudProvider;
-use windlass_core::clusters::{ClusterSpec, NetworkSpec, NodePoolSpec};
-use windlass_core::rbac::{Grant, Permission, Role, Scope};
+use windlass_core::rbac::{Role, Scope};
+pub use windlass_test_support::tenancy::{cluster_record, role};
 
 use crate::support::{Api, Stack};
-
-/// The grants of a custom role, as a test reads them: `grants(&[(p, scope), ...])`.
-pub fn role(grants: &[(Permission, Scope)]) -> Role {
-    Role::Custom {
-        name: "under test".into(),
-        grants: grants
-            .iter()
-            .map(|(permission, scope)| Grant {
-                permission: *permission,
-                scope: scope.clone(),
-            })
-            .collect(),
-    }
-}
 
 pub fn previews_of(project: Uuid) -> Scope {
     Scope::EnvironmentType {
@@ -70,22 +55,7 @@ pub async fn cluster_hosting(
     name: &str,
     types: &[Environment],
 ) -> Uuid {
-    let spec = ClusterSpec {
-        id: Uuid::new_v4(),
-        organization_id: org,
-        cloud_account_id: account,
-        provider: CloudProvider::Azure,
-        name: name.into(),
-        region: "westeurope".into(),
-        kubernetes_version: "1.33".into(),
-        node_pool_version: None,
-        network: NetworkSpec::default(),
-        node_pools: vec![NodePoolSpec::default_system_pool(CloudProvider::Azure)],
-        maintenance_window: Default::default(),
-        placement: None,
-        environment_types: types.to_vec(),
-        created_at: chrono::Utc::now(),
-    };
+    let spec = cluster_record(org, account, name, types);
     stack.store.create_cluster(&spec).await.unwrap().id
 }
 

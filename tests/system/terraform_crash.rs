@@ -6,13 +6,15 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use serde_json::Value;
 use windlass_core::clusters::ClusterSpec;
+use windlass_core::runs::{RunStatus, StepStatus};
+use windlass_core::step_logs::LogLine;
+use windlass_test_support::client::output;
 
 use crate::cluster_provisioning::{
     cluster_creations, cluster_request, create_cluster, recorded_arm_ids, resource_ids,
 };
-use crate::support::{Stack, step};
+use crate::support::{Stack, id_of, step};
 
 /// The stale-lock grace the workers run with: the production default.
 const GRACE_SECONDS: u64 = 60;
@@ -66,15 +68,12 @@ pub(crate) fn members_of(groups: &BTreeSet<u32>) -> Vec<(u32, u32, u32, String)>
         .collect()
 }
 
-async fn step_log(stack: &Stack, org: uuid::Uuid, run_id: &str, key: &str) -> Vec<Value> {
-    let (status, log) = stack
-        .api
-        .get(&format!(
-            "/v1/organizations/{org}/runs/{run_id}/log?step={key}"
-        ))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{log}");
-    log.as_array().unwrap().clone()
+async fn step_log(stack: &Stack, org: uuid::Uuid, run_id: uuid::Uuid, key: &str) -> Vec<LogLine> {
+    stack
+        .organization_client(org)
+        .step_log(run_id, key)
+        .await
+        .unwrap_or_else(|refusal| panic!("the step's log: {refusal}"))
 }
 
 #[tokio::test]
@@ -102,7 +101,7 @@ async fn a_worker_killed_mid_apply_leaves_no_process_no_duplicate_and_no_wait_fo
     )
     .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-    let run_id = started["run"]["id"].as_str().unwrap().to_owned();
+    let run_id = id_of(&started["run"]);
     let spec: ClusterSpec = serde_json::from_value(started["cluster"].clone()).unwrap();
     let subscription = stack
         .store
@@ -114,12 +113,10 @@ async fn a_worker_killed_mid_apply_leaves_no_process_no_duplicate_and_no_wait_fo
     // Until terraform has recorded some resources and is creating more: its provider's
     // process is running in its group.
     stack
-        .wait_for_run(org, &run_id, Duration::from_secs(120), |r| {
-            r["steps"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|s| s["key"] == "terraform-apply" && s["status"] == "running")
+        .wait_for_run(org, run_id, Duration::from_secs(120), |r| {
+            r.steps
+                .iter()
+                .any(|s| s.key == "terraform-apply" && s.status == StepStatus::Running)
         })
         .await;
     let state = stack.state_container(&spec, &subscription).await;
@@ -171,12 +168,11 @@ async fn a_worker_killed_mid_apply_leaves_no_process_no_duplicate_and_no_wait_fo
         .expect("spawn windlass worker");
     // The retry takes the lock as soon as it starts: its holder is known dead.
     let broken = loop {
-        let log = step_log(&stack, org, &run_id, "terraform-apply").await;
-        if let Some(line) = log.iter().find(|l| {
-            l["line"]
-                .as_str()
-                .is_some_and(|t| t.starts_with("state lock held by"))
-        }) {
+        let log = step_log(&stack, org, run_id, "terraform-apply").await;
+        if let Some(line) = log
+            .iter()
+            .find(|l| l.line.starts_with("state lock held by"))
+        {
             break line.clone();
         }
         assert!(
@@ -186,13 +182,13 @@ async fn a_worker_killed_mid_apply_leaves_no_process_no_duplicate_and_no_wait_fo
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let recovery = killed_at.elapsed();
-    let text = broken["line"].as_str().unwrap();
+    let text = broken.line.as_str();
     assert!(text.contains("broken at once"), "{text}");
     assert!(
         text.contains("is dead"),
         "broken because its holder is dead: {text}"
     );
-    assert!(broken["attempt"].as_u64().unwrap() >= 2, "{broken}");
+    assert!(broken.attempt >= 2, "{broken:?}");
     eprintln!("terraform-apply: the dead attempt's lock was broken {recovery:?} after the kill");
     assert!(
         recovery < Duration::from_secs(GRACE_SECONDS / 2),
@@ -200,21 +196,18 @@ async fn a_worker_killed_mid_apply_leaves_no_process_no_duplicate_and_no_wait_fo
     );
 
     let run = stack
-        .wait_for_run(org, &run_id, Duration::from_secs(300), |r| {
-            r["finished_at"].is_string()
+        .wait_for_run(org, run_id, Duration::from_secs(300), |r| {
+            r.finished_at.is_some()
         })
         .await;
     let _ = second.kill();
     let _ = second.wait();
-    assert_eq!(run["status"], "succeeded", "{run:#}");
-    assert!(step(&run, "terraform-apply")["attempts"].as_u64().unwrap() >= 2);
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
+    assert!(u64::from(step(&run, "terraform-apply").attempts) >= 2);
 
-    for line in step_log(&stack, org, &run_id, "terraform-apply").await {
-        if line["level"] == "warn" {
-            eprintln!(
-                "terraform-apply attempt {}: {}",
-                line["attempt"], line["line"]
-            );
+    for line in step_log(&stack, org, run_id, "terraform-apply").await {
+        if line.level == "warn" {
+            eprintln!("terraform-apply attempt {}: {}", line.attempt, line.line);
         }
     }
     // The Azure stand-in's own journal: every resource of the cluster was created exactly
@@ -229,10 +222,10 @@ async fn a_worker_killed_mid_apply_leaves_no_process_no_duplicate_and_no_wait_fo
     // What the run reports counts the killed attempt's creations too: everything but
     // what the bootstrap made and terraform imported.
     assert_eq!(
-        run["output"]["terraform"]["add"].as_u64().unwrap() as usize,
+        output(&run)["terraform"]["add"].as_u64().unwrap() as usize,
         resource_ids(&state_doc).len() - 3,
         "{:#}",
-        run["output"]["terraform"]
+        output(&run)["terraform"]
     );
     assert!(state.get("cluster.tfstate.lock").await.unwrap().is_none());
 }

@@ -13,13 +13,16 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use windlass_test_support::free_port;
+use windlass_test_support::{OrganizationClient, free_port};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::Connection;
 use tempfile::TempDir;
 use uuid::Uuid;
+use windlass_api::RunDetail;
+use windlass_core::runs::RunStatus;
+use windlass_core::step_logs::LogLine;
 use windlass_standins::StandInAddresses;
 use windlass_standins::azure::OWNER_ROLE_ID;
 use windlass_standins::kube::HelmReleaseRecord;
@@ -735,81 +738,58 @@ impl Production {
             .await;
         assert_eq!(status, StatusCode::CREATED, "{account}");
         let account: Uuid = account["id"].as_str().unwrap().parse().unwrap();
-        let (status, _, run) = self
-            .api
-            .post(
-                &format!("/v1/organizations/{org}/runs"),
-                crate::support::setup_request(account),
-                &[],
-            )
-            .await;
-        assert_eq!(status, StatusCode::ACCEPTED, "{run}");
+        let started = OrganizationClient::new(&self.api, org)
+            .start_run(&crate::support::setup_request(account), None)
+            .await
+            .unwrap();
         let run = self
-            .wait_for_run(
-                org,
-                run["id"].as_str().unwrap(),
-                Duration::from_secs(120),
-                |r| r["finished_at"].is_string(),
-            )
+            .wait_for_run(org, started.id, Duration::from_secs(120), |r| {
+                r.finished_at.is_some()
+            })
             .await;
-        assert_eq!(run["status"], "succeeded", "{run:#}");
+        assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
         (org, account)
     }
 
     /// The run as the API shows it; `None` while the API cannot answer (its database
     /// restarting).
-    pub async fn run(&self, org: Uuid, run_id: &str) -> Option<Value> {
-        let response = self
-            .api
-            .http
-            .get(format!(
-                "{}/v1/organizations/{org}/runs/{run_id}",
-                self.api.base
-            ))
-            .bearer_auth(self.api.token.as_deref().unwrap())
-            .send()
+    pub async fn run(&self, org: Uuid, run_id: Uuid) -> Option<RunDetail> {
+        OrganizationClient::new(&self.api, org)
+            .try_run(run_id)
             .await
-            .ok()?;
-        if response.status() != StatusCode::OK {
-            return None;
-        }
-        response.json().await.ok()
+            .ok()
     }
 
     pub async fn wait_for_run(
         &self,
         org: Uuid,
-        run_id: &str,
+        run_id: Uuid,
         limit: Duration,
-        done: impl Fn(&Value) -> bool,
-    ) -> Value {
+        done: impl Fn(&RunDetail) -> bool,
+    ) -> RunDetail {
         let started = Instant::now();
-        let mut last = Value::Null;
+        let mut last = None;
         loop {
             if let Some(run) = self.run(org, run_id).await {
                 if done(&run) {
                     return run;
                 }
-                last = run;
+                last = Some(run);
             }
             assert!(
                 started.elapsed() < limit,
-                "run not as expected after {limit:?}: {last:#}"
+                "run not as expected after {limit:?}: {last:#?}"
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 
     /// The lines of one step of a run, every attempt, as the API serves them.
-    pub async fn step_log(&self, org: Uuid, run_id: &str, step: &str) -> Vec<Value> {
-        let (status, log) = self
-            .api
-            .get(&format!(
-                "/v1/organizations/{org}/runs/{run_id}/log?step={step}"
-            ))
-            .await;
-        assert_eq!(status, StatusCode::OK, "{log}");
-        log.as_array().unwrap().clone()
+    pub async fn step_log(&self, org: Uuid, run_id: Uuid, step: &str) -> Vec<LogLine> {
+        OrganizationClient::new(&self.api, org)
+            .step_log(run_id, step)
+            .await
+            .unwrap_or_else(|refusal| panic!("the step's log: {refusal}"))
     }
 
     /// The Azure stand-in's journal of what clusters' terraform made: how many times each

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use windlass_core::runs::{RunStatus, StepStatus};
+use windlass_test_support::client::output;
 use windlass_workflows::contracts::AZURE_RESOURCE_PROVIDERS;
 
 use crate::support::{Stack, setup_request, step};
@@ -18,12 +20,15 @@ async fn a_worker_killed_mid_activity_is_replaced_and_nothing_is_applied_twice()
     let (org, account) = stack.organization_with_azure_account().await;
     let mut first = stack.spawn_worker_process();
 
-    let (_, started) = stack.start_run(org, setup_request(account), None).await;
-    let id = started["id"].as_str().unwrap().to_owned();
+    let started = stack
+        .start_run(org, setup_request(account), None)
+        .await
+        .unwrap();
+    let id = started.id;
     stack
-        .wait_for_run(org, &id, Duration::from_secs(60), |run| {
-            run["current_step"]
-                .as_str()
+        .wait_for_run(org, id, Duration::from_secs(60), |run| {
+            run.current_step
+                .as_deref()
                 .is_some_and(|s| s.starts_with("register-provider/"))
         })
         .await;
@@ -44,23 +49,22 @@ async fn a_worker_killed_mid_activity_is_replaced_and_nothing_is_applied_twice()
 
     let mut second = stack.spawn_worker_process();
     let run = stack
-        .wait_for_run(org, &id, Duration::from_secs(180), |run| {
-            run["finished_at"].is_string()
+        .wait_for_run(org, id, Duration::from_secs(180), |run| {
+            run.finished_at.is_some()
         })
         .await;
     second.kill().unwrap();
     second.wait().unwrap();
 
-    assert_eq!(run["status"], "succeeded", "{run:#}");
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
     // At least one step was picked up again by the second worker.
-    let retried: Vec<_> = run["steps"]
-        .as_array()
-        .unwrap()
+    let retried: Vec<_> = run
+        .steps
         .iter()
-        .filter(|s| s["attempts"].as_u64().unwrap() > 1)
+        .filter(|s| u64::from(s.attempts) > 1)
         .collect();
-    assert!(!retried.is_empty(), "{run:#}");
-    assert_eq!(step(&run, "verify-access")["status"], "succeeded");
+    assert!(!retried.is_empty(), "{run:#?}");
+    assert_eq!(step(&run, "verify-access").status, StepStatus::Succeeded);
 
     // Each resource came into existence exactly once.
     let azure = stack.azure.state();
@@ -71,8 +75,8 @@ async fn a_worker_killed_mid_activity_is_replaced_and_nothing_is_applied_twice()
             writes.creations
         );
     }
-    let role_id = run["output"]["role_definition_id"].as_str().unwrap();
-    let assignment_id = run["output"]["role_assignment_id"].as_str().unwrap();
+    let role_id = output(&run)["role_definition_id"].as_str().unwrap();
+    let assignment_id = output(&run)["role_assignment_id"].as_str().unwrap();
     assert_eq!(stack.azure.creations_of(role_id), 1);
     assert_eq!(stack.azure.creations_of(assignment_id), 1);
     // Besides what the customer set up (the setup identity, its Owner assignment) and

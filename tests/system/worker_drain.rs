@@ -7,6 +7,7 @@ use windlass_test_support::free_port;
 
 use reqwest::StatusCode;
 
+use windlass_core::runs::{RunStatus, StepStatus};
 use windlass_workflows::engine::dev_server::{DevServer, DevServerOptions};
 
 use crate::support::{Stack, setup_request};
@@ -47,24 +48,24 @@ async fn sigterm_stops_polling_and_lets_in_flight_activities_finish_once() {
     let health = http.get(format!("{probes}/healthz")).send().await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);
 
-    let (_, started) = stack.start_run(org, setup_request(account), None).await;
-    let id = started["id"].as_str().unwrap().to_owned();
+    let started = stack
+        .start_run(org, setup_request(account), None)
+        .await
+        .unwrap();
+    let id = started.id;
     let run = stack
-        .wait_for_run(org, &id, Duration::from_secs(60), |run| {
-            run["steps"].as_array().unwrap().iter().any(|s| {
-                s["status"] == "running"
-                    && s["key"]
-                        .as_str()
-                        .is_some_and(|k| k.starts_with("register-provider/"))
+        .wait_for_run(org, id, Duration::from_secs(60), |run| {
+            run.steps.iter().any(|s| {
+                s.status == StepStatus::Running
+                    && Some(s.key.as_str()).is_some_and(|k| k.starts_with("register-provider/"))
             })
         })
         .await;
-    let in_flight: Vec<String> = run["steps"]
-        .as_array()
-        .unwrap()
+    let in_flight: Vec<String> = run
+        .steps
         .iter()
-        .filter(|s| s["status"] == "running")
-        .map(|s| s["key"].as_str().unwrap().to_owned())
+        .filter(|s| s.status == StepStatus::Running)
+        .map(|s| s.key.as_str().to_owned())
         .collect();
     let metrics = http
         .get(format!("{probes}/metrics"))
@@ -147,29 +148,30 @@ async fn sigterm_stops_polling_and_lets_in_flight_activities_finish_once() {
     assert_eq!(drains.len(), 1, "{drains:?}");
     assert_eq!(drains[0].0, "support");
     assert!(drains[0].1.contains("task_queues"), "{drains:?}");
-    let drained = stack.run(org, &id).await;
+    let drained = stack.run(org, id).await;
     assert!(
-        drained["finished_at"].is_null(),
+        drained.finished_at.is_none(),
         "no worker polls: the run waits"
     );
     for key in &in_flight {
         let step = crate::support::step(&drained, key);
         assert_eq!(
-            step["status"], "succeeded",
-            "{key} finished during the drain: {step}"
+            step.status,
+            StepStatus::Succeeded,
+            "{key} finished during the drain: {step:?}"
         );
-        assert_eq!(step["attempts"], 1, "{key} ran once: {step}");
+        assert_eq!(step.attempts, 1, "{key} ran once: {step:?}");
     }
 
     // The next worker picks the run up where the drained one left it.
     let mut next = stack.spawn_worker_process();
-    let run = stack.wait_until_finished(org, &id).await;
+    let run = stack.wait_until_finished(org, id).await;
     next.kill().unwrap();
     next.wait().unwrap();
-    assert_eq!(run["status"], "succeeded", "{run:#}");
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
     for key in &in_flight {
         let step = crate::support::step(&run, key);
-        assert_eq!(step["attempts"], 1, "{key} was not run again: {step}");
+        assert_eq!(step.attempts, 1, "{key} was not run again: {step:?}");
     }
     let registers = stack
         .azure

@@ -1,11 +1,23 @@
 //! What a blueprint creates in the customer's account, resource by resource: the list the
 //! API shows before anything is provisioned, and what tests hold the rendered terraform to.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The kind of a cloud resource, named after what the cloud calls it rather than after a
 /// terraform type, so both renderings (and both clouds) share one vocabulary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ResourceKind {
     ResourceGroup,
@@ -61,7 +73,7 @@ pub enum ResourceKind {
 }
 
 /// Who brings a resource into existence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Origin {
     /// Created by the blueprint's terraform.
@@ -74,7 +86,7 @@ pub enum Origin {
     CloudManaged,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct InventoryItem {
     pub kind: ResourceKind,
     /// The name in the cloud, or a description where the cloud generates the name
@@ -86,7 +98,7 @@ pub struct InventoryItem {
     pub origin: Origin,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Inventory {
     pub resources: Vec<InventoryItem>,
 }

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::{Store, parse_uuid};
 use crate::Result;
-use crate::audit_digests::AuditDigest;
+use crate::audit::AuditDigest;
 
 impl Store {
     pub async fn insert_audit_digest(&self, digest: &AuditDigest) -> Result<()> {

@@ -33,7 +33,6 @@ pub use environment_lock::EnvironmentDeployLock;
 pub type Connection = sqlx::AnyConnection;
 pub use keys::WrappedKeyRow;
 pub use maintenance_holds::{MaintenanceHold, cluster_target};
-pub use secrets::SealedSecret;
 pub use step_log_pages::RunLogCursor;
 
 use crate::{Error, Result};

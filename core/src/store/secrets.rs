@@ -3,17 +3,8 @@ use uuid::Uuid;
 
 use super::Store;
 use crate::clock;
-use crate::secrets::{SecretListing, SecretScope};
+use crate::secrets::{SealedSecret, SecretListing, SecretScope};
 use crate::{Error, Result};
-
-/// A sealed secret as stored: the value never leaves the store in clear.
-#[derive(Debug, Clone)]
-pub struct SealedSecret {
-    pub organization_id: Uuid,
-    pub name: String,
-    pub key_version: u32,
-    pub ciphertext: String,
-}
 
 impl Store {
     /// Writes a secret and where it may be used (a rewrite may change both).

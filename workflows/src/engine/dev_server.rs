@@ -23,6 +23,8 @@ pub struct DevServerOptions {
 /// A running dev server. Dropping it stops the server.
 pub struct DevServer {
     child: Child,
+    /// Created at launch and known to this server alone (see [`DevServer::start`]).
+    probe_namespace: String,
     pub address: String,
     pub ui_url: Option<String>,
 }
@@ -59,6 +61,10 @@ impl DevServer {
     /// (tests start many servers side by side); the server then exits at once. With a
     /// picked port the server is started again on another, up to three times, instead of
     /// waiting out the readiness limit for a process that is gone.
+    ///
+    /// Another dev server that took the port answers on it too, so "something answers"
+    /// does not prove it is this one: each server is started with a namespace of its own
+    /// (`windlass-ready-<random>`), and it is ready when that namespace answers.
     pub async fn start(cli: &Path, options: DevServerOptions) -> Result<Self, EngineError> {
         let attempts = if options.port == 0 { 3 } else { 1 };
         let mut last = None;
@@ -77,6 +83,7 @@ impl DevServer {
     }
 
     fn spawn(cli: &Path, options: &DevServerOptions, port: u16) -> Result<Self, EngineError> {
+        let probe_namespace = format!("windlass-ready-{}", uuid::Uuid::new_v4().simple());
         let mut command = Command::new(cli);
         command
             .args([
@@ -88,6 +95,7 @@ impl DevServer {
                 "error",
             ])
             .args(["--port", &port.to_string()])
+            .args(["--namespace", &probe_namespace])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -104,6 +112,7 @@ impl DevServer {
         })?;
         Ok(Self {
             child,
+            probe_namespace,
             address: format!("http://127.0.0.1:{port}"),
             ui_url: options.ui_port.map(|ui| format!("http://127.0.0.1:{ui}")),
         })
@@ -111,7 +120,10 @@ impl DevServer {
 
     async fn wait_until_ready(&mut self, limit: Duration) -> Result<(), EngineError> {
         let started = Instant::now();
-        let config = EngineConfig::new(self.address.clone());
+        let config = EngineConfig {
+            namespace: self.probe_namespace.clone(),
+            ..EngineConfig::new(self.address.clone())
+        };
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(EngineError::Unavailable(format!(
@@ -120,7 +132,8 @@ impl DevServer {
                 )));
             }
             match Engine::connect(&config).await {
-                // The frontend answers once the default namespace exists; listing proves it.
+                // The frontend answers once the namespaces exist; listing in this server's
+                // own namespace proves it is this server that answers.
                 Ok(engine) if engine.ping().await.is_ok() => return Ok(()),
                 _ if started.elapsed() > limit => {
                     return Err(EngineError::Unavailable(format!(

@@ -1,16 +1,27 @@
 //! Who may call what: each built-in and scoped custom role gets exactly what the RBAC
 //! matrix says on every route; API tokens act only in their organisation; refusals are
-//! audited. (That every route but the health checks needs a caller at all is checked in
-//! process, without Temporal: `api/tests/router_in_process.rs`.)
+//! audited. In process: the router with `oneshot` on a SQLite store, runs started on an
+//! engine that only journals them (the matrix asks who may, not what a run does). That
+//! every route but the health checks needs a caller at all: `router_in_process.rs`.
 
-use reqwest::{Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 use windlass_api::oidc::pseudonymous_subject;
 use windlass_core::audit::Environment;
 use windlass_core::rbac::{self, BuiltInRole, Grant, Permission, Role, Scope, Target};
 
-use crate::support::{Stack, setup_request};
+use windlass_test_support::TestApi;
+use windlass_test_support::tenancy::role;
+
+/// An Azure access setup of `account`, as a request body.
+fn setup_request(account: Uuid) -> Value {
+    json!({
+        "workflow": "azure_access_setup",
+        "cloud_account_id": account,
+        "setup_identity_client_id": Uuid::new_v4(),
+    })
+}
 
 /// The routes of an organisation, the permission each needs, and on what.
 fn routes(
@@ -364,11 +375,11 @@ fn every_permission_at(scope: Scope) -> Vec<Grant> {
 
 #[tokio::test]
 async fn each_role_gets_exactly_its_permissions_on_every_route() {
-    let stack = Stack::without_worker().await;
-    let (org, account) = stack.organization_with_azure_account().await;
-    let project = crate::tenancy::project_of(&stack, org, "matrix").await;
+    let api = TestApi::start().await;
+    let (org, account) = api.organization_with_azure_account().await;
+    let project = api.project(org, "matrix").await;
     // As if its access setup had succeeded: the cluster routes then pass the ownership gate.
-    stack.mark_verified(org, account).await;
+    api.mark_verified(org, account).await;
     let mut roles: Vec<(String, Role)> = BuiltInRole::ALL
         .into_iter()
         .map(|role| (format!("{role:?}"), Role::BuiltIn { role }))
@@ -406,24 +417,15 @@ async fn each_role_gets_exactly_its_permissions_on_every_route() {
     let mut denied = 0;
     for (name, role) in &roles {
         let subject = format!("member-{name}");
-        stack
-            .store
-            .bind_role(
-                org,
-                &pseudonymous_subject(&stack.idp.issuer, &subject),
-                role,
-            )
+        api.store
+            .bind_role(org, &pseudonymous_subject(&api.idp.issuer, &subject), role)
             .await
             .unwrap();
-        let api = stack
-            .api
-            .with_token(Some(stack.idp.token(&subject, &[], 600)));
+        let api = api.caller(api.idp.token(&subject, &[], 600));
         for (method, path, body, permission, target) in routes(org, account, project) {
             let expected = rbac::allows(std::slice::from_ref(role), permission, &target);
             let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
-            let (status, _, problem) = api
-                .raw(method.clone(), &path, Some("application/json"), body)
-                .await;
+            let (status, problem) = api.send(method.clone(), &path, body).await;
             if expected {
                 assert_ne!(
                     status,
@@ -444,10 +446,10 @@ async fn each_role_gets_exactly_its_permissions_on_every_route() {
     assert!(denied > 20, "the matrix denies something: {denied}");
 
     // Roles also come from IdP groups, through one of the organisation's connections.
-    let company_idp = windlass_standins::OidcIssuerStandIn::start(0, "windlass-company")
+    let company_idp = windlass_test_support::OidcIssuerStandIn::start(0, "windlass-company")
         .await
         .unwrap();
-    let connection = stack
+    let connection = api
         .store
         .create_identity_connection(
             &windlass_core::identity_connections::NewIdentityConnection {
@@ -460,8 +462,7 @@ async fn each_role_gets_exactly_its_permissions_on_every_route() {
         )
         .await
         .unwrap();
-    stack
-        .store
+    api.store
         .map_group_to_role(
             org,
             connection.id,
@@ -472,9 +473,7 @@ async fn each_role_gets_exactly_its_permissions_on_every_route() {
         )
         .await
         .unwrap();
-    let auditor = stack
-        .api
-        .with_token(Some(company_idp.token("someone", &["auditors"], 600)));
+    let auditor = api.caller(company_idp.token("someone", &["auditors"], 600));
     let (status, trail) = auditor
         .get(&format!(
             "/v1/organizations/{org}/audit?action=authz.denied&limit=1000"
@@ -483,9 +482,7 @@ async fn each_role_gets_exactly_its_permissions_on_every_route() {
     assert_eq!(status, StatusCode::OK, "{trail:#}");
     // Every refusal of a member is in the organisation's audit trail.
     assert_eq!(trail.as_array().unwrap().len(), denied, "{trail:#}");
-    let stranger = stack
-        .api
-        .with_token(Some(company_idp.token("stranger", &["other-group"], 600)));
+    let stranger = api.caller(company_idp.token("stranger", &["other-group"], 600));
     assert_eq!(
         stranger
             .get(&format!("/v1/organizations/{org}/runs"))
@@ -494,9 +491,7 @@ async fn each_role_gets_exactly_its_permissions_on_every_route() {
         StatusCode::FORBIDDEN
     );
     // The same group from Windlass's own sign-in maps to nothing.
-    let outsider = stack
-        .api
-        .with_token(Some(stack.idp.token("someone", &["auditors"], 600)));
+    let outsider = api.caller(api.idp.token("someone", &["auditors"], 600));
     assert_eq!(
         outsider
             .get(&format!("/v1/organizations/{org}/runs"))
@@ -508,19 +503,16 @@ async fn each_role_gets_exactly_its_permissions_on_every_route() {
 
 #[tokio::test]
 async fn an_admin_issues_and_revokes_tokens_through_the_api() {
-    let stack = Stack::without_worker().await;
-    let (org, _) = stack.organization_with_azure_account().await;
-    let (status, _, issued) = stack
-        .api
-        .post(
+    let api = TestApi::start().await;
+    let tester = api.caller(api.tester.clone());
+    let (org, _) = api.organization_with_azure_account().await;
+    let (status, issued) = tester.post(
             &format!("/v1/organizations/{org}/api-tokens"),
-            json!({"name": "pipeline", "role": {"type": "built_in", "role": "dev_ops"}, "expires_in_days": 7}),
-            &[],
-        )
+            json!({"name": "pipeline", "role": {"type": "built_in", "role": "dev_ops"}, "expires_in_days": 7}))
         .await;
     assert_eq!(status, StatusCode::CREATED, "{issued:#}");
     let secret = issued["secret"].as_str().unwrap().to_owned();
-    let pipeline = stack.api.with_token(Some(secret.clone()));
+    let pipeline = api.caller(secret.clone());
     assert_eq!(
         pipeline
             .get(&format!("/v1/organizations/{org}/runs"))
@@ -532,7 +524,7 @@ async fn an_admin_issues_and_revokes_tokens_through_the_api() {
         "/v1/organizations/{org}/api-tokens/{}/revoke",
         issued["id"].as_str().unwrap()
     );
-    let (status, _, _) = stack.api.post(&revoke, Value::Null, &[]).await;
+    let (status, _) = tester.post(&revoke, Value::Null).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(
         pipeline
@@ -542,10 +534,7 @@ async fn an_admin_issues_and_revokes_tokens_through_the_api() {
         StatusCode::UNAUTHORIZED,
         "a revoked token stops working at once"
     );
-    let (_, trail) = stack
-        .api
-        .get(&format!("/v1/organizations/{org}/audit"))
-        .await;
+    let (_, trail) = tester.get(&format!("/v1/organizations/{org}/audit")).await;
     let text = trail.to_string();
     assert!(text.contains("access.issue_api_token") && text.contains("access.revoke_api_token"));
     assert!(!text.contains(&secret), "the secret is never audited");
@@ -553,10 +542,10 @@ async fn an_admin_issues_and_revokes_tokens_through_the_api() {
 
 #[tokio::test]
 async fn api_tokens_act_only_in_their_organization_and_with_their_role() {
-    let stack = Stack::without_worker().await;
-    let (org, account) = stack.organization_with_azure_account().await;
-    let (other_org, _) = stack.organization_with_azure_account().await;
-    let (_, viewer_secret) = stack
+    let api = TestApi::start().await;
+    let (org, account) = api.organization_with_azure_account().await;
+    let (other_org, _) = api.organization_with_azure_account().await;
+    let (_, viewer_secret) = api
         .store
         .issue_api_token(
             org,
@@ -568,7 +557,7 @@ async fn api_tokens_act_only_in_their_organization_and_with_their_role() {
         )
         .await
         .unwrap();
-    let dashboard = stack.api.with_token(Some(viewer_secret.to_string()));
+    let dashboard = api.caller(viewer_secret.to_string());
     assert_eq!(
         dashboard
             .get(&format!("/v1/organizations/{org}/runs"))
@@ -576,11 +565,10 @@ async fn api_tokens_act_only_in_their_organization_and_with_their_role() {
             .0,
         StatusCode::OK
     );
-    let (status, _, _) = dashboard
+    let (status, _) = dashboard
         .post(
             &format!("/v1/organizations/{org}/runs"),
             setup_request(account),
-            &[],
         )
         .await;
     assert_eq!(
@@ -597,8 +585,8 @@ async fn api_tokens_act_only_in_their_organization_and_with_their_role() {
         "a token is for its own organisation only"
     );
     // Tokens cannot create organisations: that takes a person.
-    let (status, _, _) = dashboard
-        .post("/v1/organizations", json!({"name": "by-a-token"}), &[])
+    let (status, _) = dashboard
+        .post("/v1/organizations", json!({"name": "by-a-token"}))
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
@@ -623,12 +611,14 @@ fn every_scope(project: Uuid, cluster: Uuid) -> Vec<Scope> {
 /// the organisation's lists show afterwards is exactly what was allowed.
 #[tokio::test]
 async fn nobody_grants_a_permission_beyond_the_scope_they_hold_it_at() {
-    let stack = Stack::without_worker().await;
-    let (org, account) = stack.organization_with_azure_account().await;
-    let project = crate::tenancy::project_of(&stack, org, "ceiling").await;
-    let cluster =
-        crate::tenancy::cluster_hosting(&stack, org, account, "ceiling", &Environment::ALL).await;
-    let connection = stack
+    let api = TestApi::start().await;
+    let tester = api.caller(api.tester.clone());
+    let (org, account) = api.organization_with_azure_account().await;
+    let project = api.project(org, "ceiling").await;
+    let cluster = api
+        .cluster_hosting(org, account, "ceiling", &Environment::ALL)
+        .await;
+    let connection = api
         .store
         .create_identity_connection(
             &windlass_core::identity_connections::NewIdentityConnection {
@@ -649,11 +639,11 @@ async fn nobody_grants_a_permission_beyond_the_scope_they_hold_it_at() {
             continue; // every granter holds it organisation-wide, to reach the routes
         }
         for held in &scopes {
-            let granter_role = crate::tenancy::role(&[
+            let granter_role = role(&[
                 (Permission::MembersManage, Scope::Organization),
                 (permission, held.clone()),
             ]);
-            let granter = crate::tenancy::caller_holding(&stack, org, &granter_role).await;
+            let granter = api.caller_holding(org, &granter_role).await;
             for wanted in &scopes {
                 let handed = json!({"type": "custom", "name": "handed",
                     "grants": [{"permission": permission, "scope": wanted}]});
@@ -675,8 +665,8 @@ async fn nobody_grants_a_permission_beyond_the_scope_they_hold_it_at() {
                                "expires_in_days": 1}),
                     ),
                 ] {
-                    let (status, _, problem) = granter
-                        .post(&format!("/v1/organizations/{org}/{route}"), body, &[])
+                    let (status, problem) = granter
+                        .post(&format!("/v1/organizations/{org}/{route}"), body)
                         .await;
                     let context = format!("{permission:?} held at {held:?}, {route} at {wanted:?}");
                     if may {
@@ -697,14 +687,12 @@ async fn nobody_grants_a_permission_beyond_the_scope_they_hold_it_at() {
         allowed > 100 && refused > 300,
         "{allowed} allowed, {refused} refused"
     );
-    let (_, bindings) = stack
-        .api
+    let (_, bindings) = tester
         .get(&format!("/v1/organizations/{org}/role-bindings?limit=1000"))
         .await;
     // The creator's admin binding plus exactly the allowed ones.
     assert_eq!(bindings.as_array().unwrap().len(), expected_bindings + 1);
-    let (_, trail) = stack
-        .api
+    let (_, trail) = tester
         .get(&format!(
             "/v1/organizations/{org}/audit?action=authz.denied&limit=1000"
         ))
@@ -723,21 +711,19 @@ async fn nobody_grants_a_permission_beyond_the_scope_they_hold_it_at() {
 /// not found.
 #[tokio::test]
 async fn an_admin_of_one_organization_reaches_nothing_of_another() {
-    let stack = Stack::without_worker().await;
-    let (victim, account) = stack.organization_with_azure_account().await;
-    let project = crate::tenancy::project_of(&stack, victim, "private").await;
-    let cluster =
-        crate::tenancy::cluster_hosting(&stack, victim, account, "private", &Environment::ALL)
-            .await;
+    let api = TestApi::start().await;
+    let tester = api.caller(api.tester.clone());
+    let (victim, account) = api.organization_with_azure_account().await;
+    let project = api.project(victim, "private").await;
+    let cluster = api
+        .cluster_hosting(victim, account, "private", &Environment::ALL)
+        .await;
     // The attacker signs in with Windlass's own IdP, creates an organisation and is its admin.
-    let attacker = stack
-        .api
-        .with_token(Some(stack.idp.token("mallory", &[], 600)));
-    let (status, _, own) = attacker
+    let attacker = api.caller(api.idp.token("mallory", &[], 600));
+    let (status, own) = attacker
         .post(
             "/v1/organizations",
             json!({"name": format!("evil-{}", Uuid::new_v4())}),
-            &[],
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
@@ -746,9 +732,7 @@ async fn an_admin_of_one_organization_reaches_nothing_of_another() {
     let mut checked = 0;
     for (method, path, body, _, _) in routes(victim, account, project) {
         let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
-        let (status, _, problem) = attacker
-            .raw(method.clone(), &path, Some("application/json"), body)
-            .await;
+        let (status, problem) = attacker.send(method.clone(), &path, body).await;
         assert_eq!(
             status,
             StatusCode::FORBIDDEN,
@@ -765,18 +749,16 @@ async fn an_admin_of_one_organization_reaches_nothing_of_another() {
     ] {
         assert_eq!(attacker.get(&path).await.0, StatusCode::NOT_FOUND, "{path}");
     }
-    let (status, _, problem) = attacker
+    let (status, problem) = attacker
         .post(
             &format!("/v1/organizations/{own}/projects/{project}/environments"),
             json!({"name": "x", "type": "preview", "cluster_id": cluster}),
-            &[],
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{problem:#}");
     // And nothing of the attack is in the victim's trail but the refusals, under the
     // attacker's pseudonym.
-    let (_, trail) = stack
-        .api
+    let (_, trail) = tester
         .get(&format!("/v1/organizations/{victim}/audit?limit=1000"))
         .await;
     assert!(
@@ -784,7 +766,7 @@ async fn an_admin_of_one_organization_reaches_nothing_of_another() {
             .as_array()
             .unwrap()
             .iter()
-            .filter(|e| e["actor"] == pseudonymous_subject(&stack.idp.issuer, "mallory"))
+            .filter(|e| e["actor"] == pseudonymous_subject(&api.idp.issuer, "mallory"))
             .all(|e| e["result"] == "denied"),
         "{trail:#}"
     );

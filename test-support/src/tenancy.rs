@@ -1,0 +1,43 @@
+//! Fixtures for tenancy and access tests: a custom role holding exactly the grants a test
+//! names, and a cluster record hosting some environment types.
+
+use uuid::Uuid;
+use windlass_core::audit::Environment;
+use windlass_core::cloud_accounts::CloudProvider;
+use windlass_core::clusters::{ClusterSpec, NetworkSpec, NodePoolSpec};
+use windlass_core::rbac::{Grant, Permission, Role, Scope};
+
+/// The grants of a custom role, as a test reads them: `role(&[(p, scope), ...])`.
+pub fn role(grants: &[(Permission, Scope)]) -> Role {
+    Role::Custom {
+        name: "under test".into(),
+        grants: grants
+            .iter()
+            .map(|(permission, scope)| Grant {
+                permission: *permission,
+                scope: scope.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// An AKS cluster of `org` in westeurope hosting only `types`, as recorded (not
+/// provisioned: tests that stop at the API write it to the store).
+pub fn cluster_record(org: Uuid, account: Uuid, name: &str, types: &[Environment]) -> ClusterSpec {
+    ClusterSpec {
+        id: Uuid::new_v4(),
+        organization_id: org,
+        cloud_account_id: account,
+        provider: CloudProvider::Azure,
+        name: name.into(),
+        region: "westeurope".into(),
+        kubernetes_version: "1.33".into(),
+        node_pool_version: None,
+        network: NetworkSpec::default(),
+        node_pools: vec![NodePoolSpec::default_system_pool(CloudProvider::Azure)],
+        maintenance_window: Default::default(),
+        placement: None,
+        environment_types: types.to_vec(),
+        created_at: chrono::Utc::now(),
+    }
+}
