@@ -90,7 +90,7 @@ async fn an_access_setup_followed_at_once_by_an_aks_provisioning_succeeds_throug
 
     // The setup waited for the role to replicate (or the principal) before assigning it.
     let assign = step(&setup, "assign-role");
-    assert!(u64::from(assign.attempts) >= 2, "{assign:#?}");
+    assert!(assign.attempts >= 2, "{assign:#?}");
     let assign_error = assign.last_error.as_deref().unwrap();
     assert!(
         assign_error.contains("RoleDefinitionDoesNotExist")
@@ -100,7 +100,7 @@ async fn an_access_setup_followed_at_once_by_an_aks_provisioning_succeeds_throug
     );
     // The provisioning's first ARM call met the young assignment and waited it out.
     let bootstrap = step(&run, "bootstrap-storage");
-    assert!(u64::from(bootstrap.attempts) >= 2, "{bootstrap:#?}");
+    assert!(bootstrap.attempts >= 2, "{bootstrap:#?}");
     assert!(
         bootstrap
             .last_error

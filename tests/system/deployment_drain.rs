@@ -33,11 +33,9 @@ async fn sigterm_during_a_deployment_loses_no_service_and_deploys_none_twice() {
     let run_id = id_of(&started["run"]);
     let run = stack
         .wait_for_run(org, run_id, Duration::from_secs(120), |r| {
-            Some(&r.steps).is_some_and(|steps| {
-                steps.iter().any(|s| {
-                    s.status == StepStatus::Running && s.key.as_str().starts_with("deploy/")
-                })
-            })
+            r.steps
+                .iter()
+                .any(|s| s.status == StepStatus::Running && s.key.starts_with("deploy/"))
         })
         .await;
     let in_flight: Vec<String> = run

@@ -178,7 +178,7 @@ async fn a_deployment_capped_by_the_workers_slots_says_so() {
     let waited = run
         .steps
         .iter()
-        .filter(|s| s.key.as_str().starts_with("deploy/"))
+        .filter(|s| s.key.starts_with("deploy/"))
         .filter(|s| s.longest_wait_ms.unwrap_or(0) >= 2_000)
         .count();
     assert!(waited >= 2, "{run:#?}");
@@ -493,7 +493,7 @@ async fn deployments_of_one_environment_never_overlap_a_cancel_rolls_back_and_ne
     let run_id = id_of(&fourth["run"]);
     stack
         .wait_for_run(org, run_id, Duration::from_secs(60), |r| {
-            Some(&r.steps).is_some_and(|s| s.iter().any(|s| s.key == "deploy/web-3"))
+            r.steps.iter().any(|s| s.key == "deploy/web-3")
         })
         .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -561,7 +561,7 @@ async fn deployments_of_one_environment_never_overlap_a_cancel_rolls_back_and_ne
     let running = deploy(&stack, org, &preview, json!({})).await;
     stack
         .wait_for_run(org, id_of(&running["run"]), Duration::from_secs(60), |r| {
-            Some(&r.steps).is_some_and(|s| s.iter().any(|s| s.key == "deploy/app"))
+            r.steps.iter().any(|s| s.key == "deploy/app")
         })
         .await;
     let waiting = deploy(

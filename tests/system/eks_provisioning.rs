@@ -289,7 +289,7 @@ async fn a_worker_killed_while_eks_creates_the_cluster_leaves_nothing_made_twice
         .await;
     assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
     let apply = step(&run, "terraform-apply");
-    assert!(u64::from(apply.attempts) >= 2, "{apply:#?}");
+    assert!(apply.attempts >= 2, "{apply:#?}");
 
     // In the account, nothing twice: one network, as the blueprint has it.
     let zones = spec.network.zones.len();

@@ -86,7 +86,7 @@ async fn a_deploy_step_retried_after_helm_finished_adds_no_revision() {
     assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
     let deploy_step = step(&run, "deploy/slow");
     assert!(
-        u64::from(deploy_step.attempts) >= 2,
+        deploy_step.attempts >= 2,
         "the step was retried: {deploy_step:#?}"
     );
 

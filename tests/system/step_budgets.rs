@@ -118,7 +118,7 @@ async fn a_step_running_past_its_budget_fails_naming_the_step_and_its_budget() {
         "{run:#?}"
     );
     // It ran for its budget, retrying, and was not retried after it.
-    assert!(u64::from(assign.attempts) > 1, "{run:#?}");
+    assert!(assign.attempts > 1, "{run:#?}");
     let ran = (assign.finished_at.unwrap() - assign.first_started_at)
         .to_std()
         .unwrap();

@@ -203,7 +203,7 @@ async fn a_worker_killed_mid_apply_leaves_no_process_no_duplicate_and_no_wait_fo
     let _ = second.kill();
     let _ = second.wait();
     assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
-    assert!(u64::from(step(&run, "terraform-apply").attempts) >= 2);
+    assert!(step(&run, "terraform-apply").attempts >= 2);
 
     for line in step_log(&stack, org, run_id, "terraform-apply").await {
         if line.level == "warn" {

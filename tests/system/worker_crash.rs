@@ -58,11 +58,7 @@ async fn a_worker_killed_mid_activity_is_replaced_and_nothing_is_applied_twice()
 
     assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
     // At least one step was picked up again by the second worker.
-    let retried: Vec<_> = run
-        .steps
-        .iter()
-        .filter(|s| u64::from(s.attempts) > 1)
-        .collect();
+    let retried: Vec<_> = run.steps.iter().filter(|s| s.attempts > 1).collect();
     assert!(!retried.is_empty(), "{run:#?}");
     assert_eq!(step(&run, "verify-access").status, StepStatus::Succeeded);
 

@@ -55,10 +55,9 @@ async fn sigterm_stops_polling_and_lets_in_flight_activities_finish_once() {
     let id = started.id;
     let run = stack
         .wait_for_run(org, id, Duration::from_secs(60), |run| {
-            run.steps.iter().any(|s| {
-                s.status == StepStatus::Running
-                    && Some(s.key.as_str()).is_some_and(|k| k.starts_with("register-provider/"))
-            })
+            run.steps
+                .iter()
+                .any(|s| s.status == StepStatus::Running && s.key.starts_with("register-provider/"))
         })
         .await;
     let in_flight: Vec<String> = run
