@@ -2,6 +2,7 @@
 //! names, and a cluster record hosting some environment types.
 
 use uuid::Uuid;
+use windlass_core::Store;
 use windlass_core::audit::Environment;
 use windlass_core::cloud_accounts::CloudProvider;
 use windlass_core::clusters::{ClusterSpec, NetworkSpec, NodePoolSpec};
@@ -19,6 +20,21 @@ pub fn role(grants: &[(Permission, Scope)]) -> Role {
             })
             .collect(),
     }
+}
+
+/// The secret of an hour-long API token of `org` holding exactly `role`, issued through
+/// the store as an administrator would have issued it.
+pub async fn token_holding(store: &Store, org: Uuid, role: &Role) -> String {
+    let (_, secret) = store
+        .issue_api_token(
+            org,
+            &format!("caller-{}", Uuid::new_v4()),
+            role,
+            chrono::Duration::hours(1),
+        )
+        .await
+        .unwrap();
+    secret.to_string()
 }
 
 /// An AKS cluster of `org` in westeurope hosting only `types`, as recorded (not

@@ -27,7 +27,7 @@ use windlass_core::rbac::Role;
 
 use crate::InProcessEngine;
 use crate::client::{OrganizationClient, Transport};
-use crate::tenancy::cluster_record;
+use crate::tenancy::{cluster_record, token_holding};
 
 /// The application id of Windlass's multi-tenant Entra application in these tests.
 pub const APPLICATION_ID: &str = "5c2a7e1d-8b3f-4d6a-9e0c-1f2a3b4c5d6e";
@@ -217,17 +217,7 @@ impl TestApi {
     /// A machine caller of `org` holding exactly `role` (an API token issued through the
     /// store, as an administrator would have issued it).
     pub async fn caller_holding(&self, org: Uuid, role: &Role) -> TestCaller<'_> {
-        let (_, secret) = self
-            .store
-            .issue_api_token(
-                org,
-                &format!("caller-{}", Uuid::new_v4()),
-                role,
-                chrono::Duration::hours(1),
-            )
-            .await
-            .unwrap();
-        self.caller(secret.to_string())
+        self.caller(token_holding(&self.store, org, role).await)
     }
 
     /// `org`'s part of the API, typed, as the tester.

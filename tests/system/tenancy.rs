@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 use windlass_core::audit::Environment;
 use windlass_core::rbac::{Role, Scope};
-pub use windlass_test_support::tenancy::{cluster_record, role};
+pub use windlass_test_support::tenancy::{cluster_record, role, token_holding};
 
 use crate::support::{Api, Stack};
 
@@ -20,17 +20,8 @@ pub fn previews_of(project: Uuid) -> Scope {
 /// A machine caller of `org` holding exactly `role` (issued through the store, as an
 /// administrator would have issued it).
 pub async fn caller_holding(stack: &Stack, org: Uuid, role: &Role) -> Api {
-    let (_, secret) = stack
-        .store
-        .issue_api_token(
-            org,
-            &format!("caller-{}", Uuid::new_v4()),
-            role,
-            chrono::Duration::hours(1),
-        )
-        .await
-        .unwrap();
-    stack.api.with_token(Some(secret.to_string()))
+    let token = token_holding(&stack.store, org, role).await;
+    stack.api.with_token(Some(token))
 }
 
 pub async fn project_of(stack: &Stack, org: Uuid, name: &str) -> Uuid {

@@ -4,7 +4,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, Row, Transaction};
 use uuid::Uuid;
 
-use super::{Backend, Store, parse_uuid};
+use super::{Store, parse_uuid};
 use crate::audit::{
     ActorKind, AuditEntry, AuditFilter, AuditResult, ChainBreak, ChainBreakReason,
     ChainVerification, Environment, ExportedAuditEntry, GENESIS_HASH, NewAuditEntry, chain_hash,
@@ -173,14 +173,10 @@ impl Store {
         Ok(appended)
     }
 
+    /// The chain head is read inside: on PostgreSQL the chain's own lock is taken by
+    /// `append_in`, once the entry is known; on SQLite the write lock is held from the start.
     pub(super) async fn begin_audit_append(&self) -> Result<Transaction<'static, Any>> {
-        Ok(match self.backend() {
-            // A deferred transaction would read the head under a shared lock and then fail to
-            // upgrade it; IMMEDIATE takes the write lock first, waiting out busy_timeout.
-            Backend::Sqlite => self.pool().begin_with("BEGIN IMMEDIATE").await?,
-            // The chain's own lock is taken by `append_in`, once the entry is known.
-            Backend::Postgres => self.pool().begin().await?,
-        })
+        self.begin_write().await
     }
 
     /// Walks one organisation's own chain (`None`: the platform's) from its first entry:

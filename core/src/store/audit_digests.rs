@@ -20,7 +20,7 @@ impl Store {
         .bind(&digest.signed_at)
         .bind(&digest.key_id)
         .bind(&digest.signature)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }

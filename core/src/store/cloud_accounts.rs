@@ -124,7 +124,7 @@ impl Store {
         .bind(clock::now_db())
         .bind(id.to_string())
         .bind(organization_id.to_string())
-        .execute(self.pool())
+        .execute(self.writer())
         .await
         .map_err(|e| {
             if is_unique_violation(&e) {

@@ -92,7 +92,7 @@ impl Store {
         .bind(id.to_string())
         .bind(organization_id.to_string())
         .bind(crate::clock::now_db())
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -129,7 +129,7 @@ impl Store {
         .bind(spec.id.to_string())
         .bind(spec.organization_id.to_string())
         .bind(&spec.name)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         if updated.rows_affected() == 0 {
             return Err(Error::not_found("cluster", spec.id));

@@ -280,7 +280,7 @@ impl Store {
         )
         .bind(run_id.to_string())
         .bind(clock::now_db())
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(updated.rows_affected() == 1)
     }
@@ -309,7 +309,7 @@ impl Store {
         .bind(serde_json::to_string(releases).unwrap_or_else(|_| "{}".into()))
         .bind(detail)
         .bind(&now)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         self.deployment(run_id).await
     }

@@ -72,7 +72,7 @@ impl Store {
         .bind(&key.kek_id)
         .bind(&key.wrapped_key)
         .bind(clock::now_db())
-        .execute(self.pool())
+        .execute(self.writer())
         .await;
         match inserted {
             Ok(_) => Ok(true),
@@ -108,7 +108,7 @@ impl Store {
         .bind(i64::from(key.version))
         .bind(new_kek_id)
         .bind(new_wrapped)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }

@@ -25,7 +25,7 @@ use std::str::FromStr;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, Executor};
+use sqlx::{Any, AnyPool, Executor, Transaction};
 
 pub use audited::AuditedError;
 pub use environment_lock::EnvironmentDeployLock;
@@ -49,6 +49,12 @@ pub enum Backend {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// Where writes go. SQLite has one writer at a time: its writes queue here, on one
+    /// connection, instead of colliding on the database lock, where SQLite's busy handler
+    /// sleeps 1, 2, 5, 10... ms between tries (what made concurrent starts wait). Writers
+    /// in other processes (a `windlass worker` on the same file) still meet on the lock,
+    /// through `busy_timeout`. PostgreSQL: the same pool as reads.
+    writer: AnyPool,
     backend: Backend,
 }
 
@@ -82,29 +88,40 @@ impl Store {
             _ => url.to_owned(),
         };
         let options = AnyConnectOptions::from_str(&url)?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(match backend {
-                // One writer at a time is SQLite's model; a few readers beside it are fine.
-                Backend::Sqlite => 4,
-                Backend::Postgres => 16,
-            })
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL lets the API read while a worker writes; busy_timeout turns lock
-                        // contention between the API and worker processes into a short wait.
-                        conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
-                             PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
-                        )
-                        .await?;
-                    }
-                    Ok(())
+        let pool_of = |connections: u32| {
+            AnyPoolOptions::new()
+                .max_connections(connections)
+                .after_connect(move |conn, _meta| {
+                    Box::pin(async move {
+                        if backend == Backend::Sqlite {
+                            // WAL lets readers read while the writer writes; busy_timeout
+                            // turns lock contention with other processes into a short wait.
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                                 PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+                            )
+                            .await?;
+                        }
+                        Ok(())
+                    })
                 })
-            })
-            .connect_with(options)
-            .await?;
-        Ok(Self { pool, backend })
+        };
+        let (pool, writer) = match backend {
+            Backend::Sqlite => {
+                // The writer first: it creates the file and switches it to WAL.
+                let writer = pool_of(1).connect_with(options.clone()).await?;
+                (pool_of(4).connect_with(options).await?, writer)
+            }
+            Backend::Postgres => {
+                let pool = pool_of(16).connect_with(options).await?;
+                (pool.clone(), pool)
+            }
+        };
+        Ok(Self {
+            pool,
+            writer,
+            backend,
+        })
     }
 
     pub async fn migrate(&self) -> Result<()> {
@@ -121,6 +138,21 @@ impl Store {
 
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The pool for writes (see [`Store::writer`]'s field).
+    pub(crate) fn writer(&self) -> &AnyPool {
+        &self.writer
+    }
+
+    /// A write transaction. On SQLite it holds the database's write lock from its first
+    /// statement (`BEGIN IMMEDIATE`): a deferred one that read first could not upgrade
+    /// when another process had written meanwhile.
+    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
     }
 
     #[doc(hidden)]

@@ -192,7 +192,7 @@ impl Store {
         .bind(run_id.to_string())
         .bind(temporal_run_id)
         .bind(clock::now_db())
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -206,7 +206,7 @@ impl Store {
         output: Option<&serde_json::Value>,
         error: Option<&str>,
     ) -> Result<bool> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let recorded = Self::finish_run_on(&mut tx, run_id, status, output, error).await?;
         tx.commit().await?;
         Ok(recorded)

@@ -19,7 +19,7 @@ impl Store {
         if lines.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         for line in lines {
             sqlx::query(
                 "INSERT INTO step_log_lines (run_id, step_key, attempt, seq, at, level, line) \

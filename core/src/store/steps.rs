@@ -57,7 +57,7 @@ impl Store {
         waited_ms: Option<u64>,
     ) -> Result<Option<DateTime<Utc>>> {
         let at = clock::to_db(at);
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO run_steps (run_id, step_key, activity_type, status, attempts, \
              first_started_at, last_started_at, finished_at, last_error, longest_wait_ms) \
@@ -136,7 +136,7 @@ impl Store {
         .bind(error)
         .bind(finished.then_some(at))
         .bind(i64::from(attempt))
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }

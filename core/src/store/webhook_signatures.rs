@@ -21,7 +21,7 @@ impl Store {
     ) -> Result<bool> {
         sqlx::query("DELETE FROM webhook_signatures_seen WHERE seen_at < $1")
             .bind(clock::to_db(forget_before))
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         let inserted = sqlx::query(
             "INSERT INTO webhook_signatures_seen (environment_id, signed_at, signature, seen_at) \
@@ -31,7 +31,7 @@ impl Store {
         .bind(signed_at)
         .bind(signature_hex)
         .bind(clock::now_db())
-        .execute(self.pool())
+        .execute(self.writer())
         .await;
         match inserted {
             Ok(_) => Ok(true),
