@@ -209,19 +209,16 @@ async fn main() {
         );
         let sampler = sample_peak(stop.clone(), peak.clone());
         let started = deployments::deploy(&stack, org, &env, json!({})).await;
-        let run_id = started["run"]["id"].as_str().unwrap().to_owned();
+        let run_id = started.run.id.to_string();
         let follower = {
             let api = stack.api.with_token(stack.api.token.clone());
             let (org, run_id) = (org.to_string(), run_id.clone());
             tokio::spawn(async move { follow_first_events(&api, &org, &run_id).await })
         };
         let run = stack
-            .wait_for_run(
-                org,
-                support::id_of(&started["run"]),
-                Duration::from_secs(900),
-                |r| r.finished_at.is_some(),
-            )
+            .wait_for_run(org, started.run.id, Duration::from_secs(900), |r| {
+                r.finished_at.is_some()
+            })
             .await;
         stop.store(true, Ordering::Relaxed);
         sampler.join().unwrap();

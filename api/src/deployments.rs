@@ -40,7 +40,7 @@ pub struct DeployRequest {
     pub images: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeploymentStarted {
     pub deployment: Deployment,
     pub run: Run,

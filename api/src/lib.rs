@@ -46,6 +46,7 @@ use windlass_core::live_logs::LiveLogs;
 use windlass_workflows::engine::WorkflowEngine;
 
 pub use clusters::{ClusterDetail, ClusterStarted, CreateCluster};
+pub use deployments::{DeployRequest, DeploymentStarted};
 pub use metrics::{ApiMetrics, metrics_router};
 pub use openapi::openapi_document;
 pub use problem::Problem;

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use windlass_core::runs::{RunStatus, StepStatus};
 
 use crate::deployments::{allow_plain_http_charts, deploy, finished, provisioned_cluster};
-use crate::support::{Stack, id_of, step};
+use crate::support::{Stack, step};
 
 /// Where the chart is said to be: nothing listens on port 1.
 const UNREACHABLE_REPOSITORY: &str = "http://127.0.0.1:1/charts";
@@ -103,7 +103,7 @@ async fn a_chart_from_an_unreachable_registry_fails_within_a_minute_naming_it_an
     );
     assert_eq!(cache.attempts, 1, "{cache:#?}");
     // helm's own `Error:` lines are errors in the step log.
-    let run_id = id_of(&second["run"]);
+    let run_id = second.run.id;
     let (status, log) = stack
         .api
         .get(&format!(

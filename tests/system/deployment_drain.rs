@@ -10,7 +10,7 @@ use windlass_core::runs::{RunStatus, StepStatus};
 use windlass_standins::kube::ImageDelay;
 
 use crate::deployments::{deploy, finished, shop_environment};
-use crate::support::{Stack, id_of};
+use crate::support::Stack;
 
 #[tokio::test]
 async fn sigterm_during_a_deployment_loses_no_service_and_deploys_none_twice() {
@@ -30,7 +30,7 @@ async fn sigterm_during_a_deployment_loses_no_service_and_deploys_none_twice() {
         .spawn()
         .expect("spawn windlass worker");
     let started = deploy(&stack, org, &env, json!({})).await;
-    let run_id = id_of(&started["run"]);
+    let run_id = started.run.id;
     let run = stack
         .wait_for_run(org, run_id, Duration::from_secs(120), |r| {
             r.steps

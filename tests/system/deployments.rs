@@ -9,9 +9,11 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
-use windlass_api::RunDetail;
+use windlass_api::{ClusterStarted, DeploymentStarted, RunDetail};
+use windlass_core::deployments::DeploymentTrigger;
 use windlass_core::runs::{RunStatus, StepStatus};
 use windlass_standins::kube::ImageDelay;
+use windlass_test_support::client::answer;
 
 use crate::support::{Stack, id_of, step};
 
@@ -29,13 +31,14 @@ pub(crate) async fn provisioned_cluster(stack: &Stack, org: Uuid, account: Uuid)
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let started: ClusterStarted = answer((status, started)).unwrap();
     let run = stack
-        .wait_for_run(org, id_of(&started["run"]), Duration::from_secs(300), |r| {
+        .wait_for_run(org, started.run.id, Duration::from_secs(300), |r| {
             r.finished_at.is_some()
         })
         .await;
     assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
-    started["cluster"]["id"].as_str().unwrap().to_owned()
+    started.cluster.id.to_string()
 }
 
 /// Eighteen web apps, an API reading the database password, a migration job and a
@@ -129,7 +132,7 @@ pub(crate) async fn shop_project(stack: &Stack, org: Uuid, db_password: &str) ->
     project["id"].as_str().unwrap().to_owned()
 }
 
-pub(crate) async fn deploy(stack: &Stack, org: Uuid, env: &str, body: Value) -> Value {
+pub(crate) async fn deploy(stack: &Stack, org: Uuid, env: &str, body: Value) -> DeploymentStarted {
     let (status, _, started) = stack
         .api
         .post(
@@ -139,12 +142,12 @@ pub(crate) async fn deploy(stack: &Stack, org: Uuid, env: &str, body: Value) -> 
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-    started
+    answer((status, started)).unwrap()
 }
 
-pub(crate) async fn finished(stack: &Stack, org: Uuid, started: &Value) -> RunDetail {
+pub(crate) async fn finished(stack: &Stack, org: Uuid, started: &DeploymentStarted) -> RunDetail {
     stack
-        .wait_for_run(org, id_of(&started["run"]), Duration::from_secs(240), |r| {
+        .wait_for_run(org, started.run.id, Duration::from_secs(240), |r| {
             r.finished_at.is_some()
         })
         .await
@@ -240,7 +243,7 @@ async fn twenty_one_services_deploy_and_a_failing_one_rolls_the_whole_environmen
 
     // Revision 1: everything rolls out.
     let first = deploy(&stack, org, &env, json!({})).await;
-    assert_eq!(first["deployment"]["revision"], 1);
+    assert_eq!(first.deployment.revision, 1);
     let run = finished(&stack, org, &first).await;
     assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
     for service in ["web-1", "web-18", "api", "migrate", "report"] {
@@ -273,7 +276,7 @@ async fn twenty_one_services_deploy_and_a_failing_one_rolls_the_whole_environmen
         assert_eq!(release.status, "deployed", "{release:?}");
     }
     // The rollout was watched: its events are in the step's log.
-    let run_id = id_of(&first["run"]);
+    let run_id = first.run.id;
     let (status, log) = stack
         .api
         .get(&format!(
@@ -316,7 +319,7 @@ async fn twenty_one_services_deploy_and_a_failing_one_rolls_the_whole_environmen
         json!({"images": {"web-1": "shop/web:2", "web-2": "shop/web:2", "web-7": "shop/web:fail-2"}}),
     )
     .await;
-    assert_eq!(second["deployment"]["revision"], 2);
+    assert_eq!(second.deployment.revision, 2);
     let run = finished(&stack, org, &second).await;
     assert_eq!(run.status, RunStatus::Failed, "{run:#?}");
     let error = run.error.as_deref().unwrap();
@@ -490,7 +493,7 @@ async fn deployments_of_one_environment_never_overlap_a_cancel_rolls_back_and_ne
         json!({"images": {"web-3": "shop/web:slow-4"}}),
     )
     .await;
-    let run_id = id_of(&fourth["run"]);
+    let run_id = fourth.run.id;
     stack
         .wait_for_run(org, run_id, Duration::from_secs(60), |r| {
             r.steps.iter().any(|s| s.key == "deploy/web-3")
@@ -560,7 +563,7 @@ async fn deployments_of_one_environment_never_overlap_a_cancel_rolls_back_and_ne
     }]);
     let running = deploy(&stack, org, &preview, json!({})).await;
     stack
-        .wait_for_run(org, id_of(&running["run"]), Duration::from_secs(60), |r| {
+        .wait_for_run(org, running.run.id, Duration::from_secs(60), |r| {
             r.steps.iter().any(|s| s.key == "deploy/app")
         })
         .await;
@@ -589,7 +592,7 @@ async fn deployments_of_one_environment_never_overlap_a_cancel_rolls_back_and_ne
             .error
             .as_deref()
             .unwrap()
-            .contains(&id_of(&newest["run"]).to_string()),
+            .contains(&newest.run.id.to_string()),
         "{superseded:#?}"
     );
     assert!(superseded.steps.is_empty());
@@ -682,8 +685,8 @@ async fn a_ci_pipeline_deploys_through_the_signed_webhook_and_a_bad_signature_is
         .await
         .unwrap();
     assert_eq!(accepted.status(), StatusCode::ACCEPTED);
-    let started: Value = accepted.json().await.unwrap();
-    assert_eq!(started["deployment"]["trigger"], "webhook");
+    let started: DeploymentStarted = accepted.json().await.unwrap();
+    assert_eq!(started.deployment.trigger, DeploymentTrigger::Webhook);
     // A captured call replayed: as it was, and with new Idempotency-Keys (which the
     // signature covers). None of them starts anything.
     for key in ["pipeline-42", "replay-1", "replay-2", "replay-3"] {
@@ -694,8 +697,8 @@ async fn a_ci_pipeline_deploys_through_the_signed_webhook_and_a_bad_signature_is
     let retried = sign(&secret, now + 1, "pipeline-42", &body);
     let again = send(retried, "pipeline-42", body.clone()).await.unwrap();
     assert_eq!(again.status(), StatusCode::OK);
-    let again: Value = again.json().await.unwrap();
-    assert_eq!(again["run"]["id"], started["run"]["id"]);
+    let again: DeploymentStarted = again.json().await.unwrap();
+    assert_eq!(again.run.id, started.run.id);
     assert_eq!(
         deployments(&stack, org, &env).await.len(),
         1,
@@ -971,7 +974,7 @@ async fn a_cluster_placed_in_a_customer_network_is_deployed_to_only_by_that_cust
     tokio::time::sleep(Duration::from_secs(5)).await;
     let waiting = deployments(&stack, org, &env).await;
     assert_eq!(waiting[0]["state"], "queued", "{:#}", waiting[0]);
-    let run_id = id_of(&queued["run"]);
+    let run_id = queued.run.id;
     assert!(stack.run(org, run_id).await.steps.is_empty());
 
     // Another organisation's placed worker cannot read this run's secrets.

@@ -10,15 +10,16 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use temporalio_client::WorkflowListOptions;
 use uuid::Uuid;
+use windlass_api::DeploymentStarted;
 use windlass_core::runs::{Run, RunStatus};
 use windlass_standins::kube::ImageDelay;
 use windlass_workflows::engine::Engine;
 
 use crate::deployments::{deploy, finished, provisioned_cluster};
-use crate::support::{QUEUE_DEPLOYMENTS_PER_HISTORY, Stack, id_of};
+use crate::support::{QUEUE_DEPLOYMENTS_PER_HISTORY, Stack};
 
-async fn cancel(stack: &Stack, org: Uuid, started: &Value) -> (StatusCode, Value) {
-    let run = id_of(&started["run"]);
+async fn cancel(stack: &Stack, org: Uuid, started: &DeploymentStarted) -> (StatusCode, Value) {
+    let run = started.run.id;
     let (status, _, body) = stack
         .api
         .post(
@@ -90,7 +91,7 @@ async fn a_queue_that_continues_as_new_keeps_superseded_cancelled_and_waiting_re
     }]);
     let boundary = deploy(&stack, org, &env, image("slow-2")).await;
     stack
-        .wait_for_run(org, id_of(&boundary["run"]), Duration::from_secs(60), |r| {
+        .wait_for_run(org, boundary.run.id, Duration::from_secs(60), |r| {
             r.steps.iter().any(|s| s.key == "deploy/app")
         })
         .await;
@@ -174,7 +175,7 @@ async fn a_queue_that_continues_as_new_keeps_superseded_cancelled_and_waiting_re
         "environment_queue_across_continue_as_new",
         &[
             format!("environment-{env}"),
-            format!("run-{}", id_of(&boundary["run"])),
+            format!("run-{}", boundary.run.id),
         ],
     )
     .await;

@@ -10,7 +10,7 @@ use windlass_core::runs::{RunStatus, StepStatus};
 use windlass_standins::kube::ImageDelay;
 
 use crate::deployments::{deploy, finished, provisioned_cluster};
-use crate::support::{Stack, id_of, step};
+use crate::support::{Stack, step};
 
 #[tokio::test]
 async fn a_deploy_step_retried_after_helm_finished_adds_no_revision() {
@@ -54,7 +54,7 @@ async fn a_deploy_step_retried_after_helm_finished_adds_no_revision() {
         .spawn()
         .expect("spawn windlass worker");
     let started = deploy(&stack, org, &env, json!({})).await;
-    let run_id = id_of(&started["run"]);
+    let run_id = started.run.id;
     // Helm has finished (the release is deployed) and the step is still running.
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
