@@ -37,6 +37,18 @@ pub async fn token_holding(store: &Store, org: Uuid, role: &Role) -> String {
     secret.to_string()
 }
 
+/// Records [`cluster_record`] in `store`; its id.
+pub async fn record_cluster(
+    store: &Store,
+    org: Uuid,
+    account: Uuid,
+    name: &str,
+    types: &[Environment],
+) -> Uuid {
+    let spec = cluster_record(org, account, name, types);
+    store.create_cluster(&spec).await.unwrap().id
+}
+
 /// An AKS cluster of `org` in westeurope hosting only `types`, as recorded (not
 /// provisioned: tests that stop at the API write it to the store).
 pub fn cluster_record(org: Uuid, account: Uuid, name: &str, types: &[Environment]) -> ClusterSpec {

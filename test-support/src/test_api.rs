@@ -27,7 +27,7 @@ use windlass_core::rbac::Role;
 
 use crate::InProcessEngine;
 use crate::client::{OrganizationClient, Transport};
-use crate::tenancy::{cluster_record, token_holding};
+use crate::tenancy::{record_cluster, token_holding};
 
 /// The application id of Windlass's multi-tenant Entra application in these tests.
 pub const APPLICATION_ID: &str = "5c2a7e1d-8b3f-4d6a-9e0c-1f2a3b4c5d6e";
@@ -202,8 +202,7 @@ impl TestApi {
         name: &str,
         types: &[Environment],
     ) -> Uuid {
-        let spec = cluster_record(org, account, name, types);
-        self.store.create_cluster(&spec).await.unwrap().id
+        record_cluster(&self.store, org, account, name, types).await
     }
 
     /// The API as `token`'s holder sees it.

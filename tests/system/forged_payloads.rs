@@ -7,22 +7,15 @@
 use std::time::Duration;
 
 use uuid::Uuid;
-use windlass_core::runs::RunStatus;
 use windlass_workflows::engine::{Engine, EngineConfig, WorkflowInput};
 
-use crate::support::{Stack, setup_request};
+use crate::support::Stack;
 
 #[tokio::test]
 async fn a_workflow_started_with_a_plaintext_input_never_acts() {
     let stack = Stack::start().await;
     let (org, account) = stack.organization_with_azure_account().await;
-    let started = stack
-        .start_run(org, setup_request(account), None)
-        .await
-        .unwrap();
-    let id = started.id;
-    let run = stack.wait_until_finished(org, id).await;
-    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
+    let run = stack.set_up_access(org, account).await;
 
     let calls_before = stack.azure.requests().len();
     let tokens_before = stack.azure.token_requests().len();

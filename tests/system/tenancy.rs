@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 use windlass_core::audit::Environment;
 use windlass_core::rbac::{Role, Scope};
-pub use windlass_test_support::tenancy::{cluster_record, role, token_holding};
+pub use windlass_test_support::tenancy::{record_cluster, role, token_holding};
 
 use crate::support::{Api, Stack};
 
@@ -46,8 +46,7 @@ pub async fn cluster_hosting(
     name: &str,
     types: &[Environment],
 ) -> Uuid {
-    let spec = cluster_record(org, account, name, types);
-    stack.store.create_cluster(&spec).await.unwrap().id
+    record_cluster(&stack.store, org, account, name, types).await
 }
 
 /// The organisation's audit entries of `action`.
