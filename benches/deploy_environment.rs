@@ -7,10 +7,11 @@
 //!
 //! Services deploy at most 100 at once (`max_parallel`'s limit), so 200 take two waves.
 //!
-//! Also printed per deployment: the peak resident memory of this process (worker, API and
-//! the in-process stand-ins: an upper bound for the worker) plus its helm processes,
-//! sampled every 50 ms (Temporal's dev server and Azurite, also children, are not counted);
-//! and how soon a follower of the run's events (`GET .../runs/{id}/events`) hears of the
+//! Also printed per deployment: the peak memory (proportional set size, so helm's shared
+//! binary counts once) of this process (worker, API and the in-process stand-ins: an upper
+//! bound for the worker) plus its helm processes, sampled every 50 ms (Temporal's dev
+//! server and Azurite, also children, are not counted); the CPU seconds its helm processes
+//! used; and how soon a follower of the run's events (`GET .../runs/{id}/events`) hears of the
 //! first step start and of the first log line, against the times the worker recorded.
 //!
 //! The bed is the system tests' (`tests/system/support.rs`): a provisioned cluster first.
@@ -41,8 +42,11 @@ fn rollout_ms(index: usize) -> u64 {
     }
 }
 
-/// Resident memory of `pid` and every helm process below it, in kB.
-fn worker_and_helm_rss_kb(pid: u32) -> u64 {
+/// The memory of `pid` and every helm process below it, in kB: the sum of their
+/// proportional set sizes (`Pss`), where a page shared by n processes counts 1/n in each.
+/// Summing resident sets instead would count the helm binary's shared pages once per
+/// helm process (45 MB each), memory the machine holds once.
+fn worker_and_helm_pss_kb(pid: u32) -> u64 {
     let mut parents = std::collections::HashMap::<u32, Vec<u32>>::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Some(child) = entry
@@ -62,20 +66,41 @@ fn worker_and_helm_rss_kb(pid: u32) -> u64 {
             parents.entry(ppid).or_default().push(child);
         }
     }
-    let rss =
-        |p: u32| windlass_activities::memory_budget::process_status_kb(p, "VmRSS").unwrap_or(0);
+    let pss = |p: u32| {
+        std::fs::read_to_string(format!("/proc/{p}/smaps_rollup"))
+            .ok()
+            .and_then(|text| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix("Pss:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            })
+            .unwrap_or(0)
+    };
     let is_helm = |p: u32| {
         std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|name| name.trim() == "helm")
     };
-    let mut total = rss(pid);
+    let mut total = pss(pid);
     let mut stack: Vec<u32> = parents.get(&pid).cloned().unwrap_or_default();
     while let Some(p) = stack.pop() {
         if is_helm(p) {
-            total += rss(p);
+            total += pss(p);
         }
         stack.extend(parents.get(&p).into_iter().flatten());
     }
     total
+}
+
+/// CPU seconds used by this process's children that have ended (helm processes; the
+/// dev server and Azurite run on): `cutime` + `cstime` of `/proc/self/stat`.
+fn ended_children_cpu_s() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(") ")
+        .map(|(_, rest)| rest.split(' ').collect())
+        .unwrap_or_default();
+    // After the command: state is field 3, so cutime (16) and cstime (17) are at 13 and 14.
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(13) + ticks(14)) / 100.0
 }
 
 /// Samples this process tree's memory until stopped; the peak in kB.
@@ -83,7 +108,7 @@ fn sample_peak(stop: Arc<AtomicBool>, peak: Arc<AtomicU64>) -> std::thread::Join
     std::thread::spawn(move || {
         let me = std::process::id();
         while !stop.load(Ordering::Relaxed) {
-            peak.fetch_max(worker_and_helm_rss_kb(me), Ordering::Relaxed);
+            peak.fetch_max(worker_and_helm_pss_kb(me), Ordering::Relaxed);
             std::thread::sleep(Duration::from_millis(50));
         }
     })
@@ -173,13 +198,14 @@ async fn main() {
         "\nenvironment deploy time (API -> queue -> deploy workflow -> helm -> rollout watch), simulated rollouts 0.3-3 s"
     );
     println!(
-        "{:>9} {:>12} {:>10} {:>11} {:>15} {:>14} {:>16} {:>15}",
+        "{:>9} {:>12} {:>10} {:>11} {:>15} {:>14} {:>13} {:>16} {:>15}",
         "services",
         "slowest (s)",
         "sum (s)",
         "deploy (s)",
         "deploy/slowest",
-        "peak RSS (MB)",
+        "peak PSS (MB)",
+        "helm CPU-s",
         "1st step (ms)",
         "1st line (ms)"
     );
@@ -208,6 +234,7 @@ async fn main() {
             Arc::new(AtomicU64::new(0)),
         );
         let sampler = sample_peak(stop.clone(), peak.clone());
+        let cpu_before = ended_children_cpu_s();
         let started = deployments::deploy(&stack, org, &env, json!({})).await;
         let run_id = started.run.id.to_string();
         let follower = {
@@ -229,9 +256,10 @@ async fn main() {
         let sum = (0..services).map(rollout_ms).sum::<u64>() as f64 / 1000.0;
         let ms = |lag: Option<f64>| lag.map_or("-".to_owned(), |l| format!("{l:.0}"));
         println!(
-            "{services:>9} {slowest:>12.1} {sum:>10.1} {wall:>11.1} {:>15.2} {:>14.0} {:>16} {:>15}",
+            "{services:>9} {slowest:>12.1} {sum:>10.1} {wall:>11.1} {:>15.2} {:>14.0} {:>13.2} {:>16} {:>15}",
             wall / slowest,
             peak.load(Ordering::Relaxed) as f64 / 1024.0,
+            ended_children_cpu_s() - cpu_before,
             ms(step_lag),
             ms(log_lag)
         );

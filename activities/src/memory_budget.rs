@@ -1,12 +1,20 @@
 //! The memory a worker lets its helm processes use at once.
 //!
-//! A fixed number of activity slots says nothing about memory: twenty helm processes hold
-//! about 1 GB, forty-two about 2.2 GB, and so each helm process is admitted against a
-//! budget in megabytes, for what helm processes were seen to need: the highest peak
-//! (`VmHWM`) among the last few of them, read from `/proc` while they ran, with a starting
-//! guess until one has been seen. A process waits for room rather than starting; one that alone needs more than the
+//! A fixed number of activity slots says nothing about memory, and so each helm process is
+//! admitted against a budget in megabytes, for what helm processes were seen to need: the
+//! highest peak of their *private* memory (`RssAnon`: heap and stacks) among the last few
+//! of them, read from `/proc` while they ran, with a starting guess until one has been
+//! seen. A process waits for room rather than starting; one that alone needs more than the
 //! whole budget runs when nothing else does. Slots then only bound what is cheap (a
 //! rollout watch, an API call) and can be many.
+//!
+//! Why private memory and not the resident set (`VmRSS`, `VmHWM`): about 45 of helm 4's
+//! 57 MB resident are its binary's pages, mapped from the page cache and shared by every
+//! helm process at once. Counting them per process admitted a third as many processes as
+//! fit (issue 14: 768 MB let 11 helm processes run where 29 fit).
+//!
+//! The admitted size is also what the process is told it may use (`GOMEMLIMIT`, see
+//! `helm::cli`): Go's collector works harder near it rather than let the heap pass it.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -17,8 +25,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// Peaks remembered: enough to follow a change of chart or provider version,
 /// few enough that one unusual process stops counting soon.
 const REMEMBERED_PEAKS: usize = 8;
-/// How often a running process's peak is read.
-const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+/// How often a running process's private memory is read (a helm call lasts about a second).
+const SAMPLE_EVERY: Duration = Duration::from_millis(50);
 
 /// A worker's budget for one program's processes, shared by every one it starts.
 #[derive(Debug)]
@@ -31,8 +39,9 @@ pub struct MemoryBudget {
     peaks: Mutex<VecDeque<u32>>,
 }
 
-/// helm 4 peaks at about 50 MB for one release (issue 14's measurement).
-pub const HELM_FIRST_GUESS_MB: u32 = 64;
+/// helm 4's private memory peaks at 15 to 25 MB for one release (issue 14's measurement,
+/// with the collector settings `helm::cli` gives it).
+pub const HELM_FIRST_GUESS_MB: u32 = 32;
 
 impl MemoryBudget {
     /// `total_mb` for `program`'s processes together.
@@ -87,6 +96,7 @@ impl MemoryBudget {
         };
         Admission {
             budget: self.clone(),
+            mb,
             _permit: permit,
             peak_kb: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             sampler: None,
@@ -106,17 +116,23 @@ impl MemoryBudget {
 #[derive(Debug)]
 pub struct Admission {
     budget: Arc<MemoryBudget>,
+    mb: u32,
     _permit: OwnedSemaphorePermit,
     peak_kb: Arc<std::sync::atomic::AtomicU64>,
     sampler: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Admission {
-    /// Follows the started process `pid`'s peak resident memory until it exits.
+    /// Megabytes this process was admitted for.
+    pub fn mb(&self) -> u32 {
+        self.mb
+    }
+
+    /// Follows the started process `pid`'s private memory until it exits.
     pub fn watch(&mut self, pid: u32) {
         let peak = self.peak_kb.clone();
         self.sampler = Some(tokio::spawn(async move {
-            while let Some(kb) = peak_resident_kb(pid) {
+            while let Some(kb) = private_kb(pid) {
                 peak.fetch_max(kb, std::sync::atomic::Ordering::Relaxed);
                 tokio::time::sleep(SAMPLE_EVERY).await;
             }
@@ -137,10 +153,10 @@ impl Drop for Admission {
     }
 }
 
-/// The peak resident set of a running process (`VmHWM`), `None` once it is gone (a zombie
-/// reports no memory: it is done).
-fn peak_resident_kb(pid: u32) -> Option<u64> {
-    process_status_kb(pid, "VmHWM")
+/// The private memory of a running process now (`RssAnon`), `None` once it is gone (a
+/// zombie reports no memory: it is done). Linux keeps no peak of it, hence the sampling.
+fn private_kb(pid: u32) -> Option<u64> {
+    process_status_kb(pid, "RssAnon")
 }
 
 /// A memory figure of process `pid` from `/proc/<pid>/status` (`VmRSS`, `VmHWM`), in kB.
@@ -159,8 +175,8 @@ fn kb_field(text: &str, field: &str) -> Option<u64> {
 }
 
 /// The default budget: a quarter of the memory available when the worker starts, between
-/// 256 MB and 768 MB (about thirteen helm processes of 50 MB: helm's work is CPU, and more
-/// at once on a few cores only queue for it while holding memory).
+/// 256 MB and 768 MB (some twenty-five helm processes of 30 MB private memory; helm's own
+/// work is a tenth of a CPU-second, the rest of its second is waiting on the cluster).
 pub fn default_total_mb() -> u32 {
     let available_mb = std::fs::read_to_string("/proc/meminfo")
         .ok()
@@ -175,7 +191,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_process_that_does_not_fit_waits_until_another_gives_room_back() {
-        let budget = MemoryBudget::for_helm(100);
+        let budget = MemoryBudget::new("helm", 100, 64);
         let first = budget.admit(|_| {}).await;
         assert_eq!(budget.in_use_mb(), 64);
         let said = Arc::new(Mutex::new(None));
@@ -198,13 +214,14 @@ mod tests {
             "{said:?}"
         );
         drop(first);
-        let _second = second.await.unwrap();
+        let second = second.await.unwrap();
         assert_eq!(budget.in_use_mb(), 64);
+        assert_eq!(second.mb(), 64, "what it was admitted for");
     }
 
     #[tokio::test]
     async fn the_estimate_follows_the_peaks_seen() {
-        let budget = MemoryBudget::for_helm(1024);
+        let budget = MemoryBudget::new("helm", 1024, 64);
         assert_eq!(budget.estimate_mb(), 64);
         budget.remember_peak(40);
         budget.remember_peak(50);
@@ -226,7 +243,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_watched_process_peak_is_remembered() {
-        let budget = MemoryBudget::for_helm(1024);
+        let budget = MemoryBudget::new("helm", 1024, 64);
         let mut admission = budget.admit(|_| {}).await;
         let mut child = tokio::process::Command::new("sleep")
             .arg("0.3")
@@ -239,7 +256,7 @@ mod tests {
         let estimate = budget.estimate_mb();
         assert!(
             estimate < 64,
-            "sleep's peak (a few MB) replaced the first guess: {estimate}"
+            "sleep's private memory (under a MB) replaced the first guess: {estimate}"
         );
     }
 }
