@@ -241,14 +241,14 @@ pub(crate) async fn request_deployment(
             .await?;
         return Err(error.into());
     }
-    state.store.mark_run_started(run.id, "").await?;
+    let run = state.store.mark_run_started(run.id, "").await?;
     tracing::info!(run_id = %run.id, environment_id = %environment.id,
         revision = deployment.revision, trigger = trigger.as_str(), "deployment queued");
     Ok((
         status,
         DeploymentStarted {
             deployment: state.store.deployment(run.id).await?,
-            run: state.store.run(organization_id, run.id).await?,
+            run,
         },
     ))
 }

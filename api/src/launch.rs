@@ -171,7 +171,7 @@ where
         InsertedRun::Existing(run) => (run, StatusCode::OK),
         InsertedRun::Created(run) => (run, StatusCode::ACCEPTED),
     };
-    match state
+    let run = match state
         .engine
         .start(organization_id, &run.workflow_id, input)
         .await
@@ -180,7 +180,7 @@ where
             state
                 .store
                 .mark_run_started(run.id, &temporal_run_id)
-                .await?;
+                .await?
         }
         Err(error) => {
             // If Temporal did start it and only the answer was lost, the run is real.
@@ -191,7 +191,7 @@ where
                 .is_ok()
             {
                 tracing::warn!(run_id = %run.id, %error, "start answer lost; workflow exists");
-                state.store.mark_run_started(run.id, "").await?;
+                state.store.mark_run_started(run.id, "").await?
             } else {
                 // The run's end is on the record with its start.
                 state
@@ -207,8 +207,7 @@ where
                 return Err(error.into());
             }
         }
-    }
+    };
     tracing::info!(run_id = %run.id, kind = run.kind.as_str(), %organization_id, "run started");
-    let run = state.store.run(organization_id, run.id).await?;
     Ok((status, run))
 }

@@ -57,10 +57,7 @@ impl Store {
             })
             .await?
         {
-            InsertedRun::Created(run) => {
-                self.mark_run_started(run.id, "").await?;
-                self.run(organization_id, run.id).await?
-            }
+            InsertedRun::Created(run) => self.mark_run_started(run.id, "").await?,
             InsertedRun::Existing(run) if run.status.is_finished() => {
                 return Err(Error::Conflict(format!(
                     "maintenance hold {} on cluster {cluster_id} was taken back ({})",

@@ -183,18 +183,21 @@ impl Store {
     }
 
     /// Temporal accepted the run.
-    pub async fn mark_run_started(&self, run_id: Uuid, temporal_run_id: &str) -> Result<()> {
-        sqlx::query(
+    pub async fn mark_run_started(&self, run_id: Uuid, temporal_run_id: &str) -> Result<Run> {
+        // The run as it now is, in the same statement: the start path answers with it
+        // without reading it again.
+        let row = sqlx::query(&format!(
             "UPDATE workflow_runs SET temporal_run_id = $2, updated_at = $3, \
              status = CASE WHEN status = 'pending' THEN 'running' ELSE status END \
-             WHERE id = $1",
-        )
+             WHERE id = $1 RETURNING {COLUMNS}"
+        ))
         .bind(run_id.to_string())
         .bind(temporal_run_id)
         .bind(clock::now_db())
-        .execute(self.writer())
-        .await?;
-        Ok(())
+        .fetch_optional(self.writer())
+        .await?
+        .ok_or_else(|| Error::not_found("run", run_id))?;
+        run_from_row(&row)
     }
 
     /// Records how a run ended. The first recorded end wins: a late duplicate (a retried
