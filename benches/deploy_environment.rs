@@ -99,7 +99,12 @@ fn ended_children_cpu_s() -> f64 {
         .map(|(_, rest)| rest.split(' ').collect())
         .unwrap_or_default();
     // After the command: state is field 3, so cutime (16) and cstime (17) are at 13 and 14.
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     (ticks(13) + ticks(14)) / 100.0
 }
 

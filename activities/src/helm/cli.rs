@@ -631,7 +631,9 @@ impl Helm {
         {
             // Never below the first guess: a budget that learnt from processes that ended
             // too soon to be measured would otherwise set the collector running constantly.
-            let limit = admission.mb().max(crate::memory_budget::HELM_FIRST_GUESS_MB);
+            let limit = admission
+                .mb()
+                .max(crate::memory_budget::HELM_FIRST_GUESS_MB);
             command.env("GOMEMLIMIT", format!("{limit}MiB"));
         }
         // Its own process group, which dies with this worker (and whenever this call ends):

@@ -19,6 +19,7 @@ mod secrets;
 mod step_log_pages;
 mod step_logs;
 mod steps;
+mod wal_checkpoints;
 mod webhook_signatures;
 
 use std::str::FromStr;
@@ -56,6 +57,8 @@ pub struct Store {
     /// through `busy_timeout`. PostgreSQL: the same pool as reads.
     writer: AnyPool,
     backend: Backend,
+    /// SQLite: checkpoints beside the writer, for as long as a clone of the store lives.
+    _checkpoints: Option<std::sync::Arc<wal_checkpoints::WalCheckpoints>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -95,10 +98,12 @@ impl Store {
                     Box::pin(async move {
                         if backend == Backend::Sqlite {
                             // WAL lets readers read while the writer writes; busy_timeout
-                            // turns lock contention with other processes into a short wait.
+                            // turns lock contention with other processes into a short wait;
+                            // checkpoints run beside the writer (see `wal_checkpoints`).
                             conn.execute(
                                 "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
-                                 PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+                                 PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; \
+                                 PRAGMA wal_autocheckpoint = 0;",
                             )
                             .await?;
                         }
@@ -117,10 +122,13 @@ impl Store {
                 (pool.clone(), pool)
             }
         };
+        let checkpoints = (backend == Backend::Sqlite)
+            .then(|| std::sync::Arc::new(wal_checkpoints::WalCheckpoints::start(pool.clone())));
         Ok(Self {
             pool,
             writer,
             backend,
+            _checkpoints: checkpoints,
         })
     }
 
