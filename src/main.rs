@@ -8,6 +8,7 @@ mod cluster_config;
 mod config;
 mod deploy_command;
 mod dev;
+mod heap_trim;
 mod logging;
 mod serve;
 mod standins;

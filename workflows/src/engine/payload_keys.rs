@@ -8,9 +8,11 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use uuid::Uuid;
+use windlass_core::bounded_cache::BoundedCache;
 use windlass_core::crypto::DataKey;
 use windlass_core::keys::{KeyRing, TEMPORAL_PAYLOADS};
 
@@ -110,13 +112,19 @@ pub(crate) struct LineKeys {
     pub(crate) keys: Arc<HashMap<u32, DataKey>>,
 }
 
+/// Lines kept at once: the organisations a process serves now, not every one it ever served
+/// (the key ring below keeps its own bounded cache of unwrapped keys).
+const CACHED_LINES: usize = 1024;
+/// A line unused this long is read from its source again when next needed.
+const CACHED_LINE_IDLE: Duration = Duration::from_secs(3600);
+
 /// The codec's keys: a source, the line that seals when the caller names none, and a cache.
 /// Debug never shows key material.
 #[derive(Clone)]
 pub struct PayloadKeys {
     source: Arc<dyn PayloadKeySource>,
     sealing: KeyLine,
-    cache: Arc<Mutex<HashMap<KeyLine, LineKeys>>>,
+    cache: Arc<Mutex<BoundedCache<KeyLine, LineKeys>>>,
 }
 
 impl std::fmt::Debug for PayloadKeys {
@@ -137,7 +145,10 @@ impl PayloadKeys {
         Self {
             source,
             sealing,
-            cache: Arc::new(Mutex::new(HashMap::new())),
+            cache: Arc::new(Mutex::new(BoundedCache::new(
+                CACHED_LINES,
+                CACHED_LINE_IDLE,
+            ))),
         }
     }
 
@@ -156,7 +167,7 @@ impl PayloadKeys {
             .cache
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(line)
+            .get(line, Instant::now())
             .filter(|c| need.is_none_or(|v| c.keys.contains_key(&v)))
         {
             return Ok(cached.clone());
@@ -170,10 +181,40 @@ impl PayloadKeys {
             current,
             keys: Arc::new(versions.into_iter().collect()),
         };
-        self.cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(line.clone(), keys.clone());
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(
+            line.clone(),
+            keys.clone(),
+            Instant::now(),
+        );
         Ok(keys)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A source that gives every organisation's line one key, as the key ring would.
+    struct EveryLine;
+
+    impl PayloadKeySource for EveryLine {
+        fn versions(
+            &self,
+            _line: &KeyLine,
+            _create: bool,
+        ) -> BoxFuture<'static, Result<Vec<(u32, DataKey)>, String>> {
+            Box::pin(async { Ok(vec![(1, DataKey::generate().unwrap())]) })
+        }
+    }
+
+    #[tokio::test]
+    async fn lines_of_organisations_served_long_ago_are_let_go() {
+        let keys = PayloadKeys::new(Arc::new(EveryLine), KeyLine::Platform);
+        for _ in 0..CACHED_LINES + 100 {
+            let line = KeyLine::Organization(Uuid::new_v4());
+            keys.line(&line, true, None).await.unwrap();
+        }
+        let held = keys.cache.lock().unwrap().len();
+        assert!(held <= CACHED_LINES, "{held} lines held");
     }
 }
