@@ -9,21 +9,15 @@ use windlass_core::Store;
 use windlass_core::audit::{ActorKind, AuditResult, NewAuditEntry};
 
 fn entry(i: usize) -> NewAuditEntry {
-    NewAuditEntry {
-        organization_id: None,
-        actor: "sub-7f3a".into(),
-        actor_kind: ActorKind::User,
-        action: "runs.start".into(),
-        resource: format!("run:{i}"),
-        cluster_id: None,
-        project_id: None,
-        environment: None,
-        service: None,
-        client: None,
-        ip: None,
-        result: AuditResult::Success,
-        details: json!({"padding": "x".repeat(2000)}),
-    }
+    NewAuditEntry::new(
+        None,
+        "sub-7f3a",
+        ActorKind::User,
+        "runs.start",
+        format!("run:{i}"),
+        AuditResult::Success,
+        json!({"padding": "x".repeat(2000)}),
+    )
 }
 
 fn wal_bytes(dir: &std::path::Path) -> u64 {
