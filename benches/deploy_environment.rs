@@ -69,11 +69,7 @@ fn worker_and_helm_pss_kb(pid: u32) -> u64 {
     let pss = |p: u32| {
         std::fs::read_to_string(format!("/proc/{p}/smaps_rollup"))
             .ok()
-            .and_then(|text| {
-                text.lines()
-                    .find_map(|l| l.strip_prefix("Pss:"))
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            })
+            .and_then(|text| windlass_activities::memory_budget::kb_field(&text, "Pss"))
             .unwrap_or(0)
     };
     let is_helm = |p: u32| {

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 /// Often enough that a quiet worker is back to its live heap within seconds; a trim of a
 /// heap this size takes about a millisecond.
-pub const EVERY: Duration = Duration::from_secs(10);
+const EVERY: Duration = Duration::from_secs(10);
 
-/// Trims every [`EVERY`] until the returned task is dropped or aborted. Elsewhere than
-/// Linux with glibc, does nothing.
+/// Trims every [`EVERY`] for as long as the process runs (like the API's audit digest
+/// task). Elsewhere than Linux with glibc, does nothing.
 pub fn spawn() -> tokio::task::JoinHandle<()> {
     tokio::spawn(async {
         let mut tick = tokio::time::interval(EVERY);

@@ -219,7 +219,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
         .await??
     };
     tracing::info!(queues = ?fleet.queues().collect::<Vec<_>>(), "worker started");
-    let _heap_trim = AbortOnDrop(crate::heap_trim::spawn());
+    crate::heap_trim::spawn();
     let (stop_probes, probes_stopped) = tokio::sync::oneshot::channel::<()>();
     let probes = match listener {
         Some(listener) => {
@@ -294,13 +294,4 @@ fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| "unknown".into())
-}
-
-/// Stops a background task when the worker's run ends.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }

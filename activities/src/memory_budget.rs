@@ -167,8 +167,8 @@ pub fn process_status_kb(pid: u32, field: &str) -> Option<u64> {
     )
 }
 
-/// `<field>:   <n> kB` in a `/proc` file's text.
-fn kb_field(text: &str, field: &str) -> Option<u64> {
+/// `<field>:   <n> kB` in a `/proc` file's text (`status`, `meminfo`, `smaps_rollup`).
+pub fn kb_field(text: &str, field: &str) -> Option<u64> {
     text.lines()
         .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())

@@ -597,26 +597,6 @@ impl Helm {
         log: &mut (dyn FnMut(&str) + Send),
         cancel: impl Future<Output = ()>,
     ) -> Result<Finished, HelmError> {
-        let mut command = Command::new(&self.program);
-        command
-            .args(args)
-            .env("NO_COLOR", "1")
-            // One helm call is a second of waiting on the cluster around a tenth of a
-            // CPU-second of work. Go's defaults suit a long-lived server: a scheduler
-            // thread per core spinning for work and a collection each time the heap
-            // doubles. One thread and a collection at five times the live heap cut helm's
-            // CPU by a third when many run at once (issue 14's measurement); the memory
-            // this costs is what the budget admits it for (`GOMEMLIMIT`, below). An
-            // operator's `with_env` still wins.
-            .env("GOMAXPROCS", "1")
-            .env("GOGC", "400")
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for key in OVERRIDING_ENV {
-            command.env_remove(key);
-        }
         let mut cancel = std::pin::pin!(cancel);
         // Room in the worker's helm memory first; a cancellation ends the wait.
         let mut admission = match &self.memory {
@@ -626,15 +606,34 @@ impl Helm {
             },
             None => None,
         };
-        if let Some(admission) = &admission
-            && !self.env.iter().any(|(k, _)| k == "GOMEMLIMIT")
-        {
+        let mut command = Command::new(&self.program);
+        command
+            .args(args)
+            .env("NO_COLOR", "1")
+            // One helm call is a second of waiting on the cluster around a tenth of a
+            // CPU-second of work. Go's defaults suit a long-lived server: a scheduler
+            // thread per core spinning for work and a collection each time the heap
+            // doubles. One thread and a collection at five times the live heap cut helm's
+            // CPU by a third when many run at once (issue 14's measurement); the memory
+            // this costs is what the budget admitted it for (`GOMEMLIMIT`).
+            .env("GOMAXPROCS", "1")
+            .env("GOGC", "400");
+        if let Some(admission) = &admission {
             // Never below the first guess: a budget that learnt from processes that ended
             // too soon to be measured would otherwise set the collector running constantly.
             let limit = admission
                 .mb()
                 .max(crate::memory_budget::HELM_FIRST_GUESS_MB);
             command.env("GOMEMLIMIT", format!("{limit}MiB"));
+        }
+        // An operator's `with_env` wins over the defaults above.
+        command
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for key in OVERRIDING_ENV {
+            command.env_remove(key);
         }
         // Its own process group, which dies with this worker (and whenever this call ends):
         // a Ctrl-C meant for the worker must not reach helm mid-upgrade, and a worker that

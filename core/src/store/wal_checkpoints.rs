@@ -15,42 +15,32 @@ use sqlx::AnyPool;
 const EVERY: Duration = Duration::from_secs(1);
 
 /// Runs checkpoints until dropped (with the last clone of the store holding it).
-pub(super) struct WalCheckpoints {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
+pub(super) struct WalCheckpoints(tokio::task::JoinHandle<()>);
 
 impl WalCheckpoints {
     pub(super) fn start(pool: AnyPool) -> Self {
-        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
+        Self(tokio::spawn(async move {
             let mut tick = tokio::time::interval(EVERY);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                tokio::select! {
-                    _ = &mut stopped => break,
-                    _ = tick.tick() => {
-                        // Busy (another process checkpointing) or closed: the next tick tries again.
-                        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                            .execute(&pool)
-                            .await
-                        {
-                            if pool.is_closed() {
-                                break;
-                            }
-                            tracing::debug!(%error, "WAL checkpoint");
-                        }
+                tick.tick().await;
+                // Busy (another process checkpointing): the next tick tries again.
+                if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                    .execute(&pool)
+                    .await
+                {
+                    if pool.is_closed() {
+                        break;
                     }
+                    tracing::debug!(%error, "WAL checkpoint");
                 }
             }
-        });
-        Self { stop: Some(stop) }
+        }))
     }
 }
 
 impl Drop for WalCheckpoints {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.0.abort();
     }
 }
